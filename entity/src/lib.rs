@@ -1,0 +1,19 @@
+//! sea-orm entities of clearhire and the domain value types they carry (check statuses with
+//! their transition table, roles, search kinds). No I/O lives here.
+#![forbid(unsafe_code)]
+
+pub mod api_token;
+pub mod candidate;
+pub mod check;
+pub mod check_status_history;
+pub mod outbox;
+pub mod package;
+pub mod partner;
+pub mod role;
+pub mod search;
+pub mod status;
+pub mod user;
+
+pub use role::Role;
+pub use search::SearchKind;
+pub use status::CheckStatus;

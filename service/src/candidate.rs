@@ -1,0 +1,446 @@
+//! Candidates: create, update, look up, list; reveal of sensitive fields by role.
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::{CheckStatus, Role, candidate, check};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select, Set,
+};
+use serde_json::json;
+
+use crate::error::is_unique_violation;
+use crate::events::{self, EventType};
+use crate::page::{Direction, Page, PageRequest};
+use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};
+
+/// Profile fields of a candidate as given by a caller. On create, first/last name and email are
+/// required; on update `None` keeps a field and `Some("")` clears an optional one.
+#[derive(Debug, Clone, Default)]
+pub struct CandidateInput {
+    pub first_name: Option<String>,
+    pub middle_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub date_of_birth: Option<String>,
+    pub ssn: Option<String>,
+    pub zip: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub address: Option<String>,
+    pub experience: Option<String>,
+    pub interests: Option<String>,
+    pub transportation_method: Option<String>,
+    pub reference_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CandidateFilter {
+    /// Candidates with at least one check in this status.
+    pub status: Option<CheckStatus>,
+    /// Case-insensitive substring of first, middle or last name or email.
+    pub search: Option<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// A field update: keep, clear, or set.
+enum Change<T> {
+    Keep,
+    Clear,
+    Set(T),
+}
+
+fn change<T>(
+    v: &Option<String>,
+    parse: impl FnOnce(&str) -> ServiceResult<T>,
+) -> ServiceResult<Change<T>> {
+    match v.as_deref().map(str::trim) {
+        None => Ok(Change::Keep),
+        Some("") => Ok(Change::Clear),
+        Some(s) => parse(s).map(Change::Set),
+    }
+}
+
+fn apply<T>(slot: &mut sea_orm::ActiveValue<Option<T>>, c: Change<T>)
+where
+    T: Into<sea_orm::Value>,
+    Option<T>: Into<sea_orm::Value>,
+{
+    match c {
+        Change::Keep => {}
+        Change::Clear => *slot = Set(None),
+        Change::Set(v) => *slot = Set(Some(v)),
+    }
+}
+
+/// Every optional field, parsed.
+struct Parsed {
+    middle_name: Change<String>,
+    phone: Change<String>,
+    date_of_birth: Change<NaiveDate>,
+    ssn: Change<String>,
+    zip: Change<String>,
+    city: Change<String>,
+    state: Change<String>,
+    address: Change<String>,
+    experience: Change<String>,
+    interests: Change<String>,
+    transportation_method: Change<String>,
+    reference_id: Change<String>,
+}
+
+fn parse_optional(i: &CandidateInput) -> ServiceResult<Parsed> {
+    Ok(Parsed {
+        middle_name: change(&i.middle_name, |s| domain::text("middleName", s, 100))?,
+        phone: change(&i.phone, |s| domain::us_phone("phone", s))?,
+        date_of_birth: change(&i.date_of_birth, |s| domain::date_of_birth("dateOfBirth", s))?,
+        ssn: change(&i.ssn, |s| domain::ssn("ssn", s))?,
+        zip: change(&i.zip, |s| domain::zip("zip", s))?,
+        city: change(&i.city, |s| domain::text("city", s, 100))?,
+        state: change(&i.state, |s| domain::us_state("state", s))?,
+        address: change(&i.address, |s| domain::text("address", s, 300))?,
+        experience: change(&i.experience, |s| domain::text("experience", s, 5000))?,
+        interests: change(&i.interests, |s| domain::text("interests", s, 5000))?,
+        transportation_method: change(&i.transportation_method, |s| domain::text("transportationMethod", s, 50))?,
+        reference_id: change(&i.reference_id, |s| domain::text("referenceId", s, 200))?,
+    })
+}
+
+fn search_text(first: &str, middle: Option<&str>, last: &str, email: &str) -> String {
+    [Some(first), middle, Some(last), Some(email)].into_iter().flatten().collect::<Vec<_>>().join(" ").to_lowercase()
+}
+
+impl Service {
+    pub async fn create_candidate(&self, actor: &Actor, input: CandidateInput) -> ServiceResult<candidate::Model> {
+        actor.require(Role::LimitedTeamMember)?;
+        let first = domain::text("firstName", input.first_name.as_deref().unwrap_or(""), 100)?;
+        let last = domain::text("lastName", input.last_name.as_deref().unwrap_or(""), 100)?;
+        let email = domain::email("email", input.email.as_deref().unwrap_or(""))?;
+        let p = parse_optional(&input)?;
+        let now = Utc::now();
+
+        let txn = db::begin_write(&self.db).await?;
+        self.ensure_unique(&txn, actor, None, Some(&email), opt_ref(&p.reference_id)).await?;
+        let mut am = candidate::ActiveModel {
+            id: Set(ids::uuid()),
+            turn_id: Set(ids::turn_id()),
+            partner_id: Set(actor.partner_id.clone()),
+            first_name: Set(first),
+            last_name: Set(last),
+            email: Set(email),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        };
+        for slot in [
+            &mut am.reference_id,
+            &mut am.middle_name,
+            &mut am.phone,
+            &mut am.date_of_birth_enc,
+            &mut am.ssn_enc,
+            &mut am.ssn_last4,
+            &mut am.ssn_fingerprint,
+            &mut am.zip,
+            &mut am.city,
+            &mut am.state,
+            &mut am.address,
+            &mut am.experience,
+            &mut am.interests,
+            &mut am.transportation_method,
+        ] {
+            *slot = Set(None);
+        }
+        self.apply_parsed(&mut am, p)?;
+        am.search_text = Set(search_text(
+            am.first_name.as_ref(),
+            am.middle_name.as_ref().as_deref(),
+            am.last_name.as_ref(),
+            am.email.as_ref(),
+        ));
+        let c = match am.clone().insert(&txn).await {
+            Ok(c) => c,
+            // A ten-digit id can collide; one retry with a fresh one makes it vanishingly rare.
+            Err(e) if is_unique_violation(&e, "turn_id") => {
+                am.turn_id = Set(ids::turn_id());
+                am.insert(&txn).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        events::record(&txn, &actor.partner_id, EventType::CandidateCreated, &c.id, candidate_event(&c, actor)).await?;
+        txn.commit().await?;
+        Ok(c)
+    }
+
+    pub async fn update_candidate(
+        &self,
+        actor: &Actor,
+        id: &str,
+        input: CandidateInput,
+    ) -> ServiceResult<candidate::Model> {
+        actor.require(Role::LimitedTeamMember)?;
+        let first = input.first_name.as_deref().map(|s| domain::text("firstName", s, 100)).transpose()?;
+        let last = input.last_name.as_deref().map(|s| domain::text("lastName", s, 100)).transpose()?;
+        let email = input.email.as_deref().map(|s| domain::email("email", s)).transpose()?;
+        let p = parse_optional(&input)?;
+        if !actor.role.may_see_sensitive() && (input.ssn.is_some() || input.date_of_birth.is_some()) {
+            // Writing them blind is allowed on create; changing what one cannot see is not.
+            return Err(ServiceError::Forbidden("limited team members cannot change SSN or date of birth".into()));
+        }
+
+        let txn = db::begin_write(&self.db).await?;
+        let current = find(&txn, &actor.partner_id, id).await?;
+        self.ensure_unique(&txn, actor, Some(&current.id), email.as_deref(), opt_ref(&p.reference_id)).await?;
+        let mut am = current.into_active_model();
+        if let Some(v) = first {
+            am.first_name = Set(v);
+        }
+        if let Some(v) = last {
+            am.last_name = Set(v);
+        }
+        if let Some(v) = email {
+            am.email = Set(v);
+        }
+        self.apply_parsed(&mut am, p)?;
+        am.search_text = Set(search_text(
+            am.first_name.as_ref(),
+            am.middle_name.as_ref().as_deref(),
+            am.last_name.as_ref(),
+            am.email.as_ref(),
+        ));
+        am.updated_at = Set(Utc::now());
+        let c = am.update(&txn).await?;
+        events::record(&txn, &actor.partner_id, EventType::CandidateUpdated, &c.id, candidate_event(&c, actor)).await?;
+        txn.commit().await?;
+        Ok(c)
+    }
+
+    fn apply_parsed(&self, am: &mut candidate::ActiveModel, p: Parsed) -> ServiceResult<()> {
+        apply(&mut am.middle_name, p.middle_name);
+        apply(&mut am.phone, p.phone);
+        apply(&mut am.zip, p.zip);
+        apply(&mut am.city, p.city);
+        apply(&mut am.state, p.state);
+        apply(&mut am.address, p.address);
+        apply(&mut am.experience, p.experience);
+        apply(&mut am.interests, p.interests);
+        apply(&mut am.transportation_method, p.transportation_method);
+        apply(&mut am.reference_id, p.reference_id);
+        match p.date_of_birth {
+            Change::Keep => {}
+            Change::Clear => am.date_of_birth_enc = Set(None),
+            Change::Set(d) => am.date_of_birth_enc = Set(Some(self.crypto.seal(&d.format("%Y-%m-%d").to_string())?)),
+        }
+        match p.ssn {
+            Change::Keep => {}
+            Change::Clear => {
+                am.ssn_enc = Set(None);
+                am.ssn_last4 = Set(None);
+                am.ssn_fingerprint = Set(None);
+            }
+            Change::Set(s) => {
+                am.ssn_enc = Set(Some(self.crypto.seal(&s)?));
+                am.ssn_last4 = Set(Some(s[5..].to_string()));
+                am.ssn_fingerprint = Set(Some(self.crypto.fingerprint(&s)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses an email or reference id another candidate of the partner already has, naming it.
+    async fn ensure_unique<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        actor: &Actor,
+        except: Option<&str>,
+        email: Option<&str>,
+        reference_id: Option<&str>,
+    ) -> ServiceResult<()> {
+        for (field, column, value) in [
+            ("email", candidate::Column::Email, email),
+            ("referenceId", candidate::Column::ReferenceId, reference_id),
+        ] {
+            let Some(value) = value else { continue };
+            let mut q = candidate::Entity::find()
+                .filter(candidate::Column::PartnerId.eq(&actor.partner_id))
+                .filter(column.eq(value));
+            if let Some(id) = except {
+                q = q.filter(candidate::Column::Id.ne(id));
+            }
+            if let Some(existing) = q.one(conn).await? {
+                return Err(ServiceError::Conflict {
+                    field: Some(field.into()),
+                    message: format!("candidate {} ({}) already has this {field}", existing.id, existing.turn_id),
+                    existing_id: Some(existing.id),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A candidate by worker id (UUID), turn id (`C` + 10 digits) or the partner's reference id.
+    pub async fn candidate(&self, actor: &Actor, any_id: &str) -> ServiceResult<candidate::Model> {
+        let col = if ids::is_turn_id(any_id) {
+            candidate::Column::TurnId
+        } else if uuid::Uuid::parse_str(any_id).is_ok() {
+            candidate::Column::Id
+        } else {
+            candidate::Column::ReferenceId
+        };
+        self.candidate_by(actor, col, any_id).await
+    }
+
+    pub async fn candidate_by(
+        &self,
+        actor: &Actor,
+        column: candidate::Column,
+        value: &str,
+    ) -> ServiceResult<candidate::Model> {
+        candidate::Entity::find()
+            .filter(candidate::Column::PartnerId.eq(&actor.partner_id))
+            .filter(column.eq(value))
+            .one(&self.db)
+            .await?
+            .ok_or(ServiceError::not_found("candidate"))
+    }
+
+    /// Candidates by worker id, for batch loading.
+    pub async fn candidates_by_ids(&self, actor: &Actor, ids: &[String]) -> ServiceResult<Vec<candidate::Model>> {
+        Ok(candidate::Entity::find()
+            .filter(candidate::Column::PartnerId.eq(&actor.partner_id))
+            .filter(candidate::Column::Id.is_in(ids.iter().cloned()))
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn list_candidates(
+        &self,
+        actor: &Actor,
+        filter: &CandidateFilter,
+        page: &PageRequest,
+    ) -> ServiceResult<Page<candidate::Model>> {
+        let dir = page.validate(self.settings.max_page_size, std::cmp::Ord::min(20, self.settings.max_page_size))?;
+        let q = filtered(actor, filter)?;
+        let (limit, after, before, backward) = match dir {
+            Direction::Forward { limit, after, before } => (limit, after, before, false),
+            Direction::Backward { limit, after, before } => (limit, after, before, true),
+        };
+        let mut q = q;
+        if let Some(a) = after {
+            q = q.filter(candidate::Column::Seq.lt(a));
+        }
+        if let Some(b) = before {
+            q = q.filter(candidate::Column::Seq.gt(b));
+        }
+        let q = if backward {
+            q.order_by_asc(candidate::Column::Seq)
+        } else {
+            q.order_by_desc(candidate::Column::Seq)
+        };
+        let mut items = if limit == 0 { Vec::new() } else { q.limit(limit + 1).all(&self.db).await? };
+        let more = items.len() as u64 > limit;
+        items.truncate(limit as usize);
+        if backward {
+            items.reverse();
+            Ok(Page { items, has_next_page: before.is_some(), has_previous_page: more })
+        } else {
+            Ok(Page { items, has_next_page: more, has_previous_page: after.is_some() })
+        }
+    }
+
+    pub async fn count_candidates(&self, actor: &Actor, filter: &CandidateFilter) -> ServiceResult<u64> {
+        Ok(filtered(actor, filter)?.count(&self.db).await?)
+    }
+
+    /// The SSN: masked (`***-**-6789`) unless `unmasked` is asked for. Never for
+    /// limited team members.
+    pub fn reveal_ssn(&self, actor: &Actor, c: &candidate::Model, unmasked: bool) -> ServiceResult<Option<String>> {
+        if !actor.role.may_see_sensitive() {
+            return Err(ServiceError::Forbidden("your role may not see SSNs".into()));
+        }
+        if !unmasked {
+            return Ok(c.ssn_last4.as_deref().map(domain::mask_ssn));
+        }
+        c.ssn_enc.as_deref().map(|s| self.crypto.open(s).map_err(ServiceError::Internal)).transpose()
+    }
+
+    pub fn reveal_date_of_birth(&self, actor: &Actor, c: &candidate::Model) -> ServiceResult<Option<NaiveDate>> {
+        if !actor.role.may_see_sensitive() {
+            return Err(ServiceError::Forbidden("your role may not see dates of birth".into()));
+        }
+        c.date_of_birth_enc
+            .as_deref()
+            .map(|s| {
+                let plain = self.crypto.open(s)?;
+                Ok(NaiveDate::parse_from_str(&plain, "%Y-%m-%d")?)
+            })
+            .transpose()
+            .map_err(ServiceError::Internal)
+    }
+}
+
+fn opt_ref(c: &Change<String>) -> Option<&str> {
+    match c {
+        Change::Set(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+fn filtered(actor: &Actor, f: &CandidateFilter) -> ServiceResult<Select<candidate::Entity>> {
+    let mut cond = Condition::all().add(candidate::Column::PartnerId.eq(&actor.partner_id));
+    if let Some(st) = f.status {
+        cond = cond.add(
+            Expr::col(candidate::Column::Id).in_subquery(
+                Query::select()
+                    .column(check::Column::CandidateId)
+                    .from(check::Entity)
+                    .and_where(check::Column::PartnerId.eq(&actor.partner_id))
+                    .and_where(check::Column::Status.eq(st))
+                    .to_owned(),
+            ),
+        );
+    }
+    if let Some(s) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        if s.chars().count() > 100 {
+            return Err(ServiceError::invalid("search", "must be at most 100 characters"));
+        }
+        let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        cond = cond.add(Expr::col(candidate::Column::SearchText).like(LikeExpr::new(format!("%{escaped}%")).escape('\\')));
+    }
+    if let (Some(a), Some(b)) = (f.created_after, f.created_before)
+        && a >= b
+    {
+        return Err(ServiceError::invalid("createdBefore", "must be later than createdAfter"));
+    }
+    if let Some(a) = f.created_after {
+        cond = cond.add(candidate::Column::CreatedAt.gte(a));
+    }
+    if let Some(b) = f.created_before {
+        cond = cond.add(candidate::Column::CreatedAt.lt(b));
+    }
+    Ok(candidate::Entity::find().filter(cond))
+}
+
+pub(crate) async fn find<C: ConnectionTrait>(conn: &C, partner_id: &str, id: &str) -> ServiceResult<candidate::Model> {
+    candidate::Entity::find()
+        .filter(candidate::Column::PartnerId.eq(partner_id))
+        .filter(candidate::Column::Id.eq(id))
+        .one(conn)
+        .await?
+        .ok_or(ServiceError::not_found("candidate"))
+}
+
+/// What subscribers and webhooks learn of a candidate: never SSN or date of birth.
+fn candidate_event(c: &candidate::Model, actor: &Actor) -> serde_json::Value {
+    json!({
+        "worker_id": c.id,
+        "turn_id": c.turn_id,
+        "reference_id": c.reference_id,
+        "email": c.email,
+        "first_name": c.first_name,
+        "last_name": c.last_name,
+        "actor": actor.subject,
+        "actor_email": actor.email,
+    })
+}

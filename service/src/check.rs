@@ -1,0 +1,270 @@
+//! Background checks: start, transition through the status table, history, report access.
+use std::collections::HashMap;
+
+use chrono::Utc;
+use entity::{CheckStatus, Role, candidate, check, check_status_history as history, partner};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use serde_json::json;
+
+use crate::events::{self, EventType};
+use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};
+
+#[derive(Debug, Clone)]
+pub struct NewCheck {
+    /// `None`: the partner's default package.
+    pub package_id: Option<String>,
+    pub callback_url: Option<String>,
+    pub reference_id: Option<String>,
+    /// `false` stores the check as `initiated` without inviting the candidate (Turn's `do_checks`).
+    pub do_checks: bool,
+}
+
+impl Service {
+    pub async fn start_check(&self, actor: &Actor, candidate_id: &str, input: NewCheck) -> ServiceResult<check::Model> {
+        actor.require(Role::LimitedTeamMember)?;
+        let callback_url = domain::opt_text("callbackUrl", input.callback_url.as_deref(), 2048)?
+            .map(|u| domain::http_url("callbackUrl", &u))
+            .transpose()?;
+        let reference_id = domain::opt_text("referenceId", input.reference_id.as_deref(), 200)?;
+        let status = if input.do_checks { CheckStatus::Emailed } else { CheckStatus::Initiated };
+
+        let txn = db::begin_write(&self.db).await?;
+        let cand = crate::candidate::find(&txn, &actor.partner_id, candidate_id)
+            .await
+            .map_err(|_| ServiceError::invalid("candidateId", "no such candidate"))?;
+        let package_id = match input.package_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(id) => id.to_string(),
+            None => crate::partner::load(&txn, &actor.partner_id)
+                .await?
+                .default_package_id
+                .ok_or_else(|| ServiceError::invalid("packageId", "the partner has no default package; name one"))?,
+        };
+        let package = crate::package::find(&txn, &actor.partner_id, &package_id)
+            .await
+            .map_err(|_| ServiceError::invalid("packageId", format!("package {package_id} does not exist")))?;
+        if package.archived_at.is_some() {
+            return Err(ServiceError::invalid("packageId", format!("package {package_id} is archived")));
+        }
+        let active = check::Entity::find()
+            .filter(check::Column::PartnerId.eq(&actor.partner_id))
+            .filter(check::Column::CandidateId.eq(&cand.id))
+            .filter(check::Column::Status.is_not_in([CheckStatus::Approved, CheckStatus::Rejected, CheckStatus::Withdrawn]))
+            .one(&txn)
+            .await?;
+        if let Some(a) = active {
+            return Err(ServiceError::Conflict {
+                field: Some("candidateId".into()),
+                message: format!("candidate already has check {} in status {}", a.id, a.status),
+                existing_id: Some(a.id),
+            });
+        }
+        let now = Utc::now();
+        let c = check::ActiveModel {
+            id: Set(ids::uuid()),
+            partner_id: Set(actor.partner_id.clone()),
+            candidate_id: Set(cand.id.clone()),
+            package_id: Set(package.id.clone()),
+            status: Set(status),
+            callback_url: Set(callback_url),
+            reference_id: Set(reference_id),
+            consent_date: Set(None),
+            recheck_date: Set(None),
+            cm_criminal_enroll: Set(None),
+            criminal_monitoring_triggered: Set(false),
+            report_enc: Set(None),
+            created_by: Set(actor.subject.clone()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        events::record(
+            &txn,
+            &actor.partner_id,
+            EventType::CheckCreated,
+            &c.id,
+            json!({
+                "check_id": c.id,
+                "worker_id": cand.id,
+                "turn_id": cand.turn_id,
+                "package_id": c.package_id,
+                "state": status,
+                "callback_url": c.callback_url,
+                "reference_id": c.reference_id,
+                "actor": actor.subject,
+            }),
+        )
+        .await?;
+        self.record_transition(&txn, actor, &c, &cand, None, status, None).await?;
+        txn.commit().await?;
+        Ok(c)
+    }
+
+    /// Moves a check to `to` if the transition table allows it from its current status.
+    pub async fn transition_check(
+        &self,
+        actor: &Actor,
+        check_id: &str,
+        to: CheckStatus,
+        reason: Option<&str>,
+    ) -> ServiceResult<check::Model> {
+        actor.require(Role::TeamMember)?;
+        let reason = domain::opt_text("reason", reason, 2000)?;
+        let txn = db::begin_write(&self.db).await?;
+        let current = find(&txn, &actor.partner_id, check_id).await?;
+        let from = current.status;
+        if !from.can_transition_to(to) {
+            let allowed: Vec<&str> = from.next_statuses().iter().map(|s| s.as_api_str()).collect();
+            return Err(ServiceError::invalid(
+                "status",
+                format!(
+                    "cannot move a check from {from} to {to}; allowed: {}",
+                    if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
+                ),
+            ));
+        }
+        let now = Utc::now();
+        // Conditional on the status read above, so two concurrent transitions can't both win.
+        let res = check::Entity::update_many()
+            .col_expr(check::Column::Status, Expr::value(to.as_api_str()))
+            .col_expr(check::Column::UpdatedAt, Expr::value(now))
+            .filter(check::Column::Id.eq(&current.id))
+            .filter(check::Column::Status.eq(from))
+            .exec(&txn)
+            .await?;
+        if res.rows_affected != 1 {
+            return Err(ServiceError::conflict("the check changed status concurrently; reload and retry"));
+        }
+        let updated = find(&txn, &actor.partner_id, check_id).await?;
+        let cand = crate::candidate::find(&txn, &actor.partner_id, &updated.candidate_id).await?;
+        self.record_transition(&txn, actor, &updated, &cand, Some(from), to, reason.as_deref()).await?;
+        txn.commit().await?;
+        Ok(updated)
+    }
+
+    /// History row + `check.status_changed` event, with everything the status webhook needs.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_transition<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        actor: &Actor,
+        c: &check::Model,
+        cand: &candidate::Model,
+        from: Option<CheckStatus>,
+        to: CheckStatus,
+        reason: Option<&str>,
+    ) -> ServiceResult<()> {
+        let now = Utc::now();
+        history::ActiveModel {
+            partner_id: Set(actor.partner_id.clone()),
+            check_id: Set(c.id.clone()),
+            from_status: Set(from),
+            to_status: Set(to),
+            actor_id: Set(actor.subject.clone()),
+            actor_email: Set(actor.email.clone()),
+            reason: Set(reason.map(str::to_string)),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(conn)
+        .await?;
+        let partner = partner::Entity::find_by_id(actor.partner_id.clone())
+            .one(conn)
+            .await?
+            .ok_or(ServiceError::not_found("partner"))?;
+        let fmt_date = |d: Option<chrono::NaiveDate>| d.map(|d| d.format("%Y-%m-%d").to_string());
+        events::record(
+            conn,
+            &actor.partner_id,
+            EventType::CheckStatusChanged,
+            &c.id,
+            json!({
+                "check_id": c.id,
+                "worker_id": cand.id,
+                "turn_id": cand.turn_id,
+                "reference_id": cand.reference_id,
+                "worker_email": cand.email,
+                "original_state": from,
+                "state": to,
+                "team_member_email": actor.email,
+                "actor": actor.subject,
+                "reason": reason,
+                "dashboard_url": format!("{}/workers/{}", self.dashboard_base(&partner), cand.id),
+                "timestamp": now.timestamp(),
+                "consent_date": c.consent_date.map(|d| d.format("%Y-%m-%d").to_string()),
+                "recheck_date": fmt_date(c.recheck_date),
+                "cm_criminal_enroll": fmt_date(c.cm_criminal_enroll),
+                "criminal_monitoring_triggered": c.criminal_monitoring_triggered,
+            }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn check(&self, actor: &Actor, id: &str) -> ServiceResult<check::Model> {
+        find(&self.db, &actor.partner_id, id).await
+    }
+
+    /// Checks of several candidates at once (newest first per candidate), for batch loading.
+    pub async fn checks_for_candidates(
+        &self,
+        actor: &Actor,
+        candidate_ids: &[String],
+    ) -> ServiceResult<HashMap<String, Vec<check::Model>>> {
+        let rows = check::Entity::find()
+            .filter(check::Column::PartnerId.eq(&actor.partner_id))
+            .filter(check::Column::CandidateId.is_in(candidate_ids.iter().cloned()))
+            .order_by_desc(check::Column::CreatedAt)
+            .order_by_desc(check::Column::Id)
+            .all(&self.db)
+            .await?;
+        let mut map: HashMap<String, Vec<check::Model>> = HashMap::new();
+        for r in rows {
+            map.entry(r.candidate_id.clone()).or_default().push(r);
+        }
+        Ok(map)
+    }
+
+    /// Status history of several checks at once, oldest first.
+    pub async fn histories(
+        &self,
+        actor: &Actor,
+        check_ids: &[String],
+    ) -> ServiceResult<HashMap<String, Vec<history::Model>>> {
+        let rows = history::Entity::find()
+            .filter(history::Column::PartnerId.eq(&actor.partner_id))
+            .filter(history::Column::CheckId.is_in(check_ids.iter().cloned()))
+            .order_by_asc(history::Column::Id)
+            .all(&self.db)
+            .await?;
+        let mut map: HashMap<String, Vec<history::Model>> = HashMap::new();
+        for r in rows {
+            map.entry(r.check_id.clone()).or_default().push(r);
+        }
+        Ok(map)
+    }
+
+    /// The result report in seed 003's shape, for roles that may see it.
+    pub fn reveal_report(&self, actor: &Actor, c: &check::Model) -> ServiceResult<Option<serde_json::Value>> {
+        if !actor.role.may_see_sensitive() {
+            return Err(ServiceError::Forbidden("your role may not see report contents".into()));
+        }
+        c.report_enc
+            .as_deref()
+            .map(|s| Ok(serde_json::from_str(&self.crypto.open(s)?)?))
+            .transpose()
+            .map_err(ServiceError::Internal)
+    }
+}
+
+pub(crate) async fn find<C: ConnectionTrait>(conn: &C, partner_id: &str, id: &str) -> ServiceResult<check::Model> {
+    check::Entity::find()
+        .filter(check::Column::PartnerId.eq(partner_id))
+        .filter(check::Column::Id.eq(id))
+        .one(conn)
+        .await?
+        .ok_or(ServiceError::not_found("check"))
+}

@@ -1,0 +1,37 @@
+//! Who is calling: the partner (tenant), the subject and the role, from a verified token.
+use entity::Role;
+
+use crate::{ServiceError, ServiceResult};
+
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub partner_id: String,
+    /// The user id the token acts for, or the token id for a machine token, or `system`.
+    pub subject: String,
+    pub email: Option<String>,
+    pub role: Role,
+    /// The token this actor authenticated with (`None` for internal callers).
+    pub token_id: Option<String>,
+}
+
+impl Actor {
+    /// An internal actor acting with full rights inside one partner (CLI, start-up, workers).
+    pub fn system(partner_id: impl Into<String>) -> Self {
+        Self {
+            partner_id: partner_id.into(),
+            subject: "system".into(),
+            email: None,
+            role: Role::SuperAdmin,
+            token_id: None,
+        }
+    }
+
+    /// Refuses the call unless the actor holds at least `role`.
+    pub fn require(&self, role: Role) -> ServiceResult<()> {
+        if self.role.at_least(role) {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden(format!("this requires the {} role or higher", role.as_str())))
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Validated input values in the style of "parse, don't validate": once constructed, the rest of
+//! the code trusts them. Every parser names the field it failed on.
+use chrono::{Datelike, NaiveDate, Utc};
+
+use crate::{ServiceError, ServiceResult};
+
+fn invalid<T>(field: &str, message: impl Into<String>) -> ServiceResult<T> {
+    Err(ServiceError::invalid(field, message))
+}
+
+/// A trimmed, non-empty text of bounded length.
+pub fn text(field: &str, value: &str, max: usize) -> ServiceResult<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return invalid(field, "must not be empty");
+    }
+    if v.chars().count() > max {
+        return invalid(field, format!("must be at most {max} characters"));
+    }
+    if v.chars().any(|c| c.is_control() && c != '\n') {
+        return invalid(field, "must not contain control characters");
+    }
+    Ok(v.to_string())
+}
+
+/// Like [`text`], with empty meaning "absent".
+pub fn opt_text(field: &str, value: Option<&str>, max: usize) -> ServiceResult<Option<String>> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => text(field, v, max).map(Some),
+    }
+}
+
+/// A lower-cased email address with one `@`, a local part and a dotted domain.
+pub fn email(field: &str, value: &str) -> ServiceResult<String> {
+    let v = value.trim().to_lowercase();
+    let Some((local, domain)) = v.split_once('@') else {
+        return invalid(field, "must be an email address like name@example.com");
+    };
+    let ok_local = !local.is_empty()
+        && local.len() <= 64
+        && local.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c))
+        && !local.starts_with('.')
+        && !local.ends_with('.');
+    let labels: Vec<&str> = domain.split('.').collect();
+    let ok_domain = labels.len() >= 2
+        && domain.len() <= 253
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
+    if ok_local && ok_domain {
+        Ok(v)
+    } else {
+        invalid(field, "must be an email address like name@example.com")
+    }
+}
+
+/// A US phone number, normalised to E.164 (`+1XXXXXXXXXX`).
+pub fn us_phone(field: &str, value: &str) -> ServiceResult<String> {
+    let digits: String = value.chars().filter(char::is_ascii_digit).collect();
+    let allowed = value.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    let national = match digits.len() {
+        10 => digits.as_str(),
+        11 if digits.starts_with('1') => &digits[1..],
+        _ => return invalid(field, "must be a 10-digit US phone number"),
+    };
+    // NANP: area code and exchange start with 2-9.
+    let b = national.as_bytes();
+    if !allowed || b[0] < b'2' || b[3] < b'2' {
+        return invalid(field, "must be a valid US phone number");
+    }
+    Ok(format!("+1{national}"))
+}
+
+/// A 5-digit US ZIP code.
+pub fn zip(field: &str, value: &str) -> ServiceResult<String> {
+    let v = value.trim();
+    if v.len() == 5 && v.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(v.to_string())
+    } else {
+        invalid(field, "must be a 5-digit ZIP code")
+    }
+}
+
+const US_STATES: [&str; 56] = [
+    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS", "KY", "LA",
+    "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC", "ND", "OH", "OK",
+    "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY", "DC", "PR", "GU", "VI",
+    "AS", "MP",
+];
+
+/// A two-letter US state or territory code, upper-cased.
+pub fn us_state(field: &str, value: &str) -> ServiceResult<String> {
+    let v = value.trim().to_uppercase();
+    if US_STATES.contains(&v.as_str()) {
+        Ok(v)
+    } else {
+        invalid(field, "must be a two-letter US state code such as CA")
+    }
+}
+
+/// A date of birth `YYYY-MM-DD` for a person aged 14 to 120.
+pub fn date_of_birth(field: &str, value: &str) -> ServiceResult<NaiveDate> {
+    let Ok(d) = NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d") else {
+        return invalid(field, "must be a date in the form YYYY-MM-DD");
+    };
+    let today = Utc::now().date_naive();
+    let mut age = today.year() - d.year();
+    if (today.month(), today.day()) < (d.month(), d.day()) {
+        age -= 1;
+    }
+    if d > today {
+        return invalid(field, "must not be in the future");
+    }
+    if !(14..=120).contains(&age) {
+        return invalid(field, "must be the date of birth of a person aged 14 to 120");
+    }
+    Ok(d)
+}
+
+/// A US Social Security number: nine digits (dashes allowed), not a number the SSA never issues.
+pub fn ssn(field: &str, value: &str) -> ServiceResult<String> {
+    let v = value.trim();
+    if !v.chars().all(|c| c.is_ascii_digit() || c == '-') {
+        return invalid(field, "must be 9 digits, optionally as XXX-XX-XXXX");
+    }
+    let digits: String = v.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() != 9 {
+        return invalid(field, "must be 9 digits, optionally as XXX-XX-XXXX");
+    }
+    let (area, group, serial) = (&digits[0..3], &digits[3..5], &digits[5..9]);
+    if area == "000" || area == "666" || area.starts_with('9') || group == "00" || serial == "0000" {
+        return invalid(field, "is not a valid SSN");
+    }
+    Ok(digits)
+}
+
+/// An absolute `http`/`https` URL with a host.
+pub fn http_url(field: &str, value: &str) -> ServiceResult<String> {
+    let v = value.trim();
+    match url::Url::parse(v) {
+        Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host_str().is_some_and(|h| !h.is_empty()) => {
+            if v.len() > 2048 {
+                return invalid(field, "must be at most 2048 characters");
+            }
+            Ok(u.to_string())
+        }
+        _ => invalid(field, "must be an absolute http(s) URL"),
+    }
+}
+
+pub fn mask_ssn(last4: &str) -> String {
+    format!("***-**-{last4}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert_eq!(email("e", " Alec@SadTech.ca ").ok().as_deref(), Some("alec@sadtech.ca"));
+        for bad in ["", "a", "a@b", "@b.com", "a@.com", "a b@c.com", "a@b.c0m", "a@-b.com"] {
+            assert!(email("e", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn phones() {
+        assert_eq!(us_phone("p", "(415) 555-0134").ok().as_deref(), Some("+14155550134"));
+        assert_eq!(us_phone("p", "+1 415 555 0134").ok().as_deref(), Some("+14155550134"));
+        for bad in ["555-0134", "0155550134", "4150550134", "+44 20 7946 0958", "415x5550134"] {
+            assert!(us_phone("p", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ssns() {
+        assert_eq!(ssn("s", "123-45-6789").ok().as_deref(), Some("123456789"));
+        for bad in ["12345678", "000-12-3456", "666-12-3456", "900-12-3456", "123-00-4567", "123-45-0000", "12a456789"]
+        {
+            assert!(ssn("s", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn zips_states_dobs_urls() {
+        assert!(zip("z", "94107").is_ok());
+        assert!(zip("z", "9410").is_err() && zip("z", "94107-1234").is_err());
+        assert_eq!(us_state("s", "ca").ok().as_deref(), Some("CA"));
+        assert!(us_state("s", "XX").is_err());
+        assert!(date_of_birth("d", "1990-02-28").is_ok());
+        assert!(date_of_birth("d", "1990-02-30").is_err());
+        assert!(date_of_birth("d", "1800-01-01").is_err());
+        assert!(date_of_birth("d", "2099-01-01").is_err());
+        assert!(http_url("u", "https://example.com/hook").is_ok());
+        assert!(http_url("u", "ftp://example.com").is_err());
+        assert!(http_url("u", "not a url").is_err());
+    }
+}

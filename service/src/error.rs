@@ -1,0 +1,65 @@
+//! The service layer's one error type. The api maps it once to GraphQL error codes and once to
+//! HTTP status codes.
+use sea_orm::{DbErr, SqlErr};
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("authentication required: {0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    /// Also what another partner's row answers: it does not exist for the caller.
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{message}")]
+    Conflict { field: Option<String>, message: String, existing_id: Option<String> },
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ServiceError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid { field: field.into(), message: message.into() }
+    }
+
+    pub fn not_found(what: &'static str) -> Self {
+        Self::NotFound { what }
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::Conflict { field: None, message: message.into(), existing_id: None }
+    }
+
+    /// A stable machine-readable code, the `extensions.code` of GraphQL errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound { .. } => "NOT_FOUND",
+            Self::Invalid { .. } => "BAD_USER_INPUT",
+            Self::Conflict { .. } => "CONFLICT",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+}
+
+impl From<DbErr> for ServiceError {
+    fn from(err: DbErr) -> Self {
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => {
+                Self::conflict("a record with the same unique value already exists")
+            }
+            _ => Self::Internal(anyhow::Error::new(err).context("database")),
+        }
+    }
+}
+
+/// Whether a database error is a unique-constraint violation whose message names `needle`
+/// (an index or column name).
+pub(crate) fn is_unique_violation(err: &DbErr, needle: &str) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(msg)) if msg.contains(needle))
+}

@@ -1,0 +1,69 @@
+//! Domain events, written to the outbox in the transaction of the change they describe. The
+//! event relay (worker) delivers them; nothing here does I/O beyond the insert.
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
+use serde_json::Value;
+
+use crate::{ServiceResult, ids};
+
+/// Event types, as they appear in the outbox and to subscribers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    PartnerUpdated,
+    TeamMemberInvited,
+    TeamMemberUpdated,
+    TeamMemberRemoved,
+    ApiTokenCreated,
+    ApiTokenRevoked,
+    PackageCreated,
+    PackageUpdated,
+    PackageArchived,
+    CandidateCreated,
+    CandidateUpdated,
+    CheckCreated,
+    CheckStatusChanged,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PartnerUpdated => "partner.updated",
+            Self::TeamMemberInvited => "team_member.invited",
+            Self::TeamMemberUpdated => "team_member.updated",
+            Self::TeamMemberRemoved => "team_member.removed",
+            Self::ApiTokenCreated => "api_token.created",
+            Self::ApiTokenRevoked => "api_token.revoked",
+            Self::PackageCreated => "package.created",
+            Self::PackageUpdated => "package.updated",
+            Self::PackageArchived => "package.archived",
+            Self::CandidateCreated => "candidate.created",
+            Self::CandidateUpdated => "candidate.updated",
+            Self::CheckCreated => "check.created",
+            Self::CheckStatusChanged => "check.status_changed",
+        }
+    }
+}
+
+/// Appends one event to the outbox on `conn` (the caller's transaction). Returns the event id.
+pub(crate) async fn record<C: ConnectionTrait>(
+    conn: &C,
+    partner_id: &str,
+    event_type: EventType,
+    aggregate_id: &str,
+    data: Value,
+) -> ServiceResult<String> {
+    let event_id = ids::uuid();
+    entity::outbox::ActiveModel {
+        event_id: Set(event_id.clone()),
+        partner_id: Set(partner_id.to_string()),
+        event_type: Set(event_type.as_str().to_string()),
+        aggregate_id: Set(aggregate_id.to_string()),
+        payload: Set(data),
+        created_at: Set(Utc::now()),
+        published_at: Set(None),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    Ok(event_id)
+}

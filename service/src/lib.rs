@@ -1,0 +1,78 @@
+//! clearhire's service layer: the only code that changes state. Every operation takes the
+//! caller's [`Actor`], checks tenant and role, validates its input, and writes the state, its
+//! history and one outbox row per domain event in a single transaction.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod bootstrap;
+pub mod candidate;
+pub mod check;
+pub mod context;
+pub mod crypto;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod ids;
+pub mod package;
+pub mod page;
+pub mod partner;
+pub mod team;
+pub mod token;
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+pub use context::Actor;
+pub use error::{ServiceError, ServiceResult};
+
+/// Limits and settings the service layer enforces.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// Largest `first`/`last` a list accepts.
+    pub max_page_size: u64,
+    /// Where partner dashboards live, for `dashboard_url` links when a partner has set none.
+    pub public_base_url: String,
+    /// How long a token's validity is cached before the token row is read again.
+    pub token_cache_ttl: std::time::Duration,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        Self {
+            max_page_size: 100,
+            public_base_url: "http://127.0.0.1:8080".into(),
+            token_cache_ttl: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+/// The handle every caller (GraphQL, CLI, workers) uses. Cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) crypto: Arc<crypto::Crypto>,
+    pub(crate) tokens: Arc<auth::TokenAuthority>,
+    pub(crate) settings: Arc<ServiceSettings>,
+}
+
+impl Service {
+    pub fn new(
+        db: DatabaseConnection,
+        crypto: crypto::Crypto,
+        tokens: auth::TokenAuthority,
+        settings: ServiceSettings,
+    ) -> Self {
+        Self { db, crypto: Arc::new(crypto), tokens: Arc::new(tokens), settings: Arc::new(settings) }
+    }
+
+    /// The database handle, for readiness checks.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn settings(&self) -> &ServiceSettings {
+        &self.settings
+    }
+}

@@ -1,0 +1,169 @@
+//! Packages: named sets of searches. Exactly one non-archived package per partner is the default.
+use chrono::Utc;
+use entity::{Role, SearchKind, package, partner};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
+};
+use serde_json::json;
+
+use crate::events::{self, EventType};
+use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};
+
+#[derive(Debug, Clone, Default)]
+pub struct PackagePatch {
+    pub name: Option<String>,
+    pub searches: Option<Vec<SearchKind>>,
+    /// `Some(true)` makes this the partner's default.
+    pub make_default: Option<bool>,
+}
+
+/// The searches of a package, parsed from its JSON column.
+pub fn searches_of(p: &package::Model) -> Vec<SearchKind> {
+    p.searches
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().and_then(SearchKind::parse)).collect())
+        .unwrap_or_default()
+}
+
+fn validate_searches(searches: &[SearchKind]) -> ServiceResult<serde_json::Value> {
+    if searches.is_empty() {
+        return Err(ServiceError::invalid("searches", "a package needs at least one search"));
+    }
+    let mut s = searches.to_vec();
+    s.sort();
+    s.dedup();
+    Ok(json!(s.iter().map(|k| k.as_str()).collect::<Vec<_>>()))
+}
+
+impl Service {
+    pub async fn packages(&self, actor: &Actor, include_archived: bool) -> ServiceResult<Vec<package::Model>> {
+        let mut q = package::Entity::find().filter(package::Column::PartnerId.eq(&actor.partner_id));
+        if !include_archived {
+            q = q.filter(package::Column::ArchivedAt.is_null());
+        }
+        Ok(q.order_by_asc(package::Column::CreatedAt).all(&self.db).await?)
+    }
+
+    pub async fn package(&self, actor: &Actor, id: &str) -> ServiceResult<package::Model> {
+        find(&self.db, &actor.partner_id, id).await
+    }
+
+    pub async fn create_package(
+        &self,
+        actor: &Actor,
+        name: &str,
+        searches: &[SearchKind],
+        make_default: bool,
+    ) -> ServiceResult<package::Model> {
+        actor.require(Role::Admin)?;
+        let name = domain::text("name", name, 200)?;
+        let searches = validate_searches(searches)?;
+        let txn = db::begin_write(&self.db).await?;
+        let partner = crate::partner::load(&txn, &actor.partner_id).await?;
+        let now = Utc::now();
+        // The first package becomes the default whatever was asked.
+        let is_default = make_default || partner.default_package_id.is_none();
+        let p = package::ActiveModel {
+            id: Set(ids::package_id()),
+            partner_id: Set(actor.partner_id.clone()),
+            name: Set(name),
+            searches: Set(searches),
+            is_default: Set(false),
+            archived_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        let p = if is_default { set_default(&txn, &actor.partner_id, &p.id).await? } else { p };
+        events::record(&txn, &actor.partner_id, EventType::PackageCreated, &p.id, package_event(&p, actor)).await?;
+        txn.commit().await?;
+        Ok(p)
+    }
+
+    pub async fn update_package(&self, actor: &Actor, id: &str, patch: PackagePatch) -> ServiceResult<package::Model> {
+        actor.require(Role::Admin)?;
+        let name = patch.name.as_deref().map(|n| domain::text("name", n, 200)).transpose()?;
+        let searches = patch.searches.as_deref().map(validate_searches).transpose()?;
+        let txn = db::begin_write(&self.db).await?;
+        let current = find(&txn, &actor.partner_id, id).await?;
+        if current.archived_at.is_some() {
+            return Err(ServiceError::conflict("an archived package cannot be changed"));
+        }
+        if patch.make_default == Some(false) && current.is_default {
+            return Err(ServiceError::invalid(
+                "makeDefault",
+                "make another package the default instead; a partner always has one",
+            ));
+        }
+        let mut am = current.into_active_model();
+        if let Some(n) = name {
+            am.name = Set(n);
+        }
+        if let Some(s) = searches {
+            am.searches = Set(s);
+        }
+        am.updated_at = Set(Utc::now());
+        let mut p = am.update(&txn).await?;
+        if patch.make_default == Some(true) {
+            p = set_default(&txn, &actor.partner_id, &p.id).await?;
+        }
+        events::record(&txn, &actor.partner_id, EventType::PackageUpdated, &p.id, package_event(&p, actor)).await?;
+        txn.commit().await?;
+        Ok(p)
+    }
+
+    pub async fn archive_package(&self, actor: &Actor, id: &str) -> ServiceResult<package::Model> {
+        actor.require(Role::Admin)?;
+        let txn = db::begin_write(&self.db).await?;
+        let current = find(&txn, &actor.partner_id, id).await?;
+        if current.is_default {
+            return Err(ServiceError::conflict("the default package cannot be archived; make another the default first"));
+        }
+        if current.archived_at.is_some() {
+            txn.commit().await?;
+            return Ok(current);
+        }
+        let mut am = current.into_active_model();
+        am.archived_at = Set(Some(Utc::now()));
+        am.updated_at = Set(Utc::now());
+        let p = am.update(&txn).await?;
+        events::record(&txn, &actor.partner_id, EventType::PackageArchived, &p.id, package_event(&p, actor)).await?;
+        txn.commit().await?;
+        Ok(p)
+    }
+}
+
+fn package_event(p: &package::Model, actor: &Actor) -> serde_json::Value {
+    json!({"name": p.name, "searches": p.searches, "is_default": p.is_default, "actor": actor.subject})
+}
+
+pub(crate) async fn find<C: ConnectionTrait>(conn: &C, partner_id: &str, id: &str) -> ServiceResult<package::Model> {
+    package::Entity::find_by_id(id.to_string())
+        .filter(package::Column::PartnerId.eq(partner_id))
+        .one(conn)
+        .await?
+        .ok_or(ServiceError::not_found("package"))
+}
+
+async fn set_default<C: ConnectionTrait>(conn: &C, partner_id: &str, id: &str) -> ServiceResult<package::Model> {
+    package::Entity::update_many()
+        .col_expr(package::Column::IsDefault, Expr::value(false))
+        .filter(package::Column::PartnerId.eq(partner_id))
+        .filter(package::Column::IsDefault.eq(true))
+        .exec(conn)
+        .await?;
+    package::Entity::update_many()
+        .col_expr(package::Column::IsDefault, Expr::value(true))
+        .filter(package::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    partner::Entity::update_many()
+        .col_expr(partner::Column::DefaultPackageId, Expr::value(id))
+        .col_expr(partner::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(partner::Column::Id.eq(partner_id))
+        .exec(conn)
+        .await?;
+    find(conn, partner_id, id).await
+}

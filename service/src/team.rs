@@ -1,0 +1,168 @@
+//! Team members of a partner and their roles.
+use chrono::Utc;
+use entity::{Role, api_token, user};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set};
+use serde_json::json;
+
+use crate::error::is_unique_violation;
+use crate::events::{self, EventType};
+use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};
+
+impl Service {
+    pub async fn team_members(&self, actor: &Actor) -> ServiceResult<Vec<user::Model>> {
+        actor.require(Role::Admin)?;
+        Ok(user::Entity::find()
+            .filter(user::Column::PartnerId.eq(&actor.partner_id))
+            .order_by_asc(user::Column::CreatedAt)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn team_member(&self, actor: &Actor, id: &str) -> ServiceResult<user::Model> {
+        user::Entity::find_by_id(id.to_string())
+            .filter(user::Column::PartnerId.eq(&actor.partner_id))
+            .one(&self.db)
+            .await?
+            .ok_or(ServiceError::not_found("team member"))
+    }
+
+    /// Adds a team member. Only a super_admin may grant super_admin.
+    pub async fn invite_team_member(
+        &self,
+        actor: &Actor,
+        email: &str,
+        name: Option<&str>,
+        role: Role,
+    ) -> ServiceResult<user::Model> {
+        actor.require(Role::Admin)?;
+        may_grant(actor, role)?;
+        let email = domain::email("email", email)?;
+        let name = domain::opt_text("name", name, 200)?;
+        let now = Utc::now();
+        let txn = db::begin_write(&self.db).await?;
+        let u = user::ActiveModel {
+            id: Set(ids::uuid()),
+            partner_id: Set(actor.partner_id.clone()),
+            email: Set(email.clone()),
+            name: Set(name),
+            role: Set(role),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e, "email") {
+                ServiceError::Conflict {
+                    field: Some("email".into()),
+                    message: format!("{email} is already a team member"),
+                    existing_id: None,
+                }
+            } else {
+                e.into()
+            }
+        })?;
+        events::record(
+            &txn,
+            &actor.partner_id,
+            EventType::TeamMemberInvited,
+            &u.id,
+            json!({"email": u.email, "role": role.as_str(), "actor": actor.subject}),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(u)
+    }
+
+    /// Changes a member's role; their tokens take the new role at once.
+    pub async fn change_team_member_role(&self, actor: &Actor, id: &str, role: Role) -> ServiceResult<user::Model> {
+        actor.require(Role::Admin)?;
+        let txn = db::begin_write(&self.db).await?;
+        let current = self.team_member(actor, id).await?;
+        may_grant(actor, role)?;
+        may_grant(actor, current.role)?;
+        if current.role == Role::SuperAdmin && role != Role::SuperAdmin {
+            ensure_another_super_admin(&txn, &actor.partner_id, id).await?;
+        }
+        let mut am = current.into_active_model();
+        am.role = Set(role);
+        am.updated_at = Set(Utc::now());
+        let u = am.update(&txn).await?;
+        api_token::Entity::update_many()
+            .col_expr(api_token::Column::Role, Expr::value(role.as_str()))
+            .filter(api_token::Column::UserId.eq(id))
+            .filter(api_token::Column::PartnerId.eq(&actor.partner_id))
+            .exec(&txn)
+            .await?;
+        events::record(
+            &txn,
+            &actor.partner_id,
+            EventType::TeamMemberUpdated,
+            id,
+            json!({"email": u.email, "role": role.as_str(), "actor": actor.subject}),
+        )
+        .await?;
+        txn.commit().await?;
+        self.tokens.forget_all();
+        Ok(u)
+    }
+
+    /// Removes a member and revokes their tokens.
+    pub async fn remove_team_member(&self, actor: &Actor, id: &str) -> ServiceResult<user::Model> {
+        actor.require(Role::Admin)?;
+        if actor.subject == id {
+            return Err(ServiceError::conflict("you cannot remove yourself"));
+        }
+        let txn = db::begin_write(&self.db).await?;
+        let current = self.team_member(actor, id).await?;
+        may_grant(actor, current.role)?;
+        if current.role == Role::SuperAdmin {
+            ensure_another_super_admin(&txn, &actor.partner_id, id).await?;
+        }
+        user::Entity::delete_by_id(id.to_string()).exec(&txn).await?;
+        api_token::Entity::update_many()
+            .col_expr(api_token::Column::RevokedAt, Expr::value(Utc::now()))
+            .filter(api_token::Column::UserId.eq(id))
+            .filter(api_token::Column::PartnerId.eq(&actor.partner_id))
+            .filter(api_token::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+        events::record(
+            &txn,
+            &actor.partner_id,
+            EventType::TeamMemberRemoved,
+            id,
+            json!({"email": current.email, "actor": actor.subject}),
+        )
+        .await?;
+        txn.commit().await?;
+        self.tokens.forget_all();
+        Ok(current)
+    }
+}
+
+fn may_grant(actor: &Actor, role: Role) -> ServiceResult<()> {
+    if role == Role::SuperAdmin && actor.role != Role::SuperAdmin {
+        return Err(ServiceError::Forbidden("only a super_admin can grant or change super_admin".into()));
+    }
+    Ok(())
+}
+
+async fn ensure_another_super_admin(
+    txn: &sea_orm::DatabaseTransaction,
+    partner_id: &str,
+    except: &str,
+) -> ServiceResult<()> {
+    use sea_orm::PaginatorTrait;
+    let others = user::Entity::find()
+        .filter(user::Column::PartnerId.eq(partner_id))
+        .filter(user::Column::Role.eq(Role::SuperAdmin))
+        .filter(user::Column::Id.ne(except))
+        .count(txn)
+        .await?;
+    if others == 0 {
+        return Err(ServiceError::conflict("a partner must keep at least one super_admin"));
+    }
+    Ok(())
+}
