@@ -1,1 +1,10 @@
-//! placeholder
+//! clearhire's HTTP face: GraphQL over the service layer, health, readiness and metrics.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod graphql;
+pub mod http;
+
+pub use app::Application;
+pub use config::Config;

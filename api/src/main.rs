@@ -1,1 +1,182 @@
-fn main() {}
+//! The `clearhire` command: runs the server (default), applies migrations, prints the schema,
+//! and manages partners and API tokens as an operator.
+#![forbid(unsafe_code)]
+
+use anyhow::Context;
+use api::{Application, Config};
+use clap::{Parser, Subcommand};
+use entity::Role;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "clearhire", version, about = "Screening and onboarding platform: GraphQL API server")]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL).
+    PrintSchema,
+    /// Partners (tenants).
+    #[command(subcommand)]
+    Partner(PartnerCmd),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+}
+
+#[derive(Subcommand)]
+enum PartnerCmd {
+    /// Create a partner with a super_admin team member, a default package and a token for them.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        admin_email: String,
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+    },
+    /// List partners.
+    List,
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Mint an API token for a partner; prints it once.
+    Create {
+        #[arg(long)]
+        partner: String,
+        #[arg(long)]
+        name: String,
+        /// super_admin, admin, team_member or limited_team_member.
+        #[arg(long, default_value = "super_admin")]
+        role: String,
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+    },
+    /// Revoke an API token by id.
+    Revoke { id: String },
+}
+
+fn init_tracing(config: &Config) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,poem=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(&cli.config);
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            api::app::service_from(&config).await?;
+            eprintln!("migrations applied");
+            Ok(())
+        }
+        Command::PrintSchema => {
+            print!("{}", api::graphql::sdl());
+            Ok(())
+        }
+        Command::Partner(PartnerCmd::Create { name, admin_email, days }) => {
+            let svc = api::app::service_from(&config).await?;
+            let p = svc.provision_partner(&name, &admin_email, days).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("partner_id={}\nadmin_email={}\ntoken={}", p.partner_id, p.admin_email, p.token);
+            Ok(())
+        }
+        Command::Partner(PartnerCmd::List) => {
+            let svc = api::app::service_from(&config).await?;
+            for p in svc.all_partners().await.map_err(|e| anyhow::anyhow!("{e}"))? {
+                println!("{}\t{}", p.id, p.name);
+            }
+            Ok(())
+        }
+        Command::Token(TokenCmd::Create { partner, name, role, days }) => {
+            let role = Role::parse(&role).context("role must be super_admin, admin, team_member or limited_team_member")?;
+            let svc = api::app::service_from(&config).await?;
+            let t = svc.operator_mint_token(&partner, &name, role, days).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("token_id={}\ntoken={}", t.record.id, t.token);
+            Ok(())
+        }
+        Command::Token(TokenCmd::Revoke { id }) => {
+            let svc = api::app::service_from(&config).await?;
+            svc.operator_revoke_token(&id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("revoked {id}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    tracing::info!(
+        database_url = %redact_url(&config.database_url),
+        listen = %config.listen,
+        public_base_url = %config.public_base_url(),
+        data_dir = %config.data_dir.display(),
+        db_max_connections = config.db_max_connections,
+        max_page_size = config.max_page_size,
+        max_query_depth = config.max_query_depth,
+        max_query_complexity = config.max_query_complexity,
+        "starting clearhire"
+    );
+    let app = Application::build(config.clone()).await?;
+    let url = format!("http://{}/graphql", app.addr);
+    if let Some(p) = &app.bootstrapped {
+        // Printed once, on the start that created the demo partner.
+        println!(
+            "\nCreated the demo partner {} with super_admin {}.\nAPI token (valid 30 days, shown only now):\n\n  {}\n\n\
+             Open {url} and set the header  Authorization: Bearer <token>\n",
+            p.partner_id, p.admin_email, p.token
+        );
+    }
+    tracing::info!("GraphiQL at {url}");
+    app.run_until(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+fn redact_url(url: &str) -> String {
+    match url.split_once('@') {
+        Some((creds, rest)) if creds.contains(':') && creds.contains("//") => {
+            let scheme_end = creds.find("//").map(|i| i + 2).unwrap_or(0);
+            let user = creds[scheme_end..].split(':').next().unwrap_or("");
+            format!("{}{user}:***@{rest}", &creds[..scheme_end])
+        }
+        _ => url.to_string(),
+    }
+}

@@ -1,5 +1,6 @@
 //! Connecting to SQLite or PostgreSQL, applying migrations, and counting SQL statements (the
 //! `/metrics` figure tests and benchmarks use to prove queries don't grow with page size).
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -10,11 +11,14 @@ use sea_orm::{
     TransactionOptions, TransactionTrait,
 };
 
-static STATEMENTS: AtomicU64 = AtomicU64::new(0);
+/// Counts the SQL statements run on one connection pool.
+#[derive(Clone, Default)]
+pub struct StatementCounter(Arc<AtomicU64>);
 
-/// SQL statements executed by this process since start.
-pub fn statements_executed() -> u64 {
-    STATEMENTS.load(Ordering::Relaxed)
+impl StatementCounter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 pub struct DbOptions {
@@ -24,7 +28,7 @@ pub struct DbOptions {
     pub log_statements: bool,
 }
 
-pub async fn connect(opts: &DbOptions) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect(opts: &DbOptions) -> anyhow::Result<(DatabaseConnection, StatementCounter)> {
     if let Some(path) = sqlite_file(&opts.url)
         && let Some(dir) = std::path::Path::new(path).parent()
         && !dir.as_os_str().is_empty()
@@ -45,10 +49,12 @@ pub async fn connect(opts: &DbOptions) -> anyhow::Result<DatabaseConnection> {
                 .foreign_keys(true)
         });
     let mut db = Database::connect(co).await?;
-    db.set_metric_callback(|_| {
-        STATEMENTS.fetch_add(1, Ordering::Relaxed);
+    let counter = StatementCounter::default();
+    let inner = counter.0.clone();
+    db.set_metric_callback(move |_| {
+        inner.fetch_add(1, Ordering::Relaxed);
     });
-    Ok(db)
+    Ok((db, counter))
 }
 
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {

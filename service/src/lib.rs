@@ -55,16 +55,22 @@ pub struct Service {
     pub(crate) crypto: Arc<crypto::Crypto>,
     pub(crate) tokens: Arc<auth::TokenAuthority>,
     pub(crate) settings: Arc<ServiceSettings>,
+    statements: db::StatementCounter,
 }
 
 impl Service {
     pub fn new(
-        db: DatabaseConnection,
+        (db, statements): (DatabaseConnection, db::StatementCounter),
         crypto: crypto::Crypto,
         tokens: auth::TokenAuthority,
         settings: ServiceSettings,
     ) -> Self {
-        Self { db, crypto: Arc::new(crypto), tokens: Arc::new(tokens), settings: Arc::new(settings) }
+        Self { db, crypto: Arc::new(crypto), tokens: Arc::new(tokens), settings: Arc::new(settings), statements }
+    }
+
+    /// SQL statements this service's connection pool has executed.
+    pub fn statements_executed(&self) -> u64 {
+        self.statements.get()
     }
 
     /// The database handle, for readiness checks.

@@ -45,6 +45,15 @@ impl Service {
         Ok(q.order_by_asc(package::Column::CreatedAt).all(&self.db).await?)
     }
 
+    /// Packages by id, for batch loading.
+    pub async fn packages_by_ids(&self, actor: &Actor, ids: &[String]) -> ServiceResult<Vec<package::Model>> {
+        Ok(package::Entity::find()
+            .filter(package::Column::PartnerId.eq(&actor.partner_id))
+            .filter(package::Column::Id.is_in(ids.iter().cloned()))
+            .all(&self.db)
+            .await?)
+    }
+
     pub async fn package(&self, actor: &Actor, id: &str) -> ServiceResult<package::Model> {
         find(&self.db, &actor.partner_id, id).await
     }

@@ -1,0 +1,82 @@
+//! Start-up: connect, migrate, bootstrap, bind, serve until shut down.
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use poem::listener::{Acceptor, AcceptorExt, Listener, TcpListener};
+use poem::Server;
+use service::bootstrap::NewPartner;
+use service::crypto::Crypto;
+use service::db::{self, DbOptions};
+use service::{Service, ServiceSettings, auth::TokenAuthority};
+
+use crate::config::Config;
+use crate::graphql::{self, Limits};
+
+/// The service layer built from configuration, with migrations applied.
+pub async fn service_from(config: &Config) -> anyhow::Result<Service> {
+    let (jwt, key) = config.secrets()?;
+    let (conn, counter) = db::connect(&DbOptions {
+        url: config.database_url.clone(),
+        max_connections: config.db_max_connections,
+        log_statements: config.log_sql,
+    })
+    .await
+    .context("connecting to the database")?;
+    db::migrate(&conn).await.context("applying migrations")?;
+    Ok(Service::new(
+        (conn, counter),
+        Crypto::new(&key),
+        TokenAuthority::new(&jwt),
+        ServiceSettings {
+            max_page_size: config.max_page_size,
+            public_base_url: config.public_base_url(),
+            token_cache_ttl: Duration::from_secs(config.token_cache_secs),
+        },
+    ))
+}
+
+/// A server bound to its address, ready to run.
+pub struct Application {
+    pub addr: SocketAddr,
+    pub service: Service,
+    /// Set when this start provisioned the demo partner on an empty database.
+    pub bootstrapped: Option<NewPartner>,
+    acceptor: poem::listener::BoxAcceptor,
+    config: Config,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let service = service_from(&config).await?;
+        let bootstrapped = service.bootstrap_if_empty().await.map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
+        // Bind before serving so "address in use" fails the start, not a background task.
+        let acceptor = TcpListener::bind(config.listen)
+            .into_acceptor()
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .context("listener has no socket address")?;
+        tracing::info!(%addr, elapsed_ms = started.elapsed().as_millis() as u64, "ready");
+        Ok(Self { addr, service, bootstrapped, acceptor: acceptor.boxed(), config })
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded by the
+    /// configured grace period).
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let limits = Limits { depth: self.config.max_query_depth, complexity: self.config.max_query_complexity };
+        let schema = graphql::build_schema(self.service.clone(), &limits);
+        let app = crate::http::routes(schema, self.service.clone());
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(self.config.shutdown_grace_secs)))
+            .await?;
+        self.service.db().clone().close().await.ok();
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

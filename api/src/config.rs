@@ -1,0 +1,164 @@
+//! The one typed configuration: defaults, overridden by environment variables (or flags).
+//! `clearhire --help` lists every variable.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+
+/// A secret string that never prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Database URL: `sqlite://PATH?mode=rwc` (embedded default) or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://./data/clearhire.db?mode=rwc")]
+    pub database_url: String,
+
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "CLEARHIRE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Public base URL of this deployment, used in links (`dashboard_url`); default `http://LISTEN`.
+    #[arg(long, env = "CLEARHIRE_PUBLIC_BASE_URL")]
+    pub public_base_url: Option<String>,
+
+    /// Directory for the embedded database and generated secrets.
+    #[arg(long, env = "CLEARHIRE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// HS256 secret for API tokens (at least 32 bytes). Generated into DATA_DIR on SQLite when unset;
+    /// required on PostgreSQL.
+    #[arg(long, env = "CLEARHIRE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+
+    /// AES-256-GCM key for SSN, date of birth and reports: 32 bytes, base64. Generated into DATA_DIR
+    /// on SQLite when unset; required on PostgreSQL.
+    #[arg(long, env = "CLEARHIRE_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<Secret>,
+
+    /// Database connection pool size.
+    #[arg(long, env = "CLEARHIRE_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+
+    /// Largest `first`/`last` a list accepts.
+    #[arg(long, env = "CLEARHIRE_MAX_PAGE_SIZE", default_value_t = 100)]
+    pub max_page_size: u64,
+
+    /// Deepest GraphQL query accepted.
+    #[arg(long, env = "CLEARHIRE_MAX_QUERY_DEPTH", default_value_t = 10)]
+    pub max_query_depth: usize,
+
+    /// Largest GraphQL query complexity accepted (each field counts 1, lists count `first`×child).
+    #[arg(long, env = "CLEARHIRE_MAX_QUERY_COMPLEXITY", default_value_t = 5000)]
+    pub max_query_complexity: usize,
+
+    /// Seconds a token's validity (revocation, role) is cached per process.
+    #[arg(long, env = "CLEARHIRE_TOKEN_CACHE_SECS", default_value_t = 5)]
+    pub token_cache_secs: u64,
+
+    /// Log every SQL statement.
+    #[arg(long, env = "CLEARHIRE_LOG_SQL", default_value_t = false)]
+    pub log_sql: bool,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "CLEARHIRE_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+
+    /// Seconds in-flight requests get to finish on shutdown.
+    #[arg(long, env = "CLEARHIRE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Config {
+    /// Defaults, as if no variable were set (tests start from this).
+    pub fn defaults() -> Self {
+        use clap::{FromArgMatches, Parser};
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            c: Config,
+        }
+        let matches = <Only as clap::CommandFactory>::command().no_binary_name(true).get_matches_from(
+            Vec::<String>::new(),
+        );
+        match Only::from_arg_matches(&matches) {
+            Ok(o) => o.c,
+            Err(e) => panic!("defaults must parse: {e}"),
+        }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+
+    pub fn public_base_url(&self) -> String {
+        self.public_base_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)).trim_end_matches('/').into()
+    }
+
+    /// The JWT secret and encryption key: configured, or on SQLite generated once into DATA_DIR.
+    pub fn secrets(&self) -> anyhow::Result<(Vec<u8>, [u8; 32])> {
+        let jwt = match &self.jwt_secret {
+            Some(s) => s.expose().as_bytes().to_vec(),
+            None => self.generated("jwt_secret", "CLEARHIRE_JWT_SECRET", || service::crypto::Crypto::generate_key())?.into_bytes(),
+        };
+        if jwt.len() < 32 {
+            anyhow::bail!("CLEARHIRE_JWT_SECRET must be at least 32 bytes");
+        }
+        let key = match &self.encryption_key {
+            Some(s) => s.expose().to_string(),
+            None => self.generated("encryption_key", "CLEARHIRE_ENCRYPTION_KEY", service::crypto::Crypto::generate_key)?,
+        };
+        let key = service::crypto::Crypto::parse_key(&key).context("CLEARHIRE_ENCRYPTION_KEY")?;
+        Ok((jwt, key))
+    }
+
+    fn generated(&self, file: &str, var: &str, make: impl FnOnce() -> String) -> anyhow::Result<String> {
+        if !self.is_sqlite() {
+            anyhow::bail!("{var} is required when DATABASE_URL is not SQLite");
+        }
+        let path = self.data_dir.join(file);
+        if let Ok(existing) = std::fs::read_to_string(&path) {
+            return Ok(existing.trim().to_string());
+        }
+        std::fs::create_dir_all(&self.data_dir).with_context(|| format!("creating {}", self.data_dir.display()))?;
+        let value = make();
+        write_private(&path, &value)?;
+        tracing::warn!(path = %path.display(), "{var} is not set: generated one and stored it (set {var} to choose your own)");
+        Ok(value)
+    }
+}
+
+fn write_private(path: &Path, value: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(value.as_bytes())?;
+    Ok(())
+}

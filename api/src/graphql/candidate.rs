@@ -1,0 +1,332 @@
+//! Candidates: profile, checks, lookup and cursor-paginated listing.
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::candidate;
+use service::candidate::{CandidateFilter, CandidateInput};
+use service::page::PageRequest;
+use service::ServiceError;
+
+use super::check::Check;
+use super::error::{GqlResult, actor, gql, svc};
+use super::loaders::ChecksByCandidate;
+use super::types::CheckStatus;
+
+/// A candidate (Turn's "worker"): the person checks are run on.
+pub struct Candidate(pub candidate::Model);
+
+#[Object]
+impl Candidate {
+    /// The worker id (a UUID).
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    /// Turn's short id: `C` + 10 digits.
+    async fn turn_id(&self) -> &str {
+        &self.0.turn_id
+    }
+    /// Your own id for this candidate; unique within your partner.
+    async fn reference_id(&self) -> Option<&str> {
+        self.0.reference_id.as_deref()
+    }
+    async fn first_name(&self) -> &str {
+        &self.0.first_name
+    }
+    async fn middle_name(&self) -> Option<&str> {
+        self.0.middle_name.as_deref()
+    }
+    async fn last_name(&self) -> &str {
+        &self.0.last_name
+    }
+    /// Unique within your partner.
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    /// E.164, e.g. `+14155550134`.
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
+    }
+    /// Date of birth. Team members and above; FORBIDDEN for limited team members.
+    async fn date_of_birth(&self, ctx: &Context<'_>) -> GqlResult<Option<NaiveDate>> {
+        svc(ctx).reveal_date_of_birth(actor(ctx)?, &self.0).map_err(gql)
+    }
+    /// SSN, masked as `***-**-6789` unless `unmasked: true`. Team members and above; FORBIDDEN for
+    /// limited team members.
+    async fn ssn(&self, ctx: &Context<'_>, #[graphql(default)] unmasked: bool) -> GqlResult<Option<String>> {
+        svc(ctx).reveal_ssn(actor(ctx)?, &self.0, unmasked).map_err(gql)
+    }
+    /// 5-digit ZIP code.
+    async fn zip(&self) -> Option<&str> {
+        self.0.zip.as_deref()
+    }
+    async fn city(&self) -> Option<&str> {
+        self.0.city.as_deref()
+    }
+    /// Two-letter state code.
+    async fn state(&self) -> Option<&str> {
+        self.0.state.as_deref()
+    }
+    /// Street address.
+    async fn address(&self) -> Option<&str> {
+        self.0.address.as_deref()
+    }
+    async fn experience(&self) -> Option<&str> {
+        self.0.experience.as_deref()
+    }
+    async fn interests(&self) -> Option<&str> {
+        self.0.interests.as_deref()
+    }
+    /// How the candidate gets to work (e.g. car, bike, public transit).
+    async fn transportation_method(&self) -> Option<&str> {
+        self.0.transportation_method.as_deref()
+    }
+    /// The candidate's checks, newest first.
+    async fn checks(&self, ctx: &Context<'_>) -> GqlResult<Vec<Check>> {
+        let loader = ctx.data_unchecked::<DataLoader<ChecksByCandidate>>();
+        Ok(loader.load_one(self.0.id.clone()).await?.unwrap_or_default().into_iter().map(Check).collect())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// Every profile field of the seeds. First name, last name and email are required.
+#[derive(InputObject)]
+pub struct CreateCandidateInput {
+    pub first_name: String,
+    pub middle_name: Option<String>,
+    pub last_name: String,
+    pub email: String,
+    /// A US phone number, any common format.
+    pub phone: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub date_of_birth: Option<String>,
+    /// Nine digits, dashes allowed. Stored encrypted.
+    pub ssn: Option<String>,
+    /// 5 digits.
+    pub zip: Option<String>,
+    pub city: Option<String>,
+    /// Two-letter code.
+    pub state: Option<String>,
+    pub address: Option<String>,
+    pub experience: Option<String>,
+    pub interests: Option<String>,
+    pub transportation_method: Option<String>,
+    /// Your own id for this candidate.
+    pub reference_id: Option<String>,
+}
+
+/// Fields to change; omitted fields stay, an empty string clears an optional field.
+#[derive(InputObject, Default)]
+pub struct UpdateCandidateInput {
+    pub first_name: Option<String>,
+    pub middle_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub date_of_birth: Option<String>,
+    pub ssn: Option<String>,
+    pub zip: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub address: Option<String>,
+    pub experience: Option<String>,
+    pub interests: Option<String>,
+    pub transportation_method: Option<String>,
+    pub reference_id: Option<String>,
+}
+
+impl From<CreateCandidateInput> for CandidateInput {
+    fn from(i: CreateCandidateInput) -> Self {
+        CandidateInput {
+            first_name: Some(i.first_name),
+            middle_name: i.middle_name,
+            last_name: Some(i.last_name),
+            email: Some(i.email),
+            phone: i.phone,
+            date_of_birth: i.date_of_birth,
+            ssn: i.ssn,
+            zip: i.zip,
+            city: i.city,
+            state: i.state,
+            address: i.address,
+            experience: i.experience,
+            interests: i.interests,
+            transportation_method: i.transportation_method,
+            reference_id: i.reference_id,
+        }
+    }
+}
+
+impl From<UpdateCandidateInput> for CandidateInput {
+    fn from(i: UpdateCandidateInput) -> Self {
+        CandidateInput {
+            first_name: i.first_name,
+            middle_name: i.middle_name,
+            last_name: i.last_name,
+            email: i.email,
+            phone: i.phone,
+            date_of_birth: i.date_of_birth,
+            ssn: i.ssn,
+            zip: i.zip,
+            city: i.city,
+            state: i.state,
+            address: i.address,
+            experience: i.experience,
+            interests: i.interests,
+            transportation_method: i.transportation_method,
+            reference_id: i.reference_id,
+        }
+    }
+}
+
+/// Filters for `candidates`; all given filters must match.
+#[derive(InputObject, Default, Clone)]
+pub struct CandidateFilterInput {
+    /// Candidates with at least one check in this status.
+    pub status: Option<CheckStatus>,
+    /// Case-insensitive text in first, middle or last name or email.
+    pub search: Option<String>,
+    /// Created at or after.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// Relay page info.
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
+    pub end_cursor: Option<String>,
+}
+
+/// One candidate in a page.
+#[derive(SimpleObject)]
+pub struct CandidateEdge {
+    pub cursor: String,
+    pub node: Candidate,
+}
+
+/// A page of candidates, newest first.
+pub struct CandidateConnection {
+    edges: Vec<CandidateEdge>,
+    page_info: PageInfo,
+    filter: CandidateFilter,
+}
+
+#[Object]
+impl CandidateConnection {
+    async fn edges(&self) -> &[CandidateEdge] {
+        &self.edges
+    }
+    /// The candidates of this page (same as `edges { node }`).
+    async fn nodes(&self) -> Vec<&Candidate> {
+        self.edges.iter().map(|e| &e.node).collect()
+    }
+    async fn page_info(&self) -> &PageInfo {
+        &self.page_info
+    }
+    /// How many candidates match the filter, across all pages.
+    async fn total_count(&self, ctx: &Context<'_>) -> GqlResult<u64> {
+        svc(ctx).count_candidates(actor(ctx)?, &self.filter).await.map_err(gql)
+    }
+}
+
+fn encode_cursor(seq: i64) -> String {
+    B64.encode(format!("candidate:{seq}"))
+}
+
+fn decode_cursor(field: &str, cursor: &str) -> Result<i64, ServiceError> {
+    B64.decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix("candidate:").and_then(|n| n.parse().ok()))
+        .ok_or_else(|| ServiceError::invalid(field, "is not a cursor returned by this API"))
+}
+
+#[derive(Default)]
+pub struct CandidateQuery;
+
+#[Object]
+impl CandidateQuery {
+    /// One candidate, by exactly one of: worker `id`, `turnId`, or your `referenceId`.
+    async fn candidate(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        turn_id: Option<String>,
+        reference_id: Option<String>,
+    ) -> GqlResult<Candidate> {
+        let actor = actor(ctx)?;
+        let (col, value) = match (id, turn_id, reference_id) {
+            (Some(v), None, None) => (candidate::Column::Id, v.0),
+            (None, Some(v), None) => (candidate::Column::TurnId, v),
+            (None, None, Some(v)) => (candidate::Column::ReferenceId, v),
+            _ => return Err(gql(ServiceError::invalid("id", "give exactly one of id, turnId, referenceId"))),
+        };
+        Ok(Candidate(svc(ctx).candidate_by(actor, col, &value).await.map_err(gql)?))
+    }
+
+    /// Candidates, newest first, with Relay cursor pagination (`first`/`after` or `last`/`before`).
+    #[graphql(complexity = "(first.or(last).unwrap_or(20).max(1) as usize) * child_complexity + 1")]
+    async fn candidates(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<CandidateFilterInput>,
+    ) -> GqlResult<CandidateConnection> {
+        let actor = actor(ctx)?;
+        let page = PageRequest {
+            first: first.map(i64::from),
+            after: after.as_deref().map(|c| decode_cursor("after", c)).transpose().map_err(gql)?,
+            last: last.map(i64::from),
+            before: before.as_deref().map(|c| decode_cursor("before", c)).transpose().map_err(gql)?,
+        };
+        let f = filter.unwrap_or_default();
+        let filter = CandidateFilter {
+            status: f.status.map(Into::into),
+            search: f.search,
+            created_after: f.created_after,
+            created_before: f.created_before,
+        };
+        let page = svc(ctx).list_candidates(actor, &filter, &page).await.map_err(gql)?;
+        let edges: Vec<CandidateEdge> = page
+            .items
+            .into_iter()
+            .map(|c| CandidateEdge { cursor: encode_cursor(c.seq), node: Candidate(c) })
+            .collect();
+        let page_info = PageInfo {
+            has_next_page: page.has_next_page,
+            has_previous_page: page.has_previous_page,
+            start_cursor: edges.first().map(|e| e.cursor.clone()),
+            end_cursor: edges.last().map(|e| e.cursor.clone()),
+        };
+        Ok(CandidateConnection { edges, page_info, filter })
+    }
+}
+
+#[derive(Default)]
+pub struct CandidateMutation;
+
+#[Object]
+impl CandidateMutation {
+    /// Creates a candidate. An email or referenceId another candidate has is a CONFLICT naming it
+    /// (`extensions.existingId`).
+    async fn create_candidate(&self, ctx: &Context<'_>, input: CreateCandidateInput) -> GqlResult<Candidate> {
+        Ok(Candidate(svc(ctx).create_candidate(actor(ctx)?, input.into()).await.map_err(gql)?))
+    }
+    /// Updates a candidate's profile.
+    async fn update_candidate(&self, ctx: &Context<'_>, id: ID, input: UpdateCandidateInput) -> GqlResult<Candidate> {
+        Ok(Candidate(svc(ctx).update_candidate(actor(ctx)?, &id, input.into()).await.map_err(gql)?))
+    }
+}

@@ -1,0 +1,200 @@
+//! Checks: start, transition, history, status descriptors, report.
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::{check, check_status_history};
+use service::check::NewCheck;
+
+use super::candidate::Candidate;
+use super::error::{GqlResult, actor, gql, svc};
+use super::loaders::{CandidateById, HistoryByCheck, PackageById};
+use super::package::Package;
+use super::types::CheckStatus;
+
+/// A background check of one candidate with one package.
+pub struct Check(pub check::Model);
+
+#[Object]
+impl Check {
+    /// The check id (a UUID); also the results webhook's `callback_uuid`.
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    /// Current status (Turn's API value).
+    async fn status(&self) -> CheckStatus {
+        self.0.status.into()
+    }
+    /// The dashboard label of the status, e.g. "Consider" for `pending`.
+    async fn status_label(&self) -> &'static str {
+        self.0.status.dashboard_label()
+    }
+    /// The statuses this check may move to next.
+    async fn next_statuses(&self) -> Vec<CheckStatus> {
+        self.0.status.next_statuses().iter().map(|s| (*s).into()).collect()
+    }
+    async fn candidate(&self, ctx: &Context<'_>) -> GqlResult<Option<Candidate>> {
+        let loader = ctx.data_unchecked::<DataLoader<CandidateById>>();
+        Ok(loader.load_one(self.0.candidate_id.clone()).await?.map(Candidate))
+    }
+    async fn package(&self, ctx: &Context<'_>) -> GqlResult<Option<Package>> {
+        let loader = ctx.data_unchecked::<DataLoader<PackageById>>();
+        Ok(loader.load_one(self.0.package_id.clone()).await?.map(Package))
+    }
+    /// Where the results webhook goes.
+    async fn callback_url(&self) -> Option<&str> {
+        self.0.callback_url.as_deref()
+    }
+    /// Your own id for this check.
+    async fn reference_id(&self) -> Option<&str> {
+        self.0.reference_id.as_deref()
+    }
+    /// When the candidate consented (disclosure and authorization).
+    async fn consent_date(&self) -> Option<DateTime<Utc>> {
+        self.0.consent_date
+    }
+    /// When the check is due to be rerun.
+    async fn recheck_date(&self) -> Option<NaiveDate> {
+        self.0.recheck_date
+    }
+    /// When the candidate was enrolled in continuous criminal monitoring.
+    async fn cm_criminal_enroll(&self) -> Option<NaiveDate> {
+        self.0.cm_criminal_enroll
+    }
+    /// Whether continuous monitoring found a new charge.
+    async fn criminal_monitoring_triggered(&self) -> bool {
+        self.0.criminal_monitoring_triggered
+    }
+    /// The results report, in the shape of Turn's background check results webhook; null until
+    /// the searches finish. Team members and above; FORBIDDEN for limited team members.
+    async fn report(&self, ctx: &Context<'_>) -> GqlResult<Option<Json<serde_json::Value>>> {
+        Ok(svc(ctx).reveal_report(actor(ctx)?, &self.0).map_err(gql)?.map(Json))
+    }
+    /// Every status change, oldest first.
+    async fn history(&self, ctx: &Context<'_>) -> GqlResult<Vec<StatusChange>> {
+        let loader = ctx.data_unchecked::<DataLoader<HistoryByCheck>>();
+        Ok(loader.load_one(self.0.id.clone()).await?.unwrap_or_default().into_iter().map(Into::into).collect())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// One status change of a check.
+#[derive(SimpleObject)]
+pub struct StatusChange {
+    /// Null for the status the check was created in.
+    pub from_status: Option<CheckStatus>,
+    pub to_status: CheckStatus,
+    /// Who made it: a team member id, token id, or `system`.
+    pub actor_id: String,
+    pub actor_email: Option<String>,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl From<check_status_history::Model> for StatusChange {
+    fn from(h: check_status_history::Model) -> Self {
+        Self {
+            from_status: h.from_status.map(Into::into),
+            to_status: h.to_status.into(),
+            actor_id: h.actor_id,
+            actor_email: h.actor_email,
+            reason: h.reason,
+            at: h.created_at,
+        }
+    }
+}
+
+/// A status with its dashboard label and where it may go: the transition table.
+#[derive(SimpleObject)]
+pub struct CheckStatusInfo {
+    pub status: CheckStatus,
+    /// Dashboard label (seed 003).
+    pub label: &'static str,
+    /// Legal next statuses.
+    pub next: Vec<CheckStatus>,
+    /// Whether a check in this status is still being worked on.
+    pub active: bool,
+}
+
+#[derive(InputObject)]
+pub struct StartCheckInput {
+    /// Worker id of the candidate.
+    pub candidate_id: ID,
+    /// Defaults to the partner's default package.
+    pub package_id: Option<ID>,
+    /// Where the results webhook is sent.
+    pub callback_url: Option<String>,
+    /// Your own id for the check.
+    pub reference_id: Option<String>,
+    /// `false` stores the check as `initiated` without inviting the candidate.
+    #[graphql(default = true)]
+    pub do_checks: bool,
+}
+
+#[derive(InputObject)]
+pub struct TransitionCheckInput {
+    pub check_id: ID,
+    pub status: CheckStatus,
+    /// Why, kept in the history.
+    pub reason: Option<String>,
+}
+
+#[derive(Default)]
+pub struct CheckQuery;
+
+#[Object]
+impl CheckQuery {
+    /// One check.
+    async fn check(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Check> {
+        Ok(Check(svc(ctx).check(actor(ctx)?, &id).await.map_err(gql)?))
+    }
+    /// All sixteen statuses with labels and legal next statuses.
+    async fn check_statuses(&self) -> Vec<CheckStatusInfo> {
+        entity::status::ALL_STATUSES
+            .iter()
+            .map(|s| CheckStatusInfo {
+                status: (*s).into(),
+                label: s.dashboard_label(),
+                next: s.next_statuses().iter().map(|n| (*n).into()).collect(),
+                active: s.is_active(),
+            })
+            .collect()
+    }
+}
+
+#[derive(Default)]
+pub struct CheckMutation;
+
+#[Object]
+impl CheckMutation {
+    /// Starts a check: `emailed` (candidate invited) or, with `doChecks: false`, `initiated`.
+    /// A candidate with a check still in progress gets a CONFLICT naming it.
+    async fn start_check(&self, ctx: &Context<'_>, input: StartCheckInput) -> GqlResult<Check> {
+        let c = svc(ctx)
+            .start_check(
+                actor(ctx)?,
+                &input.candidate_id,
+                NewCheck {
+                    package_id: input.package_id.map(|p| p.0),
+                    callback_url: input.callback_url,
+                    reference_id: input.reference_id,
+                    do_checks: input.do_checks,
+                },
+            )
+            .await
+            .map_err(gql)?;
+        Ok(Check(c))
+    }
+    /// Moves a check to a new status, if the transition table allows it. Team members and above.
+    async fn transition_check(&self, ctx: &Context<'_>, input: TransitionCheckInput) -> GqlResult<Check> {
+        let c = svc(ctx)
+            .transition_check(actor(ctx)?, &input.check_id, input.status.into(), input.reason.as_deref())
+            .await
+            .map_err(gql)?;
+        Ok(Check(c))
+    }
+}

@@ -1,0 +1,57 @@
+//! The GraphQL schema: queries and mutations over the service layer.
+pub mod candidate;
+pub mod check;
+pub mod error;
+pub mod loaders;
+pub mod package;
+pub mod partner;
+pub mod types;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{EmptySubscription, MergedObject, Request, Schema};
+use service::{Actor, Service};
+
+#[derive(MergedObject, Default)]
+pub struct Query(
+    partner::PartnerQuery,
+    package::PackageQuery,
+    candidate::CandidateQuery,
+    check::CheckQuery,
+);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    partner::PartnerMutation,
+    package::PackageMutation,
+    candidate::CandidateMutation,
+    check::CheckMutation,
+);
+
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+
+pub struct Limits {
+    pub depth: usize,
+    pub complexity: usize,
+}
+
+pub fn build_schema(svc: Service, limits: &Limits) -> AppSchema {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .data(svc)
+        .limit_depth(limits.depth)
+        .limit_complexity(limits.complexity)
+        .finish()
+}
+
+/// The schema without runtime data, for printing the SDL.
+pub fn sdl() -> String {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription).finish().sdl()
+}
+
+/// Adds the caller and per-request, caller-scoped batch loaders to a request.
+pub fn with_actor(req: Request, svc: &Service, actor: Actor) -> Request {
+    let checks = DataLoader::new(loaders::ChecksByCandidate { svc: svc.clone(), actor: actor.clone() }, tokio::spawn);
+    let history = DataLoader::new(loaders::HistoryByCheck { svc: svc.clone(), actor: actor.clone() }, tokio::spawn);
+    let packages = DataLoader::new(loaders::PackageById { svc: svc.clone(), actor: actor.clone() }, tokio::spawn);
+    let candidates = DataLoader::new(loaders::CandidateById { svc: svc.clone(), actor: actor.clone() }, tokio::spawn);
+    req.data(actor).data(checks).data(history).data(packages).data(candidates)
+}
