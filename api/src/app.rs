@@ -48,11 +48,9 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    pub async fn build(mut config: Config) -> anyhow::Result<Self> {
         let started = Instant::now();
-        let service = service_from(&config).await?;
-        let bootstrapped = service.bootstrap_if_empty().await.map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
-        // Bind before serving so "address in use" fails the start, not a background task.
+        // Bind first so "address in use" fails the start, and so links use the real port.
         let acceptor = TcpListener::bind(config.listen)
             .into_acceptor()
             .await
@@ -62,6 +60,11 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .context("listener has no socket address")?;
+        if config.public_base_url.is_none() {
+            config.public_base_url = Some(format!("http://{addr}"));
+        }
+        let service = service_from(&config).await?;
+        let bootstrapped = service.bootstrap_if_empty().await.map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
         tracing::info!(%addr, elapsed_ms = started.elapsed().as_millis() as u64, "ready");
         Ok(Self { addr, service, bootstrapped, acceptor: acceptor.boxed(), config })
     }
@@ -71,7 +74,8 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let limits = Limits { depth: self.config.max_query_depth, complexity: self.config.max_query_complexity };
         let schema = graphql::build_schema(self.service.clone(), &limits);
-        let app = crate::http::routes(schema, self.service.clone());
+        let window = graphql::BatchWindow(Duration::from_millis(self.config.batch_window_ms));
+        let app = crate::http::routes(schema, self.service.clone(), window);
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(self.config.shutdown_grace_secs)))
             .await?;

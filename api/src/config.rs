@@ -73,6 +73,10 @@ pub struct Config {
     #[arg(long, env = "CLEARHIRE_MAX_QUERY_COMPLEXITY", default_value_t = 5000)]
     pub max_query_complexity: usize,
 
+    /// Milliseconds batch loaders wait to collect keys before querying (nested lists).
+    #[arg(long, env = "CLEARHIRE_BATCH_WINDOW_MS", default_value_t = 1)]
+    pub batch_window_ms: u64,
+
     /// Seconds a token's validity (revocation, role) is cached per process.
     #[arg(long, env = "CLEARHIRE_TOKEN_CACHE_SECS", default_value_t = 5)]
     pub token_cache_secs: u64,

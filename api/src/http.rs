@@ -8,7 +8,7 @@ use service::Service;
 
 use crate::graphql::{self, AppSchema};
 
-pub fn routes(schema: AppSchema, svc: Service) -> impl poem::Endpoint {
+pub fn routes(schema: AppSchema, svc: Service, window: graphql::BatchWindow) -> impl poem::Endpoint {
     Route::new()
         .at("/graphql", get(graphiql).post(graphql_post))
         .at("/healthz", get(healthz))
@@ -16,6 +16,7 @@ pub fn routes(schema: AppSchema, svc: Service) -> impl poem::Endpoint {
         .at("/metrics", get(metrics))
         .data(schema)
         .data(svc)
+        .data(window)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -28,6 +29,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 async fn graphql_post(
     schema: Data<&AppSchema>,
     svc: Data<&Service>,
+    window: Data<&graphql::BatchWindow>,
     headers: &HeaderMap,
     req: GraphQLRequest,
 ) -> GraphQLResponse {
@@ -38,7 +40,7 @@ async fn graphql_post(
         }
         None => req,
         Some(token) => match svc.authenticate(token).await {
-            Ok(actor) => graphql::with_actor(req, &svc, actor),
+            Ok(actor) => graphql::with_actor(req, &svc, actor, *window.0),
             Err(e) => return unauthenticated(&e.to_string()),
         },
     };

@@ -1,6 +1,5 @@
 //! First start: on an empty database, a demo partner with a super_admin, a default package and
 //! a ready token, so a newcomer can open GraphiQL at once.
-use chrono::Utc;
 use entity::{Role, SearchKind, user};
 use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
 
@@ -24,7 +23,7 @@ impl Service {
     ) -> ServiceResult<NewPartner> {
         let partner = self.create_partner(name).await?;
         let email = crate::domain::email("email", admin_email)?;
-        let now = Utc::now();
+        let now = crate::now();
         let admin = user::ActiveModel {
             id: Set(ids::uuid()),
             partner_id: Set(partner.id.clone()),

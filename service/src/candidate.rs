@@ -119,7 +119,7 @@ impl Service {
         let last = domain::text("lastName", input.last_name.as_deref().unwrap_or(""), 100)?;
         let email = domain::email("email", input.email.as_deref().unwrap_or(""))?;
         let p = parse_optional(&input)?;
-        let now = Utc::now();
+        let now = crate::now();
 
         let txn = db::begin_write(&self.db).await?;
         self.ensure_unique(&txn, actor, None, Some(&email), opt_ref(&p.reference_id)).await?;
@@ -209,7 +209,7 @@ impl Service {
             am.last_name.as_ref(),
             am.email.as_ref(),
         ));
-        am.updated_at = Set(Utc::now());
+        am.updated_at = Set(crate::now());
         let c = am.update(&txn).await?;
         events::record(&txn, &actor.partner_id, EventType::CandidateUpdated, &c.id, candidate_event(&c, actor)).await?;
         txn.commit().await?;

@@ -1,7 +1,6 @@
 //! Background checks: start, transition through the status table, history, report access.
 use std::collections::HashMap;
 
-use chrono::Utc;
 use entity::{CheckStatus, Role, candidate, check, check_status_history as history, partner};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -61,7 +60,7 @@ impl Service {
                 existing_id: Some(a.id),
             });
         }
-        let now = Utc::now();
+        let now = crate::now();
         let c = check::ActiveModel {
             id: Set(ids::uuid()),
             partner_id: Set(actor.partner_id.clone()),
@@ -126,7 +125,7 @@ impl Service {
                 ),
             ));
         }
-        let now = Utc::now();
+        let now = crate::now();
         // Conditional on the status read above, so two concurrent transitions can't both win.
         let res = check::Entity::update_many()
             .col_expr(check::Column::Status, Expr::value(to.as_api_str()))
@@ -157,7 +156,7 @@ impl Service {
         to: CheckStatus,
         reason: Option<&str>,
     ) -> ServiceResult<()> {
-        let now = Utc::now();
+        let now = crate::now();
         history::ActiveModel {
             partner_id: Set(actor.partner_id.clone()),
             check_id: Set(c.id.clone()),

@@ -1,6 +1,5 @@
 //! Domain events, written to the outbox in the transaction of the change they describe. The
 //! event relay (worker) delivers them; nothing here does I/O beyond the insert.
-use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 use serde_json::Value;
 
@@ -59,7 +58,7 @@ pub(crate) async fn record<C: ConnectionTrait>(
         event_type: Set(event_type.as_str().to_string()),
         aggregate_id: Set(aggregate_id.to_string()),
         payload: Set(data),
-        created_at: Set(Utc::now()),
+        created_at: Set(crate::now()),
         published_at: Set(None),
         ..Default::default()
     }

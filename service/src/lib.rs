@@ -82,3 +82,10 @@ impl Service {
         &self.settings
     }
 }
+
+/// The current time at microsecond precision: what PostgreSQL stores, so a timestamp read back
+/// equals the one written on either backend.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
+}

@@ -1,5 +1,4 @@
 //! Packages: named sets of searches. Exactly one non-archived package per partner is the default.
-use chrono::Utc;
 use entity::{Role, SearchKind, package, partner};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -70,7 +69,7 @@ impl Service {
         let searches = validate_searches(searches)?;
         let txn = db::begin_write(&self.db).await?;
         let partner = crate::partner::load(&txn, &actor.partner_id).await?;
-        let now = Utc::now();
+        let now = crate::now();
         // The first package becomes the default whatever was asked.
         let is_default = make_default || partner.default_package_id.is_none();
         let p = package::ActiveModel {
@@ -113,7 +112,7 @@ impl Service {
         if let Some(s) = searches {
             am.searches = Set(s);
         }
-        am.updated_at = Set(Utc::now());
+        am.updated_at = Set(crate::now());
         let mut p = am.update(&txn).await?;
         if patch.make_default == Some(true) {
             p = set_default(&txn, &actor.partner_id, &p.id).await?;
@@ -135,8 +134,8 @@ impl Service {
             return Ok(current);
         }
         let mut am = current.into_active_model();
-        am.archived_at = Set(Some(Utc::now()));
-        am.updated_at = Set(Utc::now());
+        am.archived_at = Set(Some(crate::now()));
+        am.updated_at = Set(crate::now());
         let p = am.update(&txn).await?;
         events::record(&txn, &actor.partner_id, EventType::PackageArchived, &p.id, package_event(&p, actor)).await?;
         txn.commit().await?;
@@ -170,7 +169,7 @@ async fn set_default<C: ConnectionTrait>(conn: &C, partner_id: &str, id: &str) -
         .await?;
     partner::Entity::update_many()
         .col_expr(partner::Column::DefaultPackageId, Expr::value(id))
-        .col_expr(partner::Column::UpdatedAt, Expr::value(Utc::now()))
+        .col_expr(partner::Column::UpdatedAt, Expr::value(crate::now()))
         .filter(partner::Column::Id.eq(partner_id))
         .exec(conn)
         .await?;

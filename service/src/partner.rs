@@ -1,5 +1,4 @@
 //! Partner (tenant) settings.
-use chrono::Utc;
 use entity::{Role, partner};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Set};
 use serde_json::json;
@@ -36,7 +35,7 @@ impl Service {
         if let Some(b) = base {
             am.public_base_url = Set(b);
         }
-        am.updated_at = Set(Utc::now());
+        am.updated_at = Set(crate::now());
         let p = am.update(&txn).await?;
         events::record(
             &txn,
@@ -54,7 +53,7 @@ impl Service {
     /// whose role could allow it.
     pub async fn create_partner(&self, name: &str) -> ServiceResult<partner::Model> {
         let name = domain::text("name", name, 200)?;
-        let now = Utc::now();
+        let now = crate::now();
         let p = partner::ActiveModel {
             id: Set(ids::uuid()),
             name: Set(name),

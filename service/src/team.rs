@@ -1,5 +1,4 @@
 //! Team members of a partner and their roles.
-use chrono::Utc;
 use entity::{Role, api_token, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set};
@@ -39,7 +38,7 @@ impl Service {
         may_grant(actor, role)?;
         let email = domain::email("email", email)?;
         let name = domain::opt_text("name", name, 200)?;
-        let now = Utc::now();
+        let now = crate::now();
         let txn = db::begin_write(&self.db).await?;
         let u = user::ActiveModel {
             id: Set(ids::uuid()),
@@ -87,7 +86,7 @@ impl Service {
         }
         let mut am = current.into_active_model();
         am.role = Set(role);
-        am.updated_at = Set(Utc::now());
+        am.updated_at = Set(crate::now());
         let u = am.update(&txn).await?;
         api_token::Entity::update_many()
             .col_expr(api_token::Column::Role, Expr::value(role.as_str()))
@@ -122,7 +121,7 @@ impl Service {
         }
         user::Entity::delete_by_id(id.to_string()).exec(&txn).await?;
         api_token::Entity::update_many()
-            .col_expr(api_token::Column::RevokedAt, Expr::value(Utc::now()))
+            .col_expr(api_token::Column::RevokedAt, Expr::value(crate::now()))
             .filter(api_token::Column::UserId.eq(id))
             .filter(api_token::Column::PartnerId.eq(&actor.partner_id))
             .filter(api_token::Column::RevokedAt.is_null())

@@ -1,5 +1,5 @@
 //! API tokens: minted and revoked by super_admins (or the CLI), checked on every request.
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use entity::{Role, api_token, user};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set};
 use serde_json::json;
@@ -71,7 +71,7 @@ impl Service {
         expires_in_days: i64,
     ) -> ServiceResult<MintedToken> {
         let id = ids::uuid();
-        let now = Utc::now();
+        let now = crate::now();
         let exp = now + Duration::days(expires_in_days);
         let record = api_token::ActiveModel {
             id: Set(id.clone()),
@@ -119,7 +119,7 @@ impl Service {
             t
         } else {
             let mut am = t.into_active_model();
-            am.revoked_at = Set(Some(Utc::now()));
+            am.revoked_at = Set(Some(crate::now()));
             let t = am.update(&txn).await?;
             events::record(
                 &txn,
@@ -156,7 +156,7 @@ impl Service {
             .filter(api_token::Column::PartnerId.eq(&claims.partner))
             .one(&self.db)
             .await?;
-        let Some(row) = row.filter(|r| r.revoked_at.is_none() && r.expires_at > Utc::now()) else {
+        let Some(row) = row.filter(|r| r.revoked_at.is_none() && r.expires_at > crate::now()) else {
             return Ok(None);
         };
         let email = match &row.user_id {

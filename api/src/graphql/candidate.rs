@@ -17,6 +17,7 @@ use super::types::CheckStatus;
 /// A candidate (Turn's "worker"): the person checks are run on.
 pub struct Candidate(pub candidate::Model);
 
+/// A candidate (Turn's "worker"): the person checks are run on.
 #[Object]
 impl Candidate {
     /// The worker id (a UUID).
@@ -31,12 +32,15 @@ impl Candidate {
     async fn reference_id(&self) -> Option<&str> {
         self.0.reference_id.as_deref()
     }
+    /// Given name.
     async fn first_name(&self) -> &str {
         &self.0.first_name
     }
+    /// Middle name.
     async fn middle_name(&self) -> Option<&str> {
         self.0.middle_name.as_deref()
     }
+    /// Family name.
     async fn last_name(&self) -> &str {
         &self.0.last_name
     }
@@ -61,6 +65,7 @@ impl Candidate {
     async fn zip(&self) -> Option<&str> {
         self.0.zip.as_deref()
     }
+    /// City.
     async fn city(&self) -> Option<&str> {
         self.0.city.as_deref()
     }
@@ -72,9 +77,11 @@ impl Candidate {
     async fn address(&self) -> Option<&str> {
         self.0.address.as_deref()
     }
+    /// Work experience, free text.
     async fn experience(&self) -> Option<&str> {
         self.0.experience.as_deref()
     }
+    /// Kinds of work the candidate is interested in.
     async fn interests(&self) -> Option<&str> {
         self.0.interests.as_deref()
     }
@@ -87,9 +94,11 @@ impl Candidate {
         let loader = ctx.data_unchecked::<DataLoader<ChecksByCandidate>>();
         Ok(loader.load_one(self.0.id.clone()).await?.unwrap_or_default().into_iter().map(Check).collect())
     }
+    /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// When it last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
@@ -98,9 +107,13 @@ impl Candidate {
 /// Every profile field of the seeds. First name, last name and email are required.
 #[derive(InputObject)]
 pub struct CreateCandidateInput {
+    /// Given name.
     pub first_name: String,
+    /// Middle name.
     pub middle_name: Option<String>,
+    /// Family name.
     pub last_name: String,
+    /// Email address.
     pub email: String,
     /// A US phone number, any common format.
     pub phone: Option<String>,
@@ -110,12 +123,17 @@ pub struct CreateCandidateInput {
     pub ssn: Option<String>,
     /// 5 digits.
     pub zip: Option<String>,
+    /// City.
     pub city: Option<String>,
     /// Two-letter code.
     pub state: Option<String>,
+    /// Street address.
     pub address: Option<String>,
+    /// Work experience, free text.
     pub experience: Option<String>,
+    /// Kinds of work the candidate is interested in.
     pub interests: Option<String>,
+    /// How the candidate gets to work (e.g. car, bike, public transit).
     pub transportation_method: Option<String>,
     /// Your own id for this candidate.
     pub reference_id: Option<String>,
@@ -124,20 +142,35 @@ pub struct CreateCandidateInput {
 /// Fields to change; omitted fields stay, an empty string clears an optional field.
 #[derive(InputObject, Default)]
 pub struct UpdateCandidateInput {
+    /// Given name.
     pub first_name: Option<String>,
+    /// Middle name.
     pub middle_name: Option<String>,
+    /// Family name.
     pub last_name: Option<String>,
+    /// Email address.
     pub email: Option<String>,
+    /// US phone number, any common format; stored as E.164.
     pub phone: Option<String>,
+    /// Date of birth, `YYYY-MM-DD`.
     pub date_of_birth: Option<String>,
+    /// Social Security number: nine digits, dashes allowed. Stored encrypted.
     pub ssn: Option<String>,
+    /// 5-digit ZIP code.
     pub zip: Option<String>,
+    /// City.
     pub city: Option<String>,
+    /// Two-letter US state code.
     pub state: Option<String>,
+    /// Street address.
     pub address: Option<String>,
+    /// Work experience, free text.
     pub experience: Option<String>,
+    /// Kinds of work the candidate is interested in.
     pub interests: Option<String>,
+    /// How the candidate gets to work (e.g. car, bike, public transit).
     pub transportation_method: Option<String>,
+    /// Your own id for this candidate; unique within your partner.
     pub reference_id: Option<String>,
 }
 
@@ -201,16 +234,22 @@ pub struct CandidateFilterInput {
 /// Relay page info.
 #[derive(SimpleObject)]
 pub struct PageInfo {
+    /// Whether more candidates follow this page (older ones when paging forward).
     pub has_next_page: bool,
+    /// Whether candidates precede this page.
     pub has_previous_page: bool,
+    /// Cursor of the first candidate of the page.
     pub start_cursor: Option<String>,
+    /// Cursor of the last candidate of the page.
     pub end_cursor: Option<String>,
 }
 
 /// One candidate in a page.
 #[derive(SimpleObject)]
 pub struct CandidateEdge {
+    /// Opaque position of this candidate in the list; pass it as `after` or `before`.
     pub cursor: String,
+    /// The candidate.
     pub node: Candidate,
 }
 
@@ -221,8 +260,10 @@ pub struct CandidateConnection {
     filter: CandidateFilter,
 }
 
+/// A page of candidates, newest first (Relay connection).
 #[Object]
 impl CandidateConnection {
+    /// The candidates of this page with their cursors.
     async fn edges(&self) -> &[CandidateEdge] {
         &self.edges
     }
@@ -230,6 +271,7 @@ impl CandidateConnection {
     async fn nodes(&self) -> Vec<&Candidate> {
         self.edges.iter().map(|e| &e.node).collect()
     }
+    /// Where this page sits in the whole list.
     async fn page_info(&self) -> &PageInfo {
         &self.page_info
     }

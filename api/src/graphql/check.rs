@@ -14,6 +14,7 @@ use super::types::CheckStatus;
 /// A background check of one candidate with one package.
 pub struct Check(pub check::Model);
 
+/// A background check of one candidate with one package.
 #[Object]
 impl Check {
     /// The check id (a UUID); also the results webhook's `callback_uuid`.
@@ -32,10 +33,12 @@ impl Check {
     async fn next_statuses(&self) -> Vec<CheckStatus> {
         self.0.status.next_statuses().iter().map(|s| (*s).into()).collect()
     }
+    /// The candidate checked.
     async fn candidate(&self, ctx: &Context<'_>) -> GqlResult<Option<Candidate>> {
         let loader = ctx.data_unchecked::<DataLoader<CandidateById>>();
         Ok(loader.load_one(self.0.candidate_id.clone()).await?.map(Candidate))
     }
+    /// The package the check runs.
     async fn package(&self, ctx: &Context<'_>) -> GqlResult<Option<Package>> {
         let loader = ctx.data_unchecked::<DataLoader<PackageById>>();
         Ok(loader.load_one(self.0.package_id.clone()).await?.map(Package))
@@ -74,9 +77,11 @@ impl Check {
         let loader = ctx.data_unchecked::<DataLoader<HistoryByCheck>>();
         Ok(loader.load_one(self.0.id.clone()).await?.unwrap_or_default().into_iter().map(Into::into).collect())
     }
+    /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// When it last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
@@ -87,11 +92,15 @@ impl Check {
 pub struct StatusChange {
     /// Null for the status the check was created in.
     pub from_status: Option<CheckStatus>,
+    /// Status after the change.
     pub to_status: CheckStatus,
     /// Who made it: a team member id, token id, or `system`.
     pub actor_id: String,
+    /// Email of the team member who made the change, if a team member did.
     pub actor_email: Option<String>,
+    /// Why, as given with the change.
     pub reason: Option<String>,
+    /// When it happened.
     pub at: DateTime<Utc>,
 }
 
@@ -111,6 +120,7 @@ impl From<check_status_history::Model> for StatusChange {
 /// A status with its dashboard label and where it may go: the transition table.
 #[derive(SimpleObject)]
 pub struct CheckStatusInfo {
+    /// The status (API value).
     pub status: CheckStatus,
     /// Dashboard label (seed 003).
     pub label: &'static str,
@@ -120,6 +130,7 @@ pub struct CheckStatusInfo {
     pub active: bool,
 }
 
+/// A check to start.
 #[derive(InputObject)]
 pub struct StartCheckInput {
     /// Worker id of the candidate.
@@ -135,9 +146,12 @@ pub struct StartCheckInput {
     pub do_checks: bool,
 }
 
+/// A status change to make.
 #[derive(InputObject)]
 pub struct TransitionCheckInput {
+    /// The check to move.
     pub check_id: ID,
+    /// The status to move to; must be legal from the current one.
     pub status: CheckStatus,
     /// Why, kept in the history.
     pub reason: Option<String>,

@@ -34,6 +34,10 @@ pub struct Limits {
     pub complexity: usize,
 }
 
+/// Per-request settings of batch loading.
+#[derive(Clone, Copy)]
+pub struct BatchWindow(pub std::time::Duration);
+
 pub fn build_schema(svc: Service, limits: &Limits) -> AppSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(svc)
@@ -48,10 +52,14 @@ pub fn sdl() -> String {
 }
 
 /// Adds the caller and per-request, caller-scoped batch loaders to a request.
-pub fn with_actor(req: Request, svc: &Service, actor: Actor) -> Request {
-    let checks = DataLoader::new(loaders::ChecksByCandidate { svc: svc.clone(), actor: actor.clone() }, tokio::spawn);
-    let history = DataLoader::new(loaders::HistoryByCheck { svc: svc.clone(), actor: actor.clone() }, tokio::spawn);
-    let packages = DataLoader::new(loaders::PackageById { svc: svc.clone(), actor: actor.clone() }, tokio::spawn);
-    let candidates = DataLoader::new(loaders::CandidateById { svc: svc.clone(), actor: actor.clone() }, tokio::spawn);
+pub fn with_actor(req: Request, svc: &Service, actor: Actor, window: BatchWindow) -> Request {
+    let checks =
+        DataLoader::new(loaders::ChecksByCandidate { svc: svc.clone(), actor: actor.clone() }, tokio::spawn).delay(window.0);
+    let history =
+        DataLoader::new(loaders::HistoryByCheck { svc: svc.clone(), actor: actor.clone() }, tokio::spawn).delay(window.0);
+    let packages =
+        DataLoader::new(loaders::PackageById { svc: svc.clone(), actor: actor.clone() }, tokio::spawn).delay(window.0);
+    let candidates =
+        DataLoader::new(loaders::CandidateById { svc: svc.clone(), actor: actor.clone() }, tokio::spawn).delay(window.0);
     req.data(actor).data(checks).data(history).data(packages).data(candidates)
 }

@@ -10,11 +10,14 @@ use super::types::SearchKind;
 /// A named set of searches. Ids are `P` + 10 digits, as Turn's.
 pub struct Package(pub package::Model);
 
+/// A named set of searches. Ids are `P` + 10 digits, as Turn's.
 #[Object]
 impl Package {
+    /// `P` + 10 digits.
     async fn id(&self) -> ID {
         ID(self.0.id.clone())
     }
+    /// Display name.
     async fn name(&self) -> &str {
         &self.0.name
     }
@@ -30,26 +33,34 @@ impl Package {
     async fn archived_at(&self) -> Option<DateTime<Utc>> {
         self.0.archived_at
     }
+    /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// When it last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
 }
 
+/// A package to create.
 #[derive(InputObject)]
 pub struct CreatePackageInput {
+    /// Display name.
     pub name: String,
+    /// The searches to run; duplicates are ignored.
     pub searches: Vec<SearchKind>,
     /// Make it the default (the partner's first package always is).
     #[graphql(default)]
     pub make_default: bool,
 }
 
+/// Changes to a package; omitted fields stay as they are.
 #[derive(InputObject)]
 pub struct UpdatePackageInput {
+    /// New display name.
     pub name: Option<String>,
+    /// New set of searches.
     pub searches: Option<Vec<SearchKind>>,
     /// `true` makes it the default.
     pub make_default: Option<bool>,

@@ -12,8 +12,10 @@ use super::types::Role;
 /// A partner: the organisation whose data this is.
 pub struct Partner(pub partner::Model);
 
+/// A partner: the organisation whose data this is.
 #[Object]
 impl Partner {
+    /// Partner id (a UUID).
     async fn id(&self) -> ID {
         ID(self.0.id.clone())
     }
@@ -30,6 +32,7 @@ impl Partner {
         let Some(id) = &self.0.default_package_id else { return Ok(None) };
         Ok(Some(Package(svc(ctx).package(actor(ctx)?, id).await.map_err(gql)?)))
     }
+    /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -40,6 +43,7 @@ pub struct Me {
     actor: service::Actor,
 }
 
+/// Who the caller is: subject, role and partner.
 #[Object]
 impl Me {
     /// The token's subject: a team member id, or the token id for a machine token.
@@ -67,10 +71,15 @@ impl Me {
 /// A member of the partner's team.
 #[derive(SimpleObject)]
 pub struct TeamMember {
+    /// Team member id (a UUID).
     pub id: ID,
+    /// Login email, unique within the partner.
     pub email: String,
+    /// Display name.
     pub name: Option<String>,
+    /// What they may do.
     pub role: Role,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
 }
 
@@ -83,13 +92,19 @@ impl From<user::Model> for TeamMember {
 /// An API token's record (the token itself is only shown when created).
 #[derive(SimpleObject)]
 pub struct ApiToken {
+    /// Token id (the JWT `jti`).
     pub id: ID,
+    /// What the token is for.
     pub name: String,
+    /// Role the token acts with.
     pub role: Role,
     /// The team member it acts for, if any.
     pub user_id: Option<ID>,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When the token stops being accepted.
     pub expires_at: DateTime<Utc>,
+    /// When the token was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
@@ -112,31 +127,40 @@ impl From<api_token::Model> for ApiToken {
 pub struct CreatedApiToken {
     /// The bearer token (a JWT) to send as `Authorization: Bearer <token>`.
     pub token: String,
+    /// The stored record of the new token.
     pub api_token: ApiToken,
 }
 
 /// Partner settings to change; omitted fields stay as they are.
 #[derive(InputObject)]
 pub struct PartnerSettingsInput {
+    /// New display name.
     pub name: Option<String>,
     /// Base URL of your dashboard for `dashboard_url` links; empty string clears it.
     pub public_base_url: Option<String>,
 }
 
+/// A team member to add.
 #[derive(InputObject)]
 pub struct InviteTeamMemberInput {
+    /// Their email; unique within the partner.
     pub email: String,
+    /// Display name.
     pub name: Option<String>,
+    /// What they may do; only super admins grant super_admin.
     pub role: Role,
 }
 
+/// A token to mint.
 #[derive(InputObject)]
 pub struct CreateApiTokenInput {
     /// What the token is for, e.g. "ATS sync".
     pub name: String,
+    /// Role the token acts with.
     pub role: Role,
     /// Make the token act for this team member (its role may not exceed theirs).
     pub user_id: Option<ID>,
+    /// Days until the token expires (1 to 3650).
     #[graphql(default = 90)]
     pub expires_in_days: i64,
 }

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# The clearhire read benchmark, from a clean checkout:
+#
+#   bench/run.sh                                                   # SQLite only
+#   BENCH_PG_URL=postgres://postgres@127.0.0.1:5432/test bench/run.sh   # SQLite, then PostgreSQL
+#
+# For each backend: start a fresh server (empty temp data dir; on PostgreSQL a fresh
+# `clearhire_bench_<random>` database, dropped afterwards), seed BENCH_CANDIDATES candidates with
+# 1-3 checks each, then load it from a separate process (`loadgen`) with `candidate(id)` and
+# `candidates(first: 50)` queries, sampling the server's RSS and CPU. Nothing is pinned: the
+# server, the load generator (and PostgreSQL) share the machine's cores.
+#
+# Knobs (env): BENCH_PORT (18080), BENCH_CANDIDATES (10000), BENCH_CONCURRENCY (32),
+# BENCH_DURATION (20s), BENCH_WARMUP (3s), BENCH_OUT (a new /tmp dir for logs), BENCH_PG_URL.
+# Prints the figures; writes nothing into the repository.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+PORT_BASE=${BENCH_PORT:-18080}
+CANDIDATES=${BENCH_CANDIDATES:-10000}
+CONCURRENCY=${BENCH_CONCURRENCY:-32}
+DURATION=${BENCH_DURATION:-20s}
+WARMUP=${BENCH_WARMUP:-3s}
+OUT=${BENCH_OUT:-$(mktemp -d /tmp/clearhire-bench.XXXXXX)}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+mkdir -p "$OUT"
+
+log() { printf '\n=== %s\n' "$*"; }
+
+log "building (release)"
+cargo build --release -p api -p bench
+API="$TARGET_DIR/release/api"
+LOADGEN="$TARGET_DIR/release/loadgen"
+
+log "machine"
+echo "cores: $(nproc); cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+free -h | sed -n 1,2p
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ); commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "logs: $OUT"
+
+SERVER_PID=""
+DATA_DIR=""
+PG_DB=""
+stop_server() {
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID"
+        wait "$SERVER_PID" || true
+    fi
+    SERVER_PID=""
+    if [[ -n "$DATA_DIR" ]]; then rm -rf "$DATA_DIR"; fi
+    DATA_DIR=""
+}
+drop_pg_db() {
+    if [[ -n "$PG_DB" ]]; then
+        psql "$BENCH_PG_URL" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $PG_DB" || true
+        PG_DB=""
+    fi
+}
+cleanup() { stop_server; drop_pg_db; }
+trap cleanup EXIT
+
+free_port() {
+    local p=$1
+    while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+    echo "$p"
+}
+
+# start_server LABEL DATABASE_URL [VAR=VALUE...]: sets SERVER_PID, PORT and LOADGEN_TOKEN.
+start_server() {
+    local label=$1 db_url=$2
+    shift 2
+    DATA_DIR=$(mktemp -d /tmp/clearhire-bench-data.XXXXXX)
+    PORT=$(free_port "$PORT_BASE")
+    if [[ $db_url == sqlite* ]]; then db_url="sqlite://$DATA_DIR/clearhire.db?mode=rwc"; fi
+    env "$@" CLEARHIRE_DATA_DIR="$DATA_DIR" DATABASE_URL="$db_url" CLEARHIRE_LISTEN="127.0.0.1:$PORT" \
+        "$API" >"$OUT/$label-server.out" 2>"$OUT/$label-server.err" &
+    SERVER_PID=$!
+    # The server prints "API token (...):", a blank line, then the token, once it is bound.
+    local token=""
+    for _ in $(seq 1 300); do
+        token=$(awk '/API token/ { found = 1; next } found && NF { print $1; exit }' "$OUT/$label-server.out")
+        if [[ -n "$token" ]]; then break; fi
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            echo "the $label server exited:" >&2
+            cat "$OUT/$label-server.err" >&2
+            exit 1
+        fi
+        sleep 0.2
+    done
+    if [[ -z "$token" ]]; then
+        echo "the $label server printed no API token within 60s" >&2
+        exit 1
+    fi
+    for _ in $(seq 1 100); do
+        if curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then break; fi
+        sleep 0.1
+    done
+    export LOADGEN_TOKEN="$token" # via the environment, so it is not in `ps` output
+    echo "$label server: pid $SERVER_PID on 127.0.0.1:$PORT"
+}
+
+RESULT_LINES=()
+FAILED=0
+
+# bench LABEL: seed, then the two loads, against the running server.
+bench() {
+    local label=$1 url="http://127.0.0.1:$PORT" rc
+    log "$label: seeding $CANDIDATES candidates"
+    "$LOADGEN" seed --url "$url" --candidates "$CANDIDATES" | tee "$OUT/$label-seed.log"
+    RESULT_LINES+=("$label $(grep '^SEED ' "$OUT/$label-seed.log")")
+    for q in candidate list; do
+        log "$label: $q load, concurrency $CONCURRENCY, warm-up $WARMUP, measured $DURATION"
+        # A thread-level CPU snapshot of the server halfway through the measured window.
+        (
+            sleep "$(awk -v w="${WARMUP%s}" -v d="${DURATION%s}" 'BEGIN { print w + d / 2 }')"
+            top -b -n1 -H -p "$SERVER_PID" >"$OUT/$label-$q-top.txt" 2>&1 || true
+        ) &
+        local top_pid=$!
+        rc=0
+        "$LOADGEN" run --url "$url" --query "$q" --concurrency "$CONCURRENCY" --duration "$DURATION" \
+            --warmup "$WARMUP" --server-pid "$SERVER_PID" --label "$label" | tee "$OUT/$label-$q.log" || rc=$?
+        wait "$top_pid" || true
+        if [[ $rc -ne 0 ]]; then
+            echo "!!! $label $q: loadgen exited with $rc (errors during the run?)"
+            FAILED=1
+        fi
+        RESULT_LINES+=("$(grep '^RESULT ' "$OUT/$label-$q.log" || echo "RESULT {\"label\":\"$label\",\"query\":\"$q\",\"failed\":true}")")
+        echo "server threads by CPU halfway through: $OUT/$label-$q-top.txt"
+    done
+}
+
+log "SQLite"
+start_server sqlite sqlite
+bench sqlite
+stop_server
+
+if [[ -n "${BENCH_PG_URL:-}" ]]; then
+    log "PostgreSQL"
+    PG_DB="clearhire_bench_$(head -c6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    psql "$BENCH_PG_URL" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $PG_DB"
+    base=${BENCH_PG_URL%%\?*}
+    query=""
+    if [[ $BENCH_PG_URL == *\?* ]]; then query="?${BENCH_PG_URL#*\?}"; fi
+    pg_url="${base%/*}/$PG_DB$query"
+    jwt=$(head -c64 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | head -c48)
+    key=$(head -c32 /dev/urandom | base64 -w0)
+    start_server postgres "$pg_url" CLEARHIRE_JWT_SECRET="$jwt" CLEARHIRE_ENCRYPTION_KEY="$key"
+    unset jwt key
+    bench postgres
+    stop_server
+    drop_pg_db
+else
+    log "PostgreSQL skipped (set BENCH_PG_URL=postgres://USER@HOST:PORT/DB to run it)"
+fi
+
+log "summary (logs in $OUT)"
+printf '%s\n' "${RESULT_LINES[@]}"
+exit "$FAILED"

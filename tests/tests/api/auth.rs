@@ -1,0 +1,116 @@
+use chrono::Utc;
+use entity::Role;
+use serde_json::json;
+use service::auth::{Claims, TokenAuthority};
+
+use crate::helpers::spawn_app;
+
+const ME: &str = "{ me { role subject partner { name } } }";
+
+#[tokio::test]
+async fn no_token_bad_token_and_wrong_scheme_are_unauthenticated() {
+    let app = spawn_app().await;
+    app.gql_as(None, ME, json!({})).await.expect_err("UNAUTHENTICATED", None);
+    app.gql_as(Some("not-a-jwt"), ME, json!({})).await.expect_err("UNAUTHENTICATED", None);
+    let resp = app
+        .client
+        .post(app.url("/graphql"))
+        .header("authorization", format!("Basic {}", app.token))
+        .json(&json!({"query": ME}))
+        .send()
+        .await
+        .expect("send");
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    let me = app.gql(ME, json!({})).await;
+    assert_eq!(me.data()["me"]["role"], "super_admin");
+}
+
+#[tokio::test]
+async fn tokens_signed_with_another_secret_or_expired_are_refused() {
+    let app = spawn_app().await;
+    let now = Utc::now().timestamp();
+    let claims = |exp: i64| Claims {
+        partner: app.partner_id.clone(),
+        sub: "someone".into(),
+        role: Role::SuperAdmin,
+        jti: uuid::Uuid::new_v4().to_string(),
+        iat: now - 100,
+        exp,
+    };
+    let forged = TokenAuthority::new(&[9u8; 48]).sign(&claims(now + 3600)).expect("sign");
+    app.gql_as(Some(&forged), ME, json!({})).await.expect_err("UNAUTHENTICATED", None);
+    let ours = TokenAuthority::new(app.jwt_secret.as_bytes());
+    let expired = ours.sign(&claims(now - 60)).expect("sign");
+    let r = app.gql_as(Some(&expired), ME, json!({})).await;
+    r.expect_err("UNAUTHENTICATED", None);
+    assert!(r.message().contains("expired"), "{}", r.0);
+    // Correctly signed but never issued (no token row): refused too.
+    let unissued = ours.sign(&claims(now + 3600)).expect("sign");
+    app.gql_as(Some(&unissued), ME, json!({})).await.expect_err("UNAUTHENTICATED", None);
+}
+
+#[tokio::test]
+async fn super_admin_mints_and_revokes_tokens() {
+    let app = spawn_app().await;
+    let r = app
+        .gql(
+            "mutation { createApiToken(input: {name: \"ATS sync\", role: team_member, expiresInDays: 7}) { token apiToken { id name role revokedAt } } }",
+            json!({}),
+        )
+        .await;
+    let token = r.data()["createApiToken"]["token"].as_str().expect("token").to_string();
+    let id = r.data()["createApiToken"]["apiToken"]["id"].as_str().expect("id").to_string();
+    assert_eq!(app.gql_as(Some(&token), ME, json!({})).await.data()["me"]["role"], "team_member");
+
+    let list = app.gql("{ apiTokens { id name revokedAt } }", json!({})).await;
+    assert!(list.data()["apiTokens"].as_array().expect("list").iter().any(|t| t["id"] == id.as_str()));
+
+    let revoked = app.gql("mutation($id: ID!) { revokeApiToken(id: $id) { revokedAt } }", json!({"id": id})).await;
+    assert!(revoked.data()["revokeApiToken"]["revokedAt"].is_string());
+    app.gql_as(Some(&token), ME, json!({})).await.expect_err("UNAUTHENTICATED", None);
+}
+
+#[tokio::test]
+async fn operator_commands_mint_and_revoke() {
+    // What `api token create` and `api token revoke` call.
+    let app = spawn_app().await;
+    let minted = app.service.operator_mint_token(&app.partner_id, "cli", Role::Admin, 1).await.expect("mint");
+    assert_eq!(app.gql_as(Some(&minted.token), ME, json!({})).await.data()["me"]["role"], "admin");
+    app.service.operator_revoke_token(&minted.record.id).await.expect("revoke");
+    app.gql_as(Some(&minted.token), ME, json!({})).await.expect_err("UNAUTHENTICATED", None);
+    assert!(app.service.operator_mint_token("no-such-partner", "cli", Role::Admin, 1).await.is_err());
+}
+
+#[tokio::test]
+async fn token_for_a_team_member_carries_their_email_and_follows_their_role() {
+    let app = spawn_app().await;
+    let m = app
+        .gql("mutation { inviteTeamMember(input: {email: \"Ops@Example.com\", role: admin}) { id email } }", json!({}))
+        .await;
+    let uid = m.data()["inviteTeamMember"]["id"].as_str().expect("id").to_string();
+    assert_eq!(m.data()["inviteTeamMember"]["email"], "ops@example.com");
+    // A token may not exceed the member's role.
+    app.gql(
+        "mutation($u: ID!) { createApiToken(input: {name: \"x\", role: super_admin, userId: $u}) { token } }",
+        json!({"u": uid}),
+    )
+    .await
+    .expect_err("BAD_USER_INPUT", Some("role"));
+    let t = app
+        .gql("mutation($u: ID!) { createApiToken(input: {name: \"x\", role: admin, userId: $u}) { token } }", json!({"u": uid}))
+        .await;
+    let token = t.data()["createApiToken"]["token"].as_str().expect("token").to_string();
+    let me = app.gql_as(Some(&token), "{ me { email role subject } }", json!({})).await;
+    assert_eq!(me.data()["me"]["email"], "ops@example.com");
+    assert_eq!(me.data()["me"]["subject"], uid.as_str());
+    // Demoted: the same token now acts as team_member.
+    app.gql("mutation($u: ID!) { changeTeamMemberRole(id: $u, role: team_member) { role } }", json!({"u": uid}))
+        .await
+        .data();
+    let me = app.gql_as(Some(&token), "{ me { role } }", json!({})).await;
+    assert_eq!(me.data()["me"]["role"], "team_member");
+    // Removed: the token is revoked.
+    app.gql("mutation($u: ID!) { removeTeamMember(id: $u) { id } }", json!({"u": uid})).await.data();
+    app.gql_as(Some(&token), "{ me { role } }", json!({})).await.expect_err("UNAUTHENTICATED", None);
+}

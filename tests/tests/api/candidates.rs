@@ -1,0 +1,158 @@
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+const CREATE: &str = "mutation($i: CreateCandidateInput!) { createCandidate(input: $i) { id turnId referenceId firstName middleName lastName email phone dateOfBirth ssn zip city state address experience interests transportationMethod createdAt } }";
+
+fn full_profile() -> serde_json::Value {
+    json!({
+        "firstName": "Samwise", "middleName": "Hamfast", "lastName": "Gamgee",
+        "email": "Sam@Shire.example.com", "phone": "(415) 555-0134", "dateOfBirth": "1990-04-06",
+        "ssn": "123-45-6789", "zip": "94107", "city": "Hobbiton", "state": "ca",
+        "address": "3 Bagshot Row", "experience": "Gardening, 10 years", "interests": "Delivery",
+        "transportationMethod": "bike", "referenceId": "ext-42"
+    })
+}
+
+#[tokio::test]
+async fn create_with_every_profile_field_and_read_it_back_by_each_id() {
+    let app = spawn_app().await;
+    let r = app.gql(CREATE, json!({"i": full_profile()})).await;
+    let c = &r.data()["createCandidate"];
+    assert_eq!(c["email"], "sam@shire.example.com");
+    assert_eq!(c["phone"], "+14155550134");
+    assert_eq!(c["state"], "CA");
+    assert_eq!(c["ssn"], "***-**-6789");
+    assert_eq!(c["dateOfBirth"], "1990-04-06");
+    assert_eq!(c["transportationMethod"], "bike");
+    let turn = c["turnId"].as_str().expect("turnId");
+    assert!(turn.len() == 11 && turn.starts_with('C') && turn[1..].chars().all(|ch| ch.is_ascii_digit()), "{turn}");
+    let id = c["id"].as_str().expect("id");
+    uuid::Uuid::parse_str(id).expect("worker id is a UUID");
+
+    for (arg, value) in [("id: $v", id), ("turnId: $v", turn), ("referenceId: $v", "ext-42")] {
+        let ty = if arg.starts_with("id") { "ID!" } else { "String!" };
+        let q = format!("query($v: {ty}) {{ candidate({arg}) {{ id middleName city address experience interests zip }} }}");
+        let g = app.gql(&q, json!({"v": value})).await;
+        assert_eq!(g.data()["candidate"]["id"], id);
+        assert_eq!(g.data()["candidate"]["middleName"], "Hamfast");
+        assert_eq!(g.data()["candidate"]["address"], "3 Bagshot Row");
+        assert_eq!(g.data()["candidate"]["zip"], "94107");
+    }
+    app.gql("{ candidate { id } }", json!({})).await.expect_err("BAD_USER_INPUT", Some("id"));
+}
+
+#[tokio::test]
+async fn duplicate_email_or_reference_id_is_a_conflict_naming_the_existing_candidate() {
+    let app = spawn_app().await;
+    let r = app.gql(CREATE, json!({"i": full_profile()})).await;
+    let existing = r.data()["createCandidate"]["id"].as_str().expect("id").to_string();
+    let before = app.count_rows("candidates").await;
+
+    let mut dup_email = full_profile();
+    dup_email["email"] = json!("SAM@shire.example.com");
+    dup_email["referenceId"] = json!("other");
+    let g = app.gql(CREATE, json!({"i": dup_email})).await;
+    g.expect_err("CONFLICT", Some("email"));
+    assert_eq!(g.0["errors"][0]["extensions"]["existingId"], existing.as_str());
+
+    let mut dup_ref = full_profile();
+    dup_ref["email"] = json!("other@shire.example.com");
+    let g = app.gql(CREATE, json!({"i": dup_ref})).await;
+    g.expect_err("CONFLICT", Some("referenceId"));
+    assert_eq!(g.0["errors"][0]["extensions"]["existingId"], existing.as_str());
+    assert_eq!(app.count_rows("candidates").await, before);
+
+    // Updating another candidate to the taken email conflicts too.
+    let other = app.candidate("frodo@shire.example.com").await;
+    app.gql("mutation($id: ID!) { updateCandidate(id: $id, input: {email: \"sam@shire.example.com\"}) { id } }", json!({"id": other}))
+        .await
+        .expect_err("CONFLICT", Some("email"));
+}
+
+#[tokio::test]
+async fn every_bad_input_names_its_field_and_writes_nothing() {
+    let app = spawn_app().await;
+    let cases = [
+        ("email", json!("not-an-email")),
+        ("email", json!("a@b")),
+        ("phone", json!("555-0134")),
+        ("phone", json!("+44 20 7946 0958")),
+        ("zip", json!("9410")),
+        ("zip", json!("94107-12")),
+        ("state", json!("XX")),
+        ("dateOfBirth", json!("1990-02-30")),
+        ("dateOfBirth", json!("2099-01-01")),
+        ("dateOfBirth", json!("1850-01-01")),
+        ("ssn", json!("12345678")),
+        ("ssn", json!("000-12-3456")),
+        ("ssn", json!("123-45-678a")),
+        ("firstName", json!("   ")),
+        ("lastName", json!("x".repeat(101))),
+    ];
+    let rows = ["candidates", "outbox"];
+    let mut before = Vec::new();
+    for t in rows {
+        before.push(app.count_rows(t).await);
+    }
+    for (field, value) in cases {
+        let mut input = full_profile();
+        input[field] = value.clone();
+        let g = app.gql(CREATE, json!({"i": input})).await;
+        g.expect_err("BAD_USER_INPUT", Some(field));
+        assert!(g.message().starts_with(field), "{field}={value}: {}", g.0);
+    }
+    for (t, n) in rows.iter().zip(before) {
+        assert_eq!(app.count_rows(t).await, n, "{t} changed");
+    }
+    // URLs: a check's callback.
+    let id = app.candidate("url@example.com").await;
+    for bad in ["not a url", "ftp://example.com/hook", "http://"] {
+        app.gql(
+            "mutation($c: ID!, $u: String!) { startCheck(input: {candidateId: $c, callbackUrl: $u}) { id } }",
+            json!({"c": id, "u": bad}),
+        )
+        .await
+        .expect_err("BAD_USER_INPUT", Some("callbackUrl"));
+    }
+    assert_eq!(app.count_rows("checks").await, 0);
+    // Type errors are GraphQL validation errors, not panics.
+    let g = app.gql("mutation { createCandidate(input: {firstName: 1}) { id } }", json!({})).await;
+    assert!(g.0["errors"].is_array());
+}
+
+#[tokio::test]
+async fn update_changes_and_clears_fields() {
+    let app = spawn_app().await;
+    let r = app.gql(CREATE, json!({"i": full_profile()})).await;
+    let id = r.data()["createCandidate"]["id"].as_str().expect("id").to_string();
+    let u = app
+        .gql(
+            "mutation($id: ID!) { updateCandidate(id: $id, input: {city: \"Bywater\", middleName: \"\", ssn: \"234-56-7890\"}) { city middleName ssn lastName } }",
+            json!({"id": id}),
+        )
+        .await;
+    let c = &u.data()["updateCandidate"];
+    assert_eq!(c["city"], "Bywater");
+    assert!(c["middleName"].is_null());
+    assert_eq!(c["ssn"], "***-**-7890");
+    assert_eq!(c["lastName"], "Gamgee");
+    // Search follows the update.
+    let s = app.gql("{ candidates(filter: {search: \"gamgee\"}) { totalCount } }", json!({})).await;
+    assert_eq!(s.data()["candidates"]["totalCount"], 1);
+}
+
+#[tokio::test]
+async fn ssn_and_date_of_birth_are_not_stored_in_plaintext() {
+    let app = spawn_app().await;
+    app.gql(CREATE, json!({"i": full_profile()})).await.data();
+    let rows = app.dump("candidates").await;
+    assert_eq!(rows.len(), 1);
+    let dump = serde_json::to_string(&rows).expect("json");
+    assert!(dump.contains("Gamgee"), "the dump does show the row");
+    for secret in ["123456789", "123-45-6789", "1990-04-06"] {
+        assert!(!dump.contains(secret), "plaintext {secret} found in candidates");
+    }
+    let dump = serde_json::to_string(&app.dump("outbox").await).expect("json");
+    assert!(!dump.contains("123456789") && !dump.contains("1990-04-06"), "sensitive data leaked into events");
+}

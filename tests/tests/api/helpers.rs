@@ -1,0 +1,235 @@
+//! `spawn_app()`: the real server on 127.0.0.1:0 with a fresh database: a temporary SQLite file,
+//! or, when `CLEARHIRE_TEST_PG_URL` is set, a fresh PostgreSQL database on that server.
+use std::net::SocketAddr;
+
+use api::{Application, Config};
+use base64::Engine;
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use service::Service;
+use tokio::sync::oneshot;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    /// A super_admin token of the app's first partner.
+    pub token: String,
+    pub partner_id: String,
+    pub service: Service,
+    pub client: reqwest::Client,
+    pub jwt_secret: String,
+    _shutdown: oneshot::Sender<()>,
+    _dir: TempDir,
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn random_hex(n: usize) -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..n].to_string()
+}
+
+/// The PostgreSQL server tests run against, if any.
+pub fn pg_url() -> Option<String> {
+    std::env::var("CLEARHIRE_TEST_PG_URL").ok().filter(|s| !s.is_empty())
+}
+
+async fn fresh_database(dir: &std::path::Path) -> String {
+    match pg_url() {
+        None => format!("sqlite://{}/clearhire.db?mode=rwc", dir.display()),
+        Some(admin) => {
+            let run = std::env::var("CLEARHIRE_TEST_RUN_ID").unwrap_or_else(|_| "local".into());
+            let name = format!("clearhire_test_{run}_{}", random_hex(12));
+            let conn = Database::connect(&admin).await.expect("PostgreSQL reachable at CLEARHIRE_TEST_PG_URL");
+            conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create database");
+            conn.close().await.ok();
+            // Replace the database name (the path) of the admin URL.
+            let (base, query) = admin.split_once('?').map(|(b, q)| (b, Some(q))).unwrap_or((&admin, None));
+            let base = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base);
+            match query {
+                Some(q) => format!("{base}/{name}?{q}"),
+                None => format!("{base}/{name}"),
+            }
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = std::env::temp_dir().join(format!("clearhire-test-{}", random_hex(16)));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let jwt_secret = format!("{}{}", random_hex(32), random_hex(32));
+    let mut key = [0u8; 32];
+    key.iter_mut().zip(uuid::Uuid::new_v4().as_bytes().iter().chain(uuid::Uuid::new_v4().as_bytes())).for_each(|(k, r)| *k = *r);
+    let mut config = Config::defaults();
+    config.database_url = fresh_database(&dir).await;
+    config.listen = "127.0.0.1:0".parse().expect("addr");
+    config.data_dir = dir.clone();
+    config.db_max_connections = 5;
+    config.jwt_secret = Some(jwt_secret.parse().expect("secret"));
+    config.encryption_key = Some(base64::engine::general_purpose::STANDARD.encode(key).parse().expect("key"));
+    config.shutdown_grace_secs = 1;
+    adjust(&mut config);
+    let app = Application::build(config).await.expect("app builds");
+    let boot = app.bootstrapped.as_ref().expect("fresh database bootstraps the demo partner");
+    let (token, partner_id) = (boot.token.clone(), boot.partner_id.clone());
+    let (addr, service) = (app.addr, app.service.clone());
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = app
+            .run_until(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    TestApp {
+        addr,
+        token,
+        partner_id,
+        service,
+        client: reqwest::Client::new(),
+        jwt_secret,
+        _shutdown: tx,
+        _dir: TempDir(dir),
+    }
+}
+
+/// A GraphQL response, with helpers to read it as a client would.
+#[derive(Debug, Clone)]
+pub struct Gql(pub Value);
+
+impl Gql {
+    pub fn data(&self) -> &Value {
+        assert!(self.0.get("errors").is_none(), "unexpected errors: {}", self.0);
+        &self.0["data"]
+    }
+    /// The first error's `extensions.code`.
+    pub fn code(&self) -> &str {
+        self.0["errors"][0]["extensions"]["code"].as_str().unwrap_or_else(|| panic!("expected an error: {}", self.0))
+    }
+    pub fn field(&self) -> &str {
+        self.0["errors"][0]["extensions"]["field"].as_str().unwrap_or("")
+    }
+    pub fn message(&self) -> &str {
+        self.0["errors"][0]["message"].as_str().unwrap_or("")
+    }
+    /// Asserts an error with this code (and, if given, field).
+    pub fn expect_err(&self, code: &str, field: Option<&str>) {
+        assert_eq!(self.code(), code, "{}", self.0);
+        if let Some(f) = field {
+            assert_eq!(self.field(), f, "{}", self.0);
+        }
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn gql_as(&self, token: Option<&str>, query: &str, variables: Value) -> Gql {
+        let mut req = self.client.post(self.url("/graphql")).json(&json!({"query": query, "variables": variables}));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request");
+        assert_eq!(resp.status(), 200);
+        Gql(resp.json().await.expect("json body"))
+    }
+
+    /// As the app's super_admin.
+    pub async fn gql(&self, query: &str, variables: Value) -> Gql {
+        self.gql_as(Some(&self.token), query, variables).await
+    }
+
+    /// A fresh token with `role` for this app's first partner, minted through GraphQL.
+    pub async fn token_with_role(&self, role: &str) -> String {
+        let r = self
+            .gql(
+                "mutation($r: Role!) { createApiToken(input: {name: \"test\", role: $r}) { token } }",
+                json!({"r": role}),
+            )
+            .await;
+        r.data()["createApiToken"]["token"].as_str().expect("token").to_string()
+    }
+
+    /// A second partner with its own super_admin token.
+    pub async fn other_partner(&self) -> (String, String) {
+        let p = self
+            .service
+            .provision_partner("Other Partner", &format!("admin-{}@other.example.com", random_hex(6)), 1)
+            .await
+            .expect("provision");
+        (p.partner_id, p.token)
+    }
+
+    /// Creates a candidate with the given email (and a valid minimal profile); returns its id.
+    pub async fn candidate(&self, email: &str) -> String {
+        self.candidate_as(&self.token, email).await
+    }
+
+    pub async fn candidate_as(&self, token: &str, email: &str) -> String {
+        let r = self
+            .gql_as(
+                Some(token),
+                "mutation($e: String!) { createCandidate(input: {firstName: \"Test\", lastName: \"Person\", email: $e}) { id } }",
+                json!({"e": email}),
+            )
+            .await;
+        r.data()["createCandidate"]["id"].as_str().expect("id").to_string()
+    }
+
+    /// Starts a check (default package) for a candidate; returns its id.
+    pub async fn start_check(&self, candidate_id: &str, do_checks: bool) -> String {
+        let r = self
+            .gql(
+                "mutation($c: ID!, $d: Boolean!) { startCheck(input: {candidateId: $c, doChecks: $d}) { id status } }",
+                json!({"c": candidate_id, "d": do_checks}),
+            )
+            .await;
+        r.data()["startCheck"]["id"].as_str().expect("id").to_string()
+    }
+
+    pub async fn transition(&self, check_id: &str, status: &str) -> Gql {
+        self.gql(
+            "mutation($c: ID!, $s: CheckStatus!) { transitionCheck(input: {checkId: $c, status: $s, reason: \"test\"}) { id status } }",
+            json!({"c": check_id, "s": status}),
+        )
+        .await
+    }
+
+    /// Every row of a table (all partners, every column) as JSON, as an attacker with the
+    /// database file would read it.
+    pub async fn dump(&self, table: &str) -> Vec<Value> {
+        use sea_orm::FromQueryResult;
+        let db = self.service.db();
+        sea_orm::JsonValue::find_by_statement(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT * FROM {table}"),
+        ))
+        .all(db)
+        .await
+        .expect("dump")
+    }
+
+    /// Number of rows in a table (all partners).
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        let db = self.service.db();
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT COUNT(*) AS n FROM {table}"),
+            ))
+            .await
+            .expect("count")
+            .expect("row");
+        row.try_get::<i64>("", "n").expect("n")
+    }
+}

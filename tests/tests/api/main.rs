@@ -1,0 +1,13 @@
+//! clearhire end to end: the real server on a random port, driven over HTTP as a client would.
+//! Runs on SQLite by default and on PostgreSQL when `CLEARHIRE_TEST_PG_URL` is set.
+mod auth;
+mod candidates;
+mod checks;
+mod helpers;
+mod limits;
+mod ops;
+mod pagination;
+mod roles;
+mod schema;
+mod team_packages;
+mod tenancy;

@@ -1,0 +1,107 @@
+//! What each role may do (DESIGN.md): super_admin tokens; admin packages, team, settings;
+//! team_member candidates, checks, reports; limited_team_member candidates and statuses only.
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+const FULL_CANDIDATE: &str = "mutation { createCandidate(input: {firstName: \"Sam\", lastName: \"Gamgee\", email: \"sam@shire.example.com\", ssn: \"123-45-6789\", dateOfBirth: \"1990-04-06\"}) { id } }";
+
+#[tokio::test]
+async fn limited_team_member_sees_candidates_and_statuses_but_no_ssn_dob_or_report() {
+    let app = spawn_app().await;
+    let id = app.gql(FULL_CANDIDATE, json!({})).await.data()["createCandidate"]["id"].as_str().expect("id").to_string();
+    let check = app.start_check(&id, true).await;
+    let limited = app.token_with_role("limited_team_member").await;
+
+    let r = app
+        .gql_as(Some(&limited), "query($id: ID!) { candidate(id: $id) { firstName checks { status statusLabel } } }", json!({"id": id}))
+        .await;
+    assert_eq!(r.data()["candidate"]["checks"][0]["status"], "emailed");
+    assert_eq!(r.data()["candidate"]["checks"][0]["statusLabel"], "Emailed");
+
+    for field in ["ssn", "dateOfBirth", "checks { report }"] {
+        let q = format!("query($id: ID!) {{ candidate(id: $id) {{ firstName {field} }} }}");
+        let r = app.gql_as(Some(&limited), &q, json!({"id": id})).await;
+        r.expect_err("FORBIDDEN", None);
+        let text = r.0.to_string();
+        assert!(!text.contains("6789") && !text.contains("1990-04-06"), "{text}");
+    }
+    // May create candidates and start checks, not adjudicate.
+    app.candidate_as(&limited, "limited-made@example.com").await;
+    app.gql_as(
+        Some(&limited),
+        "mutation($c: ID!) { transitionCheck(input: {checkId: $c, status: withdrawn}) { status } }",
+        json!({"c": check}),
+    )
+    .await
+    .expect_err("FORBIDDEN", None);
+    // May not change what they cannot see.
+    app.gql_as(
+        Some(&limited),
+        "mutation($id: ID!) { updateCandidate(id: $id, input: {ssn: \"123-45-6780\"}) { id } }",
+        json!({"id": id}),
+    )
+    .await
+    .expect_err("FORBIDDEN", None);
+}
+
+#[tokio::test]
+async fn team_member_sees_masked_and_unmasked_ssn_and_dob() {
+    let app = spawn_app().await;
+    let id = app.gql(FULL_CANDIDATE, json!({})).await.data()["createCandidate"]["id"].as_str().expect("id").to_string();
+    let tm = app.token_with_role("team_member").await;
+    let r = app
+        .gql_as(Some(&tm), "query($id: ID!) { candidate(id: $id) { ssn full: ssn(unmasked: true) dateOfBirth } }", json!({"id": id}))
+        .await;
+    assert_eq!(r.data()["candidate"]["ssn"], "***-**-6789");
+    assert_eq!(r.data()["candidate"]["full"], "123456789");
+    assert_eq!(r.data()["candidate"]["dateOfBirth"], "1990-04-06");
+}
+
+#[tokio::test]
+async fn each_role_is_refused_what_it_may_not_do() {
+    let app = spawn_app().await;
+    let tm = app.token_with_role("team_member").await;
+    let admin = app.token_with_role("admin").await;
+    let limited = app.token_with_role("limited_team_member").await;
+
+    let create_package = "mutation { createPackage(input: {name: \"MVR\", searches: [mvr]}) { id } }";
+    let invite = "mutation { inviteTeamMember(input: {email: \"x@example.com\", role: team_member}) { id } }";
+    let settings = "mutation { updatePartnerSettings(input: {name: \"Renamed\"}) { name } }";
+    let mint = "mutation { createApiToken(input: {name: \"t\", role: team_member}) { token } }";
+    let team = "{ teamMembers { id } }";
+    let tokens = "{ apiTokens { id } }";
+
+    for (token, allowed, refused) in [
+        (&limited, vec![], vec![create_package, invite, settings, mint, team, tokens]),
+        (&tm, vec![], vec![create_package, invite, settings, mint, team, tokens]),
+        (&admin, vec![create_package, invite, settings, team], vec![mint, tokens]),
+    ] {
+        for q in refused {
+            app.gql_as(Some(token), q, json!({})).await.expect_err("FORBIDDEN", None);
+        }
+        for q in allowed {
+            app.gql_as(Some(token), q, json!({})).await.data();
+        }
+    }
+    // Admins can't grant super_admin.
+    app.gql_as(Some(&admin), "mutation { inviteTeamMember(input: {email: \"boss@example.com\", role: super_admin}) { id } }", json!({}))
+        .await
+        .expect_err("FORBIDDEN", None);
+    // Super admin may do all of it.
+    app.gql(mint, json!({})).await.data();
+    app.gql(tokens, json!({})).await.data();
+}
+
+#[tokio::test]
+async fn a_partner_keeps_a_super_admin_and_nobody_removes_themselves() {
+    let app = spawn_app().await;
+    let me = app.gql("{ me { subject } teamMembers { id role } }", json!({})).await;
+    let my_id = me.data()["me"]["subject"].as_str().expect("subject").to_string();
+    app.gql("mutation($id: ID!) { removeTeamMember(id: $id) { id } }", json!({"id": my_id}))
+        .await
+        .expect_err("CONFLICT", None);
+    app.gql("mutation($id: ID!) { changeTeamMemberRole(id: $id, role: admin) { id } }", json!({"id": my_id}))
+        .await
+        .expect_err("CONFLICT", None);
+}
