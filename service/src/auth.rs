@@ -46,24 +46,33 @@ impl TokenAuthority {
     }
 
     pub fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
-        Ok(encode(&Header::new(Algorithm::HS256), claims, &self.encoding)?)
+        Ok(encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &self.encoding,
+        )?)
     }
 
     /// Verifies signature and expiry; says nothing of revocation.
     pub fn verify(&self, token: &str) -> Result<Claims, String> {
-        decode::<Claims>(token, &self.decoding, &self.validation).map(|d| d.claims).map_err(|e| {
-            match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired".to_string(),
+        decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|d| d.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    "the token has expired".to_string()
+                }
                 _ => "the token is invalid".to_string(),
-            }
-        })
+            })
     }
 
     /// A cached verdict for a token id: `Some(Some(actor))` valid, `Some(None)` revoked,
     /// `None` unknown or stale.
     pub(crate) fn cached(&self, jti: &str, ttl: Duration) -> Option<Option<Actor>> {
         let cache = self.cache.lock().ok()?;
-        cache.get(jti).filter(|(at, _)| at.elapsed() < ttl).map(|(_, actor)| actor.clone())
+        cache
+            .get(jti)
+            .filter(|(at, _)| at.elapsed() < ttl)
+            .map(|(_, actor)| actor.clone())
     }
 
     pub(crate) fn remember(&self, jti: &str, verdict: Option<Actor>) {

@@ -39,13 +39,29 @@ impl Service {
         self.create_package(
             &system,
             "Standard",
-            &[SearchKind::Criminal, SearchKind::SexOffender, SearchKind::Watchlist, SearchKind::SsnTrace],
+            &[
+                SearchKind::Criminal,
+                SearchKind::SexOffender,
+                SearchKind::Watchlist,
+                SearchKind::SsnTrace,
+            ],
             true,
         )
         .await?;
-        let minted =
-            self.mint(&self.db, &partner.id, "bootstrap", Role::SuperAdmin, Some(&admin), None, token_days).await?;
-        Ok(NewPartner { partner_id: partner.id, admin_email: email, token: minted.token })
+        let spec = crate::token::MintSpec {
+            partner_id: &partner.id,
+            name: "bootstrap",
+            role: Role::SuperAdmin,
+            member: Some(&admin),
+            created_by: None,
+            expires_in_days: token_days,
+        };
+        let minted = self.mint(&self.db, spec).await?;
+        Ok(NewPartner {
+            partner_id: partner.id,
+            admin_email: email,
+            token: minted.token,
+        })
     }
 
     /// On an empty database, provisions the demo partner and returns it; otherwise `None`.
@@ -53,6 +69,8 @@ impl Service {
         if entity::partner::Entity::find().count(&self.db).await? > 0 {
             return Ok(None);
         }
-        self.provision_partner("Demo Partner", "admin@demo.clearhire.dev", 30).await.map(Some)
+        self.provision_partner("Demo Partner", "admin@demo.clearhire.dev", 30)
+            .await
+            .map(Some)
     }
 }

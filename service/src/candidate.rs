@@ -3,8 +3,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use entity::{CheckStatus, Role, candidate, check};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Select, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
 };
 use serde_json::json;
 
@@ -95,7 +95,9 @@ fn parse_optional(i: &CandidateInput) -> ServiceResult<Parsed> {
     Ok(Parsed {
         middle_name: change(&i.middle_name, |s| domain::text("middleName", s, 100))?,
         phone: change(&i.phone, |s| domain::us_phone("phone", s))?,
-        date_of_birth: change(&i.date_of_birth, |s| domain::date_of_birth("dateOfBirth", s))?,
+        date_of_birth: change(&i.date_of_birth, |s| {
+            domain::date_of_birth("dateOfBirth", s)
+        })?,
         ssn: change(&i.ssn, |s| domain::ssn("ssn", s))?,
         zip: change(&i.zip, |s| domain::zip("zip", s))?,
         city: change(&i.city, |s| domain::text("city", s, 100))?,
@@ -103,17 +105,28 @@ fn parse_optional(i: &CandidateInput) -> ServiceResult<Parsed> {
         address: change(&i.address, |s| domain::text("address", s, 300))?,
         experience: change(&i.experience, |s| domain::text("experience", s, 5000))?,
         interests: change(&i.interests, |s| domain::text("interests", s, 5000))?,
-        transportation_method: change(&i.transportation_method, |s| domain::text("transportationMethod", s, 50))?,
+        transportation_method: change(&i.transportation_method, |s| {
+            domain::text("transportationMethod", s, 50)
+        })?,
         reference_id: change(&i.reference_id, |s| domain::text("referenceId", s, 200))?,
     })
 }
 
 fn search_text(first: &str, middle: Option<&str>, last: &str, email: &str) -> String {
-    [Some(first), middle, Some(last), Some(email)].into_iter().flatten().collect::<Vec<_>>().join(" ").to_lowercase()
+    [Some(first), middle, Some(last), Some(email)]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 impl Service {
-    pub async fn create_candidate(&self, actor: &Actor, input: CandidateInput) -> ServiceResult<candidate::Model> {
+    pub async fn create_candidate(
+        &self,
+        actor: &Actor,
+        input: CandidateInput,
+    ) -> ServiceResult<candidate::Model> {
         actor.require(Role::LimitedTeamMember)?;
         let first = domain::text("firstName", input.first_name.as_deref().unwrap_or(""), 100)?;
         let last = domain::text("lastName", input.last_name.as_deref().unwrap_or(""), 100)?;
@@ -122,7 +135,8 @@ impl Service {
         let now = crate::now();
 
         let txn = db::begin_write(&self.db).await?;
-        self.ensure_unique(&txn, actor, None, Some(&email), opt_ref(&p.reference_id)).await?;
+        self.ensure_unique(&txn, actor, None, Some(&email), opt_ref(&p.reference_id))
+            .await?;
         let mut am = candidate::ActiveModel {
             id: Set(ids::uuid()),
             turn_id: Set(ids::turn_id()),
@@ -168,7 +182,14 @@ impl Service {
             }
             Err(e) => return Err(e.into()),
         };
-        events::record(&txn, &actor.partner_id, EventType::CandidateCreated, &c.id, candidate_event(&c, actor)).await?;
+        events::record(
+            &txn,
+            &actor.partner_id,
+            EventType::CandidateCreated,
+            &c.id,
+            candidate_event(&c, actor),
+        )
+        .await?;
         txn.commit().await?;
         Ok(c)
     }
@@ -180,18 +201,40 @@ impl Service {
         input: CandidateInput,
     ) -> ServiceResult<candidate::Model> {
         actor.require(Role::LimitedTeamMember)?;
-        let first = input.first_name.as_deref().map(|s| domain::text("firstName", s, 100)).transpose()?;
-        let last = input.last_name.as_deref().map(|s| domain::text("lastName", s, 100)).transpose()?;
-        let email = input.email.as_deref().map(|s| domain::email("email", s)).transpose()?;
+        let first = input
+            .first_name
+            .as_deref()
+            .map(|s| domain::text("firstName", s, 100))
+            .transpose()?;
+        let last = input
+            .last_name
+            .as_deref()
+            .map(|s| domain::text("lastName", s, 100))
+            .transpose()?;
+        let email = input
+            .email
+            .as_deref()
+            .map(|s| domain::email("email", s))
+            .transpose()?;
         let p = parse_optional(&input)?;
-        if !actor.role.may_see_sensitive() && (input.ssn.is_some() || input.date_of_birth.is_some()) {
+        if !actor.role.may_see_sensitive() && (input.ssn.is_some() || input.date_of_birth.is_some())
+        {
             // Writing them blind is allowed on create; changing what one cannot see is not.
-            return Err(ServiceError::Forbidden("limited team members cannot change SSN or date of birth".into()));
+            return Err(ServiceError::Forbidden(
+                "limited team members cannot change SSN or date of birth".into(),
+            ));
         }
 
         let txn = db::begin_write(&self.db).await?;
         let current = find(&txn, &actor.partner_id, id).await?;
-        self.ensure_unique(&txn, actor, Some(&current.id), email.as_deref(), opt_ref(&p.reference_id)).await?;
+        self.ensure_unique(
+            &txn,
+            actor,
+            Some(&current.id),
+            email.as_deref(),
+            opt_ref(&p.reference_id),
+        )
+        .await?;
         let mut am = current.into_active_model();
         if let Some(v) = first {
             am.first_name = Set(v);
@@ -211,7 +254,14 @@ impl Service {
         ));
         am.updated_at = Set(crate::now());
         let c = am.update(&txn).await?;
-        events::record(&txn, &actor.partner_id, EventType::CandidateUpdated, &c.id, candidate_event(&c, actor)).await?;
+        events::record(
+            &txn,
+            &actor.partner_id,
+            EventType::CandidateUpdated,
+            &c.id,
+            candidate_event(&c, actor),
+        )
+        .await?;
         txn.commit().await?;
         Ok(c)
     }
@@ -230,7 +280,10 @@ impl Service {
         match p.date_of_birth {
             Change::Keep => {}
             Change::Clear => am.date_of_birth_enc = Set(None),
-            Change::Set(d) => am.date_of_birth_enc = Set(Some(self.crypto.seal(&d.format("%Y-%m-%d").to_string())?)),
+            Change::Set(d) => {
+                am.date_of_birth_enc =
+                    Set(Some(self.crypto.seal(&d.format("%Y-%m-%d").to_string())?))
+            }
         }
         match p.ssn {
             Change::Keep => {}
@@ -271,7 +324,10 @@ impl Service {
             if let Some(existing) = q.one(conn).await? {
                 return Err(ServiceError::Conflict {
                     field: Some(field.into()),
-                    message: format!("candidate {} ({}) already has this {field}", existing.id, existing.turn_id),
+                    message: format!(
+                        "candidate {} ({}) already has this {field}",
+                        existing.id, existing.turn_id
+                    ),
                     existing_id: Some(existing.id),
                 });
             }
@@ -306,7 +362,11 @@ impl Service {
     }
 
     /// Candidates by worker id, for batch loading.
-    pub async fn candidates_by_ids(&self, actor: &Actor, ids: &[String]) -> ServiceResult<Vec<candidate::Model>> {
+    pub async fn candidates_by_ids(
+        &self,
+        actor: &Actor,
+        ids: &[String],
+    ) -> ServiceResult<Vec<candidate::Model>> {
         Ok(candidate::Entity::find()
             .filter(candidate::Column::PartnerId.eq(&actor.partner_id))
             .filter(candidate::Column::Id.is_in(ids.iter().cloned()))
@@ -320,11 +380,22 @@ impl Service {
         filter: &CandidateFilter,
         page: &PageRequest,
     ) -> ServiceResult<Page<candidate::Model>> {
-        let dir = page.validate(self.settings.max_page_size, std::cmp::Ord::min(20, self.settings.max_page_size))?;
+        let dir = page.validate(
+            self.settings.max_page_size,
+            std::cmp::Ord::min(20, self.settings.max_page_size),
+        )?;
         let q = filtered(actor, filter)?;
         let (limit, after, before, backward) = match dir {
-            Direction::Forward { limit, after, before } => (limit, after, before, false),
-            Direction::Backward { limit, after, before } => (limit, after, before, true),
+            Direction::Forward {
+                limit,
+                after,
+                before,
+            } => (limit, after, before, false),
+            Direction::Backward {
+                limit,
+                after,
+                before,
+            } => (limit, after, before, true),
         };
         let mut q = q;
         if let Some(a) = after {
@@ -338,36 +409,66 @@ impl Service {
         } else {
             q.order_by_desc(candidate::Column::Seq)
         };
-        let mut items = if limit == 0 { Vec::new() } else { q.limit(limit + 1).all(&self.db).await? };
+        let mut items = if limit == 0 {
+            Vec::new()
+        } else {
+            q.limit(limit + 1).all(&self.db).await?
+        };
         let more = items.len() as u64 > limit;
         items.truncate(limit as usize);
         if backward {
             items.reverse();
-            Ok(Page { items, has_next_page: before.is_some(), has_previous_page: more })
+            Ok(Page {
+                items,
+                has_next_page: before.is_some(),
+                has_previous_page: more,
+            })
         } else {
-            Ok(Page { items, has_next_page: more, has_previous_page: after.is_some() })
+            Ok(Page {
+                items,
+                has_next_page: more,
+                has_previous_page: after.is_some(),
+            })
         }
     }
 
-    pub async fn count_candidates(&self, actor: &Actor, filter: &CandidateFilter) -> ServiceResult<u64> {
+    pub async fn count_candidates(
+        &self,
+        actor: &Actor,
+        filter: &CandidateFilter,
+    ) -> ServiceResult<u64> {
         Ok(filtered(actor, filter)?.count(&self.db).await?)
     }
 
     /// The SSN: masked (`***-**-6789`) unless `unmasked` is asked for. Never for
     /// limited team members.
-    pub fn reveal_ssn(&self, actor: &Actor, c: &candidate::Model, unmasked: bool) -> ServiceResult<Option<String>> {
+    pub fn reveal_ssn(
+        &self,
+        actor: &Actor,
+        c: &candidate::Model,
+        unmasked: bool,
+    ) -> ServiceResult<Option<String>> {
         if !actor.role.may_see_sensitive() {
             return Err(ServiceError::Forbidden("your role may not see SSNs".into()));
         }
         if !unmasked {
             return Ok(c.ssn_last4.as_deref().map(domain::mask_ssn));
         }
-        c.ssn_enc.as_deref().map(|s| self.crypto.open(s).map_err(ServiceError::Internal)).transpose()
+        c.ssn_enc
+            .as_deref()
+            .map(|s| self.crypto.open(s).map_err(ServiceError::Internal))
+            .transpose()
     }
 
-    pub fn reveal_date_of_birth(&self, actor: &Actor, c: &candidate::Model) -> ServiceResult<Option<NaiveDate>> {
+    pub fn reveal_date_of_birth(
+        &self,
+        actor: &Actor,
+        c: &candidate::Model,
+    ) -> ServiceResult<Option<NaiveDate>> {
         if !actor.role.may_see_sensitive() {
-            return Err(ServiceError::Forbidden("your role may not see dates of birth".into()));
+            return Err(ServiceError::Forbidden(
+                "your role may not see dates of birth".into(),
+            ));
         }
         c.date_of_birth_enc
             .as_deref()
@@ -403,15 +504,28 @@ fn filtered(actor: &Actor, f: &CandidateFilter) -> ServiceResult<Select<candidat
     }
     if let Some(s) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         if s.chars().count() > 100 {
-            return Err(ServiceError::invalid("search", "must be at most 100 characters"));
+            return Err(ServiceError::invalid(
+                "search",
+                "must be at most 100 characters",
+            ));
         }
-        let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        cond = cond.add(Expr::col(candidate::Column::SearchText).like(LikeExpr::new(format!("%{escaped}%")).escape('\\')));
+        let escaped = s
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        cond = cond.add(
+            Expr::col(candidate::Column::SearchText)
+                .like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+        );
     }
     if let (Some(a), Some(b)) = (f.created_after, f.created_before)
         && a >= b
     {
-        return Err(ServiceError::invalid("createdBefore", "must be later than createdAfter"));
+        return Err(ServiceError::invalid(
+            "createdBefore",
+            "must be later than createdAfter",
+        ));
     }
     if let Some(a) = f.created_after {
         cond = cond.add(candidate::Column::CreatedAt.gte(a));
@@ -422,7 +536,11 @@ fn filtered(actor: &Actor, f: &CandidateFilter) -> ServiceResult<Select<candidat
     Ok(candidate::Entity::find().filter(cond))
 }
 
-pub(crate) async fn find<C: ConnectionTrait>(conn: &C, partner_id: &str, id: &str) -> ServiceResult<candidate::Model> {
+pub(crate) async fn find<C: ConnectionTrait>(
+    conn: &C,
+    partner_id: &str,
+    id: &str,
+) -> ServiceResult<candidate::Model> {
     candidate::Entity::find()
         .filter(candidate::Column::PartnerId.eq(partner_id))
         .filter(candidate::Column::Id.eq(id))

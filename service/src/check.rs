@@ -22,41 +22,72 @@ pub struct NewCheck {
 }
 
 impl Service {
-    pub async fn start_check(&self, actor: &Actor, candidate_id: &str, input: NewCheck) -> ServiceResult<check::Model> {
+    pub async fn start_check(
+        &self,
+        actor: &Actor,
+        candidate_id: &str,
+        input: NewCheck,
+    ) -> ServiceResult<check::Model> {
         actor.require(Role::LimitedTeamMember)?;
         let callback_url = domain::opt_text("callbackUrl", input.callback_url.as_deref(), 2048)?
             .map(|u| domain::http_url("callbackUrl", &u))
             .transpose()?;
         let reference_id = domain::opt_text("referenceId", input.reference_id.as_deref(), 200)?;
-        let status = if input.do_checks { CheckStatus::Emailed } else { CheckStatus::Initiated };
+        let status = if input.do_checks {
+            CheckStatus::Emailed
+        } else {
+            CheckStatus::Initiated
+        };
 
         let txn = db::begin_write(&self.db).await?;
         let cand = crate::candidate::find(&txn, &actor.partner_id, candidate_id)
             .await
             .map_err(|_| ServiceError::invalid("candidateId", "no such candidate"))?;
-        let package_id = match input.package_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let package_id = match input
+            .package_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             Some(id) => id.to_string(),
             None => crate::partner::load(&txn, &actor.partner_id)
                 .await?
                 .default_package_id
-                .ok_or_else(|| ServiceError::invalid("packageId", "the partner has no default package; name one"))?,
+                .ok_or_else(|| {
+                    ServiceError::invalid(
+                        "packageId",
+                        "the partner has no default package; name one",
+                    )
+                })?,
         };
         let package = crate::package::find(&txn, &actor.partner_id, &package_id)
             .await
-            .map_err(|_| ServiceError::invalid("packageId", format!("package {package_id} does not exist")))?;
+            .map_err(|_| {
+                ServiceError::invalid("packageId", format!("package {package_id} does not exist"))
+            })?;
         if package.archived_at.is_some() {
-            return Err(ServiceError::invalid("packageId", format!("package {package_id} is archived")));
+            return Err(ServiceError::invalid(
+                "packageId",
+                format!("package {package_id} is archived"),
+            ));
         }
         let active = check::Entity::find()
             .filter(check::Column::PartnerId.eq(&actor.partner_id))
             .filter(check::Column::CandidateId.eq(&cand.id))
-            .filter(check::Column::Status.is_not_in([CheckStatus::Approved, CheckStatus::Rejected, CheckStatus::Withdrawn]))
+            .filter(check::Column::Status.is_not_in([
+                CheckStatus::Approved,
+                CheckStatus::Rejected,
+                CheckStatus::Withdrawn,
+            ]))
             .one(&txn)
             .await?;
         if let Some(a) = active {
             return Err(ServiceError::Conflict {
                 field: Some("candidateId".into()),
-                message: format!("candidate already has check {} in status {}", a.id, a.status),
+                message: format!(
+                    "candidate already has check {} in status {}",
+                    a.id, a.status
+                ),
                 existing_id: Some(a.id),
             });
         }
@@ -97,7 +128,8 @@ impl Service {
             }),
         )
         .await?;
-        self.record_transition(&txn, actor, &c, &cand, None, status, None).await?;
+        self.record_transition(&txn, actor, &c, &cand, None, status, None)
+            .await?;
         txn.commit().await?;
         Ok(c)
     }
@@ -116,12 +148,20 @@ impl Service {
         let current = find(&txn, &actor.partner_id, check_id).await?;
         let from = current.status;
         if !from.can_transition_to(to) {
-            let allowed: Vec<&str> = from.next_statuses().iter().map(|s| s.as_api_str()).collect();
+            let allowed: Vec<&str> = from
+                .next_statuses()
+                .iter()
+                .map(|s| s.as_api_str())
+                .collect();
             return Err(ServiceError::invalid(
                 "status",
                 format!(
                     "cannot move a check from {from} to {to}; allowed: {}",
-                    if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
+                    if allowed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        allowed.join(", ")
+                    }
                 ),
             ));
         }
@@ -135,11 +175,22 @@ impl Service {
             .exec(&txn)
             .await?;
         if res.rows_affected != 1 {
-            return Err(ServiceError::conflict("the check changed status concurrently; reload and retry"));
+            return Err(ServiceError::conflict(
+                "the check changed status concurrently; reload and retry",
+            ));
         }
         let updated = find(&txn, &actor.partner_id, check_id).await?;
         let cand = crate::candidate::find(&txn, &actor.partner_id, &updated.candidate_id).await?;
-        self.record_transition(&txn, actor, &updated, &cand, Some(from), to, reason.as_deref()).await?;
+        self.record_transition(
+            &txn,
+            actor,
+            &updated,
+            &cand,
+            Some(from),
+            to,
+            reason.as_deref(),
+        )
+        .await?;
         txn.commit().await?;
         Ok(updated)
     }
@@ -247,9 +298,15 @@ impl Service {
     }
 
     /// The result report in seed 003's shape, for roles that may see it.
-    pub fn reveal_report(&self, actor: &Actor, c: &check::Model) -> ServiceResult<Option<serde_json::Value>> {
+    pub fn reveal_report(
+        &self,
+        actor: &Actor,
+        c: &check::Model,
+    ) -> ServiceResult<Option<serde_json::Value>> {
         if !actor.role.may_see_sensitive() {
-            return Err(ServiceError::Forbidden("your role may not see report contents".into()));
+            return Err(ServiceError::Forbidden(
+                "your role may not see report contents".into(),
+            ));
         }
         c.report_enc
             .as_deref()
@@ -259,7 +316,11 @@ impl Service {
     }
 }
 
-pub(crate) async fn find<C: ConnectionTrait>(conn: &C, partner_id: &str, id: &str) -> ServiceResult<check::Model> {
+pub(crate) async fn find<C: ConnectionTrait>(
+    conn: &C,
+    partner_id: &str,
+    id: &str,
+) -> ServiceResult<check::Model> {
     check::Entity::find()
         .filter(check::Column::PartnerId.eq(partner_id))
         .filter(check::Column::Id.eq(id))

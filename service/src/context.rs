@@ -31,7 +31,10 @@ impl Actor {
         if self.role.at_least(role) {
             Ok(())
         } else {
-            Err(ServiceError::Forbidden(format!("this requires the {} role or higher", role.as_str())))
+            Err(ServiceError::Forbidden(format!(
+                "this requires the {} role or higher",
+                role.as_str()
+            )))
         }
     }
 }

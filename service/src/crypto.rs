@@ -20,16 +20,22 @@ impl Crypto {
     pub fn new(key: &[u8; 32]) -> Self {
         let cipher = Aes256Gcm::new(key.into());
         // A separate key for fingerprints, derived so one configured secret suffices.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
         mac.update(b"clearhire/ssn-fingerprint/v1");
         let fingerprint_key = mac.finalize().into_bytes().into();
-        Self { cipher, fingerprint_key }
+        Self {
+            cipher,
+            fingerprint_key,
+        }
     }
 
     /// Parses a base64 32-byte key.
     pub fn parse_key(b64: &str) -> anyhow::Result<[u8; 32]> {
         let bytes = B64.decode(b64.trim())?;
-        bytes.try_into().map_err(|_| anyhow::anyhow!("the encryption key must be 32 bytes (base64)"))
+        bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("the encryption key must be 32 bytes (base64)"))
     }
 
     pub fn generate_key() -> String {
@@ -51,7 +57,9 @@ impl Crypto {
     }
 
     pub fn open(&self, sealed: &str) -> anyhow::Result<String> {
-        let body = sealed.strip_prefix(PREFIX).ok_or_else(|| anyhow::anyhow!("unknown ciphertext version"))?;
+        let body = sealed
+            .strip_prefix(PREFIX)
+            .ok_or_else(|| anyhow::anyhow!("unknown ciphertext version"))?;
         let raw = B64.decode(body)?;
         if raw.len() < 12 {
             anyhow::bail!("ciphertext too short");
@@ -66,8 +74,8 @@ impl Crypto {
     }
 
     pub fn fingerprint(&self, value: &str) -> String {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.fingerprint_key).expect("HMAC takes any key length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.fingerprint_key)
+            .expect("HMAC takes any key length");
         mac.update(value.as_bytes());
         B64.encode(mac.finalize().into_bytes())
     }

@@ -39,7 +39,9 @@ pub fn email(field: &str, value: &str) -> ServiceResult<String> {
     };
     let ok_local = !local.is_empty()
         && local.len() <= 64
-        && local.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c))
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c))
         && !local.starts_with('.')
         && !local.ends_with('.');
     let labels: Vec<&str> = domain.split('.').collect();
@@ -52,7 +54,9 @@ pub fn email(field: &str, value: &str) -> ServiceResult<String> {
                 && !l.ends_with('-')
                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
-        && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
     if ok_local && ok_domain {
         Ok(v)
     } else {
@@ -63,7 +67,9 @@ pub fn email(field: &str, value: &str) -> ServiceResult<String> {
 /// A US phone number, normalised to E.164 (`+1XXXXXXXXXX`).
 pub fn us_phone(field: &str, value: &str) -> ServiceResult<String> {
     let digits: String = value.chars().filter(char::is_ascii_digit).collect();
-    let allowed = value.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    let allowed = value
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c));
     let national = match digits.len() {
         10 => digits.as_str(),
         11 if digits.starts_with('1') => &digits[1..],
@@ -88,10 +94,10 @@ pub fn zip(field: &str, value: &str) -> ServiceResult<String> {
 }
 
 const US_STATES: [&str; 56] = [
-    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS", "KY", "LA",
-    "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC", "ND", "OH", "OK",
-    "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY", "DC", "PR", "GU", "VI",
-    "AS", "MP",
+    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS",
+    "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY",
+    "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV",
+    "WI", "WY", "DC", "PR", "GU", "VI", "AS", "MP",
 ];
 
 /// A two-letter US state or territory code, upper-cased.
@@ -118,7 +124,10 @@ pub fn date_of_birth(field: &str, value: &str) -> ServiceResult<NaiveDate> {
         return invalid(field, "must not be in the future");
     }
     if !(14..=120).contains(&age) {
-        return invalid(field, "must be the date of birth of a person aged 14 to 120");
+        return invalid(
+            field,
+            "must be the date of birth of a person aged 14 to 120",
+        );
     }
     Ok(d)
 }
@@ -134,7 +143,8 @@ pub fn ssn(field: &str, value: &str) -> ServiceResult<String> {
         return invalid(field, "must be 9 digits, optionally as XXX-XX-XXXX");
     }
     let (area, group, serial) = (&digits[0..3], &digits[3..5], &digits[5..9]);
-    if area == "000" || area == "666" || area.starts_with('9') || group == "00" || serial == "0000" {
+    if area == "000" || area == "666" || area.starts_with('9') || group == "00" || serial == "0000"
+    {
         return invalid(field, "is not a valid SSN");
     }
     Ok(digits)
@@ -144,7 +154,10 @@ pub fn ssn(field: &str, value: &str) -> ServiceResult<String> {
 pub fn http_url(field: &str, value: &str) -> ServiceResult<String> {
     let v = value.trim();
     match url::Url::parse(v) {
-        Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host_str().is_some_and(|h| !h.is_empty()) => {
+        Ok(u)
+            if (u.scheme() == "https" || u.scheme() == "http")
+                && u.host_str().is_some_and(|h| !h.is_empty()) =>
+        {
             if v.len() > 2048 {
                 return invalid(field, "must be at most 2048 characters");
             }
@@ -164,17 +177,41 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(email("e", " Alec@SadTech.ca ").ok().as_deref(), Some("alec@sadtech.ca"));
-        for bad in ["", "a", "a@b", "@b.com", "a@.com", "a b@c.com", "a@b.c0m", "a@-b.com"] {
+        assert_eq!(
+            email("e", " Alec@SadTech.ca ").ok().as_deref(),
+            Some("alec@sadtech.ca")
+        );
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@b.com",
+            "a@.com",
+            "a b@c.com",
+            "a@b.c0m",
+            "a@-b.com",
+        ] {
             assert!(email("e", bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn phones() {
-        assert_eq!(us_phone("p", "(415) 555-0134").ok().as_deref(), Some("+14155550134"));
-        assert_eq!(us_phone("p", "+1 415 555 0134").ok().as_deref(), Some("+14155550134"));
-        for bad in ["555-0134", "0155550134", "4150550134", "+44 20 7946 0958", "415x5550134"] {
+        assert_eq!(
+            us_phone("p", "(415) 555-0134").ok().as_deref(),
+            Some("+14155550134")
+        );
+        assert_eq!(
+            us_phone("p", "+1 415 555 0134").ok().as_deref(),
+            Some("+14155550134")
+        );
+        for bad in [
+            "555-0134",
+            "0155550134",
+            "4150550134",
+            "+44 20 7946 0958",
+            "415x5550134",
+        ] {
             assert!(us_phone("p", bad).is_err(), "{bad}");
         }
     }
@@ -182,8 +219,15 @@ mod tests {
     #[test]
     fn ssns() {
         assert_eq!(ssn("s", "123-45-6789").ok().as_deref(), Some("123456789"));
-        for bad in ["12345678", "000-12-3456", "666-12-3456", "900-12-3456", "123-00-4567", "123-45-0000", "12a456789"]
-        {
+        for bad in [
+            "12345678",
+            "000-12-3456",
+            "666-12-3456",
+            "900-12-3456",
+            "123-00-4567",
+            "123-45-0000",
+            "12a456789",
+        ] {
             assert!(ssn("s", bad).is_err(), "{bad}");
         }
     }

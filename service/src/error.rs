@@ -16,14 +16,21 @@ pub enum ServiceError {
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
     #[error("{message}")]
-    Conflict { field: Option<String>, message: String, existing_id: Option<String> },
+    Conflict {
+        field: Option<String>,
+        message: String,
+        existing_id: Option<String>,
+    },
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
 
 impl ServiceError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Invalid { field: field.into(), message: message.into() }
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     pub fn not_found(what: &'static str) -> Self {
@@ -31,7 +38,11 @@ impl ServiceError {
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self::Conflict { field: None, message: message.into(), existing_id: None }
+        Self::Conflict {
+            field: None,
+            message: message.into(),
+            existing_id: None,
+        }
     }
 
     /// A stable machine-readable code, the `extensions.code` of GraphQL errors.

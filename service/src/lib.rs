@@ -65,7 +65,13 @@ impl Service {
         tokens: auth::TokenAuthority,
         settings: ServiceSettings,
     ) -> Self {
-        Self { db, crypto: Arc::new(crypto), tokens: Arc::new(tokens), settings: Arc::new(settings), statements }
+        Self {
+            db,
+            crypto: Arc::new(crypto),
+            tokens: Arc::new(tokens),
+            settings: Arc::new(settings),
+            statements,
+        }
     }
 
     /// SQL statements this service's connection pool has executed.

@@ -2,7 +2,8 @@
 use entity::{Role, SearchKind, package, partner};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, Set,
 };
 use serde_json::json;
 
@@ -21,13 +22,20 @@ pub struct PackagePatch {
 pub fn searches_of(p: &package::Model) -> Vec<SearchKind> {
     p.searches
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().and_then(SearchKind::parse)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().and_then(SearchKind::parse))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn validate_searches(searches: &[SearchKind]) -> ServiceResult<serde_json::Value> {
     if searches.is_empty() {
-        return Err(ServiceError::invalid("searches", "a package needs at least one search"));
+        return Err(ServiceError::invalid(
+            "searches",
+            "a package needs at least one search",
+        ));
     }
     let mut s = searches.to_vec();
     s.sort();
@@ -36,16 +44,27 @@ fn validate_searches(searches: &[SearchKind]) -> ServiceResult<serde_json::Value
 }
 
 impl Service {
-    pub async fn packages(&self, actor: &Actor, include_archived: bool) -> ServiceResult<Vec<package::Model>> {
-        let mut q = package::Entity::find().filter(package::Column::PartnerId.eq(&actor.partner_id));
+    pub async fn packages(
+        &self,
+        actor: &Actor,
+        include_archived: bool,
+    ) -> ServiceResult<Vec<package::Model>> {
+        let mut q =
+            package::Entity::find().filter(package::Column::PartnerId.eq(&actor.partner_id));
         if !include_archived {
             q = q.filter(package::Column::ArchivedAt.is_null());
         }
-        Ok(q.order_by_asc(package::Column::CreatedAt).all(&self.db).await?)
+        Ok(q.order_by_asc(package::Column::CreatedAt)
+            .all(&self.db)
+            .await?)
     }
 
     /// Packages by id, for batch loading.
-    pub async fn packages_by_ids(&self, actor: &Actor, ids: &[String]) -> ServiceResult<Vec<package::Model>> {
+    pub async fn packages_by_ids(
+        &self,
+        actor: &Actor,
+        ids: &[String],
+    ) -> ServiceResult<Vec<package::Model>> {
         Ok(package::Entity::find()
             .filter(package::Column::PartnerId.eq(&actor.partner_id))
             .filter(package::Column::Id.is_in(ids.iter().cloned()))
@@ -84,20 +103,46 @@ impl Service {
         }
         .insert(&txn)
         .await?;
-        let p = if is_default { set_default(&txn, &actor.partner_id, &p.id).await? } else { p };
-        events::record(&txn, &actor.partner_id, EventType::PackageCreated, &p.id, package_event(&p, actor)).await?;
+        let p = if is_default {
+            set_default(&txn, &actor.partner_id, &p.id).await?
+        } else {
+            p
+        };
+        events::record(
+            &txn,
+            &actor.partner_id,
+            EventType::PackageCreated,
+            &p.id,
+            package_event(&p, actor),
+        )
+        .await?;
         txn.commit().await?;
         Ok(p)
     }
 
-    pub async fn update_package(&self, actor: &Actor, id: &str, patch: PackagePatch) -> ServiceResult<package::Model> {
+    pub async fn update_package(
+        &self,
+        actor: &Actor,
+        id: &str,
+        patch: PackagePatch,
+    ) -> ServiceResult<package::Model> {
         actor.require(Role::Admin)?;
-        let name = patch.name.as_deref().map(|n| domain::text("name", n, 200)).transpose()?;
-        let searches = patch.searches.as_deref().map(validate_searches).transpose()?;
+        let name = patch
+            .name
+            .as_deref()
+            .map(|n| domain::text("name", n, 200))
+            .transpose()?;
+        let searches = patch
+            .searches
+            .as_deref()
+            .map(validate_searches)
+            .transpose()?;
         let txn = db::begin_write(&self.db).await?;
         let current = find(&txn, &actor.partner_id, id).await?;
         if current.archived_at.is_some() {
-            return Err(ServiceError::conflict("an archived package cannot be changed"));
+            return Err(ServiceError::conflict(
+                "an archived package cannot be changed",
+            ));
         }
         if patch.make_default == Some(false) && current.is_default {
             return Err(ServiceError::invalid(
@@ -117,7 +162,14 @@ impl Service {
         if patch.make_default == Some(true) {
             p = set_default(&txn, &actor.partner_id, &p.id).await?;
         }
-        events::record(&txn, &actor.partner_id, EventType::PackageUpdated, &p.id, package_event(&p, actor)).await?;
+        events::record(
+            &txn,
+            &actor.partner_id,
+            EventType::PackageUpdated,
+            &p.id,
+            package_event(&p, actor),
+        )
+        .await?;
         txn.commit().await?;
         Ok(p)
     }
@@ -127,7 +179,9 @@ impl Service {
         let txn = db::begin_write(&self.db).await?;
         let current = find(&txn, &actor.partner_id, id).await?;
         if current.is_default {
-            return Err(ServiceError::conflict("the default package cannot be archived; make another the default first"));
+            return Err(ServiceError::conflict(
+                "the default package cannot be archived; make another the default first",
+            ));
         }
         if current.archived_at.is_some() {
             txn.commit().await?;
@@ -137,7 +191,14 @@ impl Service {
         am.archived_at = Set(Some(crate::now()));
         am.updated_at = Set(crate::now());
         let p = am.update(&txn).await?;
-        events::record(&txn, &actor.partner_id, EventType::PackageArchived, &p.id, package_event(&p, actor)).await?;
+        events::record(
+            &txn,
+            &actor.partner_id,
+            EventType::PackageArchived,
+            &p.id,
+            package_event(&p, actor),
+        )
+        .await?;
         txn.commit().await?;
         Ok(p)
     }
@@ -147,7 +208,11 @@ fn package_event(p: &package::Model, actor: &Actor) -> serde_json::Value {
     json!({"name": p.name, "searches": p.searches, "is_default": p.is_default, "actor": actor.subject})
 }
 
-pub(crate) async fn find<C: ConnectionTrait>(conn: &C, partner_id: &str, id: &str) -> ServiceResult<package::Model> {
+pub(crate) async fn find<C: ConnectionTrait>(
+    conn: &C,
+    partner_id: &str,
+    id: &str,
+) -> ServiceResult<package::Model> {
     package::Entity::find_by_id(id.to_string())
         .filter(package::Column::PartnerId.eq(partner_id))
         .one(conn)
@@ -155,7 +220,11 @@ pub(crate) async fn find<C: ConnectionTrait>(conn: &C, partner_id: &str, id: &st
         .ok_or(ServiceError::not_found("package"))
 }
 
-async fn set_default<C: ConnectionTrait>(conn: &C, partner_id: &str, id: &str) -> ServiceResult<package::Model> {
+async fn set_default<C: ConnectionTrait>(
+    conn: &C,
+    partner_id: &str,
+    id: &str,
+) -> ServiceResult<package::Model> {
     package::Entity::update_many()
         .col_expr(package::Column::IsDefault, Expr::value(false))
         .filter(package::Column::PartnerId.eq(partner_id))

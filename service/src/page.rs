@@ -21,9 +21,17 @@ pub struct Page<T> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Direction {
     /// Newest first, strictly older than `after`.
-    Forward { limit: u64, after: Option<i64>, before: Option<i64> },
+    Forward {
+        limit: u64,
+        after: Option<i64>,
+        before: Option<i64>,
+    },
     /// The `limit` oldest of those strictly newer than `before`, returned newest first.
-    Backward { limit: u64, after: Option<i64>, before: Option<i64> },
+    Backward {
+        limit: u64,
+        after: Option<i64>,
+        before: Option<i64>,
+    },
 }
 
 impl PageRequest {
@@ -32,15 +40,25 @@ impl PageRequest {
             match n {
                 None => Ok(None),
                 Some(n) if n < 0 => Err(ServiceError::invalid(field, "must not be negative")),
-                Some(n) if n as u64 > max => Err(ServiceError::invalid(field, format!("must be at most {max}"))),
+                Some(n) if n as u64 > max => Err(ServiceError::invalid(
+                    field,
+                    format!("must be at most {max}"),
+                )),
                 Some(n) => Ok(Some(n as u64)),
             }
         };
         let first = check("first", self.first)?;
         let last = check("last", self.last)?;
         match (first, last) {
-            (Some(_), Some(_)) => Err(ServiceError::invalid("last", "cannot be combined with first")),
-            (None, Some(limit)) => Ok(Direction::Backward { limit, after: self.after, before: self.before }),
+            (Some(_), Some(_)) => Err(ServiceError::invalid(
+                "last",
+                "cannot be combined with first",
+            )),
+            (None, Some(limit)) => Ok(Direction::Backward {
+                limit,
+                after: self.after,
+                before: self.before,
+            }),
             (first, None) => Ok(Direction::Forward {
                 limit: first.unwrap_or(default),
                 after: self.after,

@@ -19,13 +19,25 @@ impl Service {
         load(&self.db, &actor.partner_id).await
     }
 
-    pub async fn update_partner(&self, actor: &Actor, patch: PartnerPatch) -> ServiceResult<partner::Model> {
+    pub async fn update_partner(
+        &self,
+        actor: &Actor,
+        patch: PartnerPatch,
+    ) -> ServiceResult<partner::Model> {
         actor.require(Role::Admin)?;
-        let name = patch.name.as_deref().map(|n| domain::text("name", n, 200)).transpose()?;
+        let name = patch
+            .name
+            .as_deref()
+            .map(|n| domain::text("name", n, 200))
+            .transpose()?;
         let base = match patch.public_base_url.as_deref().map(str::trim) {
             None => None,
             Some("") => Some(None),
-            Some(u) => Some(Some(domain::http_url("publicBaseUrl", u)?.trim_end_matches('/').to_string())),
+            Some(u) => Some(Some(
+                domain::http_url("publicBaseUrl", u)?
+                    .trim_end_matches('/')
+                    .to_string(),
+            )),
         };
         let txn = db::begin_write(&self.db).await?;
         let mut am = load(&txn, &actor.partner_id).await?.into_active_model();
@@ -69,16 +81,25 @@ impl Service {
 
     /// Base URL for links into the partner dashboard.
     pub fn dashboard_base(&self, partner: &partner::Model) -> String {
-        partner.public_base_url.clone().unwrap_or_else(|| self.settings.public_base_url.clone())
+        partner
+            .public_base_url
+            .clone()
+            .unwrap_or_else(|| self.settings.public_base_url.clone())
     }
 
     /// Partners, oldest first (operator use).
     pub async fn all_partners(&self) -> ServiceResult<Vec<partner::Model>> {
         use sea_orm::QueryOrder;
-        Ok(partner::Entity::find().order_by_asc(partner::Column::CreatedAt).all(&self.db).await?)
+        Ok(partner::Entity::find()
+            .order_by_asc(partner::Column::CreatedAt)
+            .all(&self.db)
+            .await?)
     }
 }
 
 pub(crate) async fn load<C: ConnectionTrait>(conn: &C, id: &str) -> ServiceResult<partner::Model> {
-    partner::Entity::find_by_id(id.to_string()).one(conn).await?.ok_or(ServiceError::not_found("partner"))
+    partner::Entity::find_by_id(id.to_string())
+        .one(conn)
+        .await?
+        .ok_or(ServiceError::not_found("partner"))
 }

@@ -1,7 +1,9 @@
 //! Team members of a partner and their roles.
 use entity::{Role, api_token, user};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
+};
 use serde_json::json;
 
 use crate::error::is_unique_violation;
@@ -75,7 +77,12 @@ impl Service {
     }
 
     /// Changes a member's role; their tokens take the new role at once.
-    pub async fn change_team_member_role(&self, actor: &Actor, id: &str, role: Role) -> ServiceResult<user::Model> {
+    pub async fn change_team_member_role(
+        &self,
+        actor: &Actor,
+        id: &str,
+        role: Role,
+    ) -> ServiceResult<user::Model> {
         actor.require(Role::Admin)?;
         let txn = db::begin_write(&self.db).await?;
         let current = self.team_member(actor, id).await?;
@@ -119,7 +126,9 @@ impl Service {
         if current.role == Role::SuperAdmin {
             ensure_another_super_admin(&txn, &actor.partner_id, id).await?;
         }
-        user::Entity::delete_by_id(id.to_string()).exec(&txn).await?;
+        user::Entity::delete_by_id(id.to_string())
+            .exec(&txn)
+            .await?;
         api_token::Entity::update_many()
             .col_expr(api_token::Column::RevokedAt, Expr::value(crate::now()))
             .filter(api_token::Column::UserId.eq(id))
@@ -143,7 +152,9 @@ impl Service {
 
 fn may_grant(actor: &Actor, role: Role) -> ServiceResult<()> {
     if role == Role::SuperAdmin && actor.role != Role::SuperAdmin {
-        return Err(ServiceError::Forbidden("only a super_admin can grant or change super_admin".into()));
+        return Err(ServiceError::Forbidden(
+            "only a super_admin can grant or change super_admin".into(),
+        ));
     }
     Ok(())
 }
@@ -161,7 +172,9 @@ async fn ensure_another_super_admin(
         .count(txn)
         .await?;
     if others == 0 {
-        return Err(ServiceError::conflict("a partner must keep at least one super_admin"));
+        return Err(ServiceError::conflict(
+            "a partner must keep at least one super_admin",
+        ));
     }
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! API tokens: minted and revoked by super_admins (or the CLI), checked on every request.
 use chrono::Duration;
 use entity::{Role, api_token, user};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
+};
 use serde_json::json;
 
 use crate::auth::Claims;
@@ -24,12 +26,29 @@ pub struct NewToken {
     pub expires_in_days: i64,
 }
 
+/// What a token is minted with.
+pub(crate) struct MintSpec<'a> {
+    pub partner_id: &'a str,
+    pub name: &'a str,
+    pub role: Role,
+    pub member: Option<&'a user::Model>,
+    pub created_by: Option<&'a str>,
+    pub expires_in_days: i64,
+}
+
 impl Service {
-    pub async fn create_api_token(&self, actor: &Actor, input: NewToken) -> ServiceResult<MintedToken> {
+    pub async fn create_api_token(
+        &self,
+        actor: &Actor,
+        input: NewToken,
+    ) -> ServiceResult<MintedToken> {
         actor.require(Role::SuperAdmin)?;
         let name = domain::text("name", &input.name, 200)?;
         if !(1..=3650).contains(&input.expires_in_days) {
-            return Err(ServiceError::invalid("expiresInDays", "must be between 1 and 3650"));
+            return Err(ServiceError::invalid(
+                "expiresInDays",
+                "must be between 1 and 3650",
+            ));
         }
         let member = match &input.user_id {
             Some(uid) => Some(
@@ -42,12 +61,21 @@ impl Service {
         if let Some(m) = &member
             && !m.role.at_least(input.role)
         {
-            return Err(ServiceError::invalid("role", format!("exceeds the team member's role ({})", m.role.as_str())));
+            return Err(ServiceError::invalid(
+                "role",
+                format!("exceeds the team member's role ({})", m.role.as_str()),
+            ));
         }
         let txn = db::begin_write(&self.db).await?;
-        let minted = self
-            .mint(&txn, &actor.partner_id, &name, input.role, member.as_ref(), Some(&actor.subject), input.expires_in_days)
-            .await?;
+        let spec = MintSpec {
+            partner_id: &actor.partner_id,
+            name: &name,
+            role: input.role,
+            member: member.as_ref(),
+            created_by: Some(&actor.subject),
+            expires_in_days: input.expires_in_days,
+        };
+        let minted = self.mint(&txn, spec).await?;
         events::record(
             &txn,
             &actor.partner_id,
@@ -63,13 +91,16 @@ impl Service {
     pub(crate) async fn mint<C: sea_orm::ConnectionTrait>(
         &self,
         conn: &C,
-        partner_id: &str,
-        name: &str,
-        role: Role,
-        member: Option<&user::Model>,
-        created_by: Option<&str>,
-        expires_in_days: i64,
+        spec: MintSpec<'_>,
     ) -> ServiceResult<MintedToken> {
+        let MintSpec {
+            partner_id,
+            name,
+            role,
+            member,
+            created_by,
+            expires_in_days,
+        } = spec;
         let id = ids::uuid();
         let now = crate::now();
         let exp = now + Duration::days(expires_in_days);
@@ -107,7 +138,11 @@ impl Service {
             .await?)
     }
 
-    pub async fn revoke_api_token(&self, actor: &Actor, id: &str) -> ServiceResult<api_token::Model> {
+    pub async fn revoke_api_token(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> ServiceResult<api_token::Model> {
         actor.require(Role::SuperAdmin)?;
         let txn = db::begin_write(&self.db).await?;
         let t = api_token::Entity::find_by_id(id.to_string())
@@ -139,8 +174,14 @@ impl Service {
     /// Turns a bearer token into an actor: signature, expiry, then revocation and the effective
     /// role from the token row (cached for `token_cache_ttl`).
     pub async fn authenticate(&self, bearer: &str) -> ServiceResult<Actor> {
-        let claims = self.tokens.verify(bearer).map_err(ServiceError::Unauthenticated)?;
-        let verdict = match self.tokens.cached(&claims.jti, self.settings.token_cache_ttl) {
+        let claims = self
+            .tokens
+            .verify(bearer)
+            .map_err(ServiceError::Unauthenticated)?;
+        let verdict = match self
+            .tokens
+            .cached(&claims.jti, self.settings.token_cache_ttl)
+        {
             Some(v) => v,
             None => {
                 let v = self.load_token_actor(&claims).await?;
@@ -156,11 +197,15 @@ impl Service {
             .filter(api_token::Column::PartnerId.eq(&claims.partner))
             .one(&self.db)
             .await?;
-        let Some(row) = row.filter(|r| r.revoked_at.is_none() && r.expires_at > crate::now()) else {
+        let Some(row) = row.filter(|r| r.revoked_at.is_none() && r.expires_at > crate::now())
+        else {
             return Ok(None);
         };
         let email = match &row.user_id {
-            Some(uid) => user::Entity::find_by_id(uid.clone()).one(&self.db).await?.map(|u| u.email),
+            Some(uid) => user::Entity::find_by_id(uid.clone())
+                .one(&self.db)
+                .await?
+                .map(|u| u.email),
             None => None,
         };
         Ok(Some(Actor {
@@ -182,7 +227,16 @@ impl Service {
     ) -> ServiceResult<MintedToken> {
         crate::partner::load(&self.db, partner_id).await?;
         let actor = Actor::system(partner_id);
-        self.create_api_token(&actor, NewToken { name: name.into(), role, user_id: None, expires_in_days }).await
+        self.create_api_token(
+            &actor,
+            NewToken {
+                name: name.into(),
+                role,
+                user_id: None,
+                expires_in_days,
+            },
+        )
+        .await
     }
 
     /// Revokes a token as an operator (CLI), whatever its partner.
@@ -191,6 +245,7 @@ impl Service {
             .one(&self.db)
             .await?
             .ok_or(ServiceError::not_found("API token"))?;
-        self.revoke_api_token(&Actor::system(t.partner_id), id).await
+        self.revoke_api_token(&Actor::system(t.partner_id), id)
+            .await
     }
 }

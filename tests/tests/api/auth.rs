@@ -10,8 +10,12 @@ const ME: &str = "{ me { role subject partner { name } } }";
 #[tokio::test]
 async fn no_token_bad_token_and_wrong_scheme_are_unauthenticated() {
     let app = spawn_app().await;
-    app.gql_as(None, ME, json!({})).await.expect_err("UNAUTHENTICATED", None);
-    app.gql_as(Some("not-a-jwt"), ME, json!({})).await.expect_err("UNAUTHENTICATED", None);
+    app.gql_as(None, ME, json!({}))
+        .await
+        .expect_err("UNAUTHENTICATED", None);
+    app.gql_as(Some("not-a-jwt"), ME, json!({}))
+        .await
+        .expect_err("UNAUTHENTICATED", None);
     let resp = app
         .client
         .post(app.url("/graphql"))
@@ -38,8 +42,12 @@ async fn tokens_signed_with_another_secret_or_expired_are_refused() {
         iat: now - 100,
         exp,
     };
-    let forged = TokenAuthority::new(&[9u8; 48]).sign(&claims(now + 3600)).expect("sign");
-    app.gql_as(Some(&forged), ME, json!({})).await.expect_err("UNAUTHENTICATED", None);
+    let forged = TokenAuthority::new(&[9u8; 48])
+        .sign(&claims(now + 3600))
+        .expect("sign");
+    app.gql_as(Some(&forged), ME, json!({}))
+        .await
+        .expect_err("UNAUTHENTICATED", None);
     let ours = TokenAuthority::new(app.jwt_secret.as_bytes());
     let expired = ours.sign(&claims(now - 60)).expect("sign");
     let r = app.gql_as(Some(&expired), ME, json!({})).await;
@@ -47,7 +55,9 @@ async fn tokens_signed_with_another_secret_or_expired_are_refused() {
     assert!(r.message().contains("expired"), "{}", r.0);
     // Correctly signed but never issued (no token row): refused too.
     let unissued = ours.sign(&claims(now + 3600)).expect("sign");
-    app.gql_as(Some(&unissued), ME, json!({})).await.expect_err("UNAUTHENTICATED", None);
+    app.gql_as(Some(&unissued), ME, json!({}))
+        .await
+        .expect_err("UNAUTHENTICATED", None);
 }
 
 #[tokio::test]
@@ -59,27 +69,68 @@ async fn super_admin_mints_and_revokes_tokens() {
             json!({}),
         )
         .await;
-    let token = r.data()["createApiToken"]["token"].as_str().expect("token").to_string();
-    let id = r.data()["createApiToken"]["apiToken"]["id"].as_str().expect("id").to_string();
-    assert_eq!(app.gql_as(Some(&token), ME, json!({})).await.data()["me"]["role"], "team_member");
+    let token = r.data()["createApiToken"]["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let id = r.data()["createApiToken"]["apiToken"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(
+        app.gql_as(Some(&token), ME, json!({})).await.data()["me"]["role"],
+        "team_member"
+    );
 
-    let list = app.gql("{ apiTokens { id name revokedAt } }", json!({})).await;
-    assert!(list.data()["apiTokens"].as_array().expect("list").iter().any(|t| t["id"] == id.as_str()));
+    let list = app
+        .gql("{ apiTokens { id name revokedAt } }", json!({}))
+        .await;
+    assert!(
+        list.data()["apiTokens"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|t| t["id"] == id.as_str())
+    );
 
-    let revoked = app.gql("mutation($id: ID!) { revokeApiToken(id: $id) { revokedAt } }", json!({"id": id})).await;
+    let revoked = app
+        .gql(
+            "mutation($id: ID!) { revokeApiToken(id: $id) { revokedAt } }",
+            json!({"id": id}),
+        )
+        .await;
     assert!(revoked.data()["revokeApiToken"]["revokedAt"].is_string());
-    app.gql_as(Some(&token), ME, json!({})).await.expect_err("UNAUTHENTICATED", None);
+    app.gql_as(Some(&token), ME, json!({}))
+        .await
+        .expect_err("UNAUTHENTICATED", None);
 }
 
 #[tokio::test]
 async fn operator_commands_mint_and_revoke() {
     // What `api token create` and `api token revoke` call.
     let app = spawn_app().await;
-    let minted = app.service.operator_mint_token(&app.partner_id, "cli", Role::Admin, 1).await.expect("mint");
-    assert_eq!(app.gql_as(Some(&minted.token), ME, json!({})).await.data()["me"]["role"], "admin");
-    app.service.operator_revoke_token(&minted.record.id).await.expect("revoke");
-    app.gql_as(Some(&minted.token), ME, json!({})).await.expect_err("UNAUTHENTICATED", None);
-    assert!(app.service.operator_mint_token("no-such-partner", "cli", Role::Admin, 1).await.is_err());
+    let minted = app
+        .service
+        .operator_mint_token(&app.partner_id, "cli", Role::Admin, 1)
+        .await
+        .expect("mint");
+    assert_eq!(
+        app.gql_as(Some(&minted.token), ME, json!({})).await.data()["me"]["role"],
+        "admin"
+    );
+    app.service
+        .operator_revoke_token(&minted.record.id)
+        .await
+        .expect("revoke");
+    app.gql_as(Some(&minted.token), ME, json!({}))
+        .await
+        .expect_err("UNAUTHENTICATED", None);
+    assert!(
+        app.service
+            .operator_mint_token("no-such-partner", "cli", Role::Admin, 1)
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -88,7 +139,10 @@ async fn token_for_a_team_member_carries_their_email_and_follows_their_role() {
     let m = app
         .gql("mutation { inviteTeamMember(input: {email: \"Ops@Example.com\", role: admin}) { id email } }", json!({}))
         .await;
-    let uid = m.data()["inviteTeamMember"]["id"].as_str().expect("id").to_string();
+    let uid = m.data()["inviteTeamMember"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     assert_eq!(m.data()["inviteTeamMember"]["email"], "ops@example.com");
     // A token may not exceed the member's role.
     app.gql(
@@ -100,17 +154,32 @@ async fn token_for_a_team_member_carries_their_email_and_follows_their_role() {
     let t = app
         .gql("mutation($u: ID!) { createApiToken(input: {name: \"x\", role: admin, userId: $u}) { token } }", json!({"u": uid}))
         .await;
-    let token = t.data()["createApiToken"]["token"].as_str().expect("token").to_string();
-    let me = app.gql_as(Some(&token), "{ me { email role subject } }", json!({})).await;
+    let token = t.data()["createApiToken"]["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let me = app
+        .gql_as(Some(&token), "{ me { email role subject } }", json!({}))
+        .await;
     assert_eq!(me.data()["me"]["email"], "ops@example.com");
     assert_eq!(me.data()["me"]["subject"], uid.as_str());
     // Demoted: the same token now acts as team_member.
-    app.gql("mutation($u: ID!) { changeTeamMemberRole(id: $u, role: team_member) { role } }", json!({"u": uid}))
-        .await
-        .data();
+    app.gql(
+        "mutation($u: ID!) { changeTeamMemberRole(id: $u, role: team_member) { role } }",
+        json!({"u": uid}),
+    )
+    .await
+    .data();
     let me = app.gql_as(Some(&token), "{ me { role } }", json!({})).await;
     assert_eq!(me.data()["me"]["role"], "team_member");
     // Removed: the token is revoked.
-    app.gql("mutation($u: ID!) { removeTeamMember(id: $u) { id } }", json!({"u": uid})).await.data();
-    app.gql_as(Some(&token), "{ me { role } }", json!({})).await.expect_err("UNAUTHENTICATED", None);
+    app.gql(
+        "mutation($u: ID!) { removeTeamMember(id: $u) { id } }",
+        json!({"u": uid}),
+    )
+    .await
+    .data();
+    app.gql_as(Some(&token), "{ me { role } }", json!({}))
+        .await
+        .expect_err("UNAUTHENTICATED", None);
 }

@@ -26,27 +26,47 @@ async fn create_with_every_profile_field_and_read_it_back_by_each_id() {
     assert_eq!(c["dateOfBirth"], "1990-04-06");
     assert_eq!(c["transportationMethod"], "bike");
     let turn = c["turnId"].as_str().expect("turnId");
-    assert!(turn.len() == 11 && turn.starts_with('C') && turn[1..].chars().all(|ch| ch.is_ascii_digit()), "{turn}");
+    assert!(
+        turn.len() == 11
+            && turn.starts_with('C')
+            && turn[1..].chars().all(|ch| ch.is_ascii_digit()),
+        "{turn}"
+    );
     let id = c["id"].as_str().expect("id");
     uuid::Uuid::parse_str(id).expect("worker id is a UUID");
 
-    for (arg, value) in [("id: $v", id), ("turnId: $v", turn), ("referenceId: $v", "ext-42")] {
-        let ty = if arg.starts_with("id") { "ID!" } else { "String!" };
-        let q = format!("query($v: {ty}) {{ candidate({arg}) {{ id middleName city address experience interests zip }} }}");
+    for (arg, value) in [
+        ("id: $v", id),
+        ("turnId: $v", turn),
+        ("referenceId: $v", "ext-42"),
+    ] {
+        let ty = if arg.starts_with("id") {
+            "ID!"
+        } else {
+            "String!"
+        };
+        let q = format!(
+            "query($v: {ty}) {{ candidate({arg}) {{ id middleName city address experience interests zip }} }}"
+        );
         let g = app.gql(&q, json!({"v": value})).await;
         assert_eq!(g.data()["candidate"]["id"], id);
         assert_eq!(g.data()["candidate"]["middleName"], "Hamfast");
         assert_eq!(g.data()["candidate"]["address"], "3 Bagshot Row");
         assert_eq!(g.data()["candidate"]["zip"], "94107");
     }
-    app.gql("{ candidate { id } }", json!({})).await.expect_err("BAD_USER_INPUT", Some("id"));
+    app.gql("{ candidate { id } }", json!({}))
+        .await
+        .expect_err("BAD_USER_INPUT", Some("id"));
 }
 
 #[tokio::test]
 async fn duplicate_email_or_reference_id_is_a_conflict_naming_the_existing_candidate() {
     let app = spawn_app().await;
     let r = app.gql(CREATE, json!({"i": full_profile()})).await;
-    let existing = r.data()["createCandidate"]["id"].as_str().expect("id").to_string();
+    let existing = r.data()["createCandidate"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     let before = app.count_rows("candidates").await;
 
     let mut dup_email = full_profile();
@@ -54,13 +74,19 @@ async fn duplicate_email_or_reference_id_is_a_conflict_naming_the_existing_candi
     dup_email["referenceId"] = json!("other");
     let g = app.gql(CREATE, json!({"i": dup_email})).await;
     g.expect_err("CONFLICT", Some("email"));
-    assert_eq!(g.0["errors"][0]["extensions"]["existingId"], existing.as_str());
+    assert_eq!(
+        g.0["errors"][0]["extensions"]["existingId"],
+        existing.as_str()
+    );
 
     let mut dup_ref = full_profile();
     dup_ref["email"] = json!("other@shire.example.com");
     let g = app.gql(CREATE, json!({"i": dup_ref})).await;
     g.expect_err("CONFLICT", Some("referenceId"));
-    assert_eq!(g.0["errors"][0]["extensions"]["existingId"], existing.as_str());
+    assert_eq!(
+        g.0["errors"][0]["extensions"]["existingId"],
+        existing.as_str()
+    );
     assert_eq!(app.count_rows("candidates").await, before);
 
     // Updating another candidate to the taken email conflicts too.
@@ -117,7 +143,12 @@ async fn every_bad_input_names_its_field_and_writes_nothing() {
     }
     assert_eq!(app.count_rows("checks").await, 0);
     // Type errors are GraphQL validation errors, not panics.
-    let g = app.gql("mutation { createCandidate(input: {firstName: 1}) { id } }", json!({})).await;
+    let g = app
+        .gql(
+            "mutation { createCandidate(input: {firstName: 1}) { id } }",
+            json!({}),
+        )
+        .await;
     assert!(g.0["errors"].is_array());
 }
 
@@ -125,7 +156,10 @@ async fn every_bad_input_names_its_field_and_writes_nothing() {
 async fn update_changes_and_clears_fields() {
     let app = spawn_app().await;
     let r = app.gql(CREATE, json!({"i": full_profile()})).await;
-    let id = r.data()["createCandidate"]["id"].as_str().expect("id").to_string();
+    let id = r.data()["createCandidate"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     let u = app
         .gql(
             "mutation($id: ID!) { updateCandidate(id: $id, input: {city: \"Bywater\", middleName: \"\", ssn: \"234-56-7890\"}) { city middleName ssn lastName } }",
@@ -138,7 +172,12 @@ async fn update_changes_and_clears_fields() {
     assert_eq!(c["ssn"], "***-**-7890");
     assert_eq!(c["lastName"], "Gamgee");
     // Search follows the update.
-    let s = app.gql("{ candidates(filter: {search: \"gamgee\"}) { totalCount } }", json!({})).await;
+    let s = app
+        .gql(
+            "{ candidates(filter: {search: \"gamgee\"}) { totalCount } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(s.data()["candidates"]["totalCount"], 1);
 }
 
@@ -151,8 +190,14 @@ async fn ssn_and_date_of_birth_are_not_stored_in_plaintext() {
     let dump = serde_json::to_string(&rows).expect("json");
     assert!(dump.contains("Gamgee"), "the dump does show the row");
     for secret in ["123456789", "123-45-6789", "1990-04-06"] {
-        assert!(!dump.contains(secret), "plaintext {secret} found in candidates");
+        assert!(
+            !dump.contains(secret),
+            "plaintext {secret} found in candidates"
+        );
     }
     let dump = serde_json::to_string(&app.dump("outbox").await).expect("json");
-    assert!(!dump.contains("123456789") && !dump.contains("1990-04-06"), "sensitive data leaked into events");
+    assert!(
+        !dump.contains("123456789") && !dump.contains("1990-04-06"),
+        "sensitive data leaked into events"
+    );
 }

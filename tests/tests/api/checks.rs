@@ -26,15 +26,25 @@ fn path(from: CheckStatus, to: CheckStatus) -> Vec<CheckStatus> {
     let mut cur = to;
     while cur != from {
         out.push(cur);
-        cur = *prev.get(&cur).unwrap_or_else(|| panic!("{to} unreachable from {from}"));
+        cur = *prev
+            .get(&cur)
+            .unwrap_or_else(|| panic!("{to} unreachable from {from}"));
     }
     out.reverse();
     out
 }
 
 async fn status_of(app: &TestApp, check: &str) -> String {
-    let r = app.gql("query($id: ID!) { check(id: $id) { status } }", json!({"id": check})).await;
-    r.data()["check"]["status"].as_str().expect("status").to_string()
+    let r = app
+        .gql(
+            "query($id: ID!) { check(id: $id) { status } }",
+            json!({"id": check}),
+        )
+        .await;
+    r.data()["check"]["status"]
+        .as_str()
+        .expect("status")
+        .to_string()
 }
 
 async fn outbox_events(app: &TestApp, aggregate: &str) -> Vec<(String, Value)> {
@@ -43,7 +53,9 @@ async fn outbox_events(app: &TestApp, aggregate: &str) -> Vec<(String, Value)> {
         .query_all_raw(sea_orm::Statement::from_sql_and_values(
             db.get_database_backend(),
             match db.get_database_backend() {
-                sea_orm::DbBackend::Postgres => "SELECT event_type, payload FROM outbox WHERE aggregate_id = $1 ORDER BY id",
+                sea_orm::DbBackend::Postgres => {
+                    "SELECT event_type, payload FROM outbox WHERE aggregate_id = $1 ORDER BY id"
+                }
                 _ => "SELECT event_type, payload FROM outbox WHERE aggregate_id = ? ORDER BY id",
             },
             [aggregate.into()],
@@ -78,20 +90,34 @@ async fn every_legal_transition_is_accepted_and_every_illegal_one_refused() {
                 for bad in ALL_STATUSES.iter().filter(|s| !from.can_transition_to(**s)) {
                     let r = app.transition(&check, bad.as_api_str()).await;
                     r.expect_err("BAD_USER_INPUT", Some("status"));
-                    assert_eq!(status_of(&app, &check).await, from.as_api_str(), "{from} -> {bad} changed state");
+                    assert_eq!(
+                        status_of(&app, &check).await,
+                        from.as_api_str(),
+                        "{from} -> {bad} changed state"
+                    );
                 }
             }
             let r = app.transition(&check, to.as_api_str()).await;
-            assert_eq!(r.data()["transitionCheck"]["status"], to.as_api_str(), "{from} -> {to}");
+            assert_eq!(
+                r.data()["transitionCheck"]["status"],
+                to.as_api_str(),
+                "{from} -> {to}"
+            );
         }
     }
-    assert_eq!(illegal_tried.len(), 15, "every status but withdrawn (no way out of it) tried as a source");
+    assert_eq!(
+        illegal_tried.len(),
+        15,
+        "every status but withdrawn (no way out of it) tried as a source"
+    );
     // withdrawn is a dead end: nothing leaves it.
     let cand = app.candidate("dead-end@example.com").await;
     let check = app.start_check(&cand, true).await;
     app.transition(&check, "withdrawn").await.data();
     for s in ALL_STATUSES {
-        app.transition(&check, s.as_api_str()).await.expect_err("BAD_USER_INPUT", Some("status"));
+        app.transition(&check, s.as_api_str())
+            .await
+            .expect_err("BAD_USER_INPUT", Some("status"));
     }
 }
 
@@ -109,14 +135,20 @@ async fn history_and_outbox_are_written_with_each_change() {
         app.transition(&check, s).await.data();
     }
     let me = app.gql("{ me { subject email } }", json!({})).await;
-    let subject = me.data()["me"]["subject"].as_str().expect("subject").to_string();
+    let subject = me.data()["me"]["subject"]
+        .as_str()
+        .expect("subject")
+        .to_string();
     let h = app
         .gql("query($id: ID!) { check(id: $id) { status statusLabel history { fromStatus toStatus actorId actorEmail reason at } } }", json!({"id": check}))
         .await;
     let d = &h.data()["check"];
     assert_eq!(d["statusLabel"], "Consider");
     let hist = d["history"].as_array().expect("history");
-    let pairs: Vec<(Value, Value)> = hist.iter().map(|e| (e["fromStatus"].clone(), e["toStatus"].clone())).collect();
+    let pairs: Vec<(Value, Value)> = hist
+        .iter()
+        .map(|e| (e["fromStatus"].clone(), e["toStatus"].clone()))
+        .collect();
     assert_eq!(
         pairs,
         vec![
@@ -126,12 +158,25 @@ async fn history_and_outbox_are_written_with_each_change() {
             (json!("processing"), json!("pending")),
         ]
     );
-    assert!(hist.iter().all(|e| e["actorId"] == subject.as_str() && e["actorEmail"] == "admin@demo.clearhire.dev"));
+    assert!(
+        hist.iter()
+            .all(|e| e["actorId"] == subject.as_str()
+                && e["actorEmail"] == "admin@demo.clearhire.dev")
+    );
     assert_eq!(hist[1]["reason"], "test");
 
     let events = outbox_events(&app, &check).await;
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
-    assert_eq!(types, ["check.created", "check.status_changed", "check.status_changed", "check.status_changed", "check.status_changed"]);
+    assert_eq!(
+        types,
+        [
+            "check.created",
+            "check.status_changed",
+            "check.status_changed",
+            "check.status_changed",
+            "check.status_changed"
+        ]
+    );
     let last = &events[4].1;
     assert_eq!(last["original_state"], "processing");
     assert_eq!(last["state"], "pending");
@@ -139,12 +184,17 @@ async fn history_and_outbox_are_written_with_each_change() {
     assert_eq!(last["worker_email"], "hist@example.com");
     assert_eq!(last["team_member_email"], "admin@demo.clearhire.dev");
     assert!(last["timestamp"].is_i64());
-    assert_eq!(last["dashboard_url"], format!("http://{}/workers/{cand}", app.addr));
+    assert_eq!(
+        last["dashboard_url"],
+        format!("http://{}/workers/{cand}", app.addr)
+    );
     assert!(last["criminal_monitoring_triggered"].is_boolean());
     // Refused transitions write nothing.
     let before = app.count_rows("outbox").await;
     let hist_before = app.count_rows("check_status_history").await;
-    app.transition(&check, "rejected").await.expect_err("BAD_USER_INPUT", Some("status"));
+    app.transition(&check, "rejected")
+        .await
+        .expect_err("BAD_USER_INPUT", Some("status"));
     assert_eq!(app.count_rows("outbox").await, before);
     assert_eq!(app.count_rows("check_status_history").await, hist_before);
 }
@@ -164,31 +214,52 @@ async fn start_check_defaults_conflicts_and_package_rules() {
     assert_eq!(c["package"]["isDefault"], true);
     assert_eq!(c["candidate"]["id"], cand.as_str());
     assert_eq!(c["callbackUrl"], "https://partner.example.com/hooks/turn");
-    assert!(c["consentDate"].is_null() && c["recheckDate"].is_null() && c["cmCriminalEnroll"].is_null());
+    assert!(
+        c["consentDate"].is_null() && c["recheckDate"].is_null() && c["cmCriminalEnroll"].is_null()
+    );
     assert_eq!(c["criminalMonitoringTriggered"], false);
     assert!(c["report"].is_null());
     assert_eq!(c["nextStatuses"], json!(["consent", "withdrawn"]));
     let first = c["id"].as_str().expect("id").to_string();
 
     // One active check at a time.
-    let dup = app.gql("mutation($c: ID!) { startCheck(input: {candidateId: $c}) { id } }", json!({"c": cand})).await;
+    let dup = app
+        .gql(
+            "mutation($c: ID!) { startCheck(input: {candidateId: $c}) { id } }",
+            json!({"c": cand}),
+        )
+        .await;
     dup.expect_err("CONFLICT", Some("candidateId"));
-    assert_eq!(dup.0["errors"][0]["extensions"]["existingId"], first.as_str());
+    assert_eq!(
+        dup.0["errors"][0]["extensions"]["existingId"],
+        first.as_str()
+    );
     app.transition(&first, "withdrawn").await.data();
     let second = app.start_check(&cand, true).await;
     assert_ne!(second, first);
 
     // Named, unknown and archived packages.
     let p = app.gql("mutation { createPackage(input: {name: \"Drivers\", searches: [mvr, criminal]}) { id } }", json!({})).await;
-    let pkg = p.data()["createPackage"]["id"].as_str().expect("pkg").to_string();
+    let pkg = p.data()["createPackage"]["id"]
+        .as_str()
+        .expect("pkg")
+        .to_string();
     let other = app.candidate("driver@example.com").await;
     app.gql("mutation($c: ID!) { startCheck(input: {candidateId: $c, packageId: \"P0000000000\"}) { id } }", json!({"c": other}))
         .await
         .expect_err("BAD_USER_INPUT", Some("packageId"));
-    app.gql("mutation($p: ID!) { archivePackage(id: $p) { archivedAt } }", json!({"p": pkg})).await.data();
-    app.gql("mutation($c: ID!, $p: ID!) { startCheck(input: {candidateId: $c, packageId: $p}) { id } }", json!({"c": other, "p": pkg}))
-        .await
-        .expect_err("BAD_USER_INPUT", Some("packageId"));
+    app.gql(
+        "mutation($p: ID!) { archivePackage(id: $p) { archivedAt } }",
+        json!({"p": pkg}),
+    )
+    .await
+    .data();
+    app.gql(
+        "mutation($c: ID!, $p: ID!) { startCheck(input: {candidateId: $c, packageId: $p}) { id } }",
+        json!({"c": other, "p": pkg}),
+    )
+    .await
+    .expect_err("BAD_USER_INPUT", Some("packageId"));
     assert_eq!(app.count_rows("checks").await, 2);
 }
 
@@ -199,12 +270,27 @@ async fn concurrent_transitions_of_one_check_have_one_winner() {
         let cand = app.candidate(&format!("race{i}@example.com")).await;
         let check = app.start_check(&cand, true).await;
         // The same move twice at once: whichever commits second finds it no longer legal.
-        let (a, b) = tokio::join!(app.transition(&check, "consent"), app.transition(&check, "consent"));
-        let wins = [&a, &b].iter().filter(|g| g.0.get("errors").is_none()).count();
+        let (a, b) = tokio::join!(
+            app.transition(&check, "consent"),
+            app.transition(&check, "consent")
+        );
+        let wins = [&a, &b]
+            .iter()
+            .filter(|g| g.0.get("errors").is_none())
+            .count();
         assert_eq!(wins, 1, "{} / {}", a.0, b.0);
         let loser = if a.0.get("errors").is_some() { &a } else { &b };
-        assert!(["CONFLICT", "BAD_USER_INPUT"].contains(&loser.code()), "{}", loser.0);
-        let h = app.gql("query($id: ID!) { check(id: $id) { history { toStatus } } }", json!({"id": check})).await;
+        assert!(
+            ["CONFLICT", "BAD_USER_INPUT"].contains(&loser.code()),
+            "{}",
+            loser.0
+        );
+        let h = app
+            .gql(
+                "query($id: ID!) { check(id: $id) { history { toStatus } } }",
+                json!({"id": check}),
+            )
+            .await;
         assert_eq!(h.data()["check"]["history"].as_array().expect("h").len(), 2);
     }
 }
@@ -212,14 +298,19 @@ async fn concurrent_transitions_of_one_check_have_one_winner() {
 #[tokio::test]
 async fn check_statuses_describe_the_table_with_labels() {
     let app = spawn_app().await;
-    let r = app.gql("{ checkStatuses { status label next active } }", json!({})).await;
+    let r = app
+        .gql("{ checkStatuses { status label next active } }", json!({}))
+        .await;
     let list = r.data()["checkStatuses"].as_array().expect("list").clone();
     assert_eq!(list.len(), 16);
     let get = |s: &str| list.iter().find(|e| e["status"] == s).cloned().expect(s);
     assert_eq!(get("pending")["label"], "Consider");
     assert_eq!(get("review__identity")["label"], "Verifying");
     assert_eq!(get("review__mvr")["label"], "Compliance Review");
-    assert_eq!(get("pending__first_notice")["next"], json!(["pending__second_notice", "approved", "withdrawn"]));
+    assert_eq!(
+        get("pending__first_notice")["next"],
+        json!(["pending__second_notice", "approved", "withdrawn"])
+    );
     assert_eq!(get("withdrawn")["next"], json!([]));
     assert_eq!(get("approved")["active"], false);
 }

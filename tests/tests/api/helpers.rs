@@ -35,7 +35,9 @@ fn random_hex(n: usize) -> String {
 
 /// The PostgreSQL server tests run against, if any.
 pub fn pg_url() -> Option<String> {
-    std::env::var("CLEARHIRE_TEST_PG_URL").ok().filter(|s| !s.is_empty())
+    std::env::var("CLEARHIRE_TEST_PG_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 async fn fresh_database(dir: &std::path::Path) -> String {
@@ -44,11 +46,18 @@ async fn fresh_database(dir: &std::path::Path) -> String {
         Some(admin) => {
             let run = std::env::var("CLEARHIRE_TEST_RUN_ID").unwrap_or_else(|_| "local".into());
             let name = format!("clearhire_test_{run}_{}", random_hex(12));
-            let conn = Database::connect(&admin).await.expect("PostgreSQL reachable at CLEARHIRE_TEST_PG_URL");
-            conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create database");
+            let conn = Database::connect(&admin)
+                .await
+                .expect("PostgreSQL reachable at CLEARHIRE_TEST_PG_URL");
+            conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create database");
             conn.close().await.ok();
             // Replace the database name (the path) of the admin URL.
-            let (base, query) = admin.split_once('?').map(|(b, q)| (b, Some(q))).unwrap_or((&admin, None));
+            let (base, query) = admin
+                .split_once('?')
+                .map(|(b, q)| (b, Some(q)))
+                .unwrap_or((&admin, None));
             let base = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base);
             match query {
                 Some(q) => format!("{base}/{name}?{q}"),
@@ -67,18 +76,33 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let jwt_secret = format!("{}{}", random_hex(32), random_hex(32));
     let mut key = [0u8; 32];
-    key.iter_mut().zip(uuid::Uuid::new_v4().as_bytes().iter().chain(uuid::Uuid::new_v4().as_bytes())).for_each(|(k, r)| *k = *r);
+    key.iter_mut()
+        .zip(
+            uuid::Uuid::new_v4()
+                .as_bytes()
+                .iter()
+                .chain(uuid::Uuid::new_v4().as_bytes()),
+        )
+        .for_each(|(k, r)| *k = *r);
     let mut config = Config::defaults();
     config.database_url = fresh_database(&dir).await;
     config.listen = "127.0.0.1:0".parse().expect("addr");
     config.data_dir = dir.clone();
     config.db_max_connections = 5;
     config.jwt_secret = Some(jwt_secret.parse().expect("secret"));
-    config.encryption_key = Some(base64::engine::general_purpose::STANDARD.encode(key).parse().expect("key"));
+    config.encryption_key = Some(
+        base64::engine::general_purpose::STANDARD
+            .encode(key)
+            .parse()
+            .expect("key"),
+    );
     config.shutdown_grace_secs = 1;
     adjust(&mut config);
     let app = Application::build(config).await.expect("app builds");
-    let boot = app.bootstrapped.as_ref().expect("fresh database bootstraps the demo partner");
+    let boot = app
+        .bootstrapped
+        .as_ref()
+        .expect("fresh database bootstraps the demo partner");
     let (token, partner_id) = (boot.token.clone(), boot.partner_id.clone());
     let (addr, service) = (app.addr, app.service.clone());
     let (tx, rx) = oneshot::channel::<()>();
@@ -107,15 +131,23 @@ pub struct Gql(pub Value);
 
 impl Gql {
     pub fn data(&self) -> &Value {
-        assert!(self.0.get("errors").is_none(), "unexpected errors: {}", self.0);
+        assert!(
+            self.0.get("errors").is_none(),
+            "unexpected errors: {}",
+            self.0
+        );
         &self.0["data"]
     }
     /// The first error's `extensions.code`.
     pub fn code(&self) -> &str {
-        self.0["errors"][0]["extensions"]["code"].as_str().unwrap_or_else(|| panic!("expected an error: {}", self.0))
+        self.0["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("expected an error: {}", self.0))
     }
     pub fn field(&self) -> &str {
-        self.0["errors"][0]["extensions"]["field"].as_str().unwrap_or("")
+        self.0["errors"][0]["extensions"]["field"]
+            .as_str()
+            .unwrap_or("")
     }
     pub fn message(&self) -> &str {
         self.0["errors"][0]["message"].as_str().unwrap_or("")
@@ -135,7 +167,10 @@ impl TestApp {
     }
 
     pub async fn gql_as(&self, token: Option<&str>, query: &str, variables: Value) -> Gql {
-        let mut req = self.client.post(self.url("/graphql")).json(&json!({"query": query, "variables": variables}));
+        let mut req = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({"query": query, "variables": variables}));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -157,14 +192,21 @@ impl TestApp {
                 json!({"r": role}),
             )
             .await;
-        r.data()["createApiToken"]["token"].as_str().expect("token").to_string()
+        r.data()["createApiToken"]["token"]
+            .as_str()
+            .expect("token")
+            .to_string()
     }
 
     /// A second partner with its own super_admin token.
     pub async fn other_partner(&self) -> (String, String) {
         let p = self
             .service
-            .provision_partner("Other Partner", &format!("admin-{}@other.example.com", random_hex(6)), 1)
+            .provision_partner(
+                "Other Partner",
+                &format!("admin-{}@other.example.com", random_hex(6)),
+                1,
+            )
             .await
             .expect("provision");
         (p.partner_id, p.token)
@@ -183,7 +225,10 @@ impl TestApp {
                 json!({"e": email}),
             )
             .await;
-        r.data()["createCandidate"]["id"].as_str().expect("id").to_string()
+        r.data()["createCandidate"]["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
     }
 
     /// Starts a check (default package) for a candidate; returns its id.
@@ -194,7 +239,10 @@ impl TestApp {
                 json!({"c": candidate_id, "d": do_checks}),
             )
             .await;
-        r.data()["startCheck"]["id"].as_str().expect("id").to_string()
+        r.data()["startCheck"]["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
     }
 
     pub async fn transition(&self, check_id: &str, status: &str) -> Gql {

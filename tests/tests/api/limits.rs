@@ -13,14 +13,27 @@ async fn depth_and_complexity_limits_refuse_abusive_queries() {
     .await;
     let deep = "{ candidates { edges { node { checks { candidate { checks { id } } } } } } }";
     let r = app.gql(deep, json!({})).await;
-    assert!(r.message().to_lowercase().contains("nested too deep"), "{}", r.0);
+    assert!(
+        r.message().to_lowercase().contains("nested too deep"),
+        "{}",
+        r.0
+    );
     let complex = "{ candidates(first: 100) { edges { node { id email firstName lastName } } } }";
     let r = app.gql(complex, json!({})).await;
     assert!(r.message().to_lowercase().contains("complex"), "{}", r.0);
-    app.gql("{ candidates(first: 10) { edges { node { id } } } }", json!({})).await.data();
+    app.gql(
+        "{ candidates(first: 10) { edges { node { id } } } }",
+        json!({}),
+    )
+    .await
+    .data();
 }
 
-async fn statements_for(app: &crate::helpers::TestApp, query: &str, vars: serde_json::Value) -> u64 {
+async fn statements_for(
+    app: &crate::helpers::TestApp,
+    query: &str,
+    vars: serde_json::Value,
+) -> u64 {
     let before = app.service.statements_executed();
     app.gql(query, vars).await.data();
     app.service.statements_executed() - before
@@ -52,7 +65,8 @@ async fn sql_statements_per_request_do_not_grow_with_page_size() {
     assert!(statements_for(&app, list, json!({})).await <= 3);
     let id = app.candidate("single@example.com").await;
     app.start_check(&id, true).await;
-    let one = "query($id: ID!) { candidate(id: $id) { id firstName checks { id status statusLabel } } }";
+    let one =
+        "query($id: ID!) { candidate(id: $id) { id firstName checks { id status statusLabel } } }";
     assert!(statements_for(&app, one, json!({"id": id})).await <= 3);
 }
 

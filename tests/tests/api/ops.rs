@@ -3,18 +3,41 @@ use crate::helpers::spawn_app;
 #[tokio::test]
 async fn health_readiness_metrics_and_graphiql() {
     let app = spawn_app().await;
-    let ok = app.client.get(app.url("/healthz")).send().await.expect("healthz");
+    let ok = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(ok.status(), 200);
-    let ready = app.client.get(app.url("/readyz")).send().await.expect("readyz");
+    let ready = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
     assert_eq!(ready.status(), 200);
-    let metrics = app.client.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
     let n: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("clearhire_db_statements_total "))
         .and_then(|v| v.trim().parse().ok())
         .expect("statement counter");
     assert!(n > 0, "migrations and bootstrap ran statements");
-    let page = app.client.get(app.url("/graphql")).send().await.expect("graphiql");
+    let page = app
+        .client
+        .get(app.url("/graphql"))
+        .send()
+        .await
+        .expect("graphiql");
     assert_eq!(page.status(), 200);
     assert!(page.text().await.expect("html").contains("graphiql"));
 }
@@ -23,6 +46,11 @@ async fn health_readiness_metrics_and_graphiql() {
 async fn readiness_fails_when_the_database_is_gone() {
     let app = spawn_app().await;
     app.service.db().clone().close().await.expect("close");
-    let ready = app.client.get(app.url("/readyz")).send().await.expect("readyz");
+    let ready = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
     assert_eq!(ready.status(), 503);
 }

@@ -9,12 +9,19 @@ const FULL_CANDIDATE: &str = "mutation { createCandidate(input: {firstName: \"Sa
 #[tokio::test]
 async fn limited_team_member_sees_candidates_and_statuses_but_no_ssn_dob_or_report() {
     let app = spawn_app().await;
-    let id = app.gql(FULL_CANDIDATE, json!({})).await.data()["createCandidate"]["id"].as_str().expect("id").to_string();
+    let id = app.gql(FULL_CANDIDATE, json!({})).await.data()["createCandidate"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     let check = app.start_check(&id, true).await;
     let limited = app.token_with_role("limited_team_member").await;
 
     let r = app
-        .gql_as(Some(&limited), "query($id: ID!) { candidate(id: $id) { firstName checks { status statusLabel } } }", json!({"id": id}))
+        .gql_as(
+            Some(&limited),
+            "query($id: ID!) { candidate(id: $id) { firstName checks { status statusLabel } } }",
+            json!({"id": id}),
+        )
         .await;
     assert_eq!(r.data()["candidate"]["checks"][0]["status"], "emailed");
     assert_eq!(r.data()["candidate"]["checks"][0]["statusLabel"], "Emailed");
@@ -24,7 +31,10 @@ async fn limited_team_member_sees_candidates_and_statuses_but_no_ssn_dob_or_repo
         let r = app.gql_as(Some(&limited), &q, json!({"id": id})).await;
         r.expect_err("FORBIDDEN", None);
         let text = r.0.to_string();
-        assert!(!text.contains("6789") && !text.contains("1990-04-06"), "{text}");
+        assert!(
+            !text.contains("6789") && !text.contains("1990-04-06"),
+            "{text}"
+        );
     }
     // May create candidates and start checks, not adjudicate.
     app.candidate_as(&limited, "limited-made@example.com").await;
@@ -48,10 +58,17 @@ async fn limited_team_member_sees_candidates_and_statuses_but_no_ssn_dob_or_repo
 #[tokio::test]
 async fn team_member_sees_masked_and_unmasked_ssn_and_dob() {
     let app = spawn_app().await;
-    let id = app.gql(FULL_CANDIDATE, json!({})).await.data()["createCandidate"]["id"].as_str().expect("id").to_string();
+    let id = app.gql(FULL_CANDIDATE, json!({})).await.data()["createCandidate"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     let tm = app.token_with_role("team_member").await;
     let r = app
-        .gql_as(Some(&tm), "query($id: ID!) { candidate(id: $id) { ssn full: ssn(unmasked: true) dateOfBirth } }", json!({"id": id}))
+        .gql_as(
+            Some(&tm),
+            "query($id: ID!) { candidate(id: $id) { ssn full: ssn(unmasked: true) dateOfBirth } }",
+            json!({"id": id}),
+        )
         .await;
     assert_eq!(r.data()["candidate"]["ssn"], "***-**-6789");
     assert_eq!(r.data()["candidate"]["full"], "123456789");
@@ -65,7 +82,8 @@ async fn each_role_is_refused_what_it_may_not_do() {
     let admin = app.token_with_role("admin").await;
     let limited = app.token_with_role("limited_team_member").await;
 
-    let create_package = "mutation { createPackage(input: {name: \"MVR\", searches: [mvr]}) { id } }";
+    let create_package =
+        "mutation { createPackage(input: {name: \"MVR\", searches: [mvr]}) { id } }";
     let invite = "mutation { inviteTeamMember(input: {email: \"x@example.com\", role: team_member}) { id } }";
     let settings = "mutation { updatePartnerSettings(input: {name: \"Renamed\"}) { name } }";
     let mint = "mutation { createApiToken(input: {name: \"t\", role: team_member}) { token } }";
@@ -73,12 +91,26 @@ async fn each_role_is_refused_what_it_may_not_do() {
     let tokens = "{ apiTokens { id } }";
 
     for (token, allowed, refused) in [
-        (&limited, vec![], vec![create_package, invite, settings, mint, team, tokens]),
-        (&tm, vec![], vec![create_package, invite, settings, mint, team, tokens]),
-        (&admin, vec![create_package, invite, settings, team], vec![mint, tokens]),
+        (
+            &limited,
+            vec![],
+            vec![create_package, invite, settings, mint, team, tokens],
+        ),
+        (
+            &tm,
+            vec![],
+            vec![create_package, invite, settings, mint, team, tokens],
+        ),
+        (
+            &admin,
+            vec![create_package, invite, settings, team],
+            vec![mint, tokens],
+        ),
     ] {
         for q in refused {
-            app.gql_as(Some(token), q, json!({})).await.expect_err("FORBIDDEN", None);
+            app.gql_as(Some(token), q, json!({}))
+                .await
+                .expect_err("FORBIDDEN", None);
         }
         for q in allowed {
             app.gql_as(Some(token), q, json!({})).await.data();
@@ -96,12 +128,23 @@ async fn each_role_is_refused_what_it_may_not_do() {
 #[tokio::test]
 async fn a_partner_keeps_a_super_admin_and_nobody_removes_themselves() {
     let app = spawn_app().await;
-    let me = app.gql("{ me { subject } teamMembers { id role } }", json!({})).await;
-    let my_id = me.data()["me"]["subject"].as_str().expect("subject").to_string();
-    app.gql("mutation($id: ID!) { removeTeamMember(id: $id) { id } }", json!({"id": my_id}))
-        .await
-        .expect_err("CONFLICT", None);
-    app.gql("mutation($id: ID!) { changeTeamMemberRole(id: $id, role: admin) { id } }", json!({"id": my_id}))
-        .await
-        .expect_err("CONFLICT", None);
+    let me = app
+        .gql("{ me { subject } teamMembers { id role } }", json!({}))
+        .await;
+    let my_id = me.data()["me"]["subject"]
+        .as_str()
+        .expect("subject")
+        .to_string();
+    app.gql(
+        "mutation($id: ID!) { removeTeamMember(id: $id) { id } }",
+        json!({"id": my_id}),
+    )
+    .await
+    .expect_err("CONFLICT", None);
+    app.gql(
+        "mutation($id: ID!) { changeTeamMemberRole(id: $id, role: admin) { id } }",
+        json!({"id": my_id}),
+    )
+    .await
+    .expect_err("CONFLICT", None);
 }

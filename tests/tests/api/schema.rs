@@ -39,16 +39,24 @@ fn every_type_and_field_is_described() {
             described = true;
             continue;
         }
-        if ["type ", "input ", "enum ", "schema "].iter().any(|k| line.starts_with(k)) {
+        if ["type ", "input ", "enum ", "schema "]
+            .iter()
+            .any(|k| line.starts_with(k))
+        {
             current = line.trim_end_matches(" {").to_string();
-            let exempt = ["type Query", "type Mutation", "schema"].iter().any(|k| line.starts_with(k));
+            let exempt = ["type Query", "type Mutation", "schema"]
+                .iter()
+                .any(|k| line.starts_with(k));
             if !described && !exempt {
                 undocumented.push(current.clone());
             }
-        } else if line.starts_with('\t') && !line.starts_with("\t\t") && !t.starts_with(')') && !current.starts_with("schema") {
-            if !described {
-                undocumented.push(format!("{current}.{t}"));
-            }
+        } else if line.starts_with('\t')
+            && !line.starts_with("\t\t")
+            && !t.starts_with(')')
+            && !current.starts_with("schema")
+            && !described
+        {
+            undocumented.push(format!("{current}.{t}"));
         }
         described = false;
     }

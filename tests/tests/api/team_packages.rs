@@ -9,30 +9,61 @@ async fn packages_keep_exactly_one_default() {
     let p = app
         .gql("mutation { createPackage(input: {name: \"Drivers\", searches: [mvr, criminal, mvr], makeDefault: true}) { id isDefault searches } }", json!({}))
         .await;
-    let drivers = p.data()["createPackage"]["id"].as_str().expect("id").to_string();
+    let drivers = p.data()["createPackage"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     assert!(drivers.len() == 11 && drivers.starts_with('P'));
-    assert_eq!(p.data()["createPackage"]["searches"], json!(["criminal", "mvr"]));
+    assert_eq!(
+        p.data()["createPackage"]["searches"],
+        json!(["criminal", "mvr"])
+    );
     let l = app.gql(list, json!({})).await;
-    let defaults: Vec<_> = l.data()["packages"].as_array().expect("list").iter().filter(|p| p["isDefault"] == true).collect();
+    let defaults: Vec<_> = l.data()["packages"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|p| p["isDefault"] == true)
+        .collect();
     assert_eq!(defaults.len(), 1);
     assert_eq!(defaults[0]["id"], drivers.as_str());
-    assert_eq!(l.data()["me"]["partner"]["defaultPackage"]["id"], drivers.as_str());
+    assert_eq!(
+        l.data()["me"]["partner"]["defaultPackage"]["id"],
+        drivers.as_str()
+    );
 
-    app.gql("mutation($id: ID!) { archivePackage(id: $id) { id } }", json!({"id": drivers}))
-        .await
-        .expect_err("CONFLICT", None);
-    app.gql("mutation($id: ID!) { updatePackage(id: $id, input: {makeDefault: false}) { id } }", json!({"id": drivers}))
-        .await
-        .expect_err("BAD_USER_INPUT", Some("makeDefault"));
-    app.gql("mutation { createPackage(input: {name: \"Empty\", searches: []}) { id } }", json!({}))
-        .await
-        .expect_err("BAD_USER_INPUT", Some("searches"));
-    app.gql("mutation { createPackage(input: {name: \"  \", searches: [mvr]}) { id } }", json!({}))
-        .await
-        .expect_err("BAD_USER_INPUT", Some("name"));
+    app.gql(
+        "mutation($id: ID!) { archivePackage(id: $id) { id } }",
+        json!({"id": drivers}),
+    )
+    .await
+    .expect_err("CONFLICT", None);
+    app.gql(
+        "mutation($id: ID!) { updatePackage(id: $id, input: {makeDefault: false}) { id } }",
+        json!({"id": drivers}),
+    )
+    .await
+    .expect_err("BAD_USER_INPUT", Some("makeDefault"));
+    app.gql(
+        "mutation { createPackage(input: {name: \"Empty\", searches: []}) { id } }",
+        json!({}),
+    )
+    .await
+    .expect_err("BAD_USER_INPUT", Some("searches"));
+    app.gql(
+        "mutation { createPackage(input: {name: \"  \", searches: [mvr]}) { id } }",
+        json!({}),
+    )
+    .await
+    .expect_err("BAD_USER_INPUT", Some("name"));
 
     // Switch the default back, then archive the old one.
-    let standard = l.data()["packages"].as_array().expect("list").iter().find(|p| p["name"] == "Standard").expect("standard")["id"]
+    let standard = l.data()["packages"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|p| p["name"] == "Standard")
+        .expect("standard")["id"]
         .as_str()
         .expect("id")
         .to_string();
@@ -40,10 +71,18 @@ async fn packages_keep_exactly_one_default() {
         .gql("mutation($id: ID!) { updatePackage(id: $id, input: {makeDefault: true, name: \"Standard v2\"}) { isDefault name } }", json!({"id": standard}))
         .await;
     assert_eq!(u.data()["updatePackage"]["isDefault"], true);
-    let a = app.gql("mutation($id: ID!) { archivePackage(id: $id) { archivedAt isDefault } }", json!({"id": drivers})).await;
+    let a = app
+        .gql(
+            "mutation($id: ID!) { archivePackage(id: $id) { archivedAt isDefault } }",
+            json!({"id": drivers}),
+        )
+        .await;
     assert!(a.data()["archivePackage"]["archivedAt"].is_string());
     let active = app.gql("{ packages { id isDefault } }", json!({})).await;
-    assert_eq!(active.data()["packages"], json!([{"id": standard, "isDefault": true}]));
+    assert_eq!(
+        active.data()["packages"],
+        json!([{"id": standard, "isDefault": true}])
+    );
 }
 
 #[tokio::test]
@@ -52,21 +91,38 @@ async fn team_members_are_invited_listed_changed_and_removed() {
     let m = app
         .gql("mutation { inviteTeamMember(input: {email: \"ops@example.com\", name: \"Ops\", role: team_member}) { id role } }", json!({}))
         .await;
-    let id = m.data()["inviteTeamMember"]["id"].as_str().expect("id").to_string();
-    app.gql("mutation { inviteTeamMember(input: {email: \"OPS@example.com\", role: admin}) { id } }", json!({}))
-        .await
-        .expect_err("CONFLICT", Some("email"));
-    app.gql("mutation { inviteTeamMember(input: {email: \"nope\", role: admin}) { id } }", json!({}))
-        .await
-        .expect_err("BAD_USER_INPUT", Some("email"));
+    let id = m.data()["inviteTeamMember"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    app.gql(
+        "mutation { inviteTeamMember(input: {email: \"OPS@example.com\", role: admin}) { id } }",
+        json!({}),
+    )
+    .await
+    .expect_err("CONFLICT", Some("email"));
+    app.gql(
+        "mutation { inviteTeamMember(input: {email: \"nope\", role: admin}) { id } }",
+        json!({}),
+    )
+    .await
+    .expect_err("BAD_USER_INPUT", Some("email"));
     let c = app.gql("mutation($id: ID!) { changeTeamMemberRole(id: $id, role: limited_team_member) { role } }", json!({"id": id})).await;
-    assert_eq!(c.data()["changeTeamMemberRole"]["role"], "limited_team_member");
+    assert_eq!(
+        c.data()["changeTeamMemberRole"]["role"],
+        "limited_team_member"
+    );
     let l = app.gql("{ teamMembers { email role } }", json!({})).await;
     assert_eq!(
         l.data()["teamMembers"],
         json!([{"email": "admin@demo.clearhire.dev", "role": "super_admin"}, {"email": "ops@example.com", "role": "limited_team_member"}])
     );
-    app.gql("mutation($id: ID!) { removeTeamMember(id: $id) { email } }", json!({"id": id})).await.data();
+    app.gql(
+        "mutation($id: ID!) { removeTeamMember(id: $id) { email } }",
+        json!({"id": id}),
+    )
+    .await
+    .data();
     let l = app.gql("{ teamMembers { email } }", json!({})).await;
     assert_eq!(l.data()["teamMembers"].as_array().expect("list").len(), 1);
 }
@@ -77,12 +133,18 @@ async fn partner_settings_drive_dashboard_links() {
     let s = app
         .gql("mutation { updatePartnerSettings(input: {name: \"Acme Staffing\", publicBaseUrl: \"https://dash.acme.example.com/\"}) { name publicBaseUrl } }", json!({}))
         .await;
-    assert_eq!(s.data()["updatePartnerSettings"]["publicBaseUrl"], "https://dash.acme.example.com");
+    assert_eq!(
+        s.data()["updatePartnerSettings"]["publicBaseUrl"],
+        "https://dash.acme.example.com"
+    );
     app.gql("mutation { updatePartnerSettings(input: {publicBaseUrl: \"javascript:alert(1)\"}) { name } }", json!({}))
         .await
         .expect_err("BAD_USER_INPUT", Some("publicBaseUrl"));
     let cand = app.candidate("link@example.com").await;
     let check = app.start_check(&cand, true).await;
     let dump = serde_json::to_string(&app.dump("outbox").await).expect("json");
-    assert!(dump.contains(&format!("https://dash.acme.example.com/workers/{cand}")), "{check}: {dump}");
+    assert!(
+        dump.contains(&format!("https://dash.acme.example.com/workers/{cand}")),
+        "{check}: {dump}"
+    );
 }

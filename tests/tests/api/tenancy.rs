@@ -17,26 +17,66 @@ async fn another_partners_ids_answer_as_missing_ids() {
     let cand = app
         .gql("mutation { createCandidate(input: {firstName: \"A\", lastName: \"A\", email: \"a@a-partner.example.com\", referenceId: \"ref-a\"}) { id turnId } }", json!({}))
         .await;
-    let cand_id = cand.data()["createCandidate"]["id"].as_str().expect("id").to_string();
-    let turn_id = cand.data()["createCandidate"]["turnId"].as_str().expect("turn").to_string();
+    let cand_id = cand.data()["createCandidate"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let turn_id = cand.data()["createCandidate"]["turnId"]
+        .as_str()
+        .expect("turn")
+        .to_string();
     let check_id = app.start_check(&cand_id, true).await;
-    let pkg = app.gql("mutation { createPackage(input: {name: \"Extra\", searches: [mvr]}) { id } }", json!({})).await;
-    let pkg_id = pkg.data()["createPackage"]["id"].as_str().expect("pkg").to_string();
+    let pkg = app
+        .gql(
+            "mutation { createPackage(input: {name: \"Extra\", searches: [mvr]}) { id } }",
+            json!({}),
+        )
+        .await;
+    let pkg_id = pkg.data()["createPackage"]["id"]
+        .as_str()
+        .expect("pkg")
+        .to_string();
     let member = app.gql("mutation { inviteTeamMember(input: {email: \"m@a.example.com\", role: team_member}) { id } }", json!({})).await;
-    let member_id = member.data()["inviteTeamMember"]["id"].as_str().expect("member").to_string();
+    let member_id = member.data()["inviteTeamMember"]["id"]
+        .as_str()
+        .expect("member")
+        .to_string();
     let tokens = app.gql("{ apiTokens { id } }", json!({})).await;
-    let token_id = tokens.data()["apiTokens"][0]["id"].as_str().expect("token").to_string();
+    let token_id = tokens.data()["apiTokens"][0]["id"]
+        .as_str()
+        .expect("token")
+        .to_string();
 
     let (_, b) = app.other_partner().await;
     let missing_uuid = uuid::Uuid::new_v4().to_string();
 
     // (operation, variables with A's id, variables with a missing id)
     let cases: Vec<(&str, Value, Value)> = vec![
-        ("query($id: ID!) { candidate(id: $id) { id } }", json!({"id": cand_id}), json!({"id": missing_uuid})),
-        ("query($t: String!) { candidate(turnId: $t) { id } }", json!({"t": turn_id}), json!({"t": "C0000000000"})),
-        ("query($r: String!) { candidate(referenceId: $r) { id } }", json!({"r": "ref-a"}), json!({"r": "ref-missing"})),
-        ("query($id: ID!) { check(id: $id) { id } }", json!({"id": check_id}), json!({"id": missing_uuid})),
-        ("query($id: ID!) { package(id: $id) { id } }", json!({"id": pkg_id}), json!({"id": "P0000000000"})),
+        (
+            "query($id: ID!) { candidate(id: $id) { id } }",
+            json!({"id": cand_id}),
+            json!({"id": missing_uuid}),
+        ),
+        (
+            "query($t: String!) { candidate(turnId: $t) { id } }",
+            json!({"t": turn_id}),
+            json!({"t": "C0000000000"}),
+        ),
+        (
+            "query($r: String!) { candidate(referenceId: $r) { id } }",
+            json!({"r": "ref-a"}),
+            json!({"r": "ref-missing"}),
+        ),
+        (
+            "query($id: ID!) { check(id: $id) { id } }",
+            json!({"id": check_id}),
+            json!({"id": missing_uuid}),
+        ),
+        (
+            "query($id: ID!) { package(id: $id) { id } }",
+            json!({"id": pkg_id}),
+            json!({"id": "P0000000000"}),
+        ),
         (
             "mutation($id: ID!) { updateCandidate(id: $id, input: {firstName: \"X\"}) { id } }",
             json!({"id": cand_id}),
@@ -57,20 +97,39 @@ async fn another_partners_ids_answer_as_missing_ids() {
             json!({"id": pkg_id}),
             json!({"id": "P0000000000"}),
         ),
-        ("mutation($id: ID!) { archivePackage(id: $id) { id } }", json!({"id": pkg_id}), json!({"id": "P0000000000"})),
+        (
+            "mutation($id: ID!) { archivePackage(id: $id) { id } }",
+            json!({"id": pkg_id}),
+            json!({"id": "P0000000000"}),
+        ),
         (
             "mutation($id: ID!) { changeTeamMemberRole(id: $id, role: admin) { id } }",
             json!({"id": member_id}),
             json!({"id": missing_uuid}),
         ),
-        ("mutation($id: ID!) { removeTeamMember(id: $id) { id } }", json!({"id": member_id}), json!({"id": missing_uuid})),
-        ("mutation($id: ID!) { revokeApiToken(id: $id) { id } }", json!({"id": token_id}), json!({"id": missing_uuid})),
+        (
+            "mutation($id: ID!) { removeTeamMember(id: $id) { id } }",
+            json!({"id": member_id}),
+            json!({"id": missing_uuid}),
+        ),
+        (
+            "mutation($id: ID!) { revokeApiToken(id: $id) { id } }",
+            json!({"id": token_id}),
+            json!({"id": missing_uuid}),
+        ),
     ];
     for (q, theirs, missing) in &cases {
         let a = app.gql_as(Some(&b), q, theirs.clone()).await;
         let m = app.gql_as(Some(&b), q, missing.clone()).await;
         assert_eq!(error_shape(&a), error_shape(&m), "{q}");
-        assert!(a.0["data"].is_null() || a.0["data"].as_object().is_some_and(|o| o.values().all(Value::is_null)), "{q}: {}", a.0);
+        assert!(
+            a.0["data"].is_null()
+                || a.0["data"]
+                    .as_object()
+                    .is_some_and(|o| o.values().all(Value::is_null)),
+            "{q}: {}",
+            a.0
+        );
     }
 
     // Lists show only B's own rows.
@@ -94,7 +153,12 @@ async fn another_partners_ids_answer_as_missing_ids() {
     .data();
 
     // And A's data is untouched by B's attempts.
-    let a = app.gql("query($id: ID!) { candidate(id: $id) { firstName checks { status } } }", json!({"id": cand_id})).await;
+    let a = app
+        .gql(
+            "query($id: ID!) { candidate(id: $id) { firstName checks { status } } }",
+            json!({"id": cand_id}),
+        )
+        .await;
     assert_eq!(a.data()["candidate"]["firstName"], "A");
     assert_eq!(a.data()["candidate"]["checks"][0]["status"], "emailed");
 }
