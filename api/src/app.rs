@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use poem::listener::{Acceptor, AcceptorExt, Listener, TcpListener};
 use poem::Server;
+use poem::listener::{Acceptor, AcceptorExt, Listener, TcpListener};
 use service::bootstrap::NewPartner;
 use service::crypto::Crypto;
 use service::db::{self, DbOptions};
@@ -64,20 +64,39 @@ impl Application {
             config.public_base_url = Some(format!("http://{addr}"));
         }
         let service = service_from(&config).await?;
-        let bootstrapped = service.bootstrap_if_empty().await.map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
+        let bootstrapped = service
+            .bootstrap_if_empty()
+            .await
+            .map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
         tracing::info!(%addr, elapsed_ms = started.elapsed().as_millis() as u64, "ready");
-        Ok(Self { addr, service, bootstrapped, acceptor: acceptor.boxed(), config })
+        Ok(Self {
+            addr,
+            service,
+            bootstrapped,
+            acceptor: acceptor.boxed(),
+            config,
+        })
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded by the
     /// configured grace period).
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let limits = Limits { depth: self.config.max_query_depth, complexity: self.config.max_query_complexity };
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let limits = Limits {
+            depth: self.config.max_query_depth,
+            complexity: self.config.max_query_complexity,
+        };
         let schema = graphql::build_schema(self.service.clone(), &limits);
         let window = graphql::BatchWindow(Duration::from_millis(self.config.batch_window_ms));
         let app = crate::http::routes(schema, self.service.clone(), window);
         Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(self.config.shutdown_grace_secs)))
+            .run_with_graceful_shutdown(
+                app,
+                shutdown,
+                Some(Duration::from_secs(self.config.shutdown_grace_secs)),
+            )
             .await?;
         self.service.db().clone().close().await.ok();
         tracing::info!("stopped");

@@ -32,7 +32,11 @@ impl std::str::FromStr for Secret {
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Database URL: `sqlite://PATH?mode=rwc` (embedded default) or `postgres://USER@HOST/DB`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://./data/clearhire.db?mode=rwc")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://./data/clearhire.db?mode=rwc"
+    )]
     pub database_url: String,
 
     /// Address the HTTP server listens on.
@@ -103,9 +107,9 @@ impl Config {
             #[command(flatten)]
             c: Config,
         }
-        let matches = <Only as clap::CommandFactory>::command().no_binary_name(true).get_matches_from(
-            Vec::<String>::new(),
-        );
+        let matches = <Only as clap::CommandFactory>::command()
+            .no_binary_name(true)
+            .get_matches_from(Vec::<String>::new());
         match Only::from_arg_matches(&matches) {
             Ok(o) => o.c,
             Err(e) => panic!("defaults must parse: {e}"),
@@ -117,27 +121,44 @@ impl Config {
     }
 
     pub fn public_base_url(&self) -> String {
-        self.public_base_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)).trim_end_matches('/').into()
+        self.public_base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .into()
     }
 
     /// The JWT secret and encryption key: configured, or on SQLite generated once into DATA_DIR.
     pub fn secrets(&self) -> anyhow::Result<(Vec<u8>, [u8; 32])> {
         let jwt = match &self.jwt_secret {
             Some(s) => s.expose().as_bytes().to_vec(),
-            None => self.generated("jwt_secret", "CLEARHIRE_JWT_SECRET", || service::crypto::Crypto::generate_key())?.into_bytes(),
+            None => self
+                .generated("jwt_secret", "CLEARHIRE_JWT_SECRET", || {
+                    service::crypto::Crypto::generate_key()
+                })?
+                .into_bytes(),
         };
         if jwt.len() < 32 {
             anyhow::bail!("CLEARHIRE_JWT_SECRET must be at least 32 bytes");
         }
         let key = match &self.encryption_key {
             Some(s) => s.expose().to_string(),
-            None => self.generated("encryption_key", "CLEARHIRE_ENCRYPTION_KEY", service::crypto::Crypto::generate_key)?,
+            None => self.generated(
+                "encryption_key",
+                "CLEARHIRE_ENCRYPTION_KEY",
+                service::crypto::Crypto::generate_key,
+            )?,
         };
         let key = service::crypto::Crypto::parse_key(&key).context("CLEARHIRE_ENCRYPTION_KEY")?;
         Ok((jwt, key))
     }
 
-    fn generated(&self, file: &str, var: &str, make: impl FnOnce() -> String) -> anyhow::Result<String> {
+    fn generated(
+        &self,
+        file: &str,
+        var: &str,
+        make: impl FnOnce() -> String,
+    ) -> anyhow::Result<String> {
         if !self.is_sqlite() {
             anyhow::bail!("{var} is required when DATABASE_URL is not SQLite");
         }
@@ -145,7 +166,8 @@ impl Config {
         if let Ok(existing) = std::fs::read_to_string(&path) {
             return Ok(existing.trim().to_string());
         }
-        std::fs::create_dir_all(&self.data_dir).with_context(|| format!("creating {}", self.data_dir.display()))?;
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("creating {}", self.data_dir.display()))?;
         let value = make();
         write_private(&path, &value)?;
         tracing::warn!(path = %path.display(), "{var} is not set: generated one and stored it (set {var} to choose your own)");
@@ -162,7 +184,9 @@ fn write_private(path: &Path, value: &str) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     f.write_all(value.as_bytes())?;
     Ok(())
 }

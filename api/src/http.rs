@@ -8,7 +8,11 @@ use service::Service;
 
 use crate::graphql::{self, AppSchema};
 
-pub fn routes(schema: AppSchema, svc: Service, window: graphql::BatchWindow) -> impl poem::Endpoint {
+pub fn routes(
+    schema: AppSchema,
+    svc: Service,
+    window: graphql::BatchWindow,
+) -> impl poem::Endpoint {
     Route::new()
         .at("/graphql", get(graphiql).post(graphql_post))
         .at("/healthz", get(healthz))
@@ -22,7 +26,9 @@ pub fn routes(schema: AppSchema, svc: Service, window: graphql::BatchWindow) -> 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get("authorization")?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 #[handler]
@@ -54,7 +60,12 @@ fn unauthenticated(message: &str) -> GraphQLResponse {
 
 #[handler]
 fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").title("clearhire GraphiQL").finish())
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .title("clearhire GraphiQL")
+            .finish(),
+    )
 }
 
 #[handler]

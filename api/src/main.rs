@@ -9,7 +9,11 @@ use entity::Role;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "clearhire", version, about = "Screening and onboarding platform: GraphQL API server")]
+#[command(
+    name = "clearhire",
+    version,
+    about = "Screening and onboarding platform: GraphQL API server"
+)]
 struct Cli {
     #[command(flatten)]
     config: Config,
@@ -69,7 +73,9 @@ enum TokenCmd {
 fn init_tracing(config: &Config) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,poem=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if config.log_format == "json" {
         builder.json().init();
     } else {
@@ -93,29 +99,54 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", api::graphql::sdl());
             Ok(())
         }
-        Command::Partner(PartnerCmd::Create { name, admin_email, days }) => {
+        Command::Partner(PartnerCmd::Create {
+            name,
+            admin_email,
+            days,
+        }) => {
             let svc = api::app::service_from(&config).await?;
-            let p = svc.provision_partner(&name, &admin_email, days).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("partner_id={}\nadmin_email={}\ntoken={}", p.partner_id, p.admin_email, p.token);
+            let p = svc
+                .provision_partner(&name, &admin_email, days)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "partner_id={}\nadmin_email={}\ntoken={}",
+                p.partner_id, p.admin_email, p.token
+            );
             Ok(())
         }
         Command::Partner(PartnerCmd::List) => {
             let svc = api::app::service_from(&config).await?;
-            for p in svc.all_partners().await.map_err(|e| anyhow::anyhow!("{e}"))? {
+            for p in svc
+                .all_partners()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
                 println!("{}\t{}", p.id, p.name);
             }
             Ok(())
         }
-        Command::Token(TokenCmd::Create { partner, name, role, days }) => {
-            let role = Role::parse(&role).context("role must be super_admin, admin, team_member or limited_team_member")?;
+        Command::Token(TokenCmd::Create {
+            partner,
+            name,
+            role,
+            days,
+        }) => {
+            let role = Role::parse(&role)
+                .context("role must be super_admin, admin, team_member or limited_team_member")?;
             let svc = api::app::service_from(&config).await?;
-            let t = svc.operator_mint_token(&partner, &name, role, days).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let t = svc
+                .operator_mint_token(&partner, &name, role, days)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("token_id={}\ntoken={}", t.record.id, t.token);
             Ok(())
         }
         Command::Token(TokenCmd::Revoke { id }) => {
             let svc = api::app::service_from(&config).await?;
-            svc.operator_revoke_token(&id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            svc.operator_revoke_token(&id)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("revoked {id}");
             Ok(())
         }

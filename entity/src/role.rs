@@ -2,7 +2,9 @@
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -45,9 +47,14 @@ impl Role {
     }
 
     pub fn parse(s: &str) -> Option<Role> {
-        [Role::SuperAdmin, Role::Admin, Role::TeamMember, Role::LimitedTeamMember]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        [
+            Role::SuperAdmin,
+            Role::Admin,
+            Role::TeamMember,
+            Role::LimitedTeamMember,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
     }
 
     /// May see SSN, date of birth and report contents.

@@ -4,7 +4,9 @@ use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// A check's status. The string value is Turn's API status, exactly as the seed spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
 #[serde(rename_all = "snake_case")]
 pub enum CheckStatus {
@@ -71,7 +73,14 @@ pub const ALL_STATUSES: [CheckStatus; 16] = [
     Withdrawn,
 ];
 
-const REVIEWS: [CheckStatus; 6] = [Review, ReviewIdentity, ReviewSo, ReviewQa, ReviewMvr, ReviewCm];
+const REVIEWS: [CheckStatus; 6] = [
+    Review,
+    ReviewIdentity,
+    ReviewSo,
+    ReviewQa,
+    ReviewMvr,
+    ReviewCm,
+];
 
 /// The legal transitions: `(from, allowed next statuses)`.
 ///
@@ -90,16 +99,47 @@ pub const TRANSITIONS: &[(CheckStatus, &[CheckStatus])] = &[
     (Consent, &[Processing, Withdrawn]),
     (
         Processing,
-        &[Review, ReviewIdentity, ReviewSo, ReviewQa, ReviewMvr, ReviewCm, Pending, Approved, Withdrawn],
+        &[
+            Review,
+            ReviewIdentity,
+            ReviewSo,
+            ReviewQa,
+            ReviewMvr,
+            ReviewCm,
+            Pending,
+            Approved,
+            Withdrawn,
+        ],
     ),
-    (Review, &[ReviewIdentity, ReviewSo, ReviewQa, ReviewMvr, ReviewCm, Pending, Approved, Withdrawn]),
-    (ReviewIdentity, &[Processing, Review, Pending, Approved, Withdrawn]),
+    (
+        Review,
+        &[
+            ReviewIdentity,
+            ReviewSo,
+            ReviewQa,
+            ReviewMvr,
+            ReviewCm,
+            Pending,
+            Approved,
+            Withdrawn,
+        ],
+    ),
+    (
+        ReviewIdentity,
+        &[Processing, Review, Pending, Approved, Withdrawn],
+    ),
     (ReviewSo, &[Review, Pending, Approved, Withdrawn]),
     (ReviewQa, &[Review, Pending, Approved, Withdrawn]),
     (ReviewMvr, &[Review, Pending, Approved, Withdrawn]),
     (ReviewCm, &[Review, Pending, Approved, Withdrawn]),
-    (Pending, &[PendingFirstNotice, Approved, Processing, Withdrawn]),
-    (PendingFirstNotice, &[PendingSecondNotice, Approved, Withdrawn]),
+    (
+        Pending,
+        &[PendingFirstNotice, Approved, Processing, Withdrawn],
+    ),
+    (
+        PendingFirstNotice,
+        &[PendingSecondNotice, Approved, Withdrawn],
+    ),
     (PendingSecondNotice, &[Rejected, Approved, Withdrawn]),
     (Approved, &[Processing, ReviewCm]),
     (Rejected, &[Processing]),
@@ -190,7 +230,11 @@ mod tests {
     #[test]
     fn every_status_has_one_row_in_the_table() {
         for st in ALL_STATUSES {
-            assert_eq!(TRANSITIONS.iter().filter(|(f, _)| *f == st).count(), 1, "{st}");
+            assert_eq!(
+                TRANSITIONS.iter().filter(|(f, _)| *f == st).count(),
+                1,
+                "{st}"
+            );
         }
     }
 
@@ -207,7 +251,11 @@ mod tests {
     fn withdrawn_reaches_nothing_and_every_open_status_can_be_withdrawn() {
         assert!(Withdrawn.next_statuses().is_empty());
         for st in ALL_STATUSES {
-            assert_eq!(st.can_transition_to(Withdrawn), st.is_active() && st != Withdrawn, "{st}");
+            assert_eq!(
+                st.can_transition_to(Withdrawn),
+                st.is_active() && st != Withdrawn,
+                "{st}"
+            );
         }
     }
 }

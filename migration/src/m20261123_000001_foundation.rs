@@ -17,7 +17,11 @@ fn auto_pk(manager: &SchemaManager, col: impl IntoIden) -> ColumnDef {
 }
 
 fn id(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).string_len(64).not_null().primary_key().to_owned()
+    ColumnDef::new(col)
+        .string_len(64)
+        .not_null()
+        .primary_key()
+        .to_owned()
 }
 fn req(col: impl IntoIden) -> ColumnDef {
     ColumnDef::new(col).string().not_null().to_owned()
@@ -26,10 +30,16 @@ fn opt(col: impl IntoIden) -> ColumnDef {
     ColumnDef::new(col).string().null().to_owned()
 }
 fn ts(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).timestamp_with_time_zone().not_null().to_owned()
+    ColumnDef::new(col)
+        .timestamp_with_time_zone()
+        .not_null()
+        .to_owned()
 }
 fn ts_opt(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).timestamp_with_time_zone().null().to_owned()
+    ColumnDef::new(col)
+        .timestamp_with_time_zone()
+        .null()
+        .to_owned()
 }
 
 #[async_trait::async_trait]
@@ -109,7 +119,12 @@ impl MigrationTrait for Migration {
                     .col(req(Packages::PartnerId))
                     .col(req(Packages::Name))
                     .col(ColumnDef::new(Packages::Searches).json_binary().not_null())
-                    .col(ColumnDef::new(Packages::IsDefault).boolean().not_null().default(false))
+                    .col(
+                        ColumnDef::new(Packages::IsDefault)
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
                     .col(ts_opt(Packages::ArchivedAt))
                     .col(ts(Packages::CreatedAt))
                     .col(ts(Packages::UpdatedAt))
@@ -131,8 +146,18 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Candidates::Table)
                     .col(auto_pk(manager, Candidates::Seq))
-                    .col(ColumnDef::new(Candidates::Id).string_len(64).not_null().unique_key())
-                    .col(ColumnDef::new(Candidates::TurnId).string_len(16).not_null().unique_key())
+                    .col(
+                        ColumnDef::new(Candidates::Id)
+                            .string_len(64)
+                            .not_null()
+                            .unique_key(),
+                    )
+                    .col(
+                        ColumnDef::new(Candidates::TurnId)
+                            .string_len(16)
+                            .not_null()
+                            .unique_key(),
+                    )
                     .col(req(Candidates::PartnerId))
                     .col(opt(Candidates::ReferenceId))
                     .col(req(Candidates::FirstName))
@@ -158,10 +183,26 @@ impl MigrationTrait for Migration {
             )
             .await?;
         for (name, cols, unique) in [
-            ("ux_candidates_partner_email", vec![Candidates::PartnerId, Candidates::Email], true),
-            ("ux_candidates_partner_reference", vec![Candidates::PartnerId, Candidates::ReferenceId], true),
-            ("ix_candidates_partner_seq", vec![Candidates::PartnerId, Candidates::Seq], false),
-            ("ix_candidates_partner_ssn", vec![Candidates::PartnerId, Candidates::SsnFingerprint], false),
+            (
+                "ux_candidates_partner_email",
+                vec![Candidates::PartnerId, Candidates::Email],
+                true,
+            ),
+            (
+                "ux_candidates_partner_reference",
+                vec![Candidates::PartnerId, Candidates::ReferenceId],
+                true,
+            ),
+            (
+                "ix_candidates_partner_seq",
+                vec![Candidates::PartnerId, Candidates::Seq],
+                false,
+            ),
+            (
+                "ix_candidates_partner_ssn",
+                vec![Candidates::PartnerId, Candidates::SsnFingerprint],
+                false,
+            ),
         ] {
             let mut idx = Index::create();
             idx.name(name).table(Candidates::Table);
@@ -228,8 +269,16 @@ impl MigrationTrait for Migration {
                     .col(auto_pk(manager, CheckStatusHistory::Id))
                     .col(req(CheckStatusHistory::PartnerId))
                     .col(req(CheckStatusHistory::CheckId))
-                    .col(ColumnDef::new(CheckStatusHistory::FromStatus).string_len(32).null())
-                    .col(ColumnDef::new(CheckStatusHistory::ToStatus).string_len(32).not_null())
+                    .col(
+                        ColumnDef::new(CheckStatusHistory::FromStatus)
+                            .string_len(32)
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(CheckStatusHistory::ToStatus)
+                            .string_len(32)
+                            .not_null(),
+                    )
                     .col(req(CheckStatusHistory::ActorId))
                     .col(opt(CheckStatusHistory::ActorEmail))
                     .col(ColumnDef::new(CheckStatusHistory::Reason).text().null())
@@ -252,7 +301,12 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Outbox::Table)
                     .col(auto_pk(manager, Outbox::Id))
-                    .col(ColumnDef::new(Outbox::EventId).string_len(64).not_null().unique_key())
+                    .col(
+                        ColumnDef::new(Outbox::EventId)
+                            .string_len(64)
+                            .not_null()
+                            .unique_key(),
+                    )
                     .col(req(Outbox::PartnerId))
                     .col(req(Outbox::EventType))
                     .col(req(Outbox::AggregateId))
@@ -286,7 +340,9 @@ impl MigrationTrait for Migration {
             Users::Table.into_iden(),
             Partners::Table.into_iden(),
         ] {
-            manager.drop_table(Table::drop().table(t).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(t).to_owned())
+                .await?;
         }
         Ok(())
     }

@@ -5,9 +5,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::candidate;
+use service::ServiceError;
 use service::candidate::{CandidateFilter, CandidateInput};
 use service::page::PageRequest;
-use service::ServiceError;
 
 use super::check::Check;
 use super::error::{GqlResult, actor, gql, svc};
@@ -54,12 +54,20 @@ impl Candidate {
     }
     /// Date of birth. Team members and above; FORBIDDEN for limited team members.
     async fn date_of_birth(&self, ctx: &Context<'_>) -> GqlResult<Option<NaiveDate>> {
-        svc(ctx).reveal_date_of_birth(actor(ctx)?, &self.0).map_err(gql)
+        svc(ctx)
+            .reveal_date_of_birth(actor(ctx)?, &self.0)
+            .map_err(gql)
     }
     /// SSN, masked as `***-**-6789` unless `unmasked: true`. Team members and above; FORBIDDEN for
     /// limited team members.
-    async fn ssn(&self, ctx: &Context<'_>, #[graphql(default)] unmasked: bool) -> GqlResult<Option<String>> {
-        svc(ctx).reveal_ssn(actor(ctx)?, &self.0, unmasked).map_err(gql)
+    async fn ssn(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default)] unmasked: bool,
+    ) -> GqlResult<Option<String>> {
+        svc(ctx)
+            .reveal_ssn(actor(ctx)?, &self.0, unmasked)
+            .map_err(gql)
     }
     /// 5-digit ZIP code.
     async fn zip(&self) -> Option<&str> {
@@ -92,7 +100,13 @@ impl Candidate {
     /// The candidate's checks, newest first.
     async fn checks(&self, ctx: &Context<'_>) -> GqlResult<Vec<Check>> {
         let loader = ctx.data_unchecked::<DataLoader<ChecksByCandidate>>();
-        Ok(loader.load_one(self.0.id.clone()).await?.unwrap_or_default().into_iter().map(Check).collect())
+        Ok(loader
+            .load_one(self.0.id.clone())
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Check)
+            .collect())
     }
     /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
@@ -277,7 +291,10 @@ impl CandidateConnection {
     }
     /// How many candidates match the filter, across all pages.
     async fn total_count(&self, ctx: &Context<'_>) -> GqlResult<u64> {
-        svc(ctx).count_candidates(actor(ctx)?, &self.filter).await.map_err(gql)
+        svc(ctx)
+            .count_candidates(actor(ctx)?, &self.filter)
+            .await
+            .map_err(gql)
     }
 }
 
@@ -311,9 +328,19 @@ impl CandidateQuery {
             (Some(v), None, None) => (candidate::Column::Id, v.0),
             (None, Some(v), None) => (candidate::Column::TurnId, v),
             (None, None, Some(v)) => (candidate::Column::ReferenceId, v),
-            _ => return Err(gql(ServiceError::invalid("id", "give exactly one of id, turnId, referenceId"))),
+            _ => {
+                return Err(gql(ServiceError::invalid(
+                    "id",
+                    "give exactly one of id, turnId, referenceId",
+                )));
+            }
         };
-        Ok(Candidate(svc(ctx).candidate_by(actor, col, &value).await.map_err(gql)?))
+        Ok(Candidate(
+            svc(ctx)
+                .candidate_by(actor, col, &value)
+                .await
+                .map_err(gql)?,
+        ))
     }
 
     /// Candidates, newest first, with Relay cursor pagination (`first`/`after` or `last`/`before`).
@@ -330,9 +357,17 @@ impl CandidateQuery {
         let actor = actor(ctx)?;
         let page = PageRequest {
             first: first.map(i64::from),
-            after: after.as_deref().map(|c| decode_cursor("after", c)).transpose().map_err(gql)?,
+            after: after
+                .as_deref()
+                .map(|c| decode_cursor("after", c))
+                .transpose()
+                .map_err(gql)?,
             last: last.map(i64::from),
-            before: before.as_deref().map(|c| decode_cursor("before", c)).transpose().map_err(gql)?,
+            before: before
+                .as_deref()
+                .map(|c| decode_cursor("before", c))
+                .transpose()
+                .map_err(gql)?,
         };
         let f = filter.unwrap_or_default();
         let filter = CandidateFilter {
@@ -341,11 +376,17 @@ impl CandidateQuery {
             created_after: f.created_after,
             created_before: f.created_before,
         };
-        let page = svc(ctx).list_candidates(actor, &filter, &page).await.map_err(gql)?;
+        let page = svc(ctx)
+            .list_candidates(actor, &filter, &page)
+            .await
+            .map_err(gql)?;
         let edges: Vec<CandidateEdge> = page
             .items
             .into_iter()
-            .map(|c| CandidateEdge { cursor: encode_cursor(c.seq), node: Candidate(c) })
+            .map(|c| CandidateEdge {
+                cursor: encode_cursor(c.seq),
+                node: Candidate(c),
+            })
             .collect();
         let page_info = PageInfo {
             has_next_page: page.has_next_page,
@@ -353,7 +394,11 @@ impl CandidateQuery {
             start_cursor: edges.first().map(|e| e.cursor.clone()),
             end_cursor: edges.last().map(|e| e.cursor.clone()),
         };
-        Ok(CandidateConnection { edges, page_info, filter })
+        Ok(CandidateConnection {
+            edges,
+            page_info,
+            filter,
+        })
     }
 }
 
@@ -364,11 +409,30 @@ pub struct CandidateMutation;
 impl CandidateMutation {
     /// Creates a candidate. An email or referenceId another candidate has is a CONFLICT naming it
     /// (`extensions.existingId`).
-    async fn create_candidate(&self, ctx: &Context<'_>, input: CreateCandidateInput) -> GqlResult<Candidate> {
-        Ok(Candidate(svc(ctx).create_candidate(actor(ctx)?, input.into()).await.map_err(gql)?))
+    async fn create_candidate(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateCandidateInput,
+    ) -> GqlResult<Candidate> {
+        Ok(Candidate(
+            svc(ctx)
+                .create_candidate(actor(ctx)?, input.into())
+                .await
+                .map_err(gql)?,
+        ))
     }
     /// Updates a candidate's profile.
-    async fn update_candidate(&self, ctx: &Context<'_>, id: ID, input: UpdateCandidateInput) -> GqlResult<Candidate> {
-        Ok(Candidate(svc(ctx).update_candidate(actor(ctx)?, &id, input.into()).await.map_err(gql)?))
+    async fn update_candidate(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateCandidateInput,
+    ) -> GqlResult<Candidate> {
+        Ok(Candidate(
+            svc(ctx)
+                .update_candidate(actor(ctx)?, &id, input.into())
+                .await
+                .map_err(gql)?,
+        ))
     }
 }

@@ -31,17 +31,28 @@ impl Check {
     }
     /// The statuses this check may move to next.
     async fn next_statuses(&self) -> Vec<CheckStatus> {
-        self.0.status.next_statuses().iter().map(|s| (*s).into()).collect()
+        self.0
+            .status
+            .next_statuses()
+            .iter()
+            .map(|s| (*s).into())
+            .collect()
     }
     /// The candidate checked.
     async fn candidate(&self, ctx: &Context<'_>) -> GqlResult<Option<Candidate>> {
         let loader = ctx.data_unchecked::<DataLoader<CandidateById>>();
-        Ok(loader.load_one(self.0.candidate_id.clone()).await?.map(Candidate))
+        Ok(loader
+            .load_one(self.0.candidate_id.clone())
+            .await?
+            .map(Candidate))
     }
     /// The package the check runs.
     async fn package(&self, ctx: &Context<'_>) -> GqlResult<Option<Package>> {
         let loader = ctx.data_unchecked::<DataLoader<PackageById>>();
-        Ok(loader.load_one(self.0.package_id.clone()).await?.map(Package))
+        Ok(loader
+            .load_one(self.0.package_id.clone())
+            .await?
+            .map(Package))
     }
     /// Where the results webhook goes.
     async fn callback_url(&self) -> Option<&str> {
@@ -70,12 +81,21 @@ impl Check {
     /// The results report, in the shape of Turn's background check results webhook; null until
     /// the searches finish. Team members and above; FORBIDDEN for limited team members.
     async fn report(&self, ctx: &Context<'_>) -> GqlResult<Option<Json<serde_json::Value>>> {
-        Ok(svc(ctx).reveal_report(actor(ctx)?, &self.0).map_err(gql)?.map(Json))
+        Ok(svc(ctx)
+            .reveal_report(actor(ctx)?, &self.0)
+            .map_err(gql)?
+            .map(Json))
     }
     /// Every status change, oldest first.
     async fn history(&self, ctx: &Context<'_>) -> GqlResult<Vec<StatusChange>> {
         let loader = ctx.data_unchecked::<DataLoader<HistoryByCheck>>();
-        Ok(loader.load_one(self.0.id.clone()).await?.unwrap_or_default().into_iter().map(Into::into).collect())
+        Ok(loader
+            .load_one(self.0.id.clone())
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
     /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
@@ -204,9 +224,18 @@ impl CheckMutation {
         Ok(Check(c))
     }
     /// Moves a check to a new status, if the transition table allows it. Team members and above.
-    async fn transition_check(&self, ctx: &Context<'_>, input: TransitionCheckInput) -> GqlResult<Check> {
+    async fn transition_check(
+        &self,
+        ctx: &Context<'_>,
+        input: TransitionCheckInput,
+    ) -> GqlResult<Check> {
         let c = svc(ctx)
-            .transition_check(actor(ctx)?, &input.check_id, input.status.into(), input.reason.as_deref())
+            .transition_check(
+                actor(ctx)?,
+                &input.check_id,
+                input.status.into(),
+                input.reason.as_deref(),
+            )
             .await
             .map_err(gql)?;
         Ok(Check(c))

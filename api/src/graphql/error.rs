@@ -16,7 +16,11 @@ pub fn gql(err: ServiceError) -> Error {
                 ext.set("field", field.as_str());
             })
         }
-        ServiceError::Conflict { field, message, existing_id } => {
+        ServiceError::Conflict {
+            field,
+            message,
+            existing_id,
+        } => {
             let (field, existing) = (field.clone(), existing_id.clone());
             Error::new(message.clone()).extend_with(|_, ext| {
                 ext.set("code", code);
@@ -36,8 +40,11 @@ pub type GqlResult<T> = async_graphql::Result<T>;
 
 /// The caller, or UNAUTHENTICATED.
 pub fn actor<'a>(ctx: &'a async_graphql::Context<'_>) -> GqlResult<&'a Actor> {
-    ctx.data_opt::<Actor>()
-        .ok_or_else(|| gql(ServiceError::Unauthenticated("send an API token as `Authorization: Bearer <token>`".into())))
+    ctx.data_opt::<Actor>().ok_or_else(|| {
+        gql(ServiceError::Unauthenticated(
+            "send an API token as `Authorization: Bearer <token>`".into(),
+        ))
+    })
 }
 
 pub fn svc<'a>(ctx: &'a async_graphql::Context<'_>) -> &'a service::Service {

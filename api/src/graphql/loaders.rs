@@ -18,7 +18,10 @@ impl Loader<String> for ChecksByCandidate {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Self::Error> {
-        self.svc.checks_for_candidates(&self.actor, keys).await.map_err(gql)
+        self.svc
+            .checks_for_candidates(&self.actor, keys)
+            .await
+            .map_err(gql)
     }
 }
 
@@ -48,7 +51,11 @@ impl Loader<String> for PackageById {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Self::Error> {
-        let rows = self.svc.packages_by_ids(&self.actor, keys).await.map_err(gql)?;
+        let rows = self
+            .svc
+            .packages_by_ids(&self.actor, keys)
+            .await
+            .map_err(gql)?;
         Ok(rows.into_iter().map(|p| (p.id.clone(), p)).collect())
     }
 }
@@ -64,7 +71,11 @@ impl Loader<String> for CandidateById {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Self::Error> {
-        let rows = self.svc.candidates_by_ids(&self.actor, keys).await.map_err(gql)?;
+        let rows = self
+            .svc
+            .candidates_by_ids(&self.actor, keys)
+            .await
+            .map_err(gql)?;
         Ok(rows.into_iter().map(|c| (c.id.clone(), c)).collect())
     }
 }

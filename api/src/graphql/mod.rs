@@ -48,18 +48,48 @@ pub fn build_schema(svc: Service, limits: &Limits) -> AppSchema {
 
 /// The schema without runtime data, for printing the SDL.
 pub fn sdl() -> String {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription).finish().sdl()
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .finish()
+        .sdl()
 }
 
 /// Adds the caller and per-request, caller-scoped batch loaders to a request.
 pub fn with_actor(req: Request, svc: &Service, actor: Actor, window: BatchWindow) -> Request {
-    let checks =
-        DataLoader::new(loaders::ChecksByCandidate { svc: svc.clone(), actor: actor.clone() }, tokio::spawn).delay(window.0);
-    let history =
-        DataLoader::new(loaders::HistoryByCheck { svc: svc.clone(), actor: actor.clone() }, tokio::spawn).delay(window.0);
-    let packages =
-        DataLoader::new(loaders::PackageById { svc: svc.clone(), actor: actor.clone() }, tokio::spawn).delay(window.0);
-    let candidates =
-        DataLoader::new(loaders::CandidateById { svc: svc.clone(), actor: actor.clone() }, tokio::spawn).delay(window.0);
-    req.data(actor).data(checks).data(history).data(packages).data(candidates)
+    let checks = DataLoader::new(
+        loaders::ChecksByCandidate {
+            svc: svc.clone(),
+            actor: actor.clone(),
+        },
+        tokio::spawn,
+    )
+    .delay(window.0);
+    let history = DataLoader::new(
+        loaders::HistoryByCheck {
+            svc: svc.clone(),
+            actor: actor.clone(),
+        },
+        tokio::spawn,
+    )
+    .delay(window.0);
+    let packages = DataLoader::new(
+        loaders::PackageById {
+            svc: svc.clone(),
+            actor: actor.clone(),
+        },
+        tokio::spawn,
+    )
+    .delay(window.0);
+    let candidates = DataLoader::new(
+        loaders::CandidateById {
+            svc: svc.clone(),
+            actor: actor.clone(),
+        },
+        tokio::spawn,
+    )
+    .delay(window.0);
+    req.data(actor)
+        .data(checks)
+        .data(history)
+        .data(packages)
+        .data(candidates)
 }

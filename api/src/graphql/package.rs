@@ -77,11 +77,19 @@ impl PackageQuery {
         ctx: &Context<'_>,
         #[graphql(default)] include_archived: bool,
     ) -> GqlResult<Vec<Package>> {
-        Ok(svc(ctx).packages(actor(ctx)?, include_archived).await.map_err(gql)?.into_iter().map(Package).collect())
+        Ok(svc(ctx)
+            .packages(actor(ctx)?, include_archived)
+            .await
+            .map_err(gql)?
+            .into_iter()
+            .map(Package)
+            .collect())
     }
     /// One package.
     async fn package(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Package> {
-        Ok(Package(svc(ctx).package(actor(ctx)?, &id).await.map_err(gql)?))
+        Ok(Package(
+            svc(ctx).package(actor(ctx)?, &id).await.map_err(gql)?,
+        ))
     }
 }
 
@@ -91,22 +99,47 @@ pub struct PackageMutation;
 #[Object]
 impl PackageMutation {
     /// Creates a package. Admins and above.
-    async fn create_package(&self, ctx: &Context<'_>, input: CreatePackageInput) -> GqlResult<Package> {
-        let searches: Vec<entity::SearchKind> = input.searches.into_iter().map(Into::into).collect();
-        let p = svc(ctx).create_package(actor(ctx)?, &input.name, &searches, input.make_default).await.map_err(gql)?;
+    async fn create_package(
+        &self,
+        ctx: &Context<'_>,
+        input: CreatePackageInput,
+    ) -> GqlResult<Package> {
+        let searches: Vec<entity::SearchKind> =
+            input.searches.into_iter().map(Into::into).collect();
+        let p = svc(ctx)
+            .create_package(actor(ctx)?, &input.name, &searches, input.make_default)
+            .await
+            .map_err(gql)?;
         Ok(Package(p))
     }
     /// Renames a package, changes its searches, or makes it the default.
-    async fn update_package(&self, ctx: &Context<'_>, id: ID, input: UpdatePackageInput) -> GqlResult<Package> {
+    async fn update_package(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdatePackageInput,
+    ) -> GqlResult<Package> {
         let patch = PackagePatch {
             name: input.name,
-            searches: input.searches.map(|s| s.into_iter().map(Into::into).collect()),
+            searches: input
+                .searches
+                .map(|s| s.into_iter().map(Into::into).collect()),
             make_default: input.make_default,
         };
-        Ok(Package(svc(ctx).update_package(actor(ctx)?, &id, patch).await.map_err(gql)?))
+        Ok(Package(
+            svc(ctx)
+                .update_package(actor(ctx)?, &id, patch)
+                .await
+                .map_err(gql)?,
+        ))
     }
     /// Archives a package (not the default). Existing checks keep it.
     async fn archive_package(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Package> {
-        Ok(Package(svc(ctx).archive_package(actor(ctx)?, &id).await.map_err(gql)?))
+        Ok(Package(
+            svc(ctx)
+                .archive_package(actor(ctx)?, &id)
+                .await
+                .map_err(gql)?,
+        ))
     }
 }

@@ -29,8 +29,12 @@ impl Partner {
     }
     /// The package a check runs when none is named.
     async fn default_package(&self, ctx: &Context<'_>) -> GqlResult<Option<Package>> {
-        let Some(id) = &self.0.default_package_id else { return Ok(None) };
-        Ok(Some(Package(svc(ctx).package(actor(ctx)?, id).await.map_err(gql)?)))
+        let Some(id) = &self.0.default_package_id else {
+            return Ok(None);
+        };
+        Ok(Some(Package(
+            svc(ctx).package(actor(ctx)?, id).await.map_err(gql)?,
+        )))
     }
     /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
@@ -85,7 +89,13 @@ pub struct TeamMember {
 
 impl From<user::Model> for TeamMember {
     fn from(u: user::Model) -> Self {
-        Self { id: ID(u.id), email: u.email, name: u.name, role: u.role.into(), created_at: u.created_at }
+        Self {
+            id: ID(u.id),
+            email: u.email,
+            name: u.name,
+            role: u.role.into(),
+            created_at: u.created_at,
+        }
     }
 }
 
@@ -172,15 +182,29 @@ pub struct PartnerQuery;
 impl PartnerQuery {
     /// The caller: subject, role and partner.
     async fn me(&self, ctx: &Context<'_>) -> GqlResult<Me> {
-        Ok(Me { actor: actor(ctx)?.clone() })
+        Ok(Me {
+            actor: actor(ctx)?.clone(),
+        })
     }
     /// The team. Admins and above.
     async fn team_members(&self, ctx: &Context<'_>) -> GqlResult<Vec<TeamMember>> {
-        Ok(svc(ctx).team_members(actor(ctx)?).await.map_err(gql)?.into_iter().map(Into::into).collect())
+        Ok(svc(ctx)
+            .team_members(actor(ctx)?)
+            .await
+            .map_err(gql)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
     /// Issued API tokens, newest first. Super admins only.
     async fn api_tokens(&self, ctx: &Context<'_>) -> GqlResult<Vec<ApiToken>> {
-        Ok(svc(ctx).api_tokens(actor(ctx)?).await.map_err(gql)?.into_iter().map(Into::into).collect())
+        Ok(svc(ctx)
+            .api_tokens(actor(ctx)?)
+            .await
+            .map_err(gql)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 }
 
@@ -190,28 +214,66 @@ pub struct PartnerMutation;
 #[Object]
 impl PartnerMutation {
     /// Changes partner settings. Admins and above.
-    async fn update_partner_settings(&self, ctx: &Context<'_>, input: PartnerSettingsInput) -> GqlResult<Partner> {
-        let patch = PartnerPatch { name: input.name, public_base_url: input.public_base_url };
-        Ok(Partner(svc(ctx).update_partner(actor(ctx)?, patch).await.map_err(gql)?))
+    async fn update_partner_settings(
+        &self,
+        ctx: &Context<'_>,
+        input: PartnerSettingsInput,
+    ) -> GqlResult<Partner> {
+        let patch = PartnerPatch {
+            name: input.name,
+            public_base_url: input.public_base_url,
+        };
+        Ok(Partner(
+            svc(ctx)
+                .update_partner(actor(ctx)?, patch)
+                .await
+                .map_err(gql)?,
+        ))
     }
     /// Adds a team member. Admins and above; only super admins grant super_admin.
-    async fn invite_team_member(&self, ctx: &Context<'_>, input: InviteTeamMemberInput) -> GqlResult<TeamMember> {
+    async fn invite_team_member(
+        &self,
+        ctx: &Context<'_>,
+        input: InviteTeamMemberInput,
+    ) -> GqlResult<TeamMember> {
         let u = svc(ctx)
-            .invite_team_member(actor(ctx)?, &input.email, input.name.as_deref(), input.role.into())
+            .invite_team_member(
+                actor(ctx)?,
+                &input.email,
+                input.name.as_deref(),
+                input.role.into(),
+            )
             .await
             .map_err(gql)?;
         Ok(u.into())
     }
     /// Changes a team member's role; their tokens follow at once.
-    async fn change_team_member_role(&self, ctx: &Context<'_>, id: ID, role: Role) -> GqlResult<TeamMember> {
-        Ok(svc(ctx).change_team_member_role(actor(ctx)?, &id, role.into()).await.map_err(gql)?.into())
+    async fn change_team_member_role(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        role: Role,
+    ) -> GqlResult<TeamMember> {
+        Ok(svc(ctx)
+            .change_team_member_role(actor(ctx)?, &id, role.into())
+            .await
+            .map_err(gql)?
+            .into())
     }
     /// Removes a team member and revokes their tokens.
     async fn remove_team_member(&self, ctx: &Context<'_>, id: ID) -> GqlResult<TeamMember> {
-        Ok(svc(ctx).remove_team_member(actor(ctx)?, &id).await.map_err(gql)?.into())
+        Ok(svc(ctx)
+            .remove_team_member(actor(ctx)?, &id)
+            .await
+            .map_err(gql)?
+            .into())
     }
     /// Mints an API token. Super admins only.
-    async fn create_api_token(&self, ctx: &Context<'_>, input: CreateApiTokenInput) -> GqlResult<CreatedApiToken> {
+    async fn create_api_token(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateApiTokenInput,
+    ) -> GqlResult<CreatedApiToken> {
         let minted = svc(ctx)
             .create_api_token(
                 actor(ctx)?,
@@ -224,10 +286,17 @@ impl PartnerMutation {
             )
             .await
             .map_err(gql)?;
-        Ok(CreatedApiToken { token: minted.token, api_token: minted.record.into() })
+        Ok(CreatedApiToken {
+            token: minted.token,
+            api_token: minted.record.into(),
+        })
     }
     /// Revokes an API token; it is refused from then on. Super admins only.
     async fn revoke_api_token(&self, ctx: &Context<'_>, id: ID) -> GqlResult<ApiToken> {
-        Ok(svc(ctx).revoke_api_token(actor(ctx)?, &id).await.map_err(gql)?.into())
+        Ok(svc(ctx)
+            .revoke_api_token(actor(ctx)?, &id)
+            .await
+            .map_err(gql)?
+            .into())
     }
 }
