@@ -31,8 +31,8 @@ impl Gql {
     pub fn new(target: &Target, pool: usize) -> anyhow::Result<Self> {
         let base = target.url.trim_end_matches('/');
         let base = base.strip_suffix("/graphql").unwrap_or(base);
-        let mut auth =
-            HeaderValue::from_str(&format!("Bearer {}", target.token.trim())).context("the token is not a header value")?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", target.token.trim()))
+            .context("the token is not a header value")?;
         auth.set_sensitive(true);
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(pool)
@@ -41,12 +41,16 @@ impl Gql {
             .timeout(Duration::from_secs(10))
             .build()
             .context("building the HTTP client")?;
-        Ok(Self { http, graphql_url: format!("{base}/graphql"), metrics_url: format!("{base}/metrics"), auth })
+        Ok(Self {
+            http,
+            graphql_url: format!("{base}/graphql"),
+            metrics_url: format!("{base}/metrics"),
+            auth,
+        })
     }
 
     async fn send(&self, body: String) -> anyhow::Result<reqwest::Response> {
-        self
-            .http
+        self.http
             .post(&self.graphql_url)
             .header(AUTHORIZATION, self.auth.clone())
             .header(CONTENT_TYPE, "application/json")

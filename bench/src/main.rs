@@ -23,7 +23,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "loadgen", about = "Seeds a clearhire server and measures it under GraphQL read load")]
+#[command(
+    name = "loadgen",
+    about = "Seeds a clearhire server and measures it under GraphQL read load"
+)]
 struct Cli {
     /// Tokio worker threads of the load generator.
     #[arg(long, global = true, default_value_t = 2)]
@@ -58,7 +61,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         Some(i) => (&s[..i], &s[i..]),
         None => (s, "s"),
     };
-    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 20s, 500ms or 2m"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 20s, 500ms or 2m"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" => n,

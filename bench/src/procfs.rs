@@ -30,7 +30,10 @@ pub fn process_ticks(pid: &str) -> Option<u64> {
 pub fn machine_ticks() -> Option<(u64, u64)> {
     let text = std::fs::read_to_string("/proc/stat").ok()?;
     let line = text.lines().next()?.strip_prefix("cpu ")?;
-    let v: Vec<u64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
     let total: u64 = v.iter().take(8).sum();
     let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
     Some((total - idle, total))
@@ -54,13 +57,20 @@ pub struct CpuUse {
 
 impl CpuSnapshot {
     pub fn take(server_pid: Option<&str>) -> Self {
-        Self { server: server_pid.and_then(process_ticks), loadgen: process_ticks("self"), machine: machine_ticks() }
+        Self {
+            server: server_pid.and_then(process_ticks),
+            loadgen: process_ticks("self"),
+            machine: machine_ticks(),
+        }
     }
 
     pub fn since(&self, earlier: &CpuSnapshot, secs: f64) -> CpuUse {
-        let cores = |a: Option<u64>, b: Option<u64>| Some(a?.saturating_sub(b?) as f64 / CLK_TCK / secs);
+        let cores =
+            |a: Option<u64>, b: Option<u64>| Some(a?.saturating_sub(b?) as f64 / CLK_TCK / secs);
         let machine = match (self.machine, earlier.machine) {
-            (Some((b1, t1)), Some((b0, t0))) if t1 > t0 => Some(100.0 * (b1 - b0) as f64 / (t1 - t0) as f64),
+            (Some((b1, t1)), Some((b0, t0))) if t1 > t0 => {
+                Some(100.0 * (b1 - b0) as f64 / (t1 - t0) as f64)
+            }
             _ => None,
         };
         CpuUse {

@@ -82,10 +82,19 @@ async fn sample_ids(gql: &Gql, want: usize) -> anyhow::Result<Vec<String>> {
     let mut ids = Vec::with_capacity(want);
     let mut after = Value::Null;
     while ids.len() < want {
-        let data = gql.query(ID_PAGE_QUERY, json!({ "after": after })).await.context("sampling candidate ids")?;
+        let data = gql
+            .query(ID_PAGE_QUERY, json!({ "after": after }))
+            .await
+            .context("sampling candidate ids")?;
         let conn = &data["candidates"];
-        let edges = conn["edges"].as_array().context("candidates.edges is not a list")?;
-        ids.extend(edges.iter().filter_map(|e| e["node"]["id"].as_str().map(str::to_string)));
+        let edges = conn["edges"]
+            .as_array()
+            .context("candidates.edges is not a list")?;
+        ids.extend(
+            edges
+                .iter()
+                .filter_map(|e| e["node"]["id"].as_str().map(str::to_string)),
+        );
         if conn["pageInfo"]["hasNextPage"] != Value::Bool(true) {
             break;
         }
@@ -113,10 +122,14 @@ impl Rng {
 /// Statements per request of `n` sequential requests with `bodies` (round robin).
 async fn probe_statements(gql: &Gql, bodies: &[String], n: usize) -> anyhow::Result<f64> {
     // One request first so a token-cache refill is not charged to the probe.
-    gql.probe(bodies[0].clone()).await.context("probe request")?;
+    gql.probe(bodies[0].clone())
+        .await
+        .context("probe request")?;
     let before = gql.statements_total().await?;
     for i in 0..n {
-        gql.probe(bodies[i % bodies.len()].clone()).await.context("probe request")?;
+        gql.probe(bodies[i % bodies.len()].clone())
+            .await
+            .context("probe request")?;
     }
     let after = gql.statements_total().await?;
     Ok(after.saturating_sub(before) as f64 / n as f64)
@@ -142,7 +155,10 @@ struct Plan {
 
 async fn worker(plan: Arc<Plan>, seed: u64) -> WorkerOut {
     let mut rng = Rng(seed | 1);
-    let mut out = WorkerOut { latencies_us: Vec::with_capacity(1 << 14), ..Default::default() };
+    let mut out = WorkerOut {
+        latencies_us: Vec::with_capacity(1 << 14),
+        ..Default::default()
+    };
     loop {
         let started = Instant::now();
         if started >= plan.end {
@@ -199,14 +215,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 let data = gql.query(CANDIDATE_QUERY, json!({ "id": id })).await?;
                 checks.push(data["candidate"]["checks"].as_array().map_or(0, Vec::len));
             }
-            println!("{} candidate ids sampled; checks of the first {}: {checks:?}", ids.len(), checks.len());
-            ids.iter().map(|id| body(CANDIDATE_QUERY, json!({ "id": id }))).collect()
+            println!(
+                "{} candidate ids sampled; checks of the first {}: {checks:?}",
+                ids.len(),
+                checks.len()
+            );
+            ids.iter()
+                .map(|id| body(CANDIDATE_QUERY, json!({ "id": id })))
+                .collect()
         }
         QueryKind::List => {
             let query = list_query(args.page_size);
             let data = gql.query(&query, json!({})).await?;
-            let edges = data["candidates"]["edges"].as_array().map(Vec::as_slice).unwrap_or_default();
-            let checks: usize = edges.iter().map(|e| e["node"]["checks"].as_array().map_or(0, Vec::len)).sum();
+            let edges = data["candidates"]["edges"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let checks: usize = edges
+                .iter()
+                .map(|e| e["node"]["checks"].as_array().map_or(0, Vec::len))
+                .sum();
             println!("list page: {} candidates, {checks} checks", edges.len());
             vec![body(&query, json!({}))]
         }
@@ -224,7 +252,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             for size in [1u32, 10, 50, 100] {
                 let b = vec![body(&list_query(size), json!({}))];
                 let spr = probe_statements(&gql, &b, 20).await?;
-                println!("probe: candidates(first: {size:>3}) {spr:.2} SQL statements/request (20 sequential requests)");
+                println!(
+                    "probe: candidates(first: {size:>3}) {spr:.2} SQL statements/request (20 sequential requests)"
+                );
                 probe.insert(format!("first_{size}"), json!(round(spr, 2)));
             }
         }
@@ -238,7 +268,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.duration
     );
     let t0 = Instant::now();
-    let plan = Arc::new(Plan { gql: gql.clone(), bodies, window_start: t0 + args.warmup, end: t0 + args.warmup + args.duration });
+    let plan = Arc::new(Plan {
+        gql: gql.clone(),
+        bodies,
+        window_start: t0 + args.warmup,
+        end: t0 + args.warmup + args.duration,
+    });
     let rss = pid.clone().map(RssSampler::start);
     let mut workers = tokio::task::JoinSet::new();
     for w in 0..args.concurrency.max(1) {
@@ -317,7 +352,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         "CPU over the window (100% = one core): server {}, loadgen {}, machine {} busy of {} cores",
         pct(cpu.server_cores),
         pct(cpu.loadgen_cores),
-        cpu.machine_busy_pct.map_or("n/a".into(), |p| format!("{p:.0}%")),
+        cpu.machine_busy_pct
+            .map_or("n/a".into(), |p| format!("{p:.0}%")),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     if all.errors > 0 || all.warmup_errors > 0 {

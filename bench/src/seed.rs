@@ -30,17 +30,27 @@ pub struct SeedArgs {
     tag: Option<String>,
 }
 
-const CREATE: &str = "mutation($input: CreateCandidateInput!) { createCandidate(input: $input) { id } }";
-const START: &str = "mutation($input: StartCheckInput!) { startCheck(input: $input) { id status } }";
+const CREATE: &str =
+    "mutation($input: CreateCandidateInput!) { createCandidate(input: $input) { id } }";
+const START: &str =
+    "mutation($input: StartCheckInput!) { startCheck(input: $input) { id status } }";
 const TRANSITION: &str =
     "mutation($input: TransitionCheckInput!) { transitionCheck(input: $input) { id status } }";
 
-const FIRST: [&str; 12] =
-    ["Ana", "Ben", "Chloe", "Diego", "Emma", "Farah", "Grace", "Hiro", "Ines", "Jamal", "Kira", "Liam"];
-const LAST: [&str; 10] =
-    ["Nguyen", "Garcia", "Smith", "Okafor", "Kowalski", "Haddad", "Tanaka", "Silva", "Brown", "Moreau"];
-const CITIES: [(&str, &str); 4] =
-    [("San Francisco", "941"), ("Oakland", "946"), ("San Jose", "951"), ("Sacramento", "958")];
+const FIRST: [&str; 12] = [
+    "Ana", "Ben", "Chloe", "Diego", "Emma", "Farah", "Grace", "Hiro", "Ines", "Jamal", "Kira",
+    "Liam",
+];
+const LAST: [&str; 10] = [
+    "Nguyen", "Garcia", "Smith", "Okafor", "Kowalski", "Haddad", "Tanaka", "Silva", "Brown",
+    "Moreau",
+];
+const CITIES: [(&str, &str); 4] = [
+    ("San Francisco", "941"),
+    ("Oakland", "946"),
+    ("San Jose", "951"),
+    ("Sacramento", "958"),
+];
 
 /// The profile of candidate `i`: unique email and reference id, valid phone, ZIP, SSN and DOB.
 fn candidate_input(tag: &str, i: usize) -> Value {
@@ -69,9 +79,12 @@ fn candidate_input(tag: &str, i: usize) -> Value {
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> anyhow::Result<&'a str> {
     let mut cur = v;
     for p in path {
-        cur = cur.get(p).with_context(|| format!("response lacks {}", path.join(".")))?;
+        cur = cur
+            .get(p)
+            .with_context(|| format!("response lacks {}", path.join(".")))?;
     }
-    cur.as_str().with_context(|| format!("{} is not a string", path.join(".")))
+    cur.as_str()
+        .with_context(|| format!("{} is not a string", path.join(".")))
 }
 
 #[derive(Default)]
@@ -82,7 +95,13 @@ struct Counts {
 }
 
 /// Creates candidate `i` and its checks, one mutation after another.
-async fn seed_one(gql: &Gql, tag: &str, i: usize, max_checks: usize, counts: &Counts) -> anyhow::Result<()> {
+async fn seed_one(
+    gql: &Gql,
+    tag: &str,
+    i: usize,
+    max_checks: usize,
+    counts: &Counts,
+) -> anyhow::Result<()> {
     let data = gql
         .query(CREATE, json!({ "input": candidate_input(tag, i) }))
         .await
@@ -92,7 +111,10 @@ async fn seed_one(gql: &Gql, tag: &str, i: usize, max_checks: usize, counts: &Co
     let n = 1 + i % max_checks.max(1);
     for k in 0..n {
         let data = gql
-            .query(START, json!({ "input": { "candidateId": candidate_id, "doChecks": true } }))
+            .query(
+                START,
+                json!({ "input": { "candidateId": candidate_id, "doChecks": true } }),
+            )
             .await
             .with_context(|| format!("startCheck #{k} of candidate #{i}"))?;
         let status = str_at(&data, &["startCheck", "status"])?;
@@ -103,7 +125,10 @@ async fn seed_one(gql: &Gql, tag: &str, i: usize, max_checks: usize, counts: &Co
         if k + 1 < n {
             let check_id = str_at(&data, &["startCheck", "id"])?.to_string();
             let data = gql
-                .query(TRANSITION, json!({ "input": { "checkId": check_id, "status": "withdrawn" } }))
+                .query(
+                    TRANSITION,
+                    json!({ "input": { "checkId": check_id, "status": "withdrawn" } }),
+                )
                 .await
                 .with_context(|| format!("withdrawing check #{k} of candidate #{i}"))?;
             let status = str_at(&data, &["transitionCheck", "status"])?;
@@ -119,7 +144,9 @@ async fn seed_one(gql: &Gql, tag: &str, i: usize, max_checks: usize, counts: &Co
 pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     let gql = Gql::new(&args.target, args.concurrency)?;
     let tag = args.tag.clone().unwrap_or_else(|| {
-        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
         format!("{ms}")
     });
     let statements_before = gql.statements_total().await.context("is the server up?")?;
@@ -134,7 +161,13 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     let counts = Arc::new(Counts::default());
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency.max(1) {
-        let (gql, tag, next, failed, counts) = (gql.clone(), tag.clone(), next.clone(), failed.clone(), counts.clone());
+        let (gql, tag, next, failed, counts) = (
+            gql.clone(),
+            tag.clone(),
+            next.clone(),
+            failed.clone(),
+            counts.clone(),
+        );
         let (total, max_checks) = (args.candidates, args.max_checks);
         workers.spawn(async move {
             loop {
@@ -148,7 +181,10 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
                 }
                 let done = counts.candidates.load(Ordering::Relaxed);
                 if done > 0 && done % 1000 == 0 {
-                    eprintln!("  {done} candidates after {:.1}s", started.elapsed().as_secs_f64());
+                    eprintln!(
+                        "  {done} candidates after {:.1}s",
+                        started.elapsed().as_secs_f64()
+                    );
                 }
             }
         });
@@ -167,7 +203,10 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     }
 
     let secs = started.elapsed().as_secs_f64();
-    let statements = gql.statements_total().await?.saturating_sub(statements_before);
+    let statements = gql
+        .statements_total()
+        .await?
+        .saturating_sub(statements_before);
     let (c, k, w) = (
         counts.candidates.load(Ordering::Relaxed),
         counts.checks.load(Ordering::Relaxed),

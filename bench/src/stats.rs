@@ -28,14 +28,18 @@ impl Latencies {
     }
 
     pub fn max_ms(&self) -> f64 {
-        self.sorted_us.last().map_or(0.0, |&u| f64::from(u) / 1000.0)
+        self.sorted_us
+            .last()
+            .map_or(0.0, |&u| f64::from(u) / 1000.0)
     }
 
     pub fn mean_ms(&self) -> f64 {
         if self.sorted_us.is_empty() {
             return 0.0;
         }
-        self.sorted_us.iter().map(|&u| u64::from(u)).sum::<u64>() as f64 / self.sorted_us.len() as f64 / 1000.0
+        self.sorted_us.iter().map(|&u| u64::from(u)).sum::<u64>() as f64
+            / self.sorted_us.len() as f64
+            / 1000.0
     }
 }
 
