@@ -37,10 +37,45 @@ pub async fn service_from(config: &Config) -> anyhow::Result<Service> {
     ))
 }
 
+/// The bus and job queue this configuration asks for: Redis when `REDIS_URL` is set, else an
+/// in-process bus and a SQLite job store under DATA_DIR.
+pub async fn back_half(config: &Config) -> anyhow::Result<(worker::Bus, worker::queue::JobQueue)> {
+    match &config.redis_url {
+        Some(url) => Ok((
+            worker::Bus::redis(url, &config.redis_prefix)
+                .await
+                .context("connecting the event bus to Redis")?,
+            worker::queue::JobQueue::redis(url, &config.redis_prefix)
+                .await
+                .context("connecting the job queue to Redis")?,
+        )),
+        None => {
+            std::fs::create_dir_all(&config.data_dir)?;
+            let (queue, _) = worker::queue::JobQueue::sqlite(&config.data_dir.join("jobs.db"))
+                .await
+                .context("opening the job store")?;
+            Ok((worker::Bus::in_process(), queue))
+        }
+    }
+}
+
+pub fn worker_config(config: &Config, relay: bool) -> anyhow::Result<worker::WorkerConfig> {
+    Ok(worker::WorkerConfig {
+        concurrency: config.worker_concurrency,
+        poll_interval: Duration::from_millis(config.poll_interval_ms),
+        allowlist: worker::ssrf::Allowlist::parse(&config.webhook_allowlist)
+            .context("CLEARHIRE_WEBHOOK_ALLOWLIST must be comma-separated IP addresses")?,
+        relay,
+        name: "clearhire".into(),
+    })
+}
+
 /// A server bound to its address, ready to run.
 pub struct Application {
     pub addr: SocketAddr,
     pub service: Service,
+    pub bus: worker::Bus,
+    pub queue: worker::queue::JobQueue,
     /// Set when this start provisioned the demo partner on an empty database.
     pub bootstrapped: Option<NewPartner>,
     acceptor: poem::listener::BoxAcceptor,
@@ -68,10 +103,13 @@ impl Application {
             .bootstrap_if_empty()
             .await
             .map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
+        let (bus, queue) = back_half(&config).await?;
         tracing::info!(%addr, elapsed_ms = started.elapsed().as_millis() as u64, "ready");
         Ok(Self {
             addr,
             service,
+            bus,
+            queue,
             bootstrapped,
             acceptor: acceptor.boxed(),
             config,
@@ -88,7 +126,25 @@ impl Application {
             depth: self.config.max_query_depth,
             complexity: self.config.max_query_complexity,
         };
-        let schema = graphql::build_schema(self.service.clone(), &limits);
+        let workers = if self.config.runs_embedded_workers() {
+            Some(
+                worker::start(
+                    self.service.clone(),
+                    self.bus.clone(),
+                    self.queue.clone(),
+                    worker_config(&self.config, true)?,
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
+        let schema = graphql::build_schema(
+            self.service.clone(),
+            self.bus.clone(),
+            self.queue.clone(),
+            &limits,
+        );
         let window = graphql::BatchWindow(Duration::from_millis(self.config.batch_window_ms));
         let app = crate::http::routes(schema, self.service.clone(), window);
         Server::new_with_acceptor(self.acceptor)
@@ -98,6 +154,9 @@ impl Application {
                 Some(Duration::from_secs(self.config.shutdown_grace_secs)),
             )
             .await?;
+        if let Some(w) = workers {
+            w.shutdown().await;
+        }
         self.service.db().clone().close().await.ok();
         tracing::info!("stopped");
         Ok(())

@@ -39,6 +39,32 @@ pub struct Config {
     )]
     pub database_url: String,
 
+    /// Redis URL for scale-out: the job queue and the event bus live there. Unset: jobs in a
+    /// SQLite file under DATA_DIR and an in-process bus.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and channel of this deployment.
+    #[arg(long, env = "CLEARHIRE_REDIS_PREFIX", default_value = "clearhire")]
+    pub redis_prefix: String,
+
+    /// Run the relay and job workers inside the api process. Default: yes without REDIS_URL,
+    /// no with it (run `api worker` processes instead).
+    #[arg(long, env = "CLEARHIRE_EMBEDDED_WORKERS")]
+    pub embedded_workers: Option<bool>,
+
+    /// Concurrent webhook deliveries per worker process.
+    #[arg(long, env = "CLEARHIRE_WORKER_CONCURRENCY", default_value_t = 32)]
+    pub worker_concurrency: usize,
+
+    /// Milliseconds between polls of idle job queues and the outbox.
+    #[arg(long, env = "CLEARHIRE_POLL_INTERVAL_MS", default_value_t = 50)]
+    pub poll_interval_ms: u64,
+
+    /// Comma-separated non-public IP addresses webhooks may still be delivered to (e.g. 127.0.0.1).
+    #[arg(long, env = "CLEARHIRE_WEBHOOK_ALLOWLIST", default_value = "")]
+    pub webhook_allowlist: String,
+
     /// Address the HTTP server listens on.
     #[arg(long, env = "CLEARHIRE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -114,6 +140,10 @@ impl Config {
             Ok(o) => o.c,
             Err(e) => panic!("defaults must parse: {e}"),
         }
+    }
+
+    pub fn runs_embedded_workers(&self) -> bool {
+        self.embedded_workers.unwrap_or(self.redis_url.is_none())
     }
 
     pub fn is_sqlite(&self) -> bool {

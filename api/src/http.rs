@@ -1,7 +1,8 @@
 //! HTTP routes: `/graphql` (POST queries, GET GraphiQL), health, readiness and metrics.
-use async_graphql::http::GraphiQLSource;
-use async_graphql_poem::{GraphQLRequest, GraphQLResponse};
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql_poem::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use poem::http::{HeaderMap, StatusCode};
+use poem::web::websocket::WebSocket;
 use poem::web::{Data, Html};
 use poem::{EndpointExt, IntoResponse, Response, Route, get, handler};
 use service::Service;
@@ -14,7 +15,7 @@ pub fn routes(
     window: graphql::BatchWindow,
 ) -> impl poem::Endpoint {
     Route::new()
-        .at("/graphql", get(graphiql).post(graphql_post))
+        .at("/graphql", get(graphql_get).post(graphql_post))
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
         .at("/metrics", get(metrics))
@@ -58,14 +59,59 @@ fn unauthenticated(message: &str) -> GraphQLResponse {
     async_graphql::Response::from_errors(vec![err.into_server_error(Default::default())]).into()
 }
 
+/// GET /graphql: the WebSocket for subscriptions (graphql-transport-ws or the legacy
+/// graphql-ws; the token goes in the `connection_init` payload as `Authorization` or `token`),
+/// otherwise GraphiQL.
 #[handler]
-fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("clearhire GraphiQL")
-            .finish(),
-    )
+fn graphql_get(
+    schema: Data<&AppSchema>,
+    svc: Data<&Service>,
+    protocol: Option<GraphQLProtocol>,
+    ws: Option<WebSocket>,
+) -> Response {
+    let (Some(ws), Some(protocol)) = (ws, protocol) else {
+        return Html(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .subscription_endpoint("/graphql")
+                .title("clearhire GraphiQL")
+                .finish(),
+        )
+        .into_response();
+    };
+    let schema = schema.clone();
+    let svc = svc.clone();
+    ws.protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| {
+            GraphQLWebSocket::new(stream, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let token = ["Authorization", "authorization", "token"]
+                        .iter()
+                        .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
+                        .map(|t| {
+                            t.strip_prefix("Bearer ")
+                                .or_else(|| t.strip_prefix("bearer "))
+                                .unwrap_or(t)
+                                .trim()
+                                .to_string()
+                        })
+                        .ok_or_else(|| {
+                            graphql::error::gql(service::ServiceError::Unauthenticated(
+                                "send the token in the connection_init payload as Authorization"
+                                    .into(),
+                            ))
+                        })?;
+                    let actor = svc
+                        .authenticate(&token)
+                        .await
+                        .map_err(graphql::error::gql)?;
+                    let mut data = async_graphql::Data::default();
+                    data.insert(actor);
+                    Ok(data)
+                })
+                .serve()
+        })
+        .into_response()
 }
 
 #[handler]

@@ -25,6 +25,12 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve,
+    /// Run the relay and job workers only (scale-out: beside api processes, with REDIS_URL).
+    Worker {
+        /// Also run the outbox relay and the sweeper in this process.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        relay: bool,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Print the GraphQL schema (SDL).
@@ -90,6 +96,16 @@ async fn main() -> anyhow::Result<()> {
     let config = cli.config;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
+        Command::Worker { relay } => {
+            let svc = api::app::service_from(&config).await?;
+            let (bus, queue) = api::app::back_half(&config).await?;
+            let handle =
+                worker::start(svc, bus, queue, api::app::worker_config(&config, relay)?).await?;
+            tracing::info!(relay, "worker running");
+            shutdown_signal().await;
+            handle.shutdown().await;
+            Ok(())
+        }
         Command::Migrate => {
             api::app::service_from(&config).await?;
             eprintln!("migrations applied");

@@ -13,6 +13,9 @@ pub mod role;
 pub mod search;
 pub mod status;
 pub mod user;
+pub mod webhook_attempt;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;
 
 pub use role::Role;
 pub use search::SearchKind;

@@ -167,9 +167,14 @@ impl Service {
         }
         let now = crate::now();
         // Conditional on the status read above, so two concurrent transitions can't both win.
-        let res = check::Entity::update_many()
+        let mut update = check::Entity::update_many()
             .col_expr(check::Column::Status, Expr::value(to.as_api_str()))
-            .col_expr(check::Column::UpdatedAt, Expr::value(now))
+            .col_expr(check::Column::UpdatedAt, Expr::value(now));
+        if to == CheckStatus::Consent {
+            // Disclosure and authorization signed: the seed's consent_date.
+            update = update.col_expr(check::Column::ConsentDate, Expr::value(now));
+        }
+        let res = update
             .filter(check::Column::Id.eq(&current.id))
             .filter(check::Column::Status.eq(from))
             .exec(&txn)
@@ -245,6 +250,7 @@ impl Service {
                 "dashboard_url": format!("{}/workers/{}", self.dashboard_base(&partner), cand.id),
                 "timestamp": now.timestamp(),
                 "consent_date": c.consent_date.map(|d| d.format("%Y-%m-%d").to_string()),
+                "consent_timestamp": c.consent_date.map(|d| d.format("%Y-%m-%d %H:%M:%S%.6f").to_string()),
                 "recheck_date": fmt_date(c.recheck_date),
                 "cm_criminal_enroll": fmt_date(c.cm_criminal_enroll),
                 "criminal_monitoring_triggered": c.criminal_monitoring_triggered,

@@ -21,6 +21,10 @@ pub enum EventType {
     CandidateUpdated,
     CheckCreated,
     CheckStatusChanged,
+    WebhookEndpointCreated,
+    WebhookEndpointUpdated,
+    WebhookEndpointDeleted,
+    WebhookEndpointDisabled,
 }
 
 impl EventType {
@@ -39,6 +43,10 @@ impl EventType {
             Self::CandidateUpdated => "candidate.updated",
             Self::CheckCreated => "check.created",
             Self::CheckStatusChanged => "check.status_changed",
+            Self::WebhookEndpointCreated => "webhook_endpoint.created",
+            Self::WebhookEndpointUpdated => "webhook_endpoint.updated",
+            Self::WebhookEndpointDeleted => "webhook_endpoint.deleted",
+            Self::WebhookEndpointDisabled => "webhook_endpoint.disabled",
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod page;
 pub mod partner;
 pub mod team;
 pub mod token;
+pub mod webhook;
 
 use std::sync::Arc;
 

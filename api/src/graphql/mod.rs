@@ -5,10 +5,12 @@ pub mod error;
 pub mod loaders;
 pub mod package;
 pub mod partner;
+pub mod subscription;
 pub mod types;
+pub mod webhook;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{EmptySubscription, MergedObject, Request, Schema};
+use async_graphql::{MergedObject, Request, Schema};
 use service::{Actor, Service};
 
 #[derive(MergedObject, Default)]
@@ -17,6 +19,7 @@ pub struct Query(
     package::PackageQuery,
     candidate::CandidateQuery,
     check::CheckQuery,
+    webhook::WebhookQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -25,9 +28,10 @@ pub struct Mutation(
     package::PackageMutation,
     candidate::CandidateMutation,
     check::CheckMutation,
+    webhook::WebhookMutation,
 );
 
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, subscription::Subscription>;
 
 pub struct Limits {
     pub depth: usize,
@@ -38,19 +42,34 @@ pub struct Limits {
 #[derive(Clone, Copy)]
 pub struct BatchWindow(pub std::time::Duration);
 
-pub fn build_schema(svc: Service, limits: &Limits) -> AppSchema {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .data(svc)
-        .limit_depth(limits.depth)
-        .limit_complexity(limits.complexity)
-        .finish()
+pub fn build_schema(
+    svc: Service,
+    bus: worker::Bus,
+    queue: worker::queue::JobQueue,
+    limits: &Limits,
+) -> AppSchema {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        subscription::Subscription,
+    )
+    .data(svc)
+    .data(bus)
+    .data(queue)
+    .limit_depth(limits.depth)
+    .limit_complexity(limits.complexity)
+    .finish()
 }
 
 /// The schema without runtime data, for printing the SDL.
 pub fn sdl() -> String {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .finish()
-        .sdl()
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        subscription::Subscription,
+    )
+    .finish()
+    .sdl()
 }
 
 /// Adds the caller and per-request, caller-scoped batch loaders to a request.

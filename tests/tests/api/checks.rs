@@ -189,6 +189,23 @@ async fn history_and_outbox_are_written_with_each_change() {
         format!("http://{}/workers/{cand}", app.addr)
     );
     assert!(last["criminal_monitoring_triggered"].is_boolean());
+    // Consent recorded its date; events carry it as YYYY-MM-DD, as the seed does.
+    let consent = app
+        .gql(
+            "query($id: ID!) { check(id: $id) { consentDate } }",
+            json!({"id": check}),
+        )
+        .await;
+    let at = consent.data()["check"]["consentDate"]
+        .as_str()
+        .expect("consent date set")
+        .to_string();
+    assert_eq!(last["consent_date"], at[..10]);
+    assert_eq!(
+        events[1].1["consent_date"],
+        Value::Null,
+        "no consent date before consent"
+    );
     // Refused transitions write nothing.
     let before = app.count_rows("outbox").await;
     let hist_before = app.count_rows("check_status_history").await;

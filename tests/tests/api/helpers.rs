@@ -97,6 +97,17 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
             .expect("key"),
     );
     config.shutdown_grace_secs = 1;
+    config.webhook_allowlist = "127.0.0.1".into();
+    config.poll_interval_ms = 20;
+    if pg_url().is_some()
+        && let Ok(redis) = std::env::var("CLEARHIRE_TEST_REDIS_URL")
+    {
+        // The scale-out path for real: bus and job queue on Redis, under this app's own prefix.
+        config.redis_url = Some(redis);
+        let run = std::env::var("CLEARHIRE_TEST_RUN_ID").unwrap_or_else(|_| "local".into());
+        config.redis_prefix = format!("clearhire-test-{run}-{}", random_hex(12));
+        config.embedded_workers = Some(true);
+    }
     adjust(&mut config);
     let app = Application::build(config).await.expect("app builds");
     let boot = app

@@ -43,7 +43,12 @@ async fn statements_for(
 async fn sql_statements_per_request_do_not_grow_with_page_size() {
     // A wide batch window so a slow debug build under parallel tests still collects every key of
     // a level into one batch; the release benchmark measures the default window under load.
-    let app = spawn_app_with(|c| c.batch_window_ms = 50).await;
+    // No embedded relay: its polling would share the pool whose statements are counted.
+    let app = spawn_app_with(|c| {
+        c.batch_window_ms = 50;
+        c.embedded_workers = Some(false);
+    })
+    .await;
     for i in 0..60 {
         let c = app.candidate(&format!("n{i}@example.com")).await;
         let check = app.start_check(&c, true).await;

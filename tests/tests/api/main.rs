@@ -11,3 +11,4 @@ mod roles;
 mod schema;
 mod team_packages;
 mod tenancy;
+mod webhooks;

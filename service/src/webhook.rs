@@ -1,0 +1,856 @@
+//! Webhooks: partner endpoints (URL, event types, `whsec_` signing secrets with rotation), the
+//! deliveries the relay creates from outbox events, and the record of every attempt. The
+//! payloads are seed 003's, field for field.
+use chrono::{DateTime, Duration, Utc};
+use entity::{
+    CheckStatus, Role, check, outbox, webhook_attempt as attempt, webhook_delivery as delivery,
+    webhook_endpoint as endpoint,
+};
+use rand::{Rng, RngCore};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde_json::{Value, json};
+
+use crate::events::{self, EventType};
+use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};
+
+/// Event types an endpoint can subscribe to.
+pub const ENDPOINT_EVENT_TYPES: [&str; 3] = [
+    "check.status_changed",
+    "check.consent_confirmed",
+    "webhook_endpoint.disabled",
+];
+
+/// Retry delays after each failed attempt (then jittered by ±20%): about 5 s, 5 min, 30 min,
+/// 2 h, 5 h, 10 h, 10 h. After the last, the delivery has failed.
+pub const RETRY_SCHEDULE_SECS: [i64; 7] = [5, 300, 1800, 7200, 18000, 36000, 36000];
+
+/// An endpoint failing without a success for this long is disabled.
+pub const DISABLE_AFTER_FAILING: Duration = Duration::days(5);
+
+/// How long a rotated-out secret keeps signing beside the new one.
+pub const PREVIOUS_SECRET_GRACE: Duration = Duration::hours(24);
+
+#[derive(Debug, Clone, Default)]
+pub struct EndpointPatch {
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+}
+
+/// What happened when a delivery was attempted.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    pub status_code: Option<u16>,
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+    /// From a `Retry-After` header on 429/503.
+    pub retry_after: Option<std::time::Duration>,
+}
+
+/// What the dispatcher should do next with a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextStep {
+    Done,
+    RetryAt(DateTime<Utc>),
+    GiveUp,
+}
+
+/// A delivery ready to send: where, what, and the secrets to sign it with.
+#[derive(Debug, Clone)]
+pub struct SendSpec {
+    pub delivery: delivery::Model,
+    /// `whsec_…` secrets (current first); empty for `callback_url` deliveries of a partner without
+    /// endpoints, which are then sent unsigned.
+    pub secrets: Vec<String>,
+}
+
+fn new_secret() -> String {
+    use base64::Engine;
+    let mut key = [0u8; 24];
+    rand::rng().fill_bytes(&mut key);
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    )
+}
+
+fn validate_event_types(types: &[String]) -> ServiceResult<Value> {
+    for t in types {
+        if !ENDPOINT_EVENT_TYPES.contains(&t.as_str()) {
+            return Err(ServiceError::invalid(
+                "eventTypes",
+                format!(
+                    "unknown event type {t}; known: {}",
+                    ENDPOINT_EVENT_TYPES.join(", ")
+                ),
+            ));
+        }
+    }
+    let mut v = types.to_vec();
+    v.sort();
+    v.dedup();
+    Ok(json!(v))
+}
+
+pub fn event_types_of(e: &endpoint::Model) -> Vec<String> {
+    e.event_types
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Service {
+    pub async fn webhook_endpoints(&self, actor: &Actor) -> ServiceResult<Vec<endpoint::Model>> {
+        actor.require(Role::SuperAdmin)?;
+        Ok(endpoint::Entity::find()
+            .filter(endpoint::Column::PartnerId.eq(&actor.partner_id))
+            .order_by_asc(endpoint::Column::CreatedAt)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn webhook_endpoint(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> ServiceResult<endpoint::Model> {
+        actor.require(Role::SuperAdmin)?;
+        find_endpoint(&self.db, &actor.partner_id, id).await
+    }
+
+    /// The endpoint's current signing secret. Super admins only.
+    pub fn webhook_secret(&self, actor: &Actor, e: &endpoint::Model) -> ServiceResult<String> {
+        actor.require(Role::SuperAdmin)?;
+        self.crypto
+            .open(&e.secret_enc)
+            .map_err(ServiceError::Internal)
+    }
+
+    pub async fn create_webhook_endpoint(
+        &self,
+        actor: &Actor,
+        url: &str,
+        description: Option<&str>,
+        event_types: &[String],
+    ) -> ServiceResult<endpoint::Model> {
+        actor.require(Role::SuperAdmin)?;
+        let url = domain::http_url("url", url)?;
+        let description = domain::opt_text("description", description, 500)?;
+        let types = validate_event_types(event_types)?;
+        let now = crate::now();
+        let txn = db::begin_write(&self.db).await?;
+        let e = endpoint::ActiveModel {
+            id: Set(ids::uuid()),
+            partner_id: Set(actor.partner_id.clone()),
+            url: Set(url),
+            description: Set(description),
+            event_types: Set(types),
+            enabled: Set(true),
+            secret_enc: Set(self.crypto.seal(&new_secret())?),
+            previous_secret_enc: Set(None),
+            previous_secret_expires_at: Set(None),
+            disabled_reason: Set(None),
+            failing_since: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        events::record(
+            &txn,
+            &actor.partner_id,
+            EventType::WebhookEndpointCreated,
+            &e.id,
+            endpoint_event(&e, actor),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(e)
+    }
+
+    pub async fn update_webhook_endpoint(
+        &self,
+        actor: &Actor,
+        id: &str,
+        patch: EndpointPatch,
+    ) -> ServiceResult<endpoint::Model> {
+        actor.require(Role::SuperAdmin)?;
+        let url = patch
+            .url
+            .as_deref()
+            .map(|u| domain::http_url("url", u))
+            .transpose()?;
+        let types = patch
+            .event_types
+            .as_deref()
+            .map(validate_event_types)
+            .transpose()?;
+        let description = patch
+            .description
+            .as_deref()
+            .map(|d| domain::opt_text("description", Some(d), 500))
+            .transpose()?;
+        let txn = db::begin_write(&self.db).await?;
+        let mut am = find_endpoint(&txn, &actor.partner_id, id)
+            .await?
+            .into_active_model();
+        if let Some(u) = url {
+            am.url = Set(u);
+        }
+        if let Some(t) = types {
+            am.event_types = Set(t);
+        }
+        if let Some(d) = description {
+            am.description = Set(d);
+        }
+        if let Some(enabled) = patch.enabled {
+            am.enabled = Set(enabled);
+            if enabled {
+                am.disabled_reason = Set(None);
+                am.failing_since = Set(None);
+            }
+        }
+        am.updated_at = Set(crate::now());
+        let e = am.update(&txn).await?;
+        events::record(
+            &txn,
+            &actor.partner_id,
+            EventType::WebhookEndpointUpdated,
+            &e.id,
+            endpoint_event(&e, actor),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(e)
+    }
+
+    /// New signing secret; the old one keeps signing beside it for 24 hours.
+    pub async fn rotate_webhook_secret(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> ServiceResult<endpoint::Model> {
+        actor.require(Role::SuperAdmin)?;
+        let txn = db::begin_write(&self.db).await?;
+        let current = find_endpoint(&txn, &actor.partner_id, id).await?;
+        let old = current.secret_enc.clone();
+        let mut am = current.into_active_model();
+        am.previous_secret_enc = Set(Some(old));
+        am.previous_secret_expires_at = Set(Some(crate::now() + PREVIOUS_SECRET_GRACE));
+        am.secret_enc = Set(self.crypto.seal(&new_secret())?);
+        am.updated_at = Set(crate::now());
+        let e = am.update(&txn).await?;
+        events::record(
+            &txn,
+            &actor.partner_id,
+            EventType::WebhookEndpointUpdated,
+            &e.id,
+            endpoint_event(&e, actor),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(e)
+    }
+
+    pub async fn delete_webhook_endpoint(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> ServiceResult<endpoint::Model> {
+        actor.require(Role::SuperAdmin)?;
+        let txn = db::begin_write(&self.db).await?;
+        let e = find_endpoint(&txn, &actor.partner_id, id).await?;
+        endpoint::Entity::delete_by_id(e.id.clone())
+            .exec(&txn)
+            .await?;
+        delivery::Entity::update_many()
+            .col_expr(delivery::Column::Status, Expr::value("cancelled"))
+            .col_expr(delivery::Column::UpdatedAt, Expr::value(crate::now()))
+            .filter(delivery::Column::EndpointId.eq(&e.id))
+            .filter(delivery::Column::Status.eq("pending"))
+            .exec(&txn)
+            .await?;
+        events::record(
+            &txn,
+            &actor.partner_id,
+            EventType::WebhookEndpointDeleted,
+            &e.id,
+            endpoint_event(&e, actor),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(e)
+    }
+
+    /// Claims up to `limit` unpublished outbox events in id order, creates their deliveries (one
+    /// per event and destination, whatever happened before), calls `publish` with the events and
+    /// marks them published, all in one transaction. A crash before the commit leaves the events
+    /// to be claimed again; concurrent relays skip each other's rows (PostgreSQL `SKIP LOCKED`;
+    /// SQLite serialises writers). Returns the events and the ids of new deliveries.
+    pub async fn relay_batch<F, Fut>(
+        &self,
+        limit: u64,
+        publish: F,
+    ) -> ServiceResult<(Vec<outbox::Model>, Vec<String>)>
+    where
+        F: FnOnce(Vec<outbox::Model>) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>>,
+    {
+        let txn = db::begin_write(&self.db).await?;
+        let mut q = outbox::Entity::find()
+            .filter(outbox::Column::PublishedAt.is_null())
+            .order_by_asc(outbox::Column::Id)
+            .limit(limit);
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        let rows = q.all(&txn).await?;
+        if rows.is_empty() {
+            txn.commit().await?;
+            return Ok((rows, Vec::new()));
+        }
+        let mut new_deliveries = Vec::new();
+        for ev in &rows {
+            for (id, d) in self.deliveries_for(&txn, ev).await? {
+                let inserted = delivery::Entity::insert(d)
+                    .on_conflict_do_nothing_on([delivery::Column::DedupeKey])
+                    .exec(&txn)
+                    .await?;
+                if matches!(inserted, sea_orm::TryInsertResult::Inserted(_)) {
+                    new_deliveries.push(id);
+                }
+            }
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::PublishedAt, Expr::value(crate::now()))
+            .filter(outbox::Column::Id.is_in(ids))
+            .exec(&txn)
+            .await?;
+        publish(rows.clone())
+            .await
+            .map_err(ServiceError::Internal)?;
+        txn.commit().await?;
+        Ok((rows, new_deliveries))
+    }
+
+    /// The deliveries an event causes: the partner's subscribed endpoints, and the check's
+    /// `callback_url` for results.
+    async fn deliveries_for<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        ev: &outbox::Model,
+    ) -> ServiceResult<Vec<(String, delivery::ActiveModel)>> {
+        let mut bodies: Vec<(&'static str, Value)> = Vec::new();
+        let mut callback: Option<(String, Value)> = None;
+        match ev.event_type.as_str() {
+            "check.status_changed" => {
+                bodies.push(("check.status_changed", status_update_body(ev)));
+                let state = ev.payload["state"]
+                    .as_str()
+                    .and_then(CheckStatus::from_api_str);
+                if state == Some(CheckStatus::Consent) {
+                    bodies.push(("check.consent_confirmed", consent_body(ev)));
+                }
+                if matches!(state, Some(CheckStatus::Approved | CheckStatus::Pending))
+                    && let Some(check_id) = ev.payload["check_id"].as_str()
+                    && let Some(c) = check::Entity::find_by_id(check_id.to_string())
+                        .one(conn)
+                        .await?
+                    && let Some(url) = c.callback_url.clone()
+                {
+                    callback = Some((url, self.results_body(conn, &c, ev).await?));
+                }
+            }
+            "webhook_endpoint.disabled" => {
+                bodies.push(("webhook_endpoint.disabled", ev.payload.clone()))
+            }
+            _ => {}
+        }
+        let now = crate::now();
+        let make = |endpoint_id: Option<String>, url: String, event_type: &str, body: &Value| {
+            let id = ids::uuid();
+            let am = delivery::ActiveModel {
+                id: Set(id.clone()),
+                partner_id: Set(ev.partner_id.clone()),
+                dedupe_key: Set(format!(
+                    "{}:{}:{}",
+                    ev.event_id,
+                    event_type,
+                    endpoint_id.as_deref().unwrap_or("callback")
+                )),
+                endpoint_id: Set(endpoint_id),
+                url: Set(url),
+                event_id: Set(ev.event_id.clone()),
+                event_type: Set(event_type.to_string()),
+                body: Set(body.to_string()),
+                status: Set("pending".into()),
+                attempts: Set(0),
+                next_attempt_at: Set(Some(now)),
+                last_status_code: Set(None),
+                last_error: Set(None),
+                delivered_at: Set(None),
+                created_at: Set(now),
+                updated_at: Set(now),
+            };
+            (id, am)
+        };
+        let mut out = Vec::new();
+        if !bodies.is_empty() {
+            let endpoints = endpoint::Entity::find()
+                .filter(endpoint::Column::PartnerId.eq(&ev.partner_id))
+                .filter(endpoint::Column::Enabled.eq(true))
+                .all(conn)
+                .await?;
+            for (event_type, body) in &bodies {
+                for e in &endpoints {
+                    let types = event_types_of(e);
+                    if types.is_empty() || types.iter().any(|t| t == event_type) {
+                        out.push(make(Some(e.id.clone()), e.url.clone(), event_type, body));
+                    }
+                }
+            }
+        }
+        if let Some((url, body)) = callback {
+            out.push(make(None, url, "check.results", &body));
+        }
+        Ok(out)
+    }
+
+    /// Seed 003's "Background Check Results" body.
+    async fn results_body<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        c: &check::Model,
+        ev: &outbox::Model,
+    ) -> ServiceResult<Value> {
+        let cand = crate::candidate::find(conn, &c.partner_id, &c.candidate_id).await?;
+        let report: Option<Value> = c
+            .report_enc
+            .as_deref()
+            .map(|s| -> anyhow::Result<Value> { Ok(serde_json::from_str(&self.crypto.open(s)?)?) })
+            .transpose()?;
+        let dob = cand
+            .date_of_birth_enc
+            .as_deref()
+            .map(|s| self.crypto.open(s))
+            .transpose()?;
+        let name = [
+            Some(cand.first_name.as_str()),
+            cand.middle_name.as_deref(),
+            Some(cand.last_name.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+        let report = report.unwrap_or(Value::Null);
+        let fmt = |d: Option<chrono::NaiveDate>| d.map(|d| d.format("%Y-%m-%d").to_string());
+        Ok(json!({
+            "checks": report.get("checks").cloned().unwrap_or(Value::Null),
+            "current_address": report.get("current_address").cloned().unwrap_or(Value::Null),
+            "date_of_birth": dob,
+            "name": name,
+            "license_number": report.get("license_number").cloned().unwrap_or(Value::Null),
+            "license_state": report.get("license_state").cloned().unwrap_or(Value::Null),
+            "email": cand.email,
+            "partner_worker_status": ev.payload["state"],
+            "dashboard_url": ev.payload["dashboard_url"],
+            "turn_id": cand.turn_id,
+            "reference_id": cand.reference_id,
+            "callback_uuid": c.id,
+            "worker_uuid": cand.id,
+            "consent_date": c.consent_date.map(|d| d.format("%Y-%m-%d").to_string()),
+            "recheck_date": fmt(c.recheck_date),
+            "cm_criminal_enroll": fmt(c.cm_criminal_enroll),
+            "criminal_monitoring_triggered": c.criminal_monitoring_triggered,
+        }))
+    }
+
+    /// A pending delivery with the secrets to sign it, or `None` if there is nothing to send
+    /// (already delivered, cancelled, or its endpoint is gone or disabled).
+    pub async fn delivery_to_send(&self, delivery_id: &str) -> ServiceResult<Option<SendSpec>> {
+        let Some(d) = delivery::Entity::find_by_id(delivery_id.to_string())
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if d.status != "pending" {
+            return Ok(None);
+        }
+        // Lease it: of several jobs for one delivery (a sweeper re-queue, a resend), one sends.
+        let now = crate::now();
+        let leased = delivery::Entity::update_many()
+            .col_expr(
+                delivery::Column::NextAttemptAt,
+                Expr::value(now + Duration::seconds(60)),
+            )
+            .filter(delivery::Column::Id.eq(&d.id))
+            .filter(delivery::Column::Status.eq("pending"))
+            .filter(delivery::Column::NextAttemptAt.lte(now + Duration::seconds(2)))
+            .exec(&self.db)
+            .await?;
+        if leased.rows_affected != 1 {
+            return Ok(None);
+        }
+        let mut secrets = Vec::new();
+        if let Some(eid) = &d.endpoint_id {
+            let Some(e) = endpoint::Entity::find_by_id(eid.clone())
+                .one(&self.db)
+                .await?
+            else {
+                return Ok(None);
+            };
+            if !e.enabled {
+                return Ok(None);
+            }
+            secrets.push(self.crypto.open(&e.secret_enc)?);
+            if let (Some(prev), Some(until)) =
+                (&e.previous_secret_enc, e.previous_secret_expires_at)
+                && until > Utc::now()
+            {
+                secrets.push(self.crypto.open(prev)?);
+            }
+        } else {
+            // Results to a callback_url are signed with the partner's first endpoint's secret, so
+            // a partner can verify them the same way; without endpoints they go unsigned.
+            if let Some(e) = endpoint::Entity::find()
+                .filter(endpoint::Column::PartnerId.eq(&d.partner_id))
+                .order_by_asc(endpoint::Column::CreatedAt)
+                .one(&self.db)
+                .await?
+            {
+                secrets.push(self.crypto.open(&e.secret_enc)?);
+            }
+        }
+        Ok(Some(SendSpec {
+            delivery: d,
+            secrets,
+        }))
+    }
+
+    /// Records one attempt and decides what follows: done, a retry at a time, or giving up.
+    pub async fn record_attempt(
+        &self,
+        delivery_id: &str,
+        r: AttemptResult,
+    ) -> ServiceResult<NextStep> {
+        let now = crate::now();
+        let txn = db::begin_write(&self.db).await?;
+        let d = delivery::Entity::find_by_id(delivery_id.to_string())
+            .one(&txn)
+            .await?
+            .ok_or(ServiceError::not_found("delivery"))?;
+        attempt::ActiveModel {
+            partner_id: Set(d.partner_id.clone()),
+            delivery_id: Set(d.id.clone()),
+            url: Set(d.url.clone()),
+            status_code: Set(r.status_code.map(i32::from)),
+            response_body: Set(r.response_body.clone()),
+            duration_ms: Set(r.duration_ms),
+            error: Set(r.error.clone()),
+            attempted_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        let attempts = d.attempts + 1;
+        let success = r.status_code.is_some_and(|c| (200..300).contains(&c));
+        let gone = r.status_code == Some(410);
+        let endpoint = match &d.endpoint_id {
+            Some(id) => endpoint::Entity::find_by_id(id.clone()).one(&txn).await?,
+            None => None,
+        };
+        let next = if success {
+            NextStep::Done
+        } else if gone {
+            NextStep::GiveUp
+        } else {
+            match RETRY_SCHEDULE_SECS.get((attempts - 1) as usize) {
+                None => NextStep::GiveUp,
+                Some(base) => {
+                    let jitter = rand::rng().random_range(0.8..1.2);
+                    let mut delay = Duration::milliseconds((*base as f64 * 1000.0 * jitter) as i64);
+                    if let Some(ra) = r.retry_after
+                        && matches!(r.status_code, Some(429 | 503))
+                    {
+                        delay = Duration::from_std(ra)
+                            .unwrap_or(delay)
+                            .min(Duration::hours(24));
+                    }
+                    NextStep::RetryAt(now + delay)
+                }
+            }
+        };
+        let mut am = d.clone().into_active_model();
+        am.attempts = Set(attempts);
+        am.last_status_code = Set(r.status_code.map(i32::from));
+        am.last_error = Set(r.error.clone());
+        am.updated_at = Set(now);
+        match &next {
+            NextStep::Done => {
+                am.status = Set("delivered".into());
+                am.delivered_at = Set(Some(now));
+                am.next_attempt_at = Set(None);
+            }
+            NextStep::RetryAt(at) => am.next_attempt_at = Set(Some(*at)),
+            NextStep::GiveUp => {
+                am.status = Set("failed".into());
+                am.next_attempt_at = Set(None);
+            }
+        }
+        am.update(&txn).await?;
+        if let Some(e) = endpoint {
+            self.track_endpoint_health(&txn, e, success, gone, now)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(next)
+    }
+
+    async fn track_endpoint_health<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        e: endpoint::Model,
+        success: bool,
+        gone: bool,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<()> {
+        if success {
+            if e.failing_since.is_some() {
+                let mut am = e.into_active_model();
+                am.failing_since = Set(None);
+                am.update(conn).await?;
+            }
+            return Ok(());
+        }
+        let failing_since = e.failing_since.unwrap_or(now);
+        let reason = if gone {
+            Some("the endpoint answered 410 Gone".to_string())
+        } else if now - failing_since >= DISABLE_AFTER_FAILING {
+            Some("every delivery failed for 5 days".to_string())
+        } else {
+            None
+        };
+        let (partner_id, id, url) = (e.partner_id.clone(), e.id.clone(), e.url.clone());
+        let mut am = e.into_active_model();
+        am.failing_since = Set(Some(failing_since));
+        if let Some(reason) = &reason {
+            am.enabled = Set(false);
+            am.disabled_reason = Set(Some(reason.clone()));
+            am.updated_at = Set(now);
+        }
+        am.update(conn).await?;
+        if let Some(reason) = reason {
+            delivery::Entity::update_many()
+                .col_expr(delivery::Column::Status, Expr::value("cancelled"))
+                .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
+                .filter(delivery::Column::EndpointId.eq(&id))
+                .filter(delivery::Column::Status.eq("pending"))
+                .exec(conn)
+                .await?;
+            events::record(
+                conn,
+                &partner_id,
+                EventType::WebhookEndpointDisabled,
+                &id,
+                json!({"endpoint_id": id, "url": url, "reason": reason, "timestamp": now.timestamp()}),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Pending deliveries due by `before` (for re-enqueueing after a crash or restart).
+    pub async fn due_deliveries(
+        &self,
+        before: DateTime<Utc>,
+        limit: u64,
+    ) -> ServiceResult<Vec<delivery::Model>> {
+        Ok(delivery::Entity::find()
+            .filter(delivery::Column::Status.eq("pending"))
+            .filter(delivery::Column::NextAttemptAt.lte(before))
+            .order_by_asc(delivery::Column::NextAttemptAt)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
+    }
+}
+
+/// Filters for listing deliveries.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub endpoint_id: Option<String>,
+    pub status: Option<String>,
+    pub event_type: Option<String>,
+}
+
+pub const DELIVERY_STATUSES: [&str; 4] = ["pending", "delivered", "failed", "cancelled"];
+
+impl Service {
+    /// Deliveries of the partner, newest first. Super admins only.
+    pub async fn webhook_deliveries(
+        &self,
+        actor: &Actor,
+        filter: &DeliveryFilter,
+        limit: u64,
+    ) -> ServiceResult<Vec<delivery::Model>> {
+        actor.require(Role::SuperAdmin)?;
+        if limit > self.settings.max_page_size {
+            return Err(ServiceError::invalid(
+                "first",
+                format!("must be at most {}", self.settings.max_page_size),
+            ));
+        }
+        let mut q =
+            delivery::Entity::find().filter(delivery::Column::PartnerId.eq(&actor.partner_id));
+        if let Some(e) = &filter.endpoint_id {
+            q = q.filter(delivery::Column::EndpointId.eq(e));
+        }
+        if let Some(st) = &filter.status {
+            if !DELIVERY_STATUSES.contains(&st.as_str()) {
+                return Err(ServiceError::invalid(
+                    "status",
+                    format!("one of {}", DELIVERY_STATUSES.join(", ")),
+                ));
+            }
+            q = q.filter(delivery::Column::Status.eq(st));
+        }
+        if let Some(t) = &filter.event_type {
+            q = q.filter(delivery::Column::EventType.eq(t));
+        }
+        Ok(q.order_by_desc(delivery::Column::CreatedAt)
+            .order_by_desc(delivery::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn webhook_delivery(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> ServiceResult<delivery::Model> {
+        actor.require(Role::SuperAdmin)?;
+        delivery::Entity::find_by_id(id.to_string())
+            .filter(delivery::Column::PartnerId.eq(&actor.partner_id))
+            .one(&self.db)
+            .await?
+            .ok_or(ServiceError::not_found("delivery"))
+    }
+
+    /// Every attempt of a delivery, oldest first.
+    pub async fn delivery_attempts(
+        &self,
+        actor: &Actor,
+        delivery_id: &str,
+    ) -> ServiceResult<Vec<attempt::Model>> {
+        actor.require(Role::SuperAdmin)?;
+        Ok(attempt::Entity::find()
+            .filter(attempt::Column::PartnerId.eq(&actor.partner_id))
+            .filter(attempt::Column::DeliveryId.eq(delivery_id))
+            .order_by_asc(attempt::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Makes a delivery due again now (same event id, same body). The caller queues it.
+    pub async fn resend_delivery(&self, actor: &Actor, id: &str) -> ServiceResult<delivery::Model> {
+        let d = self.webhook_delivery(actor, id).await?;
+        let mut am = d.into_active_model();
+        am.status = Set("pending".into());
+        am.next_attempt_at = Set(Some(crate::now()));
+        am.updated_at = Set(crate::now());
+        Ok(am.update(&self.db).await?)
+    }
+
+    /// Makes every failed delivery of an endpoint since `since` due again. Returns them.
+    pub async fn recover_deliveries(
+        &self,
+        actor: &Actor,
+        endpoint_id: &str,
+        since: DateTime<Utc>,
+    ) -> ServiceResult<Vec<delivery::Model>> {
+        let e = self.webhook_endpoint(actor, endpoint_id).await?;
+        if !e.enabled {
+            return Err(ServiceError::conflict(
+                "enable the endpoint before recovering its deliveries",
+            ));
+        }
+        let txn = db::begin_write(&self.db).await?;
+        let failed = delivery::Entity::find()
+            .filter(delivery::Column::EndpointId.eq(&e.id))
+            .filter(delivery::Column::Status.is_in(["failed", "cancelled"]))
+            .filter(delivery::Column::CreatedAt.gte(since))
+            .all(&txn)
+            .await?;
+        let ids: Vec<String> = failed.iter().map(|d| d.id.clone()).collect();
+        delivery::Entity::update_many()
+            .col_expr(delivery::Column::Status, Expr::value("pending"))
+            .col_expr(delivery::Column::NextAttemptAt, Expr::value(crate::now()))
+            .col_expr(delivery::Column::UpdatedAt, Expr::value(crate::now()))
+            .filter(delivery::Column::Id.is_in(ids))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(failed)
+    }
+}
+
+/// Seed 003's "Candidate status update" body.
+fn status_update_body(ev: &outbox::Model) -> Value {
+    let p = &ev.payload;
+    json!({
+        "team_member_email": p["team_member_email"],
+        "original_state": p["original_state"],
+        "dashboard_url": p["dashboard_url"],
+        "event_id": ev.event_id,
+        "state": p["state"],
+        "timestamp": p["timestamp"],
+        "worker_email": p["worker_email"],
+        "worker_id": p["worker_id"],
+        "consent_date": p["consent_date"],
+        "recheck_date": p["recheck_date"],
+        "cm_criminal_enroll": p["cm_criminal_enroll"],
+        "criminal_monitoring_triggered": p["criminal_monitoring_triggered"],
+    })
+}
+
+/// Seed 003's "Consent Confirmation" body.
+fn consent_body(ev: &outbox::Model) -> Value {
+    let p = &ev.payload;
+    json!({
+        "hook_type": "CONSENT_CONFIRMATION",
+        "turn_id": p["turn_id"],
+        "reference_id": p["reference_id"],
+        "worker_id": p["worker_id"],
+        "consent_date": p["consent_timestamp"],
+    })
+}
+
+fn endpoint_event(e: &endpoint::Model, actor: &Actor) -> Value {
+    json!({"url": e.url, "event_types": e.event_types, "enabled": e.enabled, "actor": actor.subject})
+}
+
+async fn find_endpoint<C: ConnectionTrait>(
+    conn: &C,
+    partner_id: &str,
+    id: &str,
+) -> ServiceResult<endpoint::Model> {
+    endpoint::Entity::find_by_id(id.to_string())
+        .filter(endpoint::Column::PartnerId.eq(partner_id))
+        .one(conn)
+        .await?
+        .ok_or(ServiceError::not_found("webhook endpoint"))
+}

@@ -1,0 +1,661 @@
+//! Events out: signed webhooks to a local receiver that checks every request, retries, disabling,
+//! the address guard, and live subscriptions over WebSocket.
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use poem::http::StatusCode;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::web::Data;
+use poem::{EndpointExt, Request, Response, Route, handler, post};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::helpers::{TestApp, spawn_app};
+
+/// One request as the receiver saw it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub id: String,
+    pub timestamp: i64,
+    pub signature: Option<String>,
+    pub body: String,
+    pub json: Value,
+}
+
+#[derive(Clone, Default)]
+struct ReceiverState {
+    got: Arc<Mutex<Vec<Received>>>,
+    /// Statuses to answer, in order; 200 once used up.
+    script: Arc<Mutex<Vec<u16>>>,
+}
+
+#[handler]
+async fn receive(req: &Request, body: String, state: Data<&ReceiverState>) -> Response {
+    let h = |n: &str| {
+        req.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    assert_eq!(h("content-type").as_deref(), Some("application/json"));
+    let id = h("webhook-id").expect("webhook-id header");
+    let timestamp: i64 = h("webhook-timestamp")
+        .and_then(|t| t.parse().ok())
+        .expect("webhook-timestamp header");
+    assert!(
+        (chrono::Utc::now().timestamp() - timestamp).abs() < 60,
+        "timestamp is now"
+    );
+    let json: Value = serde_json::from_str(&body).expect("JSON body");
+    let status = {
+        let mut script = state.script.lock().expect("lock");
+        if script.is_empty() {
+            200
+        } else {
+            script.remove(0)
+        }
+    };
+    state.got.lock().expect("lock").push(Received {
+        id,
+        timestamp,
+        signature: h("webhook-signature"),
+        body,
+        json,
+    });
+    Response::builder()
+        .status(StatusCode::from_u16(status).expect("status"))
+        .body("thanks")
+}
+
+pub struct Receiver {
+    pub url: String,
+    state: ReceiverState,
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        let acceptor = TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .expect("bind");
+        let addr = acceptor.local_addr()[0]
+            .as_socket_addr()
+            .copied()
+            .expect("addr");
+        let state = ReceiverState::default();
+        let app = Route::new().at("/hook", post(receive)).data(state.clone());
+        tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+        Self {
+            url: format!("http://{addr}/hook"),
+            state,
+        }
+    }
+
+    pub fn answer(&self, statuses: &[u16]) {
+        *self.state.script.lock().expect("lock") = statuses.to_vec();
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.got.lock().expect("lock").clone()
+    }
+
+    /// Waits until `pred` holds for what was received.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        secs: u64,
+        pred: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let got = self.received();
+            if pred(&got) {
+                return got;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; got {got:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+async fn endpoint(app: &TestApp, url: &str, types: Value) -> (String, String) {
+    let r = app
+        .gql(
+            "mutation($u: String!, $t: [String!]!) { createWebhookEndpoint(input: {url: $u, eventTypes: $t}) { id secret enabled } }",
+            json!({"u": url, "t": types}),
+        )
+        .await;
+    let e = &r.data()["createWebhookEndpoint"];
+    let secret = e["secret"].as_str().expect("secret").to_string();
+    assert!(secret.starts_with("whsec_"));
+    (e["id"].as_str().expect("id").to_string(), secret)
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object().expect("object").keys().cloned().collect()
+}
+
+fn verified(r: &Received, secret: &str) -> bool {
+    worker::sign::verify(
+        secret,
+        &r.id,
+        r.timestamp,
+        &r.body,
+        r.signature.as_deref().unwrap_or(""),
+    )
+}
+
+const STATUS_KEYS: [&str; 12] = [
+    "team_member_email",
+    "original_state",
+    "dashboard_url",
+    "event_id",
+    "state",
+    "timestamp",
+    "worker_email",
+    "worker_id",
+    "consent_date",
+    "recheck_date",
+    "cm_criminal_enroll",
+    "criminal_monitoring_triggered",
+];
+
+#[tokio::test]
+async fn status_and_consent_webhooks_are_signed_and_shaped_as_the_seed() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    let (_, secret) = endpoint(&app, &rx.url, json!([])).await;
+    let cand = app.candidate("hooks@example.com").await;
+    let check = app.start_check(&cand, true).await;
+    app.transition(&check, "consent").await.data();
+    let got = rx
+        .wait_for("2 status updates and a consent confirmation", 10, |g| {
+            g.len() >= 3
+        })
+        .await;
+    for r in &got {
+        assert!(verified(r, &secret), "signature of {}", r.body);
+    }
+    let status: Vec<&Received> = got
+        .iter()
+        .filter(|r| r.json.get("state").is_some())
+        .collect();
+    let consent: Vec<&Received> = got
+        .iter()
+        .filter(|r| r.json.get("hook_type").is_some())
+        .collect();
+    assert_eq!(status.len(), 2);
+    assert_eq!(consent.len(), 1);
+    let states: BTreeSet<String> = status
+        .iter()
+        .map(|r| format!("{}->{}", r.json["original_state"], r.json["state"]))
+        .collect();
+    assert_eq!(
+        states,
+        BTreeSet::from([
+            "null->\"emailed\"".to_string(),
+            "\"emailed\"->\"consent\"".to_string()
+        ])
+    );
+    for r in &status {
+        assert_eq!(
+            keys(&r.json),
+            STATUS_KEYS.iter().map(|s| s.to_string()).collect()
+        );
+        assert_eq!(
+            r.json["event_id"],
+            r.id.as_str(),
+            "webhook-id is the event id"
+        );
+        assert!(r.json["timestamp"].is_i64());
+        assert_eq!(r.json["worker_id"], cand.as_str());
+        assert_eq!(r.json["worker_email"], "hooks@example.com");
+        assert_eq!(r.json["team_member_email"], "admin@demo.clearhire.dev");
+        assert_eq!(
+            r.json["dashboard_url"],
+            format!("http://{}/workers/{cand}", app.addr)
+        );
+        assert_eq!(r.json["criminal_monitoring_triggered"], false);
+        assert!(r.json["recheck_date"].is_null() && r.json["cm_criminal_enroll"].is_null());
+    }
+    let after = status
+        .iter()
+        .find(|r| r.json["state"] == "consent")
+        .expect("consent update");
+    let date = after.json["consent_date"].as_str().expect("consent_date");
+    assert!(
+        date.len() == 10 && chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok(),
+        "{date}"
+    );
+    let c = &consent[0].json;
+    assert_eq!(
+        keys(c),
+        [
+            "hook_type",
+            "turn_id",
+            "reference_id",
+            "worker_id",
+            "consent_date"
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    );
+    assert_eq!(c["hook_type"], "CONSENT_CONFIRMATION");
+    assert_eq!(c["worker_id"], cand.as_str());
+    assert!(
+        c["turn_id"]
+            .as_str()
+            .is_some_and(|t| t.starts_with('C') && t.len() == 11)
+    );
+    let ts = c["consent_date"].as_str().expect("consent timestamp");
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(ts, "%Y-%m-%d %H:%M:%S%.6f").is_ok(),
+        "{ts}"
+    );
+
+    // The delivery log shows each with its attempt.
+    let log = app
+        .gql("{ webhookDeliveries(first: 10) { eventId eventType status attemptCount attempts { statusCode durationMs } } }", json!({}))
+        .await;
+    let rows = log.data()["webhookDeliveries"]
+        .as_array()
+        .expect("rows")
+        .clone();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|d| d["status"] == "delivered"
+        && d["attemptCount"] == 1
+        && d["attempts"][0]["statusCode"] == 200));
+}
+
+#[tokio::test]
+async fn results_go_to_the_checks_callback_url_when_it_reaches_pending() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    let r = app
+        .gql(
+            "mutation { createCandidate(input: {firstName: \"Walter\", middleName: \"Hartwell\", lastName: \"White\", email: \"ww@example.com\", dateOfBirth: \"1958-09-07\", referenceId: \"ww-1\"}) { id turnId } }",
+            json!({}),
+        )
+        .await;
+    let cand = r.data()["createCandidate"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let start = app
+        .gql("mutation($c: ID!, $u: String!) { startCheck(input: {candidateId: $c, callbackUrl: $u}) { id } }", json!({"c": cand, "u": rx.url}))
+        .await;
+    let check = start.data()["startCheck"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    for s in ["consent", "processing", "pending"] {
+        app.transition(&check, s).await.data();
+    }
+    let got = rx
+        .wait_for("the results webhook", 10, |g| !g.is_empty())
+        .await;
+    assert_eq!(
+        got.len(),
+        1,
+        "only results go to the callback (no endpoints configured)"
+    );
+    let b = &got[0].json;
+    let seed_keys = [
+        "checks",
+        "current_address",
+        "date_of_birth",
+        "name",
+        "license_number",
+        "license_state",
+        "email",
+        "partner_worker_status",
+        "dashboard_url",
+        "turn_id",
+        "reference_id",
+        "callback_uuid",
+        "worker_uuid",
+        "consent_date",
+        "recheck_date",
+        "cm_criminal_enroll",
+        "criminal_monitoring_triggered",
+    ];
+    assert_eq!(keys(b), seed_keys.iter().map(|s| s.to_string()).collect());
+    assert_eq!(b["partner_worker_status"], "pending");
+    assert_eq!(b["callback_uuid"], check.as_str());
+    assert_eq!(b["worker_uuid"], cand.as_str());
+    assert_eq!(b["name"], "Walter Hartwell White");
+    assert_eq!(b["date_of_birth"], "1958-09-07");
+    assert_eq!(b["reference_id"], "ww-1");
+    assert!(
+        got[0].signature.is_none(),
+        "a partner without endpoints has no secret to sign with"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_receiver_gets_the_same_event_again_then_410_disables_the_endpoint() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    rx.answer(&[503]);
+    let (endpoint_id, secret) = endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
+    let cand = app.candidate("retry@example.com").await;
+    app.start_check(&cand, true).await;
+    // ~5 s (±20%) after the 503 the same event comes again.
+    let got = rx.wait_for("the retry", 15, |g| g.len() >= 2).await;
+    assert_eq!(got[0].id, got[1].id, "same webhook-id on retry");
+    assert_eq!(got[0].body, got[1].body);
+    assert!(verified(&got[1], &secret));
+    let gap = got[1].timestamp - got[0].timestamp;
+    assert!((3..=8).contains(&gap), "retry after about 5 s, was {gap} s");
+    // The receiver has it before the dispatcher records the answer: wait for the log.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let d = app
+            .gql(
+                "{ webhookDeliveries { status attemptCount attempts { statusCode } } }",
+                json!({}),
+            )
+            .await;
+        let row = d.data()["webhookDeliveries"][0].clone();
+        if row["status"] == "delivered" {
+            assert_eq!(
+                row["attempts"],
+                json!([{"statusCode": 503}, {"statusCode": 200}])
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not delivered: {row}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // 410 Gone: the endpoint is disabled and receives nothing more.
+    rx.answer(&[410]);
+    let check = app
+        .gql(
+            "query($c: ID!) { candidate(id: $c) { checks { id } } }",
+            json!({"c": cand}),
+        )
+        .await;
+    let check_id = check.data()["candidate"]["checks"][0]["id"]
+        .as_str()
+        .expect("check")
+        .to_string();
+    app.transition(&check_id, "consent").await.data();
+    rx.wait_for("the 410", 10, |g| g.len() >= 3).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let e = app
+            .gql(
+                "{ webhookEndpoints { id enabled disabledReason } }",
+                json!({}),
+            )
+            .await;
+        let ep = e.data()["webhookEndpoints"][0].clone();
+        if ep["enabled"] == false {
+            assert_eq!(ep["id"], endpoint_id.as_str());
+            assert!(
+                ep["disabledReason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("410"))
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "endpoint not disabled: {ep}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.transition(&check_id, "processing").await.data();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        rx.received().len(),
+        3,
+        "a disabled endpoint receives nothing"
+    );
+}
+
+#[tokio::test]
+async fn non_public_addresses_are_refused_unless_allowlisted() {
+    let app = spawn_app().await;
+    // 127.0.0.2 is loopback but not allowlisted (the tests allowlist 127.0.0.1 only).
+    let rx = Receiver::start().await;
+    let blocked = rx.url.replace("127.0.0.1", "127.0.0.2");
+    endpoint(&app, &blocked, json!([])).await;
+    let cand = app.candidate("ssrf@example.com").await;
+    app.start_check(&cand, true).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let d = app
+            .gql(
+                "{ webhookDeliveries { attempts { statusCode error } } }",
+                json!({}),
+            )
+            .await;
+        let attempts = d.data()["webhookDeliveries"][0]["attempts"].clone();
+        if let Some(a) = attempts.as_array().and_then(|a| a.first()) {
+            assert!(a["statusCode"].is_null());
+            assert!(
+                a["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("not a public address")),
+                "{a}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no attempt recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(rx.received().is_empty());
+}
+
+#[tokio::test]
+async fn endpoints_and_delivery_logs_are_per_partner_and_super_admin_only() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    let (endpoint_id, _) = endpoint(&app, &rx.url, json!([])).await;
+    let cand = app.candidate("iso@example.com").await;
+    app.start_check(&cand, true).await;
+    rx.wait_for("a delivery", 10, |g| !g.is_empty()).await;
+    let d = app.gql("{ webhookDeliveries { id } }", json!({})).await;
+    let delivery = d.data()["webhookDeliveries"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    let (_, other) = app.other_partner().await;
+    let o = app
+        .gql_as(
+            Some(&other),
+            "{ webhookEndpoints { id } webhookDeliveries { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(o.data()["webhookEndpoints"], json!([]));
+    assert_eq!(o.data()["webhookDeliveries"], json!([]));
+    let theirs = app
+        .gql_as(
+            Some(&other),
+            "query($id: ID!) { webhookDelivery(id: $id) { id } }",
+            json!({"id": delivery}),
+        )
+        .await;
+    let missing = app
+        .gql_as(
+            Some(&other),
+            "query($id: ID!) { webhookDelivery(id: $id) { id } }",
+            json!({"id": uuid::Uuid::new_v4().to_string()}),
+        )
+        .await;
+    assert_eq!(theirs.code(), "NOT_FOUND");
+    assert_eq!(theirs.message(), missing.message());
+    app.gql_as(
+        Some(&other),
+        "mutation($id: ID!) { rotateWebhookSecret(id: $id) { id } }",
+        json!({"id": endpoint_id}),
+    )
+    .await
+    .expect_err("NOT_FOUND", None);
+    let admin = app.token_with_role("admin").await;
+    app.gql_as(Some(&admin), "{ webhookEndpoints { id } }", json!({}))
+        .await
+        .expect_err("FORBIDDEN", None);
+    app.gql("mutation { createWebhookEndpoint(input: {url: \"https://x.example.com\", eventTypes: [\"nope\"]}) { id } }", json!({}))
+        .await
+        .expect_err("BAD_USER_INPUT", Some("eventTypes"));
+}
+
+#[tokio::test]
+async fn rotated_secrets_sign_side_by_side_and_resend_keeps_the_webhook_id() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    let (endpoint_id, old) = endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
+    let r = app.gql("mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret previousSecretExpiresAt } }", json!({"id": endpoint_id})).await;
+    let new = r.data()["rotateWebhookSecret"]["secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    assert_ne!(new, old);
+    let cand = app.candidate("rotate@example.com").await;
+    app.start_check(&cand, true).await;
+    let got = rx.wait_for("a delivery", 10, |g| !g.is_empty()).await;
+    assert!(
+        verified(&got[0], &old) && verified(&got[0], &new),
+        "both secrets sign during the grace period"
+    );
+    let d = app
+        .gql("{ webhookDeliveries { id eventId } }", json!({}))
+        .await;
+    let id = d.data()["webhookDeliveries"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    app.gql(
+        "mutation($id: ID!) { resendWebhookDelivery(id: $id) { status } }",
+        json!({"id": id}),
+    )
+    .await
+    .data();
+    let got = rx.wait_for("the resend", 10, |g| g.len() >= 2).await;
+    assert_eq!(got[0].id, got[1].id);
+}
+
+/// A graphql-transport-ws client: connects, authenticates, subscribes.
+async fn subscribe(
+    app: &TestApp,
+    token: &str,
+    query: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut req = format!("ws://{}/graphql", app.addr)
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connect");
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}})
+            .to_string(),
+    ))
+    .await
+    .expect("init");
+    let ack = next_json(&mut ws).await;
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    ws.send(Message::text(
+        json!({"id": "1", "type": "subscribe", "payload": {"query": query}}).to_string(),
+    ))
+    .await
+    .expect("subscribe");
+    ws
+}
+
+async fn next_json(
+    ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("message in time")
+            .expect("open")
+            .expect("ok");
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(t.as_str()).expect("json");
+        }
+    }
+}
+
+#[tokio::test]
+async fn subscribers_see_their_own_partners_status_changes_live() {
+    let app = spawn_app().await;
+    let (_, other) = app.other_partner().await;
+    let q = "subscription { checkStatusChanged { eventId checkId candidateId originalState state stateLabel teamMemberEmail } }";
+    let mut mine = subscribe(&app, &app.token, q).await;
+    let mut theirs = subscribe(&app, &other, q).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let cand = app.candidate("live@example.com").await;
+    let check = app.start_check(&cand, true).await;
+    app.transition(&check, "consent").await.data();
+    let first = next_json(&mut mine).await;
+    assert_eq!(first["type"], "next", "{first}");
+    let e = &first["payload"]["data"]["checkStatusChanged"];
+    assert_eq!(e["checkId"], check.as_str());
+    assert_eq!(e["state"], "emailed");
+    assert!(e["originalState"].is_null());
+    let second = next_json(&mut mine).await;
+    let e = &second["payload"]["data"]["checkStatusChanged"];
+    assert_eq!(
+        (
+            e["originalState"].as_str(),
+            e["state"].as_str(),
+            e["stateLabel"].as_str()
+        ),
+        (Some("emailed"), Some("consent"), Some("Consent"))
+    );
+    assert_eq!(e["teamMemberEmail"], "admin@demo.clearhire.dev");
+    // The other partner's subscriber saw none of it.
+    let nothing = tokio::time::timeout(Duration::from_millis(500), theirs.next()).await;
+    assert!(
+        nothing.is_err(),
+        "another partner's subscriber received {nothing:?}"
+    );
+
+    // Without a valid token the connection is refused.
+    let mut req = format!("ws://{}/graphql", app.addr)
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connect");
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": {"Authorization": "Bearer nope"}}).to_string(),
+    ))
+    .await
+    .expect("init");
+    let closed = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("answer in time");
+    assert!(
+        !matches!(closed, Some(Ok(Message::Text(ref t))) if t.contains("connection_ack")),
+        "{closed:?}"
+    );
+}

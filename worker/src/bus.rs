@@ -1,0 +1,145 @@
+//! The event bus subscriptions read from. In-process: a bounded broadcast channel. With Redis:
+//! events are published to one channel and each process keeps ONE subscribe connection that
+//! feeds its own bounded broadcast, so subscribers never open connections of their own. A slow
+//! subscriber lags (and is told how many events it missed); it never blocks the others.
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+/// An event as subscribers see it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BusEvent {
+    pub event_id: String,
+    pub partner_id: String,
+    pub event_type: String,
+    pub aggregate_id: String,
+    pub payload: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<entity::outbox::Model> for BusEvent {
+    fn from(o: entity::outbox::Model) -> Self {
+        Self {
+            event_id: o.event_id,
+            partner_id: o.partner_id,
+            event_type: o.event_type,
+            aggregate_id: o.aggregate_id,
+            payload: o.payload,
+            created_at: o.created_at,
+        }
+    }
+}
+
+/// How many events a subscriber may fall behind before it lags.
+pub const BUS_CAPACITY: usize = 4096;
+
+#[derive(Clone)]
+pub struct Bus {
+    local: broadcast::Sender<Arc<BusEvent>>,
+    redis: Option<RedisBus>,
+}
+
+#[derive(Clone)]
+struct RedisBus {
+    conn: redis::aio::ConnectionManager,
+    channel: String,
+}
+
+impl Bus {
+    /// In-process only (embedded mode).
+    pub fn in_process() -> Self {
+        let (local, _) = broadcast::channel(BUS_CAPACITY);
+        Self { local, redis: None }
+    }
+
+    /// Redis pub/sub on `{prefix}:events`. Spawns the process's one subscriber task, which
+    /// reconnects on its own if Redis goes away.
+    pub async fn redis(url: &str, prefix: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)?;
+        let conn = client.get_connection_manager().await?;
+        let channel = format!("{prefix}:events");
+        let (local, _) = broadcast::channel(BUS_CAPACITY);
+        let bus = Self {
+            local: local.clone(),
+            redis: Some(RedisBus {
+                conn,
+                channel: channel.clone(),
+            }),
+        };
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(redis_subscriber(client, channel, local, ready_tx));
+        // Subscribed before we return, so nothing published after start-up is missed.
+        let _ = tokio::time::timeout(Duration::from_secs(5), ready_rx).await;
+        Ok(bus)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<BusEvent>> {
+        self.local.subscribe()
+    }
+
+    pub async fn publish(&self, events: Vec<BusEvent>) -> anyhow::Result<()> {
+        match &self.redis {
+            None => {
+                for e in events {
+                    // No subscribers is not an error.
+                    let _ = self.local.send(Arc::new(e));
+                }
+            }
+            Some(r) => {
+                let mut conn = r.conn.clone();
+                let mut pipe = redis::pipe();
+                for e in &events {
+                    pipe.cmd("PUBLISH")
+                        .arg(&r.channel)
+                        .arg(serde_json::to_string(e)?)
+                        .ignore();
+                }
+                pipe.query_async::<()>(&mut conn).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn redis_subscriber(
+    client: redis::Client,
+    channel: String,
+    local: broadcast::Sender<Arc<BusEvent>>,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut ready = Some(ready);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                Ok(()) => {
+                    backoff = Duration::from_millis(100);
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(());
+                    }
+                    let mut stream = pubsub.on_message();
+                    while let Some(msg) = stream.next().await {
+                        let Ok(text) = msg.get_payload::<String>() else {
+                            continue;
+                        };
+                        match serde_json::from_str::<BusEvent>(&text) {
+                            Ok(e) => {
+                                let _ = local.send(Arc::new(e));
+                            }
+                            Err(err) => tracing::warn!(error = %err, "bus: unreadable message"),
+                        }
+                    }
+                    tracing::warn!("bus: Redis subscription ended; reconnecting");
+                }
+                Err(e) => tracing::warn!(error = %e, "bus: subscribe failed"),
+            },
+            Err(e) => tracing::warn!(error = %e, "bus: cannot connect to Redis"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,143 @@
+//! Sending one delivery: sign it, POST it with a 15 s timeout to a vetted address, record the
+//! attempt, and schedule the retry the delivery's schedule asks for.
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use apalis::prelude::*;
+use service::Service;
+use service::webhook::{AttemptResult, NextStep};
+
+use crate::queue::{DeliverWebhook, JobQueue};
+use crate::sign;
+use crate::ssrf::{Allowlist, GuardedResolver, check_literal};
+
+/// What the dispatch job needs.
+#[derive(Clone)]
+pub struct Dispatcher {
+    pub service: Service,
+    pub queue: JobQueue,
+    pub http: reqwest::Client,
+    pub allow: Arc<Allowlist>,
+}
+
+/// Response bodies kept per attempt.
+const BODY_CAP: usize = 4096;
+
+impl Dispatcher {
+    pub fn new(service: Service, queue: JobQueue, allow: Allowlist) -> anyhow::Result<Self> {
+        let allow = Arc::new(allow);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent("clearhire-webhooks/1")
+            .dns_resolver(Arc::new(GuardedResolver {
+                allow: allow.clone(),
+            }))
+            .pool_max_idle_per_host(32)
+            .build()?;
+        Ok(Self {
+            service,
+            queue,
+            http,
+            allow,
+        })
+    }
+
+    /// Sends the delivery if it is still due; returns what happened next.
+    pub async fn deliver(&self, delivery_id: &str) -> anyhow::Result<Option<NextStep>> {
+        let Some(spec) = self.service.delivery_to_send(delivery_id).await? else {
+            return Ok(None);
+        };
+        let d = &spec.delivery;
+        let timestamp = chrono::Utc::now().timestamp();
+        let started = Instant::now();
+        let outcome = match url::Url::parse(&d.url)
+            .map_err(|e| e.to_string())
+            .and_then(|u| check_literal(&u, &self.allow))
+        {
+            Err(e) => AttemptResult {
+                status_code: None,
+                response_body: None,
+                error: Some(e),
+                duration_ms: 0,
+                retry_after: None,
+            },
+            Ok(()) => {
+                let mut req = self
+                    .http
+                    .post(&d.url)
+                    .header("content-type", "application/json")
+                    .header("webhook-id", &d.event_id)
+                    .header("webhook-timestamp", timestamp.to_string());
+                if !spec.secrets.is_empty() {
+                    req = req.header(
+                        "webhook-signature",
+                        sign::header(&spec.secrets, &d.event_id, timestamp, &d.body)?,
+                    );
+                }
+                match req.body(d.body.clone()).send().await {
+                    Ok(resp) => {
+                        let status = resp.status().as_u16();
+                        let retry_after = resp
+                            .headers()
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                            .map(Duration::from_secs);
+                        let body = resp.bytes().await.ok().map(|b| {
+                            String::from_utf8_lossy(&b[..b.len().min(BODY_CAP)]).into_owned()
+                        });
+                        AttemptResult {
+                            status_code: Some(status),
+                            response_body: body,
+                            error: None,
+                            duration_ms: started.elapsed().as_millis() as i64,
+                            retry_after,
+                        }
+                    }
+                    Err(e) => AttemptResult {
+                        status_code: None,
+                        response_body: None,
+                        error: Some(error_chain(&e)),
+                        duration_ms: started.elapsed().as_millis() as i64,
+                        retry_after: None,
+                    },
+                }
+            }
+        };
+        let next = self.service.record_attempt(&d.id, outcome).await?;
+        if let NextStep::RetryAt(at) = &next {
+            self.queue
+                .enqueue(&d.id, Some(SystemTime::from(*at)))
+                .await?;
+        }
+        Ok(Some(next))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// The apalis job handler.
+pub async fn deliver_job(
+    job: DeliverWebhook,
+    dispatcher: Data<Dispatcher>,
+) -> Result<(), BoxDynError> {
+    match dispatcher.deliver(&job.delivery_id).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            // The delivery stays pending; the sweeper re-queues it.
+            tracing::error!(delivery = %job.delivery_id, error = ?e, "webhook dispatch failed");
+            Err(AbortError::new(std::io::Error::other(e.to_string())).into())
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The job queue: apalis on its own SQLite file (embedded) or on Redis (scale-out).
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use apalis::prelude::*;
+use apalis_redis::{ConnectionManager, RedisStorage};
+use apalis_sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteStorage};
+use serde::{Deserialize, Serialize};
+
+/// Deliver one webhook delivery (by id). The delivery row is the source of truth; the job only
+/// says "look at it now".
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliverWebhook {
+    pub delivery_id: String,
+}
+
+/// Set explicitly, so renaming the Rust type never orphans queued jobs.
+pub const DELIVERY_QUEUE: &str = "clearhire:webhook_delivery";
+
+/// Where jobs are stored.
+#[derive(Clone)]
+pub enum JobQueue {
+    Sqlite(SqliteStorage<DeliverWebhook>),
+    Redis(RedisStorage<DeliverWebhook, ConnectionManager>),
+}
+
+impl JobQueue {
+    /// A job store in its own SQLite file (apalis sets WAL and `synchronous=OFF` on it).
+    pub async fn sqlite(path: &std::path::Path) -> anyhow::Result<(Self, SqlitePool)> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        SqliteStorage::setup(&pool)
+            .await
+            .map_err(|e| anyhow::anyhow!("job store setup: {e}"))?;
+        let storage = SqliteStorage::new(&pool)
+            .with_config(apalis_sqlite::Config::default().queue(DELIVERY_QUEUE));
+        Ok((Self::Sqlite(storage), pool))
+    }
+
+    /// A queue on Redis whose keys all start with `{prefix}:`.
+    pub async fn redis(url: &str, prefix: &str) -> anyhow::Result<Self> {
+        let conn = apalis_redis::connect(url)
+            .await
+            .map_err(|e| anyhow::anyhow!("redis: {e}"))?;
+        let storage = RedisStorage::new(conn).with_config(
+            apalis_redis::Config::default().queue(format!("{prefix}:{DELIVERY_QUEUE}")),
+        );
+        Ok(Self::Redis(storage))
+    }
+
+    /// Queues a delivery now, or at `at`.
+    pub async fn enqueue(&self, delivery_id: &str, at: Option<SystemTime>) -> anyhow::Result<()> {
+        let job = DeliverWebhook {
+            delivery_id: delivery_id.to_string(),
+        };
+        let mut task = TaskBuilder::new(job);
+        if let Some(at) = at {
+            task = task.run_at_time(at);
+        }
+        // Retries are ours (the delivery row's schedule), so one run per job.
+        let task = task.max_attempts(1).build();
+        match self {
+            Self::Sqlite(s) => s
+                .clone()
+                .push_task(task)
+                .await
+                .map_err(|e| anyhow::anyhow!("enqueue: {e}"))?,
+            Self::Redis(s) => s
+                .clone()
+                .push_task(task)
+                .await
+                .map_err(|e| anyhow::anyhow!("enqueue: {e}"))?,
+        }
+        Ok(())
+    }
+}
+
+/// Wakes a worker every `period`, forever: it drains elapsed ticks until the interval is pending
+/// again, so a timer is always armed (the built-in strategies can leave none and stall).
+#[derive(Debug)]
+pub struct EveryInterval {
+    period: Duration,
+    interval: Option<tokio::time::Interval>,
+}
+
+impl EveryInterval {
+    pub fn new(period: Duration) -> Self {
+        Self {
+            period,
+            interval: None,
+        }
+    }
+}
+
+impl Clone for EveryInterval {
+    fn clone(&self) -> Self {
+        Self::new(self.period)
+    }
+}
+
+impl PollStrategy for EveryInterval {
+    fn poll_drive(&mut self, cx: &mut Context<'_>, _snapshot: &PollSnapshot) -> Poll<Option<()>> {
+        let period = self.period;
+        let interval = self.interval.get_or_insert_with(|| {
+            let mut i = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        let mut fired = false;
+        while interval.poll_tick(cx).is_ready() {
+            fired = true;
+        }
+        if fired {
+            Poll::Ready(Some(()))
+        } else {
+            Poll::Pending
+        }
+    }
+}

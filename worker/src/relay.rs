@@ -1,0 +1,80 @@
+//! The event relay: outbox rows, in order, to the bus and to deliveries (queued as jobs), then
+//! marked published, at least once. Also the sweeper that re-queues deliveries whose job was
+//! lost (a crash between commit and enqueue, a flushed Redis).
+use std::time::Duration;
+
+use service::Service;
+use tokio::sync::watch;
+
+use crate::bus::{Bus, BusEvent};
+use crate::queue::JobQueue;
+
+/// Runs until `stop` turns true. Polls every `idle` when the outbox is empty.
+pub async fn run_relay(
+    service: Service,
+    bus: Bus,
+    queue: JobQueue,
+    idle: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let bus2 = bus.clone();
+        let res = service
+            .relay_batch(200, |events| async move {
+                bus2.publish(events.into_iter().map(BusEvent::from).collect())
+                    .await
+            })
+            .await;
+        let busy = match res {
+            Ok((events, deliveries)) => {
+                for id in &deliveries {
+                    if let Err(e) = queue.enqueue(id, None).await {
+                        // Still pending in the database: the sweeper will queue it.
+                        tracing::warn!(delivery = %id, error = %e, "relay: enqueue failed");
+                    }
+                }
+                !events.is_empty()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "relay: batch failed; retrying");
+                false
+            }
+        };
+        if !busy {
+            tokio::select! {
+                _ = tokio::time::sleep(idle) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+/// Re-queues pending deliveries overdue by more than `grace`, every `every`.
+pub async fn run_sweeper(
+    service: Service,
+    queue: JobQueue,
+    every: Duration,
+    grace: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
+        match service.due_deliveries(cutoff, 500).await {
+            Ok(due) => {
+                for d in due {
+                    if let Err(e) = queue.enqueue(&d.id, None).await {
+                        tracing::warn!(delivery = %d.id, error = %e, "sweeper: enqueue failed");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "sweeper: query failed"),
+        }
+    }
+}

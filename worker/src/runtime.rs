@@ -1,0 +1,145 @@
+//! Starting the back half: bus, relay, sweeper and the apalis dispatch workers, embedded in the
+//! api process or in `worker` processes; stopped gracefully (in-flight jobs finish).
+use std::time::Duration;
+
+use apalis::prelude::*;
+use service::Service;
+use tokio::sync::watch;
+
+use crate::bus::Bus;
+use crate::dispatch::{Dispatcher, deliver_job};
+use crate::queue::{EveryInterval, JobQueue};
+use crate::ssrf::Allowlist;
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Concurrent deliveries per process.
+    pub concurrency: usize,
+    /// How often workers look for jobs and the relay for events when idle.
+    pub poll_interval: Duration,
+    /// Non-public addresses webhooks may still go to.
+    pub allowlist: Allowlist,
+    /// Run the relay and sweeper in this process.
+    pub relay: bool,
+    /// Name prefix of this process's workers (pid and a random suffix are added).
+    pub name: String,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 32,
+            poll_interval: Duration::from_millis(50),
+            allowlist: Allowlist::default(),
+            relay: true,
+            name: "clearhire".into(),
+        }
+    }
+}
+
+pub struct WorkerHandle {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    monitor: tokio::task::JoinHandle<()>,
+    monitor_stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl WorkerHandle {
+    /// Stops relay and sweeper, lets in-flight jobs finish, and waits.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(s) = self.monitor_stop.take() {
+            let _ = s.send(());
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let _ = self.monitor.await;
+    }
+}
+
+pub async fn start(
+    service: Service,
+    bus: Bus,
+    queue: JobQueue,
+    config: WorkerConfig,
+) -> anyhow::Result<WorkerHandle> {
+    let dispatcher = Dispatcher::new(service.clone(), queue.clone(), config.allowlist.clone())?;
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    if config.relay {
+        tasks.push(tokio::spawn(crate::relay::run_relay(
+            service.clone(),
+            bus.clone(),
+            queue.clone(),
+            config.poll_interval,
+            stop_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(crate::relay::run_sweeper(
+            service.clone(),
+            queue.clone(),
+            Duration::from_secs(10),
+            Duration::from_secs(30),
+            stop_rx.clone(),
+        )));
+    }
+    // Unique per live process: pid plus a random suffix plus the restart count.
+    let suffix: u32 = rand_suffix();
+    let base = format!("{}-{}-{suffix:08x}", config.name, std::process::id());
+    let concurrency = config.concurrency;
+    let poll = config.poll_interval;
+    let monitor = match queue {
+        JobQueue::Sqlite(storage) => Monitor::new().register(move |restarts| {
+            WorkerBuilder::new(format!("{base}-{restarts}"))
+                .backend(storage.clone().poll_with_strategy(EveryInterval::new(poll)))
+                .data(dispatcher.clone())
+                .concurrency(concurrency)
+                .parallelize(tokio::spawn)
+                .build(deliver_job)
+        }),
+        JobQueue::Redis(storage) => Monitor::new().register(move |restarts| {
+            WorkerBuilder::new(format!("{base}-{restarts}"))
+                .backend(storage.clone().poll_with_strategy(EveryInterval::new(poll)))
+                .data(dispatcher.clone())
+                .concurrency(concurrency)
+                .parallelize(tokio::spawn)
+                .build(deliver_job)
+        }),
+    }
+    .should_restart(|worker, err| {
+        // A backend error (e.g. "database is locked") would otherwise end the worker for good.
+        tracing::warn!(worker = %worker.name(), error = %err, "job worker failed; restarting");
+        true
+    })
+    .shutdown_timeout(Duration::from_secs(20));
+    let (monitor_stop, monitor_rx) = tokio::sync::oneshot::channel::<()>();
+    let monitor = tokio::spawn(async move {
+        if let Err(e) = monitor
+            .run_with_signal(async move {
+                let _ = monitor_rx.await;
+                Ok(())
+            })
+            .await
+        {
+            tracing::error!(error = %e, "job workers stopped with an error");
+        }
+    });
+    Ok(WorkerHandle {
+        stop,
+        tasks,
+        monitor,
+        monitor_stop: Some(monitor_stop),
+    })
+}
+
+fn rand_suffix() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish() as u32
+}
