@@ -31,6 +31,10 @@ pub const RETRY_SCHEDULE_SECS: [i64; 7] = [5, 300, 1800, 7200, 18000, 36000, 360
 /// An endpoint failing without a success for this long is disabled.
 pub const DISABLE_AFTER_FAILING: Duration = Duration::days(5);
 
+/// How long a delivery being sent is reserved for its sender: the 15 s request timeout plus
+/// margin. A sender that dies mid-request leaves it to be sent again after this.
+pub const DELIVERY_LEASE: Duration = Duration::seconds(20);
+
 /// How long a rotated-out secret keeps signing beside the new one.
 pub const PREVIOUS_SECRET_GRACE: Duration = Duration::hours(24);
 
@@ -494,7 +498,7 @@ impl Service {
         let leased = delivery::Entity::update_many()
             .col_expr(
                 delivery::Column::NextAttemptAt,
-                Expr::value(now + Duration::seconds(60)),
+                Expr::value(now + DELIVERY_LEASE),
             )
             .filter(delivery::Column::Id.eq(&d.id))
             .filter(delivery::Column::Status.eq("pending"))

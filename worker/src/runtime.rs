@@ -78,8 +78,9 @@ pub async fn start(
         tasks.push(tokio::spawn(crate::relay::run_sweeper(
             service.clone(),
             queue.clone(),
-            Duration::from_secs(10),
-            Duration::from_secs(30),
+            // Deliveries are leased while sent, so re-queueing one that is merely late is harmless.
+            Duration::from_secs(5),
+            Duration::from_secs(5),
             stop_rx.clone(),
         )));
     }
