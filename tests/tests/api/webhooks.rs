@@ -28,8 +28,8 @@ pub struct Received {
 #[derive(Clone, Default)]
 struct ReceiverState {
     got: Arc<Mutex<Vec<Received>>>,
-    /// Statuses to answer, in order; 200 once used up.
-    script: Arc<Mutex<Vec<u16>>>,
+    /// Statuses to answer, in order (with a `Retry-After` in seconds if given); 200 once used up.
+    script: Arc<Mutex<Vec<(u16, Option<u64>)>>>,
 }
 
 #[handler]
@@ -50,10 +50,10 @@ async fn receive(req: &Request, body: String, state: Data<&ReceiverState>) -> Re
         "timestamp is now"
     );
     let json: Value = serde_json::from_str(&body).expect("JSON body");
-    let status = {
+    let (status, retry_after) = {
         let mut script = state.script.lock().expect("lock");
         if script.is_empty() {
-            200
+            (200, None)
         } else {
             script.remove(0)
         }
@@ -65,9 +65,11 @@ async fn receive(req: &Request, body: String, state: Data<&ReceiverState>) -> Re
         body,
         json,
     });
-    Response::builder()
-        .status(StatusCode::from_u16(status).expect("status"))
-        .body("thanks")
+    let mut resp = Response::builder().status(StatusCode::from_u16(status).expect("status"));
+    if let Some(s) = retry_after {
+        resp = resp.header("retry-after", s.to_string());
+    }
+    resp.body("thanks")
 }
 
 pub struct Receiver {
@@ -95,7 +97,11 @@ impl Receiver {
     }
 
     pub fn answer(&self, statuses: &[u16]) {
-        *self.state.script.lock().expect("lock") = statuses.to_vec();
+        *self.state.script.lock().expect("lock") = statuses.iter().map(|s| (*s, None)).collect();
+    }
+
+    pub fn answer_with_retry_after(&self, status: u16, secs: u64) {
+        *self.state.script.lock().expect("lock") = vec![(status, Some(secs))];
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -423,6 +429,44 @@ async fn a_failing_receiver_gets_the_same_event_again_then_410_disables_the_endp
         3,
         "a disabled endpoint receives nothing"
     );
+}
+
+#[tokio::test]
+async fn retry_after_on_429_is_honoured() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    // Far longer than the first scheduled retry (about 5 s): the header decides.
+    rx.answer_with_retry_after(429, 9);
+    endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
+    let cand = app.candidate("slow-down@example.com").await;
+    app.start_check(&cand, true).await;
+    let got = rx.wait_for("the retry", 20, |g| g.len() >= 2).await;
+    let gap = got[1].timestamp - got[0].timestamp;
+    assert!((8..=11).contains(&gap), "waited {gap} s, asked for 9");
+    assert_eq!(got[0].id, got[1].id);
+}
+
+#[tokio::test]
+async fn every_delivery_arrives_within_two_seconds_many_times_over() {
+    // The workers' poll strategy must never stall (an idle worker that stops waking up would
+    // leave a job until its 30 s heartbeat).
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
+    let mut expected = 0;
+    for round in 0..15 {
+        // Idle a moment now and then so the workers go back to polling an empty queue.
+        tokio::time::sleep(Duration::from_millis(if round % 3 == 0 { 300 } else { 20 })).await;
+        let cand = app.candidate(&format!("steady{round}@example.com")).await;
+        let check = app.start_check(&cand, true).await;
+        expected += 1;
+        rx.wait_for("a delivery within 2 s", 2, |g| g.len() == expected)
+            .await;
+        app.transition(&check, "withdrawn").await.data();
+        expected += 1;
+        rx.wait_for("a delivery within 2 s", 2, |g| g.len() == expected)
+            .await;
+    }
 }
 
 #[tokio::test]
