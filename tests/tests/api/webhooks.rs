@@ -25,11 +25,14 @@ pub struct Received {
     pub json: Value,
 }
 
+/// A status to answer, with a `Retry-After` in seconds.
+type Answer = (u16, Option<u64>);
+
 #[derive(Clone, Default)]
 struct ReceiverState {
     got: Arc<Mutex<Vec<Received>>>,
     /// Statuses to answer, in order (with a `Retry-After` in seconds if given); 200 once used up.
-    script: Arc<Mutex<Vec<(u16, Option<u64>)>>>,
+    script: Arc<Mutex<Vec<Answer>>>,
 }
 
 #[handler]
