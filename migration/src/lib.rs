@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 pub use sea_orm_migration::prelude::*;
 
+mod cols;
 mod m20261123_000001_foundation;
 mod m20261123_000002_webhooks;
 

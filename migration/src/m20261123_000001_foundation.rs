@@ -1,46 +1,9 @@
 //! Partners, team, tokens, packages, candidates, checks, their status history and the outbox.
+use crate::cols::{auto_pk, id, opt, req, ts, ts_opt};
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::DatabaseBackend;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-/// An auto-increment 64-bit key: SQLite only accepts AUTOINCREMENT on `integer` (which is
-/// 64-bit there), PostgreSQL needs `bigint` to match the entities' `i64`.
-fn auto_pk(manager: &SchemaManager, col: impl IntoIden) -> ColumnDef {
-    let mut def = ColumnDef::new(col);
-    match manager.get_database_backend() {
-        DatabaseBackend::Sqlite => def.integer(),
-        _ => def.big_integer(),
-    };
-    def.not_null().auto_increment().primary_key().to_owned()
-}
-
-fn id(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .string_len(64)
-        .not_null()
-        .primary_key()
-        .to_owned()
-}
-fn req(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).string().not_null().to_owned()
-}
-fn opt(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).string().null().to_owned()
-}
-fn ts(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .not_null()
-        .to_owned()
-}
-fn ts_opt(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .null()
-        .to_owned()
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

@@ -1,28 +1,9 @@
 //! Webhook endpoints, deliveries and their attempts.
+use crate::cols::{auto_pk, opt, req, ts, ts_opt};
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::DatabaseBackend;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-fn s(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).string().not_null().to_owned()
-}
-fn s_opt(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).string().null().to_owned()
-}
-fn ts(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .not_null()
-        .to_owned()
-}
-fn ts_opt(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .null()
-        .to_owned()
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -37,9 +18,9 @@ impl MigrationTrait for Migration {
                             .not_null()
                             .primary_key(),
                     )
-                    .col(s(WebhookEndpoints::PartnerId))
-                    .col(s(WebhookEndpoints::Url))
-                    .col(s_opt(WebhookEndpoints::Description))
+                    .col(req(WebhookEndpoints::PartnerId))
+                    .col(req(WebhookEndpoints::Url))
+                    .col(opt(WebhookEndpoints::Description))
                     .col(
                         ColumnDef::new(WebhookEndpoints::EventTypes)
                             .json_binary()
@@ -51,10 +32,10 @@ impl MigrationTrait for Migration {
                             .not_null()
                             .default(true),
                     )
-                    .col(s(WebhookEndpoints::SecretEnc))
-                    .col(s_opt(WebhookEndpoints::PreviousSecretEnc))
+                    .col(req(WebhookEndpoints::SecretEnc))
+                    .col(opt(WebhookEndpoints::PreviousSecretEnc))
                     .col(ts_opt(WebhookEndpoints::PreviousSecretExpiresAt))
-                    .col(s_opt(WebhookEndpoints::DisabledReason))
+                    .col(opt(WebhookEndpoints::DisabledReason))
                     .col(ts_opt(WebhookEndpoints::FailingSince))
                     .col(ts(WebhookEndpoints::CreatedAt))
                     .col(ts(WebhookEndpoints::UpdatedAt))
@@ -81,17 +62,17 @@ impl MigrationTrait for Migration {
                             .not_null()
                             .primary_key(),
                     )
-                    .col(s(WebhookDeliveries::PartnerId))
-                    .col(s_opt(WebhookDeliveries::EndpointId))
+                    .col(req(WebhookDeliveries::PartnerId))
+                    .col(opt(WebhookDeliveries::EndpointId))
                     .col(
                         ColumnDef::new(WebhookDeliveries::DedupeKey)
                             .string_len(160)
                             .not_null()
                             .unique_key(),
                     )
-                    .col(s(WebhookDeliveries::Url))
-                    .col(s(WebhookDeliveries::EventId))
-                    .col(s(WebhookDeliveries::EventType))
+                    .col(req(WebhookDeliveries::Url))
+                    .col(req(WebhookDeliveries::EventId))
+                    .col(req(WebhookDeliveries::EventType))
                     .col(ColumnDef::new(WebhookDeliveries::Body).text().not_null())
                     .col(
                         ColumnDef::new(WebhookDeliveries::Status)
@@ -139,19 +120,14 @@ impl MigrationTrait for Migration {
             manager.create_index(idx.to_owned()).await?;
         }
 
-        let mut attempt_id = ColumnDef::new(WebhookAttempts::Id);
-        match manager.get_database_backend() {
-            DatabaseBackend::Sqlite => attempt_id.integer(),
-            _ => attempt_id.big_integer(),
-        };
         manager
             .create_table(
                 Table::create()
                     .table(WebhookAttempts::Table)
-                    .col(attempt_id.not_null().auto_increment().primary_key())
-                    .col(s(WebhookAttempts::PartnerId))
-                    .col(s(WebhookAttempts::DeliveryId))
-                    .col(s(WebhookAttempts::Url))
+                    .col(auto_pk(manager, WebhookAttempts::Id))
+                    .col(req(WebhookAttempts::PartnerId))
+                    .col(req(WebhookAttempts::DeliveryId))
+                    .col(req(WebhookAttempts::Url))
                     .col(ColumnDef::new(WebhookAttempts::StatusCode).integer().null())
                     .col(ColumnDef::new(WebhookAttempts::ResponseBody).text().null())
                     .col(
