@@ -11,7 +11,10 @@
 # server, the load generator (and PostgreSQL) share the machine's cores.
 #
 # Knobs (env): BENCH_PORT (18080), BENCH_CANDIDATES (10000), BENCH_CONCURRENCY (32),
-# BENCH_DURATION (20s), BENCH_WARMUP (3s), BENCH_OUT (a new /tmp dir for logs), BENCH_PG_URL.
+# BENCH_DURATION (20s), BENCH_WARMUP (3s), BENCH_OUT (a new /tmp dir for logs), BENCH_PG_URL,
+# BENCH_PG_ANALYZE (1): ANALYZE after seeding when the instance has autovacuum off,
+# BENCH_QUIET_WAIT (0): before each load, wait up to this many seconds for the machine to be
+# less than 20% busy (other builds skew the figures; each load reports what else used the CPU).
 # Prints the figures; writes nothing into the repository.
 set -euo pipefail
 
@@ -99,21 +102,54 @@ start_server() {
     echo "$label server: pid $SERVER_PID on 127.0.0.1:$PORT"
 }
 
+# Percent of all cores busy over the next 3 seconds.
+machine_busy() {
+    local a b
+    a=$(awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat)
+    sleep 3
+    b=$(awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.0f", 100 * (y[1] - x[1]) / (y[2] - x[2]) }'
+}
+
+wait_quiet() {
+    local waited=0 busy
+    busy=$(machine_busy)
+    while ((busy >= 20 && waited < ${BENCH_QUIET_WAIT:-0})); do
+        sleep 7
+        waited=$((waited + 10))
+        busy=$(machine_busy)
+    done
+    echo "machine ${busy}% busy just before the load (waited ${waited}s for quiet)"
+}
+
 RESULT_LINES=()
 FAILED=0
 
-# bench LABEL: seed, then the two loads, against the running server.
+# bench LABEL [PG_URL]: seed, then the two loads, against the running server.
 bench() {
-    local label=$1 url="http://127.0.0.1:$PORT" rc
+    local label=$1 pg_url=${2:-} url="http://127.0.0.1:$PORT" rc
     log "$label: seeding $CANDIDATES candidates"
     "$LOADGEN" seed --url "$url" --candidates "$CANDIDATES" | tee "$OUT/$label-seed.log"
     RESULT_LINES+=("$label $(grep '^SEED ' "$OUT/$label-seed.log")")
+    # Seeding leaves outbox events for the server's relay to publish; let it finish first.
+    "$LOADGEN" settle --url "$url" | tee -a "$OUT/$label-seed.log"
+    if [[ -n $pg_url ]]; then
+        # An instance with autovacuum off never gathers planner statistics; a normal one would
+        # have analyzed these tables during seeding. BENCH_PG_ANALYZE=0 measures without them.
+        if [[ $(psql "$pg_url" -Atc 'show autovacuum') == off && ${BENCH_PG_ANALYZE:-1} != 0 ]]; then
+            echo "autovacuum is off on this PostgreSQL: running ANALYZE as autovacuum would have"
+            psql "$pg_url" -q -v ON_ERROR_STOP=1 -c ANALYZE
+        else
+            echo "PostgreSQL statistics left to autovacuum (autovacuum=$(psql "$pg_url" -Atc 'show autovacuum'))"
+        fi
+    fi
     for q in candidate list; do
         log "$label: $q load, concurrency $CONCURRENCY, warm-up $WARMUP, measured $DURATION"
+        wait_quiet
         # A thread-level CPU snapshot of the server halfway through the measured window.
         (
             sleep "$(awk -v w="${WARMUP%s}" -v d="${DURATION%s}" 'BEGIN { print w + d / 2 }')"
-            top -b -n1 -H -p "$SERVER_PID" >"$OUT/$label-$q-top.txt" 2>&1 || true
+            { top -b -n1 | head -20; echo; top -b -n1 -H -p "$SERVER_PID" | sed -n '7,30p'; } >"$OUT/$label-$q-top.txt" 2>&1 || true
         ) &
         local top_pid=$!
         rc=0
@@ -125,7 +161,7 @@ bench() {
             FAILED=1
         fi
         RESULT_LINES+=("$(grep '^RESULT ' "$OUT/$label-$q.log" || echo "RESULT {\"label\":\"$label\",\"query\":\"$q\",\"failed\":true}")")
-        echo "server threads by CPU halfway through: $OUT/$label-$q-top.txt"
+        echo "processes and server threads by CPU halfway through: $OUT/$label-$q-top.txt"
     done
 }
 
@@ -146,7 +182,7 @@ if [[ -n "${BENCH_PG_URL:-}" ]]; then
     key=$(head -c32 /dev/urandom | base64 -w0)
     start_server postgres "$pg_url" CLEARHIRE_JWT_SECRET="$jwt" CLEARHIRE_ENCRYPTION_KEY="$key"
     unset jwt key
-    bench postgres
+    bench postgres "$pg_url"
     stop_server
     drop_pg_db
 else

@@ -94,6 +94,16 @@ impl Gql {
         Ok(bytes.len())
     }
 
+    /// Statements per second the server runs on its own (outbox relay, sweepers) over `over`
+    /// while this client sends nothing.
+    pub async fn background_rate(&self, over: Duration) -> anyhow::Result<f64> {
+        let before = self.statements_total().await?;
+        let started = std::time::Instant::now();
+        tokio::time::sleep(over).await;
+        let after = self.statements_total().await?;
+        Ok(after.saturating_sub(before) as f64 / started.elapsed().as_secs_f64())
+    }
+
     /// `clearhire_db_statements_total` from `GET /metrics`.
     pub async fn statements_total(&self) -> anyhow::Result<u64> {
         let text = self

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! loadgen seed --url http://127.0.0.1:18080 --token $T --candidates 10000
+//! loadgen settle --url http://127.0.0.1:18080
 //! loadgen run  --url http://127.0.0.1:18080 --token $T --query candidate --concurrency 32 \
 //!              --duration 20s --warmup 3s --server-pid $PID
 //! ```
@@ -15,6 +16,7 @@ mod client;
 mod procfs;
 mod run;
 mod seed;
+mod settle;
 mod stats;
 
 use std::time::Duration;
@@ -52,6 +54,8 @@ enum Command {
     Seed(seed::SeedArgs),
     /// Run a read load and report the figures.
     Run(run::RunArgs),
+    /// Wait until the server's own SQL activity (e.g. the outbox relay after seeding) is low.
+    Settle(settle::SettleArgs),
 }
 
 /// Parses `20s`, `500ms`, `2m` or a bare number of seconds.
@@ -87,6 +91,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Seed(args) => seed::seed(args).await,
             Command::Run(args) => run::run(args).await,
+            Command::Settle(args) => settle::settle(args).await,
         }
     })
 }

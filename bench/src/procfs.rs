@@ -53,6 +53,9 @@ pub struct CpuUse {
     pub server_cores: Option<f64>,
     pub loadgen_cores: Option<f64>,
     pub machine_busy_pct: Option<f64>,
+    /// Cores busy with anything but the server and this process (on PostgreSQL, that
+    /// includes the database's backends).
+    pub other_cores: Option<f64>,
 }
 
 impl CpuSnapshot {
@@ -67,16 +70,22 @@ impl CpuSnapshot {
     pub fn since(&self, earlier: &CpuSnapshot, secs: f64) -> CpuUse {
         let cores =
             |a: Option<u64>, b: Option<u64>| Some(a?.saturating_sub(b?) as f64 / CLK_TCK / secs);
-        let machine = match (self.machine, earlier.machine) {
-            (Some((b1, t1)), Some((b0, t0))) if t1 > t0 => {
-                Some(100.0 * (b1 - b0) as f64 / (t1 - t0) as f64)
-            }
-            _ => None,
+        let (machine, machine_cores) = match (self.machine, earlier.machine) {
+            (Some((b1, t1)), Some((b0, t0))) if t1 > t0 => (
+                Some(100.0 * (b1 - b0) as f64 / (t1 - t0) as f64),
+                Some((b1 - b0) as f64 / CLK_TCK / secs),
+            ),
+            _ => (None, None),
         };
+        let server_cores = cores(self.server, earlier.server);
+        let loadgen_cores = cores(self.loadgen, earlier.loadgen);
+        let other_cores = machine_cores
+            .map(|m| (m - server_cores.unwrap_or(0.0) - loadgen_cores.unwrap_or(0.0)).max(0.0));
         CpuUse {
-            server_cores: cores(self.server, earlier.server),
-            loadgen_cores: cores(self.loadgen, earlier.loadgen),
+            server_cores,
+            loadgen_cores,
             machine_busy_pct: machine,
+            other_cores,
         }
     }
 }

@@ -92,6 +92,8 @@ struct Counts {
     candidates: AtomicU64,
     checks: AtomicU64,
     withdrawn: AtomicU64,
+    /// Candidates with all their checks done.
+    finished: AtomicU64,
 }
 
 /// Creates candidate `i` and its checks, one mutation after another.
@@ -179,8 +181,8 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
                     failed.store(true, Ordering::Relaxed);
                     return Err(e);
                 }
-                let done = counts.candidates.load(Ordering::Relaxed);
-                if done > 0 && done % 1000 == 0 {
+                let done = counts.finished.fetch_add(1, Ordering::Relaxed) + 1;
+                if done % 1000 == 0 {
                     eprintln!(
                         "  {done} candidates after {:.1}s",
                         started.elapsed().as_secs_f64()

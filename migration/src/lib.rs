@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod cols;
 mod m20261123_000001_foundation;
 mod m20261123_000002_webhooks;
+mod m20261123_000003_checks_by_candidate;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_foundation::Migration),
             Box::new(m20261123_000002_webhooks::Migration),
+            Box::new(m20261123_000003_checks_by_candidate::Migration),
         ]
     }
 }

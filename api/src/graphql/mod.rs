@@ -74,12 +74,14 @@ pub fn sdl() -> String {
 
 /// Adds the caller and per-request, caller-scoped batch loaders to a request.
 pub fn with_actor(req: Request, svc: &Service, actor: Actor, window: BatchWindow) -> Request {
-    let checks = DataLoader::new(
+    // Cached per request, so `candidates` can feed it the page's checks in one query.
+    let checks = DataLoader::with_cache(
         loaders::ChecksByCandidate {
             svc: svc.clone(),
             actor: actor.clone(),
         },
         tokio::spawn,
+        async_graphql::dataloader::HashMapCache::default(),
     )
     .delay(window.0);
     let history = DataLoader::new(

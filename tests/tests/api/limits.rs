@@ -83,3 +83,27 @@ async fn complexity_counts_page_size() {
         .await
         .data();
 }
+
+#[tokio::test]
+async fn a_page_of_candidates_with_checks_costs_two_statements_even_under_concurrency() {
+    // The default batch window, many requests at once: the page's checks are loaded with the page,
+    // not left to a timer that busy servers overrun.
+    let app = spawn_app_with(|c| c.embedded_workers = Some(false)).await;
+    for i in 0..30 {
+        let c = app.candidate(&format!("busy{i}@example.com")).await;
+        app.start_check(&c, i % 3 != 0).await;
+    }
+    app.gql("{ me { role } }", json!({})).await.data();
+    let q = "{ candidates(first: 30) { edges { node { id checks { id status } } } } }";
+    let before = app.service.statements_executed();
+    let requests = (0..16).map(|_| app.gql(q, json!({})));
+    for r in futures_util::future::join_all(requests).await {
+        let edges = r.data()["candidates"]["edges"]
+            .as_array()
+            .expect("edges")
+            .len();
+        assert_eq!(edges, 30);
+    }
+    let per_request = (app.service.statements_executed() - before) as f64 / 16.0;
+    assert_eq!(per_request, 2.0, "candidates + checks, once each");
+}

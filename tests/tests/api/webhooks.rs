@@ -269,18 +269,39 @@ async fn status_and_consent_webhooks_are_signed_and_shaped_as_the_seed() {
         "{ts}"
     );
 
-    // The delivery log shows each with its attempt.
-    let log = app
-        .gql("{ webhookDeliveries(first: 10) { eventId eventType status attemptCount attempts { statusCode durationMs } } }", json!({}))
-        .await;
-    let rows = log.data()["webhookDeliveries"]
-        .as_array()
-        .expect("rows")
-        .clone();
-    assert_eq!(rows.len(), 3);
-    assert!(rows.iter().all(|d| d["status"] == "delivered"
-        && d["attemptCount"] == 1
-        && d["attempts"][0]["statusCode"] == 200));
+    // The delivery log shows each with its attempt (recorded just after the receiver answered).
+    let rows = eventually("3 deliveries recorded as delivered", || async {
+        let log = app
+            .gql("{ webhookDeliveries(first: 10) { eventId eventType status attemptCount attempts { statusCode durationMs } } }", json!({}))
+            .await;
+        let rows = log.data()["webhookDeliveries"].as_array().expect("rows").clone();
+        let done = rows.len() == 3 && rows.iter().all(|d| d["status"] == "delivered");
+        done.then_some(rows)
+    })
+    .await;
+    assert!(
+        rows.iter()
+            .all(|d| d["attemptCount"] == 1 && d["attempts"][0]["statusCode"] == 200)
+    );
+}
+
+/// Polls `check` for up to 5 s until it returns a value.
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
