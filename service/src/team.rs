@@ -21,11 +21,7 @@ impl Service {
     }
 
     pub async fn team_member(&self, actor: &Actor, id: &str) -> ServiceResult<user::Model> {
-        user::Entity::find_by_id(id.to_string())
-            .filter(user::Column::PartnerId.eq(&actor.partner_id))
-            .one(&self.db)
-            .await?
-            .ok_or(ServiceError::not_found("team member"))
+        find(&self.db, &actor.partner_id, id).await
     }
 
     /// Adds a team member. Only a super_admin may grant super_admin.
@@ -85,7 +81,7 @@ impl Service {
     ) -> ServiceResult<user::Model> {
         actor.require(Role::Admin)?;
         let txn = db::begin_write(&self.db).await?;
-        let current = self.team_member(actor, id).await?;
+        let current = find(&txn, &actor.partner_id, id).await?;
         may_grant(actor, role)?;
         may_grant(actor, current.role)?;
         if current.role == Role::SuperAdmin && role != Role::SuperAdmin {
@@ -121,7 +117,7 @@ impl Service {
             return Err(ServiceError::conflict("you cannot remove yourself"));
         }
         let txn = db::begin_write(&self.db).await?;
-        let current = self.team_member(actor, id).await?;
+        let current = find(&txn, &actor.partner_id, id).await?;
         may_grant(actor, current.role)?;
         if current.role == Role::SuperAdmin {
             ensure_another_super_admin(&txn, &actor.partner_id, id).await?;
@@ -148,6 +144,19 @@ impl Service {
         self.tokens.forget_all();
         Ok(current)
     }
+}
+
+/// A team member of the partner, read on `conn` (the caller's transaction when it writes).
+async fn find<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    partner_id: &str,
+    id: &str,
+) -> ServiceResult<user::Model> {
+    user::Entity::find_by_id(id.to_string())
+        .filter(user::Column::PartnerId.eq(partner_id))
+        .one(conn)
+        .await?
+        .ok_or(ServiceError::not_found("team member"))
 }
 
 fn may_grant(actor: &Actor, role: Role) -> ServiceResult<()> {

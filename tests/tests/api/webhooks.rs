@@ -270,7 +270,7 @@ async fn status_and_consent_webhooks_are_signed_and_shaped_as_the_seed() {
     );
 
     // The delivery log shows each with its attempt (recorded just after the receiver answered).
-    let rows = eventually("3 deliveries recorded as delivered", || async {
+    let rows = eventually("3 deliveries recorded as delivered", 5, || async {
         let log = app
             .gql("{ webhookDeliveries(first: 10) { eventId eventType status attemptCount attempts { statusCode durationMs } } }", json!({}))
             .await;
@@ -285,13 +285,13 @@ async fn status_and_consent_webhooks_are_signed_and_shaped_as_the_seed() {
     );
 }
 
-/// Polls `check` for up to 5 s until it returns a value.
-async fn eventually<T, F, Fut>(what: &str, check: F) -> T
+/// Polls `check` for up to `secs` seconds until it returns a value.
+async fn eventually<T, F, Fut>(what: &str, secs: u64, check: F) -> T
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = check().await {
             return v;
@@ -385,8 +385,7 @@ async fn a_failing_receiver_gets_the_same_event_again_then_410_disables_the_endp
     let gap = got[1].timestamp - got[0].timestamp;
     assert!((3..=8).contains(&gap), "retry after about 5 s, was {gap} s");
     // The receiver has it before the dispatcher records the answer: wait for the log.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
+    let row = eventually("the retry recorded as delivered", 5, || async {
         let d = app
             .gql(
                 "{ webhookDeliveries { status attemptCount attempts { statusCode } } }",
@@ -394,19 +393,13 @@ async fn a_failing_receiver_gets_the_same_event_again_then_410_disables_the_endp
             )
             .await;
         let row = d.data()["webhookDeliveries"][0].clone();
-        if row["status"] == "delivered" {
-            assert_eq!(
-                row["attempts"],
-                json!([{"statusCode": 503}, {"statusCode": 200}])
-            );
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not delivered: {row}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (row["status"] == "delivered").then_some(row)
+    })
+    .await;
+    assert_eq!(
+        row["attempts"],
+        json!([{"statusCode": 503}, {"statusCode": 200}])
+    );
 
     // 410 Gone: the endpoint is disabled and receives nothing more.
     rx.answer(&[410]);
@@ -422,8 +415,7 @@ async fn a_failing_receiver_gets_the_same_event_again_then_410_disables_the_endp
         .to_string();
     app.transition(&check_id, "consent").await.data();
     rx.wait_for("the 410", 10, |g| g.len() >= 3).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
+    let ep = eventually("the endpoint disabled", 5, || async {
         let e = app
             .gql(
                 "{ webhookEndpoints { id enabled disabledReason } }",
@@ -431,21 +423,16 @@ async fn a_failing_receiver_gets_the_same_event_again_then_410_disables_the_endp
             )
             .await;
         let ep = e.data()["webhookEndpoints"][0].clone();
-        if ep["enabled"] == false {
-            assert_eq!(ep["id"], endpoint_id.as_str());
-            assert!(
-                ep["disabledReason"]
-                    .as_str()
-                    .is_some_and(|r| r.contains("410"))
-            );
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "endpoint not disabled: {ep}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (ep["enabled"] == false).then_some(ep)
+    })
+    .await;
+    assert_eq!(ep["id"], endpoint_id.as_str());
+    assert!(
+        ep["disabledReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("410")),
+        "{ep}"
+    );
     app.transition(&check_id, "processing").await.data();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
@@ -502,31 +489,25 @@ async fn non_public_addresses_are_refused_unless_allowlisted() {
     endpoint(&app, &blocked, json!([])).await;
     let cand = app.candidate("ssrf@example.com").await;
     app.start_check(&cand, true).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    let a = eventually("an attempt recorded", 10, || async {
         let d = app
             .gql(
                 "{ webhookDeliveries { attempts { statusCode error } } }",
                 json!({}),
             )
             .await;
-        let attempts = d.data()["webhookDeliveries"][0]["attempts"].clone();
-        if let Some(a) = attempts.as_array().and_then(|a| a.first()) {
-            assert!(a["statusCode"].is_null());
-            assert!(
-                a["error"]
-                    .as_str()
-                    .is_some_and(|e| e.contains("not a public address")),
-                "{a}"
-            );
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no attempt recorded"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        d.data()["webhookDeliveries"][0]["attempts"]
+            .as_array()
+            .and_then(|a| a.first().cloned())
+    })
+    .await;
+    assert!(a["statusCode"].is_null());
+    assert!(
+        a["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not a public address")),
+        "{a}"
+    );
     assert!(rx.received().is_empty());
 }
 
