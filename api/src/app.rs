@@ -34,7 +34,12 @@ pub async fn service_from(config: &Config) -> anyhow::Result<Service> {
             public_base_url: config.public_base_url(),
             token_cache_ttl: Duration::from_secs(config.token_cache_secs),
         },
-    ))
+    )
+    .with_provider(std::sync::Arc::new(
+        service::screening::sandbox::SandboxProvider::new(Duration::from_millis(
+            config.sandbox_latency_ms,
+        )),
+    )))
 }
 
 /// The bus and job queue this configuration asks for: Redis when `REDIS_URL` is set, else an

@@ -65,6 +65,10 @@ pub struct Config {
     #[arg(long, env = "CLEARHIRE_WEBHOOK_ALLOWLIST", default_value = "")]
     pub webhook_allowlist: String,
 
+    /// Milliseconds the built-in sandbox screening provider takes to return results.
+    #[arg(long, env = "CLEARHIRE_SANDBOX_LATENCY_MS", default_value_t = 2000)]
+    pub sandbox_latency_ms: u64,
+
     /// Address the HTTP server listens on.
     #[arg(long, env = "CLEARHIRE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

@@ -16,6 +16,20 @@ pub fn routes(
 ) -> impl poem::Endpoint {
     Route::new()
         .at("/graphql", get(graphql_get).post(graphql_post))
+        .at("/consent/:token", get(crate::pages::consent_get))
+        .at(
+            "/consent/:token/sections/:key",
+            poem::post(crate::pages::consent_section),
+        )
+        .at(
+            "/consent/:token/sign",
+            poem::post(crate::pages::consent_sign),
+        )
+        .at("/report/:token", get(crate::pages::report_get))
+        .at(
+            "/report/:token/dispute",
+            poem::post(crate::pages::report_dispute),
+        )
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
         .at("/metrics", get(metrics))

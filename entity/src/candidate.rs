@@ -34,6 +34,9 @@ pub struct Model {
     pub experience: Option<String>,
     pub interests: Option<String>,
     pub transportation_method: Option<String>,
+    /// Driver's licence, collected for packages with an MVR search.
+    pub drivers_license_number: Option<String>,
+    pub drivers_license_state: Option<String>,
     /// Lower-cased names and email, for text search on both backends.
     pub search_text: String,
     pub created_at: DateTimeUtc,

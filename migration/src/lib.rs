@@ -6,6 +6,7 @@ mod cols;
 mod m20261123_000001_foundation;
 mod m20261123_000002_webhooks;
 mod m20261123_000003_checks_by_candidate;
+mod m20261123_000004_screening;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_foundation::Migration),
             Box::new(m20261123_000002_webhooks::Migration),
             Box::new(m20261123_000003_checks_by_candidate::Migration),
+            Box::new(m20261123_000004_screening::Migration),
         ]
     }
 }

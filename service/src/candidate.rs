@@ -32,6 +32,9 @@ pub struct CandidateInput {
     pub experience: Option<String>,
     pub interests: Option<String>,
     pub transportation_method: Option<String>,
+    pub drivers_license_number: Option<String>,
+    /// Two-letter state that issued the licence.
+    pub drivers_license_state: Option<String>,
     pub reference_id: Option<String>,
 }
 
@@ -88,6 +91,8 @@ struct Parsed {
     experience: Change<String>,
     interests: Change<String>,
     transportation_method: Change<String>,
+    drivers_license_number: Change<String>,
+    drivers_license_state: Change<String>,
     reference_id: Change<String>,
 }
 
@@ -107,6 +112,12 @@ fn parse_optional(i: &CandidateInput) -> ServiceResult<Parsed> {
         interests: change(&i.interests, |s| domain::text("interests", s, 5000))?,
         transportation_method: change(&i.transportation_method, |s| {
             domain::text("transportationMethod", s, 50)
+        })?,
+        drivers_license_number: change(&i.drivers_license_number, |s| {
+            domain::drivers_license("driversLicenseNumber", s)
+        })?,
+        drivers_license_state: change(&i.drivers_license_state, |s| {
+            domain::us_state("driversLicenseState", s)
         })?,
         reference_id: change(&i.reference_id, |s| domain::text("referenceId", s, 200))?,
     })
@@ -135,7 +146,66 @@ impl Service {
         let now = crate::now();
 
         let txn = db::begin_write(&self.db).await?;
-        self.ensure_unique(&txn, actor, None, Some(&email), opt_ref(&p.reference_id))
+        let c = self
+            .insert_candidate(&txn, actor, first, last, email, p, now)
+            .await?;
+        txn.commit().await?;
+        Ok(c)
+    }
+
+    /// Validates and inserts a candidate on the caller's transaction.
+    pub(crate) async fn create_candidate_in(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        actor: &Actor,
+        input: &CandidateInput,
+    ) -> ServiceResult<candidate::Model> {
+        let first = domain::text("firstName", input.first_name.as_deref().unwrap_or(""), 100)?;
+        let last = domain::text("lastName", input.last_name.as_deref().unwrap_or(""), 100)?;
+        let email = domain::email("email", input.email.as_deref().unwrap_or(""))?;
+        let p = parse_optional(input)?;
+        self.insert_candidate(txn, actor, first, last, email, p, self.clock.now())
+            .await
+    }
+
+    /// Sets the optional profile fields given in `input` (what a candidate completes on the
+    /// consent page) on the caller's transaction, with the update event.
+    pub(crate) async fn complete_candidate_in(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        actor: &Actor,
+        current: candidate::Model,
+        input: &CandidateInput,
+    ) -> ServiceResult<candidate::Model> {
+        let p = parse_optional(input)?;
+        let mut am = current.into_active_model();
+        self.apply_parsed(&mut am, p)?;
+        am.updated_at = Set(self.clock.now());
+        let c = am.update(txn).await?;
+        events::record(
+            txn,
+            &c.partner_id,
+            EventType::CandidateUpdated,
+            &c.id,
+            candidate_event(&c, actor),
+        )
+        .await?;
+        Ok(c)
+    }
+
+    /// Inserts a validated candidate with its event on `txn`.
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_candidate(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        actor: &Actor,
+        first: String,
+        last: String,
+        email: String,
+        p: Parsed,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<candidate::Model> {
+        self.ensure_unique(txn, actor, None, Some(&email), opt_ref(&p.reference_id))
             .await?;
         let mut am = candidate::ActiveModel {
             id: Set(ids::uuid()),
@@ -163,6 +233,8 @@ impl Service {
             &mut am.experience,
             &mut am.interests,
             &mut am.transportation_method,
+            &mut am.drivers_license_number,
+            &mut am.drivers_license_state,
         ] {
             *slot = Set(None);
         }
@@ -173,24 +245,23 @@ impl Service {
             am.last_name.as_ref(),
             am.email.as_ref(),
         ));
-        let c = match am.clone().insert(&txn).await {
+        let c = match am.clone().insert(txn).await {
             Ok(c) => c,
             // A ten-digit id can collide; one retry with a fresh one makes it vanishingly rare.
             Err(e) if is_unique_violation(&e, "turn_id") => {
                 am.turn_id = Set(ids::turn_id());
-                am.insert(&txn).await?
+                am.insert(txn).await?
             }
             Err(e) => return Err(e.into()),
         };
         events::record(
-            &txn,
+            txn,
             &actor.partner_id,
             EventType::CandidateCreated,
             &c.id,
             candidate_event(&c, actor),
         )
         .await?;
-        txn.commit().await?;
         Ok(c)
     }
 
@@ -276,6 +347,8 @@ impl Service {
         apply(&mut am.experience, p.experience);
         apply(&mut am.interests, p.interests);
         apply(&mut am.transportation_method, p.transportation_method);
+        apply(&mut am.drivers_license_number, p.drivers_license_number);
+        apply(&mut am.drivers_license_state, p.drivers_license_state);
         apply(&mut am.reference_id, p.reference_id);
         match p.date_of_birth {
             Change::Keep => {}

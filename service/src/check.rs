@@ -4,12 +4,21 @@ use std::collections::HashMap;
 use entity::{CheckStatus, Role, candidate, check, check_status_history as history, partner};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, Set,
 };
 use serde_json::json;
 
 use crate::events::{self, EventType};
 use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};
+
+/// Columns changed together with a status.
+#[derive(Debug, Default)]
+pub(crate) struct StatusExtras {
+    /// A new sealed report (the screening result).
+    pub report_enc: Option<String>,
+    pub monitoring_triggered: Option<bool>,
+}
 
 #[derive(Debug, Clone)]
 pub struct NewCheck {
@@ -91,16 +100,43 @@ impl Service {
                 existing_id: Some(a.id),
             });
         }
-        let now = crate::now();
+        let c = self
+            .insert_check(
+                &txn,
+                actor,
+                &cand,
+                &package.id,
+                callback_url,
+                reference_id,
+                status,
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(c)
+    }
+
+    /// Inserts a check in its first status with its event, history and effects, on `txn`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn insert_check(
+        &self,
+        txn: &DatabaseTransaction,
+        actor: &Actor,
+        cand: &candidate::Model,
+        package_id: &str,
+        callback_url: Option<String>,
+        reference_id: Option<String>,
+        status: CheckStatus,
+    ) -> ServiceResult<check::Model> {
+        let now = self.clock.now();
         let c = check::ActiveModel {
             id: Set(ids::uuid()),
             partner_id: Set(actor.partner_id.clone()),
             candidate_id: Set(cand.id.clone()),
-            package_id: Set(package.id.clone()),
+            package_id: Set(package_id.to_string()),
             status: Set(status),
             callback_url: Set(callback_url),
             reference_id: Set(reference_id),
-            consent_date: Set(None),
+            consent_date: Set((status == CheckStatus::Consent).then_some(now)),
             recheck_date: Set(None),
             cm_criminal_enroll: Set(None),
             criminal_monitoring_triggered: Set(false),
@@ -109,10 +145,10 @@ impl Service {
             created_at: Set(now),
             updated_at: Set(now),
         }
-        .insert(&txn)
+        .insert(txn)
         .await?;
         events::record(
-            &txn,
+            txn,
             &actor.partner_id,
             EventType::CheckCreated,
             &c.id,
@@ -128,13 +164,16 @@ impl Service {
             }),
         )
         .await?;
-        self.record_transition(&txn, actor, &c, &cand, None, status, None)
+        self.record_transition(txn, actor, &c, cand, None, status, None)
             .await?;
-        txn.commit().await?;
+        let partner = crate::partner::load(txn, &actor.partner_id).await?;
+        self.transition_effects(txn, actor, &c, cand, &partner, None, status)
+            .await?;
         Ok(c)
     }
 
-    /// Moves a check to `to` if the transition table allows it from its current status.
+    /// Moves a check to `to` if the transition table allows it from its current status (a team
+    /// member's action: review decisions, resume after an identity fix, adverse action, …).
     pub async fn transition_check(
         &self,
         actor: &Actor,
@@ -146,6 +185,40 @@ impl Service {
         let reason = domain::opt_text("reason", reason, 2000)?;
         let txn = db::begin_write(&self.db).await?;
         let current = find(&txn, &actor.partner_id, check_id).await?;
+        if to == CheckStatus::PendingSecondNotice {
+            // The FCRA waiting period is the clock's to end, not a person's.
+            return Err(ServiceError::invalid(
+                "status",
+                "the final notice is sent when the waiting period ends; dispute or cancel the adverse action instead",
+            ));
+        }
+        let updated = self
+            .apply_transition(
+                &txn,
+                actor,
+                current,
+                to,
+                reason.as_deref(),
+                StatusExtras::default(),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(updated)
+    }
+
+    /// The one way a check changes status: checks the transition table, updates the row
+    /// conditionally on the status read (two concurrent transitions have one winner), writes
+    /// history and the event, and causes what the new status asks for (tasks, mail), all on
+    /// `txn`.
+    pub(crate) async fn apply_transition(
+        &self,
+        txn: &DatabaseTransaction,
+        actor: &Actor,
+        current: check::Model,
+        to: CheckStatus,
+        reason: Option<&str>,
+        extras: StatusExtras,
+    ) -> ServiceResult<check::Model> {
         let from = current.status;
         if !from.can_transition_to(to) {
             let allowed: Vec<&str> = from
@@ -165,8 +238,8 @@ impl Service {
                 ),
             ));
         }
-        let now = crate::now();
-        // Conditional on the status read above, so two concurrent transitions can't both win.
+        let partner = crate::partner::load(txn, &current.partner_id).await?;
+        let now = self.clock.now();
         let mut update = check::Entity::update_many()
             .col_expr(check::Column::Status, Expr::value(to.as_api_str()))
             .col_expr(check::Column::UpdatedAt, Expr::value(now));
@@ -174,29 +247,34 @@ impl Service {
             // Disclosure and authorization signed: the seed's consent_date.
             update = update.col_expr(check::Column::ConsentDate, Expr::value(now));
         }
+        if to == CheckStatus::Approved
+            && let Some(days) = partner.recheck_interval_days
+        {
+            let date = (now + chrono::Duration::days(i64::from(days))).date_naive();
+            update = update.col_expr(check::Column::RecheckDate, Expr::value(date));
+        }
+        if let Some(report) = extras.report_enc {
+            update = update.col_expr(check::Column::ReportEnc, Expr::value(report));
+        }
+        if let Some(t) = extras.monitoring_triggered {
+            update = update.col_expr(check::Column::CriminalMonitoringTriggered, Expr::value(t));
+        }
         let res = update
             .filter(check::Column::Id.eq(&current.id))
             .filter(check::Column::Status.eq(from))
-            .exec(&txn)
+            .exec(txn)
             .await?;
         if res.rows_affected != 1 {
             return Err(ServiceError::conflict(
                 "the check changed status concurrently; reload and retry",
             ));
         }
-        let updated = find(&txn, &actor.partner_id, check_id).await?;
-        let cand = crate::candidate::find(&txn, &actor.partner_id, &updated.candidate_id).await?;
-        self.record_transition(
-            &txn,
-            actor,
-            &updated,
-            &cand,
-            Some(from),
-            to,
-            reason.as_deref(),
-        )
-        .await?;
-        txn.commit().await?;
+        let updated = find(txn, &current.partner_id, &current.id).await?;
+        let cand = crate::candidate::find(txn, &current.partner_id, &updated.candidate_id).await?;
+        self.record_transition(txn, actor, &updated, &cand, Some(from), to, reason)
+            .await?;
+        self.transition_effects(txn, actor, &updated, &cand, &partner, Some(from), to)
+            .await?;
         Ok(updated)
     }
 
@@ -212,7 +290,7 @@ impl Service {
         to: CheckStatus,
         reason: Option<&str>,
     ) -> ServiceResult<()> {
-        let now = crate::now();
+        let now = self.clock.now();
         history::ActiveModel {
             partner_id: Set(actor.partner_id.clone()),
             check_id: Set(c.id.clone()),
@@ -226,7 +304,7 @@ impl Service {
         }
         .insert(conn)
         .await?;
-        let partner = partner::Entity::find_by_id(actor.partner_id.clone())
+        let partner = partner::Entity::find_by_id(c.partner_id.clone())
             .one(conn)
             .await?
             .ok_or(ServiceError::not_found("partner"))?;

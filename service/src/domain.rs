@@ -150,6 +150,21 @@ pub fn ssn(field: &str, value: &str) -> ServiceResult<String> {
     Ok(digits)
 }
 
+/// A driver's licence number: 1 to 20 letters and digits (states use many formats), upper-cased.
+pub fn drivers_license(field: &str, value: &str) -> ServiceResult<String> {
+    let v: String = value
+        .trim()
+        .chars()
+        .filter(|c| *c != ' ' && *c != '-')
+        .collect::<String>()
+        .to_uppercase();
+    if (1..=20).contains(&v.len()) && v.chars().all(|c| c.is_ascii_alphanumeric()) {
+        Ok(v)
+    } else {
+        invalid(field, "must be 1 to 20 letters and digits")
+    }
+}
+
 /// An absolute `http`/`https` URL with a host.
 pub fn http_url(field: &str, value: &str) -> ServiceResult<String> {
     let v = value.trim();

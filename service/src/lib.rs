@@ -3,10 +3,12 @@
 //! history and one outbox row per domain event in a single transaction.
 #![forbid(unsafe_code)]
 
+pub mod adverse;
 pub mod auth;
 pub mod bootstrap;
 pub mod candidate;
 pub mod check;
+pub mod clock;
 pub mod context;
 pub mod crypto;
 pub mod db;
@@ -14,9 +16,14 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod mail;
+pub mod monitoring;
 pub mod package;
 pub mod page;
 pub mod partner;
+pub mod screen;
+pub mod screening;
+pub mod tasks;
 pub mod team;
 pub mod token;
 pub mod webhook;
@@ -57,6 +64,8 @@ pub struct Service {
     pub(crate) tokens: Arc<auth::TokenAuthority>,
     pub(crate) settings: Arc<ServiceSettings>,
     statements: db::StatementCounter,
+    pub(crate) clock: clock::Clock,
+    pub(crate) provider: Arc<dyn screening::provider::Provider>,
 }
 
 impl Service {
@@ -72,7 +81,22 @@ impl Service {
             tokens: Arc::new(tokens),
             settings: Arc::new(settings),
             statements,
+            clock: clock::Clock::default(),
+            provider: Arc::new(screening::sandbox::SandboxProvider::new(
+                std::time::Duration::ZERO,
+            )),
         }
+    }
+
+    /// The same service with another screening provider.
+    pub fn with_provider(mut self, provider: Arc<dyn screening::provider::Provider>) -> Self {
+        self.provider = provider;
+        self
+    }
+
+    /// The clock timed steps are measured against (tests move it forward).
+    pub fn clock(&self) -> &clock::Clock {
+        &self.clock
     }
 
     /// SQL statements this service's connection pool has executed.

@@ -12,6 +12,13 @@ pub struct PartnerPatch {
     pub name: Option<String>,
     /// `Some("")` clears it.
     pub public_base_url: Option<String>,
+    /// Adjudication rules as JSON (see `screening::adjudication::AdjudicationRules`); `Some("")`
+    /// restores the defaults.
+    pub adjudication_rules: Option<String>,
+    /// Business days between the pre-adverse and the final notice (1 to 30).
+    pub adverse_action_days: Option<i32>,
+    /// Days after an approval when a recheck runs; `Some(0)` turns scheduled rechecks off.
+    pub recheck_interval_days: Option<i32>,
 }
 
 impl Service {
@@ -39,8 +46,46 @@ impl Service {
                     .to_string(),
             )),
         };
+        let rules = match patch.adjudication_rules.as_deref().map(str::trim) {
+            None => None,
+            Some("") => Some(None),
+            Some(r) => {
+                let parsed: crate::screening::adjudication::AdjudicationRules =
+                    serde_json::from_str(r).map_err(|e| {
+                        ServiceError::invalid("adjudicationRules", format!("not valid rules: {e}"))
+                    })?;
+                Some(Some(
+                    serde_json::to_string(&parsed).map_err(anyhow::Error::from)?,
+                ))
+            }
+        };
+        if let Some(d) = patch.adverse_action_days
+            && !(1..=30).contains(&d)
+        {
+            return Err(ServiceError::invalid(
+                "adverseActionDays",
+                "must be 1 to 30 business days",
+            ));
+        }
+        if let Some(d) = patch.recheck_interval_days
+            && !(0..=3650).contains(&d)
+        {
+            return Err(ServiceError::invalid(
+                "recheckIntervalDays",
+                "must be 0 (off) to 3650 days",
+            ));
+        }
         let txn = db::begin_write(&self.db).await?;
         let mut am = load(&txn, &actor.partner_id).await?.into_active_model();
+        if let Some(r) = rules {
+            am.adjudication_rules = Set(r);
+        }
+        if let Some(d) = patch.adverse_action_days {
+            am.adverse_action_days = Set(d);
+        }
+        if let Some(d) = patch.recheck_interval_days {
+            am.recheck_interval_days = Set((d > 0).then_some(d));
+        }
         if let Some(n) = name {
             am.name = Set(n);
         }
@@ -54,7 +99,13 @@ impl Service {
             &p.id,
             EventType::PartnerUpdated,
             &p.id,
-            json!({"name": p.name, "public_base_url": p.public_base_url, "actor": actor.subject}),
+            json!({
+                "name": p.name,
+                "public_base_url": p.public_base_url,
+                "adverse_action_days": p.adverse_action_days,
+                "recheck_interval_days": p.recheck_interval_days,
+                "actor": actor.subject,
+            }),
         )
         .await?;
         txn.commit().await?;
@@ -71,12 +122,27 @@ impl Service {
             name: Set(name),
             public_base_url: Set(None),
             default_package_id: Set(None),
+            adjudication_rules: Set(None),
+            adverse_action_days: Set(7),
+            recheck_interval_days: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         }
         .insert(&self.db)
         .await?;
         Ok(p)
+    }
+
+    /// The partner's adjudication rules (the defaults when it has set none).
+    pub fn adjudication_rules(
+        &self,
+        partner: &partner::Model,
+    ) -> crate::screening::adjudication::AdjudicationRules {
+        partner
+            .adjudication_rules
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok())
+            .unwrap_or_default()
     }
 
     /// Base URL for links into the partner dashboard.

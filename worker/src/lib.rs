@@ -7,6 +7,7 @@ pub mod dispatch;
 pub mod queue;
 pub mod relay;
 pub mod runtime;
+pub mod scheduler;
 pub mod sign;
 pub mod ssrf;
 

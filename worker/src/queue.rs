@@ -14,14 +14,28 @@ pub struct DeliverWebhook {
     pub delivery_id: String,
 }
 
+/// Run one screening task (by id): a screening run, a reminder, the end of a waiting period,
+/// a recheck. The task row is the source of truth, as for deliveries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunTask {
+    pub task_id: String,
+}
+
 /// Set explicitly, so renaming the Rust type never orphans queued jobs.
 pub const DELIVERY_QUEUE: &str = "clearhire:webhook_delivery";
+pub const TASK_QUEUE: &str = "clearhire:task";
 
-/// Where jobs are stored.
+/// Where jobs are stored: one queue for deliveries, one for tasks.
 #[derive(Clone)]
 pub enum JobQueue {
-    Sqlite(SqliteStorage<DeliverWebhook>),
-    Redis(RedisStorage<DeliverWebhook, ConnectionManager>),
+    Sqlite {
+        deliveries: SqliteStorage<DeliverWebhook>,
+        tasks: SqliteStorage<RunTask>,
+    },
+    Redis {
+        deliveries: RedisStorage<DeliverWebhook, ConnectionManager>,
+        tasks: RedisStorage<RunTask, ConnectionManager>,
+    },
 }
 
 impl JobQueue {
@@ -38,9 +52,11 @@ impl JobQueue {
         SqliteStorage::setup(&pool)
             .await
             .map_err(|e| anyhow::anyhow!("job store setup: {e}"))?;
-        let storage = SqliteStorage::new(&pool)
+        let deliveries = SqliteStorage::new(&pool)
             .with_config(apalis_sqlite::Config::default().queue(DELIVERY_QUEUE));
-        Ok((Self::Sqlite(storage), pool))
+        let tasks = SqliteStorage::new(&pool)
+            .with_config(apalis_sqlite::Config::default().queue(TASK_QUEUE));
+        Ok((Self::Sqlite { deliveries, tasks }, pool))
     }
 
     /// A queue on Redis whose keys all start with `{prefix}:`.
@@ -48,10 +64,12 @@ impl JobQueue {
         let conn = apalis_redis::connect(url)
             .await
             .map_err(|e| anyhow::anyhow!("redis: {e}"))?;
-        let storage = RedisStorage::new(conn).with_config(
+        let deliveries = RedisStorage::new(conn.clone()).with_config(
             apalis_redis::Config::default().queue(format!("{prefix}:{DELIVERY_QUEUE}")),
         );
-        Ok(Self::Redis(storage))
+        let tasks = RedisStorage::new(conn)
+            .with_config(apalis_redis::Config::default().queue(format!("{prefix}:{TASK_QUEUE}")));
+        Ok(Self::Redis { deliveries, tasks })
     }
 
     /// Queues a delivery now, or at `at`.
@@ -66,16 +84,38 @@ impl JobQueue {
         // Retries are ours (the delivery row's schedule), so one run per job.
         let task = task.max_attempts(1).build();
         match self {
-            Self::Sqlite(s) => s
+            Self::Sqlite { deliveries, .. } => deliveries
                 .clone()
                 .push_task(task)
                 .await
                 .map_err(|e| anyhow::anyhow!("enqueue: {e}"))?,
-            Self::Redis(s) => s
+            Self::Redis { deliveries, .. } => deliveries
                 .clone()
                 .push_task(task)
                 .await
                 .map_err(|e| anyhow::anyhow!("enqueue: {e}"))?,
+        }
+        Ok(())
+    }
+
+    /// Queues a due task to run now.
+    pub async fn enqueue_task(&self, task_id: &str) -> anyhow::Result<()> {
+        let job = TaskBuilder::new(RunTask {
+            task_id: task_id.to_string(),
+        })
+        .max_attempts(1)
+        .build();
+        match self {
+            Self::Sqlite { tasks, .. } => tasks
+                .clone()
+                .push_task(job)
+                .await
+                .map_err(|e| anyhow::anyhow!("enqueue task: {e}"))?,
+            Self::Redis { tasks, .. } => tasks
+                .clone()
+                .push_task(job)
+                .await
+                .map_err(|e| anyhow::anyhow!("enqueue task: {e}"))?,
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use crate::bus::Bus;
 use crate::dispatch::{Dispatcher, deliver_job};
 use crate::queue::{EveryInterval, JobQueue};
+use crate::scheduler::run_task_job;
 use crate::ssrf::Allowlist;
 
 #[derive(Debug, Clone)]
@@ -83,29 +84,76 @@ pub async fn start(
             Duration::from_secs(5),
             stop_rx.clone(),
         )));
+        tasks.push(tokio::spawn(crate::scheduler::run_scheduler(
+            service.clone(),
+            queue.clone(),
+            config.poll_interval,
+            stop_rx.clone(),
+        )));
     }
     // Unique per live process: pid plus a random suffix plus the restart count.
     let suffix: u32 = rand_suffix();
     let base = format!("{}-{}-{suffix:08x}", config.name, std::process::id());
     let concurrency = config.concurrency;
     let poll = config.poll_interval;
+    let (d_base, t_base) = (format!("{base}-d"), format!("{base}-t"));
     let monitor = match queue {
-        JobQueue::Sqlite(storage) => Monitor::new().register(move |restarts| {
-            WorkerBuilder::new(format!("{base}-{restarts}"))
-                .backend(storage.clone().poll_with_strategy(EveryInterval::new(poll)))
-                .data(dispatcher.clone())
-                .concurrency(concurrency)
-                .parallelize(tokio::spawn)
-                .build(deliver_job)
-        }),
-        JobQueue::Redis(storage) => Monitor::new().register(move |restarts| {
-            WorkerBuilder::new(format!("{base}-{restarts}"))
-                .backend(storage.clone().poll_with_strategy(EveryInterval::new(poll)))
-                .data(dispatcher.clone())
-                .concurrency(concurrency)
-                .parallelize(tokio::spawn)
-                .build(deliver_job)
-        }),
+        JobQueue::Sqlite {
+            deliveries,
+            tasks: task_store,
+        } => Monitor::new()
+            .register(move |restarts| {
+                WorkerBuilder::new(format!("{d_base}-{restarts}"))
+                    .backend(
+                        deliveries
+                            .clone()
+                            .poll_with_strategy(EveryInterval::new(poll)),
+                    )
+                    .data(dispatcher.clone())
+                    .concurrency(concurrency)
+                    .parallelize(tokio::spawn)
+                    .build(deliver_job)
+            })
+            .register(move |restarts| {
+                WorkerBuilder::new(format!("{t_base}-{restarts}"))
+                    .backend(
+                        task_store
+                            .clone()
+                            .poll_with_strategy(EveryInterval::new(poll)),
+                    )
+                    .data(service.clone())
+                    .concurrency(concurrency)
+                    .parallelize(tokio::spawn)
+                    .build(run_task_job)
+            }),
+        JobQueue::Redis {
+            deliveries,
+            tasks: task_store,
+        } => Monitor::new()
+            .register(move |restarts| {
+                WorkerBuilder::new(format!("{d_base}-{restarts}"))
+                    .backend(
+                        deliveries
+                            .clone()
+                            .poll_with_strategy(EveryInterval::new(poll)),
+                    )
+                    .data(dispatcher.clone())
+                    .concurrency(concurrency)
+                    .parallelize(tokio::spawn)
+                    .build(deliver_job)
+            })
+            .register(move |restarts| {
+                WorkerBuilder::new(format!("{t_base}-{restarts}"))
+                    .backend(
+                        task_store
+                            .clone()
+                            .poll_with_strategy(EveryInterval::new(poll)),
+                    )
+                    .data(service.clone())
+                    .concurrency(concurrency)
+                    .parallelize(tokio::spawn)
+                    .build(run_task_job)
+            }),
     }
     .should_restart(|worker, err| {
         // A backend error (e.g. "database is locked") would otherwise end the worker for good.

@@ -97,6 +97,14 @@ impl Candidate {
     async fn transportation_method(&self) -> Option<&str> {
         self.0.transportation_method.as_deref()
     }
+    /// Driver's licence number.
+    async fn drivers_license_number(&self) -> Option<&str> {
+        self.0.drivers_license_number.as_deref()
+    }
+    /// Two-letter state that issued the driver's licence.
+    async fn drivers_license_state(&self) -> Option<&str> {
+        self.0.drivers_license_state.as_deref()
+    }
     /// The candidate's checks, newest first.
     async fn checks(&self, ctx: &Context<'_>) -> GqlResult<Vec<Check>> {
         let loader = ctx.data_unchecked::<DataLoader<ChecksByCandidate, HashMapCache>>();
@@ -149,6 +157,10 @@ pub struct CreateCandidateInput {
     pub interests: Option<String>,
     /// How the candidate gets to work (e.g. car, bike, public transit).
     pub transportation_method: Option<String>,
+    /// Driver's licence number (needed for packages with an MVR search).
+    pub drivers_license_number: Option<String>,
+    /// Two-letter state that issued the driver's licence.
+    pub drivers_license_state: Option<String>,
     /// Your own id for this candidate.
     pub reference_id: Option<String>,
 }
@@ -184,6 +196,10 @@ pub struct UpdateCandidateInput {
     pub interests: Option<String>,
     /// How the candidate gets to work (e.g. car, bike, public transit).
     pub transportation_method: Option<String>,
+    /// Driver's licence number (needed for packages with an MVR search).
+    pub drivers_license_number: Option<String>,
+    /// Two-letter state that issued the driver's licence.
+    pub drivers_license_state: Option<String>,
     /// Your own id for this candidate; unique within your partner.
     pub reference_id: Option<String>,
 }
@@ -205,6 +221,8 @@ impl From<CreateCandidateInput> for CandidateInput {
             experience: i.experience,
             interests: i.interests,
             transportation_method: i.transportation_method,
+            drivers_license_number: i.drivers_license_number,
+            drivers_license_state: i.drivers_license_state,
             reference_id: i.reference_id,
         }
     }
@@ -227,6 +245,8 @@ impl From<UpdateCandidateInput> for CandidateInput {
             experience: i.experience,
             interests: i.interests,
             transportation_method: i.transportation_method,
+            drivers_license_number: i.drivers_license_number,
+            drivers_license_state: i.drivers_license_state,
             reference_id: i.reference_id,
         }
     }

@@ -86,6 +86,32 @@ impl Check {
             .map_err(gql)?
             .map(Json))
     }
+    /// Every report the check produced (first run, rechecks, monitoring), oldest first. Team
+    /// members and above.
+    async fn reports(
+        &self,
+        ctx: &Context<'_>,
+    ) -> GqlResult<Vec<super::screening::ScreeningReport>> {
+        super::screening::check_fields::reports(ctx, &self.0.id).await
+    }
+    /// The check's adverse action (the latest), if one was started.
+    async fn adverse_action(
+        &self,
+        ctx: &Context<'_>,
+    ) -> GqlResult<Option<super::screening::AdverseAction>> {
+        super::screening::check_fields::adverse_action(ctx, &self.0.id).await
+    }
+    /// The check's timed steps (screening runs, reminders, waiting periods, rechecks).
+    async fn tasks(&self, ctx: &Context<'_>) -> GqlResult<Vec<super::screening::ScheduledTask>> {
+        super::screening::check_fields::tasks(ctx, &self.0.id).await
+    }
+    /// Arrest alerts of continuous monitoring. Team members and above.
+    async fn monitoring_alerts(
+        &self,
+        ctx: &Context<'_>,
+    ) -> GqlResult<Vec<super::screening::MonitoringAlert>> {
+        super::screening::check_fields::monitoring_alerts(ctx, &self.0.id).await
+    }
     /// Every status change, oldest first.
     async fn history(&self, ctx: &Context<'_>) -> GqlResult<Vec<StatusChange>> {
         let loader = ctx.data_unchecked::<DataLoader<HistoryByCheck>>();

@@ -5,6 +5,7 @@ pub mod error;
 pub mod loaders;
 pub mod package;
 pub mod partner;
+pub mod screening;
 pub mod subscription;
 pub mod types;
 pub mod webhook;
@@ -19,6 +20,7 @@ pub struct Query(
     package::PackageQuery,
     candidate::CandidateQuery,
     check::CheckQuery,
+    screening::ScreeningQuery,
     webhook::WebhookQuery,
 );
 
@@ -28,6 +30,7 @@ pub struct Mutation(
     package::PackageMutation,
     candidate::CandidateMutation,
     check::CheckMutation,
+    screening::ScreeningMutation,
     webhook::WebhookMutation,
 );
 

@@ -36,6 +36,23 @@ impl Partner {
             svc(ctx).package(actor(ctx)?, id).await.map_err(gql)?,
         )))
     }
+    /// The adjudication rules checks are decided by (the defaults unless changed).
+    async fn adjudication_rules(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Json<serde_json::Value> {
+        async_graphql::Json(
+            serde_json::to_value(svc(ctx).adjudication_rules(&self.0)).unwrap_or_default(),
+        )
+    }
+    /// Business days between the pre-adverse and the final adverse action notice.
+    async fn adverse_action_days(&self) -> i32 {
+        self.0.adverse_action_days
+    }
+    /// Days after an approval when a recheck runs; null: no scheduled rechecks.
+    async fn recheck_interval_days(&self) -> Option<i32> {
+        self.0.recheck_interval_days
+    }
     /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -148,6 +165,12 @@ pub struct PartnerSettingsInput {
     pub name: Option<String>,
     /// Base URL of your dashboard for `dashboard_url` links; empty string clears it.
     pub public_base_url: Option<String>,
+    /// Adjudication rules (see the README); null leaves them, `{}` restores the defaults.
+    pub adjudication_rules: Option<async_graphql::Json<serde_json::Value>>,
+    /// Business days between the pre-adverse and the final adverse action notice (1–30).
+    pub adverse_action_days: Option<i32>,
+    /// Days after an approval when a recheck runs; 0 turns scheduled rechecks off.
+    pub recheck_interval_days: Option<i32>,
 }
 
 /// A team member to add.
@@ -222,6 +245,9 @@ impl PartnerMutation {
         let patch = PartnerPatch {
             name: input.name,
             public_base_url: input.public_base_url,
+            adjudication_rules: input.adjudication_rules.map(|j| j.0.to_string()),
+            adverse_action_days: input.adverse_action_days,
+            recheck_interval_days: input.recheck_interval_days,
         };
         Ok(Partner(
             svc(ctx)

@@ -99,6 +99,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     config.shutdown_grace_secs = 1;
     config.webhook_allowlist = "127.0.0.1".into();
     config.poll_interval_ms = 20;
+    // Searches stay pending unless a test asks for the sandbox to answer (or moves the clock):
+    // tests that walk statuses by hand are not overtaken by screening results.
+    config.sandbox_latency_ms = 3_600_000;
     if pg_url().is_some()
         && let Ok(redis) = std::env::var("CLEARHIRE_TEST_REDIS_URL")
     {

@@ -9,6 +9,7 @@ mod ops;
 mod pagination;
 mod roles;
 mod schema;
+mod screening;
 mod team_packages;
 mod tenancy;
 mod webhooks;

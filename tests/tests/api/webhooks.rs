@@ -133,7 +133,7 @@ impl Receiver {
     }
 }
 
-async fn endpoint(app: &TestApp, url: &str, types: Value) -> (String, String) {
+pub(crate) async fn endpoint(app: &TestApp, url: &str, types: Value) -> (String, String) {
     let r = app
         .gql(
             "mutation($u: String!, $t: [String!]!) { createWebhookEndpoint(input: {url: $u, eventTypes: $t}) { id secret enabled } }",
@@ -286,7 +286,7 @@ async fn status_and_consent_webhooks_are_signed_and_shaped_as_the_seed() {
 }
 
 /// Polls `check` for up to `secs` seconds until it returns a value.
-async fn eventually<T, F, Fut>(what: &str, secs: u64, check: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, secs: u64, check: F) -> T
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,

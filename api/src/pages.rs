@@ -1,0 +1,442 @@
+//! The candidate-facing pages: the consent page an invitation links to (the FCRA sections in
+//! order, each acknowledged, then the missing details and the signature) and the candidate's
+//! copy of their report with a dispute form. Plain server-rendered HTML forms, no JavaScript.
+use poem::http::{HeaderMap, StatusCode};
+use poem::web::{Data, Html, Path, RemoteAddr};
+use poem::{Body, IntoResponse, Response, handler};
+use service::Service;
+use service::screen::{ConsentDetails, ConsentView, LinkProblem};
+use service::screening::disclosures::escape_html as esc;
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;\
+padding:0 1rem;line-height:1.5;color:#1b1b1b}label{display:block;margin-top:1rem;font-weight:600}\
+input[type=text],input[type=date]{display:block;width:100%;padding:.5rem;font-size:1rem;\
+border:1px solid #555;border-radius:4px}.check label{display:inline;font-weight:400}\
+.error{color:#a00000;font-weight:600}.copy{border:1px solid #ccc;padding:1rem;max-height:24rem;\
+overflow:auto}button{margin-top:1.5rem;padding:.6rem 1.4rem;font-size:1rem}\
+[aria-invalid=true]{border-color:#a00000}:focus{outline:3px solid #1a5fb4;outline-offset:2px}";
+
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{t}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
+        t = esc(title),
+    );
+    Html(html).with_status(status).into_response()
+}
+
+fn problem_page(p: LinkProblem) -> Response {
+    let (status, title, text) = match p {
+        LinkProblem::Unknown => (
+            StatusCode::NOT_FOUND,
+            "Link not found",
+            "This link is not valid. Check that you opened the whole link from your email.",
+        ),
+        LinkProblem::Expired => (
+            StatusCode::GONE,
+            "Link expired",
+            "This link has expired or was replaced by a newer one. Ask the company that invited you to send a new invitation.",
+        ),
+        LinkProblem::Used => (
+            StatusCode::GONE,
+            "Link already used",
+            "You already signed with this link. Nothing more is needed from you.",
+        ),
+        LinkProblem::NotNeeded => (
+            StatusCode::GONE,
+            "Nothing to sign",
+            "This background check no longer needs your consent.",
+        ),
+    };
+    page(
+        status,
+        title,
+        &format!("<h1>{}</h1><p>{}</p>", esc(title), esc(text)),
+    )
+}
+
+/// Parsed `application/x-www-form-urlencoded` body.
+async fn form(body: Body) -> Vec<(String, String)> {
+    match body.into_bytes().await {
+        Ok(b) if b.len() <= 64 * 1024 => url::form_urlencoded::parse(&b).into_owned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn field_label(f: &str) -> (&'static str, &'static str, &'static str) {
+    // (label, input type, autocomplete/hint)
+    match f {
+        "date_of_birth" => ("Date of birth", "date", "bday"),
+        "ssn" => ("Social Security number", "text", "off"),
+        "address" => ("Street address", "text", "street-address"),
+        "city" => ("City", "text", "address-level2"),
+        "state" => ("State (two letters, e.g. CA)", "text", "address-level1"),
+        "zip" => ("ZIP code", "text", "postal-code"),
+        "drivers_license_number" => ("Driver's license number", "text", "off"),
+        "drivers_license_state" => ("State that issued your driver's license", "text", "off"),
+        _ => ("", "text", "off"),
+    }
+}
+
+fn render_consent(
+    token: &str,
+    view: &ConsentView,
+    error: Option<&str>,
+    field_errors: &[(String, String)],
+    values: &[(String, String)],
+) -> Response {
+    let status = if error.is_some() || !field_errors.is_empty() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let total = view.sections.len();
+    if let Some(section) = view.next_section() {
+        let step = view
+            .sections
+            .iter()
+            .position(|s| s.key == section.key)
+            .unwrap_or(0)
+            + 1;
+        let mut boxes = String::new();
+        for (i, b) in section.checkboxes.iter().enumerate() {
+            // Checkbox labels are our own HTML (they may carry links to terms).
+            boxes.push_str(&format!(
+                "<div class=\"check\"><input type=\"checkbox\" id=\"box{i}\" name=\"box{i}\" value=\"on\"> \
+                 <label for=\"box{i}\">{b}</label></div>"
+            ));
+        }
+        let err = error
+            .map(|e| {
+                format!(
+                    "<p class=\"error\" role=\"alert\" id=\"err\">{}</p>",
+                    esc(e)
+                )
+            })
+            .unwrap_or_default();
+        let body = format!(
+            "<p>Step {step} of {steps}: background check for {partner}</p>\
+             <h1>{title}</h1>{err}<div class=\"copy\" tabindex=\"0\" aria-label=\"{title}\">{copy}</div>\
+             <form method=\"post\" action=\"/consent/{token}/sections/{key}\">\
+             <fieldset><legend>Please confirm</legend>{boxes}</fieldset>\
+             <button type=\"submit\">I agree, continue</button></form>",
+            steps = total + 1,
+            partner = esc(&view.partner_name),
+            title = esc(&section.title),
+            copy = section.copy_html,
+            key = section.key,
+            token = esc(token),
+        );
+        return page(status, &section.title, &body);
+    }
+    let value = |name: &str| {
+        values
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| esc(v))
+            .unwrap_or_default()
+    };
+    let mut fields = String::new();
+    for f in &view.missing {
+        let (label, kind, auto) = field_label(f);
+        let err = field_errors.iter().find(|(k, _)| k == f).map(|(_, m)| m);
+        let (invalid, described, msg) = match err {
+            Some(m) => (
+                " aria-invalid=\"true\"",
+                format!(" aria-describedby=\"{f}-error\""),
+                format!("<span class=\"error\" id=\"{f}-error\">{}</span>", esc(m)),
+            ),
+            None => ("", String::new(), String::new()),
+        };
+        fields.push_str(&format!(
+            "<label for=\"{f}\">{label}</label>{msg}\
+             <input type=\"{kind}\" id=\"{f}\" name=\"{f}\" autocomplete=\"{auto}\" required \
+             value=\"{v}\"{invalid}{described}>",
+            v = value(f),
+        ));
+    }
+    let sig_err = field_errors
+        .iter()
+        .find(|(k, _)| k == "signature")
+        .map(|(_, m)| m);
+    let (sig_invalid, sig_msg) = match sig_err {
+        Some(m) => (
+            " aria-invalid=\"true\" aria-describedby=\"signature-error\"",
+            format!(
+                "<span class=\"error\" id=\"signature-error\">{}</span>",
+                esc(m)
+            ),
+        ),
+        None => ("", String::new()),
+    };
+    let other_errors: String = field_errors
+        .iter()
+        .filter(|(k, _)| k == "sections")
+        .map(|(_, m)| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(m)))
+        .collect();
+    let summary = if field_errors.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<p class=\"error\" role=\"alert\">Please correct the {} marked below.</p>",
+            if field_errors.len() == 1 {
+                "field"
+            } else {
+                "fields"
+            }
+        )
+    };
+    let details = if view.missing.is_empty() {
+        "<p>We have all the details we need.</p>".to_string()
+    } else {
+        format!("<fieldset><legend>Your details</legend>{fields}</fieldset>")
+    };
+    let body = format!(
+        "<p>Step {last} of {last}: background check for {partner}</p><h1>Sign your consent</h1>\
+         {summary}{other_errors}<form method=\"post\" action=\"/consent/{token}/sign\">{details}\
+         <fieldset><legend>Signature</legend>\
+         <label for=\"signature\">Type your full name ({name}) to sign</label>{sig_msg}\
+         <input type=\"text\" id=\"signature\" name=\"signature\" autocomplete=\"name\" required \
+         value=\"{sig}\"{sig_invalid}></fieldset>\
+         <button type=\"submit\">Sign and submit</button></form>",
+        last = total + 1,
+        partner = esc(&view.partner_name),
+        token = esc(token),
+        name = esc(&view.full_name),
+        sig = value("signature"),
+    );
+    page(status, "Sign your consent", &body)
+}
+
+#[handler]
+pub async fn consent_get(Path(token): Path<String>, svc: Data<&Service>) -> Response {
+    match svc.consent_view(&token).await {
+        Ok(view) => render_consent(&token, &view, None, &[], &[]),
+        Err(p) => problem_page(p),
+    }
+}
+
+#[handler]
+pub async fn consent_section(
+    Path((token, key)): Path<(String, String)>,
+    svc: Data<&Service>,
+    body: Body,
+) -> Response {
+    let posted = form(body).await;
+    let view = match svc.consent_view(&token).await {
+        Ok(v) => v,
+        Err(p) => return problem_page(p),
+    };
+    let ticked: Vec<String> = view
+        .sections
+        .iter()
+        .find(|s| s.key == key)
+        .map(|s| {
+            s.checkboxes
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| {
+                    posted
+                        .iter()
+                        .any(|(k, v)| *k == format!("box{i}") && v == "on")
+                })
+                .map(|(_, b)| b.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    match svc.acknowledge_section(&token, &key, &ticked).await {
+        Ok(Ok(())) => see_other(&format!("/consent/{token}")),
+        Ok(Err(message)) => render_consent(&token, &view, Some(&message), &[], &[]),
+        Err(p) => problem_page(p),
+    }
+}
+
+fn see_other(to: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header("location", to)
+        .finish()
+}
+
+#[handler]
+pub async fn consent_sign(
+    Path(token): Path<String>,
+    svc: Data<&Service>,
+    remote: &RemoteAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let posted = form(body).await;
+    let mut details = ConsentDetails {
+        ip_address: remote.as_socket_addr().map(|a| a.ip().to_string()),
+        user_agent: headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(500).collect()),
+        ..Default::default()
+    };
+    for (k, v) in &posted {
+        if k == "signature" {
+            details.signature = v.clone();
+        } else {
+            details.fields.insert(k.clone(), v.clone());
+        }
+    }
+    match svc.submit_consent_page(&token, details).await {
+        Ok(Ok(())) => page(
+            StatusCode::OK,
+            "Thank you",
+            "<h1>Thank you</h1><p>Your consent was recorded and your background check has \
+             started. You will receive a copy of your report by email.</p>",
+        ),
+        Ok(Err(errors)) => match svc.consent_view(&token).await {
+            Ok(view) => render_consent(&token, &view, None, &errors, &posted),
+            Err(p) => problem_page(p),
+        },
+        Err(p) => problem_page(p),
+    }
+}
+
+fn render_report(report: &serde_json::Value) -> String {
+    let checks = &report["checks"];
+    let mut out = String::new();
+    let name = checks["candidate_provided_name"]
+        .as_str()
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "<h2>Identity</h2><p>Name: {} · name status: {} · date of birth status: {} · SSN status: {}</p>",
+        esc(name),
+        esc(checks["name_status"].as_str().unwrap_or("n/a")),
+        esc(checks["dob_status"].as_str().unwrap_or("n/a")),
+        esc(checks["ssn_status"].as_str().unwrap_or("n/a")),
+    ));
+    out.push_str("<h2>Criminal records</h2>");
+    match checks["criminal"].as_array() {
+        None => out.push_str("<p>Not searched.</p>"),
+        Some(counties) => {
+            let records: Vec<&serde_json::Value> = counties
+                .iter()
+                .flat_map(|c| c["value"].as_array().into_iter().flatten())
+                .collect();
+            if records.is_empty() {
+                out.push_str("<p>No records found.</p>");
+            } else {
+                out.push_str("<ul>");
+                for r in records {
+                    out.push_str(&format!(
+                        "<li>{} — {} ({}), offense {}, disposition {} — case {} in {}</li>",
+                        esc(r["crime_type"].as_str().unwrap_or("record")),
+                        esc(r["offense_description_1"].as_str().unwrap_or("")),
+                        esc(r["suspect_state"].as_str().unwrap_or("")),
+                        esc(r["offense_date"].as_str().unwrap_or("unknown date")),
+                        esc(r["disposition"].as_str().unwrap_or("unknown")),
+                        esc(r["case_number"].as_str().unwrap_or("")),
+                        esc(r["county"].as_str().unwrap_or("")),
+                    ));
+                }
+                out.push_str("</ul>");
+            }
+        }
+    }
+    for (key, title) in [
+        ("sex_offender", "Sex-offender registries"),
+        ("watchlist", "Watchlists"),
+    ] {
+        out.push_str(&format!("<h2>{title}</h2>"));
+        match checks[key].as_array() {
+            None => out.push_str("<p>Not searched.</p>"),
+            Some(v) if v.is_empty() => out.push_str("<p>No records found.</p>"),
+            Some(v) => out.push_str(&format!("<p>{} record(s) found.</p>", v.len())),
+        }
+    }
+    out.push_str("<h2>Motor vehicle record</h2>");
+    match checks["mvr"].as_object() {
+        None => out.push_str("<p>Not searched.</p>"),
+        Some(m) => out.push_str(&format!(
+            "<p>{} violation(s), {} accident(s).</p>",
+            m.get("violations")
+                .and_then(|v| v.as_array())
+                .map_or(0, Vec::len),
+            m.get("accidents")
+                .and_then(|v| v.as_array())
+                .map_or(0, Vec::len),
+        )),
+    }
+    out
+}
+
+#[handler]
+pub async fn report_get(Path(token): Path<String>, svc: Data<&Service>) -> Response {
+    report_page(&svc, &token, None).await
+}
+
+async fn report_page(svc: &Service, token: &str, notice: Option<&str>) -> Response {
+    let (c, cand, partner, latest) = match svc.report_by_token(token).await {
+        Ok(r) => r,
+        Err(p) => return problem_page(p),
+    };
+    let report = latest
+        .map(|r| render_report(&r.report))
+        .unwrap_or_else(|| "<p>Your report is not ready yet.</p>".into());
+    let dispute = if c.status == entity::CheckStatus::PendingFirstNotice {
+        format!(
+            "<h2>Dispute this report</h2><p>If anything here is incomplete or inaccurate, tell us \
+             what and why. No decision is made while we reinvestigate.</p>\
+             <form method=\"post\" action=\"/report/{t}/dispute\">\
+             <label for=\"reason\">What is wrong in the report</label>\
+             <textarea id=\"reason\" name=\"reason\" rows=\"5\" cols=\"60\" required></textarea>\
+             <button type=\"submit\">Send dispute</button></form>",
+            t = esc(token)
+        )
+    } else {
+        String::new()
+    };
+    let notice = notice
+        .map(|n| format!("<p role=\"status\"><strong>{}</strong></p>", esc(n)))
+        .unwrap_or_default();
+    page(
+        StatusCode::OK,
+        "Your background check report",
+        &format!(
+            "<h1>Your background check report</h1>{notice}<p>Prepared for {partner} about {name}, \
+             Turn ID {turn}.</p>{report}{dispute}",
+            partner = esc(&partner.name),
+            name = esc(&cand.first_name),
+            turn = esc(&cand.turn_id),
+        ),
+    )
+}
+
+#[handler]
+pub async fn report_dispute(
+    Path(token): Path<String>,
+    svc: Data<&Service>,
+    body: Body,
+) -> Response {
+    let posted = form(body).await;
+    let reason = posted
+        .iter()
+        .find(|(k, _)| k == "reason")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    match svc.dispute_by_token(&token, reason).await {
+        Ok(()) => {
+            report_page(
+                &svc,
+                &token,
+                Some("Your dispute was received. We will reinvestigate and write to you."),
+            )
+            .await
+        }
+        Err(service::ServiceError::Invalid { message, .. }) => {
+            report_page(
+                &svc,
+                &token,
+                Some(&format!("Your dispute was not sent: {message}.")),
+            )
+            .await
+        }
+        Err(_) => problem_page(LinkProblem::Unknown),
+    }
+}

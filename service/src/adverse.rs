@@ -1,0 +1,512 @@
+//! Adverse action in the FCRA order: from `pending` (Consider) the pre-adverse notice with a
+//! copy of the report and the summary of rights (`pending__first_notice`), a waiting period in
+//! business days that a dispute pauses, the final notice with the agency's contact and dispute
+//! rights (`pending__second_notice`), then `rejected`. The partner may cancel (→ `approved`).
+use chrono::{DateTime, Duration, Utc};
+use entity::{CheckStatus, Role, adverse_action, candidate, check, partner};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, Set,
+};
+use serde_json::json;
+
+use crate::check::StatusExtras;
+use crate::events::{self, EventType};
+use crate::screen::{LINK_REPORT, REPORT_LINK_DAYS};
+use crate::screening::calendar;
+use crate::tasks::{self, TaskKind, TaskOutcome};
+use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids, mail};
+
+/// States of an adverse action that still hold the check.
+const ACTIVE: [&str; 3] = ["waiting", "disputed", "final_notice"];
+
+/// How a dispute ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisputeOutcome {
+    /// The report stands: the waiting period resumes with the business days it had left.
+    Upheld,
+    /// The report was corrected in the candidate's favour: the adverse action is cancelled and
+    /// the check approved.
+    Corrected,
+}
+
+pub(crate) async fn active<C: ConnectionTrait>(
+    conn: &C,
+    check_id: &str,
+) -> ServiceResult<Option<adverse_action::Model>> {
+    Ok(adverse_action::Entity::find()
+        .filter(adverse_action::Column::CheckId.eq(check_id))
+        .filter(adverse_action::Column::State.is_in(ACTIVE))
+        .order_by_desc(adverse_action::Column::StartedAt)
+        .one(conn)
+        .await?)
+}
+
+const SUMMARY_OF_RIGHTS: &str = "A Summary of Your Rights Under the Fair Credit Reporting Act: \
+you must be told if information in your file has been used against you; you have the right to \
+know what is in your file; you have the right to dispute incomplete or inaccurate information; \
+consumer reporting agencies must correct or delete inaccurate, incomplete, or unverifiable \
+information; consumer reporting agencies may not report outdated negative information; access \
+to your file is limited; you must give your consent for reports to be provided to employers; \
+you may seek damages from violators. For more information, visit \
+www.consumerfinance.gov/learnmore or write to the Consumer Financial Protection Bureau, \
+1700 G Street N.W., Washington, DC 20552.";
+
+impl Service {
+    /// Effects of `pending__first_notice`: the adverse action, the pre-adverse notice and the
+    /// timer that ends the waiting period.
+    pub(crate) async fn start_adverse(
+        &self,
+        txn: &DatabaseTransaction,
+        c: &check::Model,
+        cand: &candidate::Model,
+        partner: &partner::Model,
+    ) -> ServiceResult<()> {
+        let now = self.clock.now();
+        let days = partner.adverse_action_days.clamp(1, 30);
+        let due = calendar::add_business_days(now, days as u32);
+        adverse_action::ActiveModel {
+            id: Set(ids::uuid()),
+            partner_id: Set(c.partner_id.clone()),
+            check_id: Set(c.id.clone()),
+            state: Set("waiting".into()),
+            waiting_days: Set(days),
+            started_at: Set(now),
+            due_at: Set(Some(due)),
+            remaining_days: Set(None),
+            dispute_reason: Set(None),
+            disputed_at: Set(None),
+            resolution: Set(None),
+            final_notice_at: Set(None),
+            ended_at: Set(None),
+            updated_at: Set(now),
+        }
+        .insert(txn)
+        .await?;
+        let report_url = self
+            .new_link(txn, c, LINK_REPORT, Duration::days(REPORT_LINK_DAYS))
+            .await?;
+        let findings = self
+            .reports_of(&c.partner_id, &c.id)
+            .await?
+            .pop()
+            .map(|r| r.reasons)
+            .unwrap_or_default();
+        let findings = if findings.is_empty() {
+            "  (see the report)".to_string()
+        } else {
+            findings
+                .iter()
+                .map(|f| format!("  - {f}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let body = format!(
+            "Hello {first},\n\nPRE-ADVERSE ACTION NOTICE\n\n{partner} is considering a decision \
+             that may affect your application, based in whole or in part on information in the \
+             background check report clearhire prepared. The report found:\n\n{findings}\n\n\
+             A complete copy of your report is here:\n\n  {report_url}\n\n\
+             No final decision will be made before {due}. If anything in the report is \
+             incomplete or inaccurate, you may dispute it from that page or by replying to this \
+             message; a dispute pauses this process while it is reinvestigated.\n\n\
+             {rights}\n",
+            first = cand.first_name,
+            partner = partner.name,
+            due = due.format("%A, %B %-d, %Y"),
+            rights = SUMMARY_OF_RIGHTS,
+        );
+        let subject = format!("{}: pre-adverse action notice", partner.name);
+        mail::send(
+            txn,
+            cand,
+            &c.id,
+            mail::kind::PRE_ADVERSE,
+            &subject,
+            body,
+            now,
+        )
+        .await?;
+        tasks::schedule(
+            txn,
+            &c.partner_id,
+            Some(&c.id),
+            TaskKind::AdverseFinalNotice,
+            json!({}),
+            due,
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Effects of `pending__second_notice`: the final notice, then rejection.
+    pub(crate) async fn send_final_notice(
+        &self,
+        txn: &DatabaseTransaction,
+        c: &check::Model,
+        cand: &candidate::Model,
+        partner: &partner::Model,
+    ) -> ServiceResult<()> {
+        let now = self.clock.now();
+        if let Some(aa) = active(txn, &c.id).await? {
+            let mut am = aa.into_active_model();
+            am.state = Set("final_notice".into());
+            am.final_notice_at = Set(Some(now));
+            am.updated_at = Set(now);
+            am.update(txn).await?;
+        }
+        let body = format!(
+            "Hello {first},\n\nADVERSE ACTION NOTICE\n\n{partner} has decided not to proceed \
+             with your application, based in whole or in part on information in the background \
+             check report furnished by:\n\n  clearhire (consumer reporting agency)\n  {base}\n\n\
+             clearhire did not make this decision and cannot explain why it was made. You have \
+             the right to a free copy of your report from clearhire if you ask within 60 days, \
+             and the right to dispute with clearhire the accuracy or completeness of any \
+             information in it.\n\n{rights}\n",
+            first = cand.first_name,
+            partner = partner.name,
+            base = self.settings.public_base_url,
+            rights = SUMMARY_OF_RIGHTS,
+        );
+        let subject = format!("{}: adverse action notice", partner.name);
+        mail::send(
+            txn,
+            cand,
+            &c.id,
+            mail::kind::FINAL_ADVERSE,
+            &subject,
+            body,
+            now,
+        )
+        .await?;
+        // The partner has until the next business day to cancel before the check is rejected.
+        tasks::schedule(
+            txn,
+            &c.partner_id,
+            Some(&c.id),
+            TaskKind::AdverseReject,
+            json!({}),
+            calendar::add_business_days(now, 1),
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Ends a check's active adverse action (`cancelled` or `completed`) and its timers.
+    pub(crate) async fn end_adverse_action(
+        &self,
+        txn: &DatabaseTransaction,
+        c: &check::Model,
+        state: &str,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<()> {
+        if let Some(aa) = active(txn, &c.id).await? {
+            let mut am = aa.into_active_model();
+            am.state = Set(state.to_string());
+            am.ended_at = Set(Some(now));
+            am.updated_at = Set(now);
+            am.update(txn).await?;
+        }
+        tasks::cancel(
+            txn,
+            &c.id,
+            &[TaskKind::AdverseFinalNotice, TaskKind::AdverseReject],
+            now,
+        )
+        .await
+    }
+
+    /// Starts adverse action on a `pending` (Consider) check.
+    pub async fn start_adverse_action(
+        &self,
+        actor: &Actor,
+        check_id: &str,
+        reason: Option<&str>,
+    ) -> ServiceResult<check::Model> {
+        self.transition_check(actor, check_id, CheckStatus::PendingFirstNotice, reason)
+            .await
+    }
+
+    /// Cancels adverse action: the check is approved after all.
+    pub async fn cancel_adverse_action(
+        &self,
+        actor: &Actor,
+        check_id: &str,
+        reason: Option<&str>,
+    ) -> ServiceResult<check::Model> {
+        let c = self.check(actor, check_id).await?;
+        if !matches!(
+            c.status,
+            CheckStatus::PendingFirstNotice | CheckStatus::PendingSecondNotice
+        ) {
+            return Err(ServiceError::invalid(
+                "checkId",
+                format!("check {} has no adverse action in progress", c.id),
+            ));
+        }
+        self.transition_check(
+            actor,
+            check_id,
+            CheckStatus::Approved,
+            Some(reason.unwrap_or("adverse action cancelled")),
+        )
+        .await
+    }
+
+    /// The candidate disputes the report during the waiting period: the clock stops.
+    async fn pause_for_dispute(
+        &self,
+        txn: &DatabaseTransaction,
+        actor: &Actor,
+        c: &check::Model,
+        reason: &str,
+    ) -> ServiceResult<adverse_action::Model> {
+        let aa = active(txn, &c.id)
+            .await?
+            .filter(|a| a.state == "waiting" && c.status == CheckStatus::PendingFirstNotice)
+            .ok_or_else(|| {
+                ServiceError::invalid(
+                    "checkId",
+                    "a dispute pauses the waiting period of a pre-adverse notice; this check has none running",
+                )
+            })?;
+        let now = self.clock.now();
+        let remaining = aa
+            .due_at
+            .map(|d| calendar::business_days_between(now, d))
+            .unwrap_or(0)
+            .max(1);
+        let mut am = aa.into_active_model();
+        am.state = Set("disputed".into());
+        am.due_at = Set(None);
+        am.remaining_days = Set(Some(remaining as i32));
+        am.dispute_reason = Set(Some(reason.to_string()));
+        am.disputed_at = Set(Some(now));
+        am.updated_at = Set(now);
+        let aa = am.update(txn).await?;
+        tasks::cancel(txn, &c.id, &[TaskKind::AdverseFinalNotice], now).await?;
+        events::record(
+            txn,
+            &c.partner_id,
+            EventType::AdverseActionDisputed,
+            &c.id,
+            json!({
+                "check_id": c.id,
+                "worker_id": c.candidate_id,
+                "reason": reason,
+                "remaining_business_days": remaining,
+                "actor": actor.subject,
+            }),
+        )
+        .await?;
+        Ok(aa)
+    }
+
+    /// A team member records a dispute the candidate raised (by phone, mail, …).
+    pub async fn dispute_adverse_action(
+        &self,
+        actor: &Actor,
+        check_id: &str,
+        reason: &str,
+    ) -> ServiceResult<adverse_action::Model> {
+        actor.require(Role::TeamMember)?;
+        let reason = domain::text("reason", reason, 5000)?;
+        let txn = db::begin_write(&self.db).await?;
+        let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
+        let aa = self.pause_for_dispute(&txn, actor, &c, &reason).await?;
+        txn.commit().await?;
+        Ok(aa)
+    }
+
+    /// The candidate disputes from the link in their pre-adverse notice.
+    pub async fn dispute_by_token(&self, token: &str, reason: &str) -> ServiceResult<()> {
+        let reason = domain::text("reason", reason, 5000)?;
+        let (c, cand, _, _) = self
+            .report_by_token(token)
+            .await
+            .map_err(|_| ServiceError::not_found("link"))?;
+        let txn = db::begin_write(&self.db).await?;
+        let c = crate::check::find(&txn, &c.partner_id, &c.id).await?;
+        let actor = Actor {
+            partner_id: c.partner_id.clone(),
+            subject: format!("candidate:{}", cand.id),
+            email: None,
+            role: Role::LimitedTeamMember,
+            token_id: None,
+        };
+        self.pause_for_dispute(&txn, &actor, &c, &reason).await?;
+        let now = self.clock.now();
+        mail::send(
+            &txn,
+            &cand,
+            &c.id,
+            mail::kind::DISPUTE_RECEIVED,
+            "We received your dispute",
+            format!(
+                "Hello {},\n\nWe received your dispute and will reinvestigate the information \
+                 you disputed. No decision will be made on your application while we do.\n\n\
+                 Your words: {reason}\n",
+                cand.first_name
+            ),
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Ends a dispute: the report stands (the waiting period resumes with what it had left) or
+    /// was corrected (adverse action cancelled, check approved).
+    pub async fn resolve_dispute(
+        &self,
+        actor: &Actor,
+        check_id: &str,
+        outcome: DisputeOutcome,
+        resolution: &str,
+    ) -> ServiceResult<check::Model> {
+        actor.require(Role::TeamMember)?;
+        let resolution = domain::text("resolution", resolution, 5000)?;
+        let txn = db::begin_write(&self.db).await?;
+        let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
+        let aa = active(&txn, &c.id)
+            .await?
+            .filter(|a| a.state == "disputed")
+            .ok_or_else(|| ServiceError::invalid("checkId", "this check has no open dispute"))?;
+        let now = self.clock.now();
+        let updated = match outcome {
+            DisputeOutcome::Upheld => {
+                let remaining = aa.remaining_days.unwrap_or(1).max(1) as u32;
+                let due = calendar::add_business_days(now, remaining);
+                let mut am = aa.into_active_model();
+                am.state = Set("waiting".into());
+                am.due_at = Set(Some(due));
+                am.remaining_days = Set(None);
+                am.resolution = Set(Some(resolution.clone()));
+                am.updated_at = Set(now);
+                am.update(&txn).await?;
+                tasks::schedule(
+                    &txn,
+                    &c.partner_id,
+                    Some(&c.id),
+                    TaskKind::AdverseFinalNotice,
+                    json!({}),
+                    due,
+                    now,
+                )
+                .await?;
+                events::record(
+                    &txn,
+                    &c.partner_id,
+                    EventType::AdverseActionResumed,
+                    &c.id,
+                    json!({
+                        "check_id": c.id,
+                        "worker_id": c.candidate_id,
+                        "resolution": resolution,
+                        "due_at": due.to_rfc3339(),
+                        "actor": actor.subject,
+                    }),
+                )
+                .await?;
+                c
+            }
+            DisputeOutcome::Corrected => {
+                let mut am = aa.into_active_model();
+                am.resolution = Set(Some(resolution.clone()));
+                am.update(&txn).await?;
+                self.apply_transition(
+                    &txn,
+                    actor,
+                    c,
+                    CheckStatus::Approved,
+                    Some(&format!(
+                        "dispute resolved in the candidate's favour: {resolution}"
+                    )),
+                    StatusExtras::default(),
+                )
+                .await?
+            }
+        };
+        txn.commit().await?;
+        Ok(updated)
+    }
+
+    /// The adverse action of a check (the latest), for GraphQL.
+    pub async fn adverse_action_of(
+        &self,
+        actor: &Actor,
+        check_id: &str,
+    ) -> ServiceResult<Option<adverse_action::Model>> {
+        crate::check::find(&self.db, &actor.partner_id, check_id).await?;
+        Ok(adverse_action::Entity::find()
+            .filter(adverse_action::Column::PartnerId.eq(&actor.partner_id))
+            .filter(adverse_action::Column::CheckId.eq(check_id))
+            .order_by_desc(adverse_action::Column::StartedAt)
+            .one(&self.db)
+            .await?)
+    }
+
+    /// Task: the waiting period is over → final notice.
+    pub(crate) async fn adverse_final_notice(
+        &self,
+        partner_id: &str,
+        check_id: &str,
+    ) -> ServiceResult<TaskOutcome> {
+        let txn = db::begin_write(&self.db).await?;
+        let Ok(c) = crate::check::find(&txn, partner_id, check_id).await else {
+            return Ok(TaskOutcome::Done);
+        };
+        let Some(aa) = active(&txn, &c.id).await? else {
+            return Ok(TaskOutcome::Done);
+        };
+        if aa.state != "waiting" || c.status != CheckStatus::PendingFirstNotice {
+            return Ok(TaskOutcome::Done);
+        }
+        if let Some(due) = aa.due_at
+            && due > self.clock.now()
+        {
+            return Ok(TaskOutcome::RunAgainAt(due));
+        }
+        self.apply_transition(
+            &txn,
+            &Actor::system(partner_id),
+            c,
+            CheckStatus::PendingSecondNotice,
+            Some(&format!(
+                "waiting period of {} business days ended without a dispute",
+                aa.waiting_days
+            )),
+            StatusExtras::default(),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(TaskOutcome::Done)
+    }
+
+    /// Task: after the final notice → rejected.
+    pub(crate) async fn adverse_reject(
+        &self,
+        partner_id: &str,
+        check_id: &str,
+    ) -> ServiceResult<TaskOutcome> {
+        let txn = db::begin_write(&self.db).await?;
+        let Ok(c) = crate::check::find(&txn, partner_id, check_id).await else {
+            return Ok(TaskOutcome::Done);
+        };
+        if c.status != CheckStatus::PendingSecondNotice {
+            return Ok(TaskOutcome::Done);
+        }
+        self.apply_transition(
+            &txn,
+            &Actor::system(partner_id),
+            c,
+            CheckStatus::Rejected,
+            Some("adverse action completed: final notice sent"),
+            StatusExtras::default(),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(TaskOutcome::Done)
+    }
+}

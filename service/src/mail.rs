@@ -1,0 +1,65 @@
+//! Mail to candidates. Each message is written in the transaction of the change that sends it,
+//! so a notice exists exactly when its status does; it is logged, and readable through GraphQL
+//! (`emails`), which is all the embedded default needs.
+use chrono::{DateTime, Utc};
+use entity::{candidate, email};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+
+use crate::{Actor, Service, ServiceResult, ids};
+
+/// Kinds of mail, as stored in `emails.kind`.
+pub mod kind {
+    pub const INVITATION: &str = "invitation";
+    pub const REMINDER: &str = "reminder";
+    pub const PRE_ADVERSE: &str = "pre_adverse_notice";
+    pub const FINAL_ADVERSE: &str = "final_adverse_notice";
+    pub const DISPUTE_RECEIVED: &str = "dispute_received";
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn send<C: ConnectionTrait>(
+    conn: &C,
+    cand: &candidate::Model,
+    check_id: &str,
+    kind: &str,
+    subject: &str,
+    body: String,
+    now: DateTime<Utc>,
+) -> ServiceResult<email::Model> {
+    let m = email::ActiveModel {
+        id: Set(ids::uuid()),
+        partner_id: Set(cand.partner_id.clone()),
+        candidate_id: Set(Some(cand.id.clone())),
+        check_id: Set(Some(check_id.to_string())),
+        to_address: Set(cand.email.clone()),
+        kind: Set(kind.to_string()),
+        subject: Set(subject.to_string()),
+        body: Set(body),
+        created_at: Set(now),
+    }
+    .insert(conn)
+    .await?;
+    tracing::info!(email = %m.id, to = %m.to_address, kind, subject, check = check_id, "mail queued");
+    Ok(m)
+}
+
+impl Service {
+    /// Mail sent about one check (or, with `None`, all of the partner's), newest first.
+    pub async fn emails(
+        &self,
+        actor: &Actor,
+        check_id: Option<&str>,
+    ) -> ServiceResult<Vec<email::Model>> {
+        actor.require(entity::Role::TeamMember)?;
+        let mut q = email::Entity::find().filter(email::Column::PartnerId.eq(&actor.partner_id));
+        if let Some(c) = check_id {
+            q = q.filter(email::Column::CheckId.eq(c));
+        }
+        Ok(q.order_by_desc(email::Column::CreatedAt)
+            .order_by_desc(email::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+}

@@ -1,0 +1,368 @@
+//! Continuous criminal monitoring: enroll, unenroll, list enrolled; an arrest alert waits 7
+//! business days for the courthouse, then a county recheck runs. A charge found → the check
+//! goes to compliance review (`review__cm`) with `criminal_monitoring_triggered: true` in the
+//! status webhook; no charge → the partner hears nothing of the arrest (FCRA), and one more
+//! recheck runs 30 days later.
+use chrono::{Duration, NaiveDate};
+use entity::{CheckStatus, Role, check, monitoring_alert};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+use serde_json::{Value, json};
+
+use crate::check::StatusExtras;
+use crate::events::{self, EventType};
+use crate::screening::calendar;
+use crate::screening::provider::ArrestAlert;
+use crate::screening::report::{CountyCriminal, Report};
+use crate::tasks::{self, TaskKind, TaskOutcome};
+use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};
+
+/// Business days between an arrest alert and the county recheck (Turn's recommended lead time).
+pub const RECHECK_AFTER_BUSINESS_DAYS: u32 = 7;
+/// Days until the second recheck when the first found no charge.
+pub const SECOND_RECHECK_DAYS: i64 = 30;
+
+/// One page of enrolled checks.
+#[derive(Debug, Clone)]
+pub struct EnrolledPage {
+    pub items: Vec<check::Model>,
+    pub total: u64,
+    /// Pass as `after` for the next page.
+    pub end_cursor: Option<String>,
+    pub has_next_page: bool,
+}
+
+impl Service {
+    async fn set_enrollment(
+        &self,
+        actor: &Actor,
+        check_id: &str,
+        enroll: bool,
+    ) -> ServiceResult<check::Model> {
+        actor.require(Role::TeamMember)?;
+        let txn = db::begin_write(&self.db).await?;
+        let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
+        if enroll && !matches!(c.status, CheckStatus::Approved | CheckStatus::ReviewCm) {
+            return Err(ServiceError::invalid(
+                "checkId",
+                format!(
+                    "only approved checks can be enrolled; this one is {}",
+                    c.status
+                ),
+            ));
+        }
+        if enroll == c.cm_criminal_enroll.is_some() {
+            txn.commit().await?;
+            return Ok(c);
+        }
+        let now = self.clock.now();
+        let date: Option<NaiveDate> = enroll.then(|| now.date_naive());
+        check::Entity::update_many()
+            .col_expr(check::Column::CmCriminalEnroll, Expr::value(date))
+            .col_expr(check::Column::UpdatedAt, Expr::value(now))
+            .filter(check::Column::Id.eq(&c.id))
+            .exec(&txn)
+            .await?;
+        events::record(
+            &txn,
+            &actor.partner_id,
+            if enroll {
+                EventType::MonitoringEnrolled
+            } else {
+                EventType::MonitoringUnenrolled
+            },
+            &c.id,
+            json!({
+                "check_id": c.id,
+                "worker_id": c.candidate_id,
+                "cm_criminal_enroll": date.map(|d| d.format("%Y-%m-%d").to_string()),
+                "actor": actor.subject,
+            }),
+        )
+        .await?;
+        if !enroll {
+            tasks::cancel(&txn, &c.id, &[TaskKind::MonitoringRecheck], now).await?;
+        }
+        let updated = crate::check::find(&txn, &actor.partner_id, check_id).await?;
+        txn.commit().await?;
+        Ok(updated)
+    }
+
+    pub async fn enroll_monitoring(
+        &self,
+        actor: &Actor,
+        check_id: &str,
+    ) -> ServiceResult<check::Model> {
+        self.set_enrollment(actor, check_id, true).await
+    }
+
+    pub async fn unenroll_monitoring(
+        &self,
+        actor: &Actor,
+        check_id: &str,
+    ) -> ServiceResult<check::Model> {
+        self.set_enrollment(actor, check_id, false).await
+    }
+
+    /// Enrolled checks, newest enrollment first, optionally by enrollment date range, paged
+    /// forward by cursor.
+    pub async fn monitoring_enrollments(
+        &self,
+        actor: &Actor,
+        first: u64,
+        after: Option<&str>,
+        enrolled_from: Option<NaiveDate>,
+        enrolled_to: Option<NaiveDate>,
+    ) -> ServiceResult<EnrolledPage> {
+        actor.require(Role::LimitedTeamMember)?;
+        if first == 0 || first > self.settings.max_page_size {
+            return Err(ServiceError::invalid(
+                "first",
+                format!("must be 1 to {}", self.settings.max_page_size),
+            ));
+        }
+        let mut q = check::Entity::find()
+            .filter(check::Column::PartnerId.eq(&actor.partner_id))
+            .filter(check::Column::CmCriminalEnroll.is_not_null());
+        if let Some(f) = enrolled_from {
+            q = q.filter(check::Column::CmCriminalEnroll.gte(f));
+        }
+        if let Some(t) = enrolled_to {
+            q = q.filter(check::Column::CmCriminalEnroll.lte(t));
+        }
+        let total = q.clone().count(&self.db).await?;
+        if let Some(cursor) = after {
+            // The cursor is the last check id seen; order is (enroll date, id) descending.
+            let last = crate::check::find(&self.db, &actor.partner_id, cursor)
+                .await
+                .map_err(|_| ServiceError::invalid("after", "not a cursor of this list"))?;
+            let Some(d) = last.cm_criminal_enroll else {
+                return Err(ServiceError::invalid("after", "not a cursor of this list"));
+            };
+            q = q.filter(
+                sea_orm::Condition::any()
+                    .add(check::Column::CmCriminalEnroll.lt(d))
+                    .add(
+                        sea_orm::Condition::all()
+                            .add(check::Column::CmCriminalEnroll.eq(d))
+                            .add(check::Column::Id.lt(last.id)),
+                    ),
+            );
+        }
+        let mut items = q
+            .order_by_desc(check::Column::CmCriminalEnroll)
+            .order_by_desc(check::Column::Id)
+            .limit(first + 1)
+            .all(&self.db)
+            .await?;
+        let has_next_page = items.len() as u64 > first;
+        items.truncate(first as usize);
+        Ok(EnrolledPage {
+            end_cursor: items.last().map(|c| c.id.clone()),
+            items,
+            total,
+            has_next_page,
+        })
+    }
+
+    /// Sandbox only: an arrest alert for an enrolled check, as a booking-facility feed would
+    /// raise it. `charge_filed` says whether the courthouse will show a charge.
+    pub async fn sandbox_arrest_alert(
+        &self,
+        actor: &Actor,
+        check_id: &str,
+        county: &str,
+        state: &str,
+        charge_filed: bool,
+    ) -> ServiceResult<monitoring_alert::Model> {
+        actor.require(Role::TeamMember)?;
+        if self.provider.name() != "sandbox" {
+            return Err(ServiceError::Forbidden(
+                "arrest alerts can only be simulated with the sandbox provider".into(),
+            ));
+        }
+        let county = domain::text("county", county, 100)?;
+        let state = domain::us_state("state", state)?;
+        let txn = db::begin_write(&self.db).await?;
+        let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
+        if c.cm_criminal_enroll.is_none() {
+            return Err(ServiceError::invalid(
+                "checkId",
+                "the check is not enrolled in continuous monitoring",
+            ));
+        }
+        let now = self.clock.now();
+        let alert = monitoring_alert::ActiveModel {
+            id: Set(ids::uuid()),
+            partner_id: Set(c.partner_id.clone()),
+            check_id: Set(c.id.clone()),
+            county: Set(county),
+            state: Set(state),
+            arrested_on: Set(now.date_naive()),
+            charge_filed: Set(charge_filed),
+            status: Set("waiting".into()),
+            rechecks: Set(0),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        tasks::schedule(
+            &txn,
+            &c.partner_id,
+            Some(&c.id),
+            TaskKind::MonitoringRecheck,
+            json!({"alert_id": alert.id}),
+            calendar::add_business_days(now, RECHECK_AFTER_BUSINESS_DAYS),
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(alert)
+    }
+
+    /// Alerts of a check, oldest first.
+    pub async fn monitoring_alerts(
+        &self,
+        actor: &Actor,
+        check_id: &str,
+    ) -> ServiceResult<Vec<monitoring_alert::Model>> {
+        actor.require(Role::TeamMember)?;
+        Ok(monitoring_alert::Entity::find()
+            .filter(monitoring_alert::Column::PartnerId.eq(&actor.partner_id))
+            .filter(monitoring_alert::Column::CheckId.eq(check_id))
+            .order_by_asc(monitoring_alert::Column::CreatedAt)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Task: the county recheck of an arrest alert.
+    pub(crate) async fn monitoring_recheck(
+        &self,
+        partner_id: &str,
+        alert_id: &str,
+    ) -> ServiceResult<TaskOutcome> {
+        let Some(alert) = monitoring_alert::Entity::find_by_id(alert_id.to_string())
+            .filter(monitoring_alert::Column::PartnerId.eq(partner_id))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(TaskOutcome::Done);
+        };
+        if alert.status != "waiting" {
+            return Ok(TaskOutcome::Done);
+        }
+        let c = crate::check::find(&self.db, partner_id, &alert.check_id).await?;
+        if c.cm_criminal_enroll.is_none() {
+            return Ok(TaskOutcome::Done);
+        }
+        let cand = crate::candidate::find(&self.db, partner_id, &c.candidate_id).await?;
+        let subject = self.subject_of(&cand)?;
+        let now = self.clock.now();
+        let records = self
+            .provider
+            .county_recheck(
+                &subject,
+                &ArrestAlert {
+                    county: alert.county.clone(),
+                    state: alert.state.clone(),
+                    arrested_on: alert.arrested_on,
+                    charge_filed: alert.charge_filed,
+                },
+                now,
+            )
+            .await?;
+        let txn = db::begin_write(&self.db).await?;
+        let c = crate::check::find(&txn, partner_id, &alert.check_id).await?;
+        let mut am = alert.clone().into_active_model();
+        am.rechecks = Set(alert.rechecks + 1);
+        am.updated_at = Set(now);
+        if records.is_empty() {
+            if alert.rechecks == 0 {
+                tasks::schedule(
+                    &txn,
+                    partner_id,
+                    Some(&c.id),
+                    TaskKind::MonitoringRecheck,
+                    json!({"alert_id": alert.id}),
+                    now + Duration::days(SECOND_RECHECK_DAYS),
+                    now,
+                )
+                .await?;
+            } else {
+                am.status = Set("no_charge".into());
+            }
+            am.update(&txn).await?;
+            txn.commit().await?;
+            return Ok(TaskOutcome::Done);
+        }
+        am.status = Set("charged".into());
+        am.update(&txn).await?;
+        let mut report: Value = match c.report_enc.as_deref() {
+            Some(s) => serde_json::from_str(&self.crypto.open(s)?).map_err(anyhow::Error::from)?,
+            None => Value::Null,
+        };
+        let county = CountyCriminal {
+            county: alert.county.clone(),
+            value: records,
+            status: "ready".into(),
+            clear_eta: None,
+            hit_eta: None,
+        };
+        let county = serde_json::to_value(&county).map_err(anyhow::Error::from)?;
+        match report.pointer_mut("/checks/criminal") {
+            Some(Value::Array(list)) => list.push(county),
+            Some(slot) => *slot = Value::Array(vec![county]),
+            None => {}
+        }
+        let reason = format!(
+            "continuous monitoring: a charge was found in {} County, {} after an arrest on {}",
+            alert.county, alert.state, alert.arrested_on
+        );
+        let parsed: Option<Report> = serde_json::from_value(report.clone()).ok();
+        let sealed = match parsed {
+            Some(r) => {
+                self.keep_report(
+                    &txn,
+                    &c,
+                    "monitoring",
+                    &r,
+                    Some(CheckStatus::ReviewCm),
+                    std::slice::from_ref(&reason),
+                )
+                .await?
+            }
+            None => self.crypto.seal(&report.to_string())?,
+        };
+        if c.status.can_transition_to(CheckStatus::ReviewCm) {
+            self.apply_transition(
+                &txn,
+                &Actor::system(partner_id),
+                c,
+                CheckStatus::ReviewCm,
+                Some(&reason),
+                StatusExtras {
+                    report_enc: Some(sealed),
+                    monitoring_triggered: Some(true),
+                },
+            )
+            .await?;
+        } else {
+            check::Entity::update_many()
+                .col_expr(check::Column::ReportEnc, Expr::value(sealed))
+                .col_expr(
+                    check::Column::CriminalMonitoringTriggered,
+                    Expr::value(true),
+                )
+                .col_expr(check::Column::UpdatedAt, Expr::value(now))
+                .filter(check::Column::Id.eq(&c.id))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(TaskOutcome::Done)
+    }
+}

@@ -1,0 +1,1251 @@
+//! Running a check end to end: what each new status causes (invitations, screening runs,
+//! adverse action, rechecks), candidate links, consent through our page or the partner's hosted
+//! form, the screening run through the provider with adjudication, and reports.
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use entity::{
+    CheckStatus, Role, SearchKind, candidate, candidate_link, check, check_report, consent,
+    form_session, partner,
+};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use serde_json::{Value, json};
+use sha2::Digest;
+
+use crate::candidate::CandidateInput;
+use crate::check::StatusExtras;
+use crate::screening::disclosures::{self, RequiredField, Section};
+use crate::screening::provider::{SearchOutcome, SearchRequest, Subject};
+use crate::screening::{adjudication, report::Report};
+use crate::tasks::{self, TaskKind, TaskOutcome};
+use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids, mail};
+
+/// How long a consent invitation link stays valid.
+pub const CONSENT_LINK_DAYS: i64 = 7;
+/// How long a candidate's link to their report stays valid.
+pub const REPORT_LINK_DAYS: i64 = 90;
+/// How long a hosted-form session (step one) stays valid.
+const FORM_SESSION_HOURS: i64 = 24;
+/// Reminders after the invitation, as the issue asks: about 12 h and 48 h.
+const REMINDER_HOURS: [i64; 2] = [12, 48];
+
+/// Link purposes.
+pub const LINK_CONSENT: &str = "consent";
+pub const LINK_REPORT: &str = "report";
+
+fn hash_token(token: &str) -> String {
+    let digest = sha2::Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn new_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn full_name(c: &candidate::Model) -> String {
+    [
+        Some(c.first_name.as_str()),
+        c.middle_name.as_deref(),
+        Some(c.last_name.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+/// Why a candidate link cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkProblem {
+    /// No such link (or a token that never existed).
+    Unknown,
+    Expired,
+    /// Consent links work once.
+    Used,
+    /// The check moved on (withdrawn, or consent no longer needed).
+    NotNeeded,
+}
+
+/// What the consent page shows.
+#[derive(Debug, Clone)]
+pub struct ConsentView {
+    pub partner_name: String,
+    pub first_name: String,
+    pub full_name: String,
+    pub sections: Vec<Section>,
+    /// Section keys acknowledged so far, with their times.
+    pub acknowledged: BTreeMap<String, Vec<String>>,
+    /// Profile fields the candidate still has to give (form field names).
+    pub missing: Vec<&'static str>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl ConsentView {
+    /// The first section not acknowledged yet, if any.
+    pub fn next_section(&self) -> Option<&Section> {
+        self.sections
+            .iter()
+            .find(|s| !self.acknowledged.contains_key(s.key))
+    }
+}
+
+/// What the candidate types on the consent page, by form field name.
+#[derive(Debug, Clone, Default)]
+pub struct ConsentDetails {
+    pub fields: BTreeMap<String, String>,
+    pub signature: String,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Field errors of a consent submission: (form field, message), in form order.
+pub type FieldErrors = Vec<(String, String)>;
+
+/// The form fields the consent page may ask for, with their validators.
+const PAGE_FIELDS: [&str; 8] = [
+    "date_of_birth",
+    "ssn",
+    "address",
+    "city",
+    "state",
+    "zip",
+    "drivers_license_number",
+    "drivers_license_state",
+];
+
+/// Step one of a partner-hosted consent form.
+#[derive(Debug, Clone)]
+pub struct FormSpec {
+    pub form_id: String,
+    pub package_id: String,
+    pub state: Option<String>,
+    pub data: Vec<RequiredField>,
+    pub disclosures: Vec<Section>,
+}
+
+/// Step two: the candidate's data and consent evidence, as the partner's form gathered them.
+#[derive(Debug, Clone, Default)]
+pub struct HostedConsent {
+    pub candidate: CandidateInput,
+    pub no_middle_name: bool,
+    /// Signature image (data URL) or typed name.
+    pub consent_document: String,
+    pub callback_url: Option<String>,
+    /// `false` keeps the check at `consent` without running it.
+    pub do_checks: bool,
+    /// Section key (Turn's `timestamps` keys, plus `signature`) → RFC 3339 times.
+    pub timestamps: BTreeMap<String, Vec<String>>,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// The answer to step two.
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // returned once per request, never stored
+pub enum HostedConsentResult {
+    Started {
+        candidate: candidate::Model,
+        check: check::Model,
+    },
+    /// Turn's 9400: a candidate with this SSN already exists; nothing was started.
+    CandidateExists { candidate: candidate::Model },
+}
+
+/// A report of a check, opened.
+#[derive(Debug, Clone)]
+pub struct ReportEntry {
+    pub id: i64,
+    pub kind: String,
+    pub decision: Option<String>,
+    pub reasons: Vec<String>,
+    pub report: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Service {
+    /// What a new status causes, on the transaction of the change.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn transition_effects(
+        &self,
+        txn: &DatabaseTransaction,
+        actor: &Actor,
+        c: &check::Model,
+        cand: &candidate::Model,
+        partner: &partner::Model,
+        from: Option<CheckStatus>,
+        to: CheckStatus,
+    ) -> ServiceResult<()> {
+        let now = self.clock.now();
+        match to {
+            CheckStatus::Emailed => self.invite(txn, c, cand, partner, false).await?,
+            CheckStatus::Processing => {
+                let recheck = matches!(
+                    from,
+                    Some(CheckStatus::Approved | CheckStatus::Pending | CheckStatus::Rejected)
+                );
+                tasks::cancel(txn, &c.id, &[TaskKind::InviteReminder], now).await?;
+                tasks::schedule(
+                    txn,
+                    &c.partner_id,
+                    Some(&c.id),
+                    TaskKind::Screening,
+                    json!({
+                        "kind": if recheck { "recheck" } else { "initial" },
+                        "identity_override": from == Some(CheckStatus::ReviewIdentity),
+                        "requested_at": now.to_rfc3339(),
+                    }),
+                    now,
+                    now,
+                )
+                .await?;
+            }
+            CheckStatus::Approved => {
+                self.end_adverse_action(txn, c, "cancelled", now).await?;
+                if let Some(date) = c.recheck_date {
+                    tasks::cancel(txn, &c.id, &[TaskKind::ScheduledRecheck], now).await?;
+                    let at = date
+                        .and_hms_opt(0, 0, 0)
+                        .map(|d| d.and_utc())
+                        .unwrap_or(now);
+                    tasks::schedule(
+                        txn,
+                        &c.partner_id,
+                        Some(&c.id),
+                        TaskKind::ScheduledRecheck,
+                        json!({}),
+                        at,
+                        now,
+                    )
+                    .await?;
+                }
+            }
+            CheckStatus::PendingFirstNotice => self.start_adverse(txn, c, cand, partner).await?,
+            CheckStatus::PendingSecondNotice => {
+                self.send_final_notice(txn, c, cand, partner).await?
+            }
+            CheckStatus::Rejected => self.end_adverse_action(txn, c, "completed", now).await?,
+            CheckStatus::Withdrawn => {
+                self.end_adverse_action(txn, c, "cancelled", now).await?;
+                tasks::cancel(txn, &c.id, &TaskKind::ALL, now).await?;
+                candidate_link::Entity::update_many()
+                    .col_expr(candidate_link::Column::RevokedAt, Expr::value(now))
+                    .filter(candidate_link::Column::CheckId.eq(&c.id))
+                    .filter(candidate_link::Column::Purpose.eq(LINK_CONSENT))
+                    .filter(candidate_link::Column::RevokedAt.is_null())
+                    .exec(txn)
+                    .await?;
+            }
+            _ => {}
+        }
+        let _ = actor;
+        Ok(())
+    }
+
+    /// A new link for the candidate of `c`; returns its URL. Only the token's hash is kept.
+    pub(crate) async fn new_link(
+        &self,
+        txn: &DatabaseTransaction,
+        c: &check::Model,
+        purpose: &str,
+        valid_for: Duration,
+    ) -> ServiceResult<String> {
+        let token = new_token();
+        let now = self.clock.now();
+        candidate_link::ActiveModel {
+            id: Set(ids::uuid()),
+            partner_id: Set(c.partner_id.clone()),
+            check_id: Set(c.id.clone()),
+            purpose: Set(purpose.to_string()),
+            token_hash: Set(hash_token(&token)),
+            progress: Set("{}".into()),
+            expires_at: Set(now + valid_for),
+            used_at: Set(None),
+            revoked_at: Set(None),
+            created_at: Set(now),
+        }
+        .insert(txn)
+        .await?;
+        Ok(format!(
+            "{}/{purpose}/{token}",
+            self.settings.public_base_url.trim_end_matches('/')
+        ))
+    }
+
+    /// Sends the consent invitation (a fresh single-use link; earlier links stop working) and
+    /// schedules the reminders.
+    async fn invite(
+        &self,
+        txn: &DatabaseTransaction,
+        c: &check::Model,
+        cand: &candidate::Model,
+        partner: &partner::Model,
+        resend: bool,
+    ) -> ServiceResult<()> {
+        let now = self.clock.now();
+        candidate_link::Entity::update_many()
+            .col_expr(candidate_link::Column::RevokedAt, Expr::value(now))
+            .filter(candidate_link::Column::CheckId.eq(&c.id))
+            .filter(candidate_link::Column::Purpose.eq(LINK_CONSENT))
+            .filter(candidate_link::Column::RevokedAt.is_null())
+            .exec(txn)
+            .await?;
+        let url = self
+            .new_link(txn, c, LINK_CONSENT, Duration::days(CONSENT_LINK_DAYS))
+            .await?;
+        let expires = (now + Duration::days(CONSENT_LINK_DAYS)).format("%B %-d, %Y");
+        let body = format!(
+            "Hello {first},\n\n{partner} has asked clearhire to run a background check on you. \
+             Before anything is searched we need your consent: please read the disclosures and \
+             sign at\n\n  {url}\n\nThe link works once and expires on {expires}.\n\n\
+             If you did not apply to {partner}, you can ignore this message.\n",
+            first = cand.first_name,
+            partner = partner.name,
+        );
+        let subject = format!("{}: your background check needs your consent", partner.name);
+        mail::send(
+            txn,
+            cand,
+            &c.id,
+            mail::kind::INVITATION,
+            &subject,
+            body,
+            now,
+        )
+        .await?;
+        tasks::cancel(txn, &c.id, &[TaskKind::InviteReminder], now).await?;
+        let _ = resend;
+        for hours in REMINDER_HOURS {
+            tasks::schedule(
+                txn,
+                &c.partner_id,
+                Some(&c.id),
+                TaskKind::InviteReminder,
+                json!({"after_hours": hours}),
+                now + Duration::hours(hours),
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Invites the candidate of an `initiated` check (→ `emailed`), or sends an `emailed`
+    /// check's invitation again with a new link.
+    pub async fn send_invitation(
+        &self,
+        actor: &Actor,
+        check_id: &str,
+    ) -> ServiceResult<check::Model> {
+        actor.require(Role::LimitedTeamMember)?;
+        let txn = db::begin_write(&self.db).await?;
+        let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
+        let updated = match c.status {
+            CheckStatus::Initiated => {
+                self.apply_transition(
+                    &txn,
+                    actor,
+                    c,
+                    CheckStatus::Emailed,
+                    Some("invitation sent"),
+                    StatusExtras::default(),
+                )
+                .await?
+            }
+            CheckStatus::Emailed => {
+                let cand = crate::candidate::find(&txn, &c.partner_id, &c.candidate_id).await?;
+                let partner = crate::partner::load(&txn, &c.partner_id).await?;
+                self.invite(&txn, &c, &cand, &partner, true).await?;
+                c
+            }
+            other => {
+                return Err(ServiceError::invalid(
+                    "checkId",
+                    format!("a check in status {other} needs no invitation"),
+                ));
+            }
+        };
+        txn.commit().await?;
+        Ok(updated)
+    }
+
+    /// Task: remind a candidate who has not consented yet (nothing if they have).
+    pub(crate) async fn send_reminder(
+        &self,
+        partner_id: &str,
+        check_id: &str,
+    ) -> ServiceResult<TaskOutcome> {
+        let txn = db::begin_write(&self.db).await?;
+        let Ok(c) = crate::check::find(&txn, partner_id, check_id).await else {
+            return Ok(TaskOutcome::Done);
+        };
+        if c.status != CheckStatus::Emailed {
+            return Ok(TaskOutcome::Done);
+        }
+        let now = self.clock.now();
+        let link = candidate_link::Entity::find()
+            .filter(candidate_link::Column::CheckId.eq(&c.id))
+            .filter(candidate_link::Column::Purpose.eq(LINK_CONSENT))
+            .filter(candidate_link::Column::RevokedAt.is_null())
+            .filter(candidate_link::Column::UsedAt.is_null())
+            .filter(candidate_link::Column::ExpiresAt.gt(now))
+            .one(&txn)
+            .await?;
+        if link.is_none() {
+            return Ok(TaskOutcome::Done);
+        }
+        let cand = crate::candidate::find(&txn, partner_id, &c.candidate_id).await?;
+        let partner = crate::partner::load(&txn, partner_id).await?;
+        // The token is not kept, so a reminder carries a fresh link; the old one stops working.
+        candidate_link::Entity::update_many()
+            .col_expr(candidate_link::Column::RevokedAt, Expr::value(now))
+            .filter(candidate_link::Column::CheckId.eq(&c.id))
+            .filter(candidate_link::Column::Purpose.eq(LINK_CONSENT))
+            .filter(candidate_link::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+        let url = self
+            .new_link(&txn, &c, LINK_CONSENT, Duration::days(CONSENT_LINK_DAYS))
+            .await?;
+        let body = format!(
+            "Hello {},\n\nA reminder: {} is waiting for your consent to run your background \
+             check. Please read the disclosures and sign at\n\n  {url}\n",
+            cand.first_name, partner.name
+        );
+        let subject = format!("Reminder: {} needs your consent", partner.name);
+        mail::send(
+            &txn,
+            &cand,
+            &c.id,
+            mail::kind::REMINDER,
+            &subject,
+            body,
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(TaskOutcome::Done)
+    }
+
+    /// Looks a candidate link up by its token.
+    async fn link_by_token<C: sea_orm::ConnectionTrait>(
+        &self,
+        conn: &C,
+        token: &str,
+        purpose: &str,
+    ) -> Result<(candidate_link::Model, check::Model), LinkProblem> {
+        if token.len() > 100 {
+            return Err(LinkProblem::Unknown);
+        }
+        let link = candidate_link::Entity::find()
+            .filter(candidate_link::Column::TokenHash.eq(hash_token(token)))
+            .filter(candidate_link::Column::Purpose.eq(purpose))
+            .one(conn)
+            .await
+            .map_err(|_| LinkProblem::Unknown)?
+            .ok_or(LinkProblem::Unknown)?;
+        if link.used_at.is_some() {
+            return Err(LinkProblem::Used);
+        }
+        if link.revoked_at.is_some() || link.expires_at <= self.clock.now() {
+            return Err(LinkProblem::Expired);
+        }
+        let c = crate::check::find(conn, &link.partner_id, &link.check_id)
+            .await
+            .map_err(|_| LinkProblem::Unknown)?;
+        Ok((link, c))
+    }
+
+    fn missing_fields(
+        &self,
+        cand: &candidate::Model,
+        searches: &[SearchKind],
+    ) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        let pairs: [(&'static str, bool); 6] = [
+            ("date_of_birth", cand.date_of_birth_enc.is_none()),
+            ("ssn", cand.ssn_enc.is_none()),
+            ("address", cand.address.is_none()),
+            ("city", cand.city.is_none()),
+            ("state", cand.state.is_none()),
+            ("zip", cand.zip.is_none()),
+        ];
+        for (f, m) in pairs {
+            if m {
+                missing.push(f);
+            }
+        }
+        if searches.contains(&SearchKind::Mvr) {
+            if cand.drivers_license_number.is_none() {
+                missing.push("drivers_license_number");
+            }
+            if cand.drivers_license_state.is_none() {
+                missing.push("drivers_license_state");
+            }
+        }
+        missing
+    }
+
+    /// The consent page for a token.
+    pub async fn consent_view(&self, token: &str) -> Result<ConsentView, LinkProblem> {
+        let (link, c) = self.link_by_token(&self.db, token, LINK_CONSENT).await?;
+        if c.status != CheckStatus::Emailed {
+            return Err(LinkProblem::NotNeeded);
+        }
+        let cand = crate::candidate::find(&self.db, &c.partner_id, &c.candidate_id)
+            .await
+            .map_err(|_| LinkProblem::Unknown)?;
+        let partner = crate::partner::load(&self.db, &c.partner_id)
+            .await
+            .map_err(|_| LinkProblem::Unknown)?;
+        let package = crate::package::find(&self.db, &c.partner_id, &c.package_id)
+            .await
+            .map_err(|_| LinkProblem::Unknown)?;
+        let searches = crate::package::searches_of(&package);
+        let acknowledged: BTreeMap<String, Vec<String>> =
+            serde_json::from_str(&link.progress).unwrap_or_default();
+        Ok(ConsentView {
+            partner_name: partner.name.clone(),
+            first_name: cand.first_name.clone(),
+            full_name: full_name(&cand),
+            sections: disclosures::sections(&partner.name, cand.state.as_deref()),
+            acknowledged,
+            missing: self.missing_fields(&cand, &searches),
+            expires_at: link.expires_at,
+        })
+    }
+
+    /// Records that the candidate acknowledged one section (with its time). Sections must be
+    /// acknowledged in order, each with all its required checkboxes ticked.
+    pub async fn acknowledge_section(
+        &self,
+        token: &str,
+        section: &str,
+        ticked: &[String],
+    ) -> Result<Result<(), String>, LinkProblem> {
+        let view = self.consent_view(token).await?;
+        let Some(next) = view.next_section() else {
+            return Ok(Ok(()));
+        };
+        if next.key != section {
+            // A stale page (back button): show the section that is due.
+            return Ok(Ok(()));
+        }
+        if let Some(missing) = next
+            .required_checkboxes
+            .iter()
+            .find(|b| !ticked.iter().any(|t| t == *b))
+        {
+            return Ok(Err(format!(
+                "Please tick “{}” to continue.",
+                strip_tags(missing)
+            )));
+        }
+        let txn = db::begin_write(&self.db)
+            .await
+            .map_err(|_| LinkProblem::Unknown)?;
+        let (link, _) = self.link_by_token(&txn, token, LINK_CONSENT).await?;
+        let mut progress: BTreeMap<String, Vec<String>> =
+            serde_json::from_str(&link.progress).unwrap_or_default();
+        progress
+            .entry(section.to_string())
+            .or_default()
+            .push(self.clock.now().to_rfc3339());
+        let mut am: candidate_link::ActiveModel = link.into();
+        am.progress = Set(serde_json::to_string(&progress).unwrap_or_else(|_| "{}".into()));
+        am.update(&txn).await.map_err(|_| LinkProblem::Unknown)?;
+        txn.commit().await.map_err(|_| LinkProblem::Unknown)?;
+        Ok(Ok(()))
+    }
+
+    /// The candidate's signed consent from our page: validates every field (all errors at once,
+    /// nothing written on any), completes the profile, keeps the evidence, and moves the check
+    /// `emailed` → `consent` → `processing`.
+    pub async fn submit_consent_page(
+        &self,
+        token: &str,
+        details: ConsentDetails,
+    ) -> Result<Result<(), FieldErrors>, LinkProblem> {
+        let view = self.consent_view(token).await?;
+        let mut errors: FieldErrors = Vec::new();
+        if view.next_section().is_some() {
+            errors.push((
+                "sections".into(),
+                "Please read and acknowledge every section first.".into(),
+            ));
+        }
+        let mut input = CandidateInput::default();
+        for field in PAGE_FIELDS {
+            if !view.missing.contains(&field) {
+                continue;
+            }
+            let value = details
+                .fields
+                .get(field)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default();
+            if value.is_empty() {
+                errors.push((field.into(), "This field is required.".into()));
+                continue;
+            }
+            let checked = match field {
+                "date_of_birth" => domain::date_of_birth(field, &value).map(|_| ()),
+                "ssn" => domain::ssn(field, &value).map(|_| ()),
+                "address" => domain::text(field, &value, 300).map(|_| ()),
+                "city" => domain::text(field, &value, 100).map(|_| ()),
+                "state" | "drivers_license_state" => domain::us_state(field, &value).map(|_| ()),
+                "zip" => domain::zip(field, &value).map(|_| ()),
+                "drivers_license_number" => domain::drivers_license(field, &value).map(|_| ()),
+                _ => Ok(()),
+            };
+            if let Err(ServiceError::Invalid { message, .. }) = checked {
+                errors.push((field.into(), capitalise(&message)));
+                continue;
+            }
+            let slot = match field {
+                "date_of_birth" => &mut input.date_of_birth,
+                "ssn" => &mut input.ssn,
+                "address" => &mut input.address,
+                "city" => &mut input.city,
+                "state" => &mut input.state,
+                "zip" => &mut input.zip,
+                "drivers_license_number" => &mut input.drivers_license_number,
+                _ => &mut input.drivers_license_state,
+            };
+            *slot = Some(value);
+        }
+        let signature = details.signature.trim();
+        if signature.is_empty() {
+            errors.push(("signature".into(), "Type your full name to sign.".into()));
+        } else if signature.chars().count() > 200 {
+            errors.push(("signature".into(), "Must be at most 200 characters.".into()));
+        }
+        if !errors.is_empty() {
+            return Ok(Err(errors));
+        }
+        let problem = |_| LinkProblem::Unknown;
+        let txn = db::begin_write(&self.db).await.map_err(problem)?;
+        let (link, c) = self.link_by_token(&txn, token, LINK_CONSENT).await?;
+        if c.status != CheckStatus::Emailed {
+            return Err(LinkProblem::NotNeeded);
+        }
+        let now = self.clock.now();
+        let cand = crate::candidate::find(&txn, &c.partner_id, &c.candidate_id)
+            .await
+            .map_err(|_| LinkProblem::Unknown)?;
+        let candidate_actor = Actor {
+            partner_id: c.partner_id.clone(),
+            subject: format!("candidate:{}", cand.id),
+            email: None,
+            role: Role::LimitedTeamMember,
+            token_id: None,
+        };
+        let result: ServiceResult<()> = async {
+            self.complete_candidate_in(&txn, &candidate_actor, cand, &input)
+                .await?;
+            let mut sections: BTreeMap<String, Vec<String>> =
+                serde_json::from_str(&link.progress).unwrap_or_default();
+            sections.insert("signature".into(), vec![now.to_rfc3339()]);
+            consent::ActiveModel {
+                id: Set(ids::uuid()),
+                partner_id: Set(c.partner_id.clone()),
+                check_id: Set(c.id.clone()),
+                method: Set("consent_page".into()),
+                section_timestamps: Set(
+                    serde_json::to_string(&sections).map_err(anyhow::Error::from)?
+                ),
+                signature: Set(signature.to_string()),
+                ip_address: Set(details.ip_address.clone()),
+                user_agent: Set(details.user_agent.clone()),
+                signed_at: Set(now),
+            }
+            .insert(&txn)
+            .await?;
+            candidate_link::Entity::update_many()
+                .col_expr(candidate_link::Column::UsedAt, Expr::value(now))
+                .filter(candidate_link::Column::Id.eq(&link.id))
+                .exec(&txn)
+                .await?;
+            let consented = self
+                .apply_transition(
+                    &txn,
+                    &candidate_actor,
+                    c,
+                    CheckStatus::Consent,
+                    Some("disclosure and authorization signed on the consent page"),
+                    StatusExtras::default(),
+                )
+                .await?;
+            self.apply_transition(
+                &txn,
+                &Actor::system(&consented.partner_id),
+                consented,
+                CheckStatus::Processing,
+                Some("searches started"),
+                StatusExtras::default(),
+            )
+            .await?;
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                txn.commit().await.map_err(problem)?;
+                Ok(Ok(()))
+            }
+            Err(ServiceError::Invalid { field, message }) => {
+                Ok(Err(vec![(field, capitalise(&message))]))
+            }
+            Err(e) => {
+                tracing::error!(error = ?e, "consent submission failed");
+                Err(LinkProblem::Unknown)
+            }
+        }
+    }
+
+    /// Step one of a partner-hosted form (Turn's `POST /fcra_check/form`): the fields to collect
+    /// and the disclosures to show for a package and zip code.
+    pub async fn consent_form(
+        &self,
+        actor: &Actor,
+        package_id: Option<&str>,
+        zipcode: &str,
+        state: Option<&str>,
+    ) -> ServiceResult<FormSpec> {
+        actor.require(Role::LimitedTeamMember)?;
+        let zipcode = domain::zip("zipcode", zipcode)?;
+        let state = match state.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(s) => Some(domain::us_state("state", s)?),
+            None => crate::screening::zipstate::state_for_zip(&zipcode).map(str::to_string),
+        };
+        let partner = crate::partner::load(&self.db, &actor.partner_id).await?;
+        let package_id = match package_id.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(p) => p.to_string(),
+            None => partner.default_package_id.clone().ok_or_else(|| {
+                ServiceError::invalid("packageId", "the partner has no default package; name one")
+            })?,
+        };
+        let package = crate::package::find(&self.db, &actor.partner_id, &package_id)
+            .await
+            .map_err(|_| {
+                ServiceError::invalid("packageId", format!("package {package_id} does not exist"))
+            })?;
+        if package.archived_at.is_some() {
+            return Err(ServiceError::invalid(
+                "packageId",
+                format!("package {package_id} is archived"),
+            ));
+        }
+        let searches = crate::package::searches_of(&package);
+        let now = self.clock.now();
+        let form = form_session::ActiveModel {
+            id: Set(ids::uuid()),
+            partner_id: Set(actor.partner_id.clone()),
+            package_id: Set(package.id.clone()),
+            zipcode: Set(zipcode),
+            state: Set(state.clone()),
+            expires_at: Set(now + Duration::hours(FORM_SESSION_HOURS)),
+            used_at: Set(None),
+            created_at: Set(now),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(FormSpec {
+            form_id: form.id,
+            package_id: package.id,
+            state: state.clone(),
+            data: disclosures::required_fields(&searches, true),
+            disclosures: disclosures::sections(&partner.name, state.as_deref()),
+        })
+    }
+
+    /// Step two (Turn's `POST /fcra_check/form/:check_id`): the candidate's data and consent
+    /// evidence; the check starts processing at once. A candidate whose SSN the partner already
+    /// has is answered with that candidate, as Turn does, and nothing is started.
+    pub async fn submit_consent_form(
+        &self,
+        actor: &Actor,
+        form_id: &str,
+        input: HostedConsent,
+    ) -> ServiceResult<HostedConsentResult> {
+        actor.require(Role::LimitedTeamMember)?;
+        let now = self.clock.now();
+        let form = form_session::Entity::find_by_id(form_id.to_string())
+            .filter(form_session::Column::PartnerId.eq(&actor.partner_id))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| ServiceError::invalid("formId", format!("{form_id} does not exist")))?;
+        if form.used_at.is_some() {
+            return Err(ServiceError::invalid(
+                "formId",
+                "this form was already submitted",
+            ));
+        }
+        if form.expires_at <= now {
+            return Err(ServiceError::invalid(
+                "formId",
+                "this form has expired; start again",
+            ));
+        }
+        let package = crate::package::find(&self.db, &actor.partner_id, &form.package_id).await?;
+        let searches = crate::package::searches_of(&package);
+        let cand_in = &input.candidate;
+        let required: [(&str, &Option<String>); 5] = [
+            ("dateOfBirth", &cand_in.date_of_birth),
+            ("ssn", &cand_in.ssn),
+            ("phone", &cand_in.phone),
+            ("address", &cand_in.address),
+            ("city", &cand_in.city),
+        ];
+        for (field, v) in required {
+            if v.as_deref().is_none_or(|s| s.trim().is_empty()) {
+                return Err(ServiceError::invalid(
+                    field,
+                    "Missing data for required field.",
+                ));
+            }
+        }
+        if !input.no_middle_name
+            && cand_in
+                .middle_name
+                .as_deref()
+                .is_none_or(|s| s.trim().is_empty())
+        {
+            return Err(ServiceError::invalid(
+                "middleName",
+                "required unless noMiddleName is true",
+            ));
+        }
+        if searches.contains(&SearchKind::Mvr) {
+            for (field, v) in [
+                ("driversLicenseNumber", &cand_in.drivers_license_number),
+                ("driversLicenseState", &cand_in.drivers_license_state),
+            ] {
+                if v.as_deref().is_none_or(|s| s.trim().is_empty()) {
+                    return Err(ServiceError::invalid(
+                        field,
+                        "Missing data for required field (the package includes an MVR search).",
+                    ));
+                }
+            }
+        }
+        let consent_document = input.consent_document.trim();
+        if consent_document.is_empty() {
+            return Err(ServiceError::invalid(
+                "consentDocument",
+                "Missing data for required field.",
+            ));
+        }
+        if consent_document.len() > 2_000_000 {
+            return Err(ServiceError::invalid(
+                "consentDocument",
+                "must be at most 2 MB",
+            ));
+        }
+        let partner = crate::partner::load(&self.db, &actor.partner_id).await?;
+        let sections = disclosures::sections(&partner.name, form.state.as_deref());
+        let mut timestamps = BTreeMap::new();
+        for key in sections.iter().map(|s| s.key).chain(["signature"]) {
+            let times = input.timestamps.get(key).cloned().unwrap_or_default();
+            if times.is_empty() {
+                return Err(ServiceError::invalid(
+                    format!("timestamps.{key}"),
+                    "every section needs the time the candidate acknowledged it",
+                ));
+            }
+            for t in &times {
+                if DateTime::parse_from_rfc3339(t).is_err() {
+                    return Err(ServiceError::invalid(
+                        format!("timestamps.{key}"),
+                        format!("{t} is not an RFC 3339 time"),
+                    ));
+                }
+            }
+            timestamps.insert(key.to_string(), times);
+        }
+        let callback_url = domain::opt_text("callbackUrl", input.callback_url.as_deref(), 2048)?
+            .map(|u| domain::http_url("callbackUrl", &u))
+            .transpose()?;
+        let ip = domain::opt_text("metadata.ipAddress", input.ip_address.as_deref(), 64)?;
+        let ua = domain::opt_text("metadata.userAgent", input.user_agent.as_deref(), 500)?;
+        let mut cand_input = input.candidate.clone();
+        cand_input.zip = Some(form.zipcode.clone());
+        if cand_input.state.is_none() {
+            cand_input.state = form.state.clone();
+        }
+        let ssn = domain::ssn("ssn", cand_input.ssn.as_deref().unwrap_or_default())?;
+
+        let txn = db::begin_write(&self.db).await?;
+        let fingerprint = self.crypto.fingerprint(&ssn);
+        if let Some(existing) = candidate::Entity::find()
+            .filter(candidate::Column::PartnerId.eq(&actor.partner_id))
+            .filter(candidate::Column::SsnFingerprint.eq(&fingerprint))
+            .one(&txn)
+            .await?
+        {
+            txn.commit().await?;
+            return Ok(HostedConsentResult::CandidateExists {
+                candidate: existing,
+            });
+        }
+        let cand = self.create_candidate_in(&txn, actor, &cand_input).await?;
+        let c = self
+            .insert_check(
+                &txn,
+                actor,
+                &cand,
+                &package.id,
+                callback_url,
+                cand.reference_id.clone(),
+                CheckStatus::Consent,
+            )
+            .await?;
+        consent::ActiveModel {
+            id: Set(ids::uuid()),
+            partner_id: Set(actor.partner_id.clone()),
+            check_id: Set(c.id.clone()),
+            method: Set("hosted_form".into()),
+            section_timestamps: Set(
+                serde_json::to_string(&timestamps).map_err(anyhow::Error::from)?
+            ),
+            signature: Set(consent_document.to_string()),
+            ip_address: Set(ip),
+            user_agent: Set(ua),
+            signed_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        let used = form_session::Entity::update_many()
+            .col_expr(form_session::Column::UsedAt, Expr::value(now))
+            .filter(form_session::Column::Id.eq(&form.id))
+            .filter(form_session::Column::UsedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if used.rows_affected != 1 {
+            return Err(ServiceError::invalid(
+                "formId",
+                "this form was already submitted",
+            ));
+        }
+        let c = if input.do_checks {
+            self.apply_transition(
+                &txn,
+                &Actor::system(&actor.partner_id),
+                c,
+                CheckStatus::Processing,
+                Some("searches started"),
+                StatusExtras::default(),
+            )
+            .await?
+        } else {
+            c
+        };
+        txn.commit().await?;
+        Ok(HostedConsentResult::Started {
+            candidate: cand,
+            check: c,
+        })
+    }
+
+    /// The provider's view of a candidate (sensitive fields opened).
+    pub(crate) fn subject_of(&self, cand: &candidate::Model) -> ServiceResult<Subject> {
+        let dob = cand
+            .date_of_birth_enc
+            .as_deref()
+            .map(|s| -> anyhow::Result<NaiveDate> {
+                Ok(NaiveDate::parse_from_str(
+                    &self.crypto.open(s)?,
+                    "%Y-%m-%d",
+                )?)
+            })
+            .transpose()?;
+        let ssn = cand
+            .ssn_enc
+            .as_deref()
+            .map(|s| self.crypto.open(s))
+            .transpose()?;
+        Ok(Subject {
+            candidate_id: cand.id.clone(),
+            turn_id: cand.turn_id.clone(),
+            first_name: cand.first_name.clone(),
+            middle_name: cand.middle_name.clone(),
+            last_name: cand.last_name.clone(),
+            email: cand.email.clone(),
+            date_of_birth: dob,
+            ssn,
+            zip: cand.zip.clone(),
+            city: cand.city.clone(),
+            state: cand.state.clone(),
+            address: cand.address.clone(),
+            drivers_license_number: cand.drivers_license_number.clone(),
+            drivers_license_state: cand.drivers_license_state.clone(),
+        })
+    }
+
+    /// Task: run a `processing` check's searches through the provider; when the results are in,
+    /// keep the report, adjudicate with the partner's rules, and move the check to the decided
+    /// status. Does nothing for a check that is no longer processing.
+    pub(crate) async fn run_screening(
+        &self,
+        partner_id: &str,
+        check_id: &str,
+        payload: &Value,
+    ) -> ServiceResult<TaskOutcome> {
+        let Ok(c) = crate::check::find(&self.db, partner_id, check_id).await else {
+            return Ok(TaskOutcome::Done);
+        };
+        if c.status != CheckStatus::Processing {
+            return Ok(TaskOutcome::Done);
+        }
+        let cand = crate::candidate::find(&self.db, partner_id, &c.candidate_id).await?;
+        let package = crate::package::find(&self.db, partner_id, &c.package_id).await?;
+        let now = self.clock.now();
+        let requested_at = payload["requested_at"]
+            .as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or(now);
+        let req = SearchRequest {
+            subject: self.subject_of(&cand)?,
+            searches: crate::package::searches_of(&package),
+            requested_at,
+            now,
+            identity_override: payload["identity_override"].as_bool().unwrap_or(false),
+        };
+        let report = match self.provider.search(&req).await? {
+            SearchOutcome::NotReady { eta } => return Ok(TaskOutcome::RunAgainAt(eta)),
+            SearchOutcome::Ready(r) => r,
+        };
+        let partner = crate::partner::load(&self.db, partner_id).await?;
+        let decision = adjudication::adjudicate(
+            &report,
+            &self.adjudication_rules(&partner),
+            now.date_naive(),
+        );
+        let kind = payload["kind"].as_str().unwrap_or("initial").to_string();
+        let txn = db::begin_write(&self.db).await?;
+        let c = crate::check::find(&txn, partner_id, check_id).await?;
+        if c.status != CheckStatus::Processing {
+            return Ok(TaskOutcome::Done);
+        }
+        let sealed = self
+            .keep_report(
+                &txn,
+                &c,
+                &kind,
+                &report,
+                Some(decision.status),
+                &decision.reasons,
+            )
+            .await?;
+        self.apply_transition(
+            &txn,
+            &Actor::system(partner_id),
+            c,
+            decision.status,
+            Some(&decision.reasons.join("; ")),
+            StatusExtras {
+                report_enc: Some(sealed),
+                ..Default::default()
+            },
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(TaskOutcome::Done)
+    }
+
+    /// Seals a report and keeps it beside the check's earlier ones; returns the sealed text.
+    pub(crate) async fn keep_report(
+        &self,
+        txn: &DatabaseTransaction,
+        c: &check::Model,
+        kind: &str,
+        report: &Report,
+        decision: Option<CheckStatus>,
+        reasons: &[String],
+    ) -> ServiceResult<String> {
+        let sealed = self.crypto.seal(&report.to_json().to_string())?;
+        check_report::ActiveModel {
+            partner_id: Set(c.partner_id.clone()),
+            check_id: Set(c.id.clone()),
+            kind: Set(kind.to_string()),
+            report_enc: Set(sealed.clone()),
+            decision: Set(decision.map(|d| d.as_api_str().to_string())),
+            reasons: Set(serde_json::to_string(reasons).map_err(anyhow::Error::from)?),
+            created_at: Set(self.clock.now()),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await?;
+        Ok(sealed)
+    }
+
+    /// Every report of a check, oldest first, for roles that may see reports.
+    pub async fn check_reports(
+        &self,
+        actor: &Actor,
+        check_id: &str,
+    ) -> ServiceResult<Vec<ReportEntry>> {
+        if !actor.role.may_see_sensitive() {
+            return Err(ServiceError::Forbidden(
+                "your role may not see report contents".into(),
+            ));
+        }
+        crate::check::find(&self.db, &actor.partner_id, check_id).await?;
+        self.reports_of(&actor.partner_id, check_id).await
+    }
+
+    pub(crate) async fn reports_of(
+        &self,
+        partner_id: &str,
+        check_id: &str,
+    ) -> ServiceResult<Vec<ReportEntry>> {
+        let rows = check_report::Entity::find()
+            .filter(check_report::Column::PartnerId.eq(partner_id))
+            .filter(check_report::Column::CheckId.eq(check_id))
+            .order_by_asc(check_report::Column::Id)
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(ReportEntry {
+                    id: r.id,
+                    kind: r.kind,
+                    decision: r.decision,
+                    reasons: serde_json::from_str(&r.reasons).unwrap_or_default(),
+                    report: serde_json::from_str(&self.crypto.open(&r.report_enc)?)
+                        .map_err(anyhow::Error::from)?,
+                    created_at: r.created_at,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map_err(ServiceError::Internal)
+    }
+
+    /// A new background check on an already screened candidate (approved, consider or
+    /// rejected): same turnId, back to `processing`, no new consent; the new report is kept
+    /// beside the old one.
+    pub async fn recheck(
+        &self,
+        actor: &Actor,
+        check_id: &str,
+        reason: Option<&str>,
+    ) -> ServiceResult<check::Model> {
+        actor.require(Role::TeamMember)?;
+        let reason = domain::opt_text("reason", reason, 2000)?;
+        let txn = db::begin_write(&self.db).await?;
+        let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
+        if !matches!(
+            c.status,
+            CheckStatus::Approved | CheckStatus::Pending | CheckStatus::Rejected
+        ) {
+            return Err(ServiceError::invalid(
+                "checkId",
+                format!(
+                    "only approved, consider (pending) or rejected checks can be rechecked; this one is {}",
+                    c.status
+                ),
+            ));
+        }
+        let updated = self
+            .apply_transition(
+                &txn,
+                actor,
+                c,
+                CheckStatus::Processing,
+                Some(reason.as_deref().unwrap_or("recheck")),
+                StatusExtras::default(),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(updated)
+    }
+
+    /// Task: the partner's recheck interval has passed for an approved check.
+    pub(crate) async fn scheduled_recheck(
+        &self,
+        partner_id: &str,
+        check_id: &str,
+    ) -> ServiceResult<TaskOutcome> {
+        let txn = db::begin_write(&self.db).await?;
+        let Ok(c) = crate::check::find(&txn, partner_id, check_id).await else {
+            return Ok(TaskOutcome::Done);
+        };
+        if c.status != CheckStatus::Approved {
+            return Ok(TaskOutcome::Done);
+        }
+        self.apply_transition(
+            &txn,
+            &Actor::system(partner_id),
+            c,
+            CheckStatus::Processing,
+            Some("scheduled recheck"),
+            StatusExtras::default(),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(TaskOutcome::Done)
+    }
+
+    /// A candidate's own copy of their latest report, by the link mailed to them.
+    pub async fn report_by_token(
+        &self,
+        token: &str,
+    ) -> Result<
+        (
+            check::Model,
+            candidate::Model,
+            partner::Model,
+            Option<ReportEntry>,
+        ),
+        LinkProblem,
+    > {
+        let (_, c) = self.link_by_token(&self.db, token, LINK_REPORT).await?;
+        let cand = crate::candidate::find(&self.db, &c.partner_id, &c.candidate_id)
+            .await
+            .map_err(|_| LinkProblem::Unknown)?;
+        let partner = crate::partner::load(&self.db, &c.partner_id)
+            .await
+            .map_err(|_| LinkProblem::Unknown)?;
+        let latest = self
+            .reports_of(&c.partner_id, &c.id)
+            .await
+            .map_err(|_| LinkProblem::Unknown)?
+            .pop();
+        Ok((c, cand, partner, latest))
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(f) => {
+            let mut out: String = f.to_uppercase().collect();
+            out.push_str(chars.as_str());
+            if !out.ends_with('.') {
+                out.push('.');
+            }
+            out
+        }
+        None => String::new(),
+    }
+}
+
+/// Checkbox labels may carry links; messages show their text.
+fn strip_tags(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_tag = false;
+    for ch in s.chars() {
+        match ch {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}

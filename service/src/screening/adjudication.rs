@@ -1,0 +1,1198 @@
+//! Adjudication: the partner's rules (lookbacks, what each kind of hit does, Turn's MVR matrix)
+//! and the status a finished report earns under them, with a reason a person can read for every
+//! record that counted, was ignored, or fell outside the rules.
+use chrono::{Months, NaiveDate};
+use entity::CheckStatus;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::screening::report::{
+    self, CriminalRecord, Mvr, MvrAccident, Report, SexOffenderRecord, WatchlistRecord,
+};
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(default)]
+pub struct AdjudicationRules {
+    /// Felonies count when dated within this many years (7 by default, the FCRA horizon many
+    /// states use).
+    pub felony_lookback_years: u32,
+    /// Misdemeanors count when dated within this many years; 0 means they never count.
+    pub misdemeanor_lookback_years: u32,
+    pub sex_offender: HitAction,
+    pub watchlist: HitAction,
+    /// Whether the MVR is graded by the matrix of docs-mvr-matrix.md.
+    pub mvr_matrix: bool,
+    /// What a counting criminal record does.
+    pub criminal: HitAction,
+}
+
+impl Default for AdjudicationRules {
+    fn default() -> Self {
+        Self {
+            felony_lookback_years: 7,
+            misdemeanor_lookback_years: 0,
+            sex_offender: HitAction::ComplianceReview,
+            watchlist: HitAction::Review,
+            mvr_matrix: true,
+            criminal: HitAction::Consider,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HitAction {
+    /// `pending`: the partner considers the candidate (the road to adverse action).
+    Consider,
+    /// `review`: the partner's own reviewers look first.
+    Review,
+    /// The search's compliance queue: `review__so` for sex offender, `review__qa` for watchlist
+    /// and criminal, `review__mvr` for MVR.
+    ComplianceReview,
+    Ignore,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MvrGrade {
+    Acceptable,
+    AcceptableBorderline,
+    UnacceptableBorderline,
+    Unacceptable,
+}
+
+impl MvrGrade {
+    pub fn label(self) -> &'static str {
+        match self {
+            MvrGrade::Acceptable => "acceptable",
+            MvrGrade::AcceptableBorderline => "acceptable (borderline)",
+            MvrGrade::UnacceptableBorderline => "unacceptable (borderline)",
+            MvrGrade::Unacceptable => "unacceptable",
+        }
+    }
+}
+
+/// The matrix of docs-mvr-matrix.md: rows are moving violations 0, 1, 2, 3, 4 and "5 or any
+/// major"; columns are at-fault accidents 0, 1, 2 and "3 or more".
+pub fn mvr_grade(moving_violations: u32, at_fault_accidents: u32, has_major: bool) -> MvrGrade {
+    use MvrGrade::{
+        Acceptable as A, AcceptableBorderline as AB, Unacceptable as U,
+        UnacceptableBorderline as UB,
+    };
+    const MATRIX: [[MvrGrade; 4]; 6] = [
+        [A, A, A, UB],
+        [A, A, AB, UB],
+        [A, A, AB, U],
+        [A, AB, UB, U],
+        [AB, UB, U, U],
+        [UB, U, U, U],
+    ];
+    let row = if has_major {
+        5
+    } else {
+        moving_violations.min(5)
+    };
+    let col = at_fault_accidents.min(3);
+    // Both indices are clamped to the matrix above, so the lookup always succeeds.
+    MATRIX
+        .get(row as usize)
+        .and_then(|r| r.get(col as usize))
+        .copied()
+        .unwrap_or(U)
+}
+
+/// What the matrix reads from an MVR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MvrSummary {
+    pub moving_violations: u32,
+    pub at_fault_accidents: u32,
+    /// The ACD A-codes found (DUI, reckless driving, ...); any one is a major violation.
+    pub major_codes: Vec<String>,
+}
+
+impl MvrSummary {
+    pub fn has_major(&self) -> bool {
+        !self.major_codes.is_empty()
+    }
+
+    pub fn grade(&self) -> MvrGrade {
+        mvr_grade(
+            self.moving_violations,
+            self.at_fault_accidents,
+            self.has_major(),
+        )
+    }
+}
+
+/// An accident counts as at fault unless the record says otherwise: the seed never shows a
+/// `fault` value, and a matrix that silently passes unknown accidents would approve drivers it
+/// should not.
+fn at_fault(a: &MvrAccident) -> bool {
+    match &a.fault {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_f64() != Some(0.0),
+        Some(Value::String(s)) => !matches!(
+            s.trim().to_ascii_lowercase().as_str(),
+            "n" | "no" | "false" | "0" | "not at fault" | "not_at_fault" | "no fault"
+        ),
+        _ => true,
+    }
+}
+
+pub fn summarize_mvr(mvr: &Mvr) -> MvrSummary {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let major_codes = mvr
+        .violations
+        .iter()
+        .flat_map(|v| &v.sub_violations)
+        .filter_map(|s| s.acd_code.as_deref())
+        .map(str::trim)
+        .filter(|c| c.starts_with(['A', 'a']))
+        .map(str::to_owned)
+        .collect();
+    MvrSummary {
+        moving_violations: count(mvr.violations.len()),
+        at_fault_accidents: count(mvr.accidents.iter().filter(|a| at_fault(a)).count()),
+        major_codes,
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub status: CheckStatus,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Search {
+    Criminal,
+    SexOffender,
+    Watchlist,
+    Mvr,
+}
+
+/// The status a hit leads to, `None` when the rules ignore it.
+fn status_for(action: HitAction, search: Search) -> Option<CheckStatus> {
+    match action {
+        HitAction::Consider => Some(CheckStatus::Pending),
+        HitAction::Review => Some(CheckStatus::Review),
+        HitAction::ComplianceReview => Some(match search {
+            Search::SexOffender => CheckStatus::ReviewSo,
+            Search::Criminal | Search::Watchlist => CheckStatus::ReviewQa,
+            Search::Mvr => CheckStatus::ReviewMvr,
+        }),
+        HitAction::Ignore => None,
+    }
+}
+
+/// `pending` beats every review, which beats `approved`. Between reviews, a compliance queue
+/// beats the partner's own `review` (compliance has to clear a record before the partner acts on
+/// it) and the queues rank by how sensitive their records are. Every finding keeps its reason,
+/// so the ranking decides only which queue sees the check first.
+fn severity(status: CheckStatus) -> u8 {
+    match status {
+        CheckStatus::Pending => 6,
+        CheckStatus::ReviewSo => 5,
+        CheckStatus::ReviewQa => 4,
+        CheckStatus::ReviewMvr => 3,
+        CheckStatus::ReviewCm => 2,
+        CheckStatus::Review => 1,
+        _ => 0,
+    }
+}
+
+fn years(n: u32) -> String {
+    if n == 1 {
+        "1 year".into()
+    } else {
+        format!("{n} years")
+    }
+}
+
+/// Whether `date` falls within `years` years before `today` (the boundary day counts; dates
+/// after `today` count too).
+fn within_years(date: NaiveDate, years: u32, today: NaiveDate) -> bool {
+    today
+        .checked_sub_months(Months::new(years.saturating_mul(12)))
+        .is_none_or(|cutoff| date >= cutoff)
+}
+
+/// The date a lookback measures from: the latest of offense, conviction and disposition, since
+/// a record is as recent as its last court event.
+fn record_reference_date(r: &CriminalRecord) -> Option<NaiveDate> {
+    [&r.offense_date, &r.conviction_date, &r.disposition_date]
+        .into_iter()
+        .filter_map(|d| d.as_deref().and_then(report::parse_record_date))
+        .max()
+}
+
+struct Collector<'a> {
+    rules: &'a AdjudicationRules,
+    status: CheckStatus,
+    findings: Vec<String>,
+    notes: Vec<String>,
+}
+
+impl Collector<'_> {
+    fn finding(&mut self, search: Search, action: HitAction, reason: String) {
+        match status_for(action, search) {
+            Some(status) => {
+                if severity(status) > severity(self.status) {
+                    self.status = status;
+                }
+                self.findings.push(reason);
+            }
+            None => self
+                .findings
+                .push(format!("{reason}; ignored by the rules")),
+        }
+    }
+
+    fn criminal(&mut self, county: &str, r: &CriminalRecord, today: NaiveDate) {
+        let crime_type = r.crime_type.as_deref().map(str::trim).unwrap_or_default();
+        let kind = crime_type.to_ascii_lowercase();
+        let description = r
+            .offense_description_1
+            .as_deref()
+            .unwrap_or("unknown offense");
+        let county = r
+            .county
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+            .unwrap_or(county);
+        let date = record_reference_date(r);
+        let on = date.map_or_else(
+            || "undated".to_owned(),
+            |d| format!("on {}", report::iso_date(d)),
+        );
+        let label = if kind.is_empty() {
+            "unclassified record".to_owned()
+        } else {
+            kind.clone()
+        };
+        let what = format!("{label} '{description}' {on} in {county}");
+        let lookback = match kind.as_str() {
+            "infraction" => {
+                self.notes
+                    .push(format!("{what}: infractions are not counted"));
+                return;
+            }
+            "misdemeanor" if self.rules.misdemeanor_lookback_years == 0 => {
+                self.notes
+                    .push(format!("{what}: misdemeanors are not counted"));
+                return;
+            }
+            "misdemeanor" => self.rules.misdemeanor_lookback_years,
+            // Felonies, and records the provider did not classify: an unknown type must not
+            // pass unseen, so it is held to the felony rule.
+            _ => self.rules.felony_lookback_years,
+        };
+        match date {
+            Some(d) if !within_years(d, lookback, today) => self.notes.push(format!(
+                "{what}, outside the {}-year lookback: not counted",
+                lookback
+            )),
+            Some(_) => self.finding(
+                Search::Criminal,
+                self.rules.criminal,
+                format!("{what}, within {}", years(lookback)),
+            ),
+            None => self.finding(
+                Search::Criminal,
+                self.rules.criminal,
+                format!("{what}: no date to measure the {lookback}-year lookback from"),
+            ),
+        }
+    }
+
+    fn sex_offender(&mut self, r: &SexOffenderRecord) {
+        let reason = format!(
+            "sex-offender registry hit in {} ({}), record {}",
+            r.state.as_deref().unwrap_or("an unknown state"),
+            r.offense_description1
+                .as_deref()
+                .unwrap_or("no offense listed"),
+            r.id
+        );
+        self.finding(Search::SexOffender, self.rules.sex_offender, reason);
+    }
+
+    fn watchlist(&mut self, r: &WatchlistRecord) {
+        let name = r
+            .full_name
+            .clone()
+            .or_else(|| {
+                r.name.as_ref().map(|n| {
+                    [&n.first_name, &n.middle_name, &n.last_name]
+                        .into_iter()
+                        .flatten()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+            })
+            .unwrap_or_else(|| "an unnamed person".into());
+        let reason = format!(
+            "watchlist hit on '{}' for {name} ({}), record {}",
+            r.source.as_deref().unwrap_or("an unknown list"),
+            r.offense.as_deref().unwrap_or("no offense listed"),
+            r.id
+        );
+        self.finding(Search::Watchlist, self.rules.watchlist, reason);
+    }
+
+    fn mvr(&mut self, mvr: &Mvr) {
+        let s = summarize_mvr(mvr);
+        let plural =
+            |n: u32, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let major = if s.has_major() {
+            format!("major violation {}", s.major_codes.join(", "))
+        } else {
+            "no major violation".into()
+        };
+        let grade = s.grade();
+        let reason = format!(
+            "MVR: {}, {}, {major}: {}",
+            plural(s.moving_violations, "moving violation", "moving violations"),
+            plural(
+                s.at_fault_accidents,
+                "at-fault accident",
+                "at-fault accidents"
+            ),
+            grade.label()
+        );
+        match grade {
+            MvrGrade::Acceptable => {
+                if s.moving_violations > 0 || s.at_fault_accidents > 0 || !mvr.accidents.is_empty()
+                {
+                    self.notes.push(reason);
+                }
+            }
+            MvrGrade::AcceptableBorderline | MvrGrade::UnacceptableBorderline => {
+                self.finding(Search::Mvr, HitAction::ComplianceReview, reason)
+            }
+            MvrGrade::Unacceptable => self.finding(Search::Mvr, HitAction::Consider, reason),
+        }
+    }
+}
+
+/// Identity comes first: the SSN trace runs before every other search, and a mismatch means
+/// the other results (if any) may be someone else's. The trace counts as run when it reported
+/// an `ssn_status` other than `none`.
+fn identity_reasons(report: &Report) -> Vec<String> {
+    let c = &report.checks;
+    let ssn_status = c.ssn_status.as_deref().map(str::trim);
+    let trace_run = ssn_status.is_some_and(|s| s != report::NONE);
+    let mut reasons = Vec::new();
+    if ssn_status == Some(report::MISMATCH) {
+        reasons
+            .push("identity: the SSN does not match public records (ssn_status 'mismatch')".into());
+    }
+    if trace_run && c.name_status.as_deref().map(str::trim) == Some(report::NOT_MATCHED) {
+        reasons.push(format!(
+            "identity: the name does not match public records (name_status 'not_matched', public records: '{}')",
+            c.public_provided_name.as_deref().unwrap_or("no name")
+        ));
+    }
+    reasons
+}
+
+pub fn adjudicate(report: &Report, rules: &AdjudicationRules, today: NaiveDate) -> Decision {
+    let identity = identity_reasons(report);
+    if !identity.is_empty() {
+        return Decision {
+            status: CheckStatus::ReviewIdentity,
+            reasons: identity,
+        };
+    }
+    let mut c = Collector {
+        rules,
+        status: CheckStatus::Approved,
+        findings: Vec::new(),
+        notes: Vec::new(),
+    };
+    let checks = &report.checks;
+    for county in checks.criminal.iter().flatten() {
+        for record in &county.value {
+            c.criminal(&county.county, record, today);
+        }
+    }
+    for record in checks.sex_offender.iter().flatten() {
+        c.sex_offender(record);
+    }
+    for record in checks.watchlist.iter().flatten() {
+        c.watchlist(record);
+    }
+    if rules.mvr_matrix
+        && let Some(mvr) = &checks.mvr
+    {
+        c.mvr(mvr);
+    }
+    let mut reasons = c.findings;
+    if reasons.is_empty() {
+        reasons.push("no reportable records".into());
+    }
+    reasons.extend(c.notes);
+    Decision {
+        status: c.status,
+        reasons,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::{DateTime, TimeZone, Utc};
+    use entity::SearchKind;
+
+    use super::*;
+    use crate::screening::provider::{SearchOutcome, SearchRequest, Subject};
+    use crate::screening::report::{CountyCriminal, MvrSubViolation, MvrViolation};
+    use crate::screening::sandbox::SandboxProvider;
+
+    use CheckStatus::*;
+    use MvrGrade::{
+        Acceptable as A, AcceptableBorderline as AB, Unacceptable as U,
+        UnacceptableBorderline as UB,
+    };
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0)
+            .single()
+            .expect("valid time")
+    }
+
+    fn today() -> NaiveDate {
+        now().date_naive()
+    }
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
+    }
+
+    fn sandbox_request(first: &str, last: &str) -> SearchRequest {
+        SearchRequest {
+            subject: Subject {
+                candidate_id: format!("cand-{first}-{last}"),
+                turn_id: "C1931414576".into(),
+                first_name: first.into(),
+                last_name: last.into(),
+                email: "someone@example.com".into(),
+                date_of_birth: Some(date(1984, 6, 10)),
+                ssn: Some("123456789".into()),
+                city: Some("Albuquerque".into()),
+                state: Some("NM".into()),
+                zip: Some("87101".into()),
+                address: Some("308 Negra Arroyo Lane".into()),
+                drivers_license_number: Some("D1234567".into()),
+                drivers_license_state: Some("NM".into()),
+                ..Subject::default()
+            },
+            searches: SearchKind::ALL.to_vec(),
+            requested_at: now() - chrono::TimeDelta::minutes(10),
+            now: now(),
+            identity_override: false,
+        }
+    }
+
+    fn run(req: &SearchRequest) -> Report {
+        match SandboxProvider::new(Duration::from_secs(5)).run_search(req) {
+            Ok(SearchOutcome::Ready(r)) => r,
+            other => panic!("expected a report, got {other:?}"),
+        }
+    }
+
+    fn sandbox(first: &str, last: &str) -> Report {
+        run(&sandbox_request(first, last))
+    }
+
+    fn decide(r: &Report, rules: &AdjudicationRules) -> Decision {
+        adjudicate(r, rules, today())
+    }
+
+    fn status(first: &str, last: &str, rules: &AdjudicationRules) -> CheckStatus {
+        decide(&sandbox(first, last), rules).status
+    }
+
+    fn defaults() -> AdjudicationRules {
+        AdjudicationRules::default()
+    }
+
+    // --- the MVR matrix -------------------------------------------------------------------
+
+    /// docs-mvr-matrix.md, row by row: violations 0..=4 and "5 or any major"; accidents 0, 1,
+    /// 2, 3+.
+    const DOC_MATRIX: [[MvrGrade; 4]; 6] = [
+        [A, A, A, UB],
+        [A, A, AB, UB],
+        [A, A, AB, U],
+        [A, AB, UB, U],
+        [AB, UB, U, U],
+        [UB, U, U, U],
+    ];
+
+    #[test]
+    fn matrix_every_cell() {
+        let mut cells = 0;
+        for (violations, row) in DOC_MATRIX.iter().enumerate() {
+            for (accidents, want) in row.iter().enumerate() {
+                let (v, a) = (violations as u32, accidents as u32);
+                assert_eq!(
+                    mvr_grade(v, a, false),
+                    *want,
+                    "{v} violations, {a} accidents"
+                );
+                cells += 1;
+            }
+        }
+        assert_eq!(cells, 24);
+    }
+
+    #[test]
+    fn matrix_spelled_out() {
+        // The same 24 cells, literally, so a wrong shared table cannot hide a wrong grade.
+        let cells: [((u32, u32), MvrGrade); 24] = [
+            ((0, 0), A),
+            ((0, 1), A),
+            ((0, 2), A),
+            ((0, 3), UB),
+            ((1, 0), A),
+            ((1, 1), A),
+            ((1, 2), AB),
+            ((1, 3), UB),
+            ((2, 0), A),
+            ((2, 1), A),
+            ((2, 2), AB),
+            ((2, 3), U),
+            ((3, 0), A),
+            ((3, 1), AB),
+            ((3, 2), UB),
+            ((3, 3), U),
+            ((4, 0), AB),
+            ((4, 1), UB),
+            ((4, 2), U),
+            ((4, 3), U),
+            ((5, 0), UB),
+            ((5, 1), U),
+            ((5, 2), U),
+            ((5, 3), U),
+        ];
+        for ((v, a), want) in cells {
+            assert_eq!(
+                mvr_grade(v, a, false),
+                want,
+                "{v} violations, {a} accidents"
+            );
+        }
+    }
+
+    #[test]
+    fn matrix_last_row_and_column_are_open_ended() {
+        for v in 0..=12 {
+            for a in 0..=9 {
+                let row = DOC_MATRIX[v.min(5) as usize];
+                assert_eq!(mvr_grade(v, a, false), row[a.min(3) as usize], "{v}/{a}");
+                // Any major violation reads the last row, whatever the count.
+                assert_eq!(mvr_grade(v, a, true), DOC_MATRIX[5][a.min(3) as usize]);
+            }
+        }
+        assert_eq!(mvr_grade(u32::MAX, u32::MAX, false), U);
+    }
+
+    fn accident(fault: Option<Value>) -> MvrAccident {
+        MvrAccident {
+            fault,
+            ..MvrAccident::default()
+        }
+    }
+
+    fn violation(acd: &str) -> MvrViolation {
+        MvrViolation {
+            sub_violations: vec![MvrSubViolation {
+                acd_code: Some(acd.into()),
+                ..MvrSubViolation::default()
+            }],
+            ..MvrViolation::default()
+        }
+    }
+
+    #[test]
+    fn summary_counts_accidents_at_fault_unless_the_record_says_otherwise() {
+        let mvr = Mvr {
+            accidents: vec![
+                accident(None),
+                accident(Some(Value::Null)),
+                accident(Some(Value::Bool(true))),
+                accident(Some(Value::Bool(false))),
+                accident(Some(Value::String("Not at fault".into()))),
+                accident(Some(Value::String("N".into()))),
+                accident(Some(Value::String("At Fault".into()))),
+            ],
+            violations: vec![violation("S92"), violation("M42"), violation(" a20")],
+            ..Mvr::default()
+        };
+        let s = summarize_mvr(&mvr);
+        assert_eq!(s.moving_violations, 3);
+        assert_eq!(s.at_fault_accidents, 4);
+        assert_eq!(s.major_codes, ["a20"]);
+        assert_eq!(s.grade(), U);
+    }
+
+    // --- defaults ---------------------------------------------------------------------------
+
+    #[test]
+    fn default_rules() {
+        let r = defaults();
+        assert_eq!(r.felony_lookback_years, 7);
+        assert_eq!(r.misdemeanor_lookback_years, 0);
+        assert_eq!(r.sex_offender, HitAction::ComplianceReview);
+        assert_eq!(r.watchlist, HitAction::Review);
+        assert!(r.mvr_matrix);
+        assert_eq!(r.criminal, HitAction::Consider);
+    }
+
+    #[test]
+    fn rules_json_fills_missing_fields_with_defaults() {
+        let empty: AdjudicationRules = serde_json::from_str("{}").expect("rules");
+        assert_eq!(empty, defaults());
+        let partial: AdjudicationRules = serde_json::from_str(
+            r#"{"felony_lookback_years": 10, "watchlist": "compliance_review"}"#,
+        )
+        .expect("rules");
+        assert_eq!(
+            partial,
+            AdjudicationRules {
+                felony_lookback_years: 10,
+                watchlist: HitAction::ComplianceReview,
+                ..defaults()
+            }
+        );
+        let json = serde_json::to_value(defaults()).expect("json");
+        assert_eq!(json["sex_offender"], "compliance_review");
+        assert_eq!(json["criminal"], "consider");
+        for (action, text) in [
+            (HitAction::Consider, "consider"),
+            (HitAction::Review, "review"),
+            (HitAction::ComplianceReview, "compliance_review"),
+            (HitAction::Ignore, "ignore"),
+        ] {
+            assert_eq!(serde_json::to_value(action).expect("json"), text);
+        }
+    }
+
+    #[test]
+    fn default_rules_against_every_sandbox_scenario() {
+        let d = defaults();
+        for (first, last, want) in [
+            ("Ada", "Lovelace", Approved),
+            ("Darth", "Vader", Pending),
+            ("Walter", "White", Pending),
+            ("Samwise", "Gamgee", Approved),
+            ("Pat", "Mismatch", ReviewIdentity),
+            ("Pat", "Speedwell", ReviewMvr),
+            ("Pat", "Crash", Pending),
+            ("Pat", "Reckless", ReviewMvr),
+            ("Pat", "Registry", ReviewSo),
+            ("Pat", "Wanted", Review),
+            ("Pat", "Slowpoke", Approved),
+        ] {
+            assert_eq!(status(first, last, &d), want, "{first} {last}");
+        }
+    }
+
+    #[test]
+    fn a_clear_report_is_approved_with_no_reportable_records() {
+        let d = decide(&sandbox("Ada", "Lovelace"), &defaults());
+        assert_eq!(d.status, Approved);
+        assert_eq!(d.reasons, ["no reportable records"]);
+        let d = decide(&Report::default(), &defaults());
+        assert_eq!(d.status, Approved);
+        assert_eq!(d.reasons, ["no reportable records"]);
+    }
+
+    #[test]
+    fn walter_whites_reasons_name_the_felony_and_skip_the_misdemeanors() {
+        let report = sandbox("Walter", "White");
+        let felony = report
+            .checks
+            .criminal
+            .iter()
+            .flatten()
+            .flat_map(|c| &c.value)
+            .find(|r| r.crime_type.as_deref() == Some("Felony"))
+            .expect("felony");
+        let convicted = report::parse_record_date(felony.conviction_date.as_deref().expect("date"))
+            .expect("date");
+        let d = decide(&report, &defaults());
+        assert_eq!(d.status, Pending);
+        assert_eq!(
+            d.reasons[0],
+            format!(
+                "felony 'Manufacture of a controlled substance' on {} in Albuquerque County, within 7 years",
+                report::iso_date(convicted)
+            )
+        );
+        assert_eq!(d.reasons.len(), 3);
+        assert!(
+            d.reasons[1..].iter().all(
+                |r| r.starts_with("misdemeanor") && r.ends_with("misdemeanors are not counted")
+            ),
+            "{:?}",
+            d.reasons
+        );
+    }
+
+    #[test]
+    fn samwise_is_approved_and_the_old_felony_is_explained() {
+        let d = decide(&sandbox("Samwise", "Gamgee"), &defaults());
+        assert_eq!(d.status, Approved);
+        assert_eq!(d.reasons[0], "no reportable records");
+        assert!(d.reasons.iter().any(|r| r.starts_with("felony 'Burglary")
+            && r.ends_with("outside the 7-year lookback: not counted")));
+    }
+
+    #[test]
+    fn darth_vader_counts_two_felonies_and_the_watchlist() {
+        let d = decide(&sandbox("Darth", "Vader"), &defaults());
+        assert_eq!(d.status, Pending);
+        let within = d
+            .reasons
+            .iter()
+            .filter(|r| r.ends_with("within 7 years"))
+            .count();
+        assert_eq!(within, 2, "{:?}", d.reasons);
+        assert!(
+            d.reasons
+                .iter()
+                .any(|r| r.starts_with("watchlist hit on 'OFAC SDN' for Darth Vader"))
+        );
+        assert!(d.reasons.iter().any(|r| r.contains("'Arson")
+            && r.contains("in Other Counties")
+            && r.ends_with("not counted")));
+    }
+
+    // --- each rule --------------------------------------------------------------------------
+
+    #[test]
+    fn felony_lookback_is_configurable() {
+        let eleven = AdjudicationRules {
+            felony_lookback_years: 11,
+            ..defaults()
+        };
+        assert_eq!(status("Samwise", "Gamgee", &eleven), Pending);
+        // Darth's newest felony was disposed of ~20 months ago: inside 2 years, outside 1, and
+        // with no counting felony his watchlist hit decides.
+        let two = AdjudicationRules {
+            felony_lookback_years: 2,
+            ..defaults()
+        };
+        assert_eq!(status("Darth", "Vader", &two), Pending);
+        let one = AdjudicationRules {
+            felony_lookback_years: 1,
+            ..defaults()
+        };
+        assert_eq!(status("Darth", "Vader", &one), Review);
+    }
+
+    #[test]
+    fn misdemeanor_lookback_is_configurable() {
+        let three = AdjudicationRules {
+            misdemeanor_lookback_years: 3,
+            ..defaults()
+        };
+        assert_eq!(status("Samwise", "Gamgee", &three), Pending);
+        let d = decide(&sandbox("Samwise", "Gamgee"), &three);
+        assert!(d.reasons[0].starts_with("misdemeanor 'Criminal trespass'"));
+        assert!(d.reasons[0].ends_with("within 3 years"));
+        let one = AdjudicationRules {
+            misdemeanor_lookback_years: 1,
+            ..defaults()
+        };
+        assert_eq!(status("Samwise", "Gamgee", &one), Approved);
+    }
+
+    #[test]
+    fn criminal_action_is_configurable() {
+        for (action, want) in [
+            (HitAction::Consider, Pending),
+            (HitAction::Review, Review),
+            (HitAction::ComplianceReview, ReviewQa),
+            (HitAction::Ignore, Approved),
+        ] {
+            let rules = AdjudicationRules {
+                criminal: action,
+                ..defaults()
+            };
+            assert_eq!(status("Walter", "White", &rules), want, "{action:?}");
+        }
+        let ignore = AdjudicationRules {
+            criminal: HitAction::Ignore,
+            ..defaults()
+        };
+        let d = decide(&sandbox("Walter", "White"), &ignore);
+        assert!(d.reasons[0].ends_with("within 7 years; ignored by the rules"));
+        assert!(!d.reasons.iter().any(|r| r == "no reportable records"));
+    }
+
+    #[test]
+    fn sex_offender_action_is_configurable() {
+        for (action, want) in [
+            (HitAction::Consider, Pending),
+            (HitAction::Review, Review),
+            (HitAction::ComplianceReview, ReviewSo),
+            (HitAction::Ignore, Approved),
+        ] {
+            let rules = AdjudicationRules {
+                sex_offender: action,
+                ..defaults()
+            };
+            assert_eq!(status("Pat", "Registry", &rules), want, "{action:?}");
+        }
+        let d = decide(&sandbox("Pat", "Registry"), &defaults());
+        assert_eq!(d.reasons.len(), 1);
+        assert!(
+            d.reasons[0].starts_with("sex-offender registry hit in NM (Sexual battery), record ")
+        );
+    }
+
+    #[test]
+    fn watchlist_action_is_configurable() {
+        for (action, want) in [
+            (HitAction::Consider, Pending),
+            (HitAction::Review, Review),
+            (HitAction::ComplianceReview, ReviewQa),
+            (HitAction::Ignore, Approved),
+        ] {
+            let rules = AdjudicationRules {
+                watchlist: action,
+                ..defaults()
+            };
+            assert_eq!(status("Pat", "Wanted", &rules), want, "{action:?}");
+        }
+        let d = decide(&sandbox("Pat", "Wanted"), &defaults());
+        assert!(d.reasons[0].starts_with("watchlist hit on 'Most Wanted' for Pat Wanted"));
+    }
+
+    #[test]
+    fn the_mvr_matrix_can_be_switched_off() {
+        let off = AdjudicationRules {
+            mvr_matrix: false,
+            ..defaults()
+        };
+        for last in ["Speedwell", "Crash", "Reckless"] {
+            assert_eq!(status("Pat", last, &off), Approved, "{last}");
+        }
+    }
+
+    #[test]
+    fn mvr_reasons_read_the_matrix() {
+        let d = decide(&sandbox("Pat", "Speedwell"), &defaults());
+        assert_eq!(
+            d.reasons,
+            [
+                "MVR: 3 moving violations, 1 at-fault accident, no major violation: acceptable (borderline)"
+            ]
+        );
+        let d = decide(&sandbox("Pat", "Crash"), &defaults());
+        assert_eq!(
+            d.reasons,
+            ["MVR: 2 moving violations, 3 at-fault accidents, no major violation: unacceptable"]
+        );
+        let d = decide(&sandbox("Pat", "Reckless"), &defaults());
+        assert_eq!(
+            d.reasons,
+            [
+                "MVR: 1 moving violation, 0 at-fault accidents, major violation A20: unacceptable (borderline)"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_acceptable_mvr_with_a_violation_is_noted_not_counted() {
+        let mut report = sandbox("Ada", "Lovelace");
+        if let Some(m) = report.checks.mvr.as_mut() {
+            m.violations.push(violation("S92"));
+        }
+        let d = decide(&report, &defaults());
+        assert_eq!(d.status, Approved);
+        assert_eq!(
+            d.reasons,
+            [
+                "no reportable records",
+                "MVR: 1 moving violation, 0 at-fault accidents, no major violation: acceptable"
+            ]
+        );
+    }
+
+    // --- identity ---------------------------------------------------------------------------
+
+    #[test]
+    fn identity_mismatch_comes_first() {
+        let d = decide(&sandbox("Pat", "Mismatch"), &defaults());
+        assert_eq!(d.status, ReviewIdentity);
+        assert_eq!(d.reasons.len(), 2);
+        assert!(d.reasons[0].contains("ssn_status 'mismatch'"));
+        assert!(d.reasons[1].contains("name_status 'not_matched'"));
+
+        // Even with hits elsewhere in the report, identity wins.
+        let mut report = sandbox("Darth", "Vader");
+        report.checks.ssn_status = Some("mismatch".into());
+        assert_eq!(decide(&report, &defaults()).status, ReviewIdentity);
+    }
+
+    #[test]
+    fn a_resumed_mismatch_is_adjudicated_normally() {
+        let mut req = sandbox_request("Pat", "Mismatch");
+        req.identity_override = true;
+        assert_eq!(decide(&run(&req), &defaults()).status, Approved);
+    }
+
+    #[test]
+    fn name_not_matched_needs_an_ssn_trace() {
+        let mut report = sandbox("Ada", "Lovelace");
+        report.checks.name_status = Some("not_matched".into());
+        assert_eq!(decide(&report, &defaults()).status, ReviewIdentity);
+        // The seed's own example: no SSN traced ("none"), so the name status alone decides
+        // nothing, and neither does a report without a trace at all.
+        report.checks.ssn_status = Some("none".into());
+        assert_eq!(decide(&report, &defaults()).status, Approved);
+        report.checks.ssn_status = None;
+        assert_eq!(decide(&report, &defaults()).status, Approved);
+    }
+
+    // --- severity ---------------------------------------------------------------------------
+
+    #[test]
+    fn severity_orders_pending_then_reviews_then_approved() {
+        let order = [
+            Pending, ReviewSo, ReviewQa, ReviewMvr, ReviewCm, Review, Approved,
+        ];
+        for pair in order.windows(2) {
+            assert!(severity(pair[0]) > severity(pair[1]), "{pair:?}");
+        }
+    }
+
+    #[test]
+    fn the_most_severe_finding_wins_and_every_reason_is_kept() {
+        let mut report = sandbox("Pat", "Speedwell"); // review__mvr
+        let wanted = sandbox("Pat", "Wanted"); // review
+        let registry = sandbox("Pat", "Registry"); // review__so
+        report.checks.watchlist = wanted.checks.watchlist.clone();
+        let d = decide(&report, &defaults());
+        assert_eq!(
+            d.status, ReviewMvr,
+            "compliance queue over the partner's review"
+        );
+        assert_eq!(d.reasons.len(), 2);
+
+        report.checks.sex_offender = registry.checks.sex_offender.clone();
+        let d = decide(&report, &defaults());
+        assert_eq!(d.status, ReviewSo);
+        assert_eq!(d.reasons.len(), 3);
+
+        report.checks.criminal = sandbox("Walter", "White").checks.criminal;
+        let d = decide(&report, &defaults());
+        assert_eq!(d.status, Pending);
+        assert_eq!(d.reasons.len(), 6, "{:?}", d.reasons);
+
+        // A watchlist hit under compliance review outranks a borderline MVR too.
+        let mut report = sandbox("Pat", "Speedwell");
+        report.checks.watchlist = wanted.checks.watchlist;
+        let rules = AdjudicationRules {
+            watchlist: HitAction::ComplianceReview,
+            ..defaults()
+        };
+        assert_eq!(decide(&report, &rules).status, ReviewQa);
+    }
+
+    // --- lookback boundaries ------------------------------------------------------------------
+
+    fn record(crime_type: &str, offense: Option<NaiveDate>) -> CriminalRecord {
+        CriminalRecord {
+            id: "rec".into(),
+            crime_type: Some(crime_type.into()),
+            offense_description_1: Some("Test offense".into()),
+            offense_date: offense.map(report::record_date),
+            ..CriminalRecord::default()
+        }
+    }
+
+    fn with_records(records: Vec<CriminalRecord>) -> Report {
+        Report {
+            checks: report::Checks {
+                criminal: Some(vec![CountyCriminal {
+                    county: "Test County".into(),
+                    value: records,
+                    status: "ready".into(),
+                    clear_eta: None,
+                    hit_eta: None,
+                }]),
+                ..report::Checks::default()
+            },
+            ..Report::default()
+        }
+    }
+
+    fn decide_on(
+        records: Vec<CriminalRecord>,
+        rules: &AdjudicationRules,
+        today: NaiveDate,
+    ) -> Decision {
+        adjudicate(&with_records(records), rules, today)
+    }
+
+    #[test]
+    fn felony_lookback_boundary_day_counts_and_the_day_before_does_not() {
+        let today = date(2026, 3, 14);
+        let rules = defaults();
+        let on_boundary = decide_on(
+            vec![record("Felony", Some(date(2019, 3, 14)))],
+            &rules,
+            today,
+        );
+        assert_eq!(on_boundary.status, Pending);
+        assert_eq!(
+            on_boundary.reasons,
+            ["felony 'Test offense' on 2019-03-14 in Test County, within 7 years"]
+        );
+        let day_before = decide_on(
+            vec![record("Felony", Some(date(2019, 3, 13)))],
+            &rules,
+            today,
+        );
+        assert_eq!(day_before.status, Approved);
+        assert_eq!(
+            day_before.reasons,
+            [
+                "no reportable records",
+                "felony 'Test offense' on 2019-03-13 in Test County, outside the 7-year lookback: not counted"
+            ]
+        );
+    }
+
+    #[test]
+    fn lookback_from_a_leap_day() {
+        let today = date(2028, 2, 29);
+        let rules = AdjudicationRules {
+            felony_lookback_years: 1,
+            ..defaults()
+        };
+        assert_eq!(
+            decide_on(
+                vec![record("Felony", Some(date(2027, 2, 28)))],
+                &rules,
+                today
+            )
+            .status,
+            Pending
+        );
+        assert_eq!(
+            decide_on(
+                vec![record("Felony", Some(date(2027, 2, 27)))],
+                &rules,
+                today
+            )
+            .status,
+            Approved
+        );
+    }
+
+    #[test]
+    fn misdemeanor_lookback_boundary() {
+        let today = date(2026, 3, 14);
+        let rules = AdjudicationRules {
+            misdemeanor_lookback_years: 2,
+            ..defaults()
+        };
+        let d = decide_on(
+            vec![record("Misdemeanor", Some(date(2024, 3, 14)))],
+            &rules,
+            today,
+        );
+        assert_eq!(d.status, Pending);
+        assert_eq!(
+            d.reasons,
+            ["misdemeanor 'Test offense' on 2024-03-14 in Test County, within 2 years"]
+        );
+        let d = decide_on(
+            vec![record("Misdemeanor", Some(date(2024, 3, 13)))],
+            &rules,
+            today,
+        );
+        assert_eq!(d.status, Approved);
+        // 0 years: never, not even yesterday's.
+        let d = decide_on(
+            vec![record("Misdemeanor", Some(date(2026, 3, 13)))],
+            &defaults(),
+            today,
+        );
+        assert_eq!(d.status, Approved);
+    }
+
+    #[test]
+    fn infractions_never_count() {
+        let today = date(2026, 3, 14);
+        let rules = AdjudicationRules {
+            misdemeanor_lookback_years: 50,
+            felony_lookback_years: 50,
+            ..defaults()
+        };
+        let d = decide_on(vec![record("Infraction", Some(today))], &rules, today);
+        assert_eq!(d.status, Approved);
+        assert!(d.reasons[1].ends_with("infractions are not counted"));
+    }
+
+    #[test]
+    fn the_latest_court_date_is_measured() {
+        let today = date(2026, 3, 14);
+        let mut r = record("Felony", Some(date(2010, 1, 1)));
+        r.disposition_date = Some(report::record_date(date(2020, 6, 1)));
+        let d = decide_on(vec![r], &defaults(), today);
+        assert_eq!(d.status, Pending);
+        assert_eq!(
+            d.reasons,
+            ["felony 'Test offense' on 2020-06-01 in Test County, within 7 years"]
+        );
+    }
+
+    #[test]
+    fn undated_and_unclassified_records_are_not_waved_through() {
+        let today = date(2026, 3, 14);
+        let d = decide_on(vec![record("Felony", None)], &defaults(), today);
+        assert_eq!(d.status, Pending);
+        assert!(d.reasons[0].contains("undated"));
+        let mut unclassified = record("Felony", Some(date(2024, 1, 1)));
+        unclassified.crime_type = None;
+        let d = decide_on(vec![unclassified], &defaults(), today);
+        assert_eq!(d.status, Pending);
+        assert!(d.reasons[0].starts_with("unclassified record 'Test offense'"));
+        // A record's own county wins over the search's.
+        let mut r = record("FELONY", Some(date(2025, 1, 1)));
+        r.county = Some("Cook County".into());
+        let d = decide_on(vec![r], &defaults(), today);
+        assert_eq!(
+            d.reasons,
+            ["felony 'Test offense' on 2025-01-01 in Cook County, within 7 years"]
+        );
+    }
+
+    #[test]
+    fn a_county_recheck_hit_counts_under_default_rules() {
+        let p = SandboxProvider::new(Duration::ZERO);
+        let req = sandbox_request("Ada", "Lovelace");
+        let alert = crate::screening::provider::ArrestAlert {
+            county: "Bernalillo County".into(),
+            state: "NM".into(),
+            arrested_on: date(2026, 3, 1),
+            charge_filed: true,
+        };
+        let records = p.run_county_recheck(&req.subject, &alert);
+        let d = decide_on(records, &defaults(), today());
+        assert_eq!(d.status, Pending);
+        assert_eq!(
+            d.reasons,
+            ["felony 'Aggravated assault' on 2026-03-01 in Bernalillo County, within 7 years"]
+        );
+    }
+}

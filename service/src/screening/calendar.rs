@@ -1,0 +1,341 @@
+//! US business days (weekdays that are not observed federal holidays), for counting FCRA waiting
+//! periods such as the days between a pre-adverse action notice and the final adverse action.
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Utc, Weekday};
+
+/// The observed dates of the US federal holidays (5 U.S.C. 6103) that fall in `year`, sorted.
+///
+/// Fixed-date holidays (New Year's Day, Juneteenth, Independence Day, Veterans Day, Christmas)
+/// that fall on a Saturday are observed on the Friday before, and on a Sunday on the Monday after
+/// (the OPM rule). Every date returned lies in `year`: when New Year's Day of `year + 1` falls on a
+/// Saturday its observed date, December 31 of `year`, is included here, and New Year's Day of
+/// `year` is then absent from `year`'s list (it belongs to `year - 1`'s).
+///
+/// Juneteenth is included from 2021, the year it became a federal holiday; older changes to the
+/// holiday calendar (the Monday holidays of 1971, Martin Luther King Jr. Day from 1986) are not
+/// modelled, so the answer is only meaningful from 1986 on.
+pub fn us_federal_holidays(year: i32) -> Vec<NaiveDate> {
+    let mut days = Vec::with_capacity(12);
+    let mut fixed = |y: i32, month: u32, day: u32| {
+        if let Some(d) = NaiveDate::from_ymd_opt(y, month, day).map(observed)
+            && d.year() == year
+        {
+            days.push(d);
+        }
+    };
+    // New Year's Day of this year (unless observed on Dec 31 of the year before) and of the next
+    // (only when observed on Dec 31 of this year).
+    fixed(year, 1, 1);
+    fixed(year + 1, 1, 1);
+    if year >= 2021 {
+        fixed(year, 6, 19); // Juneteenth National Independence Day
+    }
+    fixed(year, 7, 4); // Independence Day
+    fixed(year, 11, 11); // Veterans Day
+    fixed(year, 12, 25); // Christmas Day
+    let floating = [
+        nth_weekday(year, 1, Weekday::Mon, 3), // Birthday of Martin Luther King, Jr.
+        nth_weekday(year, 2, Weekday::Mon, 3), // Washington's Birthday
+        last_weekday(year, 5, Weekday::Mon),   // Memorial Day
+        nth_weekday(year, 9, Weekday::Mon, 1), // Labor Day
+        nth_weekday(year, 10, Weekday::Mon, 2), // Columbus Day
+        nth_weekday(year, 11, Weekday::Thu, 4), // Thanksgiving Day
+    ];
+    days.extend(floating.into_iter().flatten());
+    days.sort_unstable();
+    days
+}
+
+/// Whether `d` is a US business day: Monday to Friday and not an observed federal holiday.
+pub fn is_business_day(d: NaiveDate) -> bool {
+    Holidays::default().is_business_day(d)
+}
+
+/// The same time of day on the `n`-th business day after `from`'s date; `n = 0` returns `from`
+/// unchanged (even when `from` is not on a business day).
+///
+/// Dates are taken in UTC: the calendar day of `from` is its UTC date, not the candidate's or
+/// the employer's local date. Saturates at chrono's last representable date.
+pub fn add_business_days(from: DateTime<Utc>, n: u32) -> DateTime<Utc> {
+    if n == 0 {
+        return from;
+    }
+    let mut holidays = Holidays::default();
+    let mut day = from.date_naive();
+    let mut left = n;
+    while left > 0 {
+        let Some(next) = day.succ_opt() else { break };
+        day = next;
+        if holidays.is_business_day(day) {
+            left -= 1;
+        }
+    }
+    NaiveDateTime::new(day, from.time()).and_utc()
+}
+
+/// How many business days lie after `from`'s date, up to and including `to`'s date; 0 when
+/// `to <= from`. Dates are taken in UTC, as in [`add_business_days`], so
+/// `business_days_between(t, add_business_days(t, n)) == n` for every `n`.
+pub fn business_days_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u32 {
+    if to <= from {
+        return 0;
+    }
+    let mut holidays = Holidays::default();
+    let end = to.date_naive();
+    let mut day = from.date_naive();
+    let mut count: u32 = 0;
+    while day < end {
+        let Some(next) = day.succ_opt() else { break };
+        day = next;
+        if holidays.is_business_day(day) {
+            count = count.saturating_add(1);
+        }
+    }
+    count
+}
+
+/// The holiday list of the year last asked about, so walking day by day computes each year once.
+#[derive(Default)]
+struct Holidays {
+    year: Option<i32>,
+    days: Vec<NaiveDate>,
+}
+
+impl Holidays {
+    fn is_business_day(&mut self, d: NaiveDate) -> bool {
+        if matches!(d.weekday(), Weekday::Sat | Weekday::Sun) {
+            return false;
+        }
+        if self.year != Some(d.year()) {
+            self.days = us_federal_holidays(d.year());
+            self.year = Some(d.year());
+        }
+        self.days.binary_search(&d).is_err()
+    }
+}
+
+/// The OPM observance of a fixed-date holiday: Saturday to the Friday before, Sunday to the
+/// Monday after.
+fn observed(d: NaiveDate) -> NaiveDate {
+    let shifted = match d.weekday() {
+        Weekday::Sat => d.checked_sub_signed(Duration::days(1)),
+        Weekday::Sun => d.checked_add_signed(Duration::days(1)),
+        _ => Some(d),
+    };
+    shifted.unwrap_or(d)
+}
+
+/// The `n`-th (1-based) `weekday` of `month` in `year`.
+fn nth_weekday(year: i32, month: u32, weekday: Weekday, n: u8) -> Option<NaiveDate> {
+    NaiveDate::from_weekday_of_month_opt(year, month, weekday, n)
+}
+
+/// The last `weekday` of `month` in `year`.
+fn last_weekday(year: i32, month: u32, weekday: Weekday) -> Option<NaiveDate> {
+    nth_weekday(year, month, weekday, 5).or_else(|| nth_weekday(year, month, weekday, 4))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
+    }
+
+    fn at(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, h, min, 7)
+            .single()
+            .expect("valid time")
+    }
+
+    fn dates(list: &[(i32, u32, u32)]) -> Vec<NaiveDate> {
+        list.iter().map(|&(y, m, d)| date(y, m, d)).collect()
+    }
+
+    #[test]
+    fn holidays_2026() {
+        assert_eq!(
+            us_federal_holidays(2026),
+            dates(&[
+                (2026, 1, 1),
+                (2026, 1, 19),
+                (2026, 2, 16),
+                (2026, 5, 25),
+                (2026, 6, 19),
+                (2026, 7, 3), // July 4 is a Saturday
+                (2026, 9, 7),
+                (2026, 10, 12),
+                (2026, 11, 11),
+                (2026, 11, 26),
+                (2026, 12, 25),
+            ])
+        );
+    }
+
+    #[test]
+    fn holidays_2027() {
+        assert_eq!(
+            us_federal_holidays(2027),
+            dates(&[
+                (2027, 1, 1),
+                (2027, 1, 18),
+                (2027, 2, 15),
+                (2027, 5, 31),
+                (2027, 6, 18), // June 19 is a Saturday
+                (2027, 7, 5),  // July 4 is a Sunday
+                (2027, 9, 6),
+                (2027, 10, 11),
+                (2027, 11, 11),
+                (2027, 11, 25),
+                (2027, 12, 24), // December 25 is a Saturday
+                (2027, 12, 31), // New Year's Day 2028 is a Saturday
+            ])
+        );
+        // ...so 2028 has no New Year's Day of its own.
+        assert!(
+            !us_federal_holidays(2028)
+                .iter()
+                .any(|d| d.month() == 1 && d.day() < 3)
+        );
+    }
+
+    #[test]
+    fn holidays_2021() {
+        assert_eq!(
+            us_federal_holidays(2021),
+            dates(&[
+                (2021, 1, 1),
+                (2021, 1, 18),
+                (2021, 2, 15),
+                (2021, 5, 31),
+                (2021, 6, 18),
+                (2021, 7, 5),
+                (2021, 9, 6),
+                (2021, 10, 11),
+                (2021, 11, 11),
+                (2021, 11, 25),
+                (2021, 12, 24),
+                (2021, 12, 31), // New Year's Day 2022 is a Saturday
+            ])
+        );
+        assert_eq!(us_federal_holidays(2022).first(), Some(&date(2022, 1, 17)));
+        // No Juneteenth before 2021.
+        assert_eq!(us_federal_holidays(2019).len(), 10);
+    }
+
+    #[test]
+    fn holidays_are_weekdays_in_their_year() {
+        for year in 1990..=2100 {
+            let list = us_federal_holidays(year);
+            assert!((9..=12).contains(&list.len()), "{year}: {list:?}");
+            assert!(list.windows(2).all(|w| w[0] < w[1]), "{year}: {list:?}");
+            for d in &list {
+                assert_eq!(d.year(), year);
+                assert!(!matches!(d.weekday(), Weekday::Sat | Weekday::Sun), "{d}");
+                assert!(!is_business_day(*d), "{d}");
+            }
+        }
+    }
+
+    #[test]
+    fn business_day_basics() {
+        assert!(is_business_day(date(2026, 11, 18))); // Wednesday
+        assert!(!is_business_day(date(2026, 11, 21))); // Saturday
+        assert!(!is_business_day(date(2026, 11, 22))); // Sunday
+        assert!(!is_business_day(date(2026, 11, 26))); // Thanksgiving
+        assert!(!is_business_day(date(2026, 7, 3))); // Independence Day observed
+        assert!(is_business_day(date(2026, 11, 27))); // Friday after Thanksgiving
+        assert!(!is_business_day(date(2021, 12, 31))); // New Year's Day 2022 observed
+    }
+
+    #[test]
+    fn seven_business_days_over_thanksgiving() {
+        // Wed 18 Nov 2026: Thu 19 (1), Fri 20 (2), Mon 23 (3), Tue 24 (4), Wed 25 (5),
+        // Thu 26 Thanksgiving, Fri 27 (6), Mon 30 (7).
+        let from = at(2026, 11, 18, 15, 30);
+        let to = add_business_days(from, 7);
+        assert_eq!(to, at(2026, 11, 30, 15, 30));
+        assert_eq!(business_days_between(from, to), 7);
+        assert_eq!(add_business_days(from, 5), at(2026, 11, 25, 15, 30));
+        assert_eq!(add_business_days(from, 6), at(2026, 11, 27, 15, 30));
+    }
+
+    #[test]
+    fn friday_plus_one_is_monday() {
+        let friday = at(2026, 3, 6, 23, 59);
+        assert_eq!(add_business_days(friday, 1), at(2026, 3, 9, 23, 59));
+        assert_eq!(business_days_between(friday, at(2026, 3, 8, 12, 0)), 0);
+        assert_eq!(business_days_between(friday, at(2026, 3, 9, 0, 0)), 1);
+    }
+
+    #[test]
+    fn christmas_weeks() {
+        // 2026: Christmas on a Friday.
+        let wed = at(2026, 12, 23, 9, 0);
+        assert_eq!(add_business_days(wed, 1), at(2026, 12, 24, 9, 0));
+        assert_eq!(add_business_days(wed, 2), at(2026, 12, 28, 9, 0));
+        // 2027: Christmas observed Fri 24 Dec, New Year's Day 2028 observed Fri 31 Dec.
+        let thu = at(2027, 12, 23, 9, 0);
+        assert_eq!(add_business_days(thu, 1), at(2027, 12, 27, 9, 0));
+        assert_eq!(add_business_days(thu, 4), at(2027, 12, 30, 9, 0));
+        assert_eq!(add_business_days(thu, 5), at(2028, 1, 3, 9, 0));
+        assert_eq!(business_days_between(thu, at(2028, 1, 3, 0, 0)), 5);
+        // 2021 into 2022: Dec 24 and Dec 31 both off.
+        assert_eq!(
+            add_business_days(at(2021, 12, 23, 9, 0), 1),
+            at(2021, 12, 27, 9, 0)
+        );
+        assert_eq!(
+            add_business_days(at(2021, 12, 30, 9, 0), 1),
+            at(2022, 1, 3, 9, 0)
+        );
+    }
+
+    #[test]
+    fn weekend_start() {
+        let saturday = at(2026, 3, 7, 10, 0);
+        assert_eq!(add_business_days(saturday, 0), saturday);
+        assert_eq!(add_business_days(saturday, 1), at(2026, 3, 9, 10, 0));
+        assert_eq!(add_business_days(saturday, 5), at(2026, 3, 13, 10, 0));
+        let sunday = at(2026, 3, 8, 10, 0);
+        assert_eq!(add_business_days(sunday, 1), at(2026, 3, 9, 10, 0));
+        assert_eq!(business_days_between(saturday, at(2026, 3, 13, 0, 0)), 5);
+    }
+
+    #[test]
+    fn between_is_zero_unless_later() {
+        let t = at(2026, 5, 4, 12, 0);
+        assert_eq!(business_days_between(t, t), 0);
+        assert_eq!(business_days_between(t, at(2026, 5, 1, 12, 0)), 0);
+        // Later the same day: no business day after `from`'s date yet.
+        assert_eq!(business_days_between(t, at(2026, 5, 4, 23, 0)), 0);
+        // The next day counts even when earlier in the day than `from`.
+        assert_eq!(business_days_between(t, at(2026, 5, 5, 0, 0)), 1);
+    }
+
+    #[test]
+    fn add_and_between_agree() {
+        let mut start = at(2020, 11, 1, 0, 0);
+        let end = at(2028, 1, 31, 0, 0);
+        let mut hour = 0;
+        while start < end {
+            let t = start + Duration::hours(hour % 24) + Duration::minutes(hour * 7 % 60);
+            for n in 0..=30 {
+                let later = add_business_days(t, n);
+                assert_eq!(business_days_between(t, later), n, "{t} + {n} = {later}");
+                assert_eq!(later.time(), t.time());
+                if n > 0 {
+                    assert!(is_business_day(later.date_naive()), "{t} + {n} = {later}");
+                    // The n-th business day, not a later one: the day before holds n - 1.
+                    let before = later - Duration::days(1);
+                    assert_eq!(business_days_between(t, before.max(t)), n - 1);
+                }
+            }
+            hour += 5;
+            // Every day through the year-end holidays, every third day otherwise.
+            let dense = matches!(start.month(), 11 | 12 | 1);
+            start += Duration::days(if dense { 1 } else { 3 });
+        }
+    }
+}

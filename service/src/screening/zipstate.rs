@@ -1,0 +1,102 @@
+//! The state of a US ZIP code from its first three digits (USPS prefix ranges), so a hosted
+//! form given only a zip code shows the right state disclosures.
+
+/// (first prefix, last prefix, state), inclusive, in order.
+const RANGES: &[(u16, u16, &str)] = &[
+    (5, 5, "NY"),
+    (6, 9, "PR"),
+    (10, 27, "MA"),
+    (28, 29, "RI"),
+    (30, 38, "NH"),
+    (39, 49, "ME"),
+    (50, 59, "VT"),
+    (60, 69, "CT"),
+    (70, 89, "NJ"),
+    (90, 99, "AE"),
+    (100, 149, "NY"),
+    (150, 196, "PA"),
+    (197, 199, "DE"),
+    (200, 205, "DC"),
+    (206, 219, "MD"),
+    (220, 246, "VA"),
+    (247, 268, "WV"),
+    (270, 289, "NC"),
+    (290, 299, "SC"),
+    (300, 319, "GA"),
+    (320, 349, "FL"),
+    (350, 369, "AL"),
+    (370, 385, "TN"),
+    (386, 397, "MS"),
+    (398, 399, "GA"),
+    (400, 427, "KY"),
+    (430, 459, "OH"),
+    (460, 479, "IN"),
+    (480, 499, "MI"),
+    (500, 528, "IA"),
+    (530, 549, "WI"),
+    (550, 567, "MN"),
+    (569, 569, "DC"),
+    (570, 577, "SD"),
+    (580, 588, "ND"),
+    (590, 599, "MT"),
+    (600, 629, "IL"),
+    (630, 658, "MO"),
+    (660, 679, "KS"),
+    (680, 693, "NE"),
+    (700, 715, "LA"),
+    (716, 729, "AR"),
+    (730, 732, "OK"),
+    (733, 733, "TX"),
+    (734, 749, "OK"),
+    (750, 799, "TX"),
+    (800, 816, "CO"),
+    (820, 831, "WY"),
+    (832, 838, "ID"),
+    (840, 847, "UT"),
+    (850, 865, "AZ"),
+    (870, 884, "NM"),
+    (885, 885, "TX"),
+    (889, 898, "NV"),
+    (900, 961, "CA"),
+    (962, 966, "AP"),
+    (967, 968, "HI"),
+    (969, 969, "GU"),
+    (970, 979, "OR"),
+    (980, 994, "WA"),
+    (995, 999, "AK"),
+];
+
+/// The two-letter state of a 5-digit ZIP code, if its prefix is assigned to one.
+pub fn state_for_zip(zip: &str) -> Option<&'static str> {
+    let prefix: u16 = zip.get(0..3)?.parse().ok()?;
+    RANGES
+        .iter()
+        .find(|(lo, hi, _)| (*lo..=*hi).contains(&prefix))
+        .map(|(_, _, s)| *s)
+        // Military mail (AE/AP) has no state disclosures of its own.
+        .filter(|s| *s != "AE" && *s != "AP")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::state_for_zip;
+
+    #[test]
+    fn known_zip_codes() {
+        for (zip, state) in [
+            ("95476", Some("CA")),
+            ("10001", Some("NY")),
+            ("94107", Some("CA")),
+            ("60601", Some("IL")),
+            ("98101", Some("WA")),
+            ("02108", Some("MA")),
+            ("73301", Some("TX")),
+            ("20500", Some("DC")),
+            ("99501", Some("AK")),
+            ("09001", None),
+            ("00000", None),
+        ] {
+            assert_eq!(state_for_zip(zip), state, "{zip}");
+        }
+    }
+}

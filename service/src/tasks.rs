@@ -1,0 +1,285 @@
+//! Durable timed steps. A task row is written in the transaction of the change that causes it
+//! (so it survives restarts and is never lost); the scheduler hands due tasks to the job queue,
+//! and a job runs one task by id. Tasks are measured against the service [`crate::clock::Clock`],
+//! so tests move time instead of waiting.
+use chrono::{DateTime, Duration, Utc};
+use entity::task;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+use serde_json::Value;
+
+use crate::{Service, ServiceResult, ids};
+
+/// What a task does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskKind {
+    /// Run (or poll) the package's searches of a `processing` check, then adjudicate.
+    Screening,
+    /// Remind a candidate who has not consented yet.
+    InviteReminder,
+    /// The adverse-action waiting period is over: send the final notice.
+    AdverseFinalNotice,
+    /// After the final notice: reject.
+    AdverseReject,
+    /// The partner's recheck interval has passed: run the check again.
+    ScheduledRecheck,
+    /// Continuous monitoring: the county recheck after an arrest alert.
+    MonitoringRecheck,
+}
+
+impl TaskKind {
+    pub const ALL: [TaskKind; 6] = [
+        TaskKind::Screening,
+        TaskKind::InviteReminder,
+        TaskKind::AdverseFinalNotice,
+        TaskKind::AdverseReject,
+        TaskKind::ScheduledRecheck,
+        TaskKind::MonitoringRecheck,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Screening => "screening.run",
+            TaskKind::InviteReminder => "invite.reminder",
+            TaskKind::AdverseFinalNotice => "adverse.final_notice",
+            TaskKind::AdverseReject => "adverse.reject",
+            TaskKind::ScheduledRecheck => "recheck.scheduled",
+            TaskKind::MonitoringRecheck => "monitoring.county_recheck",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// What running a task came to.
+#[derive(Debug)]
+pub enum TaskOutcome {
+    Done,
+    /// Not yet (e.g. searches still running): run again at this time.
+    RunAgainAt(DateTime<Utc>),
+}
+
+/// How long a queued or running task is held before the scheduler hands it out again.
+const QUEUE_LEASE: i64 = 30;
+const RUN_LEASE: i64 = 120;
+/// Failed runs are retried with backoff this many times, then the task is marked failed.
+const MAX_ATTEMPTS: i32 = 8;
+
+/// Writes a task on `conn` (the caller's transaction).
+pub(crate) async fn schedule<C: ConnectionTrait>(
+    conn: &C,
+    partner_id: &str,
+    check_id: Option<&str>,
+    kind: TaskKind,
+    payload: Value,
+    run_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> ServiceResult<String> {
+    let id = ids::uuid();
+    task::ActiveModel {
+        id: Set(id.clone()),
+        partner_id: Set(partner_id.to_string()),
+        check_id: Set(check_id.map(str::to_string)),
+        kind: Set(kind.as_str().to_string()),
+        payload: Set(payload.to_string()),
+        run_at: Set(run_at),
+        status: Set("pending".into()),
+        attempts: Set(0),
+        lease_until: Set(None),
+        last_error: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(conn)
+    .await?;
+    Ok(id)
+}
+
+/// Cancels a check's tasks of these kinds that have not run yet.
+pub(crate) async fn cancel<C: ConnectionTrait>(
+    conn: &C,
+    check_id: &str,
+    kinds: &[TaskKind],
+    now: DateTime<Utc>,
+) -> ServiceResult<()> {
+    task::Entity::update_many()
+        .col_expr(task::Column::Status, Expr::value("cancelled"))
+        .col_expr(task::Column::UpdatedAt, Expr::value(now))
+        .filter(task::Column::CheckId.eq(check_id))
+        .filter(task::Column::Kind.is_in(kinds.iter().map(|k| k.as_str())))
+        .filter(task::Column::Status.is_in(["pending", "queued"]))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+impl Service {
+    /// Hands out due tasks: marks up to `limit` of them queued (with a lease, so a lost job is
+    /// handed out again) and returns their ids for the job queue.
+    pub async fn claim_due_tasks(&self, limit: u64) -> ServiceResult<Vec<String>> {
+        let now = self.clock.now();
+        let due = task::Entity::find()
+            .select_only()
+            .column(task::Column::Id)
+            .column(task::Column::Status)
+            .column(task::Column::LeaseUntil)
+            .filter(
+                Condition::any()
+                    .add(
+                        Condition::all()
+                            .add(task::Column::Status.eq("pending"))
+                            .add(task::Column::RunAt.lte(now)),
+                    )
+                    .add(
+                        Condition::all()
+                            .add(task::Column::Status.is_in(["queued", "running"]))
+                            .add(task::Column::LeaseUntil.lt(now)),
+                    ),
+            )
+            .order_by_asc(task::Column::RunAt)
+            .limit(limit)
+            .into_tuple::<(String, String, Option<DateTime<Utc>>)>()
+            .all(&self.db)
+            .await?;
+        let mut claimed = Vec::with_capacity(due.len());
+        for (id, status, lease) in due {
+            // Conditional on what was read, so of several schedulers one hands a task out.
+            let mut q = task::Entity::update_many()
+                .col_expr(task::Column::Status, Expr::value("queued"))
+                .col_expr(
+                    task::Column::LeaseUntil,
+                    Expr::value(now + Duration::seconds(QUEUE_LEASE)),
+                )
+                .col_expr(task::Column::UpdatedAt, Expr::value(now))
+                .filter(task::Column::Id.eq(&id))
+                .filter(task::Column::Status.eq(status));
+            q = match lease {
+                Some(l) => q.filter(task::Column::LeaseUntil.eq(l)),
+                None => q.filter(task::Column::LeaseUntil.is_null()),
+            };
+            if q.exec(&self.db).await?.rows_affected == 1 {
+                claimed.push(id);
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Runs one queued task (the job handler calls this). Returns `false` when the task was not
+    /// this caller's to run (already run, cancelled, or taken by another job).
+    pub async fn run_task(&self, id: &str) -> ServiceResult<bool> {
+        let now = self.clock.now();
+        let taken = task::Entity::update_many()
+            .col_expr(task::Column::Status, Expr::value("running"))
+            .col_expr(
+                task::Column::LeaseUntil,
+                Expr::value(now + Duration::seconds(RUN_LEASE)),
+            )
+            .col_expr(
+                task::Column::Attempts,
+                Expr::col(task::Column::Attempts).add(1),
+            )
+            .col_expr(task::Column::UpdatedAt, Expr::value(now))
+            .filter(task::Column::Id.eq(id))
+            .filter(task::Column::Status.eq("queued"))
+            .exec(&self.db)
+            .await?;
+        if taken.rows_affected != 1 {
+            return Ok(false);
+        }
+        let Some(t) = task::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let payload: Value = serde_json::from_str(&t.payload).unwrap_or(Value::Null);
+        let result = match TaskKind::parse(&t.kind) {
+            Some(kind) => self.execute_task(kind, &t, &payload).await,
+            None => Err(anyhow::anyhow!("unknown task kind {}", t.kind).into()),
+        };
+        let now = self.clock.now();
+        let (status, run_at, error) = match result {
+            Ok(TaskOutcome::Done) => ("done", None, None),
+            Ok(TaskOutcome::RunAgainAt(at)) => ("pending", Some(at), None),
+            Err(e) => {
+                let msg = match &e {
+                    crate::ServiceError::Internal(inner) => format!("{inner:#}"),
+                    other => other.to_string(),
+                };
+                tracing::warn!(task = %t.id, kind = %t.kind, attempt = t.attempts, error = %msg, "task failed");
+                if t.attempts >= MAX_ATTEMPTS {
+                    ("failed", None, Some(msg))
+                } else {
+                    let backoff = Duration::seconds(2_i64.pow(t.attempts.clamp(0, 12) as u32));
+                    ("pending", Some(now + backoff), Some(msg))
+                }
+            }
+        };
+        let mut q = task::Entity::update_many()
+            .col_expr(task::Column::Status, Expr::value(status))
+            .col_expr(task::Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
+            .col_expr(task::Column::LastError, Expr::value(error))
+            .col_expr(task::Column::UpdatedAt, Expr::value(now));
+        if let Some(at) = run_at {
+            q = q.col_expr(task::Column::RunAt, Expr::value(at));
+        }
+        // A task cancelled while it ran stays cancelled.
+        q.filter(task::Column::Id.eq(&t.id))
+            .filter(task::Column::Status.eq("running"))
+            .exec(&self.db)
+            .await?;
+        Ok(true)
+    }
+
+    async fn execute_task(
+        &self,
+        kind: TaskKind,
+        t: &task::Model,
+        payload: &Value,
+    ) -> ServiceResult<TaskOutcome> {
+        let check_id = t.check_id.as_deref().unwrap_or_default();
+        match kind {
+            TaskKind::Screening => self.run_screening(&t.partner_id, check_id, payload).await,
+            TaskKind::InviteReminder => self.send_reminder(&t.partner_id, check_id).await,
+            TaskKind::AdverseFinalNotice => {
+                self.adverse_final_notice(&t.partner_id, check_id).await
+            }
+            TaskKind::AdverseReject => self.adverse_reject(&t.partner_id, check_id).await,
+            TaskKind::ScheduledRecheck => self.scheduled_recheck(&t.partner_id, check_id).await,
+            TaskKind::MonitoringRecheck => {
+                let alert = payload["alert_id"].as_str().unwrap_or_default();
+                self.monitoring_recheck(&t.partner_id, alert).await
+            }
+        }
+    }
+
+    /// Tasks of a check, oldest first (for GraphQL and tests).
+    pub async fn tasks_of_check(
+        &self,
+        actor: &crate::Actor,
+        check_id: &str,
+    ) -> ServiceResult<Vec<task::Model>> {
+        crate::check::find(&self.db, &actor.partner_id, check_id).await?;
+        Ok(task::Entity::find()
+            .filter(task::Column::PartnerId.eq(&actor.partner_id))
+            .filter(task::Column::CheckId.eq(check_id))
+            .order_by_asc(task::Column::CreatedAt)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Pending tasks due by now (how far behind the scheduler is; for tests and metrics).
+    pub async fn due_task_count(&self) -> ServiceResult<u64> {
+        use sea_orm::PaginatorTrait;
+        Ok(task::Entity::find()
+            .filter(task::Column::Status.is_in(["pending", "queued", "running"]))
+            .filter(task::Column::RunAt.lte(self.clock.now()))
+            .count(&self.db)
+            .await?)
+    }
+}

@@ -1,0 +1,1181 @@
+//! The screening engine end to end: consent (the hosted form and our consent page), sandbox
+//! searches, adjudication, adverse action in the FCRA order with disputes, rechecks and
+//! continuous monitoring. Each path asserts the exact status webhooks a partner received.
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app_with};
+use crate::webhooks::{Receiver, endpoint, eventually};
+
+static SSN_SEQ: AtomicU32 = AtomicU32::new(1001);
+
+/// A unique, valid SSN for this test binary.
+fn next_ssn() -> String {
+    format!("123-45-{:04}", SSN_SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+/// An app whose sandbox answers at once, with a receiver subscribed to status updates.
+async fn screening_app() -> (TestApp, Receiver) {
+    let app = spawn_app_with(|c| c.sandbox_latency_ms = 0).await;
+    let rx = Receiver::start().await;
+    endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
+    (app, rx)
+}
+
+/// Posts an HTML form as a browser does.
+async fn post_form<K: AsRef<str>, V: AsRef<str>>(
+    client: &reqwest::Client,
+    url: &str,
+    pairs: &[(K, V)],
+    user_agent: Option<&str>,
+) -> reqwest::Response {
+    let mut body = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        body.append_pair(k.as_ref(), v.as_ref());
+    }
+    let mut req = client
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.finish());
+    if let Some(ua) = user_agent {
+        req = req.header("user-agent", ua);
+    }
+    req.send().await.expect("form post")
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339()
+}
+
+/// Consent evidence for every section of the form.
+fn timestamps() -> Value {
+    let t = now_rfc3339();
+    json!({
+        "welcome": [t], "summaryOfRights": [t], "disclosure": [t],
+        "summaryOfStateRights": [t], "authorizationOfBackgroundInvestigation": [t], "signature": [t]
+    })
+}
+
+const FORM: &str = "mutation($z: String!, $p: ID) { createConsentForm(zipcode: $z, packageId: $p) { formId state data { field required } disclosures { order key title checkboxes requiredCheckboxes } } }";
+const SUBMIT: &str = "mutation($i: SubmitConsentFormInput!) { submitConsentForm(input: $i) { outcome code message candidate { id turnId } check { id status } } }";
+
+/// Runs both steps of the hosted form for a candidate; returns (candidate id, check id).
+async fn hosted(
+    app: &TestApp,
+    first: &str,
+    last: &str,
+    package: Option<&str>,
+    callback: Option<&str>,
+) -> (String, String) {
+    let f = app.gql(FORM, json!({"z": "94107", "p": package})).await;
+    let form_id = f.data()["createConsentForm"]["formId"]
+        .as_str()
+        .expect("formId")
+        .to_string();
+    let r = app
+        .gql(
+            SUBMIT,
+            json!({"i": {
+                "formId": form_id, "firstName": first, "lastName": last, "noMiddleName": true,
+                "email": format!("{}.{}.{}@example.com", first.to_lowercase(), last.to_lowercase(), SSN_SEQ.load(Ordering::Relaxed)),
+                "phone": "(415) 555-0134", "dateOfBirth": "1990-04-06", "ssn": next_ssn(),
+                "address": "3 Bagshot Row", "city": "San Francisco",
+                "driversLicenseNumber": "D1234567", "driversLicenseState": "CA",
+                "consentDocument": format!("{first} {last}"), "callbackUrl": callback,
+                "timestamps": timestamps(), "ipAddress": "203.0.113.7", "userAgent": "test-suite/1"
+            }}),
+        )
+        .await;
+    let d = &r.data()["submitConsentForm"];
+    assert_eq!(d["outcome"], "STARTED", "{}", r.0);
+    assert_eq!(d["code"], 9200);
+    (
+        d["candidate"]["id"]
+            .as_str()
+            .expect("candidate")
+            .to_string(),
+        d["check"]["id"].as_str().expect("check").to_string(),
+    )
+}
+
+async fn status(app: &TestApp, check: &str) -> String {
+    let r = app
+        .gql(
+            "query($id: ID!) { check(id: $id) { status } }",
+            json!({"id": check}),
+        )
+        .await;
+    r.data()["check"]["status"]
+        .as_str()
+        .expect("status")
+        .to_string()
+}
+
+async fn wait_status(app: &TestApp, check: &str, want: &str) {
+    let mut last = String::new();
+    for _ in 0..300 {
+        last = status(app, check).await;
+        if last == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    panic!("check {check} never reached {want}; it is {last}");
+}
+
+/// The `state` of every status webhook received for a worker, in the order of the changes.
+/// Deliveries run concurrently, so arrival order is not change order; like a receiver would,
+/// this chains them by `original_state` → `state`, starting from the check's creation (null).
+/// Every webhook must fit the chain.
+fn states_of(rx: &Receiver, worker: &str) -> Vec<String> {
+    let mut pairs: Vec<(Option<String>, String)> = rx
+        .received()
+        .iter()
+        .filter(|r| r.json["worker_id"] == worker && r.json.get("hook_type").is_none())
+        .map(|r| {
+            (
+                r.json["original_state"].as_str().map(str::to_string),
+                r.json["state"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect();
+    let mut chain = Vec::new();
+    let mut current: Option<String> = None;
+    while let Some(i) = pairs.iter().position(|(from, _)| *from == current) {
+        let (_, to) = pairs.remove(i);
+        chain.push(to.clone());
+        current = Some(to);
+    }
+    // Anything that does not chain on shows up as "?" so the comparison fails.
+    chain.extend(pairs.into_iter().map(|(f, t)| format!("? {f:?} -> {t}")));
+    chain
+}
+
+/// Waits until the worker's status webhooks are exactly `want`.
+async fn expect_states(rx: &Receiver, worker: &str, want: &[&str]) {
+    let got = eventually("the status webhooks", 10, || async {
+        let s = states_of(rx, worker);
+        (s.len() >= want.len()).then_some(s)
+    })
+    .await;
+    assert_eq!(got, want, "status webhooks for {worker}");
+    // Nothing more arrives.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(states_of(rx, worker), want, "no further status webhooks");
+}
+
+async fn reports(app: &TestApp, check: &str) -> Vec<Value> {
+    let r = app
+        .gql(
+            "query($id: ID!) { check(id: $id) { reports { kind decision reasons report } } }",
+            json!({"id": check}),
+        )
+        .await;
+    r.data()["check"]["reports"]
+        .as_array()
+        .expect("reports")
+        .clone()
+}
+
+async fn emails(app: &TestApp, check: &str) -> Vec<Value> {
+    let r = app
+        .gql(
+            "query($c: ID) { emails(checkId: $c) { kind subject body to } }",
+            json!({"c": check}),
+        )
+        .await;
+    let mut v = r.data()["emails"].as_array().expect("emails").clone();
+    v.reverse(); // oldest first
+    v
+}
+
+async fn mvr_package(app: &TestApp) -> String {
+    let r = app
+        .gql(
+            "mutation { createPackage(input: {name: \"Drivers\", searches: [criminal, mvr, ssn_trace]}) { id } }",
+            json!({}),
+        )
+        .await;
+    r.data()["createPackage"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string()
+}
+
+fn advance(app: &TestApp, days: i64) {
+    app.service.clock().advance(chrono::Duration::days(days));
+}
+
+/// Moves the clock just past the end of the check's adverse-action waiting period.
+pub(crate) async fn advance_past_waiting_period(app: &TestApp, check: &str) {
+    let r = app
+        .gql(
+            "query($c: ID!) { check(id: $c) { adverseAction { dueAt } } }",
+            json!({"c": check}),
+        )
+        .await;
+    let due: chrono::DateTime<chrono::Utc> = r.data()["check"]["adverseAction"]["dueAt"]
+        .as_str()
+        .expect("a running waiting period")
+        .parse()
+        .expect("time");
+    let clock = app.service.clock();
+    clock.advance(due - clock.now() + chrono::Duration::minutes(1));
+}
+
+#[tokio::test]
+async fn hosted_form_runs_a_clear_candidate_to_approved_with_results_and_webhooks() {
+    let (app, rx) = screening_app().await;
+    let callback = Receiver::start().await;
+    let f = app.gql(FORM, json!({"z": "94107"})).await;
+    let form = &f.data()["createConsentForm"];
+    assert_eq!(form["state"], "CA", "the zip code's state");
+    let keys: Vec<&str> = form["disclosures"]
+        .as_array()
+        .expect("disclosures")
+        .iter()
+        .map(|d| d["key"].as_str().expect("key"))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "welcome",
+            "summary_of_rights",
+            "disclosure",
+            "summary_of_state_rights",
+            "authorization_of_background_investigation"
+        ]
+    );
+    let fields: Vec<&str> = form["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|d| d["field"].as_str().expect("f"))
+        .collect();
+    assert!(
+        fields.contains(&"ssn") && !fields.contains(&"drivers_license_number"),
+        "no MVR in the default package: {fields:?}"
+    );
+
+    let (cand, check) = hosted(&app, "Rosie", "Cotton", None, Some(&callback.url)).await;
+    wait_status(&app, &check, "approved").await;
+    expect_states(&rx, &cand, &["consent", "processing", "approved"]).await;
+
+    let got = callback
+        .wait_for("the results webhook", 10, |g| !g.is_empty())
+        .await;
+    let b = &got[0].json;
+    assert_eq!(b["partner_worker_status"], "approved");
+    assert_eq!(b["callback_uuid"], check.as_str());
+    assert_eq!(b["checks"]["ssn_status"], "matched", "{b}");
+    assert!(
+        b["checks"]["criminal"]
+            .as_array()
+            .expect("criminal searched")
+            .iter()
+            .all(|c| c["value"].as_array().is_some_and(Vec::is_empty))
+    );
+    assert!(
+        b["checks"]["mvr"].is_null(),
+        "the package runs no MVR search"
+    );
+    assert!(
+        b["consent_date"].as_str().is_some_and(|d| d.len() == 10),
+        "YYYY-MM-DD"
+    );
+
+    let reps = reports(&app, &check).await;
+    assert_eq!(reps.len(), 1);
+    assert_eq!(reps[0]["decision"], "approved");
+    assert_eq!(reps[0]["reasons"], json!(["no reportable records"]));
+    // Consent evidence as the partner's form gathered it.
+    let consent = app.dump("consents").await;
+    assert_eq!(consent.len(), 1);
+    assert_eq!(consent[0]["method"], "hosted_form");
+    assert_eq!(consent[0]["ip_address"], "203.0.113.7");
+    assert_eq!(consent[0]["user_agent"], "test-suite/1");
+    let stamps: Value =
+        serde_json::from_str(consent[0]["section_timestamps"].as_str().expect("json"))
+            .expect("json");
+    assert_eq!(
+        stamps.as_object().expect("obj").len(),
+        6,
+        "five sections and the signature"
+    );
+}
+
+#[tokio::test]
+async fn sandbox_scenarios_are_adjudicated_by_the_default_rules() {
+    let (app, rx) = screening_app().await;
+    let drivers = mvr_package(&app).await;
+    let cases: [(&str, &str, Option<&str>, &str); 8] = [
+        ("Darth", "Vader", None, "pending"),
+        ("Walter", "White", None, "pending"),
+        ("Samwise", "Gamgee", None, "approved"),
+        ("Sam", "Registry", None, "review__so"),
+        ("Willa", "Wanted", None, "review"),
+        ("Ivy", "Mismatch", None, "review__identity"),
+        ("Sid", "Speedwell", Some(drivers.as_str()), "review__mvr"),
+        ("Cass", "Crash", Some(drivers.as_str()), "pending"),
+    ];
+    let mut started = Vec::new();
+    for (first, last, package, _) in cases {
+        started.push(hosted(&app, first, last, package, None).await);
+    }
+    for ((cand, check), (first, last, _, want)) in started.iter().zip(cases) {
+        wait_status(&app, check, want).await;
+        expect_states(&rx, cand, &["consent", "processing", want]).await;
+        let reps = reports(&app, check).await;
+        assert_eq!(reps[0]["decision"], want, "{first} {last}");
+        let reasons = reps[0]["reasons"].as_array().expect("reasons");
+        assert!(
+            !reasons.is_empty(),
+            "{first} {last}: a decision has its reasons"
+        );
+        if want != "approved" {
+            assert_ne!(reasons[0], "no reportable records", "{first} {last}");
+        }
+    }
+    // The identity mismatch ran nothing else; "Resume Checks" continues with what was given.
+    let (mismatch_cand, mismatch) = &started[5];
+    let r = reports(&app, mismatch).await;
+    assert!(
+        r[0]["report"]["checks"]["criminal"].is_null(),
+        "{}",
+        r[0]["report"]
+    );
+    let resumed = app
+        .gql(
+            "mutation($c: ID!) { resumeChecks(checkId: $c, reason: \"candidate sent a copy of their card\") { status } }",
+            json!({"c": mismatch}),
+        )
+        .await;
+    assert_eq!(resumed.data()["resumeChecks"]["status"], "processing");
+    wait_status(&app, mismatch, "approved").await;
+    expect_states(
+        &rx,
+        mismatch_cand,
+        &[
+            "consent",
+            "processing",
+            "review__identity",
+            "processing",
+            "approved",
+        ],
+    )
+    .await;
+    assert_eq!(
+        reports(&app, mismatch).await.len(),
+        2,
+        "both reports are kept"
+    );
+}
+
+#[tokio::test]
+async fn partner_rules_change_what_is_decided() {
+    let (app, _rx) = screening_app().await;
+    // Samwise's felony is about ten years old: outside 7 years, inside 15.
+    let (_, before) = hosted(&app, "Samwise", "Gamgee", None, None).await;
+    wait_status(&app, &before, "approved").await;
+    let r = app
+        .gql(
+            "mutation { updatePartnerSettings(input: {adjudicationRules: {felony_lookback_years: 15, sex_offender: \"consider\"}}) { adjudicationRules } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r.data()["updatePartnerSettings"]["adjudicationRules"]["felony_lookback_years"],
+        15
+    );
+    let (_, after) = hosted(&app, "Samwise", "Gamgee", None, None).await;
+    wait_status(&app, &after, "pending").await;
+    let (_, so) = hosted(&app, "Sam", "Registry", None, None).await;
+    wait_status(&app, &so, "pending").await;
+    // Nonsense rules are refused, naming the field.
+    app.gql(
+        "mutation { updatePartnerSettings(input: {adjudicationRules: {felony_lookback_years: \"often\"}}) { name } }",
+        json!({}),
+    )
+    .await
+    .expect_err("BAD_USER_INPUT", Some("adjudicationRules"));
+}
+
+#[tokio::test]
+async fn adverse_action_runs_in_the_fcra_order_on_business_days() {
+    let (app, rx) = screening_app().await;
+    let (cand, check) = hosted(&app, "Walter", "White", None, None).await;
+    wait_status(&app, &check, "pending").await;
+    let r = app
+        .gql(
+            "mutation($c: ID!) { startAdverseAction(checkId: $c, reason: \"felony within 7 years\") { status adverseAction { state waitingBusinessDays dueAt } } }",
+            json!({"c": check}),
+        )
+        .await;
+    let s = &r.data()["startAdverseAction"];
+    assert_eq!(s["status"], "pending__first_notice");
+    assert_eq!(s["adverseAction"]["state"], "waiting");
+    assert_eq!(s["adverseAction"]["waitingBusinessDays"], 7);
+    let mail = emails(&app, &check).await;
+    let pre = mail
+        .iter()
+        .find(|m| m["kind"] == "pre_adverse_notice")
+        .expect("pre-adverse notice");
+    let body = pre["body"].as_str().expect("body");
+    assert!(
+        body.contains("A Summary of Your Rights Under the Fair Credit Reporting Act"),
+        "{body}"
+    );
+    assert!(
+        body.contains("/report/"),
+        "a link to the report copy: {body}"
+    );
+    assert!(
+        body.to_lowercase().contains("felony"),
+        "the findings: {body}"
+    );
+
+    // A person cannot skip the waiting period.
+    app.transition(&check, "pending__second_notice")
+        .await
+        .expect_err("BAD_USER_INPUT", Some("status"));
+    // Six calendar days hold at most five business days: still waiting.
+    advance(&app, 6);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(status(&app, &check).await, "pending__first_notice");
+    advance_past_waiting_period(&app, &check).await;
+    wait_status(&app, &check, "pending__second_notice").await;
+    // The final notice leaves the partner a business day to cancel, then rejects.
+    advance(&app, 5);
+    wait_status(&app, &check, "rejected").await;
+    expect_states(
+        &rx,
+        &cand,
+        &[
+            "consent",
+            "processing",
+            "pending",
+            "pending__first_notice",
+            "pending__second_notice",
+            "rejected",
+        ],
+    )
+    .await;
+    let kinds: Vec<Value> = emails(&app, &check)
+        .await
+        .into_iter()
+        .map(|m| m["kind"].clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        json!(["pre_adverse_notice", "final_adverse_notice"])
+            .as_array()
+            .expect("a")
+            .clone()
+    );
+    let fin = emails(&app, &check).await.pop().expect("final");
+    assert!(
+        fin["body"].as_str().expect("b").contains("dispute"),
+        "dispute rights in the final notice"
+    );
+    let r = app
+        .gql(
+            "query($c: ID!) { check(id: $c) { adverseAction { state finalNoticeAt endedAt } } }",
+            json!({"c": check}),
+        )
+        .await;
+    assert_eq!(r.data()["check"]["adverseAction"]["state"], "completed");
+}
+
+#[tokio::test]
+async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
+    let (app, rx) = screening_app().await;
+    let (cand, check) = hosted(&app, "Darth", "Vader", None, None).await;
+    wait_status(&app, &check, "pending").await;
+    app.gql(
+        "mutation($c: ID!) { startAdverseAction(checkId: $c) { status } }",
+        json!({"c": check}),
+    )
+    .await
+    .data();
+    // The candidate disputes from the link in their notice.
+    let mail = emails(&app, &check).await;
+    let body = mail[0]["body"].as_str().expect("body");
+    let link = body
+        .split_whitespace()
+        .find(|w| w.contains("/report/"))
+        .expect("report link")
+        .to_string();
+    let page = app.client.get(&link).send().await.expect("report page");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    assert!(
+        html.contains("Dispute this report") && html.contains("Felony"),
+        "{html}"
+    );
+    let sent = post_form(
+        &app.client,
+        &format!("{link}/dispute"),
+        &[(
+            "reason",
+            "The 2024 case is not mine: different middle name.",
+        )],
+        None,
+    )
+    .await;
+    assert!(
+        sent.text()
+            .await
+            .expect("html")
+            .contains("Your dispute was received")
+    );
+    let r = app
+        .gql("query($c: ID!) { check(id: $c) { status adverseAction { state dueAt remainingBusinessDays disputeReason } } }", json!({"c": check}))
+        .await;
+    let aa = &r.data()["check"]["adverseAction"];
+    assert_eq!(aa["state"], "disputed");
+    assert!(aa["dueAt"].is_null());
+    assert!(
+        aa["remainingBusinessDays"]
+            .as_i64()
+            .is_some_and(|d| (1..=7).contains(&d))
+    );
+    // The clock is stopped: a month later nothing has moved.
+    advance(&app, 30);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(status(&app, &check).await, "pending__first_notice");
+    // The report stands: the waiting period resumes with what it had left.
+    let r = app
+        .gql(
+            "mutation($c: ID!) { resolveDispute(checkId: $c, outcome: UPHELD, resolution: \"court record verified\") { status adverseAction { state dueAt } } }",
+            json!({"c": check}),
+        )
+        .await;
+    assert_eq!(
+        r.data()["resolveDispute"]["adverseAction"]["state"],
+        "waiting"
+    );
+    advance_past_waiting_period(&app, &check).await;
+    wait_status(&app, &check, "pending__second_notice").await;
+    advance(&app, 5);
+    wait_status(&app, &check, "rejected").await;
+    expect_states(
+        &rx,
+        &cand,
+        &[
+            "consent",
+            "processing",
+            "pending",
+            "pending__first_notice",
+            "pending__second_notice",
+            "rejected",
+        ],
+    )
+    .await;
+
+    // Cancelling adverse action approves the candidate and stops the clock.
+    let (cand2, check2) = hosted(&app, "Walter", "White", None, None).await;
+    wait_status(&app, &check2, "pending").await;
+    app.gql(
+        "mutation($c: ID!) { startAdverseAction(checkId: $c) { status } }",
+        json!({"c": check2}),
+    )
+    .await
+    .data();
+    let r = app
+        .gql("mutation($c: ID!) { cancelAdverseAction(checkId: $c, reason: \"individualized assessment\") { status adverseAction { state } } }", json!({"c": check2}))
+        .await;
+    assert_eq!(r.data()["cancelAdverseAction"]["status"], "approved");
+    assert_eq!(
+        r.data()["cancelAdverseAction"]["adverseAction"]["state"],
+        "cancelled"
+    );
+    advance(&app, 15);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    expect_states(
+        &rx,
+        &cand2,
+        &[
+            "consent",
+            "processing",
+            "pending",
+            "pending__first_notice",
+            "approved",
+        ],
+    )
+    .await;
+}
+
+/// The value of `name="…" value="…"`-style attributes is not needed: the page is driven by
+/// posting the forms it shows, as a browser would.
+fn form_action(html: &str) -> String {
+    let start = html.find("action=\"").expect("a form") + 8;
+    html[start..].split('"').next().expect("action").to_string()
+}
+
+#[tokio::test]
+async fn the_consent_page_takes_a_candidate_from_invitation_to_processing() {
+    let (app, rx) = screening_app().await;
+    let cand = app.candidate("frodo@example.com").await;
+    let check = app.start_check(&cand, true).await;
+    assert_eq!(status(&app, &check).await, "emailed");
+    let mail = emails(&app, &check).await;
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0]["kind"], "invitation");
+    assert_eq!(mail[0]["to"], "frodo@example.com");
+    let link = mail[0]["body"]
+        .as_str()
+        .expect("body")
+        .split_whitespace()
+        .find(|w| w.contains("/consent/"))
+        .expect("link")
+        .to_string();
+    let base = app.url("");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+
+    // Each section in order; continuing without ticking the boxes is refused with a message.
+    let mut seen = Vec::new();
+    loop {
+        let html = client
+            .get(&link)
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("html");
+        if !html.contains("/sections/") {
+            assert!(html.contains("Sign your consent"), "{html}");
+            break;
+        }
+        let title = html
+            .split("<h1>")
+            .nth(1)
+            .and_then(|s| s.split("</h1>").next())
+            .expect("title")
+            .to_string();
+        seen.push(title);
+        let action = format!("{base}{}", form_action(&html));
+        let refused = post_form(&client, &action, &[("nothing", "")], None).await;
+        assert_eq!(refused.status(), 422);
+        assert!(refused.text().await.expect("html").contains("Please tick"));
+        let boxes: Vec<(String, String)> = (0..4)
+            .map(|i| (format!("box{i}"), "on".to_string()))
+            .collect();
+        let ok = post_form(&client, &action, &boxes, None).await;
+        assert_eq!(ok.status(), 303);
+    }
+    assert_eq!(
+        seen.len(),
+        4,
+        "welcome, rights, disclosure, authorization (no state summary without a state): {seen:?}"
+    );
+    assert!(seen[1].contains("Summary of Your Rights"), "{seen:?}");
+
+    // Every missing field is validated, with the message next to it, and nothing is written.
+    let sign = format!("{link}/sign");
+    let bad = post_form(
+        &client,
+        &sign,
+        &[
+            ("date_of_birth", "2030-01-01"),
+            ("ssn", "123"),
+            ("address", "Bag End"),
+            ("city", "Hobbiton"),
+            ("state", "ZZ"),
+            ("zip", "1234"),
+            ("signature", ""),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(bad.status(), 422);
+    let html = bad.text().await.expect("html");
+    for f in [
+        "date_of_birth-error",
+        "ssn-error",
+        "state-error",
+        "zip-error",
+        "signature-error",
+    ] {
+        assert!(
+            html.contains(&format!("id=\"{f}\"")),
+            "{f} missing in {html}"
+        );
+    }
+    assert!(
+        !html.contains("id=\"city-error\""),
+        "a valid field has no message"
+    );
+    assert!(
+        html.contains("value=\"Hobbiton\""),
+        "what was typed is kept"
+    );
+    assert_eq!(status(&app, &check).await, "emailed");
+    assert_eq!(app.count_rows("consents").await, 0);
+    let c = app
+        .gql(
+            "query($id: ID!) { candidate(id: $id) { ssn city } }",
+            json!({"id": cand}),
+        )
+        .await;
+    assert!(c.data()["candidate"]["ssn"].is_null() && c.data()["candidate"]["city"].is_null());
+
+    let good = post_form(
+        &client,
+        &sign,
+        &[
+            ("date_of_birth", "1968-09-22"),
+            ("ssn", "123-45-6789"),
+            ("address", "Bag End"),
+            ("city", "Hobbiton"),
+            ("state", "CA"),
+            ("zip", "94107"),
+            ("signature", "Test Person"),
+        ],
+        Some("Chromium-test"),
+    )
+    .await;
+    assert_eq!(good.status(), 200);
+    assert!(good.text().await.expect("html").contains("Thank you"));
+    wait_status(&app, &check, "approved").await;
+    expect_states(
+        &rx,
+        &cand,
+        &["emailed", "consent", "processing", "approved"],
+    )
+    .await;
+    let consent = app.dump("consents").await;
+    assert_eq!(consent[0]["method"], "consent_page");
+    assert_eq!(consent[0]["user_agent"], "Chromium-test");
+    assert_eq!(consent[0]["signature"], "Test Person");
+    let stamps: Value =
+        serde_json::from_str(consent[0]["section_timestamps"].as_str().expect("s")).expect("json");
+    assert_eq!(
+        stamps.as_object().expect("o").len(),
+        5,
+        "four sections and the signature: {stamps}"
+    );
+
+    // The link worked once.
+    assert_eq!(client.get(&link).send().await.expect("page").status(), 410);
+    assert_eq!(
+        client
+            .get(format!("{base}/consent/not-a-token"))
+            .send()
+            .await
+            .expect("page")
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn invitations_remind_expire_and_resend() {
+    let (app, _rx) = screening_app().await;
+    let cand = app.candidate("pippin@example.com").await;
+    let check = app.start_check(&cand, true).await;
+    advance(&app, 1); // past the 12 h reminder
+    eventually("the first reminder", 10, || async {
+        (emails(&app, &check).await.len() == 2).then_some(())
+    })
+    .await;
+    advance(&app, 2); // past the 48 h one
+    eventually("the second reminder", 10, || async {
+        (emails(&app, &check).await.len() == 3).then_some(())
+    })
+    .await;
+    let mail = emails(&app, &check).await;
+    assert_eq!(mail[1]["kind"], "reminder");
+    let link_of = |m: &Value| {
+        m["body"]
+            .as_str()
+            .expect("b")
+            .split_whitespace()
+            .find(|w| w.contains("/consent/"))
+            .expect("link")
+            .to_string()
+    };
+    // A reminder's link replaces the invitation's.
+    assert_eq!(
+        app.client
+            .get(link_of(&mail[0]))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        410
+    );
+    let latest = link_of(&mail[2]);
+    assert_eq!(
+        app.client.get(&latest).send().await.expect("get").status(),
+        200
+    );
+    // Links expire.
+    advance(&app, 8);
+    assert_eq!(
+        app.client.get(&latest).send().await.expect("get").status(),
+        410
+    );
+    // Resending gives a fresh one.
+    app.gql(
+        "mutation($c: ID!) { sendInvitation(checkId: $c) { status } }",
+        json!({"c": check}),
+    )
+    .await
+    .data();
+    let fresh = link_of(&emails(&app, &check).await.pop().expect("mail"));
+    assert_eq!(
+        app.client.get(&fresh).send().await.expect("get").status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn rechecks_keep_every_report_and_follow_the_partner_interval() {
+    let (app, rx) = screening_app().await;
+    app.gql("mutation { updatePartnerSettings(input: {recheckIntervalDays: 30}) { recheckIntervalDays } }", json!({}))
+        .await
+        .data();
+    let (cand, check) = hosted(&app, "Rosie", "Cotton", None, None).await;
+    wait_status(&app, &check, "approved").await;
+    let r = app
+        .gql(
+            "query($c: ID!) { check(id: $c) { recheckDate } }",
+            json!({"c": check}),
+        )
+        .await;
+    let expected = (app.service.clock().now() + chrono::Duration::days(30))
+        .date_naive()
+        .to_string();
+    assert_eq!(r.data()["check"]["recheckDate"], expected.as_str());
+    // On demand: same check, same turnId, back through processing.
+    let r = app
+        .gql(
+            "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
+            json!({"c": check}),
+        )
+        .await;
+    assert_eq!(r.data()["recheckCheck"]["status"], "processing");
+    wait_status(&app, &check, "approved").await;
+    // On schedule.
+    advance(&app, 31);
+    eventually("the scheduled recheck", 10, || async {
+        (reports(&app, &check).await.len() == 3).then_some(())
+    })
+    .await;
+    wait_status(&app, &check, "approved").await;
+    let kinds: Vec<Value> = reports(&app, &check)
+        .await
+        .iter()
+        .map(|r| r["kind"].clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![json!("initial"), json!("recheck"), json!("recheck")]
+    );
+    expect_states(
+        &rx,
+        &cand,
+        &[
+            "consent",
+            "processing",
+            "approved",
+            "processing",
+            "approved",
+            "processing",
+            "approved",
+        ],
+    )
+    .await;
+    // Only completed checks can be rechecked.
+    let other = app.candidate("busy@example.com").await;
+    let busy = app.start_check(&other, true).await;
+    app.gql(
+        "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
+        json!({"c": busy}),
+    )
+    .await
+    .expect_err("BAD_USER_INPUT", Some("checkId"));
+}
+
+#[tokio::test]
+async fn continuous_monitoring_reports_a_charge_and_stays_silent_without_one() {
+    let (app, rx) = screening_app().await;
+    let (charged_cand, charged) = hosted(&app, "Rosie", "Cotton", None, None).await;
+    let (quiet_cand, quiet) = hosted(&app, "Merry", "Brandybuck", None, None).await;
+    wait_status(&app, &charged, "approved").await;
+    wait_status(&app, &quiet, "approved").await;
+    for c in [&charged, &quiet] {
+        let r = app
+            .gql(
+                "mutation($c: ID!) { enrollMonitoring(checkId: $c) { cmCriminalEnroll } }",
+                json!({"c": c}),
+            )
+            .await;
+        assert!(r.data()["enrollMonitoring"]["cmCriminalEnroll"].is_string());
+    }
+    let r = app
+        .gql(
+            "{ monitoringEnrollments(first: 1) { totalCount hasNextPage endCursor nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    let page = &r.data()["monitoringEnrollments"];
+    assert_eq!(page["totalCount"], 2);
+    assert_eq!(page["hasNextPage"], true);
+    let r = app
+        .gql("query($a: String) { monitoringEnrollments(first: 5, after: $a) { hasNextPage nodes { id } } }", json!({"a": page["endCursor"]}))
+        .await;
+    assert_eq!(
+        r.data()["monitoringEnrollments"]["nodes"]
+            .as_array()
+            .expect("n")
+            .len(),
+        1
+    );
+
+    for (c, charge) in [(&charged, true), (&quiet, false)] {
+        app.gql(
+            "mutation($c: ID!, $f: Boolean!) { sandboxArrestAlert(checkId: $c, county: \"Alameda\", state: \"CA\", chargeFiled: $f) { status } }",
+            json!({"c": c, "f": charge}),
+        )
+        .await
+        .data();
+    }
+    // Before the courthouse lead time nothing happens.
+    advance(&app, 3);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(status(&app, &charged).await, "approved");
+    advance(&app, 12);
+    wait_status(&app, &charged, "review__cm").await;
+    expect_states(
+        &rx,
+        &charged_cand,
+        &["consent", "processing", "approved", "review__cm"],
+    )
+    .await;
+    let last = rx
+        .received()
+        .into_iter()
+        .find(|r| r.json["worker_id"] == charged_cand.as_str() && r.json["state"] == "review__cm")
+        .expect("the review__cm webhook");
+    let earlier = rx
+        .received()
+        .into_iter()
+        .find(|r| r.json["worker_id"] == charged_cand.as_str() && r.json["state"] == "approved")
+        .expect("the approved webhook");
+    assert_eq!(earlier.json["criminal_monitoring_triggered"], false);
+    assert_eq!(last.json["criminal_monitoring_triggered"], true);
+    assert!(last.json["cm_criminal_enroll"].is_string());
+    let reps = reports(&app, &charged).await;
+    assert_eq!(reps.last().expect("report")["kind"], "monitoring");
+    // No charge: the partner hears nothing, and one more recheck runs 30 days later.
+    let alerts = |c: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .gql(
+                    "query($c: ID!) { check(id: $c) { monitoringAlerts { status rechecks } } }",
+                    json!({"c": c}),
+                )
+                .await;
+            r.data()["check"]["monitoringAlerts"][0].clone()
+        }
+    };
+    eventually("the first county recheck", 10, || async {
+        (alerts(quiet.clone()).await["rechecks"] == 1).then_some(())
+    })
+    .await;
+    advance(&app, 31);
+    eventually("the second county recheck", 10, || async {
+        (alerts(quiet.clone()).await["status"] == "no_charge").then_some(())
+    })
+    .await;
+    expect_states(&rx, &quiet_cand, &["consent", "processing", "approved"]).await;
+    assert_eq!(status(&app, &quiet).await, "approved");
+}
+
+#[tokio::test]
+async fn slow_searches_finish_when_their_time_comes() {
+    let (app, _rx) = screening_app().await;
+    let (_, check) = hosted(&app, "Sloan", "Slowpoke", None, None).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(status(&app, &check).await, "processing");
+    app.service.clock().advance(chrono::Duration::minutes(3));
+    wait_status(&app, &check, "approved").await;
+}
+
+#[tokio::test]
+async fn hosted_form_input_is_validated_and_duplicates_answer_with_the_existing_candidate() {
+    let (app, _rx) = screening_app().await;
+    app.gql(FORM, json!({"z": "9410"}))
+        .await
+        .expect_err("BAD_USER_INPUT", Some("zipcode"));
+    app.gql(FORM, json!({"z": "94107", "p": "P0000000000"}))
+        .await
+        .expect_err("BAD_USER_INPUT", Some("packageId"));
+    let drivers = mvr_package(&app).await;
+    let form = |p: Option<String>| {
+        let app = &app;
+        async move {
+            let f = app.gql(FORM, json!({"z": "94107", "p": p})).await;
+            f.data()["createConsentForm"]["formId"]
+                .as_str()
+                .expect("id")
+                .to_string()
+        }
+    };
+    let base = |form_id: &str| {
+        json!({
+            "formId": form_id, "firstName": "Lobelia", "lastName": "Sackville", "middleName": "B",
+            "email": "lobelia@example.com", "phone": "4155550134", "dateOfBirth": "1950-01-01",
+            "ssn": "212-45-6789", "address": "Bag End", "city": "Hobbiton",
+            "consentDocument": "data:image/png;base64,iVBORw0KGgo=", "timestamps": timestamps()
+        })
+    };
+    let rows_before = app.count_rows("candidates").await;
+    let f = form(None).await;
+    for (field, patch, want) in [
+        ("ssn", json!({"ssn": "123"}), "ssn"),
+        (
+            "dateOfBirth",
+            json!({"dateOfBirth": "tomorrow"}),
+            "dateOfBirth",
+        ),
+        ("middleName", json!({"middleName": null}), "middleName"),
+        (
+            "consentDocument",
+            json!({"consentDocument": " "}),
+            "consentDocument",
+        ),
+        (
+            "timestamps",
+            json!({"timestamps": {"welcome": ["x"], "summaryOfRights": [], "disclosure": [], "authorizationOfBackgroundInvestigation": [], "signature": []}}),
+            "timestamps.welcome",
+        ),
+        (
+            "callbackUrl",
+            json!({"callbackUrl": "ftp://nope"}),
+            "callbackUrl",
+        ),
+    ] {
+        let mut i = base(&f);
+        for (k, v) in patch.as_object().expect("o") {
+            i[k] = v.clone();
+        }
+        app.gql(SUBMIT, json!({"i": i}))
+            .await
+            .expect_err("BAD_USER_INPUT", Some(want));
+        let _ = field;
+    }
+    // An MVR package needs the licence.
+    let fm = form(Some(drivers)).await;
+    app.gql(SUBMIT, json!({"i": base(&fm)}))
+        .await
+        .expect_err("BAD_USER_INPUT", Some("driversLicenseNumber"));
+    assert_eq!(
+        app.count_rows("candidates").await,
+        rows_before,
+        "refusals write nothing"
+    );
+    assert_eq!(app.count_rows("checks").await, 0);
+
+    let ok = app.gql(SUBMIT, json!({"i": base(&f)})).await;
+    assert_eq!(ok.data()["submitConsentForm"]["outcome"], "STARTED");
+    let turn_id = ok.data()["submitConsentForm"]["candidate"]["turnId"].clone();
+    app.gql(SUBMIT, json!({"i": base(&f)}))
+        .await
+        .expect_err("BAD_USER_INPUT", Some("formId"));
+    // Same SSN again: Turn's 9400 with the existing candidate, nothing started.
+    let f2 = form(None).await;
+    let mut again = base(&f2);
+    again["email"] = json!("someone.else@example.com");
+    let dup = app.gql(SUBMIT, json!({"i": again})).await;
+    let d = &dup.data()["submitConsentForm"];
+    assert_eq!(d["outcome"], "CANDIDATE_EXISTS");
+    assert_eq!(d["code"], 9400);
+    assert_eq!(d["candidate"]["turnId"], turn_id);
+    assert!(d["check"].is_null());
+    assert_eq!(app.count_rows("checks").await, 1);
+}
+
+#[tokio::test]
+async fn another_partner_cannot_reach_screening_of_this_one() {
+    let (app, _rx) = screening_app().await;
+    let (cand, check) = hosted(&app, "Walter", "White", None, None).await;
+    wait_status(&app, &check, "pending").await;
+    let f = app.gql(FORM, json!({"z": "94107"})).await;
+    let form_id = f.data()["createConsentForm"]["formId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (_, other) = app.other_partner().await;
+    for (q, vars) in [
+        (
+            "mutation($c: ID!) { startAdverseAction(checkId: $c) { status } }",
+            json!({"c": check}),
+        ),
+        (
+            "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
+            json!({"c": check}),
+        ),
+        (
+            "mutation($c: ID!) { enrollMonitoring(checkId: $c) { status } }",
+            json!({"c": check}),
+        ),
+        (
+            "mutation($c: ID!) { sendInvitation(checkId: $c) { status } }",
+            json!({"c": check}),
+        ),
+        (
+            "mutation($c: ID!) { disputeAdverseAction(checkId: $c, reason: \"x\") { state } }",
+            json!({"c": check}),
+        ),
+        (
+            "query($c: ID!) { check(id: $c) { reports { kind } } }",
+            json!({"c": check}),
+        ),
+    ] {
+        app.gql_as(Some(&other), q, vars)
+            .await
+            .expect_err("NOT_FOUND", None);
+    }
+    let mut i = json!({
+        "formId": form_id, "firstName": "A", "lastName": "B", "noMiddleName": true, "email": "ab@example.com",
+        "phone": "4155550134", "dateOfBirth": "1980-01-01", "ssn": next_ssn(), "address": "1 Road",
+        "city": "Town", "consentDocument": "A B", "timestamps": timestamps()
+    });
+    // A foreign form answers exactly as a missing one.
+    let r = app
+        .gql_as(Some(&other), SUBMIT, json!({"i": i.clone()}))
+        .await;
+    r.expect_err("BAD_USER_INPUT", Some("formId"));
+    assert_eq!(r.message(), format!("formId: {form_id} does not exist"));
+    let random = uuid::Uuid::new_v4().to_string();
+    i["formId"] = json!(random);
+    let missing = app.gql_as(Some(&other), SUBMIT, json!({"i": i})).await;
+    missing.expect_err("BAD_USER_INPUT", Some("formId"));
+    assert_eq!(
+        missing.message(),
+        format!("formId: {random} does not exist")
+    );
+    let mail = app
+        .gql_as(Some(&other), "{ emails { id } }", json!({}))
+        .await;
+    assert_eq!(mail.data()["emails"], json!([]));
+    let _ = cand;
+    // Limited team members see statuses but no report contents.
+    let limited = app.token_with_role("limited_team_member").await;
+    app.gql_as(
+        Some(&limited),
+        "query($c: ID!) { check(id: $c) { reports { kind } } }",
+        json!({"c": check}),
+    )
+    .await
+    .expect_err("FORBIDDEN", None);
+}

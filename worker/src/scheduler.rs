@@ -1,0 +1,56 @@
+//! The scheduler hands due screening tasks (timed steps of a check) to the job queue; the task
+//! job runs one by id through the service layer.
+use std::time::Duration;
+
+use apalis::prelude::*;
+use service::Service;
+use tokio::sync::watch;
+
+use crate::queue::{JobQueue, RunTask};
+
+/// Runs until `stop` turns true. Polls every `idle` when nothing is due.
+pub async fn run_scheduler(
+    service: Service,
+    queue: JobQueue,
+    idle: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let busy = match service.claim_due_tasks(200).await {
+            Ok(ids) => {
+                for id in &ids {
+                    if let Err(e) = queue.enqueue_task(id).await {
+                        // Its lease runs out and the next round hands it out again.
+                        tracing::warn!(task = %id, error = %e, "scheduler: enqueue failed");
+                    }
+                }
+                !ids.is_empty()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduler: claiming due tasks failed");
+                false
+            }
+        };
+        if !busy {
+            tokio::select! {
+                _ = tokio::time::sleep(idle) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+/// The apalis job handler for tasks.
+pub async fn run_task_job(job: RunTask, service: Data<Service>) -> Result<(), BoxDynError> {
+    match service.run_task(&job.task_id).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            // The task keeps its lease; when it runs out the scheduler hands it out again.
+            tracing::error!(task = %job.task_id, error = ?e, "task run failed");
+            Err(AbortError::new(std::io::Error::other(e.to_string())).into())
+        }
+    }
+}
