@@ -25,7 +25,7 @@ pub async fn service_from(config: &Config) -> anyhow::Result<Service> {
     .await
     .context("connecting to the database")?;
     db::migrate(&conn).await.context("applying migrations")?;
-    Ok(Service::new(
+    let service = Service::new(
         (conn, counter),
         Crypto::new(&key),
         TokenAuthority::new(&jwt),
@@ -39,7 +39,14 @@ pub async fn service_from(config: &Config) -> anyhow::Result<Service> {
         service::screening::sandbox::SandboxProvider::new(Duration::from_millis(
             config.sandbox_latency_ms,
         )),
-    )))
+    ));
+    Ok(match &config.smtp_url {
+        Some(url) => service.with_mailer(std::sync::Arc::new(worker::smtp::SmtpMailer::new(
+            url.expose(),
+            &config.mail_from,
+        )?)),
+        None => service,
+    })
 }
 
 /// The bus and job queue this configuration asks for: Redis when `REDIS_URL` is set, else an

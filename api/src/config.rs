@@ -65,6 +65,19 @@ pub struct Config {
     #[arg(long, env = "CLEARHIRE_WEBHOOK_ALLOWLIST", default_value = "")]
     pub webhook_allowlist: String,
 
+    /// SMTP server for candidate mail, e.g. `smtps://user:pass@mail.example.com` or
+    /// `smtp://127.0.0.1:25`; unset: mail is only kept (GraphQL `emails`) and logged.
+    #[arg(long, env = "CLEARHIRE_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<Secret>,
+
+    /// Sender of candidate mail.
+    #[arg(
+        long,
+        env = "CLEARHIRE_MAIL_FROM",
+        default_value = "clearhire <no-reply@clearhire.invalid>"
+    )]
+    pub mail_from: String,
+
     /// Milliseconds the built-in sandbox screening provider takes to return results.
     #[arg(long, env = "CLEARHIRE_SANDBOX_LATENCY_MS", default_value_t = 2000)]
     pub sandbox_latency_ms: u64,

@@ -10,7 +10,7 @@ use service::screening::disclosures::escape_html as esc;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;\
 padding:0 1rem;line-height:1.5;color:#1b1b1b}label{display:block;margin-top:1rem;font-weight:600}\
-input[type=text],input[type=date]{display:block;width:100%;padding:.5rem;font-size:1rem;\
+input[type=text]{display:block;width:100%;padding:.5rem;font-size:1rem;\
 border:1px solid #555;border-radius:4px}.check label{display:inline;font-weight:400}\
 .error{color:#a00000;font-weight:600}.copy{border:1px solid #ccc;padding:1rem;max-height:24rem;\
 overflow:auto}button{margin-top:1.5rem;padding:.6rem 1.4rem;font-size:1rem}\
@@ -67,7 +67,7 @@ async fn form(body: Body) -> Vec<(String, String)> {
 fn field_label(f: &str) -> (&'static str, &'static str, &'static str) {
     // (label, input type, autocomplete/hint)
     match f {
-        "date_of_birth" => ("Date of birth", "date", "bday"),
+        "date_of_birth" => ("Date of birth (YYYY-MM-DD)", "text", "bday"),
         "ssn" => ("Social Security number", "text", "off"),
         "address" => ("Street address", "text", "street-address"),
         "city" => ("City", "text", "address-level2"),

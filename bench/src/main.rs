@@ -13,6 +13,7 @@
 //! of `ps` output.
 
 mod client;
+mod pipeline;
 mod procfs;
 mod run;
 mod seed;
@@ -54,6 +55,10 @@ enum Command {
     Seed(seed::SeedArgs),
     /// Run a read load and report the figures.
     Run(run::RunArgs),
+    /// Start checks through the hosted consent form and time them to the results webhook.
+    Screen(pipeline::PipelineArgs),
+    /// Make status changes through GraphQL and time them to the signed status webhook.
+    Webhooks(pipeline::PipelineArgs),
     /// Wait until the server's own SQL activity (e.g. the outbox relay after seeding) is low.
     Settle(settle::SettleArgs),
 }
@@ -92,6 +97,8 @@ fn main() -> anyhow::Result<()> {
             Command::Seed(args) => seed::seed(args).await,
             Command::Run(args) => run::run(args).await,
             Command::Settle(args) => settle::settle(args).await,
+            Command::Screen(args) => pipeline::screen(args).await,
+            Command::Webhooks(args) => pipeline::webhooks(args).await,
         }
     })
 }

@@ -16,6 +16,8 @@ pub struct Model {
     pub subject: String,
     pub body: String,
     pub created_at: DateTimeUtc,
+    /// When the mail server accepted it; `None` while queued, or when no server is configured.
+    pub sent_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -214,6 +214,7 @@ impl MigrationTrait for Migration {
                     .col(req(Emails::Subject))
                     .col(text(Emails::Body))
                     .col(ts(Emails::CreatedAt))
+                    .col(ts_opt(Emails::SentAt))
                     .to_owned(),
             )
             .await?;
@@ -454,6 +455,7 @@ enum Emails {
     Subject,
     Body,
     CreatedAt,
+    SentAt,
 }
 
 #[derive(DeriveIden)]

@@ -66,6 +66,7 @@ pub struct Service {
     statements: db::StatementCounter,
     pub(crate) clock: clock::Clock,
     pub(crate) provider: Arc<dyn screening::provider::Provider>,
+    pub(crate) mailer: Option<Arc<dyn mail::Mailer>>,
 }
 
 impl Service {
@@ -85,12 +86,19 @@ impl Service {
             provider: Arc::new(screening::sandbox::SandboxProvider::new(
                 std::time::Duration::ZERO,
             )),
+            mailer: None,
         }
     }
 
     /// The same service with another screening provider.
     pub fn with_provider(mut self, provider: Arc<dyn screening::provider::Provider>) -> Self {
         self.provider = provider;
+        self
+    }
+
+    /// The same service sending mail through `mailer`.
+    pub fn with_mailer(mut self, mailer: Arc<dyn mail::Mailer>) -> Self {
+        self.mailer = Some(mailer);
         self
     }
 

@@ -1,18 +1,27 @@
 //! Mail to candidates. Each message is written in the transaction of the change that sends it,
-//! so a notice exists exactly when its status does; it is logged, and readable through GraphQL
-//! (`emails`), which is all the embedded default needs.
+//! so a notice exists exactly when its status does, together with a task that hands it to the
+//! configured [`Mailer`] (SMTP), retried with backoff. Without a mailer it is kept, logged and
+//! readable through GraphQL (`emails`), which is all the embedded default needs.
 use chrono::{DateTime, Utc};
 use entity::{candidate, email};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
 
+use crate::screening::provider::BoxFut;
+use crate::tasks::{self, TaskKind, TaskOutcome};
 use crate::{Actor, Service, ServiceResult, ids};
+
+/// Hands a message to a mail server.
+pub trait Mailer: Send + Sync + 'static {
+    fn send<'a>(&'a self, email: &'a email::Model) -> BoxFut<'a, ()>;
+}
 
 /// Kinds of mail, as stored in `emails.kind`.
 pub mod kind {
     pub const INVITATION: &str = "invitation";
     pub const REMINDER: &str = "reminder";
+    pub const REPORT_COPY: &str = "report_copy";
     pub const PRE_ADVERSE: &str = "pre_adverse_notice";
     pub const FINAL_ADVERSE: &str = "final_adverse_notice";
     pub const DISPUTE_RECEIVED: &str = "dispute_received";
@@ -38,14 +47,56 @@ pub(crate) async fn send<C: ConnectionTrait>(
         subject: Set(subject.to_string()),
         body: Set(body),
         created_at: Set(now),
+        sent_at: Set(None),
     }
     .insert(conn)
+    .await?;
+    tasks::schedule(
+        conn,
+        &cand.partner_id,
+        Some(check_id),
+        TaskKind::SendEmail,
+        serde_json::json!({"email_id": m.id}),
+        now,
+        now,
+    )
     .await?;
     tracing::info!(email = %m.id, to = %m.to_address, kind, subject, check = check_id, "mail queued");
     Ok(m)
 }
 
 impl Service {
+    /// Task: hand one message to the mail server (nothing to do without one).
+    pub(crate) async fn deliver_email(
+        &self,
+        partner_id: &str,
+        email_id: &str,
+    ) -> ServiceResult<TaskOutcome> {
+        let Some(mailer) = self.mailer.clone() else {
+            return Ok(TaskOutcome::Done);
+        };
+        let Some(m) = email::Entity::find_by_id(email_id.to_string())
+            .filter(email::Column::PartnerId.eq(partner_id))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(TaskOutcome::Done);
+        };
+        if m.sent_at.is_some() {
+            return Ok(TaskOutcome::Done);
+        }
+        mailer.send(&m).await?;
+        email::Entity::update_many()
+            .col_expr(
+                email::Column::SentAt,
+                sea_orm::sea_query::Expr::value(self.clock.now()),
+            )
+            .filter(email::Column::Id.eq(&m.id))
+            .exec(&self.db)
+            .await?;
+        Ok(TaskOutcome::Done)
+    }
+
     /// Mail sent about one check (or, with `None`, all of the partner's), newest first.
     pub async fn emails(
         &self,

@@ -204,25 +204,18 @@ impl Service {
                 )
                 .await?;
             }
+            CheckStatus::Approved | CheckStatus::Pending
+                if from.is_some_and(|f| f == CheckStatus::Processing || f.is_review()) =>
+            {
+                // Results are in: the candidate gets their copy, as the FCRA entitles them.
+                self.send_report_copy(txn, c, cand, partner).await?;
+                if to == CheckStatus::Approved {
+                    self.schedule_recheck(txn, c, now).await?;
+                }
+            }
             CheckStatus::Approved => {
                 self.end_adverse_action(txn, c, "cancelled", now).await?;
-                if let Some(date) = c.recheck_date {
-                    tasks::cancel(txn, &c.id, &[TaskKind::ScheduledRecheck], now).await?;
-                    let at = date
-                        .and_hms_opt(0, 0, 0)
-                        .map(|d| d.and_utc())
-                        .unwrap_or(now);
-                    tasks::schedule(
-                        txn,
-                        &c.partner_id,
-                        Some(&c.id),
-                        TaskKind::ScheduledRecheck,
-                        json!({}),
-                        at,
-                        now,
-                    )
-                    .await?;
-                }
+                self.schedule_recheck(txn, c, now).await?;
             }
             CheckStatus::PendingFirstNotice => self.start_adverse(txn, c, cand, partner).await?,
             CheckStatus::PendingSecondNotice => {
@@ -231,7 +224,12 @@ impl Service {
             CheckStatus::Rejected => self.end_adverse_action(txn, c, "completed", now).await?,
             CheckStatus::Withdrawn => {
                 self.end_adverse_action(txn, c, "cancelled", now).await?;
-                tasks::cancel(txn, &c.id, &TaskKind::ALL, now).await?;
+                // Mail already written still goes out; every other step stops.
+                let steps: Vec<TaskKind> = TaskKind::ALL
+                    .into_iter()
+                    .filter(|k| *k != TaskKind::SendEmail)
+                    .collect();
+                tasks::cancel(txn, &c.id, &steps, now).await?;
                 candidate_link::Entity::update_many()
                     .col_expr(candidate_link::Column::RevokedAt, Expr::value(now))
                     .filter(candidate_link::Column::CheckId.eq(&c.id))
@@ -243,6 +241,65 @@ impl Service {
             _ => {}
         }
         let _ = actor;
+        Ok(())
+    }
+
+    /// The partner's interval recheck of an approved check, if it has a `recheck_date`.
+    async fn schedule_recheck(
+        &self,
+        txn: &DatabaseTransaction,
+        c: &check::Model,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<()> {
+        let Some(date) = c.recheck_date else {
+            return Ok(());
+        };
+        tasks::cancel(txn, &c.id, &[TaskKind::ScheduledRecheck], now).await?;
+        let at = date
+            .and_hms_opt(0, 0, 0)
+            .map(|d| d.and_utc())
+            .unwrap_or(now);
+        tasks::schedule(
+            txn,
+            &c.partner_id,
+            Some(&c.id),
+            TaskKind::ScheduledRecheck,
+            json!({}),
+            at,
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Mails the candidate a link to their own copy of the report.
+    async fn send_report_copy(
+        &self,
+        txn: &DatabaseTransaction,
+        c: &check::Model,
+        cand: &candidate::Model,
+        partner: &partner::Model,
+    ) -> ServiceResult<()> {
+        let url = self
+            .new_link(txn, c, LINK_REPORT, Duration::days(REPORT_LINK_DAYS))
+            .await?;
+        let body = format!(
+            "Hello {},\n\nThe background check {} asked clearhire to run is complete. You can \
+             read your copy of the report at\n\n  {url}\n\nIf anything in it is incomplete or \
+             inaccurate, you have the right to dispute it.\n",
+            cand.first_name, partner.name
+        );
+        let subject = format!("{}: your background check report", partner.name);
+        mail::send(
+            txn,
+            cand,
+            &c.id,
+            mail::kind::REPORT_COPY,
+            &subject,
+            body,
+            self.clock.now(),
+        )
+        .await?;
         Ok(())
     }
 

@@ -28,16 +28,19 @@ pub enum TaskKind {
     ScheduledRecheck,
     /// Continuous monitoring: the county recheck after an arrest alert.
     MonitoringRecheck,
+    /// Hand a message to the mail server.
+    SendEmail,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 6] = [
+    pub const ALL: [TaskKind; 7] = [
         TaskKind::Screening,
         TaskKind::InviteReminder,
         TaskKind::AdverseFinalNotice,
         TaskKind::AdverseReject,
         TaskKind::ScheduledRecheck,
         TaskKind::MonitoringRecheck,
+        TaskKind::SendEmail,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +51,7 @@ impl TaskKind {
             TaskKind::AdverseReject => "adverse.reject",
             TaskKind::ScheduledRecheck => "recheck.scheduled",
             TaskKind::MonitoringRecheck => "monitoring.county_recheck",
+            TaskKind::SendEmail => "mail.send",
         }
     }
 
@@ -254,6 +258,10 @@ impl Service {
             TaskKind::MonitoringRecheck => {
                 let alert = payload["alert_id"].as_str().unwrap_or_default();
                 self.monitoring_recheck(&t.partner_id, alert).await
+            }
+            TaskKind::SendEmail => {
+                let id = payload["email_id"].as_str().unwrap_or_default();
+                self.deliver_email(&t.partner_id, id).await
             }
         }
     }

@@ -9,6 +9,7 @@ pub mod relay;
 pub mod runtime;
 pub mod scheduler;
 pub mod sign;
+pub mod smtp;
 pub mod ssrf;
 
 pub use bus::{Bus, BusEvent};

@@ -59,14 +59,17 @@ pub struct Email {
     pub check_id: Option<ID>,
     /// Recipient.
     pub to: String,
-    /// `invitation`, `reminder`, `pre_adverse_notice`, `final_adverse_notice`, `dispute_received`.
+    /// `invitation`, `reminder`, `report_copy`, `pre_adverse_notice`, `final_adverse_notice`,
+    /// `dispute_received`.
     pub kind: String,
     /// Subject line.
     pub subject: String,
     /// Plain-text body.
     pub body: String,
-    /// When it was sent.
+    /// When it was written.
     pub created_at: DateTime<Utc>,
+    /// When the mail server accepted it; null while queued or when no server is configured.
+    pub sent_at: Option<DateTime<Utc>>,
 }
 
 impl From<email::Model> for Email {
@@ -79,6 +82,7 @@ impl From<email::Model> for Email {
             subject: m.subject,
             body: m.body,
             created_at: m.created_at,
+            sent_at: m.sent_at,
         }
     }
 }

@@ -469,7 +469,7 @@ async fn adverse_action_runs_in_the_fcra_order_on_business_days() {
         .collect();
     assert_eq!(
         kinds,
-        json!(["pre_adverse_notice", "final_adverse_notice"])
+        json!(["report_copy", "pre_adverse_notice", "final_adverse_notice"])
             .as_array()
             .expect("a")
             .clone()
@@ -501,7 +501,11 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
     .data();
     // The candidate disputes from the link in their notice.
     let mail = emails(&app, &check).await;
-    let body = mail[0]["body"].as_str().expect("body");
+    let notice = mail
+        .iter()
+        .find(|m| m["kind"] == "pre_adverse_notice")
+        .expect("pre-adverse notice");
+    let body = notice["body"].as_str().expect("body");
     let link = body
         .split_whitespace()
         .find(|w| w.contains("/report/"))

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The pipeline benchmarks, from a clean checkout:
+#
+#   bench/pipeline.sh                                    # embedded only (SQLite, in-process workers)
+#   BENCH_PG_URL=postgres://postgres@127.0.0.1:5432/test BENCH_REDIS_URL=redis://127.0.0.1:6379 \
+#     bench/pipeline.sh                                  # embedded, then scale-out
+#
+# For each mode, a fresh server (and in scale-out one api process plus one `api worker` process on
+# PostgreSQL + Redis, fresh database and key prefix) with the sandbox answering at once, then from
+# a separate process (`loadgen`):
+#   - screen:   BENCH_CHECKS checks started through the hosted consent form, timed from the first
+#               mutation to the results webhook at a local receiver;
+#   - webhooks: BENCH_CHANGES status changes through `transitionCheck`, timed to the signed status
+#               webhook at a subscribed local endpoint.
+# Knobs (env): BENCH_CHECKS (10000), BENCH_CHANGES (20000), BENCH_CONCURRENCY (64),
+# BENCH_PORT (18180), BENCH_OUT (a new /tmp dir for logs). Writes nothing into the repository.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+PORT_BASE=${BENCH_PORT:-18180}
+CHECKS=${BENCH_CHECKS:-10000}
+CHANGES=${BENCH_CHANGES:-20000}
+CONCURRENCY=${BENCH_CONCURRENCY:-64}
+OUT=${BENCH_OUT:-$(mktemp -d /tmp/clearhire-pipeline.XXXXXX)}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+mkdir -p "$OUT"
+
+log() { printf '\n=== %s\n' "$*"; }
+
+log "building (release)"
+cargo build --release -p api -p bench
+API="$TARGET_DIR/release/api"
+LOADGEN="$TARGET_DIR/release/loadgen"
+
+log "machine"
+echo "cores: $(nproc); cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ); commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "logs: $OUT"
+
+PIDS=()
+DATA_DIR=""
+PG_DB=""
+REDIS_PREFIX=""
+stop_all() {
+    for p in "${PIDS[@]}"; do
+        if kill -0 "$p" 2>/dev/null; then kill -TERM "$p"; wait "$p" || true; fi
+    done
+    PIDS=()
+    if [[ -n "$DATA_DIR" ]]; then rm -rf "$DATA_DIR"; DATA_DIR=""; fi
+    if [[ -n "$PG_DB" ]]; then psql "$BENCH_PG_URL" -q -c "DROP DATABASE IF EXISTS $PG_DB" || true; PG_DB=""; fi
+    if [[ -n "$REDIS_PREFIX" ]]; then
+        redis-cli -u "$BENCH_REDIS_URL" --scan --pattern "$REDIS_PREFIX*" | xargs -r -n 500 redis-cli -u "$BENCH_REDIS_URL" DEL >/dev/null || true
+        REDIS_PREFIX=""
+    fi
+}
+trap stop_all EXIT
+
+free_port() {
+    local p=$1
+    while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+    echo "$p"
+}
+
+# start LABEL [VAR=VALUE...]: an api process (plus a worker process when REDIS_URL is given);
+# sets PORT and LOADGEN_TOKEN.
+start() {
+    local label=$1
+    shift
+    DATA_DIR=$(mktemp -d /tmp/clearhire-pipeline-data.XXXXXX)
+    PORT=$(free_port "$PORT_BASE")
+    local db=()
+    if ! printf '%s\n' "$@" | grep -q '^DATABASE_URL='; then db=(DATABASE_URL="sqlite://$DATA_DIR/clearhire.db?mode=rwc"); fi
+    local common=("${db[@]}" CLEARHIRE_DATA_DIR="$DATA_DIR" CLEARHIRE_SANDBOX_LATENCY_MS=0
+        CLEARHIRE_WEBHOOK_ALLOWLIST=127.0.0.1 CLEARHIRE_LISTEN="127.0.0.1:$PORT" RUST_LOG=warn "$@")
+    env "${common[@]}" "$API" >"$OUT/$label-api.out" 2>"$OUT/$label-api.err" &
+    PIDS+=($!)
+    local token=""
+    for _ in $(seq 1 300); do
+        token=$(awk '/API token/ { found = 1; next } found && NF { print $1; exit }' "$OUT/$label-api.out")
+        if [[ -n "$token" ]]; then break; fi
+        sleep 0.2
+    done
+    if [[ -z "$token" ]]; then
+        echo "the $label server printed no token" >&2
+        cat "$OUT/$label-api.err" >&2
+        exit 1
+    fi
+    if printf '%s\n' "$@" | grep -q '^REDIS_URL='; then
+        env "${common[@]}" "$API" worker >"$OUT/$label-worker.out" 2>"$OUT/$label-worker.err" &
+        PIDS+=($!)
+    fi
+    export LOADGEN_TOKEN="$token"
+    echo "$label: api on 127.0.0.1:$PORT (pids ${PIDS[*]})"
+}
+
+RESULTS=()
+FAILED=0
+run_loads() {
+    local label=$1 url="http://127.0.0.1:$PORT" rc
+    for kind in screen webhooks; do
+        local n=$CHECKS
+        if [[ $kind == webhooks ]]; then n=$CHANGES; fi
+        log "$label: $kind, $n, concurrency $CONCURRENCY"
+        rc=0
+        "$LOADGEN" "$kind" --url "$url" --count "$n" --concurrency "$CONCURRENCY" --label "$label" \
+            | tee "$OUT/$label-$kind.log" || rc=$?
+        if [[ $rc -ne 0 ]]; then FAILED=1; fi
+        RESULTS+=("$(grep '^RESULT ' "$OUT/$label-$kind.log" || echo "RESULT {\"label\":\"$label\",\"kind\":\"$kind\",\"failed\":true}")")
+    done
+}
+
+log "embedded (SQLite, in-process workers)"
+start embedded
+run_loads embedded
+stop_all
+
+if [[ -n "${BENCH_PG_URL:-}" && -n "${BENCH_REDIS_URL:-}" ]]; then
+    log "scale-out (PostgreSQL + Redis, one api and one worker process)"
+    PG_DB="clearhire_pipe_$(head -c6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    psql "$BENCH_PG_URL" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $PG_DB"
+    base=${BENCH_PG_URL%%\?*}
+    pg_url="${base%/*}/$PG_DB"
+    REDIS_PREFIX="clearhire-bench-$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    jwt=$(head -c64 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | head -c48)
+    key=$(head -c32 /dev/urandom | base64 -w0)
+    start scaleout DATABASE_URL="$pg_url" REDIS_URL="$BENCH_REDIS_URL" CLEARHIRE_REDIS_PREFIX="$REDIS_PREFIX" \
+        CLEARHIRE_JWT_SECRET="$jwt" CLEARHIRE_ENCRYPTION_KEY="$key"
+    run_loads scaleout
+    stop_all
+else
+    log "scale-out skipped (set BENCH_PG_URL and BENCH_REDIS_URL)"
+fi
+
+log "summary (logs in $OUT)"
+printf '%s\n' "${RESULTS[@]}"
+exit "$FAILED"

@@ -1,0 +1,348 @@
+//! The consent page in a real browser: headless Chromium driven through chromedriver's W3C
+//! WebDriver API, with the keyboard only, as a candidate would use it. Needs Debian's
+//! `chromium` and `chromium-driver`; `.ci/run` installs them and sets
+//! `CLEARHIRE_TEST_BROWSER=required`, which turns their absence into a failure.
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::spawn_app_with;
+
+/// W3C key codes.
+const SPACE: &str = "\u{E00D}";
+const ENTER: &str = "\u{E007}";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    session: String,
+    driver: tokio::process::Child,
+    profile: std::path::PathBuf,
+}
+
+impl Browser {
+    /// Starts chromedriver on a free port and a headless Chromium session; `None` when they are
+    /// not installed.
+    async fn start() -> Option<Self> {
+        let driver_bin = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists());
+        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists());
+        let (Some(driver_bin), Some(chromium)) = (driver_bin, chromium) else {
+            assert!(
+                std::env::var("CLEARHIRE_TEST_BROWSER").as_deref() != Ok("required"),
+                "CLEARHIRE_TEST_BROWSER=required but chromium or chromedriver is not installed"
+            );
+            eprintln!("skipping the browser test: install Debian's chromium and chromium-driver");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let driver = tokio::process::Command::new(driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if let Ok(r) = http.get(format!("{base}/status")).send().await
+                && r.json::<Value>()
+                    .await
+                    .is_ok_and(|v| v["value"]["ready"] == true)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile =
+            std::env::temp_dir().join(format!("clearhire-chromium-{}", uuid::Uuid::new_v4()));
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--disable-dev-shm-usage", format!("--user-data-dir={}", profile.display())]
+            }
+        }}});
+        let r: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .expect("new session")
+            .json()
+            .await
+            .expect("json");
+        let session = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {r}"))
+            .to_string();
+        Some(Self {
+            http,
+            base,
+            session,
+            driver,
+            profile,
+        })
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut req = self.http.request(method.clone(), &url);
+        if method == reqwest::Method::POST {
+            req = req.json(&body);
+        }
+        let v: Value = req
+            .send()
+            .await
+            .expect("webdriver")
+            .json()
+            .await
+            .expect("json");
+        assert!(v["value"].get("error").is_none(), "{path}: {v}");
+        v["value"].clone()
+    }
+
+    async fn go(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", json!({"url": url}))
+            .await;
+    }
+
+    async fn source(&self) -> String {
+        self.call(reqwest::Method::GET, "/source", Value::Null)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    async fn find_all(&self, css: &str) -> Vec<String> {
+        self.call(
+            reqwest::Method::POST,
+            "/elements",
+            json!({"using": "css selector", "value": css}),
+        )
+        .await
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e[ELEMENT].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    async fn find(&self, css: &str) -> String {
+        self.find_all(css)
+            .await
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no element {css}"))
+    }
+
+    /// Types into an element, as the keyboard does (focus follows).
+    async fn keys(&self, element: &str, text: &str) {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/value"),
+            json!({"text": text}),
+        )
+        .await;
+    }
+
+    async fn clear(&self, element: &str) {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/clear"),
+            json!({}),
+        )
+        .await;
+    }
+
+    /// Waits until the page's `<h1>` reads `heading`.
+    async fn wait_heading(&self, heading: &str) -> String {
+        for _ in 0..100 {
+            let html = self.source().await;
+            if html.contains(&format!("<h1>{heading}")) {
+                return html;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no page with heading {heading}: {}", self.source().await);
+    }
+
+    async fn heading(&self) -> String {
+        let html = self.source().await;
+        html.split("<h1>")
+            .nth(1)
+            .and_then(|s| s.split("</h1>").next())
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.start_kill();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+#[tokio::test]
+async fn a_candidate_consents_in_headless_chromium_with_the_keyboard() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let app = spawn_app_with(|c| c.sandbox_latency_ms = 0).await;
+    let cand = app.candidate("samwise.browser@example.com").await;
+    let check = app.start_check(&cand, true).await;
+    let mail = app
+        .gql(
+            "query($c: ID) { emails(checkId: $c) { body } }",
+            json!({"c": check}),
+        )
+        .await;
+    let link = mail.data()["emails"][0]["body"]
+        .as_str()
+        .expect("body")
+        .split_whitespace()
+        .find(|w| w.contains("/consent/"))
+        .expect("consent link")
+        .to_string();
+    browser.go(&link).await;
+
+    let mut titles = Vec::new();
+    loop {
+        let title = browser.heading().await;
+        if title == "Sign your consent" {
+            break;
+        }
+        assert!(titles.len() < 6, "sections never end: {titles:?}");
+        // Every checkbox has a label the browser ties to it.
+        let html = browser.source().await;
+        let boxes = browser.find_all("input[type=checkbox]").await;
+        assert!(!boxes.is_empty(), "{html}");
+        for i in 0..boxes.len() {
+            assert!(
+                html.contains(&format!("<label for=\"box{i}\">")),
+                "box{i} unlabelled"
+            );
+        }
+        // Continue without ticking: the page says what is missing and stays.
+        browser
+            .keys(&browser.find("button[type=submit]").await, ENTER)
+            .await;
+        let mut refused = String::new();
+        for _ in 0..100 {
+            refused = browser.source().await;
+            if refused.contains("role=\"alert\"") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(refused.contains("Please tick"), "{refused}");
+        assert!(refused.contains(&format!("<h1>{title}")), "the same section again");
+        // Tick each box with the space bar, then press Enter on the button.
+        for b in browser.find_all("input[type=checkbox]").await {
+            browser.keys(&b, SPACE).await;
+        }
+        browser
+            .keys(&browser.find("button[type=submit]").await, ENTER)
+            .await;
+        for _ in 0..100 {
+            if browser.heading().await != title {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        titles.push(title);
+    }
+    assert_eq!(titles.len(), 4, "{titles:?}");
+    assert_eq!(titles[0], "Welcome");
+
+    // The details the candidate has not given yet, with a mistake first.
+    for (field, value) in [
+        ("date_of_birth", "1980-04-06"),
+        ("ssn", "123-45-6780"),
+        ("address", "3 Bagshot Row"),
+        ("city", "Hobbiton"),
+        ("state", "CA"),
+        ("zip", "941"),
+        ("signature", "Test Person"),
+    ] {
+        browser
+            .keys(&browser.find(&format!("#{field}")).await, value)
+            .await;
+    }
+    browser.keys(&browser.find("#signature").await, ENTER).await;
+    let html = browser.wait_heading("Sign your consent").await;
+    for _ in 0..100 {
+        if browser.source().await.contains("id=\"zip-error\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let html = if html.contains("zip-error") {
+        html
+    } else {
+        browser.source().await
+    };
+    assert!(html.contains("id=\"zip-error\""), "{html}");
+    assert!(
+        html.contains("aria-invalid=\"true\""),
+        "the field is marked invalid"
+    );
+    assert_eq!(
+        app.gql(
+            "query($id: ID!) { check(id: $id) { status } }",
+            json!({"id": check})
+        )
+        .await
+        .data()["check"]["status"],
+        "emailed",
+        "nothing was written"
+    );
+    let zip = browser.find("#zip").await;
+    browser.clear(&zip).await;
+    browser.keys(&zip, "94107").await;
+    // The other answers were kept; the signature is typed again.
+    let sig = browser.find("#signature").await;
+    browser.clear(&sig).await;
+    browser.keys(&sig, "Test Person").await;
+    browser.keys(&sig, ENTER).await;
+    let done = browser.wait_heading("Thank you").await;
+    assert!(done.contains("background check has started"), "{done}");
+
+    for _ in 0..200 {
+        let r = app
+            .gql(
+                "query($id: ID!) { check(id: $id) { status } }",
+                json!({"id": check}),
+            )
+            .await;
+        if r.data()["check"]["status"] == "approved" {
+            let consent = app.dump("consents").await;
+            assert_eq!(consent[0]["signature"], "Test Person");
+            assert!(
+                consent[0]["user_agent"]
+                    .as_str()
+                    .is_some_and(|u| u.contains("Chrome")),
+                "the browser's user agent is kept: {}",
+                consent[0]["user_agent"]
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the check never finished after consent");
+}
