@@ -13,7 +13,8 @@
 #   - webhooks: BENCH_CHANGES status changes through `transitionCheck`, timed to the signed status
 #               webhook at a subscribed local endpoint.
 # Knobs (env): BENCH_CHECKS (10000), BENCH_CHANGES (20000), BENCH_CONCURRENCY (64),
-# BENCH_PORT (18180), BENCH_OUT (a new /tmp dir for logs). Writes nothing into the repository.
+# BENCH_PORT (18180), BENCH_OUT (a new /tmp dir for logs), BENCH_KINDS ("screen webhooks").
+# Writes nothing into the repository.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -97,13 +98,17 @@ RESULTS=()
 FAILED=0
 run_loads() {
     local label=$1 url="http://127.0.0.1:$PORT" rc
-    for kind in screen webhooks; do
+    for kind in ${BENCH_KINDS:-screen webhooks}; do
         local n=$CHECKS
         if [[ $kind == webhooks ]]; then n=$CHANGES; fi
         log "$label: $kind, $n, concurrency $CONCURRENCY"
         rc=0
+        # What used the CPU while the load ran (taken 8 s and 20 s in).
+        ( for at in 8 12; do sleep "$at"; top -b -n1 -w 160 | head -16; echo; done >"$OUT/$label-$kind-top.txt" 2>&1 ) &
+        local top_pid=$!
         "$LOADGEN" "$kind" --url "$url" --count "$n" --concurrency "$CONCURRENCY" --label "$label" \
             | tee "$OUT/$label-$kind.log" || rc=$?
+        kill "$top_pid" 2>/dev/null || true
         if [[ $rc -ne 0 ]]; then FAILED=1; fi
         RESULTS+=("$(grep '^RESULT ' "$OUT/$label-$kind.log" || echo "RESULT {\"label\":\"$label\",\"kind\":\"$kind\",\"failed\":true}")")
     done

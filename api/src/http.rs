@@ -145,11 +145,28 @@ async fn readyz(svc: Data<&Service>) -> Response {
 }
 
 #[handler]
-fn metrics(svc: Data<&Service>) -> String {
+async fn metrics(svc: Data<&Service>) -> String {
+    // Backlogs are read before the statement counter, so their own queries are counted too.
+    let outbox = svc.outbox_backlog().await.ok();
+    let tasks = svc.due_task_count().await.ok();
+    let gauge = |name: &str, help: &str, v: Option<u64>| match v {
+        Some(v) => format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"),
+        None => String::new(),
+    };
     format!(
         "# HELP clearhire_db_statements_total SQL statements executed by this process.\n\
          # TYPE clearhire_db_statements_total counter\n\
-         clearhire_db_statements_total {}\n",
-        svc.statements_executed()
+         clearhire_db_statements_total {}\n{}{}",
+        svc.statements_executed(),
+        gauge(
+            "clearhire_outbox_backlog",
+            "Events committed but not yet relayed to the bus and webhooks.",
+            outbox
+        ),
+        gauge(
+            "clearhire_tasks_due",
+            "Timed steps due now and not yet done.",
+            tasks
+        ),
     )
 }

@@ -106,6 +106,11 @@ impl Gql {
 
     /// `clearhire_db_statements_total` from `GET /metrics`.
     pub async fn statements_total(&self) -> anyhow::Result<u64> {
+        self.metric("clearhire_db_statements_total").await
+    }
+
+    /// One value from `GET /metrics`.
+    pub async fn metric(&self, name: &str) -> anyhow::Result<u64> {
         let text = self
             .http
             .get(&self.metrics_url)
@@ -118,11 +123,11 @@ impl Gql {
             .await
             .context("reading /metrics")?;
         text.lines()
-            .find_map(|l| l.strip_prefix("clearhire_db_statements_total "))
-            .context("/metrics has no clearhire_db_statements_total")?
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+            .with_context(|| format!("/metrics has no {name}"))?
             .trim()
             .parse()
-            .context("clearhire_db_statements_total is not a number")
+            .with_context(|| format!("{name} is not a number"))
     }
 }
 

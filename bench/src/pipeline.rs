@@ -139,6 +139,7 @@ async fn report(
         "count": started.len(),
         "errors": errors,
         "delivered": delivered,
+        // Not at the receiver by the end of the drain time.
         "lost": lost,
         "webhooks_received": arrivals.total.load(std::sync::atomic::Ordering::Relaxed),
         "seconds": (secs * 100.0).round() / 100.0,
@@ -271,7 +272,21 @@ pub async fn webhooks(args: PipelineArgs) -> anyhow::Result<()> {
     }
     // Let the relay publish the set-up's events before the endpoint exists, so only the
     // measured changes are delivered to it.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let waited = Instant::now();
+    loop {
+        let backlog = gql.metric("clearhire_outbox_backlog").await?;
+        if backlog == 0 {
+            break;
+        }
+        if waited.elapsed() > Duration::from_secs(600) {
+            bail!("the outbox still holds {backlog} events after 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "outbox drained {:.1}s after set-up",
+        waited.elapsed().as_secs_f64()
+    );
     let arrivals = Arrivals {
         key: "worker_id",
         state: Some("withdrawn"),

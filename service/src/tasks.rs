@@ -281,6 +281,15 @@ impl Service {
             .await?)
     }
 
+    /// Outbox events not yet relayed (how far behind the relay is; for metrics and benchmarks).
+    pub async fn outbox_backlog(&self) -> ServiceResult<u64> {
+        use sea_orm::PaginatorTrait;
+        Ok(entity::outbox::Entity::find()
+            .filter(entity::outbox::Column::PublishedAt.is_null())
+            .count(&self.db)
+            .await?)
+    }
+
     /// Pending tasks due by now (how far behind the scheduler is; for tests and metrics).
     pub async fn due_task_count(&self) -> ServiceResult<u64> {
         use sea_orm::PaginatorTrait;

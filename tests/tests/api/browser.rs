@@ -251,7 +251,10 @@ async fn a_candidate_consents_in_headless_chromium_with_the_keyboard() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(refused.contains("Please tick"), "{refused}");
-        assert!(refused.contains(&format!("<h1>{title}")), "the same section again");
+        assert!(
+            refused.contains(&format!("<h1>{title}")),
+            "the same section again"
+        );
         // Tick each box with the space bar, then press Enter on the button.
         for b in browser.find_all("input[type=checkbox]").await {
             browser.keys(&b, SPACE).await;

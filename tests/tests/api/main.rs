@@ -9,6 +9,7 @@ mod limits;
 mod mail;
 mod ops;
 mod pagination;
+mod redis_restart;
 mod roles;
 mod schema;
 mod screening;

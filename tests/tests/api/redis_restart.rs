@@ -1,0 +1,124 @@
+//! Redis going away and coming back mid-run: the bus and the job queue live there, the outbox
+//! and the deliveries in the database, so every change made meanwhile is still delivered. Runs a
+//! private `redis-server` on its own port (never the shared one other tests use) in the
+//! PostgreSQL + Redis suite.
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{TestApp, pg_url, spawn_app_with};
+use crate::webhooks::{Receiver, endpoint};
+
+fn start_redis(port: u16) -> tokio::process::Child {
+    tokio::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redis-server starts (it is installed with the Redis the suite uses)")
+}
+
+async fn wait_redis(port: u16) {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("redis-server on {port} did not come up");
+}
+
+async fn withdraw(app: &TestApp, check: &str) {
+    let r = app
+        .gql(
+            "mutation($c: ID!) { transitionCheck(input: {checkId: $c, status: withdrawn}) { status } }",
+            json!({"c": check}),
+        )
+        .await;
+    assert_eq!(r.data()["transitionCheck"]["status"], "withdrawn");
+}
+
+#[tokio::test]
+async fn a_redis_restart_mid_run_loses_no_webhook() {
+    if pg_url().is_none() || std::env::var("CLEARHIRE_TEST_REDIS_URL").is_err() {
+        eprintln!("scale-out suite only (set CLEARHIRE_TEST_PG_URL and CLEARHIRE_TEST_REDIS_URL)");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut redis = start_redis(port);
+    wait_redis(port).await;
+    let app = spawn_app_with(|c| {
+        c.redis_url = Some(format!("redis://127.0.0.1:{port}"));
+        c.redis_prefix = "restart".into();
+        c.embedded_workers = Some(true);
+    })
+    .await;
+    let rx = Receiver::start().await;
+    let mut checks = Vec::new();
+    for n in 0..12 {
+        let cand = app.candidate(&format!("restart{n}@example.com")).await;
+        checks.push((cand.clone(), app.start_check(&cand, false).await));
+    }
+    // Only the withdrawals are delivered to the endpoint.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
+    let delivered = |rx: &Receiver| -> BTreeSet<String> {
+        rx.received()
+            .iter()
+            .filter(|r| r.json["state"] == "withdrawn")
+            .filter_map(|r| r.json["worker_id"].as_str().map(str::to_string))
+            .collect()
+    };
+
+    for (_, check) in &checks[..4] {
+        withdraw(&app, check).await;
+    }
+    rx.wait_for("the first deliveries", 10, |_| delivered(&rx).len() == 4)
+        .await;
+
+    // Redis dies. Changes keep being accepted: they are in the database with their events.
+    redis.start_kill().expect("kill redis");
+    let _ = redis.wait().await;
+    for (_, check) in &checks[4..8] {
+        withdraw(&app, check).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // It comes back empty (no persistence): queued jobs are gone, the rows are not.
+    let _redis = start_redis(port);
+    wait_redis(port).await;
+    for (_, check) in &checks[8..] {
+        withdraw(&app, check).await;
+    }
+    let want: BTreeSet<String> = checks.iter().map(|(c, _)| c.clone()).collect();
+    rx.wait_for("every withdrawal, after the restart", 40, |_| {
+        delivered(&rx) == want
+    })
+    .await;
+    // At least once, and never as two different events: one webhook-id per change.
+    let ids: BTreeSet<String> = rx
+        .received()
+        .iter()
+        .filter(|r| r.json["state"] == "withdrawn")
+        .map(|r| r.id.clone())
+        .collect();
+    assert_eq!(ids.len(), 12);
+}
