@@ -616,7 +616,9 @@ impl Service {
         }
         am.update(&txn).await?;
         if let Some(e) = endpoint {
-            self.track_endpoint_health(&txn, e, success, gone, now)
+            // Health is measured on the service clock (which tests move over days); retries
+            // stay on the wall clock the job queue schedules by. In production they agree.
+            self.track_endpoint_health(&txn, e, success, gone, self.clock.now())
                 .await?;
         }
         txn.commit().await?;

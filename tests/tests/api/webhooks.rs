@@ -708,3 +708,51 @@ async fn subscribers_see_their_own_partners_status_changes_live() {
         "{closed:?}"
     );
 }
+
+#[tokio::test]
+async fn an_endpoint_failing_for_five_days_is_disabled_and_an_event_says_so() {
+    let app = spawn_app().await;
+    let failing = Receiver::start().await;
+    failing.answer(&[500; 200]);
+    let (failing_id, _) = endpoint(&app, &failing.url, json!(["check.status_changed"])).await;
+    let watcher = Receiver::start().await;
+    endpoint(&app, &watcher.url, json!(["webhook_endpoint.disabled"])).await;
+    let enabled = || async {
+        let r = app
+            .gql("{ webhookEndpoints { id enabled disabledReason } }", json!({}))
+            .await;
+        r.data()["webhookEndpoints"]
+            .as_array()
+            .expect("endpoints")
+            .iter()
+            .find(|e| e["id"] == failing_id.as_str())
+            .cloned()
+            .expect("the failing endpoint")
+    };
+    let change = |n: u32| {
+        let app = &app;
+        async move {
+            let cand = app.candidate(&format!("failing{n}@example.com")).await;
+            app.start_check(&cand, false).await;
+        }
+    };
+    change(1).await;
+    failing.wait_for("a first failed attempt", 10, |g| !g.is_empty()).await;
+    // Four days of failures: still enabled.
+    app.service.clock().advance(chrono::Duration::days(4));
+    change(2).await;
+    failing.wait_for("a later failed attempt", 10, |g| g.len() >= 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(enabled().await["enabled"], true);
+    // Past five days straight: the next failure disables it, and an event says why.
+    app.service.clock().advance(chrono::Duration::days(1) + chrono::Duration::hours(1));
+    change(3).await;
+    let got = watcher
+        .wait_for("webhook_endpoint.disabled", 10, |g| !g.is_empty())
+        .await;
+    assert_eq!(got[0].json["endpoint_id"], failing_id.as_str());
+    assert_eq!(got[0].json["reason"], "every delivery failed for 5 days");
+    let e = enabled().await;
+    assert_eq!(e["enabled"], false);
+    assert_eq!(e["disabledReason"], "every delivery failed for 5 days");
+}
