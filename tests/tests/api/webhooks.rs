@@ -719,7 +719,10 @@ async fn an_endpoint_failing_for_five_days_is_disabled_and_an_event_says_so() {
     endpoint(&app, &watcher.url, json!(["webhook_endpoint.disabled"])).await;
     let enabled = || async {
         let r = app
-            .gql("{ webhookEndpoints { id enabled disabledReason } }", json!({}))
+            .gql(
+                "{ webhookEndpoints { id enabled disabledReason } }",
+                json!({}),
+            )
             .await;
         r.data()["webhookEndpoints"]
             .as_array()
@@ -737,15 +740,21 @@ async fn an_endpoint_failing_for_five_days_is_disabled_and_an_event_says_so() {
         }
     };
     change(1).await;
-    failing.wait_for("a first failed attempt", 10, |g| !g.is_empty()).await;
+    failing
+        .wait_for("a first failed attempt", 10, |g| !g.is_empty())
+        .await;
     // Four days of failures: still enabled.
     app.service.clock().advance(chrono::Duration::days(4));
     change(2).await;
-    failing.wait_for("a later failed attempt", 10, |g| g.len() >= 2).await;
+    failing
+        .wait_for("a later failed attempt", 10, |g| g.len() >= 2)
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(enabled().await["enabled"], true);
     // Past five days straight: the next failure disables it, and an event says why.
-    app.service.clock().advance(chrono::Duration::days(1) + chrono::Duration::hours(1));
+    app.service
+        .clock()
+        .advance(chrono::Duration::days(1) + chrono::Duration::hours(1));
     change(3).await;
     let got = watcher
         .wait_for("webhook_endpoint.disabled", 10, |g| !g.is_empty())
