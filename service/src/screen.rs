@@ -569,7 +569,16 @@ impl Service {
             partner_name: partner.name.clone(),
             first_name: cand.first_name.clone(),
             full_name: full_name(&cand),
-            sections: disclosures::sections(&partner.name, cand.state.as_deref()),
+            // The profile already holds the candidate's names, so our page does not ask about a
+            // middle name; that box is for forms partners host.
+            sections: disclosures::sections(&partner.name, cand.state.as_deref())
+                .into_iter()
+                .map(|mut s| {
+                    s.checkboxes
+                        .retain(|c| c != disclosures::NO_MIDDLE_NAME_CHECKBOX);
+                    s
+                })
+                .collect(),
             acknowledged,
             missing: self.missing_fields(&cand, &searches),
             expires_at: link.expires_at,

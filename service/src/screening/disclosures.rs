@@ -10,6 +10,8 @@ pub const AGENCY_NAME: &str = "clearhire";
 /// The checkbox that accompanies a state summary where state law requires offering a free copy
 /// of the report (California, Minnesota, Oklahoma). Offering it is the obligation; the answer is
 /// not required to continue.
+/// Welcome's optional box for hosted forms that collect names themselves.
+pub const NO_MIDDLE_NAME_CHECKBOX: &str = "I do not have a middle name";
 pub const COPY_OF_REPORT_CHECKBOX: &str = "I want to receive a copy of my Background Report";
 
 /// One section of the consent form, shown in `order`.
@@ -151,10 +153,7 @@ fn welcome(company: &str) -> Section {
         "welcome",
         "Welcome",
         copy,
-        &[
-            (certify.as_str(), true),
-            ("I do not have a middle name", false),
-        ],
+        &[(certify.as_str(), true), (NO_MIDDLE_NAME_CHECKBOX, false)],
     )
 }
 
