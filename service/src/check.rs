@@ -167,7 +167,7 @@ impl Service {
         self.record_transition(txn, actor, &c, cand, None, status, None)
             .await?;
         let partner = crate::partner::load(txn, &actor.partner_id).await?;
-        self.transition_effects(txn, actor, &c, cand, &partner, None, status)
+        self.transition_effects(txn, &c, cand, &partner, None, status)
             .await?;
         Ok(c)
     }
@@ -273,7 +273,7 @@ impl Service {
         let cand = crate::candidate::find(txn, &current.partner_id, &updated.candidate_id).await?;
         self.record_transition(txn, actor, &updated, &cand, Some(from), to, reason)
             .await?;
-        self.transition_effects(txn, actor, &updated, &cand, &partner, Some(from), to)
+        self.transition_effects(txn, &updated, &cand, &partner, Some(from), to)
             .await?;
         Ok(updated)
     }

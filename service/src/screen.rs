@@ -173,7 +173,6 @@ impl Service {
     pub(crate) async fn transition_effects(
         &self,
         txn: &DatabaseTransaction,
-        actor: &Actor,
         c: &check::Model,
         cand: &candidate::Model,
         partner: &partner::Model,
@@ -182,7 +181,7 @@ impl Service {
     ) -> ServiceResult<()> {
         let now = self.clock.now();
         match to {
-            CheckStatus::Emailed => self.invite(txn, c, cand, partner, false).await?,
+            CheckStatus::Emailed => self.invite(txn, c, cand, partner).await?,
             CheckStatus::Processing => {
                 let recheck = matches!(
                     from,
@@ -240,7 +239,6 @@ impl Service {
             }
             _ => {}
         }
-        let _ = actor;
         Ok(())
     }
 
@@ -341,7 +339,6 @@ impl Service {
         c: &check::Model,
         cand: &candidate::Model,
         partner: &partner::Model,
-        resend: bool,
     ) -> ServiceResult<()> {
         let now = self.clock.now();
         candidate_link::Entity::update_many()
@@ -375,7 +372,6 @@ impl Service {
         )
         .await?;
         tasks::cancel(txn, &c.id, &[TaskKind::InviteReminder], now).await?;
-        let _ = resend;
         for hours in REMINDER_HOURS {
             tasks::schedule(
                 txn,
@@ -416,7 +412,7 @@ impl Service {
             CheckStatus::Emailed => {
                 let cand = crate::candidate::find(&txn, &c.partner_id, &c.candidate_id).await?;
                 let partner = crate::partner::load(&txn, &c.partner_id).await?;
-                self.invite(&txn, &c, &cand, &partner, true).await?;
+                self.invite(&txn, &c, &cand, &partner).await?;
                 c
             }
             other => {
