@@ -87,7 +87,7 @@ impl Service {
             .new_link(txn, c, LINK_REPORT, Duration::days(REPORT_LINK_DAYS))
             .await?;
         let findings = self
-            .reports_of(&c.partner_id, &c.id)
+            .reports_of(txn, &c.partner_id, &c.id)
             .await?
             .pop()
             .map(|r| r.reasons)

@@ -1158,11 +1158,14 @@ impl Service {
             ));
         }
         crate::check::find(&self.db, &actor.partner_id, check_id).await?;
-        self.reports_of(&actor.partner_id, check_id).await
+        self.reports_of(&self.db, &actor.partner_id, check_id).await
     }
 
-    pub(crate) async fn reports_of(
+    /// Reports of a check on `conn` (inside a write transaction, pass the transaction: another
+    /// pooled connection could wait on the very lock that transaction holds).
+    pub(crate) async fn reports_of<C: sea_orm::ConnectionTrait>(
         &self,
+        conn: &C,
         partner_id: &str,
         check_id: &str,
     ) -> ServiceResult<Vec<ReportEntry>> {
@@ -1170,7 +1173,7 @@ impl Service {
             .filter(check_report::Column::PartnerId.eq(partner_id))
             .filter(check_report::Column::CheckId.eq(check_id))
             .order_by_asc(check_report::Column::Id)
-            .all(&self.db)
+            .all(conn)
             .await?;
         rows.into_iter()
             .map(|r| {
@@ -1274,7 +1277,7 @@ impl Service {
             .await
             .map_err(|_| LinkProblem::Unknown)?;
         let latest = self
-            .reports_of(&c.partner_id, &c.id)
+            .reports_of(&self.db, &c.partner_id, &c.id)
             .await
             .map_err(|_| LinkProblem::Unknown)?
             .pop();
