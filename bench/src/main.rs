@@ -13,6 +13,7 @@
 //! of `ps` output.
 
 mod client;
+mod fanout;
 mod pipeline;
 mod procfs;
 mod run;
@@ -59,6 +60,8 @@ enum Command {
     Screen(pipeline::PipelineArgs),
     /// Make status changes through GraphQL and time them to the signed status webhook.
     Webhooks(pipeline::PipelineArgs),
+    /// Open many subscriptions, make one status change, and time its arrival at each.
+    Fanout(fanout::FanoutArgs),
     /// Wait until the server's own SQL activity (e.g. the outbox relay after seeding) is low.
     Settle(settle::SettleArgs),
 }
@@ -98,6 +101,7 @@ fn main() -> anyhow::Result<()> {
             Command::Run(args) => run::run(args).await,
             Command::Settle(args) => settle::settle(args).await,
             Command::Screen(args) => pipeline::screen(args).await,
+            Command::Fanout(args) => fanout::fanout(args).await,
             Command::Webhooks(args) => pipeline::webhooks(args).await,
         }
     })
