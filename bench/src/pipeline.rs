@@ -161,6 +161,59 @@ async fn report(
 const FORM: &str = "mutation { createConsentForm(zipcode: \"94107\") { formId } }";
 const SUBMIT: &str = "mutation($i: SubmitConsentFormInput!) { submitConsentForm(input: $i) { outcome check { id } } }";
 
+/// Runs `work` once per item with at most `concurrency` in flight; returns each outcome with the
+/// instant its work started.
+async fn run_bounded<T, R, F, Fut>(
+    items: impl IntoIterator<Item = T>,
+    concurrency: usize,
+    work: F,
+) -> anyhow::Result<Vec<(Instant, anyhow::Result<R>)>>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<R>> + Send + 'static,
+{
+    let limit = Arc::new(Semaphore::new(concurrency));
+    let mut tasks = Vec::new();
+    for item in items {
+        let permit = limit.clone().acquire_owned().await?;
+        let fut = work(item);
+        tasks.push(tokio::spawn(async move {
+            let _permit = permit;
+            (Instant::now(), fut.await)
+        }));
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await?);
+    }
+    Ok(out)
+}
+
+/// The start time of each item that succeeded (by the key its work returned), and how many
+/// failed (the first few are printed).
+fn started_and_errors(
+    outcomes: Vec<(Instant, anyhow::Result<String>)>,
+) -> (HashMap<String, Instant>, usize) {
+    let mut started = HashMap::with_capacity(outcomes.len());
+    let mut errors = 0;
+    for (t0, r) in outcomes {
+        match r {
+            Ok(key) => {
+                started.insert(key, t0);
+            }
+            Err(e) => {
+                if errors < 5 {
+                    eprintln!("request failed: {e:#}");
+                }
+                errors += 1;
+            }
+        }
+    }
+    (started, errors)
+}
+
 /// `loadgen screen`: checks through the hosted form to the results webhook.
 pub async fn screen(args: PipelineArgs) -> anyhow::Result<()> {
     let gql = Gql::new(&args.target, args.concurrency)?;
@@ -170,69 +223,35 @@ pub async fn screen(args: PipelineArgs) -> anyhow::Result<()> {
     };
     let url = start_receiver(arrivals.clone()).await?;
     let tag = run_tag();
-    let limit = Arc::new(Semaphore::new(args.concurrency));
-    let started: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let first = Instant::now();
-    let mut tasks = Vec::with_capacity(args.count);
-    for n in 0..args.count {
-        let permit = limit.clone().acquire_owned().await?;
-        let (gql, url, tag, started, errors) = (
-            gql.clone(),
-            url.clone(),
-            tag.clone(),
-            started.clone(),
-            errors.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let _permit = permit;
-            let t0 = Instant::now();
+    let outcomes = run_bounded(0..args.count, args.concurrency, |n| {
+        let (gql, url, tag) = (gql.clone(), url.clone(), tag.clone());
+        async move {
             let now = chrono::Utc::now().to_rfc3339();
-            let res: anyhow::Result<String> = async {
-                let f = gql.query(FORM, json!({})).await?;
-                let form_id = f["createConsentForm"]["formId"]
-                    .as_str()
-                    .context("formId")?
-                    .to_string();
-                let input = json!({
-                    "formId": form_id, "firstName": "Bench", "lastName": format!("Candidate{n}"),
-                    "noMiddleName": true, "email": format!("bench.{tag}.{n}@example.com"),
-                    "phone": "4155550134", "dateOfBirth": "1990-04-06", "ssn": ssn(n),
-                    "address": "1 Market St", "city": "San Francisco", "consentDocument": "Bench Candidate",
-                    "callbackUrl": url,
-                    "timestamps": {"welcome": [now], "summaryOfRights": [now], "disclosure": [now],
-                        "summaryOfStateRights": [now], "authorizationOfBackgroundInvestigation": [now], "signature": [now]},
-                    "ipAddress": "127.0.0.1", "userAgent": "loadgen"
-                });
-                let r = gql.query(SUBMIT, json!({"i": input})).await?;
-                Ok(r["submitConsentForm"]["check"]["id"]
-                    .as_str()
-                    .context("check id")?
-                    .to_string())
-            }
-            .await;
-            match res {
-                Ok(id) => {
-                    if let Ok(mut s) = started.lock() {
-                        s.insert(id, t0);
-                    }
-                }
-                Err(e) => {
-                    if errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 5 {
-                        eprintln!("request failed: {e:#}");
-                    }
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await?;
-    }
-    let started = started
-        .lock()
-        .map_err(|_| anyhow::anyhow!("poisoned"))?
-        .clone();
-    let errors = errors.load(std::sync::atomic::Ordering::Relaxed);
+            let f = gql.query(FORM, json!({})).await?;
+            let form_id = f["createConsentForm"]["formId"]
+                .as_str()
+                .context("formId")?
+                .to_string();
+            let input = json!({
+                "formId": form_id, "firstName": "Bench", "lastName": format!("Candidate{n}"),
+                "noMiddleName": true, "email": format!("bench.{tag}.{n}@example.com"),
+                "phone": "4155550134", "dateOfBirth": "1990-04-06", "ssn": ssn(n),
+                "address": "1 Market St", "city": "San Francisco", "consentDocument": "Bench Candidate",
+                "callbackUrl": url,
+                "timestamps": {"welcome": [now], "summaryOfRights": [now], "disclosure": [now],
+                    "summaryOfStateRights": [now], "authorizationOfBackgroundInvestigation": [now], "signature": [now]},
+                "ipAddress": "127.0.0.1", "userAgent": "loadgen"
+            });
+            let r = gql.query(SUBMIT, json!({"i": input})).await?;
+            Ok(r["submitConsentForm"]["check"]["id"]
+                .as_str()
+                .context("check id")?
+                .to_string())
+        }
+    })
+    .await?;
+    let (started, errors) = started_and_errors(outcomes);
     report("screen", &args, &arrivals, started, first, errors).await
 }
 
@@ -242,13 +261,9 @@ pub async fn webhooks(args: PipelineArgs) -> anyhow::Result<()> {
     let tag = run_tag();
     // Set-up, not measured: one candidate with an `initiated` check per status change.
     eprintln!("creating {} candidates with initiated checks", args.count);
-    let limit = Arc::new(Semaphore::new(args.concurrency));
-    let mut tasks = Vec::with_capacity(args.count);
-    for n in 0..args.count {
-        let permit = limit.clone().acquire_owned().await?;
+    let pairs = run_bounded(0..args.count, args.concurrency, |n| {
         let (gql, tag) = (gql.clone(), tag.clone());
-        tasks.push(tokio::spawn(async move {
-            let _permit = permit;
+        async move {
             let c = gql
                 .query(
                     "mutation($e: String!) { createCandidate(input: {firstName: \"Bench\", lastName: \"Hook\", email: $e}) { id } }",
@@ -263,13 +278,13 @@ pub async fn webhooks(args: PipelineArgs) -> anyhow::Result<()> {
                 )
                 .await?;
             let check = k["startCheck"]["id"].as_str().context("id")?.to_string();
-            anyhow::Ok((cand, check))
-        }));
-    }
-    let mut pairs = Vec::with_capacity(args.count);
-    for t in tasks {
-        pairs.push(t.await??);
-    }
+            Ok((cand, check))
+        }
+    })
+    .await?
+    .into_iter()
+    .map(|(_, r)| r)
+    .collect::<anyhow::Result<Vec<_>>>()?;
     // Let the relay publish the set-up's events before the endpoint exists, so only the
     // measured changes are delivered to it.
     let waited = Instant::now();
@@ -299,44 +314,20 @@ pub async fn webhooks(args: PipelineArgs) -> anyhow::Result<()> {
     )
     .await?;
     eprintln!("measuring {} status changes", args.count);
-    let started: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let first = Instant::now();
-    let mut tasks = Vec::with_capacity(args.count);
-    for (cand, check) in pairs {
-        let permit = limit.clone().acquire_owned().await?;
-        let (gql, started, errors) = (gql.clone(), started.clone(), errors.clone());
-        tasks.push(tokio::spawn(async move {
-            let _permit = permit;
-            let t0 = Instant::now();
-            match gql
-                .query(
-                    "mutation($c: ID!) { transitionCheck(input: {checkId: $c, status: withdrawn}) { id } }",
-                    json!({"c": check}),
-                )
-                .await
-            {
-                Ok(_) => {
-                    if let Ok(mut s) = started.lock() {
-                        s.insert(cand, t0);
-                    }
-                }
-                Err(e) => {
-                    if errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 5 {
-                        eprintln!("request failed: {e:#}");
-                    }
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await?;
-    }
-    let started = started
-        .lock()
-        .map_err(|_| anyhow::anyhow!("poisoned"))?
-        .clone();
-    let errors = errors.load(std::sync::atomic::Ordering::Relaxed);
+    let outcomes = run_bounded(pairs, args.concurrency, |(cand, check)| {
+        let gql = gql.clone();
+        async move {
+            gql.query(
+                "mutation($c: ID!) { transitionCheck(input: {checkId: $c, status: withdrawn}) { id } }",
+                json!({"c": check}),
+            )
+            .await?;
+            Ok(cand)
+        }
+    })
+    .await?;
+    let (started, errors) = started_and_errors(outcomes);
     report("webhooks", &args, &arrivals, started, first, errors).await
 }
 

@@ -328,13 +328,7 @@ impl Service {
             .map_err(|_| ServiceError::not_found("link"))?;
         let txn = db::begin_write(&self.db).await?;
         let c = crate::check::find(&txn, &c.partner_id, &c.id).await?;
-        let actor = Actor {
-            partner_id: c.partner_id.clone(),
-            subject: format!("candidate:{}", cand.id),
-            email: None,
-            role: Role::LimitedTeamMember,
-            token_id: None,
-        };
+        let actor = Actor::candidate(&c.partner_id, &cand.id);
         self.pause_for_dispute(&txn, &actor, &c, &reason).await?;
         let now = self.clock.now();
         mail::send(
@@ -490,23 +484,13 @@ impl Service {
         partner_id: &str,
         check_id: &str,
     ) -> ServiceResult<TaskOutcome> {
-        let txn = db::begin_write(&self.db).await?;
-        let Ok(c) = crate::check::find(&txn, partner_id, check_id).await else {
-            return Ok(TaskOutcome::Done);
-        };
-        if c.status != CheckStatus::PendingSecondNotice {
-            return Ok(TaskOutcome::Done);
-        }
-        self.apply_transition(
-            &txn,
-            &Actor::system(partner_id),
-            c,
+        self.timed_transition(
+            partner_id,
+            check_id,
+            CheckStatus::PendingSecondNotice,
             CheckStatus::Rejected,
-            Some("adverse action completed: final notice sent"),
-            StatusExtras::default(),
+            "adverse action completed: final notice sent",
         )
-        .await?;
-        txn.commit().await?;
-        Ok(TaskOutcome::Done)
+        .await
     }
 }

@@ -123,6 +123,19 @@ fn parse_optional(i: &CandidateInput) -> ServiceResult<Parsed> {
     })
 }
 
+/// First, middle and last name joined, as reports and webhooks show a candidate's name.
+pub(crate) fn full_name(c: &candidate::Model) -> String {
+    [
+        Some(c.first_name.as_str()),
+        c.middle_name.as_deref(),
+        Some(c.last_name.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
 fn search_text(first: &str, middle: Option<&str>, last: &str, email: &str) -> String {
     [Some(first), middle, Some(last), Some(email)]
         .into_iter()

@@ -52,34 +52,8 @@ impl Service {
         let cand = crate::candidate::find(&txn, &actor.partner_id, candidate_id)
             .await
             .map_err(|_| ServiceError::invalid("candidateId", "no such candidate"))?;
-        let package_id = match input
-            .package_id
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            Some(id) => id.to_string(),
-            None => crate::partner::load(&txn, &actor.partner_id)
-                .await?
-                .default_package_id
-                .ok_or_else(|| {
-                    ServiceError::invalid(
-                        "packageId",
-                        "the partner has no default package; name one",
-                    )
-                })?,
-        };
-        let package = crate::package::find(&txn, &actor.partner_id, &package_id)
-            .await
-            .map_err(|_| {
-                ServiceError::invalid("packageId", format!("package {package_id} does not exist"))
-            })?;
-        if package.archived_at.is_some() {
-            return Err(ServiceError::invalid(
-                "packageId",
-                format!("package {package_id} is archived"),
-            ));
-        }
+        let partner = crate::partner::load(&txn, &actor.partner_id).await?;
+        let package = crate::package::usable(&txn, &partner, input.package_id.as_deref()).await?;
         let active = check::Entity::find()
             .filter(check::Column::PartnerId.eq(&actor.partner_id))
             .filter(check::Column::CandidateId.eq(&cand.id))
@@ -164,9 +138,9 @@ impl Service {
             }),
         )
         .await?;
-        self.record_transition(txn, actor, &c, cand, None, status, None)
-            .await?;
         let partner = crate::partner::load(txn, &actor.partner_id).await?;
+        self.record_transition(txn, actor, &partner, &c, cand, None, status, None)
+            .await?;
         self.transition_effects(txn, &c, cand, &partner, None, status)
             .await?;
         Ok(c)
@@ -271,8 +245,17 @@ impl Service {
         }
         let updated = find(txn, &current.partner_id, &current.id).await?;
         let cand = crate::candidate::find(txn, &current.partner_id, &updated.candidate_id).await?;
-        self.record_transition(txn, actor, &updated, &cand, Some(from), to, reason)
-            .await?;
+        self.record_transition(
+            txn,
+            actor,
+            &partner,
+            &updated,
+            &cand,
+            Some(from),
+            to,
+            reason,
+        )
+        .await?;
         self.transition_effects(txn, &updated, &cand, &partner, Some(from), to)
             .await?;
         Ok(updated)
@@ -284,6 +267,7 @@ impl Service {
         &self,
         conn: &C,
         actor: &Actor,
+        partner: &partner::Model,
         c: &check::Model,
         cand: &candidate::Model,
         from: Option<CheckStatus>,
@@ -304,10 +288,6 @@ impl Service {
         }
         .insert(conn)
         .await?;
-        let partner = partner::Entity::find_by_id(c.partner_id.clone())
-            .one(conn)
-            .await?
-            .ok_or(ServiceError::not_found("partner"))?;
         let fmt_date = |d: Option<chrono::NaiveDate>| d.map(|d| d.format("%Y-%m-%d").to_string());
         events::record(
             conn,
@@ -325,7 +305,7 @@ impl Service {
                 "team_member_email": actor.email,
                 "actor": actor.subject,
                 "reason": reason,
-                "dashboard_url": format!("{}/workers/{}", self.dashboard_base(&partner), cand.id),
+                "dashboard_url": format!("{}/workers/{}", self.dashboard_base(partner), cand.id),
                 "timestamp": now.timestamp(),
                 "consent_date": c.consent_date.map(|d| d.format("%Y-%m-%d").to_string()),
                 "consent_timestamp": c.consent_date.map(|d| d.format("%Y-%m-%d %H:%M:%S%.6f").to_string()),

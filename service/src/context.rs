@@ -26,6 +26,18 @@ impl Actor {
         }
     }
 
+    /// A candidate acting on their own check through a link (consent, dispute): no team role
+    /// beyond what a limited team member may do, and no email shown as a team member's.
+    pub fn candidate(partner_id: &str, candidate_id: &str) -> Self {
+        Self {
+            partner_id: partner_id.to_string(),
+            subject: format!("candidate:{candidate_id}"),
+            email: None,
+            role: Role::LimitedTeamMember,
+            token_id: None,
+        }
+    }
+
     /// Refuses the call unless the actor holds at least `role`.
     pub fn require(&self, role: Role) -> ServiceResult<()> {
         if self.role.at_least(role) {

@@ -10,7 +10,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Set,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::check::StatusExtras;
 use crate::events::{self, EventType};
@@ -301,42 +301,37 @@ impl Service {
         }
         am.status = Set("charged".into());
         am.update(&txn).await?;
-        let mut report: Value = match c.report_enc.as_deref() {
+        // The check's latest report with the county's new records added (a check approved by
+        // hand may have none: then the county is all it holds).
+        let mut report: Report = match c.report_enc.as_deref() {
             Some(s) => serde_json::from_str(&self.crypto.open(s)?).map_err(anyhow::Error::from)?,
-            None => Value::Null,
+            None => Report::default(),
         };
-        let county = CountyCriminal {
-            county: alert.county.clone(),
-            value: records,
-            status: "ready".into(),
-            clear_eta: None,
-            hit_eta: None,
-        };
-        let county = serde_json::to_value(&county).map_err(anyhow::Error::from)?;
-        match report.pointer_mut("/checks/criminal") {
-            Some(Value::Array(list)) => list.push(county),
-            Some(slot) => *slot = Value::Array(vec![county]),
-            None => {}
-        }
+        report
+            .checks
+            .criminal
+            .get_or_insert_with(Vec::new)
+            .push(CountyCriminal {
+                county: alert.county.clone(),
+                value: records,
+                status: "ready".into(),
+                clear_eta: None,
+                hit_eta: None,
+            });
         let reason = format!(
             "continuous monitoring: a charge was found in {} County, {} after an arrest on {}",
             alert.county, alert.state, alert.arrested_on
         );
-        let parsed: Option<Report> = serde_json::from_value(report.clone()).ok();
-        let sealed = match parsed {
-            Some(r) => {
-                self.keep_report(
-                    &txn,
-                    &c,
-                    "monitoring",
-                    &r,
-                    Some(CheckStatus::ReviewCm),
-                    std::slice::from_ref(&reason),
-                )
-                .await?
-            }
-            None => self.crypto.seal(&report.to_string())?,
-        };
+        let sealed = self
+            .keep_report(
+                &txn,
+                &c,
+                "monitoring",
+                &report,
+                Some(CheckStatus::ReviewCm),
+                std::slice::from_ref(&reason),
+            )
+            .await?;
         if c.status.can_transition_to(CheckStatus::ReviewCm) {
             self.apply_transition(
                 &txn,

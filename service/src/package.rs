@@ -244,3 +244,28 @@ async fn set_default<C: ConnectionTrait>(
         .await?;
     find(conn, partner_id, id).await
 }
+
+/// The package a check will run: the one named, or the partner's default; it must exist for the
+/// partner and not be archived. Errors name `packageId`.
+pub(crate) async fn usable<C: ConnectionTrait>(
+    conn: &C,
+    partner: &entity::partner::Model,
+    package_id: Option<&str>,
+) -> ServiceResult<package::Model> {
+    let package_id = match package_id.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(id) => id.to_string(),
+        None => partner.default_package_id.clone().ok_or_else(|| {
+            ServiceError::invalid("packageId", "the partner has no default package; name one")
+        })?,
+    };
+    let package = find(conn, &partner.id, &package_id).await.map_err(|_| {
+        ServiceError::invalid("packageId", format!("package {package_id} does not exist"))
+    })?;
+    if package.archived_at.is_some() {
+        return Err(ServiceError::invalid(
+            "packageId",
+            format!("package {package_id} is archived"),
+        ));
+    }
+    Ok(package)
+}

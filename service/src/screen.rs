@@ -47,18 +47,6 @@ fn new_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn full_name(c: &candidate::Model) -> String {
-    [
-        Some(c.first_name.as_str()),
-        c.middle_name.as_deref(),
-        Some(c.last_name.as_str()),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Vec<_>>()
-    .join(" ")
-}
-
 /// Why a candidate link cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkProblem {
@@ -229,13 +217,7 @@ impl Service {
                     .filter(|k| *k != TaskKind::SendEmail)
                     .collect();
                 tasks::cancel(txn, &c.id, &steps, now).await?;
-                candidate_link::Entity::update_many()
-                    .col_expr(candidate_link::Column::RevokedAt, Expr::value(now))
-                    .filter(candidate_link::Column::CheckId.eq(&c.id))
-                    .filter(candidate_link::Column::Purpose.eq(LINK_CONSENT))
-                    .filter(candidate_link::Column::RevokedAt.is_null())
-                    .exec(txn)
-                    .await?;
+                revoke_consent_links(txn, &c.id, now).await?;
             }
             _ => {}
         }
@@ -301,6 +283,18 @@ impl Service {
         Ok(())
     }
 
+    /// A new consent link for `c`; every earlier one stops working (the token is not kept, so a
+    /// reminder or a resend can only carry a fresh link).
+    async fn fresh_consent_link(
+        &self,
+        txn: &DatabaseTransaction,
+        c: &check::Model,
+    ) -> ServiceResult<String> {
+        revoke_consent_links(txn, &c.id, self.clock.now()).await?;
+        self.new_link(txn, c, LINK_CONSENT, Duration::days(CONSENT_LINK_DAYS))
+            .await
+    }
+
     /// A new link for the candidate of `c`; returns its URL. Only the token's hash is kept.
     pub(crate) async fn new_link(
         &self,
@@ -341,16 +335,7 @@ impl Service {
         partner: &partner::Model,
     ) -> ServiceResult<()> {
         let now = self.clock.now();
-        candidate_link::Entity::update_many()
-            .col_expr(candidate_link::Column::RevokedAt, Expr::value(now))
-            .filter(candidate_link::Column::CheckId.eq(&c.id))
-            .filter(candidate_link::Column::Purpose.eq(LINK_CONSENT))
-            .filter(candidate_link::Column::RevokedAt.is_null())
-            .exec(txn)
-            .await?;
-        let url = self
-            .new_link(txn, c, LINK_CONSENT, Duration::days(CONSENT_LINK_DAYS))
-            .await?;
+        let url = self.fresh_consent_link(txn, c).await?;
         let expires = (now + Duration::days(CONSENT_LINK_DAYS)).format("%B %-d, %Y");
         let body = format!(
             "Hello {first},\n\n{partner} has asked clearhire to run a background check on you. \
@@ -453,17 +438,7 @@ impl Service {
         }
         let cand = crate::candidate::find(&txn, partner_id, &c.candidate_id).await?;
         let partner = crate::partner::load(&txn, partner_id).await?;
-        // The token is not kept, so a reminder carries a fresh link; the old one stops working.
-        candidate_link::Entity::update_many()
-            .col_expr(candidate_link::Column::RevokedAt, Expr::value(now))
-            .filter(candidate_link::Column::CheckId.eq(&c.id))
-            .filter(candidate_link::Column::Purpose.eq(LINK_CONSENT))
-            .filter(candidate_link::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await?;
-        let url = self
-            .new_link(&txn, &c, LINK_CONSENT, Duration::days(CONSENT_LINK_DAYS))
-            .await?;
+        let url = self.fresh_consent_link(&txn, &c).await?;
         let body = format!(
             "Hello {},\n\nA reminder: {} is waiting for your consent to run your background \
              check. Please read the disclosures and sign at\n\n  {url}\n",
@@ -564,7 +539,7 @@ impl Service {
         Ok(ConsentView {
             partner_name: partner.name.clone(),
             first_name: cand.first_name.clone(),
-            full_name: full_name(&cand),
+            full_name: crate::candidate::full_name(&cand),
             // The profile already holds the candidate's names, so our page does not ask about a
             // middle name; that box is for forms partners host.
             sections: disclosures::sections(&partner.name, cand.state.as_deref())
@@ -699,13 +674,7 @@ impl Service {
         let cand = crate::candidate::find(&txn, &c.partner_id, &c.candidate_id)
             .await
             .map_err(|_| LinkProblem::Unknown)?;
-        let candidate_actor = Actor {
-            partner_id: c.partner_id.clone(),
-            subject: format!("candidate:{}", cand.id),
-            email: None,
-            role: Role::LimitedTeamMember,
-            token_id: None,
-        };
+        let candidate_actor = Actor::candidate(&c.partner_id, &cand.id);
         let result: ServiceResult<()> = async {
             self.complete_candidate_in(&txn, &candidate_actor, cand, &input)
                 .await?;
@@ -785,23 +754,7 @@ impl Service {
             None => crate::screening::zipstate::state_for_zip(&zipcode).map(str::to_string),
         };
         let partner = crate::partner::load(&self.db, &actor.partner_id).await?;
-        let package_id = match package_id.map(str::trim).filter(|s| !s.is_empty()) {
-            Some(p) => p.to_string(),
-            None => partner.default_package_id.clone().ok_or_else(|| {
-                ServiceError::invalid("packageId", "the partner has no default package; name one")
-            })?,
-        };
-        let package = crate::package::find(&self.db, &actor.partner_id, &package_id)
-            .await
-            .map_err(|_| {
-                ServiceError::invalid("packageId", format!("package {package_id} does not exist"))
-            })?;
-        if package.archived_at.is_some() {
-            return Err(ServiceError::invalid(
-                "packageId",
-                format!("package {package_id} is archived"),
-            ));
-        }
+        let package = crate::package::usable(&self.db, &partner, package_id).await?;
         let searches = crate::package::searches_of(&package);
         let now = self.clock.now();
         let form = form_session::ActiveModel {
@@ -1230,30 +1183,59 @@ impl Service {
         Ok(updated)
     }
 
+    /// Turn's "Resume Checks": continues the searches of a check held for identity verification
+    /// (`review__identity` → `processing`) with the information the candidate gave.
+    pub async fn resume_checks(
+        &self,
+        actor: &Actor,
+        check_id: &str,
+        reason: Option<&str>,
+    ) -> ServiceResult<check::Model> {
+        actor.require(Role::TeamMember)?;
+        let reason = domain::opt_text("reason", reason, 2000)?;
+        let txn = db::begin_write(&self.db).await?;
+        let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
+        if c.status != CheckStatus::ReviewIdentity {
+            return Err(ServiceError::invalid(
+                "checkId",
+                format!(
+                    "only checks held for identity verification (review__identity) resume; this one is {}",
+                    c.status
+                ),
+            ));
+        }
+        let updated = self
+            .apply_transition(
+                &txn,
+                actor,
+                c,
+                CheckStatus::Processing,
+                Some(
+                    reason
+                        .as_deref()
+                        .unwrap_or("checks resumed with the candidate's information"),
+                ),
+                StatusExtras::default(),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(updated)
+    }
+
     /// Task: the partner's recheck interval has passed for an approved check.
     pub(crate) async fn scheduled_recheck(
         &self,
         partner_id: &str,
         check_id: &str,
     ) -> ServiceResult<TaskOutcome> {
-        let txn = db::begin_write(&self.db).await?;
-        let Ok(c) = crate::check::find(&txn, partner_id, check_id).await else {
-            return Ok(TaskOutcome::Done);
-        };
-        if c.status != CheckStatus::Approved {
-            return Ok(TaskOutcome::Done);
-        }
-        self.apply_transition(
-            &txn,
-            &Actor::system(partner_id),
-            c,
+        self.timed_transition(
+            partner_id,
+            check_id,
+            CheckStatus::Approved,
             CheckStatus::Processing,
-            Some("scheduled recheck"),
-            StatusExtras::default(),
+            "scheduled recheck",
         )
-        .await?;
-        txn.commit().await?;
-        Ok(TaskOutcome::Done)
+        .await
     }
 
     /// A candidate's own copy of their latest report, by the link mailed to them.
@@ -1283,6 +1265,21 @@ impl Service {
             .pop();
         Ok((c, cand, partner, latest))
     }
+}
+
+async fn revoke_consent_links(
+    txn: &DatabaseTransaction,
+    check_id: &str,
+    now: DateTime<Utc>,
+) -> ServiceResult<()> {
+    candidate_link::Entity::update_many()
+        .col_expr(candidate_link::Column::RevokedAt, Expr::value(now))
+        .filter(candidate_link::Column::CheckId.eq(check_id))
+        .filter(candidate_link::Column::Purpose.eq(LINK_CONSENT))
+        .filter(candidate_link::Column::RevokedAt.is_null())
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 fn capitalise(s: &str) -> String {

@@ -127,50 +127,55 @@ impl Service {
     /// handed out again) and returns their ids for the job queue.
     pub async fn claim_due_tasks(&self, limit: u64) -> ServiceResult<Vec<String>> {
         let now = self.clock.now();
-        let due = task::Entity::find()
+        let due = || {
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(task::Column::Status.eq("pending"))
+                        .add(task::Column::RunAt.lte(now)),
+                )
+                .add(
+                    Condition::all()
+                        .add(task::Column::Status.is_in(["queued", "running"]))
+                        .add(task::Column::LeaseUntil.lt(now)),
+                )
+        };
+        let ids: Vec<String> = task::Entity::find()
             .select_only()
             .column(task::Column::Id)
-            .column(task::Column::Status)
-            .column(task::Column::LeaseUntil)
-            .filter(
-                Condition::any()
-                    .add(
-                        Condition::all()
-                            .add(task::Column::Status.eq("pending"))
-                            .add(task::Column::RunAt.lte(now)),
-                    )
-                    .add(
-                        Condition::all()
-                            .add(task::Column::Status.is_in(["queued", "running"]))
-                            .add(task::Column::LeaseUntil.lt(now)),
-                    ),
-            )
+            .filter(due())
             .order_by_asc(task::Column::RunAt)
             .limit(limit)
-            .into_tuple::<(String, String, Option<DateTime<Utc>>)>()
+            .into_tuple()
             .all(&self.db)
             .await?;
-        let mut claimed = Vec::with_capacity(due.len());
-        for (id, status, lease) in due {
-            // Conditional on what was read, so of several schedulers one hands a task out.
-            let mut q = task::Entity::update_many()
-                .col_expr(task::Column::Status, Expr::value("queued"))
-                .col_expr(
-                    task::Column::LeaseUntil,
-                    Expr::value(now + Duration::seconds(QUEUE_LEASE)),
-                )
-                .col_expr(task::Column::UpdatedAt, Expr::value(now))
-                .filter(task::Column::Id.eq(&id))
-                .filter(task::Column::Status.eq(status));
-            q = match lease {
-                Some(l) => q.filter(task::Column::LeaseUntil.eq(l)),
-                None => q.filter(task::Column::LeaseUntil.is_null()),
-            };
-            if q.exec(&self.db).await?.rows_affected == 1 {
-                claimed.push(id);
-            }
+        if ids.is_empty() {
+            return Ok(ids);
         }
-        Ok(claimed)
+        // One statement for the batch, re-checking "due" so of several schedulers only one marks
+        // a task. The lease carries a random sub-second part that tells this batch's rows
+        // apart; should two batches ever share it, the job's queued → running step still lets
+        // only one run the task.
+        let lease = now
+            + Duration::seconds(QUEUE_LEASE)
+            + Duration::microseconds(rand::random_range(0..1_000_000));
+        task::Entity::update_many()
+            .col_expr(task::Column::Status, Expr::value("queued"))
+            .col_expr(task::Column::LeaseUntil, Expr::value(lease))
+            .col_expr(task::Column::UpdatedAt, Expr::value(now))
+            .filter(task::Column::Id.is_in(ids.clone()))
+            .filter(due())
+            .exec(&self.db)
+            .await?;
+        Ok(task::Entity::find()
+            .select_only()
+            .column(task::Column::Id)
+            .filter(task::Column::Id.is_in(ids))
+            .filter(task::Column::Status.eq("queued"))
+            .filter(task::Column::LeaseUntil.eq(lease))
+            .into_tuple()
+            .all(&self.db)
+            .await?)
     }
 
     /// Runs one queued task (the job handler calls this). Returns `false` when the task was not
@@ -266,6 +271,36 @@ impl Service {
         }
     }
 
+    /// The body of a timed status change: moves the check `from` → `to` as the system, or does
+    /// nothing when the check is gone or has moved on in the meantime.
+    pub(crate) async fn timed_transition(
+        &self,
+        partner_id: &str,
+        check_id: &str,
+        from: entity::CheckStatus,
+        to: entity::CheckStatus,
+        reason: &str,
+    ) -> ServiceResult<TaskOutcome> {
+        let txn = crate::db::begin_write(&self.db).await?;
+        let Ok(c) = crate::check::find(&txn, partner_id, check_id).await else {
+            return Ok(TaskOutcome::Done);
+        };
+        if c.status != from {
+            return Ok(TaskOutcome::Done);
+        }
+        self.apply_transition(
+            &txn,
+            &crate::Actor::system(partner_id),
+            c,
+            to,
+            Some(reason),
+            crate::check::StatusExtras::default(),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(TaskOutcome::Done)
+    }
+
     /// Tasks of a check, oldest first (for GraphQL and tests).
     pub async fn tasks_of_check(
         &self,
@@ -278,15 +313,6 @@ impl Service {
             .filter(task::Column::CheckId.eq(check_id))
             .order_by_asc(task::Column::CreatedAt)
             .all(&self.db)
-            .await?)
-    }
-
-    /// Outbox events not yet relayed (how far behind the relay is; for metrics and benchmarks).
-    pub async fn outbox_backlog(&self) -> ServiceResult<u64> {
-        use sea_orm::PaginatorTrait;
-        Ok(entity::outbox::Entity::find()
-            .filter(entity::outbox::Column::PublishedAt.is_null())
-            .count(&self.db)
             .await?)
     }
 

@@ -449,15 +449,7 @@ impl Service {
             .as_deref()
             .map(|s| self.crypto.open(s))
             .transpose()?;
-        let name = [
-            Some(cand.first_name.as_str()),
-            cand.middle_name.as_deref(),
-            Some(cand.last_name.as_str()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
+        let name = crate::candidate::full_name(&cand);
         let report = report.unwrap_or(Value::Null);
         let fmt = |d: Option<chrono::NaiveDate>| d.map(|d| d.format("%Y-%m-%d").to_string());
         Ok(json!({
@@ -676,6 +668,15 @@ impl Service {
             .await?;
         }
         Ok(())
+    }
+
+    /// Outbox events not yet relayed (how far behind the relay is; for metrics and benchmarks).
+    pub async fn outbox_backlog(&self) -> ServiceResult<u64> {
+        use sea_orm::PaginatorTrait;
+        Ok(outbox::Entity::find()
+            .filter(outbox::Column::PublishedAt.is_null())
+            .count(&self.db)
+            .await?)
     }
 
     /// Pending deliveries due by `before` (for re-enqueueing after a crash or restart).

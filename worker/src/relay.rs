@@ -9,18 +9,38 @@ use tokio::sync::watch;
 use crate::bus::{Bus, BusEvent};
 use crate::queue::JobQueue;
 
+/// Runs `step` until `stop` turns true: again at once while it reports work done, otherwise
+/// after `idle`. The relay and the task scheduler both poll this way.
+pub(crate) async fn poll_until_stopped<F, Fut>(
+    idle: Duration,
+    mut stop: watch::Receiver<bool>,
+    mut step: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if !step().await {
+            tokio::select! {
+                _ = tokio::time::sleep(idle) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
 /// Runs until `stop` turns true. Polls every `idle` when the outbox is empty.
 pub async fn run_relay(
     service: Service,
     bus: Bus,
     queue: JobQueue,
     idle: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    loop {
-        if *stop.borrow() {
-            return;
-        }
+    poll_until_stopped(idle, stop, || async {
         let bus2 = bus.clone();
         let res = service
             .relay_batch(200, |events| async move {
@@ -28,7 +48,7 @@ pub async fn run_relay(
                     .await
             })
             .await;
-        let busy = match res {
+        match res {
             Ok((events, deliveries)) => {
                 for id in &deliveries {
                     if let Err(e) = queue.enqueue(id, None).await {
@@ -42,14 +62,9 @@ pub async fn run_relay(
                 tracing::warn!(error = %e, "relay: batch failed; retrying");
                 false
             }
-        };
-        if !busy {
-            tokio::select! {
-                _ = tokio::time::sleep(idle) => {}
-                _ = stop.changed() => {}
-            }
         }
-    }
+    })
+    .await
 }
 
 /// Re-queues pending deliveries overdue by more than `grace`, every `every`.

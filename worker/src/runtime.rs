@@ -97,63 +97,41 @@ pub async fn start(
     let concurrency = config.concurrency;
     let poll = config.poll_interval;
     let (d_base, t_base) = (format!("{base}-d"), format!("{base}-t"));
+    // The two storages differ in type per backend, so the same registration is spelled once
+    // here and expanded for each.
+    macro_rules! workers {
+        ($deliveries:expr, $tasks:expr) => {{
+            let (deliveries, task_store) = ($deliveries, $tasks);
+            Monitor::new()
+                .register(move |restarts| {
+                    WorkerBuilder::new(format!("{d_base}-{restarts}"))
+                        .backend(
+                            deliveries
+                                .clone()
+                                .poll_with_strategy(EveryInterval::new(poll)),
+                        )
+                        .data(dispatcher.clone())
+                        .concurrency(concurrency)
+                        .parallelize(tokio::spawn)
+                        .build(deliver_job)
+                })
+                .register(move |restarts| {
+                    WorkerBuilder::new(format!("{t_base}-{restarts}"))
+                        .backend(
+                            task_store
+                                .clone()
+                                .poll_with_strategy(EveryInterval::new(poll)),
+                        )
+                        .data(service.clone())
+                        .concurrency(concurrency)
+                        .parallelize(tokio::spawn)
+                        .build(run_task_job)
+                })
+        }};
+    }
     let monitor = match queue {
-        JobQueue::Sqlite {
-            deliveries,
-            tasks: task_store,
-        } => Monitor::new()
-            .register(move |restarts| {
-                WorkerBuilder::new(format!("{d_base}-{restarts}"))
-                    .backend(
-                        deliveries
-                            .clone()
-                            .poll_with_strategy(EveryInterval::new(poll)),
-                    )
-                    .data(dispatcher.clone())
-                    .concurrency(concurrency)
-                    .parallelize(tokio::spawn)
-                    .build(deliver_job)
-            })
-            .register(move |restarts| {
-                WorkerBuilder::new(format!("{t_base}-{restarts}"))
-                    .backend(
-                        task_store
-                            .clone()
-                            .poll_with_strategy(EveryInterval::new(poll)),
-                    )
-                    .data(service.clone())
-                    .concurrency(concurrency)
-                    .parallelize(tokio::spawn)
-                    .build(run_task_job)
-            }),
-        JobQueue::Redis {
-            deliveries,
-            tasks: task_store,
-        } => Monitor::new()
-            .register(move |restarts| {
-                WorkerBuilder::new(format!("{d_base}-{restarts}"))
-                    .backend(
-                        deliveries
-                            .clone()
-                            .poll_with_strategy(EveryInterval::new(poll)),
-                    )
-                    .data(dispatcher.clone())
-                    .concurrency(concurrency)
-                    .parallelize(tokio::spawn)
-                    .build(deliver_job)
-            })
-            .register(move |restarts| {
-                WorkerBuilder::new(format!("{t_base}-{restarts}"))
-                    .backend(
-                        task_store
-                            .clone()
-                            .poll_with_strategy(EveryInterval::new(poll)),
-                    )
-                    .data(service.clone())
-                    .concurrency(concurrency)
-                    .parallelize(tokio::spawn)
-                    .build(run_task_job)
-            }),
+        JobQueue::Sqlite { deliveries, tasks } => workers!(deliveries, tasks),
+        JobQueue::Redis { deliveries, tasks } => workers!(deliveries, tasks),
     }
     .should_restart(|worker, err| {
         // A backend error (e.g. "database is locked") would otherwise end the worker for good.

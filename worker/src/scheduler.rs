@@ -13,13 +13,10 @@ pub async fn run_scheduler(
     service: Service,
     queue: JobQueue,
     idle: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        let busy = match service.claim_due_tasks(200).await {
+    crate::relay::poll_until_stopped(idle, stop, || async {
+        match service.claim_due_tasks(200).await {
             Ok(ids) => {
                 for id in &ids {
                     if let Err(e) = queue.enqueue_task(id).await {
@@ -33,14 +30,9 @@ pub async fn run_scheduler(
                 tracing::warn!(error = %e, "scheduler: claiming due tasks failed");
                 false
             }
-        };
-        if !busy {
-            tokio::select! {
-                _ = tokio::time::sleep(idle) => {}
-                _ = stop.changed() => {}
-            }
         }
-    }
+    })
+    .await
 }
 
 /// The apalis job handler for tasks.

@@ -551,16 +551,7 @@ impl ScreeningMutation {
     ) -> GqlResult<Check> {
         Ok(Check(
             svc(ctx)
-                .transition_check(
-                    actor(ctx)?,
-                    &check_id,
-                    entity::CheckStatus::Processing,
-                    Some(
-                        reason
-                            .as_deref()
-                            .unwrap_or("checks resumed with the candidate's information"),
-                    ),
-                )
+                .resume_checks(actor(ctx)?, &check_id, reason.as_deref())
                 .await
                 .map_err(gql)?,
         ))

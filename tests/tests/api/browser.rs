@@ -169,16 +169,21 @@ impl Browser {
         .await;
     }
 
-    /// Waits until the page's `<h1>` reads `heading`.
-    async fn wait_heading(&self, heading: &str) -> String {
+    /// Waits until the page's source contains `text`; returns the source.
+    async fn wait_for(&self, text: &str) -> String {
         for _ in 0..100 {
             let html = self.source().await;
-            if html.contains(&format!("<h1>{heading}")) {
+            if html.contains(text) {
                 return html;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("no page with heading {heading}: {}", self.source().await);
+        panic!("no page with {text}: {}", self.source().await);
+    }
+
+    /// Waits until the page's `<h1>` reads `heading`.
+    async fn wait_heading(&self, heading: &str) -> String {
+        self.wait_for(&format!("<h1>{heading}")).await
     }
 
     async fn heading(&self) -> String {
@@ -242,14 +247,7 @@ async fn a_candidate_consents_in_headless_chromium_with_the_keyboard() {
         browser
             .keys(&browser.find("button[type=submit]").await, ENTER)
             .await;
-        let mut refused = String::new();
-        for _ in 0..100 {
-            refused = browser.source().await;
-            if refused.contains("role=\"alert\"") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let refused = browser.wait_for("role=\"alert\"").await;
         assert!(refused.contains("Please tick"), "{refused}");
         assert!(
             refused.contains(&format!("<h1>{title}")),
@@ -288,30 +286,14 @@ async fn a_candidate_consents_in_headless_chromium_with_the_keyboard() {
             .await;
     }
     browser.keys(&browser.find("#signature").await, ENTER).await;
-    let html = browser.wait_heading("Sign your consent").await;
-    for _ in 0..100 {
-        if browser.source().await.contains("id=\"zip-error\"") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let html = if html.contains("zip-error") {
-        html
-    } else {
-        browser.source().await
-    };
+    let html = browser.wait_for("id=\"zip-error\"").await;
     assert!(html.contains("id=\"zip-error\""), "{html}");
     assert!(
         html.contains("aria-invalid=\"true\""),
         "the field is marked invalid"
     );
     assert_eq!(
-        app.gql(
-            "query($id: ID!) { check(id: $id) { status } }",
-            json!({"id": check})
-        )
-        .await
-        .data()["check"]["status"],
+        app.check_status(&check).await,
         "emailed",
         "nothing was written"
     );
@@ -326,26 +308,14 @@ async fn a_candidate_consents_in_headless_chromium_with_the_keyboard() {
     let done = browser.wait_heading("Thank you").await;
     assert!(done.contains("background check has started"), "{done}");
 
-    for _ in 0..200 {
-        let r = app
-            .gql(
-                "query($id: ID!) { check(id: $id) { status } }",
-                json!({"id": check}),
-            )
-            .await;
-        if r.data()["check"]["status"] == "approved" {
-            let consent = app.dump("consents").await;
-            assert_eq!(consent[0]["signature"], "Test Person");
-            assert!(
-                consent[0]["user_agent"]
-                    .as_str()
-                    .is_some_and(|u| u.contains("Chrome")),
-                "the browser's user agent is kept: {}",
-                consent[0]["user_agent"]
-            );
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the check never finished after consent");
+    app.wait_check_status(&check, "approved").await;
+    let consent = app.dump("consents").await;
+    assert_eq!(consent[0]["signature"], "Test Person");
+    assert!(
+        consent[0]["user_agent"]
+            .as_str()
+            .is_some_and(|u| u.contains("Chrome")),
+        "the browser's user agent is kept: {}",
+        consent[0]["user_agent"]
+    );
 }

@@ -34,19 +34,6 @@ fn path(from: CheckStatus, to: CheckStatus) -> Vec<CheckStatus> {
     out
 }
 
-async fn status_of(app: &TestApp, check: &str) -> String {
-    let r = app
-        .gql(
-            "query($id: ID!) { check(id: $id) { status } }",
-            json!({"id": check}),
-        )
-        .await;
-    r.data()["check"]["status"]
-        .as_str()
-        .expect("status")
-        .to_string()
-}
-
 async fn outbox_events(app: &TestApp, aggregate: &str) -> Vec<(String, Value)> {
     let db = app.service.db();
     let rows = db
@@ -83,13 +70,7 @@ async fn step_to(app: &TestApp, check: &str, to: CheckStatus) {
         .await
         .expect_err("BAD_USER_INPUT", Some("status"));
     crate::screening::advance_past_waiting_period(app, check).await;
-    for _ in 0..300 {
-        if status_of(app, check).await == to.as_api_str() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
-    }
-    panic!("the waiting period ended but {check} is not {to}");
+    app.wait_check_status(check, to.as_api_str()).await;
 }
 
 #[tokio::test]
@@ -102,17 +83,17 @@ async fn every_legal_transition_is_accepted_and_every_illegal_one_refused() {
             n += 1;
             let cand = app.candidate(&format!("walk{n}@example.com")).await;
             let check = app.start_check(&cand, false).await;
-            assert_eq!(status_of(&app, &check).await, "initiated");
+            assert_eq!(app.check_status(&check).await, "initiated");
             for step in path(CheckStatus::Initiated, *from) {
                 step_to(&app, &check, step).await;
             }
-            assert_eq!(status_of(&app, &check).await, from.as_api_str());
+            assert_eq!(app.check_status(&check).await, from.as_api_str());
             if illegal_tried.insert(*from) {
                 for bad in ALL_STATUSES.iter().filter(|s| !from.can_transition_to(**s)) {
                     let r = app.transition(&check, bad.as_api_str()).await;
                     r.expect_err("BAD_USER_INPUT", Some("status"));
                     assert_eq!(
-                        status_of(&app, &check).await,
+                        app.check_status(&check).await,
                         from.as_api_str(),
                         "{from} -> {bad} changed state"
                     );
@@ -120,7 +101,7 @@ async fn every_legal_transition_is_accepted_and_every_illegal_one_refused() {
             }
             step_to(&app, &check, *to).await;
             assert_eq!(
-                status_of(&app, &check).await,
+                app.check_status(&check).await,
                 to.as_api_str(),
                 "{from} -> {to}"
             );

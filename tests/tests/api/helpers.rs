@@ -259,6 +259,33 @@ impl TestApp {
             .to_string()
     }
 
+    /// A check's status, as a client reads it.
+    pub async fn check_status(&self, check_id: &str) -> String {
+        let r = self
+            .gql(
+                "query($id: ID!) { check(id: $id) { status } }",
+                json!({"id": check_id}),
+            )
+            .await;
+        r.data()["check"]["status"]
+            .as_str()
+            .expect("status")
+            .to_string()
+    }
+
+    /// Waits (up to about 10 s) until a check is in `want`.
+    pub async fn wait_check_status(&self, check_id: &str, want: &str) {
+        let mut last = String::new();
+        for _ in 0..300 {
+            last = self.check_status(check_id).await;
+            if last == want {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        }
+        panic!("check {check_id} never reached {want}; it is {last}");
+    }
+
     pub async fn transition(&self, check_id: &str, status: &str) -> Gql {
         self.gql(
             "mutation($c: ID!, $s: CheckStatus!) { transitionCheck(input: {checkId: $c, status: $s, reason: \"test\"}) { id status } }",

@@ -100,31 +100,6 @@ async fn hosted(
     )
 }
 
-async fn status(app: &TestApp, check: &str) -> String {
-    let r = app
-        .gql(
-            "query($id: ID!) { check(id: $id) { status } }",
-            json!({"id": check}),
-        )
-        .await;
-    r.data()["check"]["status"]
-        .as_str()
-        .expect("status")
-        .to_string()
-}
-
-async fn wait_status(app: &TestApp, check: &str, want: &str) {
-    let mut last = String::new();
-    for _ in 0..300 {
-        last = status(app, check).await;
-        if last == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    panic!("check {check} never reached {want}; it is {last}");
-}
-
 /// The `state` of every status webhook received for a worker, in the order of the changes.
 /// Deliveries run concurrently, so arrival order is not change order; like a receiver would,
 /// this chains them by `original_state` → `state`, starting from the check's creation (null).
@@ -260,7 +235,7 @@ async fn hosted_form_runs_a_clear_candidate_to_approved_with_results_and_webhook
     );
 
     let (cand, check) = hosted(&app, "Rosie", "Cotton", None, Some(&callback.url)).await;
-    wait_status(&app, &check, "approved").await;
+    app.wait_check_status(&check, "approved").await;
     expect_states(&rx, &cand, &["consent", "processing", "approved"]).await;
 
     let got = callback
@@ -325,7 +300,7 @@ async fn sandbox_scenarios_are_adjudicated_by_the_default_rules() {
         started.push(hosted(&app, first, last, package, None).await);
     }
     for ((cand, check), (first, last, _, want)) in started.iter().zip(cases) {
-        wait_status(&app, check, want).await;
+        app.wait_check_status(check, want).await;
         expect_states(&rx, cand, &["consent", "processing", want]).await;
         let reps = reports(&app, check).await;
         assert_eq!(reps[0]["decision"], want, "{first} {last}");
@@ -353,7 +328,7 @@ async fn sandbox_scenarios_are_adjudicated_by_the_default_rules() {
         )
         .await;
     assert_eq!(resumed.data()["resumeChecks"]["status"], "processing");
-    wait_status(&app, mismatch, "approved").await;
+    app.wait_check_status(mismatch, "approved").await;
     expect_states(
         &rx,
         mismatch_cand,
@@ -371,6 +346,13 @@ async fn sandbox_scenarios_are_adjudicated_by_the_default_rules() {
         2,
         "both reports are kept"
     );
+    // Only a check held for identity verification resumes.
+    app.gql(
+        "mutation($c: ID!) { resumeChecks(checkId: $c) { status } }",
+        json!({"c": mismatch}),
+    )
+    .await
+    .expect_err("BAD_USER_INPUT", Some("checkId"));
 }
 
 #[tokio::test]
@@ -378,7 +360,7 @@ async fn partner_rules_change_what_is_decided() {
     let (app, _rx) = screening_app().await;
     // Samwise's felony is about ten years old: outside 7 years, inside 15.
     let (_, before) = hosted(&app, "Samwise", "Gamgee", None, None).await;
-    wait_status(&app, &before, "approved").await;
+    app.wait_check_status(&before, "approved").await;
     let r = app
         .gql(
             "mutation { updatePartnerSettings(input: {adjudicationRules: {felony_lookback_years: 15, sex_offender: \"consider\"}}) { adjudicationRules } }",
@@ -390,9 +372,9 @@ async fn partner_rules_change_what_is_decided() {
         15
     );
     let (_, after) = hosted(&app, "Samwise", "Gamgee", None, None).await;
-    wait_status(&app, &after, "pending").await;
+    app.wait_check_status(&after, "pending").await;
     let (_, so) = hosted(&app, "Sam", "Registry", None, None).await;
-    wait_status(&app, &so, "pending").await;
+    app.wait_check_status(&so, "pending").await;
     // Nonsense rules are refused, naming the field.
     app.gql(
         "mutation { updatePartnerSettings(input: {adjudicationRules: {felony_lookback_years: \"often\"}}) { name } }",
@@ -406,7 +388,7 @@ async fn partner_rules_change_what_is_decided() {
 async fn adverse_action_runs_in_the_fcra_order_on_business_days() {
     let (app, rx) = screening_app().await;
     let (cand, check) = hosted(&app, "Walter", "White", None, None).await;
-    wait_status(&app, &check, "pending").await;
+    app.wait_check_status(&check, "pending").await;
     let r = app
         .gql(
             "mutation($c: ID!) { startAdverseAction(checkId: $c, reason: \"felony within 7 years\") { status adverseAction { state waitingBusinessDays dueAt } } }",
@@ -443,12 +425,13 @@ async fn adverse_action_runs_in_the_fcra_order_on_business_days() {
     // Six calendar days hold at most five business days: still waiting.
     advance(&app, 6);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(status(&app, &check).await, "pending__first_notice");
+    assert_eq!(app.check_status(&check).await, "pending__first_notice");
     advance_past_waiting_period(&app, &check).await;
-    wait_status(&app, &check, "pending__second_notice").await;
+    app.wait_check_status(&check, "pending__second_notice")
+        .await;
     // The final notice leaves the partner a business day to cancel, then rejects.
     advance(&app, 5);
-    wait_status(&app, &check, "rejected").await;
+    app.wait_check_status(&check, "rejected").await;
     expect_states(
         &rx,
         &cand,
@@ -492,7 +475,7 @@ async fn adverse_action_runs_in_the_fcra_order_on_business_days() {
 async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
     let (app, rx) = screening_app().await;
     let (cand, check) = hosted(&app, "Darth", "Vader", None, None).await;
-    wait_status(&app, &check, "pending").await;
+    app.wait_check_status(&check, "pending").await;
     app.gql(
         "mutation($c: ID!) { startAdverseAction(checkId: $c) { status } }",
         json!({"c": check}),
@@ -548,7 +531,7 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
     // The clock is stopped: a month later nothing has moved.
     advance(&app, 30);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(status(&app, &check).await, "pending__first_notice");
+    assert_eq!(app.check_status(&check).await, "pending__first_notice");
     // The report stands: the waiting period resumes with what it had left.
     let r = app
         .gql(
@@ -561,9 +544,10 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
         "waiting"
     );
     advance_past_waiting_period(&app, &check).await;
-    wait_status(&app, &check, "pending__second_notice").await;
+    app.wait_check_status(&check, "pending__second_notice")
+        .await;
     advance(&app, 5);
-    wait_status(&app, &check, "rejected").await;
+    app.wait_check_status(&check, "rejected").await;
     expect_states(
         &rx,
         &cand,
@@ -580,7 +564,7 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
 
     // Cancelling adverse action approves the candidate and stops the clock.
     let (cand2, check2) = hosted(&app, "Walter", "White", None, None).await;
-    wait_status(&app, &check2, "pending").await;
+    app.wait_check_status(&check2, "pending").await;
     app.gql(
         "mutation($c: ID!) { startAdverseAction(checkId: $c) { status } }",
         json!({"c": check2}),
@@ -623,7 +607,7 @@ async fn the_consent_page_takes_a_candidate_from_invitation_to_processing() {
     let (app, rx) = screening_app().await;
     let cand = app.candidate("frodo@example.com").await;
     let check = app.start_check(&cand, true).await;
-    assert_eq!(status(&app, &check).await, "emailed");
+    assert_eq!(app.check_status(&check).await, "emailed");
     let mail = emails(&app, &check).await;
     assert_eq!(mail.len(), 1);
     assert_eq!(mail[0]["kind"], "invitation");
@@ -719,7 +703,7 @@ async fn the_consent_page_takes_a_candidate_from_invitation_to_processing() {
         html.contains("value=\"Hobbiton\""),
         "what was typed is kept"
     );
-    assert_eq!(status(&app, &check).await, "emailed");
+    assert_eq!(app.check_status(&check).await, "emailed");
     assert_eq!(app.count_rows("consents").await, 0);
     let c = app
         .gql(
@@ -746,7 +730,7 @@ async fn the_consent_page_takes_a_candidate_from_invitation_to_processing() {
     .await;
     assert_eq!(good.status(), 200);
     assert!(good.text().await.expect("html").contains("Thank you"));
-    wait_status(&app, &check, "approved").await;
+    app.wait_check_status(&check, "approved").await;
     expect_states(
         &rx,
         &cand,
@@ -846,7 +830,7 @@ async fn rechecks_keep_every_report_and_follow_the_partner_interval() {
         .await
         .data();
     let (cand, check) = hosted(&app, "Rosie", "Cotton", None, None).await;
-    wait_status(&app, &check, "approved").await;
+    app.wait_check_status(&check, "approved").await;
     let r = app
         .gql(
             "query($c: ID!) { check(id: $c) { recheckDate } }",
@@ -865,14 +849,14 @@ async fn rechecks_keep_every_report_and_follow_the_partner_interval() {
         )
         .await;
     assert_eq!(r.data()["recheckCheck"]["status"], "processing");
-    wait_status(&app, &check, "approved").await;
+    app.wait_check_status(&check, "approved").await;
     // On schedule.
     advance(&app, 31);
     eventually("the scheduled recheck", 10, || async {
         (reports(&app, &check).await.len() == 3).then_some(())
     })
     .await;
-    wait_status(&app, &check, "approved").await;
+    app.wait_check_status(&check, "approved").await;
     let kinds: Vec<Value> = reports(&app, &check)
         .await
         .iter()
@@ -912,8 +896,8 @@ async fn continuous_monitoring_reports_a_charge_and_stays_silent_without_one() {
     let (app, rx) = screening_app().await;
     let (charged_cand, charged) = hosted(&app, "Rosie", "Cotton", None, None).await;
     let (quiet_cand, quiet) = hosted(&app, "Merry", "Brandybuck", None, None).await;
-    wait_status(&app, &charged, "approved").await;
-    wait_status(&app, &quiet, "approved").await;
+    app.wait_check_status(&charged, "approved").await;
+    app.wait_check_status(&quiet, "approved").await;
     for c in [&charged, &quiet] {
         let r = app
             .gql(
@@ -954,9 +938,9 @@ async fn continuous_monitoring_reports_a_charge_and_stays_silent_without_one() {
     // Before the courthouse lead time nothing happens.
     advance(&app, 3);
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(status(&app, &charged).await, "approved");
+    assert_eq!(app.check_status(&charged).await, "approved");
     advance(&app, 12);
-    wait_status(&app, &charged, "review__cm").await;
+    app.wait_check_status(&charged, "review__cm").await;
     expect_states(
         &rx,
         &charged_cand,
@@ -1001,7 +985,7 @@ async fn continuous_monitoring_reports_a_charge_and_stays_silent_without_one() {
     })
     .await;
     expect_states(&rx, &quiet_cand, &["consent", "processing", "approved"]).await;
-    assert_eq!(status(&app, &quiet).await, "approved");
+    assert_eq!(app.check_status(&quiet).await, "approved");
 }
 
 #[tokio::test]
@@ -1009,9 +993,9 @@ async fn slow_searches_finish_when_their_time_comes() {
     let (app, _rx) = screening_app().await;
     let (_, check) = hosted(&app, "Sloan", "Slowpoke", None, None).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(status(&app, &check).await, "processing");
+    assert_eq!(app.check_status(&check).await, "processing");
     app.service.clock().advance(chrono::Duration::minutes(3));
-    wait_status(&app, &check, "approved").await;
+    app.wait_check_status(&check, "approved").await;
 }
 
 #[tokio::test]
@@ -1044,29 +1028,16 @@ async fn hosted_form_input_is_validated_and_duplicates_answer_with_the_existing_
     };
     let rows_before = app.count_rows("candidates").await;
     let f = form(None).await;
-    for (field, patch, want) in [
-        ("ssn", json!({"ssn": "123"}), "ssn"),
+    for (patch, want) in [
+        (json!({"ssn": "123"}), "ssn"),
+        (json!({"dateOfBirth": "tomorrow"}), "dateOfBirth"),
+        (json!({"middleName": null}), "middleName"),
+        (json!({"consentDocument": " "}), "consentDocument"),
         (
-            "dateOfBirth",
-            json!({"dateOfBirth": "tomorrow"}),
-            "dateOfBirth",
-        ),
-        ("middleName", json!({"middleName": null}), "middleName"),
-        (
-            "consentDocument",
-            json!({"consentDocument": " "}),
-            "consentDocument",
-        ),
-        (
-            "timestamps",
             json!({"timestamps": {"welcome": ["x"], "summaryOfRights": [], "disclosure": [], "authorizationOfBackgroundInvestigation": [], "signature": []}}),
             "timestamps.welcome",
         ),
-        (
-            "callbackUrl",
-            json!({"callbackUrl": "ftp://nope"}),
-            "callbackUrl",
-        ),
+        (json!({"callbackUrl": "ftp://nope"}), "callbackUrl"),
     ] {
         let mut i = base(&f);
         for (k, v) in patch.as_object().expect("o") {
@@ -1075,7 +1046,6 @@ async fn hosted_form_input_is_validated_and_duplicates_answer_with_the_existing_
         app.gql(SUBMIT, json!({"i": i}))
             .await
             .expect_err("BAD_USER_INPUT", Some(want));
-        let _ = field;
     }
     // An MVR package needs the licence.
     let fm = form(Some(drivers)).await;
@@ -1111,8 +1081,8 @@ async fn hosted_form_input_is_validated_and_duplicates_answer_with_the_existing_
 #[tokio::test]
 async fn another_partner_cannot_reach_screening_of_this_one() {
     let (app, _rx) = screening_app().await;
-    let (cand, check) = hosted(&app, "Walter", "White", None, None).await;
-    wait_status(&app, &check, "pending").await;
+    let (_, check) = hosted(&app, "Walter", "White", None, None).await;
+    app.wait_check_status(&check, "pending").await;
     let f = app.gql(FORM, json!({"z": "94107"})).await;
     let form_id = f.data()["createConsentForm"]["formId"]
         .as_str()
@@ -1172,7 +1142,6 @@ async fn another_partner_cannot_reach_screening_of_this_one() {
         .gql_as(Some(&other), "{ emails { id } }", json!({}))
         .await;
     assert_eq!(mail.data()["emails"], json!([]));
-    let _ = cand;
     // Limited team members see statuses but no report contents.
     let limited = app.token_with_role("limited_team_member").await;
     app.gql_as(
