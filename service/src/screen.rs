@@ -1153,34 +1153,19 @@ impl Service {
         check_id: &str,
         reason: Option<&str>,
     ) -> ServiceResult<check::Model> {
-        actor.require(Role::TeamMember)?;
-        let reason = domain::opt_text("reason", reason, 2000)?;
-        let txn = db::begin_write(&self.db).await?;
-        let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
-        if !matches!(
-            c.status,
-            CheckStatus::Approved | CheckStatus::Pending | CheckStatus::Rejected
-        ) {
-            return Err(ServiceError::invalid(
-                "checkId",
-                format!(
-                    "only approved, consider (pending) or rejected checks can be rechecked; this one is {}",
-                    c.status
-                ),
-            ));
-        }
-        let updated = self
-            .apply_transition(
-                &txn,
-                actor,
-                c,
-                CheckStatus::Processing,
-                Some(reason.as_deref().unwrap_or("recheck")),
-                StatusExtras::default(),
-            )
-            .await?;
-        txn.commit().await?;
-        Ok(updated)
+        self.back_to_processing(
+            actor,
+            check_id,
+            &[
+                CheckStatus::Approved,
+                CheckStatus::Pending,
+                CheckStatus::Rejected,
+            ],
+            "only approved, consider (pending) or rejected checks can be rechecked",
+            reason,
+            "recheck",
+        )
+        .await
     }
 
     /// Turn's "Resume Checks": continues the searches of a check held for identity verification
@@ -1191,17 +1176,38 @@ impl Service {
         check_id: &str,
         reason: Option<&str>,
     ) -> ServiceResult<check::Model> {
+        self.back_to_processing(
+            actor,
+            check_id,
+            &[CheckStatus::ReviewIdentity],
+            "only checks held for identity verification (review__identity) resume",
+            reason,
+            "checks resumed with the candidate's information",
+        )
+        .await
+    }
+
+    /// A team member sends a check in one of `from` back to `processing` (the searches run
+    /// again); any other status is refused with `refusal`, naming `checkId`. A blank `reason`
+    /// records `default_reason`.
+    async fn back_to_processing(
+        &self,
+        actor: &Actor,
+        check_id: &str,
+        from: &[CheckStatus],
+        refusal: &str,
+        reason: Option<&str>,
+        default_reason: &str,
+    ) -> ServiceResult<check::Model> {
         actor.require(Role::TeamMember)?;
-        let reason = domain::opt_text("reason", reason, 2000)?;
+        let reason =
+            domain::opt_text("reason", reason, 2000)?.unwrap_or_else(|| default_reason.to_string());
         let txn = db::begin_write(&self.db).await?;
         let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
-        if c.status != CheckStatus::ReviewIdentity {
+        if !from.contains(&c.status) {
             return Err(ServiceError::invalid(
                 "checkId",
-                format!(
-                    "only checks held for identity verification (review__identity) resume; this one is {}",
-                    c.status
-                ),
+                format!("{refusal}; this one is {}", c.status),
             ));
         }
         let updated = self
@@ -1210,11 +1216,7 @@ impl Service {
                 actor,
                 c,
                 CheckStatus::Processing,
-                Some(
-                    reason
-                        .as_deref()
-                        .unwrap_or("checks resumed with the candidate's information"),
-                ),
+                Some(&reason),
                 StatusExtras::default(),
             )
             .await?;
