@@ -13,7 +13,8 @@
 #   - webhooks: BENCH_CHANGES status changes through `transitionCheck`, timed to the signed status
 #               webhook at a subscribed local endpoint.
 # Knobs (env): BENCH_CHECKS (10000), BENCH_CHANGES (20000), BENCH_CONCURRENCY (64),
-# BENCH_PORT (18180), BENCH_OUT (a new /tmp dir for logs), BENCH_KINDS ("screen webhooks").
+# BENCH_PORT (18180), BENCH_OUT (a new /tmp dir for logs), BENCH_KINDS ("screen webhooks"),
+# BENCH_MODES ("embedded scaleout").
 # Writes nothing into the repository.
 set -euo pipefail
 
@@ -114,12 +115,17 @@ run_loads() {
     done
 }
 
-log "embedded (SQLite, in-process workers)"
-start embedded
-run_loads embedded
-stop_all
+MODES=${BENCH_MODES:-embedded scaleout}
+if [[ " $MODES " == *" embedded "* ]]; then
+    log "embedded (SQLite, in-process workers)"
+    start embedded
+    run_loads embedded
+    stop_all
+fi
 
-if [[ -n "${BENCH_PG_URL:-}" && -n "${BENCH_REDIS_URL:-}" ]]; then
+if [[ " $MODES " != *" scaleout "* ]]; then
+    :
+elif [[ -n "${BENCH_PG_URL:-}" && -n "${BENCH_REDIS_URL:-}" ]]; then
     log "scale-out (PostgreSQL + Redis, one api and one worker process)"
     PG_DB="clearhire_pipe_$(head -c6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
     psql "$BENCH_PG_URL" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $PG_DB"

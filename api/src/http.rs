@@ -2,7 +2,7 @@
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
 use async_graphql_poem::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use poem::http::{HeaderMap, StatusCode};
-use poem::web::websocket::WebSocket;
+use poem::web::websocket::{WebSocket, WebSocketConfig};
 use poem::web::{Data, Html};
 use poem::{EndpointExt, IntoResponse, Response, Route, get, handler};
 use service::Service;
@@ -73,6 +73,18 @@ fn unauthenticated(message: &str) -> GraphQLResponse {
     async_graphql::Response::from_errors(vec![err.into_server_error(Default::default())]).into()
 }
 
+/// Per-connection WebSocket buffers. The library's 128 KiB read buffer is zero-filled on the
+/// first read, so it would be resident for every idle subscriber; subscription clients send
+/// small control messages (connection_init, subscribe, ping), so 4 KiB is plenty and the buffer
+/// still grows for a larger message, up to the 1 MiB cap.
+fn websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(1 << 20))
+        .max_frame_size(Some(1 << 20))
+}
+
 /// GET /graphql: the WebSocket for subscriptions (graphql-transport-ws or the legacy
 /// graphql-ws; the token goes in the `connection_init` payload as `Authorization` or `token`),
 /// otherwise GraphiQL.
@@ -96,6 +108,7 @@ fn graphql_get(
     let schema = schema.clone();
     let svc = svc.clone();
     ws.protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .config(websocket_config())
         .on_upgrade(move |stream| {
             GraphQLWebSocket::new(stream, schema, protocol)
                 .on_connection_init(move |payload| async move {

@@ -4,6 +4,7 @@
 //! rights (`pending__second_notice`), then `rejected`. The partner may cancel (→ `approved`).
 use chrono::{DateTime, Duration, Utc};
 use entity::{CheckStatus, Role, adverse_action, candidate, check, partner};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
     IntoActiveModel, QueryFilter, QueryOrder, Set,
@@ -28,6 +29,24 @@ pub enum DisputeOutcome {
     /// The report was corrected in the candidate's favour: the adverse action is cancelled and
     /// the check approved.
     Corrected,
+}
+
+/// Ends the check's active adverse action, if it has one, in `state`; one statement.
+pub(crate) async fn close_adverse_actions<C: ConnectionTrait>(
+    conn: &C,
+    check_id: &str,
+    state: &str,
+    now: DateTime<Utc>,
+) -> ServiceResult<()> {
+    adverse_action::Entity::update_many()
+        .col_expr(adverse_action::Column::State, Expr::value(state))
+        .col_expr(adverse_action::Column::EndedAt, Expr::value(now))
+        .col_expr(adverse_action::Column::UpdatedAt, Expr::value(now))
+        .filter(adverse_action::Column::CheckId.eq(check_id))
+        .filter(adverse_action::Column::State.is_in(ACTIVE))
+        .exec(conn)
+        .await?;
+    Ok(())
 }
 
 pub(crate) async fn active<C: ConnectionTrait>(
@@ -201,13 +220,7 @@ impl Service {
         state: &str,
         now: DateTime<Utc>,
     ) -> ServiceResult<()> {
-        if let Some(aa) = active(txn, &c.id).await? {
-            let mut am = aa.into_active_model();
-            am.state = Set(state.to_string());
-            am.ended_at = Set(Some(now));
-            am.updated_at = Set(now);
-            am.update(txn).await?;
-        }
+        close_adverse_actions(txn, &c.id, state, now).await?;
         tasks::cancel(
             txn,
             &c.id,

@@ -1,4 +1,5 @@
 //! Candidates: create, update, look up, list; reveal of sensitive fields by role.
+use crate::db::SelectUnique;
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{CheckStatus, Role, candidate, check};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
@@ -439,12 +440,23 @@ impl Service {
         column: candidate::Column,
         value: &str,
     ) -> ServiceResult<candidate::Model> {
-        candidate::Entity::find()
-            .filter(candidate::Column::PartnerId.eq(&actor.partner_id))
-            .filter(column.eq(value))
-            .one(&self.db)
-            .await?
-            .ok_or(ServiceError::not_found("candidate"))
+        let q = candidate::Entity::find();
+        let found = match column {
+            // Globally unique keys: looked up alone, the partner checked on the row.
+            candidate::Column::Id | candidate::Column::TurnId => {
+                q.filter(column.eq(value))
+                    .owned_by(&self.db, candidate::Column::PartnerId, &actor.partner_id)
+                    .await?
+            }
+            // Unique per partner: (partner_id, column) is the index.
+            _ => {
+                q.filter(candidate::Column::PartnerId.eq(&actor.partner_id))
+                    .filter(column.eq(value))
+                    .unique(&self.db)
+                    .await?
+            }
+        };
+        found.ok_or(ServiceError::not_found("candidate"))
     }
 
     /// Candidates by worker id, for batch loading.
@@ -453,11 +465,13 @@ impl Service {
         actor: &Actor,
         ids: &[String],
     ) -> ServiceResult<Vec<candidate::Model>> {
-        Ok(candidate::Entity::find()
-            .filter(candidate::Column::PartnerId.eq(&actor.partner_id))
+        // By the unique id alone, the partner checked on each row (see `SelectUnique::owned_by`).
+        let mut rows = candidate::Entity::find()
             .filter(candidate::Column::Id.is_in(ids.iter().cloned()))
             .all(&self.db)
-            .await?)
+            .await?;
+        rows.retain(|c| c.partner_id == actor.partner_id);
+        Ok(rows)
     }
 
     pub async fn list_candidates(
@@ -628,9 +642,8 @@ pub(crate) async fn find<C: ConnectionTrait>(
     id: &str,
 ) -> ServiceResult<candidate::Model> {
     candidate::Entity::find()
-        .filter(candidate::Column::PartnerId.eq(partner_id))
         .filter(candidate::Column::Id.eq(id))
-        .one(conn)
+        .owned_by(conn, candidate::Column::PartnerId, partner_id)
         .await?
         .ok_or(ServiceError::not_found("candidate"))
 }

@@ -1,4 +1,5 @@
 //! Background checks: start, transition through the status table, history, report access.
+use crate::db::SelectUnique;
 use std::collections::HashMap;
 
 use entity::{CheckStatus, Role, candidate, check, check_status_history as history, partner};
@@ -233,17 +234,18 @@ impl Service {
         if let Some(t) = extras.monitoring_triggered {
             update = update.col_expr(check::Column::CriminalMonitoringTriggered, Expr::value(t));
         }
-        let res = update
+        let Some(updated) = update
             .filter(check::Column::Id.eq(&current.id))
             .filter(check::Column::Status.eq(from))
-            .exec(txn)
-            .await?;
-        if res.rows_affected != 1 {
+            .exec_with_returning(txn)
+            .await?
+            .into_iter()
+            .next()
+        else {
             return Err(ServiceError::conflict(
                 "the check changed status concurrently; reload and retry",
             ));
-        }
-        let updated = find(txn, &current.partner_id, &current.id).await?;
+        };
         let cand = crate::candidate::find(txn, &current.partner_id, &updated.candidate_id).await?;
         self.record_transition(
             txn,
@@ -386,9 +388,8 @@ pub(crate) async fn find<C: ConnectionTrait>(
     id: &str,
 ) -> ServiceResult<check::Model> {
     check::Entity::find()
-        .filter(check::Column::PartnerId.eq(partner_id))
         .filter(check::Column::Id.eq(id))
-        .one(conn)
+        .owned_by(conn, check::Column::PartnerId, partner_id)
         .await?
         .ok_or(ServiceError::not_found("check"))
 }

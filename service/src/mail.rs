@@ -2,6 +2,7 @@
 //! so a notice exists exactly when its status does, together with a task that hands it to the
 //! configured [`Mailer`] (SMTP), retried with backoff. Without a mailer it is kept, logged and
 //! readable through GraphQL (`emails`), which is all the embedded default needs.
+use crate::db::SelectUnique;
 use chrono::{DateTime, Utc};
 use entity::{candidate, email};
 use sea_orm::{
@@ -76,8 +77,7 @@ impl Service {
             return Ok(TaskOutcome::Done);
         };
         let Some(m) = email::Entity::find_by_id(email_id.to_string())
-            .filter(email::Column::PartnerId.eq(partner_id))
-            .one(&self.db)
+            .owned_by(&self.db, email::Column::PartnerId, partner_id)
             .await?
         else {
             return Ok(TaskOutcome::Done);

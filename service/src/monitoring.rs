@@ -3,6 +3,7 @@
 //! goes to compliance review (`review__cm`) with `criminal_monitoring_triggered: true` in the
 //! status webhook; no charge → the partner hears nothing of the arrest (FCRA), and one more
 //! recheck runs 30 days later.
+use crate::db::SelectUnique;
 use chrono::{Duration, NaiveDate};
 use entity::{CheckStatus, Role, check, monitoring_alert};
 use sea_orm::sea_query::Expr;
@@ -246,8 +247,7 @@ impl Service {
         alert_id: &str,
     ) -> ServiceResult<TaskOutcome> {
         let Some(alert) = monitoring_alert::Entity::find_by_id(alert_id.to_string())
-            .filter(monitoring_alert::Column::PartnerId.eq(partner_id))
-            .one(&self.db)
+            .owned_by(&self.db, monitoring_alert::Column::PartnerId, partner_id)
             .await?
         else {
             return Ok(TaskOutcome::Done);

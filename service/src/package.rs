@@ -1,4 +1,5 @@
 //! Packages: named sets of searches. Exactly one non-archived package per partner is the default.
+use crate::db::SelectUnique;
 use entity::{Role, SearchKind, package, partner};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -214,8 +215,7 @@ pub(crate) async fn find<C: ConnectionTrait>(
     id: &str,
 ) -> ServiceResult<package::Model> {
     package::Entity::find_by_id(id.to_string())
-        .filter(package::Column::PartnerId.eq(partner_id))
-        .one(conn)
+        .owned_by(conn, package::Column::PartnerId, partner_id)
         .await?
         .ok_or(ServiceError::not_found("package"))
 }

@@ -1,4 +1,5 @@
 //! Partner (tenant) settings.
+use crate::db::SelectUnique;
 use entity::{Role, partner};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Set};
 use serde_json::json;
@@ -165,7 +166,7 @@ impl Service {
 
 pub(crate) async fn load<C: ConnectionTrait>(conn: &C, id: &str) -> ServiceResult<partner::Model> {
     partner::Entity::find_by_id(id.to_string())
-        .one(conn)
+        .unique(conn)
         .await?
         .ok_or(ServiceError::not_found("partner"))
 }

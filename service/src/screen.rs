@@ -1,6 +1,7 @@
 //! Running a check end to end: what each new status causes (invitations, screening runs,
 //! adverse action, rechecks), candidate links, consent through our page or the partner's hosted
 //! form, the screening run through the provider with adjudication, and reports.
+use crate::db::SelectUnique;
 use std::collections::BTreeMap;
 
 use base64::Engine;
@@ -209,8 +210,11 @@ impl Service {
                 self.send_final_notice(txn, c, cand, partner).await?
             }
             CheckStatus::Rejected => self.end_adverse_action(txn, c, "completed", now).await?,
+            // A check withdrawn from `initiated` was never sent anywhere: no invitation, link,
+            // task or adverse action exists to stop.
+            CheckStatus::Withdrawn if from == Some(CheckStatus::Initiated) => {}
             CheckStatus::Withdrawn => {
-                self.end_adverse_action(txn, c, "cancelled", now).await?;
+                crate::adverse::close_adverse_actions(txn, &c.id, "cancelled", now).await?;
                 // Mail already written still goes out; every other step stops.
                 let steps: Vec<TaskKind> = TaskKind::ALL
                     .into_iter()
@@ -472,7 +476,7 @@ impl Service {
         let link = candidate_link::Entity::find()
             .filter(candidate_link::Column::TokenHash.eq(hash_token(token)))
             .filter(candidate_link::Column::Purpose.eq(purpose))
-            .one(conn)
+            .unique(conn)
             .await
             .map_err(|_| LinkProblem::Unknown)?
             .ok_or(LinkProblem::Unknown)?;
@@ -790,8 +794,7 @@ impl Service {
         actor.require(Role::LimitedTeamMember)?;
         let now = self.clock.now();
         let form = form_session::Entity::find_by_id(form_id.to_string())
-            .filter(form_session::Column::PartnerId.eq(&actor.partner_id))
-            .one(&self.db)
+            .owned_by(&self.db, form_session::Column::PartnerId, &actor.partner_id)
             .await?
             .ok_or_else(|| ServiceError::invalid("formId", format!("{form_id} does not exist")))?;
         if form.used_at.is_some() {

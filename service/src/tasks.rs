@@ -2,6 +2,7 @@
 //! (so it survives restarts and is never lost); the scheduler hands due tasks to the job queue,
 //! and a job runs one task by id. Tasks are measured against the service [`crate::clock::Clock`],
 //! so tests move time instead of waiting.
+use crate::db::SelectUnique;
 use chrono::{DateTime, Duration, Utc};
 use entity::task;
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -201,7 +202,7 @@ impl Service {
             return Ok(false);
         }
         let Some(t) = task::Entity::find_by_id(id.to_string())
-            .one(&self.db)
+            .unique(&self.db)
             .await?
         else {
             return Ok(false);

@@ -1,4 +1,5 @@
 //! Team members of a partner and their roles.
+use crate::db::SelectUnique;
 use entity::{Role, api_token, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -153,8 +154,7 @@ async fn find<C: sea_orm::ConnectionTrait>(
     id: &str,
 ) -> ServiceResult<user::Model> {
     user::Entity::find_by_id(id.to_string())
-        .filter(user::Column::PartnerId.eq(partner_id))
-        .one(conn)
+        .owned_by(conn, user::Column::PartnerId, partner_id)
         .await?
         .ok_or(ServiceError::not_found("team member"))
 }

@@ -1,4 +1,5 @@
 //! API tokens: minted and revoked by super_admins (or the CLI), checked on every request.
+use crate::db::SelectUnique;
 use chrono::Duration;
 use entity::{Role, api_token, user};
 use sea_orm::{
@@ -146,8 +147,7 @@ impl Service {
         actor.require(Role::SuperAdmin)?;
         let txn = db::begin_write(&self.db).await?;
         let t = api_token::Entity::find_by_id(id.to_string())
-            .filter(api_token::Column::PartnerId.eq(&actor.partner_id))
-            .one(&txn)
+            .owned_by(&txn, api_token::Column::PartnerId, &actor.partner_id)
             .await?
             .ok_or(ServiceError::not_found("API token"))?;
         let t = if t.revoked_at.is_some() {
@@ -194,8 +194,7 @@ impl Service {
 
     async fn load_token_actor(&self, claims: &Claims) -> ServiceResult<Option<Actor>> {
         let row = api_token::Entity::find_by_id(claims.jti.clone())
-            .filter(api_token::Column::PartnerId.eq(&claims.partner))
-            .one(&self.db)
+            .owned_by(&self.db, api_token::Column::PartnerId, &claims.partner)
             .await?;
         let Some(row) = row.filter(|r| r.revoked_at.is_none() && r.expires_at > crate::now())
         else {
@@ -203,7 +202,7 @@ impl Service {
         };
         let email = match &row.user_id {
             Some(uid) => user::Entity::find_by_id(uid.clone())
-                .one(&self.db)
+                .unique(&self.db)
                 .await?
                 .map(|u| u.email),
             None => None,
@@ -242,7 +241,7 @@ impl Service {
     /// Revokes a token as an operator (CLI), whatever its partner.
     pub async fn operator_revoke_token(&self, id: &str) -> ServiceResult<api_token::Model> {
         let t = api_token::Entity::find_by_id(id.to_string())
-            .one(&self.db)
+            .unique(&self.db)
             .await?
             .ok_or(ServiceError::not_found("API token"))?;
         self.revoke_api_token(&Actor::system(t.partner_id), id)

@@ -1,13 +1,16 @@
 //! Webhooks: partner endpoints (URL, event types, `whsec_` signing secrets with rotation), the
 //! deliveries the relay creates from outbox events, and the record of every attempt. The
 //! payloads are seed 003's, field for field.
+use crate::db::SelectUnique;
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 use entity::{
     CheckStatus, Role, check, outbox, webhook_attempt as attempt, webhook_delivery as delivery,
     webhook_endpoint as endpoint,
 };
 use rand::{Rng, RngCore};
-use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect, Set,
@@ -72,6 +75,8 @@ pub struct SendSpec {
     /// `whsec_…` secrets (current first); empty for `callback_url` deliveries of a partner without
     /// endpoints, which are then sent unsigned.
     pub secrets: Vec<String>,
+    /// The endpoint as it was when the delivery was leased (`None` for `callback_url`).
+    pub endpoint: Option<endpoint::Model>,
 }
 
 fn new_secret() -> String {
@@ -301,8 +306,15 @@ impl Service {
     /// marks them published, all in one transaction. A crash before the commit leaves the events
     /// to be claimed again; concurrent relays skip each other's rows (PostgreSQL `SKIP LOCKED`;
     /// SQLite serialises writers). Returns the events and the ids of new deliveries.
+    ///
+    /// `after`: only events with a greater id (the relay's window; `None` scans the whole
+    /// outbox). Published rows stay in the unpublished index as dead entries until the table
+    /// is vacuumed, so a scan from the start slows as the outbox grows; the window keeps each
+    /// poll to recent rows, and the relay still scans everything now and then for events that
+    /// committed long after their id was drawn.
     pub async fn relay_batch<F, Fut>(
         &self,
+        after: Option<i64>,
         limit: u64,
         publish: F,
     ) -> ServiceResult<(Vec<outbox::Model>, Vec<String>)>
@@ -311,10 +323,11 @@ impl Service {
         Fut: std::future::Future<Output = anyhow::Result<()>>,
     {
         let txn = db::begin_write(&self.db).await?;
-        let mut q = outbox::Entity::find()
-            .filter(outbox::Column::PublishedAt.is_null())
-            .order_by_asc(outbox::Column::Id)
-            .limit(limit);
+        let mut q = outbox::Entity::find().filter(outbox::Column::PublishedAt.is_null());
+        if let Some(after) = after {
+            q = q.filter(outbox::Column::Id.gt(after));
+        }
+        let mut q = q.order_by_asc(outbox::Column::Id).limit(limit);
         if self.db.get_database_backend() == DbBackend::Postgres {
             q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }
@@ -323,18 +336,42 @@ impl Service {
             txn.commit().await?;
             return Ok((rows, Vec::new()));
         }
-        let mut new_deliveries = Vec::new();
-        for ev in &rows {
-            for (id, d) in self.deliveries_for(&txn, ev).await? {
-                let inserted = delivery::Entity::insert(d)
-                    .on_conflict_do_nothing_on([delivery::Column::DedupeKey])
-                    .exec(&txn)
-                    .await?;
-                if matches!(inserted, sea_orm::TryInsertResult::Inserted(_)) {
-                    new_deliveries.push(id);
-                }
-            }
+        // Each partner's enabled endpoints, read once per batch.
+        let mut endpoints: HashMap<String, Vec<endpoint::Model>> = HashMap::new();
+        let partners: Vec<String> = rows
+            .iter()
+            .map(|r| r.partner_id.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for e in endpoint::Entity::find()
+            .filter(endpoint::Column::PartnerId.is_in(partners))
+            .filter(endpoint::Column::Enabled.eq(true))
+            .all(&txn)
+            .await?
+        {
+            endpoints.entry(e.partner_id.clone()).or_default().push(e);
         }
+        let mut new = Vec::new();
+        for ev in &rows {
+            let none = Vec::new();
+            let eps = endpoints.get(&ev.partner_id).unwrap_or(&none);
+            new.extend(self.deliveries_for(&txn, ev, eps).await?);
+        }
+        let new_deliveries = if new.is_empty() {
+            Vec::new()
+        } else {
+            // One statement for the batch; a delivery that exists (same event, type and
+            // destination, from a batch claimed before a crash) is kept, not doubled.
+            delivery::Entity::insert_many(new)
+                .on_conflict(
+                    OnConflict::column(delivery::Column::DedupeKey)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_with_returning_keys(&txn)
+                .await?
+        };
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         outbox::Entity::update_many()
             .col_expr(outbox::Column::PublishedAt, Expr::value(crate::now()))
@@ -348,13 +385,14 @@ impl Service {
         Ok((rows, new_deliveries))
     }
 
-    /// The deliveries an event causes: the partner's subscribed endpoints, and the check's
-    /// `callback_url` for results.
+    /// The deliveries an event causes: the partner's subscribed endpoints (`endpoints`, its
+    /// enabled ones), and the check's `callback_url` for results.
     async fn deliveries_for<C: ConnectionTrait>(
         &self,
         conn: &C,
         ev: &outbox::Model,
-    ) -> ServiceResult<Vec<(String, delivery::ActiveModel)>> {
+        endpoints: &[endpoint::Model],
+    ) -> ServiceResult<Vec<delivery::ActiveModel>> {
         let mut bodies: Vec<(&'static str, Value)> = Vec::new();
         let mut callback: Option<(String, Value)> = None;
         match ev.event_type.as_str() {
@@ -369,7 +407,7 @@ impl Service {
                 if matches!(state, Some(CheckStatus::Approved | CheckStatus::Pending))
                     && let Some(check_id) = ev.payload["check_id"].as_str()
                     && let Some(c) = check::Entity::find_by_id(check_id.to_string())
-                        .one(conn)
+                        .unique(conn)
                         .await?
                     && let Some(url) = c.callback_url.clone()
                 {
@@ -383,9 +421,8 @@ impl Service {
         }
         let now = crate::now();
         let make = |endpoint_id: Option<String>, url: String, event_type: &str, body: &Value| {
-            let id = ids::uuid();
-            let am = delivery::ActiveModel {
-                id: Set(id.clone()),
+            delivery::ActiveModel {
+                id: Set(ids::uuid()),
                 partner_id: Set(ev.partner_id.clone()),
                 dedupe_key: Set(format!(
                     "{}:{}:{}",
@@ -406,22 +443,14 @@ impl Service {
                 delivered_at: Set(None),
                 created_at: Set(now),
                 updated_at: Set(now),
-            };
-            (id, am)
+            }
         };
         let mut out = Vec::new();
-        if !bodies.is_empty() {
-            let endpoints = endpoint::Entity::find()
-                .filter(endpoint::Column::PartnerId.eq(&ev.partner_id))
-                .filter(endpoint::Column::Enabled.eq(true))
-                .all(conn)
-                .await?;
-            for (event_type, body) in &bodies {
-                for e in &endpoints {
-                    let types = event_types_of(e);
-                    if types.is_empty() || types.iter().any(|t| t == event_type) {
-                        out.push(make(Some(e.id.clone()), e.url.clone(), event_type, body));
-                    }
+        for (event_type, body) in &bodies {
+            for e in endpoints {
+                let types = event_types_of(e);
+                if types.is_empty() || types.iter().any(|t| t == event_type) {
+                    out.push(make(Some(e.id.clone()), e.url.clone(), event_type, body));
                 }
             }
         }
@@ -474,36 +503,31 @@ impl Service {
     }
 
     /// A pending delivery with the secrets to sign it, or `None` if there is nothing to send
-    /// (already delivered, cancelled, or its endpoint is gone or disabled).
+    /// (already delivered, cancelled, leased by another sender, or its endpoint is gone or
+    /// disabled). Leasing and reading the delivery are one statement.
     pub async fn delivery_to_send(&self, delivery_id: &str) -> ServiceResult<Option<SendSpec>> {
-        let Some(d) = delivery::Entity::find_by_id(delivery_id.to_string())
-            .one(&self.db)
-            .await?
-        else {
-            return Ok(None);
-        };
-        if d.status != "pending" {
-            return Ok(None);
-        }
         // Lease it: of several jobs for one delivery (a sweeper re-queue, a resend), one sends.
         let now = crate::now();
-        let leased = delivery::Entity::update_many()
+        let Some(d) = delivery::Entity::update_many()
             .col_expr(
                 delivery::Column::NextAttemptAt,
                 Expr::value(now + DELIVERY_LEASE),
             )
-            .filter(delivery::Column::Id.eq(&d.id))
+            .filter(delivery::Column::Id.eq(delivery_id))
             .filter(delivery::Column::Status.eq("pending"))
             .filter(delivery::Column::NextAttemptAt.lte(now + Duration::seconds(2)))
-            .exec(&self.db)
-            .await?;
-        if leased.rows_affected != 1 {
+            .exec_with_returning(&self.db)
+            .await?
+            .into_iter()
+            .next()
+        else {
             return Ok(None);
-        }
+        };
         let mut secrets = Vec::new();
+        let mut leased_endpoint = None;
         if let Some(eid) = &d.endpoint_id {
             let Some(e) = endpoint::Entity::find_by_id(eid.clone())
-                .one(&self.db)
+                .unique(&self.db)
                 .await?
             else {
                 return Ok(None);
@@ -518,6 +542,7 @@ impl Service {
             {
                 secrets.push(self.crypto.open(prev)?);
             }
+            leased_endpoint = Some(e);
         } else {
             // Results to a callback_url are signed with the partner's first endpoint's secret, so
             // a partner can verify them the same way; without endpoints they go unsigned.
@@ -533,21 +558,20 @@ impl Service {
         Ok(Some(SendSpec {
             delivery: d,
             secrets,
+            endpoint: leased_endpoint,
         }))
     }
 
-    /// Records one attempt and decides what follows: done, a retry at a time, or giving up.
+    /// Records one attempt of a leased delivery and decides what follows: done, a retry at a
+    /// time, or giving up.
     pub async fn record_attempt(
         &self,
-        delivery_id: &str,
+        spec: &SendSpec,
         r: AttemptResult,
     ) -> ServiceResult<NextStep> {
         let now = crate::now();
+        let d = &spec.delivery;
         let txn = db::begin_write(&self.db).await?;
-        let d = delivery::Entity::find_by_id(delivery_id.to_string())
-            .one(&txn)
-            .await?
-            .ok_or(ServiceError::not_found("delivery"))?;
         attempt::ActiveModel {
             partner_id: Set(d.partner_id.clone()),
             delivery_id: Set(d.id.clone()),
@@ -561,13 +585,10 @@ impl Service {
         }
         .insert(&txn)
         .await?;
+        // The lease keeps other senders off this delivery, so its attempt count is ours.
         let attempts = d.attempts + 1;
         let success = r.status_code.is_some_and(|c| (200..300).contains(&c));
         let gone = r.status_code == Some(410);
-        let endpoint = match &d.endpoint_id {
-            Some(id) => endpoint::Entity::find_by_id(id.clone()).one(&txn).await?,
-            None => None,
-        };
         let next = if success {
             NextStep::Done
         } else if gone {
@@ -589,28 +610,32 @@ impl Service {
                 }
             }
         };
-        let mut am = d.clone().into_active_model();
-        am.attempts = Set(attempts);
-        am.last_status_code = Set(r.status_code.map(i32::from));
-        am.last_error = Set(r.error.clone());
-        am.updated_at = Set(now);
-        match &next {
-            NextStep::Done => {
-                am.status = Set("delivered".into());
-                am.delivered_at = Set(Some(now));
-                am.next_attempt_at = Set(None);
-            }
-            NextStep::RetryAt(at) => am.next_attempt_at = Set(Some(*at)),
-            NextStep::GiveUp => {
-                am.status = Set("failed".into());
-                am.next_attempt_at = Set(None);
-            }
-        }
-        am.update(&txn).await?;
-        if let Some(e) = endpoint {
+        let (status, delivered_at, next_attempt_at) = match &next {
+            NextStep::Done => ("delivered", Some(now), None),
+            NextStep::RetryAt(at) => ("pending", None, Some(*at)),
+            NextStep::GiveUp => ("failed", None, None),
+        };
+        delivery::Entity::update_many()
+            .col_expr(delivery::Column::Attempts, Expr::value(attempts))
+            .col_expr(
+                delivery::Column::LastStatusCode,
+                Expr::value(r.status_code.map(i32::from)),
+            )
+            .col_expr(delivery::Column::LastError, Expr::value(r.error.clone()))
+            .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
+            .col_expr(delivery::Column::Status, Expr::value(status))
+            .col_expr(delivery::Column::DeliveredAt, Expr::value(delivered_at))
+            .col_expr(
+                delivery::Column::NextAttemptAt,
+                Expr::value(next_attempt_at),
+            )
+            .filter(delivery::Column::Id.eq(&d.id))
+            .exec(&txn)
+            .await?;
+        if let Some(e) = &spec.endpoint {
             // Health is measured on the service clock (which tests move over days); retries
             // stay on the wall clock the job queue schedules by. In production they agree.
-            self.track_endpoint_health(&txn, e, success, gone, self.clock.now())
+            self.track_endpoint_health(&txn, &e.id, success, gone, self.clock.now())
                 .await?;
         }
         txn.commit().await?;
@@ -620,19 +645,30 @@ impl Service {
     async fn track_endpoint_health<C: ConnectionTrait>(
         &self,
         conn: &C,
-        e: endpoint::Model,
+        endpoint_id: &str,
         success: bool,
         gone: bool,
         now: DateTime<Utc>,
     ) -> ServiceResult<()> {
         if success {
-            if e.failing_since.is_some() {
-                let mut am = e.into_active_model();
-                am.failing_since = Set(None);
-                am.update(conn).await?;
-            }
+            // One statement that changes nothing while the endpoint is healthy.
+            endpoint::Entity::update_many()
+                .col_expr(
+                    endpoint::Column::FailingSince,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .filter(endpoint::Column::Id.eq(endpoint_id))
+                .filter(endpoint::Column::FailingSince.is_not_null())
+                .exec(conn)
+                .await?;
             return Ok(());
         }
+        let Some(e) = endpoint::Entity::find_by_id(endpoint_id.to_string())
+            .unique(conn)
+            .await?
+        else {
+            return Ok(());
+        };
         let failing_since = e.failing_since.unwrap_or(now);
         let reason = if gone {
             Some("the endpoint answered 410 Gone".to_string())
@@ -751,8 +787,7 @@ impl Service {
     ) -> ServiceResult<delivery::Model> {
         actor.require(Role::SuperAdmin)?;
         delivery::Entity::find_by_id(id.to_string())
-            .filter(delivery::Column::PartnerId.eq(&actor.partner_id))
-            .one(&self.db)
+            .owned_by(&self.db, delivery::Column::PartnerId, &actor.partner_id)
             .await?
             .ok_or(ServiceError::not_found("delivery"))
     }
@@ -856,8 +891,7 @@ async fn find_endpoint<C: ConnectionTrait>(
     id: &str,
 ) -> ServiceResult<endpoint::Model> {
     endpoint::Entity::find_by_id(id.to_string())
-        .filter(endpoint::Column::PartnerId.eq(partner_id))
-        .one(conn)
+        .owned_by(conn, endpoint::Column::PartnerId, partner_id)
         .await?
         .ok_or(ServiceError::not_found("webhook endpoint"))
 }

@@ -106,7 +106,7 @@ impl Dispatcher {
                 }
             }
         };
-        let next = self.service.record_attempt(&d.id, outcome).await?;
+        let next = self.service.record_attempt(&spec, outcome).await?;
         if let NextStep::RetryAt(at) = &next {
             self.queue
                 .enqueue(&d.id, Some(SystemTime::from(*at)))

@@ -32,7 +32,17 @@ pub(crate) async fn poll_until_stopped<F, Fut>(
     }
 }
 
-/// Runs until `stop` turns true. Polls every `idle` when the outbox is empty.
+/// Ids drawn by transactions that commit later than this many newer events are still found,
+/// by the next full scan.
+const RELAY_WINDOW: i64 = 1000;
+
+/// How often the relay scans the whole outbox rather than its window.
+const RELAY_FULL_SCAN_EVERY: Duration = Duration::from_secs(2);
+
+/// Runs until `stop` turns true. Polls every `idle` when the outbox is empty. Each poll reads
+/// events after the highest id relayed so far less `RELAY_WINDOW` (ids are drawn at insert and
+/// committed in a slightly different order); every `RELAY_FULL_SCAN_EVERY` it reads from the
+/// start, for an event whose transaction stayed open past the window.
 pub async fn run_relay(
     service: Service,
     bus: Bus,
@@ -40,16 +50,30 @@ pub async fn run_relay(
     idle: Duration,
     stop: watch::Receiver<bool>,
 ) {
+    let state = std::sync::Mutex::new((0_i64, std::time::Instant::now()));
     poll_until_stopped(idle, stop, || async {
+        let after = {
+            let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+            if st.1.elapsed() >= RELAY_FULL_SCAN_EVERY {
+                st.1 = std::time::Instant::now();
+                None
+            } else {
+                Some(st.0 - RELAY_WINDOW)
+            }
+        };
         let bus2 = bus.clone();
         let res = service
-            .relay_batch(200, |events| async move {
+            .relay_batch(after, 200, |events| async move {
                 bus2.publish(events.into_iter().map(BusEvent::from).collect())
                     .await
             })
             .await;
         match res {
             Ok((events, deliveries)) => {
+                if let Some(max) = events.iter().map(|e| e.id).max() {
+                    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                    st.0 = st.0.max(max);
+                }
                 for id in &deliveries {
                     if let Err(e) = queue.enqueue(id, None).await {
                         // Still pending in the database: the sweeper will queue it.

@@ -785,3 +785,48 @@ async fn an_endpoint_failing_for_five_days_is_disabled_and_an_event_says_so() {
     assert_eq!(e["enabled"], false);
     assert_eq!(e["disabledReason"], "every delivery failed for 5 days");
 }
+
+/// The relay reads a window of recent outbox ids; an event whose id was drawn long before it
+/// committed (far behind that window) is still relayed, by the relay's periodic full scan.
+#[tokio::test]
+async fn an_event_behind_the_relays_window_is_still_relayed() {
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    let app = spawn_app().await;
+    let db = app.service.db();
+    let insert = |id: i64| entity::outbox::ActiveModel {
+        id: Set(id),
+        event_id: Set(uuid::Uuid::new_v4().to_string()),
+        partner_id: Set(app.partner_id.clone()),
+        event_type: Set("test.relay_window".into()),
+        aggregate_id: Set(format!("agg-{id}")),
+        payload: Set(json!({})),
+        created_at: Set(chrono::Utc::now()),
+        published_at: Set(None),
+    };
+    let published = |id: i64| async move {
+        for _ in 0..100 {
+            let row = entity::outbox::Entity::find_by_id(id)
+                .one(db)
+                .await
+                .expect("read outbox")
+                .expect("row exists");
+            if row.published_at.is_some() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    };
+    // Moves the relay's window far ahead.
+    insert(1_000_000).insert(db).await.expect("insert ahead");
+    assert!(
+        published(1_000_000).await,
+        "the event ahead was not relayed"
+    );
+    // Committed now with an id 999,000 behind the window.
+    insert(1_000).insert(db).await.expect("insert behind");
+    assert!(
+        published(1_000).await,
+        "an event behind the window was never relayed"
+    );
+}
