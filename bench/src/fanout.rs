@@ -35,19 +35,25 @@ pub struct FanoutArgs {
 const SUBSCRIPTION: &str = "subscription { checkStatusChanged { checkId state } }";
 
 /// Opens one subscriber; returns once it is subscribed, then waits for its first event and
-/// sends the time it arrived.
+/// returns the time it arrived with the still open connection (closed only once every subscriber
+/// has reported, so no connection's teardown overlaps the fan-out being measured).
 async fn subscriber(
     ws_url: String,
     token: String,
     ready: tokio::sync::mpsc::UnboundedSender<anyhow::Result<()>>,
     mut go: watch::Receiver<bool>,
     permit: tokio::sync::OwnedSemaphorePermit,
-) -> Option<Instant> {
+) -> Option<(Instant, Box<dyn std::any::Any + Send>)> {
     let res: anyhow::Result<_> = async {
         let mut req = ws_url.as_str().into_client_request()?;
         req.headers_mut()
             .insert("sec-websocket-protocol", "graphql-transport-ws".parse()?);
-        let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+        // A small read buffer, as the server has: tungstenite zero-fills its whole read buffer
+        // (128 KiB by default) on every read, which would be the load generator's own cost.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(4 * 1024);
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async_with_config(req, Some(config), false).await?;
         ws.send(Message::text(
             json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}})
                 .to_string(),
@@ -92,7 +98,7 @@ async fn subscriber(
     loop {
         tokio::select! {
             msg = ws.next() => match msg {
-                Some(Ok(Message::Text(t))) if t.contains("\"next\"") => return Some(Instant::now()),
+                Some(Ok(Message::Text(t))) if t.contains("\"next\"") => return Some((Instant::now(), Box::new(ws))),
                 Some(Ok(Message::Ping(p))) => { let _ = ws.send(Message::Pong(p)).await; }
                 Some(Ok(_)) => {}
                 _ => return None,
@@ -177,11 +183,14 @@ pub async fn fanout(args: FanoutArgs) -> anyhow::Result<()> {
     )
     .await?;
     let mut lat = Vec::with_capacity(ok);
+    let mut open = Vec::with_capacity(ok);
     for t in tasks {
-        if let Ok(Some(at)) = t.await {
+        if let Ok(Some((at, ws))) = t.await {
             lat.push(micros(at.saturating_duration_since(t0)));
+            open.push(ws);
         }
     }
+    drop(open);
     let received = lat.len();
     let l = Latencies::new(lat);
     let per_sub_kb = if ok > 0 {
