@@ -19,7 +19,7 @@ pub async fn service_from(config: &Config) -> anyhow::Result<Service> {
     let (jwt, key) = config.secrets()?;
     let (conn, counter) = db::connect(&DbOptions {
         url: config.database_url.clone(),
-        max_connections: config.db_max_connections,
+        max_connections: config.db_pool_size(),
         log_statements: config.log_sql,
     })
     .await

@@ -104,9 +104,10 @@ pub struct Config {
     #[arg(long, env = "CLEARHIRE_ENCRYPTION_KEY", hide_env_values = true)]
     pub encryption_key: Option<Secret>,
 
-    /// Database connection pool size.
-    #[arg(long, env = "CLEARHIRE_DB_MAX_CONNECTIONS", default_value_t = 16)]
-    pub db_max_connections: u32,
+    /// Database connection pool size [default: 4 on SQLite (one writer at a time; each
+    /// connection is a thread and a page cache), 16 on PostgreSQL].
+    #[arg(long, env = "CLEARHIRE_DB_MAX_CONNECTIONS")]
+    pub db_max_connections: Option<u32>,
 
     /// Largest `first`/`last` a list accepts.
     #[arg(long, env = "CLEARHIRE_MAX_PAGE_SIZE", default_value_t = 100)]
@@ -161,6 +162,12 @@ impl Config {
 
     pub fn runs_embedded_workers(&self) -> bool {
         self.embedded_workers.unwrap_or(self.redis_url.is_none())
+    }
+
+    /// The pool size: as configured, or the backend's default.
+    pub fn db_pool_size(&self) -> u32 {
+        self.db_max_connections
+            .unwrap_or(if self.is_sqlite() { 4 } else { 16 })
     }
 
     pub fn is_sqlite(&self) -> bool {

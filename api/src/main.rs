@@ -175,7 +175,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         listen = %config.listen,
         public_base_url = %config.public_base_url(),
         data_dir = %config.data_dir.display(),
-        db_max_connections = config.db_max_connections,
+        db_max_connections = config.db_pool_size(),
         max_page_size = config.max_page_size,
         max_query_depth = config.max_query_depth,
         max_query_complexity = config.max_query_complexity,

@@ -88,7 +88,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     config.database_url = fresh_database(&dir).await;
     config.listen = "127.0.0.1:0".parse().expect("addr");
     config.data_dir = dir.clone();
-    config.db_max_connections = 5;
+    config.db_max_connections = Some(5);
     config.jwt_secret = Some(jwt_secret.parse().expect("secret"));
     config.encryption_key = Some(
         base64::engine::general_purpose::STANDARD
