@@ -5,7 +5,7 @@
 #   BENCH_PG_URL=postgres://postgres@127.0.0.1:5432/test BENCH_REDIS_URL=redis://127.0.0.1:6379 \
 #     bench/pipeline.sh                                  # embedded, then scale-out
 #
-# For each mode, a fresh server (and in scale-out one api process plus one `api worker` process on
+# For each load and each mode, a fresh server (and in scale-out one api process plus one `api worker` process on
 # PostgreSQL + Redis, fresh database and key prefix) with the sandbox answering at once, then from
 # a separate process (`loadgen`):
 #   - screen:   BENCH_CHECKS checks started through the hosted consent form, timed from the first
@@ -97,50 +97,51 @@ start() {
 
 RESULTS=()
 FAILED=0
-run_loads() {
-    local label=$1 url="http://127.0.0.1:$PORT" rc
-    for kind in ${BENCH_KINDS:-screen webhooks}; do
-        local n=$CHECKS
-        if [[ $kind == webhooks ]]; then n=$CHANGES; fi
-        log "$label: $kind, $n, concurrency $CONCURRENCY"
-        rc=0
-        # What used the CPU while the load ran (taken 8 s and 20 s in).
-        ( for at in 8 12; do sleep "$at"; top -b -n1 -w 160 | head -16; echo; done >"$OUT/$label-$kind-top.txt" 2>&1 ) &
-        local top_pid=$!
-        "$LOADGEN" "$kind" --url "$url" --count "$n" --concurrency "$CONCURRENCY" --label "$label" \
-            | tee "$OUT/$label-$kind.log" || rc=$?
-        kill "$top_pid" 2>/dev/null || true
-        if [[ $rc -ne 0 ]]; then FAILED=1; fi
-        RESULTS+=("$(grep '^RESULT ' "$OUT/$label-$kind.log" || echo "RESULT {\"label\":\"$label\",\"kind\":\"$kind\",\"failed\":true}")")
-    done
+# run_kind LABEL KIND: one load against the server `start` left running.
+run_kind() {
+    local label=$1 kind=$2 url="http://127.0.0.1:$PORT" rc n=$CHECKS
+    if [[ $kind == webhooks ]]; then n=$CHANGES; fi
+    log "$label: $kind, $n, concurrency $CONCURRENCY"
+    rc=0
+    # What used the CPU while the load ran (taken 8 s and 20 s in).
+    ( for at in 8 12; do sleep "$at"; top -b -n1 -w 160 | head -16; echo; done >"$OUT/$label-$kind-top.txt" 2>&1 ) &
+    local top_pid=$!
+    "$LOADGEN" "$kind" --url "$url" --count "$n" --concurrency "$CONCURRENCY" --label "$label" \
+        | tee "$OUT/$label-$kind.log" || rc=$?
+    kill "$top_pid" 2>/dev/null || true
+    if [[ $rc -ne 0 ]]; then FAILED=1; fi
+    RESULTS+=("$(grep '^RESULT ' "$OUT/$label-$kind.log" || echo "RESULT {\"label\":\"$label\",\"kind\":\"$kind\",\"failed\":true}")")
 }
 
+# Each load gets a fresh server (and in scale-out a fresh database and key prefix), so one
+# load's backlog never runs into the next.
 MODES=${BENCH_MODES:-embedded scaleout}
-if [[ " $MODES " == *" embedded "* ]]; then
-    log "embedded (SQLite, in-process workers)"
-    start embedded
-    run_loads embedded
-    stop_all
-fi
-
-if [[ " $MODES " != *" scaleout "* ]]; then
-    :
-elif [[ -n "${BENCH_PG_URL:-}" && -n "${BENCH_REDIS_URL:-}" ]]; then
-    log "scale-out (PostgreSQL + Redis, one api and one worker process)"
-    PG_DB="clearhire_pipe_$(head -c6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-    psql "$BENCH_PG_URL" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $PG_DB"
-    base=${BENCH_PG_URL%%\?*}
-    pg_url="${base%/*}/$PG_DB"
-    REDIS_PREFIX="clearhire-bench-$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-    jwt=$(head -c64 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | head -c48)
-    key=$(head -c32 /dev/urandom | base64 -w0)
-    start scaleout DATABASE_URL="$pg_url" REDIS_URL="$BENCH_REDIS_URL" CLEARHIRE_REDIS_PREFIX="$REDIS_PREFIX" \
-        CLEARHIRE_JWT_SECRET="$jwt" CLEARHIRE_ENCRYPTION_KEY="$key"
-    run_loads scaleout
-    stop_all
-else
-    log "scale-out skipped (set BENCH_PG_URL and BENCH_REDIS_URL)"
-fi
+for kind in ${BENCH_KINDS:-screen webhooks}; do
+    if [[ " $MODES " == *" embedded "* ]]; then
+        log "embedded (SQLite, in-process workers): $kind"
+        start "embedded-$kind"
+        run_kind embedded "$kind"
+        stop_all
+    fi
+    if [[ " $MODES " != *" scaleout "* ]]; then
+        :
+    elif [[ -n "${BENCH_PG_URL:-}" && -n "${BENCH_REDIS_URL:-}" ]]; then
+        log "scale-out (PostgreSQL + Redis, one api and one worker process): $kind"
+        PG_DB="clearhire_pipe_$(head -c6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+        psql "$BENCH_PG_URL" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $PG_DB"
+        base=${BENCH_PG_URL%%\?*}
+        pg_url="${base%/*}/$PG_DB"
+        REDIS_PREFIX="clearhire-bench-$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+        jwt=$(head -c64 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | head -c48)
+        key=$(head -c32 /dev/urandom | base64 -w0)
+        start "scaleout-$kind" DATABASE_URL="$pg_url" REDIS_URL="$BENCH_REDIS_URL" CLEARHIRE_REDIS_PREFIX="$REDIS_PREFIX" \
+            CLEARHIRE_JWT_SECRET="$jwt" CLEARHIRE_ENCRYPTION_KEY="$key"
+        run_kind scaleout "$kind"
+        stop_all
+    else
+        log "scale-out skipped (set BENCH_PG_URL and BENCH_REDIS_URL)"
+    fi
+done
 
 log "summary (logs in $OUT)"
 printf '%s\n' "${RESULTS[@]}"
