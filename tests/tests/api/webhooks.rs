@@ -649,6 +649,48 @@ async fn next_json(
     }
 }
 
+/// The server reads with a small WebSocket buffer that grows for a larger message, and refuses
+/// a message over its 1 MiB cap by closing the connection.
+#[tokio::test]
+async fn subscribe_messages_beyond_the_read_buffer_work_and_oversized_ones_close() {
+    let app = spawn_app().await;
+    let padding = format!("# {}\n", "x".repeat(20_000));
+    let q = format!("{padding}subscription {{ checkStatusChanged {{ checkId state }} }}");
+    let mut ws = subscribe(&app, &app.token, &q).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let cand = app.candidate("big.message@example.com").await;
+    let check = app.start_check(&cand, false).await;
+    let first = next_json(&mut ws).await;
+    assert_eq!(first["type"], "next", "{first}");
+    assert_eq!(
+        first["payload"]["data"]["checkStatusChanged"]["checkId"],
+        check.as_str()
+    );
+
+    let mut big = subscribe(
+        &app,
+        &app.token,
+        "subscription { checkStatusChanged { checkId } }",
+    )
+    .await;
+    let huge = json!({"id": "2", "type": "subscribe", "payload": {"query": "#".repeat(2 << 20)}});
+    let _ = big.send(Message::text(huge.to_string())).await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match big.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        closed,
+        Ok(true),
+        "the connection stayed open after a 2 MiB message"
+    );
+}
+
 #[tokio::test]
 async fn subscribers_see_their_own_partners_status_changes_live() {
     let app = spawn_app().await;
