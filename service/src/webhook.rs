@@ -38,6 +38,9 @@ pub const DISABLE_AFTER_FAILING: Duration = Duration::days(5);
 /// margin. A sender that dies mid-request leaves it to be sent again after this.
 pub const DELIVERY_LEASE: Duration = Duration::seconds(20);
 
+/// Deliveries inserted per statement by the relay (16 columns each).
+const DELIVERY_INSERT_CHUNK: usize = 500;
+
 /// How long a rotated-out secret keeps signing beside the new one.
 pub const PREVIOUS_SECRET_GRACE: Duration = Duration::hours(24);
 
@@ -358,20 +361,25 @@ impl Service {
             let eps = endpoints.get(&ev.partner_id).unwrap_or(&none);
             new.extend(self.deliveries_for(&txn, ev, eps).await?);
         }
-        let new_deliveries = if new.is_empty() {
-            Vec::new()
-        } else {
-            // One statement for the batch; a delivery that exists (same event, type and
-            // destination, from a batch claimed before a crash) is kept, not doubled.
-            delivery::Entity::insert_many(new)
-                .on_conflict(
-                    OnConflict::column(delivery::Column::DedupeKey)
-                        .do_nothing()
-                        .to_owned(),
-                )
-                .exec_with_returning_keys(&txn)
-                .await?
-        };
+        // One statement per `DELIVERY_INSERT_CHUNK` deliveries (bound parameters are limited:
+        // 32,766 on SQLite, 65,535 on PostgreSQL); a delivery that exists (same event, type and
+        // destination, from a batch claimed before a crash) is kept, not doubled.
+        let mut new_deliveries = Vec::new();
+        let mut rest = new;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(DELIVERY_INSERT_CHUNK));
+            new_deliveries.extend(
+                delivery::Entity::insert_many(rest)
+                    .on_conflict(
+                        OnConflict::column(delivery::Column::DedupeKey)
+                            .do_nothing()
+                            .to_owned(),
+                    )
+                    .exec_with_returning_keys(&txn)
+                    .await?,
+            );
+            rest = tail;
+        }
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         outbox::Entity::update_many()
             .col_expr(outbox::Column::PublishedAt, Expr::value(crate::now()))

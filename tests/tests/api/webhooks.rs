@@ -872,3 +872,57 @@ async fn an_event_behind_the_relays_window_is_still_relayed() {
         "an event behind the window was never relayed"
     );
 }
+
+/// One relay batch can cause more deliveries than one INSERT may bind parameters for (SQLite
+/// allows 32,766, 2,047 deliveries): 200 status changes to 11 endpoints are 2,200 deliveries,
+/// all created.
+#[tokio::test]
+async fn a_batch_with_more_deliveries_than_one_statement_binds_is_relayed_whole() {
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait};
+    let app = spawn_app().await;
+    for _ in 0..11 {
+        // A closed port: the deliveries are created; their attempts fail and wait to retry.
+        endpoint(
+            &app,
+            "http://127.0.0.1:9/hook",
+            json!(["check.status_changed"]),
+        )
+        .await;
+    }
+    let db = app.service.db();
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let txn = db.begin().await.expect("begin");
+    let rows: Vec<entity::outbox::ActiveModel> = (0..200)
+        .map(|n| {
+            use sea_orm::Set;
+            entity::outbox::ActiveModel {
+                event_id: Set(format!("{tag}-{n}")),
+                partner_id: Set(app.partner_id.clone()),
+                event_type: Set("check.status_changed".into()),
+                aggregate_id: Set(format!("check-{n}")),
+                payload: Set(json!({"check_id": format!("check-{n}"), "state": "withdrawn", "original_state": "initiated"})),
+                created_at: Set(chrono::Utc::now()),
+                published_at: Set(None),
+                ..Default::default()
+            }
+        })
+        .collect();
+    entity::outbox::Entity::insert_many(rows)
+        .exec(&txn)
+        .await
+        .expect("insert events");
+    txn.commit().await.expect("commit");
+    let mut count = 0;
+    for _ in 0..100 {
+        count = entity::webhook_delivery::Entity::find()
+            .filter(entity::webhook_delivery::Column::EventId.starts_with(&tag))
+            .count(db)
+            .await
+            .expect("count");
+        if count == 2200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(count, 2200);
+}
