@@ -38,6 +38,9 @@ pub const DISABLE_AFTER_FAILING: Duration = Duration::days(5);
 /// margin. A sender that dies mid-request leaves it to be sent again after this.
 pub const DELIVERY_LEASE: Duration = Duration::seconds(20);
 
+/// How long relayed outbox events are kept before the sweeper deletes them.
+pub const OUTBOX_RETENTION: Duration = Duration::days(7);
+
 /// Deliveries inserted per statement by the relay (16 columns each).
 const DELIVERY_INSERT_CHUNK: usize = 500;
 
@@ -382,7 +385,7 @@ impl Service {
         }
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         outbox::Entity::update_many()
-            .col_expr(outbox::Column::PublishedAt, Expr::value(crate::now()))
+            .col_expr(outbox::Column::PublishedAt, Expr::value(self.clock.now()))
             .filter(outbox::Column::Id.is_in(ids))
             .exec(&txn)
             .await?;
@@ -712,6 +715,30 @@ impl Service {
             .await?;
         }
         Ok(())
+    }
+
+    /// Deletes up to `limit` outbox events relayed more than `OUTBOX_RETENTION` ago (by the
+    /// service clock). Once relayed, nothing reads them: each delivery keeps its own body and
+    /// event id. Returns how many went.
+    pub async fn prune_outbox(&self, limit: u64) -> ServiceResult<u64> {
+        let cutoff = self.clock.now() - OUTBOX_RETENTION;
+        let ids: Vec<i64> = outbox::Entity::find()
+            .select_only()
+            .column(outbox::Column::Id)
+            .filter(outbox::Column::PublishedAt.lt(cutoff))
+            .order_by_asc(outbox::Column::Id)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let res = outbox::Entity::delete_many()
+            .filter(outbox::Column::Id.is_in(ids))
+            .exec(&self.db)
+            .await?;
+        Ok(res.rows_affected)
     }
 
     /// Outbox events not yet relayed (how far behind the relay is; for metrics and benchmarks).

@@ -91,7 +91,8 @@ pub async fn run_relay(
     .await
 }
 
-/// Re-queues pending deliveries overdue by more than `grace`, every `every`.
+/// Re-queues pending deliveries overdue by more than `grace`, every `every`, and deletes outbox
+/// events relayed more than `service::webhook::OUTBOX_RETENTION` ago.
 pub async fn run_sweeper(
     service: Service,
     queue: JobQueue,
@@ -103,6 +104,17 @@ pub async fn run_sweeper(
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
+        }
+        // Up to 10,000 events a sweep.
+        for _ in 0..10 {
+            match service.prune_outbox(1000).await {
+                Ok(1000) => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "sweeper: pruning the outbox failed");
+                    break;
+                }
+            }
         }
         let cutoff = chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
         match service.due_deliveries(cutoff, 500).await {

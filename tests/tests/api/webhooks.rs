@@ -926,3 +926,46 @@ async fn a_batch_with_more_deliveries_than_one_statement_binds_is_relayed_whole(
     }
     assert_eq!(count, 2200);
 }
+
+/// Relayed outbox events are deleted once older than the retention; newer ones stay.
+#[tokio::test]
+async fn relayed_outbox_events_are_pruned_after_the_retention() {
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    let app = spawn_app().await;
+    let db = app.service.db();
+    let row =
+        |event_id: &str, published: chrono::DateTime<chrono::Utc>| entity::outbox::ActiveModel {
+            event_id: Set(event_id.to_string()),
+            partner_id: Set(app.partner_id.clone()),
+            event_type: Set("test.prune".into()),
+            aggregate_id: Set("agg".into()),
+            payload: Set(json!({})),
+            created_at: Set(published),
+            published_at: Set(Some(published)),
+            ..Default::default()
+        };
+    let old = row("prune-old", app.service.clock().now())
+        .insert(db)
+        .await
+        .expect("insert old");
+    app.service
+        .clock()
+        .advance(service::webhook::OUTBOX_RETENTION + chrono::Duration::hours(1));
+    let recent = row("prune-recent", app.service.clock().now())
+        .insert(db)
+        .await
+        .expect("insert recent");
+    let pruned = app.service.prune_outbox(1000).await.expect("prune");
+    assert!(pruned >= 1, "nothing pruned");
+    let find = |id: i64| async move {
+        entity::outbox::Entity::find_by_id(id)
+            .one(db)
+            .await
+            .expect("read")
+    };
+    assert!(find(old.id).await.is_none(), "the old event is still there");
+    assert!(
+        find(recent.id).await.is_some(),
+        "the recent event was pruned"
+    );
+}
