@@ -32,6 +32,9 @@ pub struct FanoutArgs {
     pub server_pid: u32,
 }
 
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
 const SUBSCRIPTION: &str = "subscription { checkStatusChanged { checkId state } }";
 
 /// Opens one subscriber; returns once it is subscribed, then waits for its first event and
@@ -43,7 +46,7 @@ async fn subscriber(
     ready: tokio::sync::mpsc::UnboundedSender<anyhow::Result<()>>,
     mut go: watch::Receiver<bool>,
     permit: tokio::sync::OwnedSemaphorePermit,
-) -> Option<(Instant, Box<dyn std::any::Any + Send>)> {
+) -> Option<(Instant, Ws)> {
     let res: anyhow::Result<_> = async {
         let mut req = ws_url.as_str().into_client_request()?;
         req.headers_mut()
@@ -98,7 +101,7 @@ async fn subscriber(
     loop {
         tokio::select! {
             msg = ws.next() => match msg {
-                Some(Ok(Message::Text(t))) if t.contains("\"next\"") => return Some((Instant::now(), Box::new(ws))),
+                Some(Ok(Message::Text(t))) if t.contains("\"next\"") => return Some((Instant::now(), ws)),
                 Some(Ok(Message::Ping(p))) => { let _ = ws.send(Message::Pong(p)).await; }
                 Some(Ok(_)) => {}
                 _ => return None,

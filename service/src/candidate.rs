@@ -1,5 +1,4 @@
 //! Candidates: create, update, look up, list; reveal of sensitive fields by role.
-use crate::db::SelectUnique;
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{CheckStatus, Role, candidate, check};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
@@ -9,6 +8,7 @@ use sea_orm::{
 };
 use serde_json::json;
 
+use crate::db::SelectUnique;
 use crate::error::is_unique_violation;
 use crate::events::{self, EventType};
 use crate::page::{Direction, Page, PageRequest};

@@ -1,5 +1,4 @@
 //! Background checks: start, transition through the status table, history, report access.
-use crate::db::SelectUnique;
 use std::collections::HashMap;
 
 use entity::{CheckStatus, Role, candidate, check, check_status_history as history, partner};
@@ -10,6 +9,7 @@ use sea_orm::{
 };
 use serde_json::json;
 
+use crate::db::SelectUnique;
 use crate::events::{self, EventType};
 use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};
 

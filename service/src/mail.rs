@@ -2,13 +2,13 @@
 //! so a notice exists exactly when its status does, together with a task that hands it to the
 //! configured [`Mailer`] (SMTP), retried with backoff. Without a mailer it is kept, logged and
 //! readable through GraphQL (`emails`), which is all the embedded default needs.
-use crate::db::SelectUnique;
 use chrono::{DateTime, Utc};
 use entity::{candidate, email};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
 
+use crate::db::SelectUnique;
 use crate::screening::provider::BoxFut;
 use crate::tasks::{self, TaskKind, TaskOutcome};
 use crate::{Actor, Service, ServiceResult, ids};

@@ -3,7 +3,6 @@
 //! goes to compliance review (`review__cm`) with `criminal_monitoring_triggered: true` in the
 //! status webhook; no charge → the partner hears nothing of the arrest (FCRA), and one more
 //! recheck runs 30 days later.
-use crate::db::SelectUnique;
 use chrono::{Duration, NaiveDate};
 use entity::{CheckStatus, Role, check, monitoring_alert};
 use sea_orm::sea_query::Expr;
@@ -14,6 +13,7 @@ use sea_orm::{
 use serde_json::json;
 
 use crate::check::StatusExtras;
+use crate::db::SelectUnique;
 use crate::events::{self, EventType};
 use crate::screening::calendar;
 use crate::screening::provider::ArrestAlert;

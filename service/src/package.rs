@@ -1,5 +1,4 @@
 //! Packages: named sets of searches. Exactly one non-archived package per partner is the default.
-use crate::db::SelectUnique;
 use entity::{Role, SearchKind, package, partner};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -8,6 +7,7 @@ use sea_orm::{
 };
 use serde_json::json;
 
+use crate::db::SelectUnique;
 use crate::events::{self, EventType};
 use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};
 

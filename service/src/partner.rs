@@ -1,9 +1,9 @@
 //! Partner (tenant) settings.
-use crate::db::SelectUnique;
 use entity::{Role, partner};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Set};
 use serde_json::json;
 
+use crate::db::SelectUnique;
 use crate::events::{self, EventType};
 use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};
 

@@ -1,7 +1,6 @@
 //! Running a check end to end: what each new status causes (invitations, screening runs,
 //! adverse action, rechecks), candidate links, consent through our page or the partner's hosted
 //! form, the screening run through the provider with adjudication, and reports.
-use crate::db::SelectUnique;
 use std::collections::BTreeMap;
 
 use base64::Engine;
@@ -19,6 +18,7 @@ use sha2::Digest;
 
 use crate::candidate::CandidateInput;
 use crate::check::StatusExtras;
+use crate::db::SelectUnique;
 use crate::screening::disclosures::{self, RequiredField, Section};
 use crate::screening::provider::{SearchOutcome, SearchRequest, Subject};
 use crate::screening::{adjudication, report::Report};
@@ -210,9 +210,6 @@ impl Service {
                 self.send_final_notice(txn, c, cand, partner).await?
             }
             CheckStatus::Rejected => self.end_adverse_action(txn, c, "completed", now).await?,
-            // A check withdrawn from `initiated` was never sent anywhere: no invitation, link,
-            // task or adverse action exists to stop.
-            CheckStatus::Withdrawn if from == Some(CheckStatus::Initiated) => {}
             CheckStatus::Withdrawn => {
                 crate::adverse::close_adverse_actions(txn, &c.id, "cancelled", now).await?;
                 // Mail already written still goes out; every other step stops.

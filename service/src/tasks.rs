@@ -2,7 +2,6 @@
 //! (so it survives restarts and is never lost); the scheduler hands due tasks to the job queue,
 //! and a job runs one task by id. Tasks are measured against the service [`crate::clock::Clock`],
 //! so tests move time instead of waiting.
-use crate::db::SelectUnique;
 use chrono::{DateTime, Duration, Utc};
 use entity::task;
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -12,6 +11,7 @@ use sea_orm::{
 };
 use serde_json::Value;
 
+use crate::db::SelectUnique;
 use crate::{Service, ServiceResult, ids};
 
 /// What a task does.

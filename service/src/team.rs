@@ -1,5 +1,4 @@
 //! Team members of a partner and their roles.
-use crate::db::SelectUnique;
 use entity::{Role, api_token, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -7,6 +6,7 @@ use sea_orm::{
 };
 use serde_json::json;
 
+use crate::db::SelectUnique;
 use crate::error::is_unique_violation;
 use crate::events::{self, EventType};
 use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};

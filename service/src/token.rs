@@ -1,5 +1,4 @@
 //! API tokens: minted and revoked by super_admins (or the CLI), checked on every request.
-use crate::db::SelectUnique;
 use chrono::Duration;
 use entity::{Role, api_token, user};
 use sea_orm::{
@@ -8,6 +7,7 @@ use sea_orm::{
 use serde_json::json;
 
 use crate::auth::Claims;
+use crate::db::SelectUnique;
 use crate::events::{self, EventType};
 use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};
 

@@ -1,8 +1,7 @@
 //! Webhooks: partner endpoints (URL, event types, `whsec_` signing secrets with rotation), the
 //! deliveries the relay creates from outbox events, and the record of every attempt. The
 //! payloads are seed 003's, field for field.
-use crate::db::SelectUnique;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{
@@ -17,6 +16,7 @@ use sea_orm::{
 };
 use serde_json::{Value, json};
 
+use crate::db::SelectUnique;
 use crate::events::{self, EventType};
 use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};
 
@@ -344,12 +344,7 @@ impl Service {
         }
         // Each partner's enabled endpoints, read once per batch.
         let mut endpoints: HashMap<String, Vec<endpoint::Model>> = HashMap::new();
-        let partners: Vec<String> = rows
-            .iter()
-            .map(|r| r.partner_id.clone())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let partners: HashSet<&str> = rows.iter().map(|r| r.partner_id.as_str()).collect();
         for e in endpoint::Entity::find()
             .filter(endpoint::Column::PartnerId.is_in(partners))
             .filter(endpoint::Column::Enabled.eq(true))
@@ -360,8 +355,7 @@ impl Service {
         }
         let mut new = Vec::new();
         for ev in &rows {
-            let none = Vec::new();
-            let eps = endpoints.get(&ev.partner_id).unwrap_or(&none);
+            let eps = endpoints.get(&ev.partner_id).map_or(&[][..], Vec::as_slice);
             new.extend(self.deliveries_for(&txn, ev, eps).await?);
         }
         // One statement per `DELIVERY_INSERT_CHUNK` deliveries (bound parameters are limited:
@@ -718,24 +712,19 @@ impl Service {
     }
 
     /// Deletes up to `limit` outbox events relayed more than `OUTBOX_RETENTION` ago (by the
-    /// service clock). Once relayed, nothing reads them: each delivery keeps its own body and
-    /// event id. Returns how many went.
+    /// service clock), oldest first, in one statement. Once relayed, nothing reads them: each
+    /// delivery keeps its own body and event id. Returns how many went.
     pub async fn prune_outbox(&self, limit: u64) -> ServiceResult<u64> {
         let cutoff = self.clock.now() - OUTBOX_RETENTION;
-        let ids: Vec<i64> = outbox::Entity::find()
-            .select_only()
+        let oldest = sea_orm::sea_query::Query::select()
             .column(outbox::Column::Id)
-            .filter(outbox::Column::PublishedAt.lt(cutoff))
-            .order_by_asc(outbox::Column::Id)
+            .from(outbox::Entity)
+            .and_where(outbox::Column::PublishedAt.lt(cutoff))
+            .order_by(outbox::Column::Id, sea_orm::Order::Asc)
             .limit(limit)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        if ids.is_empty() {
-            return Ok(0);
-        }
+            .to_owned();
         let res = outbox::Entity::delete_many()
-            .filter(outbox::Column::Id.is_in(ids))
+            .filter(outbox::Column::Id.in_subquery(oldest))
             .exec(&self.db)
             .await?;
         Ok(res.rows_affected)

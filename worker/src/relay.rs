@@ -39,6 +39,28 @@ const RELAY_WINDOW: i64 = 1000;
 /// How often the relay scans the whole outbox rather than its window.
 const RELAY_FULL_SCAN_EVERY: Duration = Duration::from_secs(2);
 
+/// Where the relay reads from next.
+struct RelayCursor {
+    /// The highest outbox id relayed so far.
+    highest: i64,
+    last_full_scan: std::time::Instant,
+}
+
+impl RelayCursor {
+    /// The id to read after: `None` (from the start) once every `RELAY_FULL_SCAN_EVERY`.
+    fn next_after(&mut self) -> Option<i64> {
+        if self.last_full_scan.elapsed() >= RELAY_FULL_SCAN_EVERY {
+            self.last_full_scan = std::time::Instant::now();
+            None
+        } else {
+            Some(self.highest - RELAY_WINDOW)
+        }
+    }
+}
+
+/// Outbox events deleted per statement by the sweeper, up to ten statements a sweep.
+const PRUNE_BATCH: u64 = 1000;
+
 /// Runs until `stop` turns true. Polls every `idle` when the outbox is empty. Each poll reads
 /// events after the highest id relayed so far less `RELAY_WINDOW` (ids are drawn at insert and
 /// committed in a slightly different order); every `RELAY_FULL_SCAN_EVERY` it reads from the
@@ -50,17 +72,13 @@ pub async fn run_relay(
     idle: Duration,
     stop: watch::Receiver<bool>,
 ) {
-    let state = std::sync::Mutex::new((0_i64, std::time::Instant::now()));
+    let cursor = std::sync::Mutex::new(RelayCursor {
+        highest: 0,
+        last_full_scan: std::time::Instant::now(),
+    });
+    let lock = || cursor.lock().unwrap_or_else(|e| e.into_inner());
     poll_until_stopped(idle, stop, || async {
-        let after = {
-            let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-            if st.1.elapsed() >= RELAY_FULL_SCAN_EVERY {
-                st.1 = std::time::Instant::now();
-                None
-            } else {
-                Some(st.0 - RELAY_WINDOW)
-            }
-        };
+        let after = lock().next_after();
         let bus2 = bus.clone();
         let res = service
             .relay_batch(after, 200, |events| async move {
@@ -71,8 +89,8 @@ pub async fn run_relay(
         match res {
             Ok((events, deliveries)) => {
                 if let Some(max) = events.iter().map(|e| e.id).max() {
-                    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                    st.0 = st.0.max(max);
+                    let mut c = lock();
+                    c.highest = c.highest.max(max);
                 }
                 for id in &deliveries {
                     if let Err(e) = queue.enqueue(id, None).await {
@@ -105,10 +123,9 @@ pub async fn run_sweeper(
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
-        // Up to 10,000 events a sweep.
         for _ in 0..10 {
-            match service.prune_outbox(1000).await {
-                Ok(1000) => continue,
+            match service.prune_outbox(PRUNE_BATCH).await {
+                Ok(n) if n == PRUNE_BATCH => continue,
                 Ok(_) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "sweeper: pruning the outbox failed");
