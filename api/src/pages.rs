@@ -1,6 +1,7 @@
 //! The candidate-facing pages: the consent page an invitation links to (the FCRA sections in
 //! order, each acknowledged, then the missing details and the signature) and the candidate's
-//! copy of their report with a dispute form. Plain server-rendered HTML forms, no JavaScript.
+//! copy of their report with a dispute form. Plain server-rendered HTML forms; the one script is
+//! the signature pad, which only adds drawing as an alternative to typing one's name.
 use poem::http::{HeaderMap, StatusCode};
 use poem::web::{Data, Html, Path, RemoteAddr};
 use poem::{Body, IntoResponse, Response, handler};
@@ -14,7 +15,37 @@ input[type=text]{display:block;width:100%;padding:.5rem;font-size:1rem;\
 border:1px solid #555;border-radius:4px}.check label{display:inline;font-weight:400}\
 .error{color:#a00000;font-weight:600}.copy{border:1px solid #ccc;padding:1rem;max-height:24rem;\
 overflow:auto}button{margin-top:1.5rem;padding:.6rem 1.4rem;font-size:1rem}\
-[aria-invalid=true]{border-color:#a00000}:focus{outline:3px solid #1a5fb4;outline-offset:2px}";
+[aria-invalid=true]{border-color:#a00000}:focus{outline:3px solid #1a5fb4;outline-offset:2px}\
+canvas{display:block;width:100%;max-width:600px;height:auto;margin-top:.5rem;background:#fff;\
+border:1px solid #555;border-radius:4px;touch-action:none}#pad button{margin-top:.5rem}";
+
+/// The signature pad: shown only when scripts run, it turns strokes on the canvas into a PNG
+/// data URL in the hidden `signature_image` field, and while a drawing is there the typed name
+/// is no longer required. After a refused submission it redraws the kept image.
+const PAD_SCRIPT: &str = "(function(){var pad=document.getElementById('pad'),\
+c=document.getElementById('pad-canvas'),img=document.getElementById('signature_image'),\
+typed=document.getElementById('signature'),x=c&&c.getContext&&c.getContext('2d');if(!x)return;\
+pad.hidden=false;var down=false,last=null;\
+function blank(){x.fillStyle='#fff';x.fillRect(0,0,c.width,c.height);x.fillStyle='#000';\
+x.strokeStyle='#000';x.lineWidth=3;x.lineCap='round';x.lineJoin='round';}\
+function sync(drawn){img.value=drawn?c.toDataURL('image/png'):'';typed.required=!drawn;}\
+function at(e){var r=c.getBoundingClientRect();\
+return[(e.clientX-r.left)*c.width/r.width,(e.clientY-r.top)*c.height/r.height];}\
+blank();\
+c.addEventListener('pointerdown',function(e){down=true;last=at(e);\
+if(c.setPointerCapture)c.setPointerCapture(e.pointerId);x.beginPath();\
+x.arc(last[0],last[1],1.5,0,2*Math.PI);x.fill();e.preventDefault();});\
+c.addEventListener('pointermove',function(e){if(!down)return;var p=at(e);x.beginPath();\
+x.moveTo(last[0],last[1]);x.lineTo(p[0],p[1]);x.stroke();last=p;});\
+function end(){if(down){down=false;sync(true);}}\
+c.addEventListener('pointerup',end);c.addEventListener('pointercancel',end);\
+document.getElementById('pad-clear').addEventListener('click',function(){blank();sync(false);});\
+if(img.value){var i=new Image();i.onload=function(){x.drawImage(i,0,0);sync(true);};\
+i.src=img.value;}})();";
+
+/// The largest form body taken: room for a drawn signature (a PNG data URL of up to 2 MB, made
+/// longer by form encoding).
+const FORM_MAX: usize = 3 * 1024 * 1024;
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
@@ -59,7 +90,7 @@ fn problem_page(p: LinkProblem) -> Response {
 /// Parsed `application/x-www-form-urlencoded` body.
 async fn form(body: Body) -> Vec<(String, String)> {
     match body.into_bytes().await {
-        Ok(b) if b.len() <= 64 * 1024 => url::form_urlencoded::parse(&b).into_owned().collect(),
+        Ok(b) if b.len() <= FORM_MAX => url::form_urlencoded::parse(&b).into_owned().collect(),
         _ => Vec::new(),
     }
 }
@@ -192,14 +223,26 @@ fn render_consent(
     } else {
         format!("<fieldset><legend>Your details</legend>{fields}</fieldset>")
     };
+    // A drawing is kept across a refused submission unless the drawing itself was refused.
+    let drawn = if sig_err.is_some() {
+        String::new()
+    } else {
+        value("signature_image")
+    };
     let body = format!(
         "<p>Step {last} of {last}: background check for {partner}</p><h1>Sign your consent</h1>\
          {summary}{other_errors}<form method=\"post\" action=\"/consent/{token}/sign\">{details}\
          <fieldset><legend>Signature</legend>\
          <label for=\"signature\">Type your full name ({name}) to sign</label>{sig_msg}\
          <input type=\"text\" id=\"signature\" name=\"signature\" autocomplete=\"name\" required \
-         value=\"{sig}\"{sig_invalid}></fieldset>\
-         <button type=\"submit\">Sign and submit</button></form>",
+         value=\"{sig}\"{sig_invalid}>\
+         <div id=\"pad\" hidden><p id=\"pad-help\">Or draw your signature in the box with a mouse, \
+         finger or pen instead of typing your name.</p>\
+         <canvas id=\"pad-canvas\" width=\"600\" height=\"160\" aria-label=\"Signature drawing area\" \
+         aria-describedby=\"pad-help\"></canvas>\
+         <button type=\"button\" id=\"pad-clear\">Clear drawing</button></div>\
+         <input type=\"hidden\" id=\"signature_image\" name=\"signature_image\" value=\"{drawn}\">\
+         </fieldset><button type=\"submit\">Sign and submit</button></form><script>{PAD_SCRIPT}</script>",
         last = total + 1,
         partner = esc(&view.partner_name),
         token = esc(token),
@@ -279,6 +322,8 @@ pub async fn consent_sign(
     for (k, v) in &posted {
         if k == "signature" {
             details.signature = v.clone();
+        } else if k == "signature_image" {
+            details.signature_image = v.clone();
         } else {
             details.fields.insert(k.clone(), v.clone());
         }

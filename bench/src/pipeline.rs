@@ -158,6 +158,8 @@ async fn report(
     Ok(())
 }
 
+/// The signature every hosted-form submission carries: Turn's example 1×1 PNG.
+const SIGNATURE_PNG: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVQYV2NgYAAAAAMAAWgmWQ0AAAAASUVORK5CYII=";
 const FORM: &str = "mutation { createConsentForm(zipcode: \"94107\") { formId } }";
 const SUBMIT: &str = "mutation($i: SubmitConsentFormInput!) { submitConsentForm(input: $i) { outcome check { id } } }";
 
@@ -237,7 +239,7 @@ pub async fn screen(args: PipelineArgs) -> anyhow::Result<()> {
                 "formId": form_id, "firstName": "Bench", "lastName": format!("Candidate{n}"),
                 "noMiddleName": true, "email": format!("bench.{tag}.{n}@example.com"),
                 "phone": "4155550134", "dateOfBirth": "1990-04-06", "ssn": ssn(n),
-                "address": "1 Market St", "city": "San Francisco", "consentDocument": "Bench Candidate",
+                "address": "1 Market St", "city": "San Francisco", "consentDocument": SIGNATURE_PNG,
                 "callbackUrl": url,
                 "timestamps": {"welcome": [now], "summaryOfRights": [now], "disclosure": [now],
                     "summaryOfStateRights": [now], "authorizationOfBackgroundInvestigation": [now], "signature": [now]},

@@ -182,6 +182,48 @@ pub fn http_url(field: &str, value: &str) -> ServiceResult<String> {
     }
 }
 
+/// The prefix of a signature image, as Turn's `consent_document` requires it.
+pub const PNG_DATA_URL_PREFIX: &str = "data:image/png;base64,";
+
+/// The largest signature image accepted, as a data URL (Turn recommends under 8 MB; a drawn
+/// signature is a few kilobytes).
+pub const PNG_DATA_URL_MAX: usize = 2_000_000;
+
+/// A signature image: a `data:image/png;base64,` URL whose bytes are a whole PNG (the PNG
+/// signature, an `IHDR` chunk first with a width and height between 1 and 10,000, and `IEND`
+/// last). The pixels are not decoded. Returns the URL as given, trimmed.
+pub fn png_data_url(field: &str, value: &str) -> ServiceResult<String> {
+    use base64::Engine as _;
+    const MAGIC: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+    const IEND: [u8; 12] = [0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xae, 0x42, 0x60, 0x82];
+    let v = value.trim();
+    if v.len() > PNG_DATA_URL_MAX {
+        return invalid(field, "must be at most 2 MB");
+    }
+    let Some(data) = v.strip_prefix(PNG_DATA_URL_PREFIX) else {
+        return invalid(
+            field,
+            format!("must be a PNG image as a data URL ({PNG_DATA_URL_PREFIX}…)"),
+        );
+    };
+    let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data) else {
+        return invalid(field, "is not valid base64");
+    };
+    let dimension =
+        |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    let whole = bytes.len() >= MAGIC.len() + 25 + IEND.len()
+        && bytes.starts_with(&MAGIC)
+        && bytes[8..16] == [0, 0, 0, 13, b'I', b'H', b'D', b'R']
+        && bytes.ends_with(&IEND);
+    if !whole {
+        return invalid(field, "is not a whole PNG image");
+    }
+    if !(1..=10_000).contains(&dimension(16)) || !(1..=10_000).contains(&dimension(20)) {
+        return invalid(field, "must be between 1 and 10,000 pixels wide and high");
+    }
+    Ok(v.to_string())
+}
+
 pub fn mask_ssn(last4: &str) -> String {
     format!("***-**-{last4}")
 }
@@ -189,6 +231,31 @@ pub fn mask_ssn(last4: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn png_data_urls() {
+        // Turn's own example of a consent_document: a 1×1 PNG.
+        let turn = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVQYV2NgYAAAAAMAAWgmWQ0AAAAASUVORK5CYII=";
+        assert_eq!(
+            png_data_url("s", &format!(" {turn} ")).ok().as_deref(),
+            Some(turn)
+        );
+        let truncated = &turn[..turn.len() - 16];
+        for bad in [
+            "Alec Holland",
+            "data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=",
+            "data:image/png;base64,not base64!",
+            // PNG signature alone, then a cut-off image.
+            "data:image/png;base64,iVBORw0KGgo=",
+            truncated,
+            // A GIF under a PNG prefix.
+            "data:image/png;base64,R0lGODlhAQABAAAAACw=",
+        ] {
+            assert!(png_data_url("s", bad).is_err(), "{bad}");
+        }
+        let too_big = format!("{PNG_DATA_URL_PREFIX}{}", "A".repeat(PNG_DATA_URL_MAX));
+        assert!(png_data_url("s", &too_big).is_err());
+    }
 
     #[test]
     fn emails() {

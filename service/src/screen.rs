@@ -87,7 +87,10 @@ impl ConsentView {
 #[derive(Debug, Clone, Default)]
 pub struct ConsentDetails {
     pub fields: BTreeMap<String, String>,
+    /// The typed name.
     pub signature: String,
+    /// The drawn signature, a PNG data URL; empty when the candidate typed their name only.
+    pub signature_image: String,
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
 }
@@ -122,7 +125,7 @@ pub struct FormSpec {
 pub struct HostedConsent {
     pub candidate: CandidateInput,
     pub no_middle_name: bool,
-    /// Signature image (data URL) or typed name.
+    /// The signature image, a `data:image/png;base64,` URL.
     pub consent_document: String,
     pub callback_url: Option<String>,
     /// `false` keeps the check at `consent` without running it.
@@ -656,12 +659,25 @@ impl Service {
             };
             *slot = Some(value);
         }
-        let signature = details.signature.trim();
-        if signature.is_empty() {
-            errors.push(("signature".into(), "Type your full name to sign.".into()));
-        } else if signature.chars().count() > 200 {
-            errors.push(("signature".into(), "Must be at most 200 characters.".into()));
-        }
+        // A drawing, when there is one, is the signature; otherwise the typed name is.
+        let drawn = details.signature_image.trim();
+        let typed = details.signature.trim();
+        let signature = if !drawn.is_empty() {
+            if domain::png_data_url("signature", drawn).is_err() {
+                errors.push((
+                    "signature".into(),
+                    "Your drawn signature could not be read. Clear it and draw it again, or type your full name.".into(),
+                ));
+            }
+            drawn
+        } else {
+            if typed.is_empty() {
+                errors.push(("signature".into(), "Type your full name to sign.".into()));
+            } else if typed.chars().count() > 200 {
+                errors.push(("signature".into(), "Must be at most 200 characters.".into()));
+            }
+            typed
+        };
         if !errors.is_empty() {
             return Ok(Err(errors));
         }
@@ -855,12 +871,7 @@ impl Service {
                 "Missing data for required field.",
             ));
         }
-        if consent_document.len() > 2_000_000 {
-            return Err(ServiceError::invalid(
-                "consentDocument",
-                "must be at most 2 MB",
-            ));
-        }
+        let consent_document = domain::png_data_url("consentDocument", consent_document)?;
         let partner = crate::partner::load(&self.db, &actor.partner_id).await?;
         let sections = disclosures::sections(&partner.name, form.state.as_deref());
         let mut timestamps = BTreeMap::new();
@@ -927,7 +938,7 @@ impl Service {
             section_timestamps: Set(
                 serde_json::to_string(&timestamps).map_err(anyhow::Error::from)?
             ),
-            signature: Set(consent_document.to_string()),
+            signature: Set(consent_document),
             ip_address: Set(ip),
             user_agent: Set(ua),
             signed_at: Set(now),

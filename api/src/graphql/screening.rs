@@ -309,7 +309,8 @@ pub struct SubmitConsentFormInput {
     pub drivers_license_number: Option<String>,
     /// Required when the package has an MVR search.
     pub drivers_license_state: Option<String>,
-    /// The signature: an image as a data URL, or the typed name.
+    /// The candidate's drawn signature: a PNG image as a data URL (`data:image/png;base64,…`),
+    /// up to 2 MB. Anything else is refused with this field named.
     pub consent_document: String,
     /// Where the results webhook goes.
     pub callback_url: Option<String>,

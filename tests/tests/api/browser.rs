@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::spawn_app_with;
+use crate::helpers::{TestApp, spawn_app_with};
 
 /// W3C key codes.
 const SPACE: &str = "\u{E00D}";
@@ -169,6 +169,103 @@ impl Browser {
         .await;
     }
 
+    /// Runs a script in the page with element arguments; returns its result.
+    async fn script(&self, script: &str, elements: &[&str]) -> Value {
+        let args: Vec<Value> = elements.iter().map(|e| json!({ELEMENT: e})).collect();
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": script, "args": args}),
+        )
+        .await
+    }
+
+    /// A DOM property of an element (`value`, `required`, …).
+    async fn property(&self, element: &str, name: &str) -> Value {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/element/{element}/property/{name}"),
+            Value::Null,
+        )
+        .await
+    }
+
+    async fn click(&self, element: &str) {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/click"),
+            json!({}),
+        )
+        .await;
+    }
+
+    /// Draws one stroke with the mouse through `points`, offsets from the element's centre.
+    async fn stroke(&self, element: &str, points: &[(i64, i64)]) {
+        self.script(
+            "arguments[0].scrollIntoView({block: 'center'});",
+            &[element],
+        )
+        .await;
+        let mut steps = Vec::new();
+        for (i, (x, y)) in points.iter().enumerate() {
+            steps.push(json!({"type": "pointerMove", "duration": 20, "origin": {ELEMENT: element}, "x": x, "y": y}));
+            if i == 0 {
+                steps.push(json!({"type": "pointerDown", "button": 0}));
+            }
+        }
+        steps.push(json!({"type": "pointerUp", "button": 0}));
+        self.call(
+            reqwest::Method::POST,
+            "/actions",
+            json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": steps}]}),
+        )
+        .await;
+    }
+
+    /// Walks the consent sections: for each, continuing without ticking is refused with a
+    /// message, then every box is ticked with the space bar and Enter continues. Returns the
+    /// sections' titles.
+    async fn acknowledge_sections(&self) -> Vec<String> {
+        let mut titles = Vec::new();
+        loop {
+            let title = self.heading().await;
+            if title == "Sign your consent" {
+                return titles;
+            }
+            assert!(titles.len() < 6, "sections never end: {titles:?}");
+            // Every checkbox has a label the browser ties to it.
+            let html = self.source().await;
+            let boxes = self.find_all("input[type=checkbox]").await;
+            assert!(!boxes.is_empty(), "{html}");
+            for i in 0..boxes.len() {
+                assert!(
+                    html.contains(&format!("<label for=\"box{i}\">")),
+                    "box{i} unlabelled"
+                );
+            }
+            self.keys(&self.find("button[type=submit]").await, ENTER)
+                .await;
+            let refused = self.wait_for("role=\"alert\"").await;
+            assert!(refused.contains("Please tick"), "{refused}");
+            assert!(
+                refused.contains(&format!("<h1>{title}")),
+                "the same section again"
+            );
+            for b in self.find_all("input[type=checkbox]").await {
+                self.keys(&b, SPACE).await;
+            }
+            self.keys(&self.find("button[type=submit]").await, ENTER)
+                .await;
+            for _ in 0..100 {
+                if self.heading().await != title {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            titles.push(title);
+        }
+    }
+
     /// Waits until the page's source contains `text`; returns the source.
     async fn wait_for(&self, text: &str) -> String {
         for _ in 0..100 {
@@ -209,6 +306,23 @@ impl Drop for Browser {
     }
 }
 
+/// The consent link of the invitation email of `check`.
+async fn consent_link(app: &TestApp, check: &str) -> String {
+    let mail = app
+        .gql(
+            "query($c: ID) { emails(checkId: $c) { body } }",
+            json!({"c": check}),
+        )
+        .await;
+    mail.data()["emails"][0]["body"]
+        .as_str()
+        .expect("body")
+        .split_whitespace()
+        .find(|w| w.contains("/consent/"))
+        .expect("consent link")
+        .to_string()
+}
+
 #[tokio::test]
 async fn a_candidate_consents_in_headless_chromium_with_the_keyboard() {
     let Some(browser) = Browser::start().await else {
@@ -217,63 +331,9 @@ async fn a_candidate_consents_in_headless_chromium_with_the_keyboard() {
     let app = spawn_app_with(|c| c.sandbox_latency_ms = 0).await;
     let cand = app.candidate("samwise.browser@example.com").await;
     let check = app.start_check(&cand, true).await;
-    let mail = app
-        .gql(
-            "query($c: ID) { emails(checkId: $c) { body } }",
-            json!({"c": check}),
-        )
-        .await;
-    let link = mail.data()["emails"][0]["body"]
-        .as_str()
-        .expect("body")
-        .split_whitespace()
-        .find(|w| w.contains("/consent/"))
-        .expect("consent link")
-        .to_string();
-    browser.go(&link).await;
+    browser.go(&consent_link(&app, &check).await).await;
 
-    let mut titles = Vec::new();
-    loop {
-        let title = browser.heading().await;
-        if title == "Sign your consent" {
-            break;
-        }
-        assert!(titles.len() < 6, "sections never end: {titles:?}");
-        // Every checkbox has a label the browser ties to it.
-        let html = browser.source().await;
-        let boxes = browser.find_all("input[type=checkbox]").await;
-        assert!(!boxes.is_empty(), "{html}");
-        for i in 0..boxes.len() {
-            assert!(
-                html.contains(&format!("<label for=\"box{i}\">")),
-                "box{i} unlabelled"
-            );
-        }
-        // Continue without ticking: the page says what is missing and stays.
-        browser
-            .keys(&browser.find("button[type=submit]").await, ENTER)
-            .await;
-        let refused = browser.wait_for("role=\"alert\"").await;
-        assert!(refused.contains("Please tick"), "{refused}");
-        assert!(
-            refused.contains(&format!("<h1>{title}")),
-            "the same section again"
-        );
-        // Tick each box with the space bar, then press Enter on the button.
-        for b in browser.find_all("input[type=checkbox]").await {
-            browser.keys(&b, SPACE).await;
-        }
-        browser
-            .keys(&browser.find("button[type=submit]").await, ENTER)
-            .await;
-        for _ in 0..100 {
-            if browser.heading().await != title {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        titles.push(title);
-    }
+    let titles = browser.acknowledge_sections().await;
     assert_eq!(titles.len(), 4, "{titles:?}");
     assert_eq!(titles[0], "Welcome");
 
@@ -323,5 +383,127 @@ async fn a_candidate_consents_in_headless_chromium_with_the_keyboard() {
             .is_some_and(|u| u.contains("Chrome")),
         "the browser's user agent is kept: {}",
         consent[0]["user_agent"]
+    );
+}
+
+#[tokio::test]
+async fn a_candidate_signs_by_drawing_in_headless_chromium() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let app = spawn_app_with(|c| c.sandbox_latency_ms = 0).await;
+    let cand = app.candidate("rosie.browser@example.com").await;
+    let check = app.start_check(&cand, true).await;
+    browser.go(&consent_link(&app, &check).await).await;
+    browser.acknowledge_sections().await;
+
+    // A ZIP code that is too short, so the first submission is refused.
+    for (field, value) in [
+        ("date_of_birth", "1981-03-02"),
+        ("ssn", "123-45-6781"),
+        ("address", "5 Bagshot Row"),
+        ("city", "Hobbiton"),
+        ("state", "CA"),
+        ("zip", "941"),
+    ] {
+        browser
+            .keys(&browser.find(&format!("#{field}")).await, value)
+            .await;
+    }
+    let typed = browser.find("#signature").await;
+    let image = browser.find("#signature_image").await;
+    let canvas = browser.find("#pad-canvas").await;
+    assert_eq!(browser.property(&typed, "required").await, true);
+    assert_eq!(browser.property(&image, "value").await, "");
+
+    // A stroke fills the hidden field with a PNG and the typed name is no longer required.
+    browser
+        .stroke(
+            &canvas,
+            &[(-200, 20), (-120, -30), (-40, 25), (40, -25), (120, 20)],
+        )
+        .await;
+    let first = browser.property(&image, "value").await;
+    assert!(
+        first
+            .as_str()
+            .is_some_and(|v| v.starts_with("data:image/png;base64,")),
+        "{first}"
+    );
+    assert_eq!(browser.property(&typed, "required").await, false);
+    // Clearing takes it back.
+    browser.click(&browser.find("#pad-clear").await).await;
+    assert_eq!(browser.property(&image, "value").await, "");
+    assert_eq!(browser.property(&typed, "required").await, true);
+
+    browser
+        .stroke(
+            &canvas,
+            &[(-220, 0), (-150, -40), (-60, 30), (30, -35), (200, 10)],
+        )
+        .await;
+    let ink = browser
+        .script(
+            "var c = arguments[0], d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, n = 0;\
+             for (var i = 0; i < d.length; i += 4) { if (d[i] < 128) n++; } return n;",
+            &[&canvas],
+        )
+        .await;
+    assert!(ink.as_u64().is_some_and(|n| n > 300), "ink pixels: {ink}");
+    browser
+        .keys(&browser.find("button[type=submit]").await, ENTER)
+        .await;
+    browser.wait_for("id=\"zip-error\"").await;
+    assert_eq!(app.check_status(&check).await, "emailed");
+
+    // The refused page hands the drawing back: it is redrawn and still stands for the name.
+    let canvas = browser.find("#pad-canvas").await;
+    let typed = browser.find("#signature").await;
+    let mut redrawn = Value::Null;
+    for _ in 0..100 {
+        redrawn = browser.property(&typed, "required").await;
+        if redrawn == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(redrawn, false, "the kept drawing replaces the typed name");
+    let ink_again = browser
+        .script(
+            "var c = arguments[0], d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, n = 0;\
+             for (var i = 0; i < d.length; i += 4) { if (d[i] < 128) n++; } return n;",
+            &[&canvas],
+        )
+        .await;
+    assert_eq!(ink_again, ink, "the same drawing");
+    let zip = browser.find("#zip").await;
+    browser.clear(&zip).await;
+    browser.keys(&zip, "94107").await;
+    let resubmitted = browser
+        .property(&browser.find("#signature_image").await, "value")
+        .await;
+    browser
+        .keys(&browser.find("button[type=submit]").await, ENTER)
+        .await;
+    browser.wait_heading("Thank you").await;
+
+    app.wait_check_status(&check, "approved").await;
+    let consent = app.dump("consents").await;
+    let stored = consent[0]["signature"].as_str().expect("signature");
+    assert_eq!(stored, resubmitted.as_str().expect("value"));
+    // What was kept is the browser's own PNG of the 600×160 pad.
+    let png = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        stored.trim_start_matches("data:image/png;base64,"),
+    )
+    .expect("base64");
+    assert_eq!(&png[1..4], b"PNG");
+    assert_eq!(
+        u32::from_be_bytes([png[16], png[17], png[18], png[19]]),
+        600
+    );
+    assert_eq!(
+        u32::from_be_bytes([png[20], png[21], png[22], png[23]]),
+        160
     );
 }

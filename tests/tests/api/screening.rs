@@ -58,6 +58,9 @@ fn timestamps() -> Value {
     })
 }
 
+/// Turn's own example of a `consent_document`: a 1×1 PNG as a data URL.
+const SIGNATURE_PNG: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVQYV2NgYAAAAAMAAWgmWQ0AAAAASUVORK5CYII=";
+
 const FORM: &str = "mutation($z: String!, $p: ID) { createConsentForm(zipcode: $z, packageId: $p) { formId state data { field required } disclosures { order key title checkboxes requiredCheckboxes } } }";
 const SUBMIT: &str = "mutation($i: SubmitConsentFormInput!) { submitConsentForm(input: $i) { outcome code message candidate { id turnId } check { id status } } }";
 
@@ -83,7 +86,7 @@ async fn hosted(
                 "phone": "(415) 555-0134", "dateOfBirth": "1990-04-06", "ssn": next_ssn(),
                 "address": "3 Bagshot Row", "city": "San Francisco",
                 "driversLicenseNumber": "D1234567", "driversLicenseState": "CA",
-                "consentDocument": format!("{first} {last}"), "callbackUrl": callback,
+                "consentDocument": SIGNATURE_PNG, "callbackUrl": callback,
                 "timestamps": timestamps(), "ipAddress": "203.0.113.7", "userAgent": "test-suite/1"
             }}),
         )
@@ -269,6 +272,7 @@ async fn hosted_form_runs_a_clear_candidate_to_approved_with_results_and_webhook
     let consent = app.dump("consents").await;
     assert_eq!(consent.len(), 1);
     assert_eq!(consent[0]["method"], "hosted_form");
+    assert_eq!(consent[0]["signature"], SIGNATURE_PNG);
     assert_eq!(consent[0]["ip_address"], "203.0.113.7");
     assert_eq!(consent[0]["user_agent"], "test-suite/1");
     let stamps: Value =
@@ -676,13 +680,26 @@ async fn the_consent_page_takes_a_candidate_from_invitation_to_processing() {
             ("city", "Hobbiton"),
             ("state", "ZZ"),
             ("zip", "1234"),
-            ("signature", ""),
+            // A typed name does not cover for a drawing that is not a PNG image.
+            ("signature", "Frodo Baggins"),
+            (
+                "signature_image",
+                "data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=",
+            ),
         ],
         None,
     )
     .await;
     assert_eq!(bad.status(), 422);
     let html = bad.text().await.expect("html");
+    assert!(
+        html.contains("Your drawn signature could not be read"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("svg+xml"),
+        "a refused drawing is not handed back: {html}"
+    );
     for f in [
         "date_of_birth-error",
         "ssn-error",
@@ -1023,7 +1040,7 @@ async fn hosted_form_input_is_validated_and_duplicates_answer_with_the_existing_
             "formId": form_id, "firstName": "Lobelia", "lastName": "Sackville", "middleName": "B",
             "email": "lobelia@example.com", "phone": "4155550134", "dateOfBirth": "1950-01-01",
             "ssn": "212-45-6789", "address": "Bag End", "city": "Hobbiton",
-            "consentDocument": "data:image/png;base64,iVBORw0KGgo=", "timestamps": timestamps()
+            "consentDocument": SIGNATURE_PNG, "timestamps": timestamps()
         })
     };
     let rows_before = app.count_rows("candidates").await;
@@ -1033,6 +1050,19 @@ async fn hosted_form_input_is_validated_and_duplicates_answer_with_the_existing_
         (json!({"dateOfBirth": "tomorrow"}), "dateOfBirth"),
         (json!({"middleName": null}), "middleName"),
         (json!({"consentDocument": " "}), "consentDocument"),
+        // Turn takes PNG images only: a typed name, another image type or a cut-off PNG is refused.
+        (
+            json!({"consentDocument": "Lobelia Sackville"}),
+            "consentDocument",
+        ),
+        (
+            json!({"consentDocument": "data:image/jpeg;base64,/9j/4AAQSkZJRg=="}),
+            "consentDocument",
+        ),
+        (
+            json!({"consentDocument": "data:image/png;base64,iVBORw0KGgo="}),
+            "consentDocument",
+        ),
         (
             json!({"timestamps": {"welcome": ["x"], "summaryOfRights": [], "disclosure": [], "authorizationOfBackgroundInvestigation": [], "signature": []}}),
             "timestamps.welcome",
@@ -1122,7 +1152,7 @@ async fn another_partner_cannot_reach_screening_of_this_one() {
     let mut i = json!({
         "formId": form_id, "firstName": "A", "lastName": "B", "noMiddleName": true, "email": "ab@example.com",
         "phone": "4155550134", "dateOfBirth": "1980-01-01", "ssn": next_ssn(), "address": "1 Road",
-        "city": "Town", "consentDocument": "A B", "timestamps": timestamps()
+        "city": "Town", "consentDocument": SIGNATURE_PNG, "timestamps": timestamps()
     });
     // A foreign form answers exactly as a missing one.
     let r = app
