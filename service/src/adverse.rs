@@ -328,7 +328,7 @@ impl Service {
         let txn = db::begin_write(&self.db).await?;
         let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
         let aa = self.pause_for_dispute(&txn, actor, &c, &reason).await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(aa)
     }
 
@@ -359,7 +359,7 @@ impl Service {
             now,
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(())
     }
 
@@ -435,7 +435,7 @@ impl Service {
                 .await?
             }
         };
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(updated)
     }
 
@@ -487,7 +487,7 @@ impl Service {
             StatusExtras::default(),
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(TaskOutcome::Done)
     }
 

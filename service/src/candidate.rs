@@ -163,7 +163,7 @@ impl Service {
         let c = self
             .insert_candidate(&txn, actor, first, last, email, p, now)
             .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(c)
     }
 
@@ -347,7 +347,7 @@ impl Service {
             candidate_event(&c, actor),
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(c)
     }
 

@@ -86,7 +86,7 @@ impl Service {
                 status,
             )
             .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(c)
     }
 
@@ -177,7 +177,7 @@ impl Service {
                 StatusExtras::default(),
             )
             .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(updated)
     }
 

@@ -30,7 +30,7 @@ pub mod webhook;
 
 use std::sync::Arc;
 
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 pub use context::Actor;
 pub use error::{ServiceError, ServiceResult};
@@ -67,6 +67,9 @@ pub struct Service {
     pub(crate) clock: clock::Clock,
     pub(crate) provider: Arc<dyn screening::provider::Provider>,
     pub(crate) mailer: Option<Arc<dyn mail::Mailer>>,
+    /// Signalled after each write transaction commits, so this process's outbox relay sends
+    /// the new events at once instead of at its next poll.
+    committed: Arc<tokio::sync::Notify>,
 }
 
 impl Service {
@@ -87,7 +90,23 @@ impl Service {
                 std::time::Duration::ZERO,
             )),
             mailer: None,
+            committed: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Commits a write transaction, then wakes the outbox relay of this process. The relay's
+    /// own bookkeeping and delivery attempts commit with `txn.commit()`: they record no event
+    /// that needs relaying at once.
+    pub(crate) async fn commit(&self, txn: DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
+        txn.commit().await?;
+        self.committed.notify_one();
+        Ok(())
+    }
+
+    /// Resolves after a write transaction of this process commits, or at once if one has
+    /// committed since the last call returned. Another process's commits do not wake it.
+    pub async fn committed(&self) {
+        self.committed.notified().await;
     }
 
     /// The same service with another screening provider.

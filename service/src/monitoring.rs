@@ -56,7 +56,7 @@ impl Service {
             ));
         }
         if enroll == c.cm_criminal_enroll.is_some() {
-            txn.commit().await?;
+            self.commit(txn).await?;
             return Ok(c);
         }
         let now = self.clock.now();
@@ -88,7 +88,7 @@ impl Service {
             tasks::cancel(&txn, &c.id, &[TaskKind::MonitoringRecheck], now).await?;
         }
         let updated = crate::check::find(&txn, &actor.partner_id, check_id).await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(updated)
     }
 
@@ -221,7 +221,7 @@ impl Service {
             now,
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(alert)
     }
 
@@ -296,7 +296,7 @@ impl Service {
                 am.status = Set("no_charge".into());
             }
             am.update(&txn).await?;
-            txn.commit().await?;
+            self.commit(txn).await?;
             return Ok(TaskOutcome::Done);
         }
         am.status = Set("charged".into());
@@ -357,7 +357,7 @@ impl Service {
                 .exec(&txn)
                 .await?;
         }
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(TaskOutcome::Done)
     }
 }

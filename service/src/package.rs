@@ -117,7 +117,7 @@ impl Service {
             package_event(&p, actor),
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(p)
     }
 
@@ -171,7 +171,7 @@ impl Service {
             package_event(&p, actor),
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(p)
     }
 
@@ -185,7 +185,7 @@ impl Service {
             ));
         }
         if current.archived_at.is_some() {
-            txn.commit().await?;
+            self.commit(txn).await?;
             return Ok(current);
         }
         let mut am = current.into_active_model();
@@ -200,7 +200,7 @@ impl Service {
             package_event(&p, actor),
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(p)
     }
 }

@@ -109,7 +109,7 @@ impl Service {
             }),
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(p)
     }
 

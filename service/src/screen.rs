@@ -411,7 +411,7 @@ impl Service {
                 ));
             }
         };
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(updated)
     }
 
@@ -459,7 +459,7 @@ impl Service {
             now,
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(TaskOutcome::Done)
     }
 
@@ -599,7 +599,7 @@ impl Service {
         let mut am: candidate_link::ActiveModel = link.into();
         am.progress = Set(serde_json::to_string(&progress).unwrap_or_else(|_| "{}".into()));
         am.update(&txn).await.map_err(|_| LinkProblem::Unknown)?;
-        txn.commit().await.map_err(|_| LinkProblem::Unknown)?;
+        self.commit(txn).await.map_err(|_| LinkProblem::Unknown)?;
         Ok(Ok(()))
     }
 
@@ -742,7 +742,7 @@ impl Service {
         .await;
         match result {
             Ok(()) => {
-                txn.commit().await.map_err(problem)?;
+                self.commit(txn).await.map_err(problem)?;
                 Ok(Ok(()))
             }
             Err(ServiceError::Invalid { field, message }) => {
@@ -913,7 +913,7 @@ impl Service {
             .one(&txn)
             .await?
         {
-            txn.commit().await?;
+            self.commit(txn).await?;
             return Ok(HostedConsentResult::CandidateExists {
                 candidate: existing,
             });
@@ -970,7 +970,7 @@ impl Service {
         } else {
             c
         };
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(HostedConsentResult::Started {
             candidate: cand,
             check: c,
@@ -1080,7 +1080,7 @@ impl Service {
             },
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(TaskOutcome::Done)
     }
 
@@ -1231,7 +1231,7 @@ impl Service {
                 StatusExtras::default(),
             )
             .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(updated)
     }
 

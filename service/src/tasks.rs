@@ -298,7 +298,7 @@ impl Service {
             crate::check::StatusExtras::default(),
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(TaskOutcome::Done)
     }
 

@@ -69,7 +69,7 @@ impl Service {
             json!({"email": u.email, "role": role.as_str(), "actor": actor.subject}),
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(u)
     }
 
@@ -106,7 +106,7 @@ impl Service {
             json!({"email": u.email, "role": role.as_str(), "actor": actor.subject}),
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         self.tokens.forget_all();
         Ok(u)
     }
@@ -141,7 +141,7 @@ impl Service {
             json!({"email": current.email, "actor": actor.subject}),
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         self.tokens.forget_all();
         Ok(current)
     }

@@ -85,7 +85,7 @@ impl Service {
             json!({"name": minted.record.name, "role": input.role.as_str(), "actor": actor.subject}),
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(minted)
     }
 
@@ -166,7 +166,7 @@ impl Service {
             .await?;
             t
         };
-        txn.commit().await?;
+        self.commit(txn).await?;
         self.tokens.remember(id, None);
         Ok(t)
     }

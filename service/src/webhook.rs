@@ -189,7 +189,7 @@ impl Service {
             endpoint_event(&e, actor),
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(e)
     }
 
@@ -245,7 +245,7 @@ impl Service {
             endpoint_event(&e, actor),
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(e)
     }
 
@@ -273,7 +273,7 @@ impl Service {
             endpoint_event(&e, actor),
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(e)
     }
 
@@ -303,7 +303,7 @@ impl Service {
             endpoint_event(&e, actor),
         )
         .await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(e)
     }
 

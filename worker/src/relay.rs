@@ -10,14 +10,18 @@ use crate::bus::{Bus, BusEvent};
 use crate::queue::JobQueue;
 
 /// Runs `step` until `stop` turns true: again at once while it reports work done, otherwise
-/// after `idle`. The relay and the task scheduler both poll this way.
-pub(crate) async fn poll_until_stopped<F, Fut>(
+/// after `idle` or as soon as `wake` resolves. The relay and the task scheduler both poll this
+/// way.
+pub(crate) async fn poll_until_stopped<F, Fut, W, WFut>(
     idle: Duration,
     mut stop: watch::Receiver<bool>,
+    mut wake: W,
     mut step: F,
 ) where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
+    W: FnMut() -> WFut,
+    WFut: std::future::Future<Output = ()>,
 {
     loop {
         if *stop.borrow() {
@@ -26,6 +30,7 @@ pub(crate) async fn poll_until_stopped<F, Fut>(
         if !step().await {
             tokio::select! {
                 _ = tokio::time::sleep(idle) => {}
+                _ = wake() => {}
                 _ = stop.changed() => {}
             }
         }
@@ -61,7 +66,9 @@ impl RelayCursor {
 /// Outbox events deleted per statement by the sweeper, up to ten statements a sweep.
 const PRUNE_BATCH: u64 = 1000;
 
-/// Runs until `stop` turns true. Polls every `idle` when the outbox is empty. Each poll reads
+/// Runs until `stop` turns true. When the outbox is empty it waits for a commit of this process
+/// (embedded mode: the API's own writes) or `idle`, whichever comes first; in a worker process of
+/// its own it polls every `idle`. Each poll reads
 /// events after the highest id relayed so far less `RELAY_WINDOW` (ids are drawn at insert and
 /// committed in a slightly different order); every `RELAY_FULL_SCAN_EVERY` it reads from the
 /// start, for an event whose transaction stayed open past the window.
@@ -77,35 +84,41 @@ pub async fn run_relay(
         last_full_scan: std::time::Instant::now(),
     });
     let lock = || cursor.lock().unwrap_or_else(|e| e.into_inner());
-    poll_until_stopped(idle, stop, || async {
-        let after = lock().next_after();
-        let bus2 = bus.clone();
-        let res = service
-            .relay_batch(after, 200, |events| async move {
-                bus2.publish(events.into_iter().map(BusEvent::from).collect())
-                    .await
-            })
-            .await;
-        match res {
-            Ok((events, deliveries)) => {
-                if let Some(max) = events.iter().map(|e| e.id).max() {
-                    let mut c = lock();
-                    c.highest = c.highest.max(max);
-                }
-                for id in &deliveries {
-                    if let Err(e) = queue.enqueue(id, None).await {
-                        // Still pending in the database: the sweeper will queue it.
-                        tracing::warn!(delivery = %id, error = %e, "relay: enqueue failed");
+    let committed = service.clone();
+    poll_until_stopped(
+        idle,
+        stop,
+        || committed.committed(),
+        || async {
+            let after = lock().next_after();
+            let bus2 = bus.clone();
+            let res = service
+                .relay_batch(after, 200, |events| async move {
+                    bus2.publish(events.into_iter().map(BusEvent::from).collect())
+                        .await
+                })
+                .await;
+            match res {
+                Ok((events, deliveries)) => {
+                    if let Some(max) = events.iter().map(|e| e.id).max() {
+                        let mut c = lock();
+                        c.highest = c.highest.max(max);
                     }
+                    for id in &deliveries {
+                        if let Err(e) = queue.enqueue(id, None).await {
+                            // Still pending in the database: the sweeper will queue it.
+                            tracing::warn!(delivery = %id, error = %e, "relay: enqueue failed");
+                        }
+                    }
+                    !events.is_empty()
                 }
-                !events.is_empty()
+                Err(e) => {
+                    tracing::warn!(error = %e, "relay: batch failed; retrying");
+                    false
+                }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "relay: batch failed; retrying");
-                false
-            }
-        }
-    })
+        },
+    )
     .await
 }
 

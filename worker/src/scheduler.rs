@@ -15,7 +15,7 @@ pub async fn run_scheduler(
     idle: Duration,
     stop: watch::Receiver<bool>,
 ) {
-    crate::relay::poll_until_stopped(idle, stop, || async {
+    crate::relay::poll_until_stopped(idle, stop, std::future::pending::<()>, || async {
         match service.claim_due_tasks(200).await {
             Ok(ids) => {
                 for id in &ids {

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 /// One request as the receiver saw it.
 #[derive(Debug, Clone)]
@@ -749,6 +749,35 @@ async fn subscribers_see_their_own_partners_status_changes_live() {
         !matches!(closed, Some(Ok(Message::Text(ref t))) if t.contains("connection_ack")),
         "{closed:?}"
     );
+}
+
+/// A commit wakes the relay: with its poll a minute apart, a status change still reaches a
+/// subscriber within seconds.
+#[tokio::test]
+async fn a_commit_wakes_the_relay_without_waiting_for_its_poll() {
+    let app = spawn_app_with(|c| c.poll_interval_ms = 60_000).await;
+    let mut ws = subscribe(
+        &app,
+        &app.token,
+        "subscription { checkStatusChanged { checkId state } }",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let cand = app.candidate("woken@example.com").await;
+    let check = app.start_check(&cand, false).await;
+    for state in ["initiated", "withdrawn"] {
+        if state == "withdrawn" {
+            app.transition(&check, state).await.data();
+        }
+        let event = tokio::time::timeout(Duration::from_secs(5), next_json(&mut ws))
+            .await
+            .unwrap_or_else(|_| panic!("{state}: no event within 5 s of the commit"));
+        let e = &event["payload"]["data"]["checkStatusChanged"];
+        assert_eq!(
+            (e["checkId"].as_str(), e["state"].as_str()),
+            (Some(check.as_str()), Some(state))
+        );
+    }
 }
 
 #[tokio::test]
