@@ -98,26 +98,60 @@ impl JobQueue {
         Ok(())
     }
 
-    /// Queues a due task to run now.
-    pub async fn enqueue_task(&self, task_id: &str) -> anyhow::Result<()> {
-        let job = TaskBuilder::new(RunTask {
-            task_id: task_id.to_string(),
-        })
-        .max_attempts(1)
-        .build();
+    /// Queues deliveries to run now, in one write: one transaction on SQLite, one script call
+    /// on Redis (rather than one of each per delivery).
+    pub async fn enqueue_many(&self, delivery_ids: &[String]) -> anyhow::Result<()> {
+        // Built first: a stream borrowing the ids would not be `Send` for every lifetime.
+        let jobs: Vec<_> = delivery_ids
+            .iter()
+            .map(|id| {
+                TaskBuilder::new(DeliverWebhook {
+                    delivery_id: id.clone(),
+                })
+                .max_attempts(1)
+                .build()
+            })
+            .collect();
+        let jobs = futures_util::stream::iter(jobs);
+        match self {
+            Self::Sqlite { deliveries, .. } => deliveries
+                .clone()
+                .push_all(jobs)
+                .await
+                .map_err(|e| anyhow::anyhow!("enqueue: {e}")),
+            Self::Redis { deliveries, .. } => deliveries
+                .clone()
+                .push_all(jobs)
+                .await
+                .map_err(|e| anyhow::anyhow!("enqueue: {e}")),
+        }
+    }
+
+    /// Queues due tasks to run now, in one write.
+    pub async fn enqueue_tasks(&self, task_ids: &[String]) -> anyhow::Result<()> {
+        let jobs: Vec<_> = task_ids
+            .iter()
+            .map(|id| {
+                TaskBuilder::new(RunTask {
+                    task_id: id.clone(),
+                })
+                .max_attempts(1)
+                .build()
+            })
+            .collect();
+        let jobs = futures_util::stream::iter(jobs);
         match self {
             Self::Sqlite { tasks, .. } => tasks
                 .clone()
-                .push_task(job)
+                .push_all(jobs)
                 .await
-                .map_err(|e| anyhow::anyhow!("enqueue task: {e}"))?,
+                .map_err(|e| anyhow::anyhow!("enqueue tasks: {e}")),
             Self::Redis { tasks, .. } => tasks
                 .clone()
-                .push_task(job)
+                .push_all(jobs)
                 .await
-                .map_err(|e| anyhow::anyhow!("enqueue task: {e}"))?,
+                .map_err(|e| anyhow::anyhow!("enqueue tasks: {e}")),
         }
-        Ok(())
     }
 }
 

@@ -104,11 +104,11 @@ pub async fn run_relay(
                         let mut c = lock();
                         c.highest = c.highest.max(max);
                     }
-                    for id in &deliveries {
-                        if let Err(e) = queue.enqueue(id, None).await {
-                            // Still pending in the database: the sweeper will queue it.
-                            tracing::warn!(delivery = %id, error = %e, "relay: enqueue failed");
-                        }
+                    if !deliveries.is_empty()
+                        && let Err(e) = queue.enqueue_many(&deliveries).await
+                    {
+                        // Still pending in the database: the sweeper will queue them.
+                        tracing::warn!(deliveries = deliveries.len(), error = %e, "relay: enqueue failed");
                     }
                     !events.is_empty()
                 }
@@ -148,13 +148,13 @@ pub async fn run_sweeper(
         }
         let cutoff = chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
         match service.due_deliveries(cutoff, 500).await {
-            Ok(due) => {
-                for d in due {
-                    if let Err(e) = queue.enqueue(&d.id, None).await {
-                        tracing::warn!(delivery = %d.id, error = %e, "sweeper: enqueue failed");
-                    }
+            Ok(due) if !due.is_empty() => {
+                let ids: Vec<String> = due.into_iter().map(|d| d.id).collect();
+                if let Err(e) = queue.enqueue_many(&ids).await {
+                    tracing::warn!(deliveries = ids.len(), error = %e, "sweeper: enqueue failed");
                 }
             }
+            Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "sweeper: query failed"),
         }
     }
