@@ -14,7 +14,7 @@
 #               webhook at a subscribed local endpoint.
 # Knobs (env): BENCH_CHECKS (10000), BENCH_CHANGES (20000), BENCH_CONCURRENCY (64),
 # BENCH_PORT (18180), BENCH_OUT (a new /tmp dir for logs), BENCH_KINDS ("screen webhooks"),
-# BENCH_MODES ("embedded scaleout").
+# BENCH_MODES ("embedded scaleout"), BENCH_API_BIN (the server binary; default the one just built).
 # Writes nothing into the repository.
 set -euo pipefail
 
@@ -31,7 +31,8 @@ log() { printf '\n=== %s\n' "$*"; }
 
 log "building (release)"
 cargo build --release -p api -p bench
-API="$TARGET_DIR/release/api"
+# BENCH_API_BIN runs another build of the server (say, an earlier commit's) for an A/B comparison.
+API="${BENCH_API_BIN:-$TARGET_DIR/release/api}"
 LOADGEN="$TARGET_DIR/release/loadgen"
 
 log "machine"

@@ -201,3 +201,50 @@ async fn ssn_and_date_of_birth_are_not_stored_in_plaintext() {
         "sensitive data leaked into events"
     );
 }
+
+/// Ten random digits can collide: a taken `turnId` is skipped for a fresh one, and the caller's
+/// transaction stays usable (a caught unique violation would have aborted it on PostgreSQL).
+#[tokio::test]
+async fn a_taken_turn_id_is_replaced_without_spoiling_the_transaction() {
+    use sea_orm::{
+        ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+        Set, TransactionTrait,
+    };
+    let app = spawn_app().await;
+    let first = app.candidate("taken@example.com").await;
+    let db = app.service.db();
+    let existing = entity::candidate::Entity::find()
+        .filter(entity::candidate::Column::Id.eq(first))
+        .one(db)
+        .await
+        .expect("read")
+        .expect("candidate");
+    let mut am = existing.clone().into_active_model().reset_all();
+    am.seq = sea_orm::NotSet;
+    am.id = Set(uuid::Uuid::new_v4().to_string());
+    am.email = Set("second.taken@example.com".into());
+    let txn = db.begin().await.expect("begin");
+    let mut fresh = ["C0000000001".to_string()].into_iter();
+    let inserted = service::candidate::insert_with_fresh_turn_id(&txn, am, || {
+        fresh.next().expect("one fresh id is enough")
+    })
+    .await
+    .expect("inserted under a fresh turnId");
+    assert_eq!(inserted.turn_id, "C0000000001");
+    let rows = entity::candidate::Entity::find()
+        .count(&txn)
+        .await
+        .expect("the transaction is still usable");
+    txn.commit().await.expect("commit");
+    assert_eq!(rows, 2);
+    let again = app
+        .gql(
+            "query($t: String) { candidate(turnId: $t) { email } }",
+            json!({"t": "C0000000001"}),
+        )
+        .await;
+    assert_eq!(
+        again.data()["candidate"]["email"],
+        "second.taken@example.com"
+    );
+}
