@@ -74,85 +74,80 @@ impl JobQueue {
 
     /// Queues a delivery now, or at `at`.
     pub async fn enqueue(&self, delivery_id: &str, at: Option<SystemTime>) -> anyhow::Result<()> {
-        let job = DeliverWebhook {
-            delivery_id: delivery_id.to_string(),
-        };
-        let mut task = TaskBuilder::new(job);
-        if let Some(at) = at {
-            task = task.run_at_time(at);
-        }
-        // Retries are ours (the delivery row's schedule), so one run per job.
-        let task = task.max_attempts(1).build();
-        match self {
-            Self::Sqlite { deliveries, .. } => deliveries
-                .clone()
-                .push_task(task)
-                .await
-                .map_err(|e| anyhow::anyhow!("enqueue: {e}"))?,
-            Self::Redis { deliveries, .. } => deliveries
-                .clone()
-                .push_task(task)
-                .await
-                .map_err(|e| anyhow::anyhow!("enqueue: {e}"))?,
-        }
-        Ok(())
+        self.push_deliveries(vec![one_run(
+            DeliverWebhook {
+                delivery_id: delivery_id.to_string(),
+            },
+            at,
+        )])
+        .await
     }
 
     /// Queues deliveries to run now, in one write: one transaction on SQLite, one script call
     /// on Redis (rather than one of each per delivery).
     pub async fn enqueue_many(&self, delivery_ids: &[String]) -> anyhow::Result<()> {
-        // Built first: a stream borrowing the ids would not be `Send` for every lifetime.
-        let jobs: Vec<_> = delivery_ids
+        let jobs = delivery_ids
             .iter()
             .map(|id| {
-                TaskBuilder::new(DeliverWebhook {
+                let job = DeliverWebhook {
                     delivery_id: id.clone(),
-                })
-                .max_attempts(1)
-                .build()
+                };
+                one_run(job, None)
             })
             .collect();
-        let jobs = futures_util::stream::iter(jobs);
-        match self {
-            Self::Sqlite { deliveries, .. } => deliveries
-                .clone()
-                .push_all(jobs)
-                .await
-                .map_err(|e| anyhow::anyhow!("enqueue: {e}")),
-            Self::Redis { deliveries, .. } => deliveries
-                .clone()
-                .push_all(jobs)
-                .await
-                .map_err(|e| anyhow::anyhow!("enqueue: {e}")),
-        }
+        self.push_deliveries(jobs).await
     }
 
     /// Queues due tasks to run now, in one write.
     pub async fn enqueue_tasks(&self, task_ids: &[String]) -> anyhow::Result<()> {
-        let jobs: Vec<_> = task_ids
+        let jobs = task_ids
             .iter()
             .map(|id| {
-                TaskBuilder::new(RunTask {
+                let job = RunTask {
                     task_id: id.clone(),
-                })
-                .max_attempts(1)
-                .build()
+                };
+                one_run(job, None)
             })
             .collect();
-        let jobs = futures_util::stream::iter(jobs);
         match self {
-            Self::Sqlite { tasks, .. } => tasks
-                .clone()
-                .push_all(jobs)
-                .await
-                .map_err(|e| anyhow::anyhow!("enqueue tasks: {e}")),
-            Self::Redis { tasks, .. } => tasks
-                .clone()
-                .push_all(jobs)
-                .await
-                .map_err(|e| anyhow::anyhow!("enqueue tasks: {e}")),
+            Self::Sqlite { tasks, .. } => push_all(tasks, jobs).await,
+            Self::Redis { tasks, .. } => push_all(tasks, jobs).await,
         }
     }
+
+    async fn push_deliveries(&self, jobs: Vec<Task<DeliverWebhook>>) -> anyhow::Result<()> {
+        match self {
+            Self::Sqlite { deliveries, .. } => push_all(deliveries, jobs).await,
+            Self::Redis { deliveries, .. } => push_all(deliveries, jobs).await,
+        }
+    }
+}
+
+/// A job that runs once, now or at `at`: retries are ours (the row's schedule), not apalis's.
+fn one_run<J>(job: J, at: Option<SystemTime>) -> Task<J> {
+    let mut task = TaskBuilder::new(job);
+    if let Some(at) = at {
+        task = task.run_at_time(at);
+    }
+    task.max_attempts(1).build()
+}
+
+/// Writes `jobs` to `storage` in one go: apalis buffers them and flushes once. Nothing to write
+/// is not a write.
+async fn push_all<J, K, S>(storage: &S, jobs: Vec<Task<J>>) -> anyhow::Result<()>
+where
+    S: TaskSink<J, K> + Clone + Send,
+    J: Send,
+    TaskSinkError<S::Error>: std::fmt::Display,
+{
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    storage
+        .clone()
+        .push_all(futures_util::stream::iter(jobs))
+        .await
+        .map_err(|e| anyhow::anyhow!("enqueue: {e}"))
 }
 
 /// Wakes a worker every `period`, forever: it drains elapsed ticks until the interval is pending

@@ -84,11 +84,10 @@ pub async fn run_relay(
         last_full_scan: std::time::Instant::now(),
     });
     let lock = || cursor.lock().unwrap_or_else(|e| e.into_inner());
-    let committed = service.clone();
     poll_until_stopped(
         idle,
         stop,
-        || committed.committed(),
+        || service.committed(),
         || async {
             let after = lock().next_after();
             let bus2 = bus.clone();
@@ -104,9 +103,7 @@ pub async fn run_relay(
                         let mut c = lock();
                         c.highest = c.highest.max(max);
                     }
-                    if !deliveries.is_empty()
-                        && let Err(e) = queue.enqueue_many(&deliveries).await
-                    {
+                    if let Err(e) = queue.enqueue_many(&deliveries).await {
                         // Still pending in the database: the sweeper will queue them.
                         tracing::warn!(deliveries = deliveries.len(), error = %e, "relay: enqueue failed");
                     }
@@ -148,13 +145,12 @@ pub async fn run_sweeper(
         }
         let cutoff = chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
         match service.due_deliveries(cutoff, 500).await {
-            Ok(due) if !due.is_empty() => {
+            Ok(due) => {
                 let ids: Vec<String> = due.into_iter().map(|d| d.id).collect();
                 if let Err(e) = queue.enqueue_many(&ids).await {
                     tracing::warn!(deliveries = ids.len(), error = %e, "sweeper: enqueue failed");
                 }
             }
-            Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "sweeper: query failed"),
         }
     }

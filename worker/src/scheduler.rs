@@ -18,9 +18,7 @@ pub async fn run_scheduler(
     crate::relay::poll_until_stopped(idle, stop, std::future::pending::<()>, || async {
         match service.claim_due_tasks(200).await {
             Ok(ids) => {
-                if !ids.is_empty()
-                    && let Err(e) = queue.enqueue_tasks(&ids).await
-                {
+                if let Err(e) = queue.enqueue_tasks(&ids).await {
                     // Their leases run out and the next round hands them out again.
                     tracing::warn!(tasks = ids.len(), error = %e, "scheduler: enqueue failed");
                 }

@@ -190,6 +190,24 @@ impl Browser {
         .await
     }
 
+    /// How many dark pixels a canvas holds: the ink of a drawing.
+    async fn ink(&self, canvas: &str) -> Value {
+        self.script(
+            "var c = arguments[0], d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, n = 0;\
+             for (var i = 0; i < d.length; i += 4) { if (d[i] < 128) n++; } return n;",
+            &[canvas],
+        )
+        .await
+    }
+
+    /// Types each `(field id, value)` into its field.
+    async fn fill(&self, fields: &[(&str, &str)]) {
+        for (field, value) in fields {
+            self.keys(&self.find(&format!("#{field}")).await, value)
+                .await;
+        }
+    }
+
     async fn click(&self, element: &str) {
         self.call(
             reqwest::Method::POST,
@@ -306,51 +324,53 @@ impl Drop for Browser {
     }
 }
 
-/// The consent link of the invitation email of `check`.
-async fn consent_link(app: &TestApp, check: &str) -> String {
+/// A browser on the signature step of a new candidate's consent page: the invitation's link
+/// opened and every section acknowledged. Returns the browser, the app, the check and the
+/// sections' titles; `None` when Chromium is not installed.
+async fn at_the_signature(email: &str) -> Option<(Browser, TestApp, String, Vec<String>)> {
+    let browser = Browser::start().await?;
+    let app = spawn_app_with(|c| c.sandbox_latency_ms = 0).await;
+    let cand = app.candidate(email).await;
+    let check = app.start_check(&cand, true).await;
     let mail = app
         .gql(
             "query($c: ID) { emails(checkId: $c) { body } }",
             json!({"c": check}),
         )
         .await;
-    mail.data()["emails"][0]["body"]
+    let link = mail.data()["emails"][0]["body"]
         .as_str()
         .expect("body")
         .split_whitespace()
         .find(|w| w.contains("/consent/"))
         .expect("consent link")
-        .to_string()
+        .to_string();
+    browser.go(&link).await;
+    let titles = browser.acknowledge_sections().await;
+    Some((browser, app, check, titles))
 }
 
 #[tokio::test]
 async fn a_candidate_consents_in_headless_chromium_with_the_keyboard() {
-    let Some(browser) = Browser::start().await else {
+    let Some((browser, app, check, titles)) = at_the_signature("samwise.browser@example.com").await
+    else {
         return;
     };
-    let app = spawn_app_with(|c| c.sandbox_latency_ms = 0).await;
-    let cand = app.candidate("samwise.browser@example.com").await;
-    let check = app.start_check(&cand, true).await;
-    browser.go(&consent_link(&app, &check).await).await;
-
-    let titles = browser.acknowledge_sections().await;
     assert_eq!(titles.len(), 4, "{titles:?}");
     assert_eq!(titles[0], "Welcome");
 
     // The details the candidate has not given yet, with a mistake first.
-    for (field, value) in [
-        ("date_of_birth", "1980-04-06"),
-        ("ssn", "123-45-6780"),
-        ("address", "3 Bagshot Row"),
-        ("city", "Hobbiton"),
-        ("state", "CA"),
-        ("zip", "941"),
-        ("signature", "Test Person"),
-    ] {
-        browser
-            .keys(&browser.find(&format!("#{field}")).await, value)
-            .await;
-    }
+    browser
+        .fill(&[
+            ("date_of_birth", "1980-04-06"),
+            ("ssn", "123-45-6780"),
+            ("address", "3 Bagshot Row"),
+            ("city", "Hobbiton"),
+            ("state", "CA"),
+            ("zip", "941"),
+            ("signature", "Test Person"),
+        ])
+        .await;
     browser.keys(&browser.find("#signature").await, ENTER).await;
     let html = browser.wait_for("id=\"zip-error\"").await;
     assert!(html.contains("id=\"zip-error\""), "{html}");
@@ -388,28 +408,21 @@ async fn a_candidate_consents_in_headless_chromium_with_the_keyboard() {
 
 #[tokio::test]
 async fn a_candidate_signs_by_drawing_in_headless_chromium() {
-    let Some(browser) = Browser::start().await else {
+    let Some((browser, app, check, _)) = at_the_signature("rosie.browser@example.com").await else {
         return;
     };
-    let app = spawn_app_with(|c| c.sandbox_latency_ms = 0).await;
-    let cand = app.candidate("rosie.browser@example.com").await;
-    let check = app.start_check(&cand, true).await;
-    browser.go(&consent_link(&app, &check).await).await;
-    browser.acknowledge_sections().await;
 
     // A ZIP code that is too short, so the first submission is refused.
-    for (field, value) in [
-        ("date_of_birth", "1981-03-02"),
-        ("ssn", "123-45-6781"),
-        ("address", "5 Bagshot Row"),
-        ("city", "Hobbiton"),
-        ("state", "CA"),
-        ("zip", "941"),
-    ] {
-        browser
-            .keys(&browser.find(&format!("#{field}")).await, value)
-            .await;
-    }
+    browser
+        .fill(&[
+            ("date_of_birth", "1981-03-02"),
+            ("ssn", "123-45-6781"),
+            ("address", "5 Bagshot Row"),
+            ("city", "Hobbiton"),
+            ("state", "CA"),
+            ("zip", "941"),
+        ])
+        .await;
     let typed = browser.find("#signature").await;
     let image = browser.find("#signature_image").await;
     let canvas = browser.find("#pad-canvas").await;
@@ -442,13 +455,7 @@ async fn a_candidate_signs_by_drawing_in_headless_chromium() {
             &[(-220, 0), (-150, -40), (-60, 30), (30, -35), (200, 10)],
         )
         .await;
-    let ink = browser
-        .script(
-            "var c = arguments[0], d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, n = 0;\
-             for (var i = 0; i < d.length; i += 4) { if (d[i] < 128) n++; } return n;",
-            &[&canvas],
-        )
-        .await;
+    let ink = browser.ink(&canvas).await;
     assert!(ink.as_u64().is_some_and(|n| n > 300), "ink pixels: {ink}");
     browser
         .keys(&browser.find("button[type=submit]").await, ENTER)
@@ -468,13 +475,7 @@ async fn a_candidate_signs_by_drawing_in_headless_chromium() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(redrawn, false, "the kept drawing replaces the typed name");
-    let ink_again = browser
-        .script(
-            "var c = arguments[0], d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, n = 0;\
-             for (var i = 0; i < d.length; i += 4) { if (d[i] < 128) n++; } return n;",
-            &[&canvas],
-        )
-        .await;
+    let ink_again = browser.ink(&canvas).await;
     assert_eq!(ink_again, ink, "the same drawing");
     let zip = browser.find("#zip").await;
     browser.clear(&zip).await;
