@@ -1,6 +1,7 @@
 //! HTTP routes: `/graphql` (POST queries, GET GraphiQL), health, readiness and metrics.
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
 use async_graphql_poem::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use futures_util::StreamExt;
 use poem::http::{HeaderMap, StatusCode};
 use poem::web::websocket::{WebSocket, WebSocketConfig};
 use poem::web::{Data, Html};
@@ -8,6 +9,7 @@ use poem::{EndpointExt, IntoResponse, Response, Route, get, handler};
 use service::Service;
 
 use crate::graphql::{self, AppSchema};
+use crate::live::{ReadOnWake, SharedSubscriptions};
 
 pub fn routes(
     schema: AppSchema,
@@ -33,6 +35,7 @@ pub fn routes(
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
         .at("/metrics", get(metrics))
+        .data(SharedSubscriptions::new(schema.clone()))
         .data(schema)
         .data(svc)
         .data(window)
@@ -90,7 +93,7 @@ fn websocket_config() -> WebSocketConfig {
 /// otherwise GraphiQL.
 #[handler]
 fn graphql_get(
-    schema: Data<&AppSchema>,
+    live: Data<&SharedSubscriptions>,
     svc: Data<&Service>,
     protocol: Option<GraphQLProtocol>,
     ws: Option<WebSocket>,
@@ -105,12 +108,13 @@ fn graphql_get(
         )
         .into_response();
     };
-    let schema = schema.clone();
+    let executor = live.clone();
     let svc = svc.clone();
     ws.protocols(ALL_WEBSOCKET_PROTOCOLS)
         .config(websocket_config())
         .on_upgrade(move |stream| {
-            GraphQLWebSocket::new(stream, schema, protocol)
+            let (sink, incoming) = stream.split();
+            GraphQLWebSocket::new_with_pair(sink, ReadOnWake::new(incoming), executor, protocol)
                 .on_connection_init(move |payload| async move {
                     let token = ["Authorization", "authorization", "token"]
                         .iter()
@@ -158,7 +162,7 @@ async fn readyz(svc: Data<&Service>) -> Response {
 }
 
 #[handler]
-async fn metrics(svc: Data<&Service>) -> String {
+async fn metrics(svc: Data<&Service>, live: Data<&SharedSubscriptions>) -> String {
     // Backlogs are read before the statement counter, so their own queries are counted too.
     let outbox = svc.outbox_backlog().await.ok();
     let tasks = svc.due_task_count().await.ok();
@@ -169,7 +173,7 @@ async fn metrics(svc: Data<&Service>) -> String {
     format!(
         "# HELP clearhire_db_statements_total SQL statements executed by this process.\n\
          # TYPE clearhire_db_statements_total counter\n\
-         clearhire_db_statements_total {}\n{}{}",
+         clearhire_db_statements_total {}\n{}{}{}",
         svc.statements_executed(),
         gauge(
             "clearhire_outbox_backlog",
@@ -180,6 +184,11 @@ async fn metrics(svc: Data<&Service>) -> String {
             "clearhire_tasks_due",
             "Timed steps due now and not yet done.",
             tasks
+        ),
+        gauge(
+            "clearhire_subscription_executions",
+            "Live subscription executions running; identical subscriptions share one.",
+            Some(live.executions() as u64)
         ),
     )
 }

@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod graphql;
 pub mod http;
+pub mod live;
 pub mod pages;
 
 pub use app::Application;

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -44,7 +44,6 @@ async fn subscriber(
     ws_url: String,
     token: String,
     ready: tokio::sync::mpsc::UnboundedSender<anyhow::Result<()>>,
-    mut go: watch::Receiver<bool>,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Option<(Instant, Ws)> {
     let res: anyhow::Result<_> = async {
@@ -94,19 +93,18 @@ async fn subscriber(
         }
     };
     drop((ready, permit));
-    // Idle until the change; then the first `next` message is the one.
-    let _ = go.wait_for(|g| *g).await;
-    let deadline = tokio::time::sleep(Duration::from_secs(30));
-    tokio::pin!(deadline);
+    // Already waiting on the socket when the change is made: nothing in the load generator wakes
+    // up for it but the arrival itself. The caller gives up on a subscriber after 30 s.
     loop {
-        tokio::select! {
-            msg = ws.next() => match msg {
-                Some(Ok(Message::Text(t))) if t.contains("\"next\"") => return Some((Instant::now(), ws)),
-                Some(Ok(Message::Ping(p))) => { let _ = ws.send(Message::Pong(p)).await; }
-                Some(Ok(_)) => {}
-                _ => return None,
-            },
-            _ = &mut deadline => return None,
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) if t.contains("\"next\"") => {
+                return Some((Instant::now(), ws));
+            }
+            Some(Ok(Message::Ping(p))) => {
+                let _ = ws.send(Message::Pong(p)).await;
+            }
+            Some(Ok(_)) => {}
+            _ => return None,
         }
     }
 }
@@ -141,20 +139,14 @@ pub async fn fanout(args: FanoutArgs) -> anyhow::Result<()> {
     let check = k["startCheck"]["id"].as_str().context("id")?.to_string();
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let (go_tx, go_rx) = watch::channel(false);
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel();
     let limit = Arc::new(Semaphore::new(args.connect_concurrency));
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(args.subscribers);
     for _ in 0..args.subscribers {
         let permit = limit.clone().acquire_owned().await?;
-        let (url, token, ready, go) = (
-            ws_url.clone(),
-            args.target.token.clone(),
-            ready_tx.clone(),
-            go_rx.clone(),
-        );
-        tasks.push(tokio::spawn(subscriber(url, token, ready, go, permit)));
+        let (url, token, ready) = (ws_url.clone(), args.target.token.clone(), ready_tx.clone());
+        tasks.push(tokio::spawn(subscriber(url, token, ready, permit)));
     }
     drop(ready_tx);
     let (mut ok, mut failed) = (0usize, 0usize);
@@ -179,7 +171,12 @@ pub async fn fanout(args: FanoutArgs) -> anyhow::Result<()> {
     let rss_idle = status_kb(&pid, "VmRSS").context("server RSS")?;
 
     let t0 = Instant::now();
-    go_tx.send(true).ok();
+    // For lining a profile up with the fan-out (`perf record -k CLOCK_REALTIME`, `--time`).
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    eprintln!("change made at unix time {:.6}", unix.as_secs_f64());
+    let give_up = tokio::time::Instant::from_std(t0 + Duration::from_secs(30));
     gql.query(
         "mutation($c: ID!) { transitionCheck(input: {checkId: $c, status: withdrawn}) { id } }",
         json!({"c": check}),
@@ -188,7 +185,12 @@ pub async fn fanout(args: FanoutArgs) -> anyhow::Result<()> {
     let mut lat = Vec::with_capacity(ok);
     let mut open = Vec::with_capacity(ok);
     for t in tasks {
-        if let Ok(Some((at, ws))) = t.await {
+        let abort = t.abort_handle();
+        let Ok(done) = tokio::time::timeout_at(give_up, t).await else {
+            abort.abort();
+            continue;
+        };
+        if let Ok(Some((at, ws))) = done {
             lat.push(micros(at.saturating_duration_since(t0)));
             open.push(ws);
         }

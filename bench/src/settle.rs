@@ -1,5 +1,6 @@
-//! `loadgen settle`: waits until the server's own SQL activity (the outbox relay publishing
-//! what seeding produced, sweepers) has died down, so a load measures reads only.
+//! `loadgen settle`: waits until the server has done the work seeding left behind (events to
+//! relay, timed steps such as invitation emails due) and its own SQL activity has died down, so a
+//! load measures reads only.
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -31,17 +32,22 @@ pub async fn settle(args: SettleArgs) -> anyhow::Result<()> {
     let mut last_report = Instant::now();
     loop {
         let rate = gql.background_rate(Duration::from_secs(2)).await?;
+        let backlog = gql.metric("clearhire_outbox_backlog").await?;
+        let due = gql.metric("clearhire_tasks_due").await?;
         let waited = started.elapsed().as_secs_f64();
-        if rate <= args.max_rate {
-            println!("settled after {waited:.0}s: {rate:.1} SQL statements/s while idle");
+        let state = format!(
+            "{rate:.1} SQL statements/s while idle, {backlog} events to relay, {due} timed steps due"
+        );
+        if rate <= args.max_rate && backlog == 0 && due == 0 {
+            println!("settled after {waited:.0}s: {state}");
             return Ok(());
         }
         if started.elapsed() >= args.timeout {
-            println!("NOT settled after {waited:.0}s: still {rate:.0} SQL statements/s while idle");
+            println!("NOT settled after {waited:.0}s: {state}");
             return Ok(());
         }
         if last_report.elapsed() >= Duration::from_secs(10) {
-            eprintln!("  {rate:.0} SQL statements/s after {waited:.0}s, waiting");
+            eprintln!("  after {waited:.0}s: {state}; waiting");
             last_report = Instant::now();
         }
     }

@@ -608,6 +608,15 @@ async fn subscribe(
     token: &str,
     query: &str,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    subscribe_with(app, token, json!({"query": query})).await
+}
+
+/// As `subscribe`, with the whole subscribe payload (query, variables, operation name).
+async fn subscribe_with(
+    app: &TestApp,
+    token: &str,
+    payload: Value,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     let mut req = format!("ws://{}/graphql", app.addr)
         .into_client_request()
         .expect("request");
@@ -627,7 +636,7 @@ async fn subscribe(
     let ack = next_json(&mut ws).await;
     assert_eq!(ack["type"], "connection_ack", "{ack}");
     ws.send(Message::text(
-        json!({"id": "1", "type": "subscribe", "payload": {"query": query}}).to_string(),
+        json!({"id": "1", "type": "subscribe", "payload": payload}).to_string(),
     ))
     .await
     .expect("subscribe");
@@ -749,6 +758,83 @@ async fn subscribers_see_their_own_partners_status_changes_live() {
         !matches!(closed, Some(Ok(Message::Text(ref t))) if t.contains("connection_ack")),
         "{closed:?}"
     );
+}
+
+/// The api's gauge of running subscription executions.
+async fn executions(app: &TestApp) -> u64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix("clearhire_subscription_executions "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the executions gauge")
+}
+
+/// Identical subscriptions of one partner share one execution, and each subscriber still gets
+/// every event; one leaving does not end the others'. Other variables, or another partner, run
+/// their own; the last subscriber leaving stops an execution.
+#[tokio::test]
+async fn identical_subscriptions_share_one_execution() {
+    let app = spawn_app().await;
+    let (_, other) = app.other_partner().await;
+    let cand = app.candidate("shared@example.com").await;
+    let q = "subscription { checkStatusChanged { checkId state } }";
+    let mut a = subscribe(&app, &app.token, q).await;
+    let mut b = subscribe(&app, &app.token, q).await;
+    let mut leaving = subscribe(&app, &app.token, q).await;
+    let mut theirs = subscribe(&app, &other, q).await;
+    let mut one = subscribe_with(
+        &app,
+        &app.token,
+        json!({
+            "query": "subscription($c: ID) { checkStatusChanged(candidateId: $c) { checkId state } }",
+            "variables": {"c": cand},
+        }),
+    )
+    .await;
+    eventually("three executions", 10, || async {
+        (executions(&app).await == 3).then_some(())
+    })
+    .await;
+
+    let check = app.start_check(&cand, false).await;
+    for ws in [&mut a, &mut b, &mut leaving, &mut one] {
+        let e = next_json(ws).await;
+        assert_eq!(
+            e["payload"]["data"]["checkStatusChanged"]["checkId"],
+            check.as_str(),
+            "{e}"
+        );
+    }
+    leaving.close(None).await.expect("close");
+    drop(leaving);
+    app.transition(&check, "withdrawn").await.data();
+    for ws in [&mut a, &mut b, &mut one] {
+        let e = next_json(ws).await;
+        let e = &e["payload"]["data"]["checkStatusChanged"];
+        assert_eq!(
+            (e["checkId"].as_str(), e["state"].as_str()),
+            (Some(check.as_str()), Some("withdrawn"))
+        );
+    }
+    let nothing = tokio::time::timeout(Duration::from_millis(300), theirs.next()).await;
+    assert!(
+        nothing.is_err(),
+        "another partner's subscriber received {nothing:?}"
+    );
+
+    drop((a, b, one, theirs));
+    eventually("no executions left", 10, || async {
+        (executions(&app).await == 0).then_some(())
+    })
+    .await;
 }
 
 /// A commit wakes the relay: with its poll a minute apart, a status change still reaches a

@@ -1,0 +1,300 @@
+//! The WebSocket side of live subscriptions, made for many subscribers on one process.
+//!
+//! - **Shared executions.** Subscribers of one partner and role that send the same subscription
+//!   (query text, operation name, variables) share one execution: it filters the bus and resolves
+//!   the selection once per event, and each subscriber gets a copy of the response. Without this,
+//!   every subscriber ran the whole subscription pipeline for every event of the process.
+//! - **Reads on wake-up only.** A connection reads its socket when the socket woke it, not every
+//!   time one of its subscriptions has a message to send.
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Context, Poll};
+
+use async_graphql::{Data, Executor, Request, Response, ServerError};
+use futures_util::stream::{BoxStream, Stream, StreamExt};
+use futures_util::task::{ArcWake, AtomicWaker, waker_ref};
+use service::Actor;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::graphql::AppSchema;
+
+/// How many responses a member of a shared execution may fall behind before it lags (and is
+/// told how many it missed). Slots are allocated up front, so this is kept small.
+pub const MEMBER_CAPACITY: usize = 256;
+
+/// What makes two subscriptions the same: who asks (a partner's events, seen with a role's
+/// rights) and what they ask.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    partner_id: String,
+    role: entity::Role,
+    query: String,
+    operation_name: Option<String>,
+    variables: String,
+}
+
+type Registry = Mutex<HashMap<Key, Weak<Execution>>>;
+
+/// One running execution and its members. The last member to leave stops it.
+struct Execution {
+    key: Key,
+    responses: broadcast::WeakSender<Arc<Response>>,
+    task: tokio::task::AbortHandle,
+    registry: Weak<Registry>,
+}
+
+impl Drop for Execution {
+    fn drop(&mut self) {
+        self.task.abort();
+        if let Some(registry) = self.registry.upgrade() {
+            let mut map = registry.lock().unwrap_or_else(PoisonError::into_inner);
+            // Only this execution's own entry: a newer one may already hold the key.
+            if map.get(&self.key).is_some_and(|w| w.strong_count() == 0) {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// The executor the WebSocket endpoint runs subscriptions with: queries and mutations go to the
+/// schema; subscriptions join a shared execution when an identical one is running.
+#[derive(Clone)]
+pub struct SharedSubscriptions {
+    schema: AppSchema,
+    running: Arc<Registry>,
+}
+
+impl SharedSubscriptions {
+    pub fn new(schema: AppSchema) -> Self {
+        Self {
+            schema,
+            running: Arc::default(),
+        }
+    }
+
+    /// Executions running now (each serves one or more subscribers).
+    pub fn executions(&self) -> usize {
+        let map = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        map.values().filter(|w| w.strong_count() > 0).count()
+    }
+
+    /// Joins the running execution for `key`, or starts one. Returns it with a receiver that
+    /// sees every response it makes from now on.
+    fn join(
+        &self,
+        key: Key,
+        request: Request,
+        session: Arc<Data>,
+    ) -> (Arc<Execution>, broadcast::Receiver<Arc<Response>>) {
+        let mut map = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        // An execution whose stream has ended: dropped only once the lock is released, since
+        // dropping the last reference takes the lock.
+        let mut ended = None;
+        if let Some(running) = map.get(&key).and_then(Weak::upgrade) {
+            if let Some(tx) = running.responses.upgrade() {
+                let rx = tx.subscribe();
+                return (running, rx);
+            }
+            ended = Some(running);
+        }
+        let (tx, rx) = broadcast::channel(MEMBER_CAPACITY);
+        let responses = tx.downgrade();
+        let mut stream = self
+            .schema
+            .execute_stream_with_session_data(request, session);
+        // The stream ends (an invalid request, say) → the sender drops → members see the end.
+        let task = tokio::spawn(async move {
+            while let Some(response) = stream.next().await {
+                // No receivers means every member has left; dropping the execution aborts this.
+                let _ = tx.send(Arc::new(response));
+            }
+        })
+        .abort_handle();
+        let execution = Arc::new(Execution {
+            key: key.clone(),
+            responses,
+            task,
+            registry: Arc::downgrade(&self.running),
+        });
+        map.insert(key, Arc::downgrade(&execution));
+        drop(map);
+        drop(ended);
+        (execution, rx)
+    }
+}
+
+/// The caller and request a shared execution is keyed on, or `None` when the request carries
+/// anything else that could change its answer (request data, uploads, extensions).
+fn key(request: &Request, session: &Data) -> Option<Key> {
+    let actor = session
+        .get(&TypeId::of::<Actor>())?
+        .downcast_ref::<Actor>()?;
+    if !request.data.is_empty() || !request.uploads.is_empty() || !request.extensions.is_empty() {
+        return None;
+    }
+    Some(Key {
+        partner_id: actor.partner_id.clone(),
+        role: actor.role,
+        query: request.query.clone(),
+        operation_name: request.operation_name.clone(),
+        // A BTreeMap: the same variables always give the same text.
+        variables: serde_json::to_string(&request.variables).ok()?,
+    })
+}
+
+/// A member's copy of a shared response. (`Response` is not `Clone`; what a subscription message
+/// carries is its data, errors and extensions.)
+fn copy(r: &Response) -> Response {
+    let mut out = Response::new(r.data.clone());
+    out.errors.clone_from(&r.errors);
+    out.extensions.clone_from(&r.extensions);
+    out
+}
+
+fn member(
+    execution: Arc<Execution>,
+    rx: broadcast::Receiver<Arc<Response>>,
+) -> BoxStream<'static, Response> {
+    futures_util::stream::unfold((rx, execution), |(mut rx, execution)| async move {
+        let item = match rx.recv().await {
+            Ok(r) => copy(&r),
+            Err(RecvError::Lagged(n)) => Response::from_errors(vec![ServerError::new(
+                format!("subscriber too slow: {n} events missed"),
+                None,
+            )]),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((item, (rx, execution)))
+    })
+    .boxed()
+}
+
+impl Executor for SharedSubscriptions {
+    async fn execute(&self, request: Request) -> Response {
+        self.schema.execute(request).await
+    }
+
+    fn execute_stream(
+        &self,
+        request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        let session = session_data.unwrap_or_default();
+        match key(&request, &session) {
+            Some(key) => {
+                let (execution, rx) = self.join(key, request, session);
+                member(execution, rx)
+            }
+            None => self
+                .schema
+                .execute_stream_with_session_data(request, session),
+        }
+    }
+}
+
+/// A stream polled only once it has woken its task (or has just yielded an item, after which
+/// another may already be buffered). The WebSocket protocol polls a connection's incoming
+/// messages every time it is woken, which for a subscriber means every outgoing message; this
+/// keeps those polls from reading the socket.
+pub struct ReadOnWake<S> {
+    inner: S,
+    wake: Arc<WakeFlag>,
+}
+
+struct WakeFlag {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl ArcWake for WakeFlag {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.woken.store(true, Ordering::Release);
+        arc_self.task.wake();
+    }
+}
+
+impl<S> ReadOnWake<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            wake: Arc::new(WakeFlag {
+                woken: AtomicBool::new(true),
+                task: AtomicWaker::new(),
+            }),
+        }
+    }
+}
+
+impl<S: Stream + Unpin> Stream for ReadOnWake<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        self.wake.task.register(cx.waker());
+        if !self.wake.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let wake = self.wake.clone();
+        let waker = waker_ref(&wake);
+        let polled = self.inner.poll_next_unpin(&mut Context::from_waker(&waker));
+        if polled.is_ready() {
+            self.wake.woken.store(true, Ordering::Release);
+        }
+        polled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::task::noop_waker_ref;
+
+    /// A stream that is ready only when told, and counts how often it is polled.
+    struct Gate {
+        items: Vec<u32>,
+        polls: usize,
+        waker: Option<std::task::Waker>,
+    }
+
+    impl Stream for Gate {
+        type Item = u32;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<u32>> {
+            self.polls += 1;
+            match self.items.pop() {
+                Some(i) => Poll::Ready(Some(i)),
+                None => {
+                    self.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn read_on_wake_polls_only_after_a_wake_or_an_item() {
+        let mut s = ReadOnWake::new(Gate {
+            items: vec![2, 1],
+            polls: 0,
+            waker: None,
+        });
+        let mut cx = Context::from_waker(noop_waker_ref());
+        // Two buffered items come out back to back, then the inner stream is pending.
+        assert_eq!(s.poll_next_unpin(&mut cx), Poll::Ready(Some(1)));
+        assert_eq!(s.poll_next_unpin(&mut cx), Poll::Ready(Some(2)));
+        assert_eq!(s.poll_next_unpin(&mut cx), Poll::Pending);
+        assert_eq!(s.inner.polls, 3);
+        // Woken by something else: the inner stream is not polled.
+        for _ in 0..5 {
+            assert_eq!(s.poll_next_unpin(&mut cx), Poll::Pending);
+        }
+        assert_eq!(s.inner.polls, 3);
+        // The inner stream wakes it: polled again, and its item comes out.
+        s.inner.items.push(3);
+        s.inner.waker.take().expect("registered").wake();
+        assert_eq!(s.poll_next_unpin(&mut cx), Poll::Ready(Some(3)));
+        assert_eq!(s.inner.polls, 4);
+    }
+}
