@@ -4,6 +4,9 @@
 //!   (query text, operation name, variables) share one execution: it filters the bus and resolves
 //!   the selection once per event, and each subscriber gets a copy of the response. Without this,
 //!   every subscriber ran the whole subscription pipeline for every event of the process.
+//!   An execution runs with the session data of the subscriber that started it, which is right
+//!   only while subscription resolvers depend on nothing of the caller but partner and role (the
+//!   key): a resolver that reads more of the caller must add it to `Key`.
 //! - **Reads on wake-up only.** A connection reads its socket when the socket woke it, not every
 //!   time one of its subscriptions has a message to send.
 use std::any::TypeId;
