@@ -17,20 +17,7 @@ async fn health_readiness_metrics_and_graphiql() {
         .await
         .expect("readyz");
     assert_eq!(ready.status(), 200);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let n: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("clearhire_db_statements_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("statement counter");
+    let n = app.metric("clearhire_db_statements_total").await;
     assert!(n > 0, "migrations and bootstrap ran statements");
     let page = app
         .client

@@ -760,23 +760,6 @@ async fn subscribers_see_their_own_partners_status_changes_live() {
     );
 }
 
-/// The api's gauge of running subscription executions.
-async fn executions(app: &TestApp) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|l| l.strip_prefix("clearhire_subscription_executions "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("the executions gauge")
-}
-
 /// Identical subscriptions of one partner share one execution, and each subscriber still gets
 /// every event; one leaving does not end the others'. Other variables, or another partner, run
 /// their own; the last subscriber leaving stops an execution.
@@ -800,7 +783,7 @@ async fn identical_subscriptions_share_one_execution() {
     )
     .await;
     eventually("three executions", 10, || async {
-        (executions(&app).await == 3).then_some(())
+        (app.metric("clearhire_subscription_executions").await == 3).then_some(())
     })
     .await;
 
@@ -832,7 +815,7 @@ async fn identical_subscriptions_share_one_execution() {
 
     drop((a, b, one, theirs));
     eventually("no executions left", 10, || async {
-        (executions(&app).await == 0).then_some(())
+        (app.metric("clearhire_subscription_executions").await == 0).then_some(())
     })
     .await;
 }
