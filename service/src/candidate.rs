@@ -258,7 +258,10 @@ impl Service {
             am.last_name.as_ref(),
             am.email.as_ref(),
         ));
-        let c = insert_with_fresh_turn_id(txn, am, ids::turn_id).await?;
+        let c = db::insert_with_fresh_id(txn, am, candidate::Column::TurnId, |am| {
+            am.turn_id = Set(ids::turn_id())
+        })
+        .await?;
         events::record(
             txn,
             &actor.partner_id,
@@ -651,28 +654,4 @@ fn candidate_event(c: &candidate::Model, actor: &Actor) -> serde_json::Value {
         "actor": actor.subject,
         "actor_email": actor.email,
     })
-}
-
-/// Inserts a candidate; when its `turn_id` is taken (ten random digits can collide), tries again
-/// with `fresh()`, up to three times. The taken id is skipped with `ON CONFLICT DO NOTHING`
-/// rather than caught as an error, which on PostgreSQL would abort the caller's transaction.
-pub async fn insert_with_fresh_turn_id<C: ConnectionTrait>(
-    txn: &C,
-    mut am: candidate::ActiveModel,
-    mut fresh: impl FnMut() -> String,
-) -> ServiceResult<candidate::Model> {
-    for _ in 0..4 {
-        let attempt = candidate::Entity::insert(am.clone())
-            .on_conflict_do_nothing_on([candidate::Column::TurnId])
-            .exec_with_returning(txn)
-            .await;
-        match attempt {
-            Ok(sea_orm::TryInsertResult::Inserted(c)) => return Ok(c),
-            // With RETURNING, sea-orm reports the skipped row as "not found" rather than
-            // "not inserted".
-            Ok(_) | Err(sea_orm::DbErr::RecordNotFound(_)) => am.turn_id = Set(fresh()),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(anyhow::anyhow!("no free turnId after four tries").into())
 }

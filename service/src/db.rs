@@ -91,6 +91,39 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     }
 }
 
+/// Inserts `am`, whose `column` holds a random id in one of Turn's short formats (ten digits can
+/// collide: by the birthday bound about 0.5% per 10,000 ids); when that id is taken, `redraw`
+/// gives `am` a fresh one and the insert is tried again, up to four times in all. The taken id
+/// is skipped with `ON CONFLICT DO NOTHING` rather than caught as an error, which on PostgreSQL
+/// would abort the caller's transaction.
+pub async fn insert_with_fresh_id<C, A>(
+    conn: &C,
+    mut am: A,
+    column: <A::Entity as sea_orm::EntityTrait>::Column,
+    mut redraw: impl FnMut(&mut A),
+) -> crate::ServiceResult<<A::Entity as sea_orm::EntityTrait>::Model>
+where
+    C: sea_orm::ConnectionTrait,
+    A: sea_orm::ActiveModelTrait + Clone,
+    <A::Entity as sea_orm::EntityTrait>::Model: sea_orm::IntoActiveModel<A>,
+{
+    use sea_orm::EntityTrait;
+    for _ in 0..4 {
+        let attempt = A::Entity::insert(am.clone())
+            .on_conflict_do_nothing_on([column])
+            .exec_with_returning(conn)
+            .await;
+        match attempt {
+            Ok(sea_orm::TryInsertResult::Inserted(m)) => return Ok(m),
+            // With RETURNING, sea-orm reports the skipped row as "not found" rather than
+            // "not inserted".
+            Ok(_) | Err(sea_orm::DbErr::RecordNotFound(_)) => redraw(&mut am),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(anyhow::anyhow!("no free id after four tries").into())
+}
+
 /// The row a unique key selects. sea-orm's `.one()` binds `LIMIT ?` as a parameter, and SQLite
 /// reads a bound LIMIT when it plans a statement, so every execution re-prepares it (16% of the
 /// CPU of a `candidate(id)` read). A unique key needs no limit.

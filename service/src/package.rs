@@ -92,7 +92,7 @@ impl Service {
         let now = crate::now();
         // The first package becomes the default whatever was asked.
         let is_default = make_default || partner.default_package_id.is_none();
-        let p = package::ActiveModel {
+        let am = package::ActiveModel {
             id: Set(ids::package_id()),
             partner_id: Set(actor.partner_id.clone()),
             name: Set(name),
@@ -101,8 +101,10 @@ impl Service {
             archived_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
-        }
-        .insert(&txn)
+        };
+        let p = db::insert_with_fresh_id(&txn, am, package::Column::Id, |am| {
+            am.id = Set(ids::package_id())
+        })
         .await?;
         let p = if is_default {
             set_default(&txn, &actor.partner_id, &p.id).await?

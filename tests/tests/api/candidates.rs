@@ -225,11 +225,12 @@ async fn a_taken_turn_id_is_replaced_without_spoiling_the_transaction() {
     am.email = Set("second.taken@example.com".into());
     let txn = db.begin().await.expect("begin");
     let mut fresh = ["C0000000001".to_string()].into_iter();
-    let inserted = service::candidate::insert_with_fresh_turn_id(&txn, am, || {
-        fresh.next().expect("one fresh id is enough")
-    })
-    .await
-    .expect("inserted under a fresh turnId");
+    let inserted =
+        service::db::insert_with_fresh_id(&txn, am, entity::candidate::Column::TurnId, |am| {
+            am.turn_id = Set(fresh.next().expect("one fresh id is enough"))
+        })
+        .await
+        .expect("inserted under a fresh turnId");
     assert_eq!(inserted.turn_id, "C0000000001");
     let rows = entity::candidate::Entity::find()
         .count(&txn)

@@ -148,3 +148,58 @@ async fn partner_settings_drive_dashboard_links() {
         "{check}: {dump}"
     );
 }
+
+/// Package ids are ten random digits too: a taken one is skipped for a fresh one inside the
+/// caller's transaction, as for `turnId`.
+#[tokio::test]
+async fn a_taken_package_id_is_replaced_without_spoiling_the_transaction() {
+    use sea_orm::{
+        ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+        Set, TransactionTrait,
+    };
+    let app = spawn_app().await;
+    let p = app
+        .gql(
+            "mutation { createPackage(input: {name: \"Taken\", searches: [criminal]}) { id } }",
+            json!({}),
+        )
+        .await;
+    let taken = p.data()["createPackage"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let db = app.service.db();
+    let existing = entity::package::Entity::find()
+        .filter(entity::package::Column::Id.eq(&taken))
+        .one(db)
+        .await
+        .expect("read")
+        .expect("package");
+    let mut am = existing.into_active_model().reset_all();
+    am.name = Set("Second".into());
+    am.is_default = Set(false);
+    let txn = db.begin().await.expect("begin");
+    let mut fresh = ["P0000000001".to_string()].into_iter();
+    let inserted = service::db::insert_with_fresh_id(&txn, am, entity::package::Column::Id, |am| {
+        am.id = Set(fresh.next().expect("one fresh id is enough"))
+    })
+    .await
+    .expect("inserted under a fresh id");
+    assert_eq!(inserted.id, "P0000000001");
+    let before = entity::package::Entity::find()
+        .count(&txn)
+        .await
+        .expect("the transaction is still usable");
+    txn.commit().await.expect("commit");
+    assert!(before >= 2);
+    let got = app
+        .gql(
+            "query { a: package(id: \"P0000000001\") { name } b: package(id: $taken) { name } }"
+                .replace("$taken", &format!("{taken:?}"))
+                .as_str(),
+            json!({}),
+        )
+        .await;
+    assert_eq!(got.data()["a"]["name"], "Second");
+    assert_eq!(got.data()["b"]["name"], "Taken");
+}
