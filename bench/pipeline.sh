@@ -131,7 +131,9 @@ for kind in ${BENCH_KINDS:-screen webhooks}; do
         PG_DB="clearhire_pipe_$(head -c6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
         psql "$BENCH_PG_URL" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $PG_DB"
         base=${BENCH_PG_URL%%\?*}
-        pg_url="${base%/*}/$PG_DB"
+        query=""
+        if [[ $BENCH_PG_URL == *\?* ]]; then query="?${BENCH_PG_URL#*\?}"; fi
+        pg_url="${base%/*}/$PG_DB$query"
         REDIS_PREFIX="clearhire-bench-$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
         jwt=$(head -c64 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | head -c48)
         key=$(head -c32 /dev/urandom | base64 -w0)

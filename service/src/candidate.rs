@@ -4,7 +4,7 @@ use entity::{CheckStatus, Role, candidate, check};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
+    JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
 };
 use serde_json::json;
 
@@ -640,6 +640,31 @@ pub(crate) async fn find<C: ConnectionTrait>(
         .owned_by(conn, candidate::Column::PartnerId, partner_id)
         .await?
         .ok_or(ServiceError::not_found("candidate"))
+}
+
+/// A candidate of `partner_id` with its partner, in one statement (a status change needs both).
+pub(crate) async fn find_with_partner<C: ConnectionTrait>(
+    conn: &C,
+    partner_id: &str,
+    id: &str,
+) -> ServiceResult<(candidate::Model, entity::partner::Model)> {
+    let owner = candidate::Entity::belongs_to(entity::partner::Entity)
+        .from(candidate::Column::PartnerId)
+        .to(entity::partner::Column::Id)
+        .into();
+    let row = candidate::Entity::find()
+        .filter(candidate::Column::Id.eq(id))
+        .join(JoinType::InnerJoin, owner)
+        .select_also(entity::partner::Entity)
+        .all(conn)
+        .await?
+        .into_iter()
+        .next();
+    match row {
+        // Another partner's candidate answers as a missing one.
+        Some((c, Some(p))) if c.partner_id == partner_id => Ok((c, p)),
+        _ => Err(ServiceError::not_found("candidate")),
+    }
 }
 
 /// What subscribers and webhooks learn of a candidate: never SSN or date of birth.

@@ -5,7 +5,7 @@ use entity::{CheckStatus, Role, candidate, check, check_status_history as histor
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, Set,
+    QueryOrder, QueryTrait, Set,
 };
 use serde_json::json;
 
@@ -213,7 +213,9 @@ impl Service {
                 ),
             ));
         }
-        let partner = crate::partner::load(txn, &current.partner_id).await?;
+        let (cand, partner) =
+            crate::candidate::find_with_partner(txn, &current.partner_id, &current.candidate_id)
+                .await?;
         let now = self.clock.now();
         let mut update = check::Entity::update_many()
             .col_expr(check::Column::Status, Expr::value(to.as_api_str()))
@@ -246,7 +248,6 @@ impl Service {
                 "the check changed status concurrently; reload and retry",
             ));
         };
-        let cand = crate::candidate::find(txn, &current.partner_id, &updated.candidate_id).await?;
         self.record_transition(
             txn,
             actor,
@@ -277,7 +278,7 @@ impl Service {
         reason: Option<&str>,
     ) -> ServiceResult<()> {
         let now = self.clock.now();
-        history::ActiveModel {
+        let row = history::ActiveModel {
             partner_id: Set(actor.partner_id.clone()),
             check_id: Set(c.id.clone()),
             from_status: Set(from),
@@ -287,12 +288,11 @@ impl Service {
             reason: Set(reason.map(str::to_string)),
             created_at: Set(now),
             ..Default::default()
-        }
-        .insert(conn)
-        .await?;
+        };
         let fmt_date = |d: Option<chrono::NaiveDate>| d.map(|d| d.format("%Y-%m-%d").to_string());
-        events::record(
+        events::record_with(
             conn,
+            history::Entity::insert(row).into_query(),
             &actor.partner_id,
             EventType::CheckStatusChanged,
             &c.id,

@@ -1,6 +1,7 @@
 //! Domain events, written to the outbox in the transaction of the change they describe. The
 //! event relay (worker) delivers them; nothing here does I/O beyond the insert.
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
+use sea_orm::sea_query::{Alias, CommonTableExpression, InsertStatement, WithClause};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DbBackend, EntityTrait, QueryTrait, Set};
 use serde_json::Value;
 
 use crate::{ServiceResult, ids};
@@ -68,8 +69,55 @@ pub(crate) async fn record<C: ConnectionTrait>(
     data: Value,
 ) -> ServiceResult<String> {
     let event_id = ids::uuid();
+    outbox_row(&event_id, partner_id, event_type, aggregate_id, data)
+        .insert(conn)
+        .await?;
+    Ok(event_id)
+}
+
+/// Runs `first` (an insert of the change the event describes) and appends the event, on `conn`:
+/// one statement on PostgreSQL (`first` in a `WITH` clause), two on SQLite, which has no
+/// `INSERT` in a `WITH`. Returns the event id.
+pub(crate) async fn record_with<C: ConnectionTrait>(
+    conn: &C,
+    first: InsertStatement,
+    partner_id: &str,
+    event_type: EventType,
+    aggregate_id: &str,
+    data: Value,
+) -> ServiceResult<String> {
+    let event_id = ids::uuid();
+    let event = entity::outbox::Entity::insert(outbox_row(
+        &event_id,
+        partner_id,
+        event_type,
+        aggregate_id,
+        data,
+    ))
+    .into_query();
+    if conn.get_database_backend() == DbBackend::Postgres {
+        let first = CommonTableExpression::new()
+            .table_name(Alias::new("first"))
+            .query(first)
+            .to_owned();
+        conn.execute(&WithClause::new().cte(first).to_owned().query(event))
+            .await?;
+    } else {
+        conn.execute(&first).await?;
+        conn.execute(&event).await?;
+    }
+    Ok(event_id)
+}
+
+fn outbox_row(
+    event_id: &str,
+    partner_id: &str,
+    event_type: EventType,
+    aggregate_id: &str,
+    data: Value,
+) -> entity::outbox::ActiveModel {
     entity::outbox::ActiveModel {
-        event_id: Set(event_id.clone()),
+        event_id: Set(event_id.to_string()),
         partner_id: Set(partner_id.to_string()),
         event_type: Set(event_type.as_str().to_string()),
         aggregate_id: Set(aggregate_id.to_string()),
@@ -78,7 +126,4 @@ pub(crate) async fn record<C: ConnectionTrait>(
         published_at: Set(None),
         ..Default::default()
     }
-    .insert(conn)
-    .await?;
-    Ok(event_id)
 }

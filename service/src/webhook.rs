@@ -9,10 +9,14 @@ use entity::{
     webhook_endpoint as endpoint,
 };
 use rand::{Rng, RngCore};
-use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
+use sea_orm::sea_query::{
+    Alias, CommonTableExpression, Expr, LockBehavior, LockType, OnConflict, SubQueryStatement,
+    WithClause,
+};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
+    IdenStatic, IntoActiveModel, Iterable, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
+    Statement, UpdateMany,
 };
 use serde_json::{Value, json};
 
@@ -83,6 +87,58 @@ pub struct SendSpec {
     pub secrets: Vec<String>,
     /// The endpoint as it was when the delivery was leased (`None` for `callback_url`).
     pub endpoint: Option<endpoint::Model>,
+}
+
+/// Where the endpoint's columns are found in the row of `lease_with_signer_sql`.
+const SIGNER_PREFIX: &str = "signer_";
+
+/// PostgreSQL: leases a due pending delivery (`$1` the lease's end, `$2` its id, `$3` due by)
+/// and returns it with the endpoint that signs it, its columns prefixed `SIGNER_PREFIX`: its
+/// own endpoint, or for a `callback_url` delivery the partner's first. No row: nothing to send.
+fn lease_with_signer_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let signer: Vec<String> = endpoint::Column::iter()
+            .map(|c| {
+                let c = c.as_str();
+                format!(r#"e."{c}" AS "{SIGNER_PREFIX}{c}""#)
+            })
+            .collect();
+        format!(
+            r#"WITH d AS (
+    UPDATE webhook_deliveries SET next_attempt_at = $1
+    WHERE id = $2 AND status = 'pending' AND next_attempt_at <= $3
+    RETURNING *
+)
+SELECT d.*, {} FROM d LEFT JOIN LATERAL (
+    SELECT * FROM webhook_endpoints x WHERE x.id = d.endpoint_id
+    UNION ALL
+    (SELECT * FROM webhook_endpoints y
+     WHERE d.endpoint_id IS NULL AND y.partner_id = d.partner_id
+     ORDER BY y.created_at LIMIT 1)
+) e ON true"#,
+            signer.join(", ")
+        )
+    })
+}
+
+/// A named `WITH` clause.
+fn cte(name: &str, query: impl Into<SubQueryStatement>) -> CommonTableExpression {
+    CommonTableExpression::new()
+        .table_name(Alias::new(name))
+        .query(query)
+        .to_owned()
+}
+
+/// Clears an endpoint's failing streak: one statement that changes nothing while it is healthy.
+fn endpoint_healthy(endpoint_id: &str) -> UpdateMany<endpoint::Entity> {
+    endpoint::Entity::update_many()
+        .col_expr(
+            endpoint::Column::FailingSince,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(endpoint::Column::Id.eq(endpoint_id))
+        .filter(endpoint::Column::FailingSince.is_not_null())
 }
 
 fn new_secret() -> String {
@@ -509,37 +565,62 @@ impl Service {
 
     /// A pending delivery with the secrets to sign it, or `None` if there is nothing to send
     /// (already delivered, cancelled, leased by another sender, or its endpoint is gone or
-    /// disabled). Leasing and reading the delivery are one statement.
+    /// disabled). On PostgreSQL, leasing the delivery and reading the endpoint that signs it are
+    /// one statement; on SQLite (no `UPDATE` in a `WITH`), two.
     pub async fn delivery_to_send(&self, delivery_id: &str) -> ServiceResult<Option<SendSpec>> {
         // Lease it: of several jobs for one delivery (a sweeper re-queue, a resend), one sends.
         let now = crate::now();
-        let Some(d) = delivery::Entity::update_many()
-            .col_expr(
-                delivery::Column::NextAttemptAt,
-                Expr::value(now + DELIVERY_LEASE),
-            )
-            .filter(delivery::Column::Id.eq(delivery_id))
-            .filter(delivery::Column::Status.eq("pending"))
-            .filter(delivery::Column::NextAttemptAt.lte(now + Duration::seconds(2)))
-            .exec_with_returning(&self.db)
-            .await?
-            .into_iter()
-            .next()
-        else {
-            return Ok(None);
-        };
-        let mut secrets = Vec::new();
-        let mut leased_endpoint = None;
-        if let Some(eid) = &d.endpoint_id {
-            let Some(e) = endpoint::Entity::find_by_id(eid.clone())
-                .unique(&self.db)
+        let (lease_until, due_by) = (now + DELIVERY_LEASE, now + Duration::seconds(2));
+        let (d, signer) = if self.db.get_database_backend() == DbBackend::Postgres {
+            let Some(row) = self
+                .db
+                .query_one_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    lease_with_signer_sql(),
+                    [lease_until.into(), delivery_id.into(), due_by.into()],
+                ))
                 .await?
             else {
                 return Ok(None);
             };
-            if !e.enabled {
+            (
+                delivery::Model::from_query_result(&row, "")?,
+                endpoint::Model::from_query_result_optional(&row, SIGNER_PREFIX)?,
+            )
+        } else {
+            let Some(d) = delivery::Entity::update_many()
+                .col_expr(delivery::Column::NextAttemptAt, Expr::value(lease_until))
+                .filter(delivery::Column::Id.eq(delivery_id))
+                .filter(delivery::Column::Status.eq("pending"))
+                .filter(delivery::Column::NextAttemptAt.lte(due_by))
+                .exec_with_returning(&self.db)
+                .await?
+                .into_iter()
+                .next()
+            else {
                 return Ok(None);
-            }
+            };
+            let signer = match &d.endpoint_id {
+                Some(eid) => {
+                    endpoint::Entity::find_by_id(eid.clone())
+                        .unique(&self.db)
+                        .await?
+                }
+                None => {
+                    endpoint::Entity::find()
+                        .filter(endpoint::Column::PartnerId.eq(&d.partner_id))
+                        .order_by_asc(endpoint::Column::CreatedAt)
+                        .one(&self.db)
+                        .await?
+                }
+            };
+            (d, signer)
+        };
+        let mut secrets = Vec::new();
+        let leased_endpoint = if d.endpoint_id.is_some() {
+            let Some(e) = signer.filter(|e| e.enabled) else {
+                return Ok(None);
+            };
             secrets.push(self.crypto.open(&e.secret_enc)?);
             if let (Some(prev), Some(until)) =
                 (&e.previous_secret_enc, e.previous_secret_expires_at)
@@ -547,19 +628,15 @@ impl Service {
             {
                 secrets.push(self.crypto.open(prev)?);
             }
-            leased_endpoint = Some(e);
+            Some(e)
         } else {
             // Results to a callback_url are signed with the partner's first endpoint's secret, so
             // a partner can verify them the same way; without endpoints they go unsigned.
-            if let Some(e) = endpoint::Entity::find()
-                .filter(endpoint::Column::PartnerId.eq(&d.partner_id))
-                .order_by_asc(endpoint::Column::CreatedAt)
-                .one(&self.db)
-                .await?
-            {
+            if let Some(e) = signer {
                 secrets.push(self.crypto.open(&e.secret_enc)?);
             }
-        }
+            None
+        };
         Ok(Some(SendSpec {
             delivery: d,
             secrets,
@@ -576,8 +653,7 @@ impl Service {
     ) -> ServiceResult<NextStep> {
         let now = crate::now();
         let d = &spec.delivery;
-        let txn = db::begin_write(&self.db).await?;
-        attempt::ActiveModel {
+        let row = attempt::ActiveModel {
             partner_id: Set(d.partner_id.clone()),
             delivery_id: Set(d.id.clone()),
             url: Set(d.url.clone()),
@@ -587,9 +663,7 @@ impl Service {
             error: Set(r.error.clone()),
             attempted_at: Set(now),
             ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
+        };
         // The lease keeps other senders off this delivery, so its attempt count is ours.
         let attempts = d.attempts + 1;
         let success = r.status_code.is_some_and(|c| (200..300).contains(&c));
@@ -620,7 +694,7 @@ impl Service {
             NextStep::RetryAt(at) => ("pending", None, Some(*at)),
             NextStep::GiveUp => ("failed", None, None),
         };
-        delivery::Entity::update_many()
+        let update = delivery::Entity::update_many()
             .col_expr(delivery::Column::Attempts, Expr::value(attempts))
             .col_expr(
                 delivery::Column::LastStatusCode,
@@ -634,40 +708,50 @@ impl Service {
                 delivery::Column::NextAttemptAt,
                 Expr::value(next_attempt_at),
             )
-            .filter(delivery::Column::Id.eq(&d.id))
-            .exec(&txn)
-            .await?;
+            .filter(delivery::Column::Id.eq(&d.id));
+        // Health is measured on the service clock (which tests move over days); retries stay on
+        // the wall clock the job queue schedules by. In production they agree.
+        let health_now = self.clock.now();
+        let failing_endpoint = spec.endpoint.as_ref().filter(|_| !success);
+        if failing_endpoint.is_none() && self.db.get_database_backend() == DbBackend::Postgres {
+            // The usual case, a success (or a callback's attempt), in one statement: the attempt,
+            // the delivery and the endpoint's health in data-modifying `WITH` clauses.
+            let mut with = WithClause::new();
+            with.cte(cte("attempt", attempt::Entity::insert(row).into_query()));
+            let stmt = match &spec.endpoint {
+                Some(e) => {
+                    with.cte(cte("delivery", update.into_query()));
+                    with.query(endpoint_healthy(&e.id).into_query())
+                }
+                None => with.query(update.into_query()),
+            };
+            self.db.execute(&stmt).await?;
+            return Ok(next);
+        }
+        let txn = db::begin_write(&self.db).await?;
+        row.insert(&txn).await?;
+        update.exec(&txn).await?;
         if let Some(e) = &spec.endpoint {
-            // Health is measured on the service clock (which tests move over days); retries
-            // stay on the wall clock the job queue schedules by. In production they agree.
-            self.track_endpoint_health(&txn, &e.id, success, gone, self.clock.now())
-                .await?;
+            if success {
+                endpoint_healthy(&e.id).exec(&txn).await?;
+            } else {
+                self.track_endpoint_failure(&txn, &e.id, gone, health_now)
+                    .await?;
+            }
         }
         txn.commit().await?;
         Ok(next)
     }
 
-    async fn track_endpoint_health<C: ConnectionTrait>(
+    /// A failed attempt at an endpoint: when it started failing, and whether it is now disabled
+    /// (410 Gone, or failing for `DISABLE_AFTER_FAILING`).
+    async fn track_endpoint_failure<C: ConnectionTrait>(
         &self,
         conn: &C,
         endpoint_id: &str,
-        success: bool,
         gone: bool,
         now: DateTime<Utc>,
     ) -> ServiceResult<()> {
-        if success {
-            // One statement that changes nothing while the endpoint is healthy.
-            endpoint::Entity::update_many()
-                .col_expr(
-                    endpoint::Column::FailingSince,
-                    Expr::value(Option::<DateTime<Utc>>::None),
-                )
-                .filter(endpoint::Column::Id.eq(endpoint_id))
-                .filter(endpoint::Column::FailingSince.is_not_null())
-                .exec(conn)
-                .await?;
-            return Ok(());
-        }
         let Some(e) = endpoint::Entity::find_by_id(endpoint_id.to_string())
             .unique(conn)
             .await?

@@ -926,6 +926,62 @@ async fn an_endpoint_failing_for_five_days_is_disabled_and_an_event_says_so() {
     assert_eq!(e["disabledReason"], "every delivery failed for 5 days");
 }
 
+/// A success ends an endpoint's failing streak: failures days later start a new one rather than
+/// adding up to the five days that disable it.
+#[tokio::test]
+async fn a_success_ends_an_endpoints_failing_streak() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    // The first attempt fails, its retry (about 5 s later) succeeds, then everything fails.
+    let mut script = vec![500, 200];
+    script.extend([500; 50]);
+    rx.answer(&script);
+    let (endpoint_id, _) = endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
+    let outcomes = || async {
+        let r = app
+            .gql(
+                "query($e: ID) { webhookDeliveries(endpointId: $e) { attempts { statusCode } } webhookEndpoints { id enabled } }",
+                json!({"e": endpoint_id}),
+            )
+            .await;
+        let codes: Vec<i64> = r.data()["webhookDeliveries"]
+            .as_array()
+            .expect("deliveries")
+            .iter()
+            .flat_map(|d| d["attempts"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a["statusCode"].as_i64())
+            .collect();
+        let enabled = r.data()["webhookEndpoints"]
+            .as_array()
+            .expect("endpoints")
+            .iter()
+            .any(|e| e["id"] == endpoint_id.as_str() && e["enabled"] == true);
+        (codes, enabled)
+    };
+    let cand = app.candidate("streak1@example.com").await;
+    app.start_check(&cand, false).await;
+    eventually("a failure, then a success", 15, || async {
+        let (mut codes, _) = outcomes().await;
+        codes.sort();
+        (codes == [200, 500]).then_some(())
+    })
+    .await;
+    // Six days on, a failure: five days have not passed since the streak began again.
+    app.service.clock().advance(chrono::Duration::days(6));
+    let cand = app.candidate("streak2@example.com").await;
+    app.start_check(&cand, false).await;
+    let (codes, enabled) = eventually("the next failure recorded", 10, || async {
+        let (codes, enabled) = outcomes().await;
+        (codes.len() >= 3).then_some((codes, enabled))
+    })
+    .await;
+    assert_eq!(codes.iter().filter(|c| **c == 500).count(), 2, "{codes:?}");
+    assert!(
+        enabled,
+        "one failure after a success must not disable the endpoint"
+    );
+}
+
 /// The relay reads a window of recent outbox ids; an event whose id was drawn long before it
 /// committed (far behind that window) is still relayed, by the relay's periodic full scan.
 #[tokio::test]
