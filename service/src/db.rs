@@ -124,6 +124,18 @@ where
     Err(anyhow::anyhow!("no free id after four tries").into())
 }
 
+/// A named `WITH` clause; on PostgreSQL it may insert, update or delete (`RETURNING` nothing),
+/// which puts several writes in one statement.
+pub(crate) fn cte(
+    name: &str,
+    query: impl Into<sea_orm::sea_query::SubQueryStatement>,
+) -> sea_orm::sea_query::CommonTableExpression {
+    sea_orm::sea_query::CommonTableExpression::new()
+        .table_name(sea_orm::sea_query::Alias::new(name))
+        .query(query)
+        .to_owned()
+}
+
 /// The row a unique key selects. sea-orm's `.one()` binds `LIMIT ?` as a parameter, and SQLite
 /// reads a bound LIMIT when it plans a statement, so every execution re-prepares it (16% of the
 /// CPU of a `candidate(id)` read). A unique key needs no limit.

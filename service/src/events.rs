@@ -1,6 +1,6 @@
 //! Domain events, written to the outbox in the transaction of the change they describe. The
 //! event relay (worker) delivers them; nothing here does I/O beyond the insert.
-use sea_orm::sea_query::{Alias, CommonTableExpression, InsertStatement, WithClause};
+use sea_orm::sea_query::{InsertStatement, WithClause};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DbBackend, EntityTrait, QueryTrait, Set};
 use serde_json::Value;
 
@@ -96,12 +96,10 @@ pub(crate) async fn record_with<C: ConnectionTrait>(
     ))
     .into_query();
     if conn.get_database_backend() == DbBackend::Postgres {
-        let first = CommonTableExpression::new()
-            .table_name(Alias::new("first"))
-            .query(first)
+        let with = WithClause::new()
+            .cte(crate::db::cte("first", first))
             .to_owned();
-        conn.execute(&WithClause::new().cte(first).to_owned().query(event))
-            .await?;
+        conn.execute(&with.query(event)).await?;
     } else {
         conn.execute(&first).await?;
         conn.execute(&event).await?;

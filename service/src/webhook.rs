@@ -9,10 +9,7 @@ use entity::{
     webhook_endpoint as endpoint,
 };
 use rand::{Rng, RngCore};
-use sea_orm::sea_query::{
-    Alias, CommonTableExpression, Expr, LockBehavior, LockType, OnConflict, SubQueryStatement,
-    WithClause,
-};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict, WithClause};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
     IdenStatic, IntoActiveModel, Iterable, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
@@ -120,14 +117,6 @@ SELECT d.*, {} FROM d LEFT JOIN LATERAL (
             signer.join(", ")
         )
     })
-}
-
-/// A named `WITH` clause.
-fn cte(name: &str, query: impl Into<SubQueryStatement>) -> CommonTableExpression {
-    CommonTableExpression::new()
-        .table_name(Alias::new(name))
-        .query(query)
-        .to_owned()
 }
 
 /// Clears an endpoint's failing streak: one statement that changes nothing while it is healthy.
@@ -709,18 +698,18 @@ impl Service {
                 Expr::value(next_attempt_at),
             )
             .filter(delivery::Column::Id.eq(&d.id));
-        // Health is measured on the service clock (which tests move over days); retries stay on
-        // the wall clock the job queue schedules by. In production they agree.
-        let health_now = self.clock.now();
-        let failing_endpoint = spec.endpoint.as_ref().filter(|_| !success);
-        if failing_endpoint.is_none() && self.db.get_database_backend() == DbBackend::Postgres {
+        let reads_endpoint = spec.endpoint.is_some() && !success;
+        if !reads_endpoint && self.db.get_database_backend() == DbBackend::Postgres {
             // The usual case, a success (or a callback's attempt), in one statement: the attempt,
             // the delivery and the endpoint's health in data-modifying `WITH` clauses.
             let mut with = WithClause::new();
-            with.cte(cte("attempt", attempt::Entity::insert(row).into_query()));
+            with.cte(db::cte(
+                "attempt",
+                attempt::Entity::insert(row).into_query(),
+            ));
             let stmt = match &spec.endpoint {
                 Some(e) => {
-                    with.cte(cte("delivery", update.into_query()));
+                    with.cte(db::cte("delivery", update.into_query()));
                     with.query(endpoint_healthy(&e.id).into_query())
                 }
                 None => with.query(update.into_query()),
@@ -735,7 +724,9 @@ impl Service {
             if success {
                 endpoint_healthy(&e.id).exec(&txn).await?;
             } else {
-                self.track_endpoint_failure(&txn, &e.id, gone, health_now)
+                // Health is measured on the service clock (which tests move over days); retries
+                // stay on the wall clock the job queue schedules by. In production they agree.
+                self.track_endpoint_failure(&txn, &e.id, gone, self.clock.now())
                     .await?;
             }
         }
