@@ -3,15 +3,18 @@
 # process (embedded mode), then one status change; prints how many received it, p50/p99 from the
 # mutation to arrival, and the server's RSS per idle subscriber. Each subscriber is one open file
 # on the server and one in `loadgen`: keep BENCH_SUBSCRIBERS under `ulimit -n` (20000 here, and
-# not raisable in this container). BENCH_API_BIN / BENCH_LOADGEN_BIN run other builds (an earlier
-# commit's, for an A/B comparison); by default the ones just built. Writes nothing into the
-# repository.
+# not raisable in this container). Knobs (env): BENCH_SUBSCRIBERS, BENCH_PORT (18888), BENCH_OUT,
+# BENCH_API_BIN and BENCH_LOADGEN_BIN (below). Writes nothing into the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUBSCRIBERS=${BENCH_SUBSCRIBERS:-19500}
 PORT=${BENCH_PORT:-18888}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
-cargo build --release -p api -p bench
+# BENCH_API_BIN / BENCH_LOADGEN_BIN run other builds (an earlier commit's, for an A/B
+# comparison); with both given nothing is built, so an edit in progress cannot break a run.
+if [[ -z "${BENCH_API_BIN:-}" || -z "${BENCH_LOADGEN_BIN:-}" ]]; then
+    cargo build --release -p api -p bench
+fi
 API="${BENCH_API_BIN:-$TARGET_DIR/release/api}"
 LOADGEN="${BENCH_LOADGEN_BIN:-$TARGET_DIR/release/loadgen}"
 DATA_DIR=$(mktemp -d /tmp/clearhire-fanout.XXXXXX)

@@ -14,7 +14,8 @@
 #               webhook at a subscribed local endpoint.
 # Knobs (env): BENCH_CHECKS (10000), BENCH_CHANGES (20000), BENCH_CONCURRENCY (64),
 # BENCH_PORT (18180), BENCH_OUT (a new /tmp dir for logs), BENCH_KINDS ("screen webhooks"),
-# BENCH_MODES ("embedded scaleout"), BENCH_API_BIN (the server binary; default the one just built).
+# BENCH_MODES ("embedded scaleout"), BENCH_API_BIN and BENCH_LOADGEN_BIN (other builds; default the
+# ones just built).
 # Writes nothing into the repository.
 set -euo pipefail
 
@@ -29,11 +30,14 @@ mkdir -p "$OUT"
 
 log() { printf '\n=== %s\n' "$*"; }
 
-log "building (release)"
-cargo build --release -p api -p bench
-# BENCH_API_BIN runs another build of the server (say, an earlier commit's) for an A/B comparison.
+# BENCH_API_BIN / BENCH_LOADGEN_BIN run other builds (an earlier commit's, for an A/B
+# comparison); with both given nothing is built, so an edit in progress cannot break a run.
+if [[ -z "${BENCH_API_BIN:-}" || -z "${BENCH_LOADGEN_BIN:-}" ]]; then
+    log "building (release)"
+    cargo build --release -p api -p bench
+fi
 API="${BENCH_API_BIN:-$TARGET_DIR/release/api}"
-LOADGEN="$TARGET_DIR/release/loadgen"
+LOADGEN="${BENCH_LOADGEN_BIN:-$TARGET_DIR/release/loadgen}"
 
 log "machine"
 echo "cores: $(nproc); cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"

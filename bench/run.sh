@@ -14,7 +14,8 @@
 # BENCH_DURATION (20s), BENCH_WARMUP (3s), BENCH_OUT (a new /tmp dir for logs), BENCH_PG_URL,
 # BENCH_PG_ANALYZE (1): ANALYZE after seeding when the instance has autovacuum off,
 # BENCH_QUIET_WAIT (0): before each load, wait up to this many seconds for the machine to be
-# less than 20% busy (other builds skew the figures; each load reports what else used the CPU).
+# less than 20% busy (other builds skew the figures; each load reports what else used the CPU),
+# BENCH_API_BIN and BENCH_LOADGEN_BIN (other builds; default the ones just built).
 # Prints the figures; writes nothing into the repository.
 set -euo pipefail
 
@@ -30,10 +31,14 @@ mkdir -p "$OUT"
 
 log() { printf '\n=== %s\n' "$*"; }
 
-log "building (release)"
-cargo build --release -p api -p bench
-API="$TARGET_DIR/release/api"
-LOADGEN="$TARGET_DIR/release/loadgen"
+# BENCH_API_BIN / BENCH_LOADGEN_BIN run other builds (an earlier commit's, for an A/B
+# comparison); with both given nothing is built, so an edit in progress cannot break a run.
+if [[ -z "${BENCH_API_BIN:-}" || -z "${BENCH_LOADGEN_BIN:-}" ]]; then
+    log "building (release)"
+    cargo build --release -p api -p bench
+fi
+API="${BENCH_API_BIN:-$TARGET_DIR/release/api}"
+LOADGEN="${BENCH_LOADGEN_BIN:-$TARGET_DIR/release/loadgen}"
 
 log "machine"
 echo "cores: $(nproc); cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
