@@ -10,6 +10,7 @@ use service::Service;
 
 use crate::graphql::{self, AppSchema};
 use crate::live::{ReadOnWake, SharedSubscriptions};
+use crate::parsed::ParsedQueries;
 
 pub fn routes(
     schema: AppSchema,
@@ -36,6 +37,7 @@ pub fn routes(
         .at("/readyz", get(readyz))
         .at("/metrics", get(metrics))
         .data(SharedSubscriptions::new(schema.clone()))
+        .data(std::sync::Arc::new(ParsedQueries::default()))
         .data(schema)
         .data(svc)
         .data(window)
@@ -54,11 +56,12 @@ async fn graphql_post(
     schema: Data<&AppSchema>,
     svc: Data<&Service>,
     window: Data<&graphql::BatchWindow>,
+    parsed: Data<&std::sync::Arc<ParsedQueries>>,
     headers: &HeaderMap,
     req: GraphQLRequest,
 ) -> GraphQLResponse {
     let req = req.0;
-    let req = match bearer(headers) {
+    let mut req = match bearer(headers) {
         None if headers.contains_key("authorization") => {
             return unauthenticated("the Authorization header must be `Bearer <token>`");
         }
@@ -68,6 +71,7 @@ async fn graphql_post(
             Err(e) => return unauthenticated(&e.to_string()),
         },
     };
+    parsed.prepare(&mut req);
     schema.execute(req).await.into()
 }
 

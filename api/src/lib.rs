@@ -7,6 +7,7 @@ pub mod graphql;
 pub mod http;
 pub mod live;
 pub mod pages;
+pub mod parsed;
 
 pub use app::Application;
 pub use config::Config;
