@@ -1,7 +1,7 @@
 //! Domain events, written to the outbox in the transaction of the change they describe. The
 //! event relay (worker) delivers them; nothing here does I/O beyond the insert.
 use sea_orm::sea_query::{InsertStatement, WithClause};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DbBackend, EntityTrait, QueryTrait, Set};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, QueryTrait, Set};
 use serde_json::Value;
 
 use crate::{ServiceResult, ids};
@@ -68,10 +68,8 @@ pub(crate) async fn record<C: ConnectionTrait>(
     aggregate_id: &str,
     data: Value,
 ) -> ServiceResult<String> {
-    let event_id = ids::uuid();
-    outbox_row(&event_id, partner_id, event_type, aggregate_id, data)
-        .insert(conn)
-        .await?;
+    let (event_id, event) = outbox_insert(partner_id, event_type, aggregate_id, data);
+    conn.execute(&event).await?;
     Ok(event_id)
 }
 
@@ -86,15 +84,7 @@ pub(crate) async fn record_with<C: ConnectionTrait>(
     aggregate_id: &str,
     data: Value,
 ) -> ServiceResult<String> {
-    let event_id = ids::uuid();
-    let event = entity::outbox::Entity::insert(outbox_row(
-        &event_id,
-        partner_id,
-        event_type,
-        aggregate_id,
-        data,
-    ))
-    .into_query();
+    let (event_id, event) = outbox_insert(partner_id, event_type, aggregate_id, data);
     if conn.get_database_backend() == DbBackend::Postgres {
         let with = WithClause::new()
             .cte(crate::db::cte("first", first))
@@ -107,15 +97,16 @@ pub(crate) async fn record_with<C: ConnectionTrait>(
     Ok(event_id)
 }
 
-fn outbox_row(
-    event_id: &str,
+/// A new event's id and the statement that appends it to the outbox.
+fn outbox_insert(
     partner_id: &str,
     event_type: EventType,
     aggregate_id: &str,
     data: Value,
-) -> entity::outbox::ActiveModel {
-    entity::outbox::ActiveModel {
-        event_id: Set(event_id.to_string()),
+) -> (String, InsertStatement) {
+    let event_id = ids::uuid();
+    let row = entity::outbox::ActiveModel {
+        event_id: Set(event_id.clone()),
         partner_id: Set(partner_id.to_string()),
         event_type: Set(event_type.as_str().to_string()),
         aggregate_id: Set(aggregate_id.to_string()),
@@ -123,5 +114,6 @@ fn outbox_row(
         created_at: Set(crate::now()),
         published_at: Set(None),
         ..Default::default()
-    }
+    };
+    (event_id, entity::outbox::Entity::insert(row).into_query())
 }

@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{insert_past_a_taken_id, spawn_app};
 
 const CREATE: &str = "mutation($i: CreateCandidateInput!) { createCandidate(input: $i) { id turnId referenceId firstName middleName lastName email phone dateOfBirth ssn zip city state address experience interests transportationMethod createdAt } }";
 
@@ -206,10 +206,7 @@ async fn ssn_and_date_of_birth_are_not_stored_in_plaintext() {
 /// transaction stays usable (a caught unique violation would have aborted it on PostgreSQL).
 #[tokio::test]
 async fn a_taken_turn_id_is_replaced_without_spoiling_the_transaction() {
-    use sea_orm::{
-        ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-        Set, TransactionTrait,
-    };
+    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
     let app = spawn_app().await;
     let first = app.candidate("taken@example.com").await;
     let db = app.service.db();
@@ -219,25 +216,19 @@ async fn a_taken_turn_id_is_replaced_without_spoiling_the_transaction() {
         .await
         .expect("read")
         .expect("candidate");
-    let mut am = existing.clone().into_active_model().reset_all();
+    let mut am = existing.into_active_model().reset_all();
     am.seq = sea_orm::NotSet;
     am.id = Set(uuid::Uuid::new_v4().to_string());
     am.email = Set("second.taken@example.com".into());
-    let txn = db.begin().await.expect("begin");
-    let mut fresh = ["C0000000001".to_string()].into_iter();
-    let inserted =
-        service::db::insert_with_fresh_id(&txn, am, entity::candidate::Column::TurnId, |am| {
-            am.turn_id = Set(fresh.next().expect("one fresh id is enough"))
-        })
-        .await
-        .expect("inserted under a fresh turnId");
+    let inserted = insert_past_a_taken_id(
+        db,
+        am,
+        entity::candidate::Column::TurnId,
+        "C0000000001",
+        |am, id| am.turn_id = Set(id),
+    )
+    .await;
     assert_eq!(inserted.turn_id, "C0000000001");
-    let rows = entity::candidate::Entity::find()
-        .count(&txn)
-        .await
-        .expect("the transaction is still usable");
-    txn.commit().await.expect("commit");
-    assert_eq!(rows, 2);
     let again = app
         .gql(
             "query($t: String) { candidate(turnId: $t) { email } }",

@@ -339,3 +339,37 @@ impl TestApp {
         row.try_get::<i64>("", "n").expect("n")
     }
 }
+
+/// Inserts `am`, whose id in `column` is already taken, through
+/// `service::db::insert_with_fresh_id` inside a transaction, with `fresh` as the one redraw (`set`
+/// puts it on `am`). Checks that the transaction is still usable afterwards (a caught unique
+/// violation would have aborted it on PostgreSQL) and holds exactly one row more; commits and
+/// returns the inserted row.
+pub async fn insert_past_a_taken_id<A>(
+    db: &sea_orm::DatabaseConnection,
+    am: A,
+    column: <A::Entity as sea_orm::EntityTrait>::Column,
+    fresh: &str,
+    set: impl Fn(&mut A, String),
+) -> <A::Entity as sea_orm::EntityTrait>::Model
+where
+    A: sea_orm::ActiveModelTrait + Clone + Send,
+    <A::Entity as sea_orm::EntityTrait>::Model: sea_orm::IntoActiveModel<A> + Send + Sync,
+{
+    use sea_orm::{EntityTrait, PaginatorTrait, TransactionTrait};
+    let before = A::Entity::find().count(db).await.expect("count");
+    let txn = db.begin().await.expect("begin");
+    let mut fresh = Some(fresh.to_string());
+    let inserted = service::db::insert_with_fresh_id(&txn, am, column, |am| {
+        set(am, fresh.take().expect("one fresh id is enough"))
+    })
+    .await
+    .expect("inserted under a fresh id");
+    let after = A::Entity::find()
+        .count(&txn)
+        .await
+        .expect("the transaction is still usable");
+    txn.commit().await.expect("commit");
+    assert_eq!(after, before + 1);
+    inserted
+}

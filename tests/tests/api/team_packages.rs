@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{insert_past_a_taken_id, spawn_app};
 
 #[tokio::test]
 async fn packages_keep_exactly_one_default() {
@@ -153,10 +153,7 @@ async fn partner_settings_drive_dashboard_links() {
 /// caller's transaction, as for `turnId`.
 #[tokio::test]
 async fn a_taken_package_id_is_replaced_without_spoiling_the_transaction() {
-    use sea_orm::{
-        ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-        Set, TransactionTrait,
-    };
+    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
     let app = spawn_app().await;
     let p = app
         .gql(
@@ -178,26 +175,19 @@ async fn a_taken_package_id_is_replaced_without_spoiling_the_transaction() {
     let mut am = existing.into_active_model().reset_all();
     am.name = Set("Second".into());
     am.is_default = Set(false);
-    let txn = db.begin().await.expect("begin");
-    let mut fresh = ["P0000000001".to_string()].into_iter();
-    let inserted = service::db::insert_with_fresh_id(&txn, am, entity::package::Column::Id, |am| {
-        am.id = Set(fresh.next().expect("one fresh id is enough"))
-    })
-    .await
-    .expect("inserted under a fresh id");
+    let inserted = insert_past_a_taken_id(
+        db,
+        am,
+        entity::package::Column::Id,
+        "P0000000001",
+        |am, id| am.id = Set(id),
+    )
+    .await;
     assert_eq!(inserted.id, "P0000000001");
-    let before = entity::package::Entity::find()
-        .count(&txn)
-        .await
-        .expect("the transaction is still usable");
-    txn.commit().await.expect("commit");
-    assert!(before >= 2);
     let got = app
         .gql(
-            "query { a: package(id: \"P0000000001\") { name } b: package(id: $taken) { name } }"
-                .replace("$taken", &format!("{taken:?}"))
-                .as_str(),
-            json!({}),
+            "query($t: ID!) { a: package(id: \"P0000000001\") { name } b: package(id: $t) { name } }",
+            json!({"t": taken}),
         )
         .await;
     assert_eq!(got.data()["a"]["name"], "Second");
