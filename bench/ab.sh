@@ -88,7 +88,8 @@ for round in $(seq 1 "$ROUNDS"); do
             start_server "$bin" "$OUT/server"
             log="$OUT/r$round-$q-$(echo "$bin" | tr '/' '_').log"
             "$LOADGEN" run --url "$URL" --query "$q" --concurrency "$CONCURRENCY" --duration "$DURATION" \
-                --warmup "$WARMUP" --server-pid "$SERVER_PID" --label "$bin" >"$log"
+                --warmup "$WARMUP" --server-pid "$SERVER_PID" --label "$bin" >"$log" ||
+                echo "!!! round $round, $bin, $q: loadgen exited with $? (errors during the run?): $log"
             stop_server
             awk -v r="$round" -v b="$bin" -v q="$q" '/^RESULT / {
                 match($0, /"rps":[0-9.]+/); rps = substr($0, RSTART + 6, RLENGTH - 6)
