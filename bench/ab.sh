@@ -12,12 +12,13 @@
 # include what the seeding left behind.
 #
 # Knobs (env): BENCH_ROUNDS (3), BENCH_QUERIES ("candidate list"), BENCH_CANDIDATES (10000),
-# BENCH_CONCURRENCY (32), BENCH_DURATION (10s), BENCH_WARMUP (2s), BENCH_PORT (18300),
+# BENCH_CONCURRENCY (32), BENCH_DURATION (10s), BENCH_WARMUP (2s), BENCH_PORT (18300, or the next free port),
 # BENCH_LOADGEN_BIN (default: build it), BENCH_OUT (a new /tmp dir). Writes nothing into the
 # repository; prints one line per load: round, build, query, req/s, p99 ms, max RSS MiB.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 if [[ $# -lt 2 ]]; then
     echo "usage: bench/ab.sh API_BIN API_BIN..." >&2
     exit 2
@@ -28,7 +29,6 @@ CANDIDATES=${BENCH_CANDIDATES:-10000}
 CONCURRENCY=${BENCH_CONCURRENCY:-32}
 DURATION=${BENCH_DURATION:-10s}
 WARMUP=${BENCH_WARMUP:-2s}
-PORT=${BENCH_PORT:-18300}
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/clearhire-ab.XXXXXX)}
 mkdir -p "$OUT"
 if [[ -z "${BENCH_LOADGEN_BIN:-}" ]]; then
@@ -37,46 +37,29 @@ fi
 LOADGEN=${BENCH_LOADGEN_BIN:-${CARGO_TARGET_DIR:-target}/release/loadgen}
 DATA="$OUT/data"
 mkdir -p "$DATA"
+PORT=$(free_port "${BENCH_PORT:-18300}")
 URL="http://127.0.0.1:$PORT"
 
-echo "cores: $(nproc); cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ); logs and database: $OUT"
+print_machine
+echo "logs and database: $OUT"
 
 SERVER_PID=""
 stop_server() {
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID"
-        wait "$SERVER_PID" || true
-    fi
+    stop_pid "$SERVER_PID"
     SERVER_PID=""
 }
 trap stop_server EXIT
 
-# start_server BIN LOG: on the shared database; the first start creates it and prints a token.
+# start_server BIN LOG [token]: on the shared database, whose first server prints a token.
 start_server() {
     CLEARHIRE_DATA_DIR="$DATA" DATABASE_URL="sqlite://$DATA/clearhire.db?mode=rwc" \
         CLEARHIRE_LISTEN="127.0.0.1:$PORT" "$1" >"$2.out" 2>"$2.err" &
     SERVER_PID=$!
-    for _ in $(seq 1 300); do
-        if curl -fsS "$URL/readyz" >/dev/null 2>&1; then return 0; fi
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            echo "$1 exited:" >&2
-            cat "$2.err" >&2
-            exit 1
-        fi
-        sleep 0.1
-    done
-    echo "$1 did not become ready within 30s" >&2
-    exit 1
+    wait_for_api "$SERVER_PID" "$PORT" "$2" "${3:-}"
 }
 
-start_server "$1" "$OUT/seed-server"
-LOADGEN_TOKEN=$(awk '/API token/ { found = 1; next } found && NF { print $1; exit }' "$OUT/seed-server.out")
-if [[ -z "$LOADGEN_TOKEN" ]]; then
-    echo "the first server printed no API token (is $DATA empty?)" >&2
-    exit 1
-fi
-export LOADGEN_TOKEN # via the environment, so it is not in `ps` output
+start_server "$1" "$OUT/seed-server" token
+export LOADGEN_TOKEN="$API_TOKEN" # via the environment, so it is not in `ps` output
 "$LOADGEN" seed --url "$URL" --candidates "$CANDIDATES" >"$OUT/seed.log"
 "$LOADGEN" settle --url "$URL" >>"$OUT/seed.log"
 grep '^SEED ' "$OUT/seed.log"

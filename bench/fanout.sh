@@ -7,6 +7,7 @@
 # BENCH_API_BIN and BENCH_LOADGEN_BIN (below). Writes nothing into the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 SUBSCRIBERS=${BENCH_SUBSCRIBERS:-19500}
 PORT=${BENCH_PORT:-18888}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
@@ -27,7 +28,7 @@ CLEARHIRE_DATA_DIR="$DATA_DIR/data" DATABASE_URL="sqlite://$DATA_DIR/data/clearh
 PID=$!
 token=""
 for _ in $(seq 1 100); do
-    token=$(awk '/API token/ { found = 1; next } found && NF { print $1; exit }' "$OUT/api.out")
+    token=$(api_token "$OUT/api.out")
     if [[ -n "$token" ]]; then break; fi
     sleep 0.2
 done

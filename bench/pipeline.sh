@@ -20,6 +20,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 PORT_BASE=${BENCH_PORT:-18180}
 CHECKS=${BENCH_CHECKS:-10000}
 CHANGES=${BENCH_CHANGES:-20000}
@@ -40,8 +41,7 @@ API="${BENCH_API_BIN:-$TARGET_DIR/release/api}"
 LOADGEN="${BENCH_LOADGEN_BIN:-$TARGET_DIR/release/loadgen}"
 
 log "machine"
-echo "cores: $(nproc); cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ); commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+print_machine
 echo "logs: $OUT"
 
 PIDS=()
@@ -62,12 +62,6 @@ stop_all() {
 }
 trap stop_all EXIT
 
-free_port() {
-    local p=$1
-    while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
-    echo "$p"
-}
-
 # start LABEL [VAR=VALUE...]: an api process (plus a worker process when REDIS_URL is given);
 # sets PORT and LOADGEN_TOKEN.
 start() {
@@ -83,7 +77,7 @@ start() {
     PIDS+=($!)
     local token=""
     for _ in $(seq 1 300); do
-        token=$(awk '/API token/ { found = 1; next } found && NF { print $1; exit }' "$OUT/$label-api.out")
+        token=$(api_token "$OUT/$label-api.out")
         if [[ -n "$token" ]]; then break; fi
         sleep 0.2
     done

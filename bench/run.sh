@@ -20,6 +20,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 PORT_BASE=${BENCH_PORT:-18080}
 CANDIDATES=${BENCH_CANDIDATES:-10000}
 CONCURRENCY=${BENCH_CONCURRENCY:-32}
@@ -41,19 +42,14 @@ API="${BENCH_API_BIN:-$TARGET_DIR/release/api}"
 LOADGEN="${BENCH_LOADGEN_BIN:-$TARGET_DIR/release/loadgen}"
 
 log "machine"
-echo "cores: $(nproc); cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-free -h | sed -n 1,2p
-echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ); commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+print_machine
 echo "logs: $OUT"
 
 SERVER_PID=""
 DATA_DIR=""
 PG_DB=""
 stop_server() {
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID"
-        wait "$SERVER_PID" || true
-    fi
+    stop_pid "$SERVER_PID"
     SERVER_PID=""
     if [[ -n "$DATA_DIR" ]]; then rm -rf "$DATA_DIR"; fi
     DATA_DIR=""
@@ -67,12 +63,6 @@ drop_pg_db() {
 cleanup() { stop_server; drop_pg_db; }
 trap cleanup EXIT
 
-free_port() {
-    local p=$1
-    while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
-    echo "$p"
-}
-
 # start_server LABEL DATABASE_URL [VAR=VALUE...]: sets SERVER_PID, PORT and LOADGEN_TOKEN.
 start_server() {
     local label=$1 db_url=$2
@@ -83,27 +73,8 @@ start_server() {
     env "$@" CLEARHIRE_DATA_DIR="$DATA_DIR" DATABASE_URL="$db_url" CLEARHIRE_LISTEN="127.0.0.1:$PORT" \
         "$API" >"$OUT/$label-server.out" 2>"$OUT/$label-server.err" &
     SERVER_PID=$!
-    # The server prints "API token (...):", a blank line, then the token, once it is bound.
-    local token=""
-    for _ in $(seq 1 300); do
-        token=$(awk '/API token/ { found = 1; next } found && NF { print $1; exit }' "$OUT/$label-server.out")
-        if [[ -n "$token" ]]; then break; fi
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            echo "the $label server exited:" >&2
-            cat "$OUT/$label-server.err" >&2
-            exit 1
-        fi
-        sleep 0.2
-    done
-    if [[ -z "$token" ]]; then
-        echo "the $label server printed no API token within 60s" >&2
-        exit 1
-    fi
-    for _ in $(seq 1 100); do
-        if curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then break; fi
-        sleep 0.1
-    done
-    export LOADGEN_TOKEN="$token" # via the environment, so it is not in `ps` output
+    wait_for_api "$SERVER_PID" "$PORT" "$OUT/$label-server" token
+    export LOADGEN_TOKEN="$API_TOKEN" # via the environment, so it is not in `ps` output
     echo "$label server: pid $SERVER_PID on 127.0.0.1:$PORT"
 }
 
