@@ -38,3 +38,22 @@ pub(crate) fn ts_opt(col: impl IntoIden) -> ColumnDef {
         .null()
         .to_owned()
 }
+
+/// An index `name` on `table` over `cols`.
+pub(crate) async fn index(
+    manager: &SchemaManager<'_>,
+    name: &str,
+    table: impl IntoIden + 'static,
+    cols: &[&'static str],
+    unique: bool,
+) -> Result<(), DbErr> {
+    let mut i = Index::create();
+    i.name(name).table(table);
+    for c in cols {
+        i.col(Alias::new(*c));
+    }
+    if unique {
+        i.unique();
+    }
+    manager.create_index(i.to_owned()).await
+}

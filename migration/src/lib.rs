@@ -7,6 +7,7 @@ mod m20261123_000001_foundation;
 mod m20261123_000002_webhooks;
 mod m20261123_000003_checks_by_candidate;
 mod m20261123_000004_screening;
+mod m20261201_000005_lookups_by_key;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_webhooks::Migration),
             Box::new(m20261123_000003_checks_by_candidate::Migration),
             Box::new(m20261123_000004_screening::Migration),
+            Box::new(m20261201_000005_lookups_by_key::Migration),
         ]
     }
 }

@@ -2,7 +2,7 @@
 //! (consent, report copy), consent evidence, sent mail, adverse actions, monitoring alerts and
 //! hosted consent-form sessions; plus the candidate's driver's licence and partner screening
 //! settings.
-use crate::cols::{auto_pk, id, opt, req, ts, ts_opt};
+use crate::cols::{auto_pk, id, index, opt, req, ts, ts_opt};
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]
@@ -20,24 +20,6 @@ fn int(col: impl IntoIden, default: i32) -> ColumnDef {
         .not_null()
         .default(default)
         .to_owned()
-}
-
-async fn index(
-    manager: &SchemaManager<'_>,
-    name: &str,
-    table: impl IntoIden + 'static,
-    cols: &[&'static str],
-    unique: bool,
-) -> Result<(), DbErr> {
-    let mut i = Index::create();
-    i.name(name).table(table);
-    for c in cols {
-        i.col(Alias::new(*c));
-    }
-    if unique {
-        i.unique();
-    }
-    manager.create_index(i.to_owned()).await
 }
 
 #[async_trait::async_trait]

@@ -396,13 +396,13 @@ impl Service {
             ("referenceId", candidate::Column::ReferenceId, reference_id),
         ] {
             let Some(value) = value else { continue };
-            let mut q = candidate::Entity::find()
-                .filter(candidate::Column::PartnerId.eq(&actor.partner_id))
-                .filter(column.eq(value));
-            if let Some(id) = except {
-                q = q.filter(candidate::Column::Id.ne(id));
-            }
-            if let Some(existing) = q.one(conn).await? {
+            if let Some(existing) = candidate::Entity::find()
+                .filter(column.eq(value))
+                .all_owned_by(conn, candidate::Column::PartnerId, &actor.partner_id)
+                .await?
+                .into_iter()
+                .find(|c| except != Some(c.id.as_str()))
+            {
                 return Err(ServiceError::Conflict {
                     field: Some(field.into()),
                     message: format!(
@@ -434,21 +434,19 @@ impl Service {
         column: candidate::Column,
         value: &str,
     ) -> ServiceResult<candidate::Model> {
-        let q = candidate::Entity::find();
+        // Looked up by the key alone, the partner checked on the row (see `SelectUnique`).
+        let q = candidate::Entity::find().filter(column.eq(value));
         let found = match column {
-            // Globally unique keys: looked up alone, the partner checked on the row.
             candidate::Column::Id | candidate::Column::TurnId => {
-                q.filter(column.eq(value))
-                    .owned_by(&self.db, candidate::Column::PartnerId, &actor.partner_id)
+                q.owned_by(&self.db, candidate::Column::PartnerId, &actor.partner_id)
                     .await?
             }
-            // Unique per partner: (partner_id, column) is the index.
-            _ => {
-                q.filter(candidate::Column::PartnerId.eq(&actor.partner_id))
-                    .filter(column.eq(value))
-                    .unique(&self.db)
-                    .await?
-            }
+            // Unique per partner (email, reference id).
+            _ => q
+                .all_owned_by(&self.db, candidate::Column::PartnerId, &actor.partner_id)
+                .await?
+                .into_iter()
+                .next(),
         };
         found.ok_or(ServiceError::not_found("candidate"))
     }

@@ -56,15 +56,16 @@ impl Service {
         let partner = crate::partner::load(&txn, &actor.partner_id).await?;
         let package = crate::package::usable(&txn, &partner, input.package_id.as_deref()).await?;
         let active = check::Entity::find()
-            .filter(check::Column::PartnerId.eq(&actor.partner_id))
             .filter(check::Column::CandidateId.eq(&cand.id))
             .filter(check::Column::Status.is_not_in([
                 CheckStatus::Approved,
                 CheckStatus::Rejected,
                 CheckStatus::Withdrawn,
             ]))
-            .one(&txn)
-            .await?;
+            .all_owned_by(&txn, check::Column::PartnerId, &actor.partner_id)
+            .await?
+            .into_iter()
+            .next();
         if let Some(a) = active {
             return Err(ServiceError::Conflict {
                 field: Some("candidateId".into()),
@@ -331,11 +332,10 @@ impl Service {
         candidate_ids: &[String],
     ) -> ServiceResult<HashMap<String, Vec<check::Model>>> {
         let rows = check::Entity::find()
-            .filter(check::Column::PartnerId.eq(&actor.partner_id))
             .filter(check::Column::CandidateId.is_in(candidate_ids.iter().cloned()))
             .order_by_desc(check::Column::CreatedAt)
             .order_by_desc(check::Column::Id)
-            .all(&self.db)
+            .all_owned_by(&self.db, check::Column::PartnerId, &actor.partner_id)
             .await?;
         let mut map: HashMap<String, Vec<check::Model>> = HashMap::new();
         for r in rows {
@@ -351,10 +351,9 @@ impl Service {
         check_ids: &[String],
     ) -> ServiceResult<HashMap<String, Vec<history::Model>>> {
         let rows = history::Entity::find()
-            .filter(history::Column::PartnerId.eq(&actor.partner_id))
             .filter(history::Column::CheckId.is_in(check_ids.iter().cloned()))
             .order_by_asc(history::Column::Id)
-            .all(&self.db)
+            .all_owned_by(&self.db, history::Column::PartnerId, &actor.partner_id)
             .await?;
         let mut map: HashMap<String, Vec<history::Model>> = HashMap::new();
         for r in rows {

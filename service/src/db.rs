@@ -41,12 +41,6 @@ pub async fn connect(opts: &DbOptions) -> anyhow::Result<(DatabaseConnection, St
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(opts.log_statements)
-        // Plan each execution with its parameters. A prepared statement's cached generic plan
-        // is made once, often while the tables are nearly empty, and with no statistics yet
-        // two indexes with the same leading column tie: `partner_id = $1 AND email = $2` was
-        // kept on a partner index that reads every candidate of the partner (3 ms each at
-        // 2,000 candidates, measured). Custom plans see the table as it is.
-        .map_sqlx_postgres_opts(|o| o.options([("plan_cache_mode", "force_custom_plan")]))
         .map_sqlx_sqlite_opts(|o| {
             o.create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
@@ -157,6 +151,17 @@ pub(crate) trait SelectUnique<E: sea_orm::EntityTrait> {
         partner_column: E::Column,
         partner_id: &str,
     ) -> Result<Option<E::Model>, sea_orm::DbErr>;
+
+    /// The rows a key selects that belong to `partner_id`, for keys unique per partner (the
+    /// same e-mail at two partners is two rows) and for a candidate's checks. The key alone is
+    /// in SQL, for the reason [`SelectUnique::owned_by`] gives, and an index leads with it
+    /// (migration `m20261201_000005_lookups_by_key`); the partner is checked on the rows.
+    async fn all_owned_by<C: sea_orm::ConnectionTrait>(
+        self,
+        conn: &C,
+        partner_column: E::Column,
+        partner_id: &str,
+    ) -> Result<Vec<E::Model>, sea_orm::DbErr>;
 }
 
 impl<E: sea_orm::EntityTrait> SelectUnique<E> for sea_orm::Select<E> {
@@ -179,5 +184,18 @@ impl<E: sea_orm::EntityTrait> SelectUnique<E> for sea_orm::Select<E> {
             .unique(conn)
             .await?
             .filter(|m| m.get(partner_column) == owner))
+    }
+
+    async fn all_owned_by<C: sea_orm::ConnectionTrait>(
+        self,
+        conn: &C,
+        partner_column: E::Column,
+        partner_id: &str,
+    ) -> Result<Vec<E::Model>, sea_orm::DbErr> {
+        use sea_orm::ModelTrait;
+        let owner = sea_orm::Value::from(partner_id.to_string());
+        let mut rows = self.all(conn).await?;
+        rows.retain(|m| m.get(partner_column) == owner);
+        Ok(rows)
     }
 }

@@ -908,10 +908,11 @@ impl Service {
         let txn = db::begin_write(&self.db).await?;
         let fingerprint = self.crypto.fingerprint(&ssn);
         if let Some(existing) = candidate::Entity::find()
-            .filter(candidate::Column::PartnerId.eq(&actor.partner_id))
             .filter(candidate::Column::SsnFingerprint.eq(&fingerprint))
-            .one(&txn)
+            .all_owned_by(&txn, candidate::Column::PartnerId, &actor.partner_id)
             .await?
+            .into_iter()
+            .min_by_key(|c| c.seq)
         {
             self.commit(txn).await?;
             return Ok(HostedConsentResult::CandidateExists {

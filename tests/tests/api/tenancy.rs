@@ -144,13 +144,36 @@ async fn another_partners_ids_answer_as_missing_ids() {
     assert_eq!(d["me"]["partner"]["name"], "Other Partner");
 
     // B may use the same email and reference id: uniqueness is per partner.
-    app.gql_as(
+    let b_cand = app.gql_as(
         Some(&b),
         "mutation { createCandidate(input: {firstName: \"B\", lastName: \"B\", email: \"a@a-partner.example.com\", referenceId: \"ref-a\"}) { id } }",
         json!({}),
     )
-    .await
-    .data();
+    .await;
+    let b_cand_id = b_cand.data()["createCandidate"]["id"].clone();
+    // The key now selects a row of each partner; each partner finds its own, and a second one
+    // of its own still conflicts.
+    let by_ref = "query { candidate(referenceId: \"ref-a\") { id } }";
+    assert_eq!(
+        app.gql(by_ref, json!({})).await.data()["candidate"]["id"],
+        cand_id.as_str()
+    );
+    assert_eq!(
+        app.gql_as(Some(&b), by_ref, json!({})).await.data()["candidate"]["id"],
+        b_cand_id
+    );
+    let again = app.gql_as(
+        Some(&b),
+        "mutation { createCandidate(input: {firstName: \"B\", lastName: \"Two\", email: \"a@a-partner.example.com\"}) { id } }",
+        json!({}),
+    )
+    .await;
+    again.expect_err("CONFLICT", Some("email"));
+    assert_eq!(
+        again.0["errors"][0]["extensions"]["existingId"], b_cand_id,
+        "{}",
+        again.0
+    );
 
     // And A's data is untouched by B's attempts.
     let a = app
