@@ -4,10 +4,10 @@
 //! rights (`pending__second_notice`), then `rejected`. The partner may cancel (→ `approved`).
 use chrono::{DateTime, Duration, Utc};
 use entity::{CheckStatus, Role, adverse_action, candidate, check, partner};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, UpdateStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, Set,
+    IntoActiveModel, QueryFilter, QueryOrder, QueryTrait, Set,
 };
 use serde_json::json;
 
@@ -32,21 +32,19 @@ pub enum DisputeOutcome {
 }
 
 /// Ends the check's active adverse action, if it has one, in `state`; one statement.
-pub(crate) async fn close_adverse_actions<C: ConnectionTrait>(
-    conn: &C,
+/// Ends a check's active adverse actions in `state` (a statement for the caller's transaction).
+pub(crate) fn close_adverse_actions(
     check_id: &str,
     state: &str,
     now: DateTime<Utc>,
-) -> ServiceResult<()> {
+) -> UpdateStatement {
     adverse_action::Entity::update_many()
         .col_expr(adverse_action::Column::State, Expr::value(state))
         .col_expr(adverse_action::Column::EndedAt, Expr::value(now))
         .col_expr(adverse_action::Column::UpdatedAt, Expr::value(now))
         .filter(adverse_action::Column::CheckId.eq(check_id))
         .filter(adverse_action::Column::State.is_in(ACTIVE))
-        .exec(conn)
-        .await?;
-    Ok(())
+        .into_query()
 }
 
 pub(crate) async fn active<C: ConnectionTrait>(
@@ -220,14 +218,19 @@ impl Service {
         state: &str,
         now: DateTime<Utc>,
     ) -> ServiceResult<()> {
-        close_adverse_actions(txn, &c.id, state, now).await?;
-        tasks::cancel(
+        db::update_all(
             txn,
-            &c.id,
-            &[TaskKind::AdverseFinalNotice, TaskKind::AdverseReject],
-            now,
+            vec![
+                close_adverse_actions(&c.id, state, now),
+                tasks::cancelling(
+                    &c.id,
+                    &[TaskKind::AdverseFinalNotice, TaskKind::AdverseReject],
+                    now,
+                ),
+            ],
         )
-        .await
+        .await?;
+        Ok(())
     }
 
     /// Starts adverse action on a `pending` (Consider) check.

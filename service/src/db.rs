@@ -130,6 +130,33 @@ pub(crate) fn cte(
         .to_owned()
 }
 
+/// Runs `updates` on `conn` (the caller's transaction): one statement on PostgreSQL, all but
+/// the last in data-modifying `WITH` clauses (they see one snapshot, so they must not touch the
+/// same rows); one statement each on SQLite, which has no `UPDATE` in a `WITH`.
+pub(crate) async fn update_all<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    mut updates: Vec<sea_orm::sea_query::UpdateStatement>,
+) -> Result<(), sea_orm::DbErr> {
+    if conn.get_database_backend() == DbBackend::Postgres
+        && let Some(last) = updates.pop()
+    {
+        if updates.is_empty() {
+            conn.execute(&last).await?;
+            return Ok(());
+        }
+        let mut with = sea_orm::sea_query::WithClause::new();
+        for (i, u) in updates.into_iter().enumerate() {
+            with.cte(cte(&format!("u{i}"), u));
+        }
+        conn.execute(&with.query(last)).await?;
+        return Ok(());
+    }
+    for u in &updates {
+        conn.execute(u).await?;
+    }
+    Ok(())
+}
+
 /// The row a unique key selects. sea-orm's `.one()` binds `LIMIT ?` as a parameter, and SQLite
 /// reads a bound LIMIT when it plans a statement, so every execution re-prepares it (16% of the
 /// CPU of a `candidate(id)` read). A unique key needs no limit.

@@ -9,9 +9,10 @@ use entity::{
     CheckStatus, Role, SearchKind, candidate, candidate_link, check, check_report, consent,
     form_session, partner,
 };
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, UpdateStatement};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QueryTrait, Set,
 };
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -214,14 +215,20 @@ impl Service {
             }
             CheckStatus::Rejected => self.end_adverse_action(txn, c, "completed", now).await?,
             CheckStatus::Withdrawn => {
-                crate::adverse::close_adverse_actions(txn, &c.id, "cancelled", now).await?;
                 // Mail already written still goes out; every other step stops.
                 let steps: Vec<TaskKind> = TaskKind::ALL
                     .into_iter()
                     .filter(|k| *k != TaskKind::SendEmail)
                     .collect();
-                tasks::cancel(txn, &c.id, &steps, now).await?;
-                revoke_consent_links(txn, &c.id, now).await?;
+                crate::db::update_all(
+                    txn,
+                    vec![
+                        crate::adverse::close_adverse_actions(&c.id, "cancelled", now),
+                        tasks::cancelling(&c.id, &steps, now),
+                        revoking_consent_links(&c.id, now),
+                    ],
+                )
+                .await?;
             }
             _ => {}
         }
@@ -1286,14 +1293,18 @@ async fn revoke_consent_links(
     check_id: &str,
     now: DateTime<Utc>,
 ) -> ServiceResult<()> {
+    txn.execute(&revoking_consent_links(check_id, now)).await?;
+    Ok(())
+}
+
+/// The statement [`revoke_consent_links`] runs.
+fn revoking_consent_links(check_id: &str, now: DateTime<Utc>) -> UpdateStatement {
     candidate_link::Entity::update_many()
         .col_expr(candidate_link::Column::RevokedAt, Expr::value(now))
         .filter(candidate_link::Column::CheckId.eq(check_id))
         .filter(candidate_link::Column::Purpose.eq(LINK_CONSENT))
         .filter(candidate_link::Column::RevokedAt.is_null())
-        .exec(txn)
-        .await?;
-    Ok(())
+        .into_query()
 }
 
 fn capitalise(s: &str) -> String {

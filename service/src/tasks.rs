@@ -4,10 +4,10 @@
 //! so tests move time instead of waiting.
 use chrono::{DateTime, Duration, Utc};
 use entity::task;
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, UpdateStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    QueryOrder, QuerySelect, QueryTrait, Set,
 };
 use serde_json::Value;
 
@@ -112,15 +112,23 @@ pub(crate) async fn cancel<C: ConnectionTrait>(
     kinds: &[TaskKind],
     now: DateTime<Utc>,
 ) -> ServiceResult<()> {
+    conn.execute(&cancelling(check_id, kinds, now)).await?;
+    Ok(())
+}
+
+/// The statement [`cancel`] runs, for [`crate::db::update_all`].
+pub(crate) fn cancelling(
+    check_id: &str,
+    kinds: &[TaskKind],
+    now: DateTime<Utc>,
+) -> UpdateStatement {
     task::Entity::update_many()
         .col_expr(task::Column::Status, Expr::value("cancelled"))
         .col_expr(task::Column::UpdatedAt, Expr::value(now))
         .filter(task::Column::CheckId.eq(check_id))
         .filter(task::Column::Kind.is_in(kinds.iter().map(|k| k.as_str())))
         .filter(task::Column::Status.is_in(["pending", "queued"]))
-        .exec(conn)
-        .await?;
-    Ok(())
+        .into_query()
 }
 
 impl Service {

@@ -107,3 +107,26 @@ async fn a_page_of_candidates_with_checks_costs_two_statements_even_under_concur
     let per_request = (app.service.statements_executed() - before) as f64 / 16.0;
     assert_eq!(per_request, 2.0, "candidates + checks, once each");
 }
+
+#[tokio::test]
+async fn a_withdrawal_writes_its_clean_up_in_one_statement_on_postgresql() {
+    // No embedded relay or scheduler: their polling would share the pool whose statements are
+    // counted.
+    let app = spawn_app_with(|c| c.embedded_workers = Some(false)).await;
+    let c = app.candidate("withdrawn@example.com").await;
+    let check = app.start_check(&c, true).await;
+    app.gql("{ me { role } }", json!({})).await.data();
+    let before = app.service.statements_executed();
+    app.transition(&check, "withdrawn").await.data();
+    let n = app.service.statements_executed() - before;
+    // Counted without BEGIN and COMMIT: the check, its candidate with the partner, the status
+    // update, history with the event (two statements on SQLite), then closing adverse actions,
+    // cancelling timed steps and revoking consent links: one statement on PostgreSQL, three on
+    // SQLite (no `UPDATE` in a `WITH`).
+    let expected = if crate::helpers::pg_url().is_some() {
+        5
+    } else {
+        8
+    };
+    assert_eq!(n, expected, "statements for one withdrawal");
+}

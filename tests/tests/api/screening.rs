@@ -597,6 +597,54 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
         ],
     )
     .await;
+
+    // Withdrawing during the waiting period ends the adverse action and its timers too.
+    let (cand3, check3) = hosted(&app, "Walter", "White", None, None).await;
+    app.wait_check_status(&check3, "pending").await;
+    app.gql(
+        "mutation($c: ID!) { startAdverseAction(checkId: $c) { status } }",
+        json!({"c": check3}),
+    )
+    .await
+    .data();
+    app.transition(&check3, "withdrawn").await.data();
+    let r = app
+        .gql(
+            "query($c: ID!) { check(id: $c) { adverseAction { state } tasks { kind status } } }",
+            json!({"c": check3}),
+        )
+        .await;
+    assert_eq!(r.data()["check"]["adverseAction"]["state"], "cancelled");
+    let tasks = r.data()["check"]["tasks"]
+        .as_array()
+        .expect("tasks")
+        .clone();
+    assert!(
+        tasks
+            .iter()
+            .any(|t| t["kind"] == "adverse.final_notice" && t["status"] == "cancelled"),
+        "{tasks:?}"
+    );
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t["kind"] == "mail.send" || t["status"] != "pending"),
+        "{tasks:?}"
+    );
+    advance(&app, 15);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    expect_states(
+        &rx,
+        &cand3,
+        &[
+            "consent",
+            "processing",
+            "pending",
+            "pending__first_notice",
+            "withdrawn",
+        ],
+    )
+    .await;
 }
 
 /// The value of `name="…" value="…"`-style attributes is not needed: the page is driven by
