@@ -2,10 +2,10 @@
 use std::collections::HashMap;
 
 use entity::{CheckStatus, Role, candidate, check, check_status_history as history, partner};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, InsertStatement, WithClause};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QueryTrait, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QueryTrait, Set,
 };
 use serde_json::json;
 
@@ -218,48 +218,77 @@ impl Service {
             crate::candidate::find_with_partner(txn, &current.partner_id, &current.candidate_id)
                 .await?;
         let now = self.clock.now();
+        // Each change is made to the row and to `next`, the row as the update leaves it.
+        let mut next = current.clone();
+        next.status = to;
+        next.updated_at = now;
         let mut update = check::Entity::update_many()
             .col_expr(check::Column::Status, Expr::value(to.as_api_str()))
             .col_expr(check::Column::UpdatedAt, Expr::value(now));
         if to == CheckStatus::Consent {
             // Disclosure and authorization signed: the seed's consent_date.
             update = update.col_expr(check::Column::ConsentDate, Expr::value(now));
+            next.consent_date = Some(now);
         }
         if to == CheckStatus::Approved
             && let Some(days) = partner.recheck_interval_days
         {
             let date = (now + chrono::Duration::days(i64::from(days))).date_naive();
             update = update.col_expr(check::Column::RecheckDate, Expr::value(date));
+            next.recheck_date = Some(date);
         }
         if let Some(report) = extras.report_enc {
-            update = update.col_expr(check::Column::ReportEnc, Expr::value(report));
+            update = update.col_expr(check::Column::ReportEnc, Expr::value(report.clone()));
+            next.report_enc = Some(report);
         }
         if let Some(t) = extras.monitoring_triggered {
             update = update.col_expr(check::Column::CriminalMonitoringTriggered, Expr::value(t));
+            next.criminal_monitoring_triggered = t;
         }
-        let Some(updated) = update
+        // Conditional on the status read: of two concurrent transitions, one updates a row.
+        let update = update
             .filter(check::Column::Id.eq(&current.id))
-            .filter(check::Column::Status.eq(from))
-            .exec_with_returning(txn)
-            .await?
-            .into_iter()
-            .next()
-        else {
+            .filter(check::Column::Status.eq(from));
+        let history = self.transition_history(actor, &next, Some(from), to, reason);
+        let event = self.transition_event(actor, &partner, &next, &cand, Some(from), to, reason);
+        let updated = if txn.get_database_backend() == DbBackend::Postgres {
+            // One statement: history and event in `WITH` clauses, the update returning the row.
+            // Should the update match nothing, the caller's transaction rolls both back.
+            let (_, event) = events::outbox_insert(
+                &actor.partner_id,
+                EventType::CheckStatusChanged,
+                &next.id,
+                event,
+            );
+            let stmt = WithClause::new()
+                .cte(db::cte("history", history))
+                .cte(db::cte("event", event))
+                .to_owned()
+                .query(update.into_query().returning_all().to_owned());
+            txn.query_one(&stmt)
+                .await?
+                .map(|row| check::Model::from_query_result(&row, ""))
+                .transpose()?
+        } else {
+            let updated = update.exec_with_returning(txn).await?.into_iter().next();
+            if updated.is_some() {
+                events::record_with(
+                    txn,
+                    history,
+                    &actor.partner_id,
+                    EventType::CheckStatusChanged,
+                    &next.id,
+                    event,
+                )
+                .await?;
+            }
+            updated
+        };
+        let Some(updated) = updated else {
             return Err(ServiceError::conflict(
                 "the check changed status concurrently; reload and retry",
             ));
         };
-        self.record_transition(
-            txn,
-            actor,
-            &partner,
-            &updated,
-            &cand,
-            Some(from),
-            to,
-            reason,
-        )
-        .await?;
         self.transition_effects(txn, &updated, &cand, &partner, Some(from), to)
             .await?;
         Ok(updated)
@@ -278,8 +307,28 @@ impl Service {
         to: CheckStatus,
         reason: Option<&str>,
     ) -> ServiceResult<()> {
-        let now = self.clock.now();
-        let row = history::ActiveModel {
+        events::record_with(
+            conn,
+            self.transition_history(actor, c, from, to, reason),
+            &actor.partner_id,
+            EventType::CheckStatusChanged,
+            &c.id,
+            self.transition_event(actor, partner, c, cand, from, to, reason),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The history row of a transition of `c` (as it is after it), as an insert.
+    fn transition_history(
+        &self,
+        actor: &Actor,
+        c: &check::Model,
+        from: Option<CheckStatus>,
+        to: CheckStatus,
+        reason: Option<&str>,
+    ) -> InsertStatement {
+        history::Entity::insert(history::ActiveModel {
             partner_id: Set(actor.partner_id.clone()),
             check_id: Set(c.id.clone()),
             from_status: Set(from),
@@ -287,38 +336,44 @@ impl Service {
             actor_id: Set(actor.subject.clone()),
             actor_email: Set(actor.email.clone()),
             reason: Set(reason.map(str::to_string)),
-            created_at: Set(now),
+            created_at: Set(self.clock.now()),
             ..Default::default()
-        };
+        })
+        .into_query()
+    }
+
+    /// The `check.status_changed` event's data, with everything the status webhook needs.
+    #[allow(clippy::too_many_arguments)]
+    fn transition_event(
+        &self,
+        actor: &Actor,
+        partner: &partner::Model,
+        c: &check::Model,
+        cand: &candidate::Model,
+        from: Option<CheckStatus>,
+        to: CheckStatus,
+        reason: Option<&str>,
+    ) -> serde_json::Value {
         let fmt_date = |d: Option<chrono::NaiveDate>| d.map(|d| d.format("%Y-%m-%d").to_string());
-        events::record_with(
-            conn,
-            history::Entity::insert(row).into_query(),
-            &actor.partner_id,
-            EventType::CheckStatusChanged,
-            &c.id,
-            json!({
-                "check_id": c.id,
-                "worker_id": cand.id,
-                "turn_id": cand.turn_id,
-                "reference_id": cand.reference_id,
-                "worker_email": cand.email,
-                "original_state": from,
-                "state": to,
-                "team_member_email": actor.email,
-                "actor": actor.subject,
-                "reason": reason,
-                "dashboard_url": format!("{}/workers/{}", self.dashboard_base(partner), cand.id),
-                "timestamp": now.timestamp(),
-                "consent_date": c.consent_date.map(|d| d.format("%Y-%m-%d").to_string()),
-                "consent_timestamp": c.consent_date.map(|d| d.format("%Y-%m-%d %H:%M:%S%.6f").to_string()),
-                "recheck_date": fmt_date(c.recheck_date),
-                "cm_criminal_enroll": fmt_date(c.cm_criminal_enroll),
-                "criminal_monitoring_triggered": c.criminal_monitoring_triggered,
-            }),
-        )
-        .await?;
-        Ok(())
+        json!({
+            "check_id": c.id,
+            "worker_id": cand.id,
+            "turn_id": cand.turn_id,
+            "reference_id": cand.reference_id,
+            "worker_email": cand.email,
+            "original_state": from,
+            "state": to,
+            "team_member_email": actor.email,
+            "actor": actor.subject,
+            "reason": reason,
+            "dashboard_url": format!("{}/workers/{}", self.dashboard_base(partner), cand.id),
+            "timestamp": self.clock.now().timestamp(),
+            "consent_date": c.consent_date.map(|d| d.format("%Y-%m-%d").to_string()),
+            "consent_timestamp": c.consent_date.map(|d| d.format("%Y-%m-%d %H:%M:%S%.6f").to_string()),
+            "recheck_date": fmt_date(c.recheck_date),
+            "cm_criminal_enroll": fmt_date(c.cm_criminal_enroll),
+            "criminal_monitoring_triggered": c.criminal_monitoring_triggered,
+        })
     }
 
     pub async fn check(&self, actor: &Actor, id: &str) -> ServiceResult<check::Model> {

@@ -98,7 +98,7 @@ pub(crate) async fn record_with<C: ConnectionTrait>(
 }
 
 /// A new event's id and the statement that appends it to the outbox.
-fn outbox_insert(
+pub(crate) fn outbox_insert(
     partner_id: &str,
     event_type: EventType,
     aggregate_id: &str,
