@@ -284,9 +284,11 @@ impl Service {
             }
             updated
         };
-        let Some(updated) = updated else {
+        // The event describes `next`: a change to the row's other columns since it was read (the
+        // update still matched its status) is a conflict too, and rolls the event back with it.
+        let Some(updated) = updated.filter(|u| *u == next) else {
             return Err(ServiceError::conflict(
-                "the check changed status concurrently; reload and retry",
+                "the check changed concurrently; reload and retry",
             ));
         };
         self.transition_effects(txn, &updated, &cand, &partner, Some(from), to)
