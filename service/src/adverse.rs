@@ -31,8 +31,7 @@ pub enum DisputeOutcome {
     Corrected,
 }
 
-/// Ends the check's active adverse action, if it has one, in `state`; one statement.
-/// Ends a check's active adverse actions in `state` (a statement for the caller's transaction).
+/// The statement that ends the check's active adverse action, if it has one, in `state`.
 pub(crate) fn close_adverse_actions(
     check_id: &str,
     state: &str,
