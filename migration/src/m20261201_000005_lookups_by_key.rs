@@ -15,45 +15,68 @@ use crate::cols::index;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-/// (old name, new name, table, new columns, unique)
-const CHANGES: [(&str, &str, &str, &[&str], bool); 4] = [
-    (
-        "ux_candidates_partner_email",
-        "ux_candidates_email_partner",
-        "candidates",
-        &["email", "partner_id"],
-        true,
-    ),
-    (
-        "ux_candidates_partner_reference",
-        "ux_candidates_reference_partner",
-        "candidates",
-        &["reference_id", "partner_id"],
-        true,
-    ),
-    (
-        "ix_candidates_partner_ssn",
-        "ix_candidates_ssn",
-        "candidates",
-        &["ssn_fingerprint"],
-        false,
-    ),
-    (
-        "ix_checks_partner_candidate",
-        "ix_checks_candidate_created",
-        "checks",
-        &["candidate_id", "created_at"],
-        false,
-    ),
+/// One index replaced: its table, whether it is unique, and its name and columns before and after.
+struct Change {
+    table: &'static str,
+    unique: bool,
+    old: (&'static str, &'static [&'static str]),
+    new: (&'static str, &'static [&'static str]),
+}
+
+const CHANGES: [Change; 4] = [
+    Change {
+        table: "candidates",
+        unique: true,
+        old: ("ux_candidates_partner_email", &["partner_id", "email"]),
+        new: ("ux_candidates_email_partner", &["email", "partner_id"]),
+    },
+    Change {
+        table: "candidates",
+        unique: true,
+        old: (
+            "ux_candidates_partner_reference",
+            &["partner_id", "reference_id"],
+        ),
+        new: (
+            "ux_candidates_reference_partner",
+            &["reference_id", "partner_id"],
+        ),
+    },
+    Change {
+        table: "candidates",
+        unique: false,
+        old: (
+            "ix_candidates_partner_ssn",
+            &["partner_id", "ssn_fingerprint"],
+        ),
+        new: ("ix_candidates_ssn", &["ssn_fingerprint"]),
+    },
+    Change {
+        table: "checks",
+        unique: false,
+        old: (
+            "ix_checks_partner_candidate",
+            &["partner_id", "candidate_id", "created_at"],
+        ),
+        new: (
+            "ix_checks_candidate_created",
+            &["candidate_id", "created_at"],
+        ),
+    },
 ];
 
-/// The columns the old indexes had, for `down`.
-const OLD_COLUMNS: [&[&str]; 4] = [
-    &["partner_id", "email"],
-    &["partner_id", "reference_id"],
-    &["partner_id", "ssn_fingerprint"],
-    &["partner_id", "candidate_id", "created_at"],
-];
+/// Replaces each index `from` with its `to` (`up`: old → new; `down`: new → old).
+async fn replace(
+    manager: &SchemaManager<'_>,
+    pick: impl Fn(&Change) -> ((&'static str, &'static [&'static str]), &'static str),
+) -> Result<(), DbErr> {
+    for c in &CHANGES {
+        let ((name, cols), from) = pick(c);
+        index(manager, name, Alias::new(c.table), cols, c.unique).await?;
+        drop_index(manager, from, c.table).await?;
+    }
+    Ok(())
+}
 
 async fn drop_index(manager: &SchemaManager<'_>, name: &str, table: &str) -> Result<(), DbErr> {
     manager
@@ -64,18 +87,10 @@ async fn drop_index(manager: &SchemaManager<'_>, name: &str, table: &str) -> Res
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for (old, new, table, cols, unique) in CHANGES {
-            index(manager, new, Alias::new(table), cols, unique).await?;
-            drop_index(manager, old, table).await?;
-        }
-        Ok(())
+        replace(manager, |c| (c.new, c.old.0)).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for ((old, new, table, _, unique), cols) in CHANGES.into_iter().zip(OLD_COLUMNS) {
-            index(manager, old, Alias::new(table), cols, unique).await?;
-            drop_index(manager, new, table).await?;
-        }
-        Ok(())
+        replace(manager, |c| (c.old, c.new.0)).await
     }
 }

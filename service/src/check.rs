@@ -2,7 +2,7 @@
 use std::collections::HashMap;
 
 use entity::{CheckStatus, Role, candidate, check, check_status_history as history, partner};
-use sea_orm::sea_query::{Expr, InsertStatement, WithClause};
+use sea_orm::sea_query::{Expr, InsertStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
     FromQueryResult, QueryFilter, QueryOrder, QueryTrait, Set,
@@ -19,6 +19,19 @@ pub(crate) struct StatusExtras {
     /// A new sealed report (the screening result).
     pub report_enc: Option<String>,
     pub monitoring_triggered: Option<bool>,
+}
+
+/// One status change of a check, as its history row and its event record it.
+struct Transition<'a> {
+    actor: &'a Actor,
+    partner: &'a partner::Model,
+    cand: &'a candidate::Model,
+    /// The check as the change leaves it.
+    check: &'a check::Model,
+    from: Option<CheckStatus>,
+    to: CheckStatus,
+    reason: Option<&'a str>,
+    at: chrono::DateTime<chrono::Utc>,
 }
 
 #[derive(Debug, Clone)]
@@ -141,8 +154,17 @@ impl Service {
         )
         .await?;
         let partner = crate::partner::load(txn, &actor.partner_id).await?;
-        self.record_transition(txn, actor, &partner, &c, cand, None, status, None)
-            .await?;
+        let first = Transition {
+            actor,
+            partner: &partner,
+            cand,
+            check: &c,
+            from: None,
+            to: status,
+            reason: None,
+            at: self.clock.now(),
+        };
+        self.record_transition(txn, &first).await?;
         self.transition_effects(txn, &c, cand, &partner, None, status)
             .await?;
         Ok(c)
@@ -249,22 +271,27 @@ impl Service {
         let update = update
             .filter(check::Column::Id.eq(&current.id))
             .filter(check::Column::Status.eq(from));
-        let history = self.transition_history(actor, &next, Some(from), to, reason);
-        let event = self.transition_event(actor, &partner, &next, &cand, Some(from), to, reason);
+        let change = Transition {
+            actor,
+            partner: &partner,
+            cand: &cand,
+            check: &next,
+            from: Some(from),
+            to,
+            reason,
+            at: now,
+        };
         let updated = if txn.get_database_backend() == DbBackend::Postgres {
             // One statement: history and event in `WITH` clauses, the update returning the row.
             // Should the update match nothing, the caller's transaction rolls both back.
-            let (_, event) = events::outbox_insert(
+            let stmt = events::with_event(
+                self.transition_history(&change),
                 &actor.partner_id,
                 EventType::CheckStatusChanged,
                 &next.id,
-                event,
-            );
-            let stmt = WithClause::new()
-                .cte(db::cte("history", history))
-                .cte(db::cte("event", event))
-                .to_owned()
-                .query(update.into_query().returning_all().to_owned());
+                self.transition_event(&change),
+            )
+            .query(update.into_query().returning_all().to_owned());
             txn.query_one(&stmt)
                 .await?
                 .map(|row| check::Model::from_query_result(&row, ""))
@@ -272,15 +299,7 @@ impl Service {
         } else {
             let updated = update.exec_with_returning(txn).await?.into_iter().next();
             if updated.is_some() {
-                events::record_with(
-                    txn,
-                    history,
-                    &actor.partner_id,
-                    EventType::CheckStatusChanged,
-                    &next.id,
-                    event,
-                )
-                .await?;
+                self.record_transition(txn, &change).await?;
             }
             updated
         };
@@ -296,66 +315,43 @@ impl Service {
         Ok(updated)
     }
 
-    /// History row + `check.status_changed` event, with everything the status webhook needs.
-    #[allow(clippy::too_many_arguments)]
+    /// The history row and the `check.status_changed` event of `t`, on `conn`.
     async fn record_transition<C: ConnectionTrait>(
         &self,
         conn: &C,
-        actor: &Actor,
-        partner: &partner::Model,
-        c: &check::Model,
-        cand: &candidate::Model,
-        from: Option<CheckStatus>,
-        to: CheckStatus,
-        reason: Option<&str>,
+        t: &Transition<'_>,
     ) -> ServiceResult<()> {
         events::record_with(
             conn,
-            self.transition_history(actor, c, from, to, reason),
-            &actor.partner_id,
+            self.transition_history(t),
+            &t.actor.partner_id,
             EventType::CheckStatusChanged,
-            &c.id,
-            self.transition_event(actor, partner, c, cand, from, to, reason),
+            &t.check.id,
+            self.transition_event(t),
         )
         .await?;
         Ok(())
     }
 
-    /// The history row of a transition of `c` (as it is after it), as an insert.
-    fn transition_history(
-        &self,
-        actor: &Actor,
-        c: &check::Model,
-        from: Option<CheckStatus>,
-        to: CheckStatus,
-        reason: Option<&str>,
-    ) -> InsertStatement {
+    /// The history row of `t`, as an insert.
+    fn transition_history(&self, t: &Transition<'_>) -> InsertStatement {
         history::Entity::insert(history::ActiveModel {
-            partner_id: Set(actor.partner_id.clone()),
-            check_id: Set(c.id.clone()),
-            from_status: Set(from),
-            to_status: Set(to),
-            actor_id: Set(actor.subject.clone()),
-            actor_email: Set(actor.email.clone()),
-            reason: Set(reason.map(str::to_string)),
-            created_at: Set(self.clock.now()),
+            partner_id: Set(t.actor.partner_id.clone()),
+            check_id: Set(t.check.id.clone()),
+            from_status: Set(t.from),
+            to_status: Set(t.to),
+            actor_id: Set(t.actor.subject.clone()),
+            actor_email: Set(t.actor.email.clone()),
+            reason: Set(t.reason.map(str::to_string)),
+            created_at: Set(t.at),
             ..Default::default()
         })
         .into_query()
     }
 
     /// The `check.status_changed` event's data, with everything the status webhook needs.
-    #[allow(clippy::too_many_arguments)]
-    fn transition_event(
-        &self,
-        actor: &Actor,
-        partner: &partner::Model,
-        c: &check::Model,
-        cand: &candidate::Model,
-        from: Option<CheckStatus>,
-        to: CheckStatus,
-        reason: Option<&str>,
-    ) -> serde_json::Value {
+    fn transition_event(&self, t: &Transition<'_>) -> serde_json::Value {
+        let (c, cand) = (t.check, t.cand);
         let fmt_date = |d: Option<chrono::NaiveDate>| d.map(|d| d.format("%Y-%m-%d").to_string());
         json!({
             "check_id": c.id,
@@ -363,13 +359,13 @@ impl Service {
             "turn_id": cand.turn_id,
             "reference_id": cand.reference_id,
             "worker_email": cand.email,
-            "original_state": from,
-            "state": to,
-            "team_member_email": actor.email,
-            "actor": actor.subject,
-            "reason": reason,
-            "dashboard_url": format!("{}/workers/{}", self.dashboard_base(partner), cand.id),
-            "timestamp": self.clock.now().timestamp(),
+            "original_state": t.from,
+            "state": t.to,
+            "team_member_email": t.actor.email,
+            "actor": t.actor.subject,
+            "reason": t.reason,
+            "dashboard_url": format!("{}/workers/{}", self.dashboard_base(t.partner), cand.id),
+            "timestamp": t.at.timestamp(),
             "consent_date": c.consent_date.map(|d| d.format("%Y-%m-%d").to_string()),
             "consent_timestamp": c.consent_date.map(|d| d.format("%Y-%m-%d %H:%M:%S%.6f").to_string()),
             "recheck_date": fmt_date(c.recheck_date),

@@ -137,13 +137,8 @@ pub(crate) async fn update_all<C: sea_orm::ConnectionTrait>(
     conn: &C,
     mut updates: Vec<sea_orm::sea_query::UpdateStatement>,
 ) -> Result<(), sea_orm::DbErr> {
-    if conn.get_database_backend() == DbBackend::Postgres
-        && let Some(last) = updates.pop()
-    {
-        if updates.is_empty() {
-            conn.execute(&last).await?;
-            return Ok(());
-        }
+    if conn.get_database_backend() == DbBackend::Postgres && updates.len() > 1 {
+        let last = updates.remove(updates.len() - 1);
         let mut with = sea_orm::sea_query::WithClause::new();
         for (i, u) in updates.into_iter().enumerate() {
             with.cte(cte(&format!("u{i}"), u));
@@ -205,12 +200,12 @@ impl<E: sea_orm::EntityTrait> SelectUnique<E> for sea_orm::Select<E> {
         partner_column: E::Column,
         partner_id: &str,
     ) -> Result<Option<E::Model>, sea_orm::DbErr> {
-        use sea_orm::ModelTrait;
-        let owner = sea_orm::Value::from(partner_id.to_string());
+        // A unique key selects one row at most: the partner's, or none.
         Ok(self
-            .unique(conn)
+            .all_owned_by(conn, partner_column, partner_id)
             .await?
-            .filter(|m| m.get(partner_column) == owner))
+            .into_iter()
+            .next())
     }
 
     async fn all_owned_by<C: sea_orm::ConnectionTrait>(

@@ -97,8 +97,25 @@ pub(crate) async fn record_with<C: ConnectionTrait>(
     Ok(event_id)
 }
 
+/// `first` (an insert of the change the event describes) and the event's insert as the `WITH`
+/// clauses of a statement that follows them (PostgreSQL, which runs data-modifying `WITH`
+/// clauses whatever the statement reads of them).
+pub(crate) fn with_event(
+    first: InsertStatement,
+    partner_id: &str,
+    event_type: EventType,
+    aggregate_id: &str,
+    data: Value,
+) -> WithClause {
+    let (_, event) = outbox_insert(partner_id, event_type, aggregate_id, data);
+    WithClause::new()
+        .cte(crate::db::cte("first", first))
+        .cte(crate::db::cte("event", event))
+        .to_owned()
+}
+
 /// A new event's id and the statement that appends it to the outbox.
-pub(crate) fn outbox_insert(
+fn outbox_insert(
     partner_id: &str,
     event_type: EventType,
     aggregate_id: &str,

@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::{insert_past_a_taken_id, spawn_app};
+use crate::helpers::{insert_past_a_taken_id, spawn_app, spawn_app_with};
 
 const CREATE: &str = "mutation($i: CreateCandidateInput!) { createCandidate(input: $i) { id turnId referenceId firstName middleName lastName email phone dateOfBirth ssn zip city state address experience interests transportationMethod createdAt } }";
 
@@ -239,4 +239,60 @@ async fn a_taken_turn_id_is_replaced_without_spoiling_the_transaction() {
         again.data()["candidate"]["email"],
         "second.taken@example.com"
     );
+}
+
+/// The names of the indexes the database has.
+async fn index_names(db: &sea_orm::DatabaseConnection) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let sql = match db.get_database_backend() {
+        DbBackend::Postgres => {
+            "SELECT indexname AS name FROM pg_indexes WHERE schemaname = 'public'"
+        }
+        _ => "SELECT name FROM sqlite_master WHERE type = 'index'",
+    };
+    db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("indexes")
+        .iter()
+        .map(|r| r.try_get::<String>("", "name").expect("name"))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_lookup_indexes_migration_rolls_back_and_forward_keeping_the_data() {
+    use migration::MigratorTrait;
+    let app = spawn_app_with(|c| c.embedded_workers = Some(false)).await;
+    let id = app.candidate("kept@example.com").await;
+    let db = app.service.db();
+    let new = [
+        "ux_candidates_email_partner",
+        "ux_candidates_reference_partner",
+        "ix_candidates_ssn",
+        "ix_checks_candidate_created",
+    ];
+    let old = [
+        "ux_candidates_partner_email",
+        "ux_candidates_partner_reference",
+        "ix_candidates_partner_ssn",
+        "ix_checks_partner_candidate",
+    ];
+    let has = |names: &[String], want: &[&str]| want.iter().all(|w| names.iter().any(|n| n == w));
+    let none = |names: &[String], want: &[&str]| !want.iter().any(|w| names.iter().any(|n| n == w));
+    let names = index_names(db).await;
+    assert!(has(&names, &new) && none(&names, &old), "{names:?}");
+
+    migration::Migrator::down(db, Some(1)).await.expect("down");
+    let names = index_names(db).await;
+    assert!(has(&names, &old) && none(&names, &new), "{names:?}");
+
+    migration::Migrator::up(db, None).await.expect("up");
+    let names = index_names(db).await;
+    assert!(has(&names, &new) && none(&names, &old), "{names:?}");
+    let r = app
+        .gql(
+            "query($e: ID!) { candidate(id: $e) { email } }",
+            json!({"e": id}),
+        )
+        .await;
+    assert_eq!(r.data()["candidate"]["email"], "kept@example.com");
 }

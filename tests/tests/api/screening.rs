@@ -388,6 +388,38 @@ async fn partner_rules_change_what_is_decided() {
     .expect_err("BAD_USER_INPUT", Some("adjudicationRules"));
 }
 
+/// A Consider (`pending`) check for a candidate with criminal hits, with adverse action started.
+async fn in_waiting_period(app: &TestApp, first: &str, last: &str) -> (String, String) {
+    let (cand, check) = hosted(app, first, last, None, None).await;
+    app.wait_check_status(&check, "pending").await;
+    app.gql(
+        "mutation($c: ID!) { startAdverseAction(checkId: $c) { status } }",
+        json!({"c": check}),
+    )
+    .await
+    .data();
+    (cand, check)
+}
+
+/// Past the waiting period and the final notice's, the candidate's status webhooks still end
+/// with `last` after the first notice: the adverse action's timers were stopped.
+async fn nothing_follows(app: &TestApp, rx: &Receiver, cand: &str, last: &str) {
+    advance(app, 15);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    expect_states(
+        rx,
+        cand,
+        &[
+            "consent",
+            "processing",
+            "pending",
+            "pending__first_notice",
+            last,
+        ],
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn adverse_action_runs_in_the_fcra_order_on_business_days() {
     let (app, rx) = screening_app().await;
@@ -478,14 +510,7 @@ async fn adverse_action_runs_in_the_fcra_order_on_business_days() {
 #[tokio::test]
 async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
     let (app, rx) = screening_app().await;
-    let (cand, check) = hosted(&app, "Darth", "Vader", None, None).await;
-    app.wait_check_status(&check, "pending").await;
-    app.gql(
-        "mutation($c: ID!) { startAdverseAction(checkId: $c) { status } }",
-        json!({"c": check}),
-    )
-    .await
-    .data();
+    let (cand, check) = in_waiting_period(&app, "Darth", "Vader").await;
     // The candidate disputes from the link in their notice.
     let mail = emails(&app, &check).await;
     let notice = mail
@@ -567,14 +592,7 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
     .await;
 
     // Cancelling adverse action approves the candidate and stops the clock.
-    let (cand2, check2) = hosted(&app, "Walter", "White", None, None).await;
-    app.wait_check_status(&check2, "pending").await;
-    app.gql(
-        "mutation($c: ID!) { startAdverseAction(checkId: $c) { status } }",
-        json!({"c": check2}),
-    )
-    .await
-    .data();
+    let (cand2, check2) = in_waiting_period(&app, "Walter", "White").await;
     let r = app
         .gql("mutation($c: ID!) { cancelAdverseAction(checkId: $c, reason: \"individualized assessment\") { status adverseAction { state } } }", json!({"c": check2}))
         .await;
@@ -583,30 +601,10 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
         r.data()["cancelAdverseAction"]["adverseAction"]["state"],
         "cancelled"
     );
-    advance(&app, 15);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    expect_states(
-        &rx,
-        &cand2,
-        &[
-            "consent",
-            "processing",
-            "pending",
-            "pending__first_notice",
-            "approved",
-        ],
-    )
-    .await;
+    nothing_follows(&app, &rx, &cand2, "approved").await;
 
     // Withdrawing during the waiting period ends the adverse action and its timers too.
-    let (cand3, check3) = hosted(&app, "Walter", "White", None, None).await;
-    app.wait_check_status(&check3, "pending").await;
-    app.gql(
-        "mutation($c: ID!) { startAdverseAction(checkId: $c) { status } }",
-        json!({"c": check3}),
-    )
-    .await
-    .data();
+    let (cand3, check3) = in_waiting_period(&app, "Walter", "White").await;
     app.transition(&check3, "withdrawn").await.data();
     let r = app
         .gql(
@@ -631,20 +629,7 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
             .all(|t| t["kind"] == "mail.send" || t["status"] != "pending"),
         "{tasks:?}"
     );
-    advance(&app, 15);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    expect_states(
-        &rx,
-        &cand3,
-        &[
-            "consent",
-            "processing",
-            "pending",
-            "pending__first_notice",
-            "withdrawn",
-        ],
-    )
-    .await;
+    nothing_follows(&app, &rx, &cand3, "withdrawn").await;
 }
 
 /// The value of `name="…" value="…"`-style attributes is not needed: the page is driven by
