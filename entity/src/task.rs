@@ -14,10 +14,10 @@ pub struct Model {
     /// JSON arguments of the step.
     pub payload: String,
     pub run_at: DateTimeUtc,
-    /// `pending`, `running`, `done`, `failed` or `cancelled`.
+    /// `pending`, `queued` (handed to the job queue), `running`, `done`, `failed` or `cancelled`.
     pub status: String,
     pub attempts: i32,
-    /// While running: until when this run holds the task.
+    /// While queued or running: until when the job holds the task.
     pub lease_until: Option<DateTimeUtc>,
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,

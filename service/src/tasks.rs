@@ -6,8 +6,8 @@ use chrono::{DateTime, Duration, Utc};
 use entity::task;
 use sea_orm::sea_query::{Expr, ExprTrait, UpdateStatement};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
 };
 use serde_json::Value;
 
@@ -72,6 +72,12 @@ pub enum TaskOutcome {
 /// How long a queued or running task is held before the scheduler hands it out again.
 const QUEUE_LEASE: i64 = 30;
 const RUN_LEASE: i64 = 120;
+/// At most this many tasks wait in the job queue at once (queued, lease not run out). Without a
+/// bound, a backlog longer than the lease (20,000 invitations due at once in the embedded
+/// mode) ran out the leases of tasks still waiting in the queue, and each scheduler round
+/// queued them again: 86,000 jobs for 20,000 tasks. Bounded, the queue holds a few seconds of
+/// work and a lease runs out only when its job was lost.
+pub const MAX_QUEUED: u64 = 500;
 /// Failed runs are retried with backoff this many times, then the task is marked failed.
 const MAX_ATTEMPTS: i32 = 8;
 
@@ -133,7 +139,8 @@ pub(crate) fn cancelling(
 
 impl Service {
     /// Hands out due tasks: marks up to `limit` of them queued (with a lease, so a lost job is
-    /// handed out again) and returns their ids for the job queue.
+    /// handed out again) and returns their ids for the job queue. Hands out none while
+    /// [`MAX_QUEUED`] tasks are already waiting in the queue, and only what fits below it.
     pub async fn claim_due_tasks(&self, limit: u64) -> ServiceResult<Vec<String>> {
         let now = self.clock.now();
         let due = || {
@@ -149,7 +156,7 @@ impl Service {
                         .add(task::Column::LeaseUntil.lt(now)),
                 )
         };
-        let ids: Vec<String> = task::Entity::find()
+        let mut ids: Vec<String> = task::Entity::find()
             .select_only()
             .column(task::Column::Id)
             .filter(due())
@@ -158,6 +165,16 @@ impl Service {
             .into_tuple()
             .all(&self.db)
             .await?;
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        // Counted only when something is due, so an idle scheduler still runs one statement.
+        let waiting = task::Entity::find()
+            .filter(task::Column::Status.eq("queued"))
+            .filter(task::Column::LeaseUntil.gte(now))
+            .count(&self.db)
+            .await?;
+        ids.truncate(MAX_QUEUED.saturating_sub(waiting) as usize);
         if ids.is_empty() {
             return Ok(ids);
         }
@@ -327,7 +344,6 @@ impl Service {
 
     /// Pending tasks due by now (how far behind the scheduler is; for tests and metrics).
     pub async fn due_task_count(&self) -> ServiceResult<u64> {
-        use sea_orm::PaginatorTrait;
         Ok(task::Entity::find()
             .filter(task::Column::Status.is_in(["pending", "queued", "running"]))
             .filter(task::Column::RunAt.lte(self.clock.now()))

@@ -39,14 +39,25 @@ pub enum JobQueue {
 }
 
 impl JobQueue {
-    /// A job store in its own SQLite file (apalis sets WAL and `synchronous=OFF` on it).
+    /// A job store in its own SQLite file, used by this process alone, through ONE connection.
+    ///
+    /// apalis runs every poll, lock, acknowledgement and heartbeat as a deferred transaction
+    /// that reads before it writes. With several connections those transactions wait on each
+    /// other's write lock (seeding 20,000 invitations saw waits of the whole 10 s busy timeout,
+    /// `database is locked`, and workers dying and restarting) while SQLite still writes one at
+    /// a time. One connection queues them in the pool instead. The pragmas are set on the
+    /// connection itself: apalis's `setup` sets them through the pool, which reaches only the
+    /// connection it happens to use. The job rows are only wake-ups (the delivery and task rows
+    /// are the truth, and expired leases are claimed again), so `synchronous=NORMAL` suffices.
     pub async fn sqlite(path: &std::path::Path) -> anyhow::Result<(Self, SqlitePool)> {
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
+            .pragma("journal_mode", "WAL")
+            .pragma("synchronous", "NORMAL")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(1)
             .connect_with(opts)
             .await?;
         SqliteStorage::setup(&pool)

@@ -1215,3 +1215,84 @@ async fn another_partner_cannot_reach_screening_of_this_one() {
     .await
     .expect_err("FORBIDDEN", None);
 }
+
+/// A backlog of due steps larger than the job queue should hold (a bulk import's invitations)
+/// is handed out [`service::tasks::MAX_QUEUED`] at a time: the scheduler queues more only as
+/// queued ones are taken, so no lease runs out while its job still waits in the queue, and a
+/// lease that does run out (a lost job) frees its place and the task is handed out again.
+#[tokio::test]
+async fn the_scheduler_keeps_at_most_max_queued_tasks_in_the_job_queue() {
+    use entity::task;
+    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+    use service::tasks::MAX_QUEUED;
+
+    // No scheduler of the app's own: this test is the scheduler.
+    let app = spawn_app_with(|c| c.embedded_workers = Some(false)).await;
+    let (svc, db) = (&app.service, app.service.db());
+    let now = svc.clock().now();
+    let backlog = MAX_QUEUED + 100;
+    for i in 0..backlog {
+        task::ActiveModel {
+            id: Set(format!("bulk-{i:04}")),
+            partner_id: Set(app.partner_id.clone()),
+            check_id: Set(None),
+            kind: Set("mail.send".into()),
+            payload: Set("{}".into()),
+            run_at: Set(now - chrono::Duration::seconds(1)),
+            status: Set("pending".into()),
+            attempts: Set(0),
+            lease_until: Set(None),
+            last_error: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(db)
+        .await
+        .expect("task");
+    }
+    let queued = || async {
+        task::Entity::find()
+            .filter(task::Column::Status.eq("queued"))
+            .count(db)
+            .await
+            .expect("count")
+    };
+    // Claim rounds of 200 until the scheduler hands out nothing more.
+    let drain = || async {
+        let mut ids = Vec::new();
+        loop {
+            let round = svc.claim_due_tasks(200).await.expect("claim");
+            if round.is_empty() {
+                return ids;
+            }
+            ids.extend(round);
+        }
+    };
+
+    let first = drain().await;
+    assert_eq!(
+        first.len() as u64,
+        MAX_QUEUED,
+        "one queue's worth, not the whole backlog"
+    );
+    assert_eq!(queued().await, MAX_QUEUED);
+
+    // A job taken from the queue frees its place for exactly one more.
+    assert!(
+        svc.run_task(&first[0]).await.expect("run"),
+        "the task was queued"
+    );
+    let next = drain().await;
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert!(!first.contains(&next[0]), "a task not handed out before");
+
+    // Leases run out (the jobs were lost): every place is free again, and tasks still queued
+    // are among those handed out anew.
+    svc.clock().advance(chrono::Duration::seconds(31));
+    let again = drain().await;
+    assert_eq!(again.len() as u64, MAX_QUEUED);
+    assert!(
+        again.iter().any(|id| first.contains(id)),
+        "expired tasks handed out again"
+    );
+}
