@@ -217,15 +217,16 @@ impl Service {
         state: &str,
         now: DateTime<Utc>,
     ) -> ServiceResult<()> {
-        db::update_all(
+        db::write_all(
             txn,
             vec![
-                close_adverse_actions(&c.id, state, now),
+                close_adverse_actions(&c.id, state, now).into(),
                 tasks::cancelling(
                     &c.id,
                     &[TaskKind::AdverseFinalNotice, TaskKind::AdverseReject],
                     now,
-                ),
+                )
+                .into(),
             ],
         )
         .await?;

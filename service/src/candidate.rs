@@ -145,6 +145,13 @@ fn search_text(first: &str, middle: Option<&str>, last: &str, email: &str) -> St
         .to_lowercase()
 }
 
+/// What [`Service::create_candidate_unless_same_ssn`] came to.
+pub(crate) enum NewCandidate {
+    Created(candidate::Model),
+    /// The partner's earliest candidate with the same SSN; nothing was written.
+    SameSsn(candidate::Model),
+}
+
 impl Service {
     pub async fn create_candidate(
         &self,
@@ -159,6 +166,15 @@ impl Service {
         let now = crate::now();
 
         let txn = db::begin_write(&self.db).await?;
+        self.ensure_unique(
+            &txn,
+            actor,
+            None,
+            Some(&email),
+            opt_ref(&p.reference_id),
+            None,
+        )
+        .await?;
         let c = self
             .insert_candidate(&txn, actor, first, last, email, p, now)
             .await?;
@@ -166,19 +182,40 @@ impl Service {
         Ok(c)
     }
 
-    /// Validates and inserts a candidate on the caller's transaction.
-    pub(crate) async fn create_candidate_in(
+    /// Validates and inserts a candidate on the caller's transaction, unless the partner already
+    /// has one with the same SSN, which is answered instead (Turn's hosted form). The SSN, the
+    /// e-mail and the reference id are looked up in one statement.
+    pub(crate) async fn create_candidate_unless_same_ssn(
         &self,
         txn: &sea_orm::DatabaseTransaction,
         actor: &Actor,
         input: &CandidateInput,
-    ) -> ServiceResult<candidate::Model> {
+    ) -> ServiceResult<NewCandidate> {
         let first = domain::text("firstName", input.first_name.as_deref().unwrap_or(""), 100)?;
         let last = domain::text("lastName", input.last_name.as_deref().unwrap_or(""), 100)?;
         let email = domain::email("email", input.email.as_deref().unwrap_or(""))?;
         let p = parse_optional(input)?;
-        self.insert_candidate(txn, actor, first, last, email, p, self.clock.now())
-            .await
+        let fingerprint = match &p.ssn {
+            Change::Set(ssn) => Some(self.crypto.fingerprint(ssn)),
+            _ => None,
+        };
+        if let Some(existing) = self
+            .ensure_unique(
+                txn,
+                actor,
+                None,
+                Some(&email),
+                opt_ref(&p.reference_id),
+                fingerprint.as_deref(),
+            )
+            .await?
+        {
+            return Ok(NewCandidate::SameSsn(existing));
+        }
+        let c = self
+            .insert_candidate(txn, actor, first, last, email, p, self.clock.now())
+            .await?;
+        Ok(NewCandidate::Created(c))
     }
 
     /// Sets the optional profile fields given in `input` (what a candidate completes on the
@@ -206,7 +243,8 @@ impl Service {
         Ok(c)
     }
 
-    /// Inserts a validated candidate with its event on `txn`.
+    /// Inserts a validated candidate with its event on `txn`; the caller has run
+    /// [`Self::ensure_unique`].
     #[allow(clippy::too_many_arguments)]
     async fn insert_candidate(
         &self,
@@ -218,8 +256,6 @@ impl Service {
         p: Parsed,
         now: DateTime<Utc>,
     ) -> ServiceResult<candidate::Model> {
-        self.ensure_unique(txn, actor, None, Some(&email), opt_ref(&p.reference_id))
-            .await?;
         let mut am = candidate::ActiveModel {
             id: Set(ids::uuid()),
             turn_id: Set(ids::turn_id()),
@@ -312,6 +348,7 @@ impl Service {
             Some(&current.id),
             email.as_deref(),
             opt_ref(&p.reference_id),
+            None,
         )
         .await?;
         let mut am = current.into_active_model();
@@ -382,7 +419,9 @@ impl Service {
         Ok(())
     }
 
-    /// Refuses an email or reference id another candidate of the partner already has, naming it.
+    /// Refuses an email or reference id another candidate of the partner (other than `except`)
+    /// already has, naming it. Given an SSN fingerprint, first answers the partner's earliest
+    /// candidate with that SSN, if any. One statement for all three keys.
     async fn ensure_unique<C: ConnectionTrait>(
         &self,
         conn: &C,
@@ -390,30 +429,65 @@ impl Service {
         except: Option<&str>,
         email: Option<&str>,
         reference_id: Option<&str>,
-    ) -> ServiceResult<()> {
-        for (field, column, value) in [
-            ("email", candidate::Column::Email, email),
-            ("referenceId", candidate::Column::ReferenceId, reference_id),
-        ] {
+        ssn_fingerprint: Option<&str>,
+    ) -> ServiceResult<Option<candidate::Model>> {
+        type Key = fn(&candidate::Model) -> Option<&str>;
+        let keys: [(&str, candidate::Column, Option<&str>, Key); 3] = [
+            (
+                "ssn",
+                candidate::Column::SsnFingerprint,
+                ssn_fingerprint,
+                |c| c.ssn_fingerprint.as_deref(),
+            ),
+            ("email", candidate::Column::Email, email, |c| {
+                Some(c.email.as_str())
+            }),
+            (
+                "referenceId",
+                candidate::Column::ReferenceId,
+                reference_id,
+                |c| c.reference_id.as_deref(),
+            ),
+        ];
+        let mut any = Condition::any();
+        for (_, column, value, _) in &keys {
+            if let Some(v) = value {
+                any = any.add(column.eq(*v));
+            }
+        }
+        if any.is_empty() {
+            return Ok(None);
+        }
+        let found = candidate::Entity::find()
+            .filter(any)
+            .all_owned_by(conn, candidate::Column::PartnerId, &actor.partner_id)
+            .await?;
+        let (_, _, ssn, same_ssn) = keys[0];
+        if let Some(fp) = ssn
+            && let Some(existing) = found
+                .iter()
+                .filter(|c| same_ssn(c) == Some(fp))
+                .min_by_key(|c| c.seq)
+        {
+            return Ok(Some(existing.clone()));
+        }
+        for (field, _, value, key) in &keys[1..] {
             let Some(value) = value else { continue };
-            if let Some(existing) = candidate::Entity::find()
-                .filter(column.eq(value))
-                .all_owned_by(conn, candidate::Column::PartnerId, &actor.partner_id)
-                .await?
-                .into_iter()
-                .find(|c| except != Some(c.id.as_str()))
+            if let Some(existing) = found
+                .iter()
+                .find(|c| except != Some(c.id.as_str()) && key(c) == Some(value))
             {
                 return Err(ServiceError::Conflict {
-                    field: Some(field.into()),
+                    field: Some((*field).into()),
                     message: format!(
                         "candidate {} ({}) already has this {field}",
                         existing.id, existing.turn_id
                     ),
-                    existing_id: Some(existing.id),
+                    existing_id: Some(existing.id.clone()),
                 });
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// A candidate by worker id (UUID), turn id (`C` + 10 digits) or the partner's reference id.

@@ -2,7 +2,7 @@
 use std::collections::HashMap;
 
 use entity::{CheckStatus, Role, candidate, check, check_status_history as history, partner};
-use sea_orm::sea_query::{Expr, InsertStatement};
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
     FromQueryResult, QueryFilter, QueryOrder, QueryTrait, Set,
@@ -94,6 +94,7 @@ impl Service {
                 &txn,
                 actor,
                 &cand,
+                &partner,
                 &package.id,
                 callback_url,
                 reference_id,
@@ -111,63 +112,83 @@ impl Service {
         txn: &DatabaseTransaction,
         actor: &Actor,
         cand: &candidate::Model,
+        partner: &partner::Model,
         package_id: &str,
         callback_url: Option<String>,
         reference_id: Option<String>,
         status: CheckStatus,
     ) -> ServiceResult<check::Model> {
         let now = self.clock.now();
-        let c = check::ActiveModel {
-            id: Set(ids::uuid()),
-            partner_id: Set(actor.partner_id.clone()),
-            candidate_id: Set(cand.id.clone()),
-            package_id: Set(package_id.to_string()),
-            status: Set(status),
-            callback_url: Set(callback_url),
-            reference_id: Set(reference_id),
-            consent_date: Set((status == CheckStatus::Consent).then_some(now)),
-            recheck_date: Set(None),
-            cm_criminal_enroll: Set(None),
-            criminal_monitoring_triggered: Set(false),
-            report_enc: Set(None),
-            created_by: Set(actor.subject.clone()),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(txn)
-        .await?;
-        events::record(
-            txn,
-            &actor.partner_id,
-            EventType::CheckCreated,
-            &c.id,
-            json!({
-                "check_id": c.id,
-                "worker_id": cand.id,
-                "turn_id": cand.turn_id,
-                "package_id": c.package_id,
-                "state": status,
-                "callback_url": c.callback_url,
-                "reference_id": c.reference_id,
-                "actor": actor.subject,
-            }),
-        )
-        .await?;
-        let partner = crate::partner::load(txn, &actor.partner_id).await?;
+        let new = check::Model {
+            id: ids::uuid(),
+            partner_id: actor.partner_id.clone(),
+            candidate_id: cand.id.clone(),
+            package_id: package_id.to_string(),
+            status,
+            callback_url,
+            reference_id,
+            consent_date: (status == CheckStatus::Consent).then_some(now),
+            recheck_date: None,
+            cm_criminal_enroll: None,
+            criminal_monitoring_triggered: false,
+            report_enc: None,
+            created_by: actor.subject.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        let created = json!({
+            "check_id": new.id,
+            "worker_id": cand.id,
+            "turn_id": cand.turn_id,
+            "package_id": new.package_id,
+            "state": status,
+            "callback_url": new.callback_url,
+            "reference_id": new.reference_id,
+            "actor": actor.subject,
+        });
         let first = Transition {
             actor,
-            partner: &partner,
+            partner,
             cand,
-            check: &c,
+            check: &new,
             from: None,
             to: status,
             reason: None,
-            at: self.clock.now(),
+            at: now,
         };
-        self.record_transition(txn, &first).await?;
-        self.transition_effects(txn, &c, cand, &partner, None, status)
+        let insert =
+            check::Entity::insert(check::ActiveModel::from(new.clone()).reset_all()).into_query();
+        if txn.get_database_backend() == DbBackend::Postgres {
+            // One statement: the first history row and both events in `WITH` clauses.
+            let stmt = events::with_events(
+                self.transition_history(&first),
+                &actor.partner_id,
+                vec![
+                    (EventType::CheckCreated, &new.id, created),
+                    (
+                        EventType::CheckStatusChanged,
+                        &new.id,
+                        self.transition_event(&first),
+                    ),
+                ],
+            )
+            .query(insert);
+            txn.execute(&stmt).await?;
+        } else {
+            txn.execute(&insert).await?;
+            events::record(
+                txn,
+                &actor.partner_id,
+                EventType::CheckCreated,
+                &new.id,
+                created,
+            )
             .await?;
-        Ok(c)
+            self.record_transition(txn, &first).await?;
+        }
+        self.transition_effects(txn, &new, cand, partner, None, status)
+            .await?;
+        Ok(new)
     }
 
     /// Moves a check to `to` if the transition table allows it from its current status (a team
@@ -182,7 +203,7 @@ impl Service {
         actor.require(Role::TeamMember)?;
         let reason = domain::opt_text("reason", reason, 2000)?;
         let txn = db::begin_write(&self.db).await?;
-        let current = find(&txn, &actor.partner_id, check_id).await?;
+        let (current, cand, partner) = find_with_owner(&txn, &actor.partner_id, check_id).await?;
         if to == CheckStatus::PendingSecondNotice {
             // The FCRA waiting period is the clock's to end, not a person's.
             return Err(ServiceError::invalid(
@@ -191,10 +212,11 @@ impl Service {
             ));
         }
         let updated = self
-            .apply_transition(
+            .apply_transition_of(
                 &txn,
                 actor,
                 current,
+                (&cand, &partner),
                 to,
                 reason.as_deref(),
                 StatusExtras::default(),
@@ -213,6 +235,25 @@ impl Service {
         txn: &DatabaseTransaction,
         actor: &Actor,
         current: check::Model,
+        to: CheckStatus,
+        reason: Option<&str>,
+        extras: StatusExtras,
+    ) -> ServiceResult<check::Model> {
+        let (cand, partner) =
+            crate::candidate::find_with_partner(txn, &current.partner_id, &current.candidate_id)
+                .await?;
+        self.apply_transition_of(txn, actor, current, (&cand, &partner), to, reason, extras)
+            .await
+    }
+
+    /// [`Self::apply_transition`] for a caller that has the check's candidate and partner.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn apply_transition_of(
+        &self,
+        txn: &DatabaseTransaction,
+        actor: &Actor,
+        current: check::Model,
+        (cand, partner): (&candidate::Model, &partner::Model),
         to: CheckStatus,
         reason: Option<&str>,
         extras: StatusExtras,
@@ -236,9 +277,6 @@ impl Service {
                 ),
             ));
         }
-        let (cand, partner) =
-            crate::candidate::find_with_partner(txn, &current.partner_id, &current.candidate_id)
-                .await?;
         let now = self.clock.now();
         // Each change is made to the row and to `next`, the row as the update leaves it.
         let mut next = current.clone();
@@ -273,8 +311,8 @@ impl Service {
             .filter(check::Column::Status.eq(from));
         let change = Transition {
             actor,
-            partner: &partner,
-            cand: &cand,
+            partner,
+            cand,
             check: &next,
             from: Some(from),
             to,
@@ -310,7 +348,7 @@ impl Service {
                 "the check changed concurrently; reload and retry",
             ));
         };
-        self.transition_effects(txn, &updated, &cand, &partner, Some(from), to)
+        self.transition_effects(txn, &updated, cand, partner, Some(from), to)
             .await?;
         Ok(updated)
     }
@@ -444,4 +482,42 @@ pub(crate) async fn find<C: ConnectionTrait>(
         .owned_by(conn, check::Column::PartnerId, partner_id)
         .await?
         .ok_or(ServiceError::not_found("check"))
+}
+
+/// A check of `partner_id` with its candidate and partner, in one statement (a status change
+/// needs all three).
+pub(crate) async fn find_with_owner<C: ConnectionTrait>(
+    conn: &C,
+    partner_id: &str,
+    id: &str,
+) -> ServiceResult<(check::Model, candidate::Model, partner::Model)> {
+    let mut q = Query::select();
+    db::select_prefixed::<check::Entity>(&mut q, "a_");
+    db::select_prefixed::<candidate::Entity>(&mut q, "b_");
+    db::select_prefixed::<partner::Entity>(&mut q, "c_");
+    q.from(check::Entity)
+        .inner_join(
+            candidate::Entity,
+            Expr::col((candidate::Entity, candidate::Column::Id))
+                .equals((check::Entity, check::Column::CandidateId)),
+        )
+        .inner_join(
+            partner::Entity,
+            Expr::col((partner::Entity, partner::Column::Id))
+                .equals((check::Entity, check::Column::PartnerId)),
+        )
+        .and_where(Expr::col((check::Entity, check::Column::Id)).eq(id));
+    let Some(row) = conn.query_one(&q).await? else {
+        return Err(ServiceError::not_found("check"));
+    };
+    let c = check::Model::from_query_result(&row, "a_")?;
+    // Another partner's check answers as a missing one.
+    if c.partner_id != partner_id {
+        return Err(ServiceError::not_found("check"));
+    }
+    Ok((
+        c,
+        candidate::Model::from_query_result(&row, "b_")?,
+        partner::Model::from_query_result(&row, "c_")?,
+    ))
 }

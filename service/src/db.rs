@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
+use sea_orm::sea_query::SubQueryStatement;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
@@ -118,6 +119,22 @@ where
     Err(anyhow::anyhow!("no free id after four tries").into())
 }
 
+/// Selects every column of `E` into `q`, each named `prefix` + its column name, so that several
+/// entities' rows come back from one join and `FromQueryResult::from_query_result(row, prefix)`
+/// reads each.
+pub(crate) fn select_prefixed<E: sea_orm::EntityTrait>(
+    q: &mut sea_orm::sea_query::SelectStatement,
+    prefix: &str,
+) {
+    use sea_orm::{ColumnTrait, IdenStatic, Iterable};
+    for col in E::Column::iter() {
+        q.expr_as(
+            col.select_as(sea_orm::sea_query::Expr::col((E::default(), col))),
+            sea_orm::sea_query::Alias::new(format!("{prefix}{}", col.as_str())),
+        );
+    }
+}
+
 /// A named `WITH` clause; on PostgreSQL it may insert, update or delete (`RETURNING` nothing),
 /// which puts several writes in one statement.
 pub(crate) fn cte(
@@ -130,24 +147,31 @@ pub(crate) fn cte(
         .to_owned()
 }
 
-/// Runs `updates` on `conn` (the caller's transaction): one statement on PostgreSQL, all but
-/// the last in data-modifying `WITH` clauses (they see one snapshot, so they must not touch the
-/// same rows); one statement each on SQLite, which has no `UPDATE` in a `WITH`.
-pub(crate) async fn update_all<C: sea_orm::ConnectionTrait>(
+/// Runs `writes` (inserts, updates, deletes) on `conn`, the caller's transaction: one statement
+/// on PostgreSQL, all but the last in data-modifying `WITH` clauses (they see one snapshot, so
+/// they must not touch the same rows); one statement each on SQLite, which has no `INSERT` or
+/// `UPDATE` in a `WITH`.
+pub(crate) async fn write_all<C: sea_orm::ConnectionTrait>(
     conn: &C,
-    mut updates: Vec<sea_orm::sea_query::UpdateStatement>,
+    mut writes: Vec<SubQueryStatement>,
 ) -> Result<(), sea_orm::DbErr> {
-    if conn.get_database_backend() == DbBackend::Postgres && updates.len() > 1 {
-        let last = updates.remove(updates.len() - 1);
+    if conn.get_database_backend() == DbBackend::Postgres && writes.len() > 1 {
+        let last = writes.remove(writes.len() - 1);
         let mut with = sea_orm::sea_query::WithClause::new();
-        for (i, u) in updates.into_iter().enumerate() {
-            with.cte(cte(&format!("u{i}"), u));
+        for (i, w) in writes.into_iter().enumerate() {
+            with.cte(cte(&format!("w{i}"), w));
         }
         conn.execute(&with.query(last)).await?;
         return Ok(());
     }
-    for u in &updates {
-        conn.execute(u).await?;
+    for w in writes {
+        match w {
+            SubQueryStatement::InsertStatement(s) => conn.execute(&s).await?,
+            SubQueryStatement::UpdateStatement(s) => conn.execute(&s).await?,
+            SubQueryStatement::DeleteStatement(s) => conn.execute(&s).await?,
+            SubQueryStatement::SelectStatement(s) => conn.execute(&s).await?,
+            SubQueryStatement::WithStatement(s) => conn.execute(&s).await?,
+        };
     }
     Ok(())
 }

@@ -107,10 +107,25 @@ pub(crate) fn with_event(
     aggregate_id: &str,
     data: Value,
 ) -> WithClause {
-    let (_, event) = outbox_insert(partner_id, event_type, aggregate_id, data);
+    with_events(first, partner_id, vec![(event_type, aggregate_id, data)])
+}
+
+/// As [`with_event`], with several events in one insert: the outbox numbers them in the order
+/// given, which is the order the relay delivers them in.
+pub(crate) fn with_events(
+    first: InsertStatement,
+    partner_id: &str,
+    events: Vec<(EventType, &str, Value)>,
+) -> WithClause {
+    let rows = events.into_iter().map(|(event_type, aggregate_id, data)| {
+        outbox_row(partner_id, event_type, aggregate_id, data).1
+    });
     WithClause::new()
         .cte(crate::db::cte("first", first))
-        .cte(crate::db::cte("event", event))
+        .cte(crate::db::cte(
+            "event",
+            entity::outbox::Entity::insert_many(rows).into_query(),
+        ))
         .to_owned()
 }
 
@@ -121,6 +136,17 @@ fn outbox_insert(
     aggregate_id: &str,
     data: Value,
 ) -> (String, InsertStatement) {
+    let (event_id, row) = outbox_row(partner_id, event_type, aggregate_id, data);
+    (event_id, entity::outbox::Entity::insert(row).into_query())
+}
+
+/// A new event's id and its outbox row.
+fn outbox_row(
+    partner_id: &str,
+    event_type: EventType,
+    aggregate_id: &str,
+    data: Value,
+) -> (String, entity::outbox::ActiveModel) {
     let event_id = ids::uuid();
     let row = entity::outbox::ActiveModel {
         event_id: Set(event_id.clone()),
@@ -132,5 +158,5 @@ fn outbox_insert(
         published_at: Set(None),
         ..Default::default()
     };
-    (event_id, entity::outbox::Entity::insert(row).into_query())
+    (event_id, row)
 }

@@ -4,8 +4,9 @@
 //! readable through GraphQL (`emails`), which is all the embedded default needs.
 use chrono::{DateTime, Utc};
 use entity::{candidate, email};
+use sea_orm::sea_query::SubQueryStatement;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QueryTrait, Set,
 };
 
 use crate::db::SelectUnique;
@@ -28,7 +29,8 @@ pub mod kind {
     pub const DISPUTE_RECEIVED: &str = "dispute_received";
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Writes a message to `cand` and the task that hands it to the mail server, on `conn` (the
+/// transaction of the change that sends it).
 pub(crate) async fn send<C: ConnectionTrait>(
     conn: &C,
     cand: &candidate::Model,
@@ -37,9 +39,25 @@ pub(crate) async fn send<C: ConnectionTrait>(
     subject: &str,
     body: String,
     now: DateTime<Utc>,
-) -> ServiceResult<email::Model> {
-    let m = email::ActiveModel {
-        id: Set(ids::uuid()),
+) -> ServiceResult<()> {
+    let writes = sending(cand, check_id, kind, subject, body, now);
+    crate::db::write_all(conn, writes).await?;
+    Ok(())
+}
+
+/// The statements [`send`] runs (the message, then its task), for [`crate::db::write_all`].
+pub(crate) fn sending(
+    cand: &candidate::Model,
+    check_id: &str,
+    kind: &str,
+    subject: &str,
+    body: String,
+    now: DateTime<Utc>,
+) -> Vec<SubQueryStatement> {
+    let id = ids::uuid();
+    tracing::info!(email = %id, to = %cand.email, kind, subject, check = check_id, "mail queued");
+    let message = email::Entity::insert(email::ActiveModel {
+        id: Set(id.clone()),
         partner_id: Set(cand.partner_id.clone()),
         candidate_id: Set(Some(cand.id.clone())),
         check_id: Set(Some(check_id.to_string())),
@@ -49,21 +67,17 @@ pub(crate) async fn send<C: ConnectionTrait>(
         body: Set(body),
         created_at: Set(now),
         sent_at: Set(None),
-    }
-    .insert(conn)
-    .await?;
-    tasks::schedule(
-        conn,
+    })
+    .into_query();
+    let task = tasks::scheduling(
         &cand.partner_id,
         Some(check_id),
         TaskKind::SendEmail,
-        serde_json::json!({"email_id": m.id}),
+        serde_json::json!({"email_id": id}),
         now,
         now,
-    )
-    .await?;
-    tracing::info!(email = %m.id, to = %m.to_address, kind, subject, check = check_id, "mail queued");
-    Ok(m)
+    );
+    vec![message.into(), task.into()]
 }
 
 impl Service {

@@ -9,7 +9,7 @@ use entity::{
     CheckStatus, Role, SearchKind, candidate, candidate_link, check, check_report, consent,
     form_session, partner,
 };
-use sea_orm::sea_query::{Expr, UpdateStatement};
+use sea_orm::sea_query::{Expr, InsertStatement, SubQueryStatement, UpdateStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
     QueryOrder, QueryTrait, Set,
@@ -17,7 +17,7 @@ use sea_orm::{
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::candidate::CandidateInput;
+use crate::candidate::{CandidateInput, NewCandidate};
 use crate::check::StatusExtras;
 use crate::db::SelectUnique;
 use crate::screening::disclosures::{self, RequiredField, Section};
@@ -180,19 +180,25 @@ impl Service {
                     from,
                     Some(CheckStatus::Approved | CheckStatus::Pending | CheckStatus::Rejected)
                 );
-                tasks::cancel(txn, &c.id, &[TaskKind::InviteReminder], now).await?;
-                tasks::schedule(
+                // Reminders stop, the searches start: one statement on PostgreSQL.
+                crate::db::write_all(
                     txn,
-                    &c.partner_id,
-                    Some(&c.id),
-                    TaskKind::Screening,
-                    json!({
-                        "kind": if recheck { "recheck" } else { "initial" },
-                        "identity_override": from == Some(CheckStatus::ReviewIdentity),
-                        "requested_at": now.to_rfc3339(),
-                    }),
-                    now,
-                    now,
+                    vec![
+                        tasks::cancelling(&c.id, &[TaskKind::InviteReminder], now).into(),
+                        tasks::scheduling(
+                            &c.partner_id,
+                            Some(&c.id),
+                            TaskKind::Screening,
+                            json!({
+                                "kind": if recheck { "recheck" } else { "initial" },
+                                "identity_override": from == Some(CheckStatus::ReviewIdentity),
+                                "requested_at": now.to_rfc3339(),
+                            }),
+                            now,
+                            now,
+                        )
+                        .into(),
+                    ],
                 )
                 .await?;
             }
@@ -220,12 +226,12 @@ impl Service {
                     .into_iter()
                     .filter(|k| *k != TaskKind::SendEmail)
                     .collect();
-                crate::db::update_all(
+                crate::db::write_all(
                     txn,
                     vec![
-                        crate::adverse::close_adverse_actions(&c.id, "cancelled", now),
-                        tasks::cancelling(&c.id, &steps, now),
-                        revoking_consent_links(&c.id, now),
+                        crate::adverse::close_adverse_actions(&c.id, "cancelled", now).into(),
+                        tasks::cancelling(&c.id, &steps, now).into(),
+                        revoking_consent_links(&c.id, now).into(),
                     ],
                 )
                 .await?;
@@ -271,9 +277,7 @@ impl Service {
         cand: &candidate::Model,
         partner: &partner::Model,
     ) -> ServiceResult<()> {
-        let url = self
-            .new_link(txn, c, LINK_REPORT, Duration::days(REPORT_LINK_DAYS))
-            .await?;
+        let (url, link) = self.link(c, LINK_REPORT, Duration::days(REPORT_LINK_DAYS));
         let body = format!(
             "Hello {},\n\nThe background check {} asked clearhire to run is complete. You can \
              read your copy of the report at\n\n  {url}\n\nIf anything in it is incomplete or \
@@ -281,16 +285,17 @@ impl Service {
             cand.first_name, partner.name
         );
         let subject = format!("{}: your background check report", partner.name);
-        mail::send(
-            txn,
+        // The link, the message and its task: one statement on PostgreSQL.
+        let mut writes = vec![link.into()];
+        writes.extend(mail::sending(
             cand,
             &c.id,
             mail::kind::REPORT_COPY,
             &subject,
             body,
             self.clock.now(),
-        )
-        .await?;
+        ));
+        db::write_all(txn, writes).await?;
         Ok(())
     }
 
@@ -314,9 +319,21 @@ impl Service {
         purpose: &str,
         valid_for: Duration,
     ) -> ServiceResult<String> {
+        let (url, insert) = self.link(c, purpose, valid_for);
+        txn.execute(&insert).await?;
+        Ok(url)
+    }
+
+    /// The URL of a new link and the statement [`Self::new_link`] runs to keep it.
+    fn link(
+        &self,
+        c: &check::Model,
+        purpose: &str,
+        valid_for: Duration,
+    ) -> (String, InsertStatement) {
         let token = new_token();
         let now = self.clock.now();
-        candidate_link::ActiveModel {
+        let insert = candidate_link::Entity::insert(candidate_link::ActiveModel {
             id: Set(ids::uuid()),
             partner_id: Set(c.partner_id.clone()),
             check_id: Set(c.id.clone()),
@@ -327,13 +344,13 @@ impl Service {
             used_at: Set(None),
             revoked_at: Set(None),
             created_at: Set(now),
-        }
-        .insert(txn)
-        .await?;
-        Ok(format!(
+        })
+        .into_query();
+        let url = format!(
             "{}/{purpose}/{token}",
             self.settings.public_base_url.trim_end_matches('/')
-        ))
+        );
+        (url, insert)
     }
 
     /// Sends the consent invitation (a fresh single-use link; earlier links stop working) and
@@ -346,7 +363,7 @@ impl Service {
         partner: &partner::Model,
     ) -> ServiceResult<()> {
         let now = self.clock.now();
-        let url = self.fresh_consent_link(txn, c).await?;
+        let (url, link) = self.link(c, LINK_CONSENT, Duration::days(CONSENT_LINK_DAYS));
         let expires = (now + Duration::days(CONSENT_LINK_DAYS)).format("%B %-d, %Y");
         let body = format!(
             "Hello {first},\n\n{partner} has asked clearhire to run a background check on you. \
@@ -357,29 +374,33 @@ impl Service {
             partner = partner.name,
         );
         let subject = format!("{}: your background check needs your consent", partner.name);
-        mail::send(
-            txn,
+        // Earlier links revoked and the new one kept, the message and its task, the reminders
+        // replaced: one statement on PostgreSQL, in this order on SQLite.
+        let mut writes: Vec<SubQueryStatement> =
+            vec![revoking_consent_links(&c.id, now).into(), link.into()];
+        writes.extend(mail::sending(
             cand,
             &c.id,
             mail::kind::INVITATION,
             &subject,
             body,
             now,
-        )
-        .await?;
-        tasks::cancel(txn, &c.id, &[TaskKind::InviteReminder], now).await?;
+        ));
+        writes.push(tasks::cancelling(&c.id, &[TaskKind::InviteReminder], now).into());
         for hours in REMINDER_HOURS {
-            tasks::schedule(
-                txn,
-                &c.partner_id,
-                Some(&c.id),
-                TaskKind::InviteReminder,
-                json!({"after_hours": hours}),
-                now + Duration::hours(hours),
-                now,
-            )
-            .await?;
+            writes.push(
+                tasks::scheduling(
+                    &c.partner_id,
+                    Some(&c.id),
+                    TaskKind::InviteReminder,
+                    json!({"after_hours": hours}),
+                    now + Duration::hours(hours),
+                    now,
+                )
+                .into(),
+            );
         }
+        db::write_all(txn, writes).await?;
         Ok(())
     }
 
@@ -910,28 +931,25 @@ impl Service {
         if cand_input.state.is_none() {
             cand_input.state = form.state.clone();
         }
-        let ssn = domain::ssn("ssn", cand_input.ssn.as_deref().unwrap_or_default())?;
-
         let txn = db::begin_write(&self.db).await?;
-        let fingerprint = self.crypto.fingerprint(&ssn);
-        if let Some(existing) = candidate::Entity::find()
-            .filter(candidate::Column::SsnFingerprint.eq(&fingerprint))
-            .all_owned_by(&txn, candidate::Column::PartnerId, &actor.partner_id)
+        let cand = match self
+            .create_candidate_unless_same_ssn(&txn, actor, &cand_input)
             .await?
-            .into_iter()
-            .min_by_key(|c| c.seq)
         {
-            self.commit(txn).await?;
-            return Ok(HostedConsentResult::CandidateExists {
-                candidate: existing,
-            });
-        }
-        let cand = self.create_candidate_in(&txn, actor, &cand_input).await?;
+            NewCandidate::Created(cand) => cand,
+            NewCandidate::SameSsn(existing) => {
+                self.commit(txn).await?;
+                return Ok(HostedConsentResult::CandidateExists {
+                    candidate: existing,
+                });
+            }
+        };
         let c = self
             .insert_check(
                 &txn,
                 actor,
                 &cand,
+                &partner,
                 &package.id,
                 callback_url,
                 cand.reference_id.clone(),
@@ -966,10 +984,11 @@ impl Service {
             ));
         }
         let c = if input.do_checks {
-            self.apply_transition(
+            self.apply_transition_of(
                 &txn,
                 &Actor::system(&actor.partner_id),
                 c,
+                (&cand, &partner),
                 CheckStatus::Processing,
                 Some("searches started"),
                 StatusExtras::default(),
@@ -1035,7 +1054,8 @@ impl Service {
         if c.status != CheckStatus::Processing {
             return Ok(TaskOutcome::Done);
         }
-        let cand = crate::candidate::find(&self.db, partner_id, &c.candidate_id).await?;
+        let (cand, partner) =
+            crate::candidate::find_with_partner(&self.db, partner_id, &c.candidate_id).await?;
         let package = crate::package::find(&self.db, partner_id, &c.package_id).await?;
         let now = self.clock.now();
         let requested_at = payload["requested_at"]
@@ -1054,7 +1074,6 @@ impl Service {
             SearchOutcome::NotReady { eta } => return Ok(TaskOutcome::RunAgainAt(eta)),
             SearchOutcome::Ready(r) => r,
         };
-        let partner = crate::partner::load(&self.db, partner_id).await?;
         let decision = adjudication::adjudicate(
             &report,
             &self.adjudication_rules(&partner),
@@ -1062,7 +1081,8 @@ impl Service {
         );
         let kind = payload["kind"].as_str().unwrap_or("initial").to_string();
         let txn = db::begin_write(&self.db).await?;
-        let c = crate::check::find(&txn, partner_id, check_id).await?;
+        // Read again with the candidate and the partner as they are now: the event reports them.
+        let (c, cand, partner) = crate::check::find_with_owner(&txn, partner_id, check_id).await?;
         if c.status != CheckStatus::Processing {
             return Ok(TaskOutcome::Done);
         }
@@ -1076,10 +1096,11 @@ impl Service {
                 &decision.reasons,
             )
             .await?;
-        self.apply_transition(
+        self.apply_transition_of(
             &txn,
             &Actor::system(partner_id),
             c,
+            (&cand, &partner),
             decision.status,
             Some(&decision.reasons.join("; ")),
             StatusExtras {

@@ -4,14 +4,13 @@
 //! so tests move time instead of waiting.
 use chrono::{DateTime, Duration, Utc};
 use entity::task;
-use sea_orm::sea_query::{Expr, ExprTrait, UpdateStatement};
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, UpdateStatement};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Set,
 };
 use serde_json::Value;
 
-use crate::db::SelectUnique;
 use crate::{Service, ServiceResult, ids};
 
 /// What a task does.
@@ -81,8 +80,8 @@ pub const MAX_QUEUED: u64 = 500;
 /// Failed runs are retried with backoff this many times, then the task is marked failed.
 const MAX_ATTEMPTS: i32 = 8;
 
-/// Writes a task on `conn` (the caller's transaction).
-pub(crate) async fn schedule<C: ConnectionTrait>(
+/// Writes a task on `conn`: the caller's transaction, or a test setting up a backlog.
+pub async fn schedule<C: ConnectionTrait>(
     conn: &C,
     partner_id: &str,
     check_id: Option<&str>,
@@ -90,10 +89,25 @@ pub(crate) async fn schedule<C: ConnectionTrait>(
     payload: Value,
     run_at: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> ServiceResult<String> {
-    let id = ids::uuid();
-    task::ActiveModel {
-        id: Set(id.clone()),
+) -> ServiceResult<()> {
+    conn.execute(&scheduling(
+        partner_id, check_id, kind, payload, run_at, now,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The statement [`schedule`] runs, for [`crate::db::write_all`].
+pub(crate) fn scheduling(
+    partner_id: &str,
+    check_id: Option<&str>,
+    kind: TaskKind,
+    payload: Value,
+    run_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> InsertStatement {
+    task::Entity::insert(task::ActiveModel {
+        id: Set(ids::uuid()),
         partner_id: Set(partner_id.to_string()),
         check_id: Set(check_id.map(str::to_string)),
         kind: Set(kind.as_str().to_string()),
@@ -105,10 +119,8 @@ pub(crate) async fn schedule<C: ConnectionTrait>(
         last_error: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
-    }
-    .insert(conn)
-    .await?;
-    Ok(id)
+    })
+    .into_query()
 }
 
 /// Cancels a check's tasks of these kinds that have not run yet.
@@ -208,7 +220,8 @@ impl Service {
     /// this caller's to run (already run, cancelled, or taken by another job).
     pub async fn run_task(&self, id: &str) -> ServiceResult<bool> {
         let now = self.clock.now();
-        let taken = task::Entity::update_many()
+        // Taken and read in one statement.
+        let Some(t) = task::Entity::update_many()
             .col_expr(task::Column::Status, Expr::value("running"))
             .col_expr(
                 task::Column::LeaseUntil,
@@ -221,14 +234,10 @@ impl Service {
             .col_expr(task::Column::UpdatedAt, Expr::value(now))
             .filter(task::Column::Id.eq(id))
             .filter(task::Column::Status.eq("queued"))
-            .exec(&self.db)
-            .await?;
-        if taken.rows_affected != 1 {
-            return Ok(false);
-        }
-        let Some(t) = task::Entity::find_by_id(id.to_string())
-            .unique(&self.db)
+            .exec_with_returning(&self.db)
             .await?
+            .into_iter()
+            .next()
         else {
             return Ok(false);
         };

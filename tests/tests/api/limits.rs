@@ -119,14 +119,14 @@ async fn a_withdrawal_writes_its_status_and_clean_up_in_two_statements_on_postgr
     let before = app.service.statements_executed();
     app.transition(&check, "withdrawn").await.data();
     let n = app.service.statements_executed() - before;
-    // Counted without BEGIN and COMMIT: the check, its candidate with the partner, then the
+    // Counted without BEGIN and COMMIT: the check with its candidate and partner, then the
     // status update with its history and event (one statement on PostgreSQL, three on SQLite,
     // which has no `INSERT` in a `WITH`), then closing adverse actions, cancelling timed steps
     // and revoking consent links (one on PostgreSQL, three on SQLite).
     let expected = if crate::helpers::pg_url().is_some() {
-        4
+        3
     } else {
-        8
+        7
     };
     assert_eq!(n, expected, "statements for one withdrawal");
 }

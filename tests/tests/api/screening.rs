@@ -77,6 +77,17 @@ async fn hosted(
         .as_str()
         .expect("formId")
         .to_string();
+    submit_hosted(app, &form_id, first, last, callback).await
+}
+
+/// Step two of the hosted form, for a form made by step one; returns (candidate id, check id).
+async fn submit_hosted(
+    app: &TestApp,
+    form_id: &str,
+    first: &str,
+    last: &str,
+    callback: Option<&str>,
+) -> (String, String) {
     let r = app
         .gql(
             SUBMIT,
@@ -1223,7 +1234,7 @@ async fn another_partner_cannot_reach_screening_of_this_one() {
 #[tokio::test]
 async fn the_scheduler_keeps_at_most_max_queued_tasks_in_the_job_queue() {
     use entity::task;
-    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
     use service::tasks::MAX_QUEUED;
 
     // No scheduler of the app's own: this test is the scheduler.
@@ -1231,22 +1242,16 @@ async fn the_scheduler_keeps_at_most_max_queued_tasks_in_the_job_queue() {
     let (svc, db) = (&app.service, app.service.db());
     let now = svc.clock().now();
     let backlog = MAX_QUEUED + 100;
-    for i in 0..backlog {
-        task::ActiveModel {
-            id: Set(format!("bulk-{i:04}")),
-            partner_id: Set(app.partner_id.clone()),
-            check_id: Set(None),
-            kind: Set("mail.send".into()),
-            payload: Set("{}".into()),
-            run_at: Set(now - chrono::Duration::seconds(1)),
-            status: Set("pending".into()),
-            attempts: Set(0),
-            lease_until: Set(None),
-            last_error: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(db)
+    for _ in 0..backlog {
+        service::tasks::schedule(
+            db,
+            &app.partner_id,
+            None,
+            service::tasks::TaskKind::SendEmail,
+            json!({}),
+            now - chrono::Duration::seconds(1),
+            now,
+        )
         .await
         .expect("task");
     }
@@ -1294,5 +1299,54 @@ async fn the_scheduler_keeps_at_most_max_queued_tasks_in_the_job_queue() {
     assert!(
         again.iter().any(|id| first.contains(id)),
         "expired tasks handed out again"
+    );
+}
+
+/// A hosted-form submission's statements, counted without BEGIN and COMMIT: the form, the
+/// package and the partner; in the transaction, one lookup of the SSN, e-mail and reference id,
+/// the candidate, its event, the check with its history and two events (one statement on
+/// PostgreSQL, four on SQLite), the consent, the form marked used, the move to `processing` with
+/// its history and event (one on PostgreSQL, three on SQLite), and the screening task with the
+/// reminders cancelled (one on PostgreSQL, two on SQLite).
+#[tokio::test]
+async fn a_hosted_form_submission_takes_eleven_statements_on_postgresql() {
+    // No embedded relay or scheduler: their polling would share the pool whose statements are
+    // counted.
+    let app = spawn_app_with(|c| c.embedded_workers = Some(false)).await;
+    let f = app.gql(FORM, json!({"z": "94107", "p": null})).await;
+    let form_id = f.data()["createConsentForm"]["formId"]
+        .as_str()
+        .expect("formId")
+        .to_string();
+    let before = app.service.statements_executed();
+    let (_, check) = submit_hosted(&app, &form_id, "Counted", "Statements", None).await;
+    let n = app.service.statements_executed() - before;
+    let expected = if crate::helpers::pg_url().is_some() {
+        11
+    } else {
+        17
+    };
+    assert_eq!(n, expected, "statements for one hosted-form submission");
+    // What the statements wrote: the check processing, its two status changes in history, its
+    // screening task due.
+    let d = app
+        .gql(
+            "query($id: ID!) { check(id: $id) { status history { fromStatus toStatus } } }",
+            json!({"id": check}),
+        )
+        .await;
+    assert_eq!(d.data()["check"]["status"], "processing", "{}", d.0);
+    assert_eq!(
+        d.data()["check"]["history"],
+        json!([
+            {"fromStatus": null, "toStatus": "consent"},
+            {"fromStatus": "consent", "toStatus": "processing"}
+        ])
+    );
+    let now = app.service.clock().now();
+    assert_eq!(
+        app.service.claim_due_tasks(10).await.expect("claim").len(),
+        1,
+        "the screening task, due at {now}"
     );
 }
