@@ -4,7 +4,7 @@
 //! rights (`pending__second_notice`), then `rejected`. The partner may cancel (→ `approved`).
 use chrono::{DateTime, Duration, Utc};
 use entity::{CheckStatus, Role, adverse_action, candidate, check, partner};
-use sea_orm::sea_query::{Expr, UpdateStatement};
+use sea_orm::sea_query::{Expr, SubQueryStatement, UpdateStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
     IntoActiveModel, QueryFilter, QueryOrder, QueryTrait, Set,
@@ -46,6 +46,24 @@ pub(crate) fn close_adverse_actions(
         .into_query()
 }
 
+/// The writes that end a check's active adverse action (`cancelled` or `completed`) and its
+/// timers.
+pub(crate) fn ending_adverse_action(
+    c: &check::Model,
+    state: &str,
+    now: DateTime<Utc>,
+) -> Vec<SubQueryStatement> {
+    vec![
+        close_adverse_actions(&c.id, state, now).into(),
+        tasks::cancelling(
+            &c.id,
+            &[TaskKind::AdverseFinalNotice, TaskKind::AdverseReject],
+            now,
+        )
+        .into(),
+    ]
+}
+
 pub(crate) async fn active<C: ConnectionTrait>(
     conn: &C,
     check_id: &str,
@@ -70,18 +88,18 @@ www.consumerfinance.gov/learnmore or write to the Consumer Financial Protection 
 
 impl Service {
     /// Effects of `pending__first_notice`: the adverse action, the pre-adverse notice and the
-    /// timer that ends the waiting period.
-    pub(crate) async fn start_adverse(
+    /// timer that ends the waiting period, as writes (the findings are read on `txn`).
+    pub(crate) async fn adverse_start(
         &self,
         txn: &DatabaseTransaction,
         c: &check::Model,
         cand: &candidate::Model,
         partner: &partner::Model,
-    ) -> ServiceResult<()> {
-        let now = self.clock.now();
+        now: DateTime<Utc>,
+    ) -> ServiceResult<Vec<SubQueryStatement>> {
         let days = partner.adverse_action_days.clamp(1, 30);
         let due = calendar::add_business_days(now, days as u32);
-        adverse_action::ActiveModel {
+        let action = adverse_action::Entity::insert(adverse_action::ActiveModel {
             id: Set(ids::uuid()),
             partner_id: Set(c.partner_id.clone()),
             check_id: Set(c.id.clone()),
@@ -96,12 +114,9 @@ impl Service {
             final_notice_at: Set(None),
             ended_at: Set(None),
             updated_at: Set(now),
-        }
-        .insert(txn)
-        .await?;
-        let report_url = self
-            .new_link(txn, c, LINK_REPORT, Duration::days(REPORT_LINK_DAYS))
-            .await?;
+        })
+        .into_query();
+        let (report_url, link) = self.link(c, LINK_REPORT, Duration::days(REPORT_LINK_DAYS));
         let findings = self
             .reports_of(txn, &c.partner_id, &c.id)
             .await?
@@ -132,44 +147,50 @@ impl Service {
             rights = SUMMARY_OF_RIGHTS,
         );
         let subject = format!("{}: pre-adverse action notice", partner.name);
-        mail::send(
-            txn,
+        let mut writes = vec![action.into(), link.into()];
+        writes.extend(mail::sending(
             cand,
             &c.id,
             mail::kind::PRE_ADVERSE,
             &subject,
             body,
             now,
-        )
-        .await?;
-        tasks::schedule(
-            txn,
-            &c.partner_id,
-            Some(&c.id),
-            TaskKind::AdverseFinalNotice,
-            json!({}),
-            due,
-            now,
-        )
-        .await?;
-        Ok(())
+        ));
+        writes.push(
+            tasks::scheduling(
+                &c.partner_id,
+                Some(&c.id),
+                TaskKind::AdverseFinalNotice,
+                json!({}),
+                due,
+                now,
+            )
+            .into(),
+        );
+        Ok(writes)
     }
 
-    /// Effects of `pending__second_notice`: the final notice, then rejection.
-    pub(crate) async fn send_final_notice(
+    /// Effects of `pending__second_notice`: the final notice, then rejection, as writes (the
+    /// active adverse action is read on `txn`).
+    pub(crate) async fn final_notice(
         &self,
         txn: &DatabaseTransaction,
         c: &check::Model,
         cand: &candidate::Model,
         partner: &partner::Model,
-    ) -> ServiceResult<()> {
-        let now = self.clock.now();
+        now: DateTime<Utc>,
+    ) -> ServiceResult<Vec<SubQueryStatement>> {
+        let mut writes: Vec<SubQueryStatement> = Vec::new();
         if let Some(aa) = active(txn, &c.id).await? {
-            let mut am = aa.into_active_model();
-            am.state = Set("final_notice".into());
-            am.final_notice_at = Set(Some(now));
-            am.updated_at = Set(now);
-            am.update(txn).await?;
+            writes.push(
+                adverse_action::Entity::update_many()
+                    .col_expr(adverse_action::Column::State, Expr::value("final_notice"))
+                    .col_expr(adverse_action::Column::FinalNoticeAt, Expr::value(now))
+                    .col_expr(adverse_action::Column::UpdatedAt, Expr::value(now))
+                    .filter(adverse_action::Column::Id.eq(aa.id))
+                    .into_query()
+                    .into(),
+            );
         }
         let body = format!(
             "Hello {first},\n\nADVERSE ACTION NOTICE\n\n{partner} has decided not to proceed \
@@ -185,52 +206,27 @@ impl Service {
             rights = SUMMARY_OF_RIGHTS,
         );
         let subject = format!("{}: adverse action notice", partner.name);
-        mail::send(
-            txn,
+        writes.extend(mail::sending(
             cand,
             &c.id,
             mail::kind::FINAL_ADVERSE,
             &subject,
             body,
             now,
-        )
-        .await?;
+        ));
         // The partner has until the next business day to cancel before the check is rejected.
-        tasks::schedule(
-            txn,
-            &c.partner_id,
-            Some(&c.id),
-            TaskKind::AdverseReject,
-            json!({}),
-            calendar::add_business_days(now, 1),
-            now,
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Ends a check's active adverse action (`cancelled` or `completed`) and its timers.
-    pub(crate) async fn end_adverse_action(
-        &self,
-        txn: &DatabaseTransaction,
-        c: &check::Model,
-        state: &str,
-        now: DateTime<Utc>,
-    ) -> ServiceResult<()> {
-        db::write_all(
-            txn,
-            vec![
-                close_adverse_actions(&c.id, state, now).into(),
-                tasks::cancelling(
-                    &c.id,
-                    &[TaskKind::AdverseFinalNotice, TaskKind::AdverseReject],
-                    now,
-                )
-                .into(),
-            ],
-        )
-        .await?;
-        Ok(())
+        writes.push(
+            tasks::scheduling(
+                &c.partner_id,
+                Some(&c.id),
+                TaskKind::AdverseReject,
+                json!({}),
+                calendar::add_business_days(now, 1),
+                now,
+            )
+            .into(),
+        );
+        Ok(writes)
     }
 
     /// Starts adverse action on a `pending` (Consider) check.

@@ -158,9 +158,13 @@ impl Service {
         };
         let insert =
             check::Entity::insert(check::ActiveModel::from(new.clone()).reset_all()).into_query();
+        let effects = self
+            .transition_effects(txn, &new, cand, partner, None, status)
+            .await?;
         if txn.get_database_backend() == DbBackend::Postgres {
-            // One statement: the first history row and both events in `WITH` clauses.
-            let stmt = events::with_events(
+            // One statement: the first history row, both events and the effects in `WITH`
+            // clauses.
+            let mut with = events::with_events(
                 self.transition_history(&first),
                 &actor.partner_id,
                 vec![
@@ -171,9 +175,9 @@ impl Service {
                         self.transition_event(&first),
                     ),
                 ],
-            )
-            .query(insert);
-            txn.execute(&stmt).await?;
+            );
+            db::add_writes(&mut with, effects);
+            txn.execute(&with.query(insert)).await?;
         } else {
             txn.execute(&insert).await?;
             events::record(
@@ -185,9 +189,8 @@ impl Service {
             )
             .await?;
             self.record_transition(txn, &first).await?;
+            db::write_all(txn, effects).await?;
         }
-        self.transition_effects(txn, &new, cand, partner, None, status)
-            .await?;
         Ok(new)
     }
 
@@ -319,17 +322,22 @@ impl Service {
             reason,
             at: now,
         };
+        // What the new status causes, for the check as the change leaves it.
+        let effects = self
+            .transition_effects(txn, &next, cand, partner, Some(from), to)
+            .await?;
         let updated = if txn.get_database_backend() == DbBackend::Postgres {
-            // One statement: history and event in `WITH` clauses, the update returning the row.
-            // Should the update match nothing, the caller's transaction rolls both back.
-            let stmt = events::with_event(
+            // One statement: history, event and effects in `WITH` clauses, the update returning
+            // the row. Should the update match nothing, the caller's transaction rolls all back.
+            let mut with = events::with_event(
                 self.transition_history(&change),
                 &actor.partner_id,
                 EventType::CheckStatusChanged,
                 &next.id,
                 self.transition_event(&change),
-            )
-            .query(update.into_query().returning_all().to_owned());
+            );
+            db::add_writes(&mut with, effects);
+            let stmt = with.query(update.into_query().returning_all().to_owned());
             txn.query_one(&stmt)
                 .await?
                 .map(|row| check::Model::from_query_result(&row, ""))
@@ -338,6 +346,7 @@ impl Service {
             let updated = update.exec_with_returning(txn).await?.into_iter().next();
             if updated.is_some() {
                 self.record_transition(txn, &change).await?;
+                db::write_all(txn, effects).await?;
             }
             updated
         };
@@ -348,8 +357,6 @@ impl Service {
                 "the check changed concurrently; reload and retry",
             ));
         };
-        self.transition_effects(txn, &updated, cand, partner, Some(from), to)
-            .await?;
         Ok(updated)
     }
 

@@ -158,9 +158,7 @@ pub(crate) async fn write_all<C: sea_orm::ConnectionTrait>(
     if conn.get_database_backend() == DbBackend::Postgres && writes.len() > 1 {
         let last = writes.remove(writes.len() - 1);
         let mut with = sea_orm::sea_query::WithClause::new();
-        for (i, w) in writes.into_iter().enumerate() {
-            with.cte(cte(&format!("w{i}"), w));
-        }
+        add_writes(&mut with, writes);
         conn.execute(&with.query(last)).await?;
         return Ok(());
     }
@@ -174,6 +172,17 @@ pub(crate) async fn write_all<C: sea_orm::ConnectionTrait>(
         };
     }
     Ok(())
+}
+
+/// Adds `writes` to `with` as data-modifying clauses `w0`, `w1`, … (PostgreSQL), which run
+/// whatever the statement that follows reads of them.
+pub(crate) fn add_writes(
+    with: &mut sea_orm::sea_query::WithClause,
+    writes: Vec<SubQueryStatement>,
+) {
+    for (i, w) in writes.into_iter().enumerate() {
+        with.cte(cte(&format!("w{i}"), w));
+    }
 }
 
 /// The row a unique key selects. sea-orm's `.one()` binds `LIMIT ?` as a parameter, and SQLite

@@ -161,7 +161,9 @@ pub struct ReportEntry {
 }
 
 impl Service {
-    /// What a new status causes, on the transaction of the change.
+    /// The writes a new status causes (tasks, links, mail), in the order SQLite runs them; on
+    /// PostgreSQL they go into the status change's own statement. What they need to read, they
+    /// read on `txn`. `c` is the check as the change leaves it.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn transition_effects(
         &self,
@@ -171,112 +173,79 @@ impl Service {
         partner: &partner::Model,
         from: Option<CheckStatus>,
         to: CheckStatus,
-    ) -> ServiceResult<()> {
+    ) -> ServiceResult<Vec<SubQueryStatement>> {
         let now = self.clock.now();
-        match to {
-            CheckStatus::Emailed => self.invite(txn, c, cand, partner).await?,
+        Ok(match to {
+            CheckStatus::Emailed => self.invitation(c, cand, partner, now),
             CheckStatus::Processing => {
                 let recheck = matches!(
                     from,
                     Some(CheckStatus::Approved | CheckStatus::Pending | CheckStatus::Rejected)
                 );
-                // Reminders stop, the searches start: one statement on PostgreSQL.
-                crate::db::write_all(
-                    txn,
-                    vec![
-                        tasks::cancelling(&c.id, &[TaskKind::InviteReminder], now).into(),
-                        tasks::scheduling(
-                            &c.partner_id,
-                            Some(&c.id),
-                            TaskKind::Screening,
-                            json!({
-                                "kind": if recheck { "recheck" } else { "initial" },
-                                "identity_override": from == Some(CheckStatus::ReviewIdentity),
-                                "requested_at": now.to_rfc3339(),
-                            }),
-                            now,
-                            now,
-                        )
-                        .into(),
-                    ],
-                )
-                .await?;
+                // Reminders stop, the searches start.
+                vec![
+                    tasks::cancelling(&c.id, &[TaskKind::InviteReminder], now).into(),
+                    tasks::scheduling(
+                        &c.partner_id,
+                        Some(&c.id),
+                        TaskKind::Screening,
+                        json!({
+                            "kind": if recheck { "recheck" } else { "initial" },
+                            "identity_override": from == Some(CheckStatus::ReviewIdentity),
+                            "requested_at": now.to_rfc3339(),
+                        }),
+                        now,
+                        now,
+                    )
+                    .into(),
+                ]
             }
             CheckStatus::Approved | CheckStatus::Pending
                 if from.is_some_and(|f| f == CheckStatus::Processing || f.is_review()) =>
             {
                 // Results are in: the candidate gets their copy, as the FCRA entitles them.
-                self.send_report_copy(txn, c, cand, partner).await?;
+                let mut writes = self.report_copy(c, cand, partner, now);
                 if to == CheckStatus::Approved {
-                    self.schedule_recheck(txn, c, now).await?;
+                    writes.extend(recheck_scheduling(c, now));
                 }
+                writes
             }
             CheckStatus::Approved => {
-                self.end_adverse_action(txn, c, "cancelled", now).await?;
-                self.schedule_recheck(txn, c, now).await?;
+                let mut writes = crate::adverse::ending_adverse_action(c, "cancelled", now);
+                writes.extend(recheck_scheduling(c, now));
+                writes
             }
-            CheckStatus::PendingFirstNotice => self.start_adverse(txn, c, cand, partner).await?,
+            CheckStatus::PendingFirstNotice => {
+                self.adverse_start(txn, c, cand, partner, now).await?
+            }
             CheckStatus::PendingSecondNotice => {
-                self.send_final_notice(txn, c, cand, partner).await?
+                self.final_notice(txn, c, cand, partner, now).await?
             }
-            CheckStatus::Rejected => self.end_adverse_action(txn, c, "completed", now).await?,
+            CheckStatus::Rejected => crate::adverse::ending_adverse_action(c, "completed", now),
             CheckStatus::Withdrawn => {
                 // Mail already written still goes out; every other step stops.
                 let steps: Vec<TaskKind> = TaskKind::ALL
                     .into_iter()
                     .filter(|k| *k != TaskKind::SendEmail)
                     .collect();
-                crate::db::write_all(
-                    txn,
-                    vec![
-                        crate::adverse::close_adverse_actions(&c.id, "cancelled", now).into(),
-                        tasks::cancelling(&c.id, &steps, now).into(),
-                        revoking_consent_links(&c.id, now).into(),
-                    ],
-                )
-                .await?;
+                vec![
+                    crate::adverse::close_adverse_actions(&c.id, "cancelled", now).into(),
+                    tasks::cancelling(&c.id, &steps, now).into(),
+                    revoking_consent_links(&c.id, now).into(),
+                ]
             }
-            _ => {}
-        }
-        Ok(())
+            _ => Vec::new(),
+        })
     }
 
-    /// The partner's interval recheck of an approved check, if it has a `recheck_date`.
-    async fn schedule_recheck(
+    /// The candidate's copy of the report: a link to it, mailed.
+    fn report_copy(
         &self,
-        txn: &DatabaseTransaction,
-        c: &check::Model,
-        now: DateTime<Utc>,
-    ) -> ServiceResult<()> {
-        let Some(date) = c.recheck_date else {
-            return Ok(());
-        };
-        tasks::cancel(txn, &c.id, &[TaskKind::ScheduledRecheck], now).await?;
-        let at = date
-            .and_hms_opt(0, 0, 0)
-            .map(|d| d.and_utc())
-            .unwrap_or(now);
-        tasks::schedule(
-            txn,
-            &c.partner_id,
-            Some(&c.id),
-            TaskKind::ScheduledRecheck,
-            json!({}),
-            at,
-            now,
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Mails the candidate a link to their own copy of the report.
-    async fn send_report_copy(
-        &self,
-        txn: &DatabaseTransaction,
         c: &check::Model,
         cand: &candidate::Model,
         partner: &partner::Model,
-    ) -> ServiceResult<()> {
+        now: DateTime<Utc>,
+    ) -> Vec<SubQueryStatement> {
         let (url, link) = self.link(c, LINK_REPORT, Duration::days(REPORT_LINK_DAYS));
         let body = format!(
             "Hello {},\n\nThe background check {} asked clearhire to run is complete. You can \
@@ -285,7 +254,6 @@ impl Service {
             cand.first_name, partner.name
         );
         let subject = format!("{}: your background check report", partner.name);
-        // The link, the message and its task: one statement on PostgreSQL.
         let mut writes = vec![link.into()];
         writes.extend(mail::sending(
             cand,
@@ -293,10 +261,9 @@ impl Service {
             mail::kind::REPORT_COPY,
             &subject,
             body,
-            self.clock.now(),
+            now,
         ));
-        db::write_all(txn, writes).await?;
-        Ok(())
+        writes
     }
 
     /// A new consent link for `c`; every earlier one stops working (the token is not kept, so a
@@ -325,7 +292,7 @@ impl Service {
     }
 
     /// The URL of a new link and the statement [`Self::new_link`] runs to keep it.
-    fn link(
+    pub(crate) fn link(
         &self,
         c: &check::Model,
         purpose: &str,
@@ -353,16 +320,15 @@ impl Service {
         (url, insert)
     }
 
-    /// Sends the consent invitation (a fresh single-use link; earlier links stop working) and
-    /// schedules the reminders.
-    async fn invite(
+    /// The consent invitation (a fresh single-use link; earlier links stop working) and its
+    /// reminders.
+    fn invitation(
         &self,
-        txn: &DatabaseTransaction,
         c: &check::Model,
         cand: &candidate::Model,
         partner: &partner::Model,
-    ) -> ServiceResult<()> {
-        let now = self.clock.now();
+        now: DateTime<Utc>,
+    ) -> Vec<SubQueryStatement> {
         let (url, link) = self.link(c, LINK_CONSENT, Duration::days(CONSENT_LINK_DAYS));
         let expires = (now + Duration::days(CONSENT_LINK_DAYS)).format("%B %-d, %Y");
         let body = format!(
@@ -375,7 +341,7 @@ impl Service {
         );
         let subject = format!("{}: your background check needs your consent", partner.name);
         // Earlier links revoked and the new one kept, the message and its task, the reminders
-        // replaced: one statement on PostgreSQL, in this order on SQLite.
+        // replaced.
         let mut writes: Vec<SubQueryStatement> =
             vec![revoking_consent_links(&c.id, now).into(), link.into()];
         writes.extend(mail::sending(
@@ -400,8 +366,7 @@ impl Service {
                 .into(),
             );
         }
-        db::write_all(txn, writes).await?;
-        Ok(())
+        writes
     }
 
     /// Invites the candidate of an `initiated` check (→ `emailed`), or sends an `emailed`
@@ -413,13 +378,15 @@ impl Service {
     ) -> ServiceResult<check::Model> {
         actor.require(Role::LimitedTeamMember)?;
         let txn = db::begin_write(&self.db).await?;
-        let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
+        let (c, cand, partner) =
+            crate::check::find_with_owner(&txn, &actor.partner_id, check_id).await?;
         let updated = match c.status {
             CheckStatus::Initiated => {
-                self.apply_transition(
+                self.apply_transition_of(
                     &txn,
                     actor,
                     c,
+                    (&cand, &partner),
                     CheckStatus::Emailed,
                     Some("invitation sent"),
                     StatusExtras::default(),
@@ -427,9 +394,8 @@ impl Service {
                 .await?
             }
             CheckStatus::Emailed => {
-                let cand = crate::candidate::find(&txn, &c.partner_id, &c.candidate_id).await?;
-                let partner = crate::partner::load(&txn, &c.partner_id).await?;
-                self.invite(&txn, &c, &cand, &partner).await?;
+                let writes = self.invitation(&c, &cand, &partner, self.clock.now());
+                db::write_all(&txn, writes).await?;
                 c
             }
             other => {
@@ -1319,6 +1285,30 @@ async fn revoke_consent_links(
 }
 
 /// The statement [`revoke_consent_links`] runs.
+/// The partner's interval recheck of an approved check, replacing an earlier one, if the check
+/// has a `recheck_date`.
+fn recheck_scheduling(c: &check::Model, now: DateTime<Utc>) -> Vec<SubQueryStatement> {
+    let Some(date) = c.recheck_date else {
+        return Vec::new();
+    };
+    let at = date
+        .and_hms_opt(0, 0, 0)
+        .map(|d| d.and_utc())
+        .unwrap_or(now);
+    vec![
+        tasks::cancelling(&c.id, &[TaskKind::ScheduledRecheck], now).into(),
+        tasks::scheduling(
+            &c.partner_id,
+            Some(&c.id),
+            TaskKind::ScheduledRecheck,
+            json!({}),
+            at,
+            now,
+        )
+        .into(),
+    ]
+}
+
 fn revoking_consent_links(check_id: &str, now: DateTime<Utc>) -> UpdateStatement {
     candidate_link::Entity::update_many()
         .col_expr(candidate_link::Column::RevokedAt, Expr::value(now))
