@@ -4,7 +4,7 @@
 //! rights (`pending__second_notice`), then `rejected`. The partner may cancel (→ `approved`).
 use chrono::{DateTime, Duration, Utc};
 use entity::{CheckStatus, Role, adverse_action, candidate, check, partner};
-use sea_orm::sea_query::{Expr, SubQueryStatement, UpdateStatement};
+use sea_orm::sea_query::{Expr, InsertStatement, SubQueryStatement, UpdateStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
     IntoActiveModel, QueryFilter, QueryOrder, QueryTrait, Set,
@@ -62,6 +62,18 @@ pub(crate) fn ending_adverse_action(
         )
         .into(),
     ]
+}
+
+/// The timer that ends the waiting period at `due` with the final notice.
+fn final_notice_timer(c: &check::Model, due: DateTime<Utc>, now: DateTime<Utc>) -> InsertStatement {
+    tasks::scheduling(
+        &c.partner_id,
+        Some(&c.id),
+        TaskKind::AdverseFinalNotice,
+        json!({}),
+        due,
+        now,
+    )
 }
 
 pub(crate) async fn active<C: ConnectionTrait>(
@@ -156,17 +168,7 @@ impl Service {
             body,
             now,
         ));
-        writes.push(
-            tasks::scheduling(
-                &c.partner_id,
-                Some(&c.id),
-                TaskKind::AdverseFinalNotice,
-                json!({}),
-                due,
-                now,
-            )
-            .into(),
-        );
+        writes.push(final_notice_timer(c, due, now).into());
         Ok(writes)
     }
 
@@ -343,8 +345,7 @@ impl Service {
         let actor = Actor::candidate(&c.partner_id, &cand.id);
         self.pause_for_dispute(&txn, &actor, &c, &reason).await?;
         let now = self.clock.now();
-        mail::send(
-            &txn,
+        let notice = mail::sending(
             &cand,
             &c.id,
             mail::kind::DISPUTE_RECEIVED,
@@ -356,8 +357,8 @@ impl Service {
                 cand.first_name
             ),
             now,
-        )
-        .await?;
+        );
+        db::write_all(&txn, notice).await?;
         self.commit(txn).await?;
         Ok(())
     }
@@ -391,16 +392,7 @@ impl Service {
                 am.resolution = Set(Some(resolution.clone()));
                 am.updated_at = Set(now);
                 am.update(&txn).await?;
-                tasks::schedule(
-                    &txn,
-                    &c.partner_id,
-                    Some(&c.id),
-                    TaskKind::AdverseFinalNotice,
-                    json!({}),
-                    due,
-                    now,
-                )
-                .await?;
+                txn.execute(&final_notice_timer(&c, due, now)).await?;
                 events::record(
                     &txn,
                     &c.partner_id,

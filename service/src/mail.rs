@@ -5,9 +5,7 @@
 use chrono::{DateTime, Utc};
 use entity::{candidate, email};
 use sea_orm::sea_query::SubQueryStatement;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QueryTrait, Set,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QueryTrait, Set};
 
 use crate::db::SelectUnique;
 use crate::screening::provider::BoxFut;
@@ -29,23 +27,8 @@ pub mod kind {
     pub const DISPUTE_RECEIVED: &str = "dispute_received";
 }
 
-/// Writes a message to `cand` and the task that hands it to the mail server, on `conn` (the
-/// transaction of the change that sends it).
-pub(crate) async fn send<C: ConnectionTrait>(
-    conn: &C,
-    cand: &candidate::Model,
-    check_id: &str,
-    kind: &str,
-    subject: &str,
-    body: String,
-    now: DateTime<Utc>,
-) -> ServiceResult<()> {
-    let writes = sending(cand, check_id, kind, subject, body, now);
-    crate::db::write_all(conn, writes).await?;
-    Ok(())
-}
-
-/// The statements [`send`] runs (the message, then its task), for [`crate::db::write_all`].
+/// A message to `cand` and the task that hands it to the mail server, as the writes
+/// ([`crate::db::write_all`]) of the change that sends it.
 pub(crate) fn sending(
     cand: &candidate::Model,
     check_id: &str,

@@ -7,8 +7,8 @@ use chrono::{Duration, NaiveDate};
 use entity::{CheckStatus, Role, check, monitoring_alert};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde_json::json;
 
@@ -211,15 +211,14 @@ impl Service {
         }
         .insert(&txn)
         .await?;
-        tasks::schedule(
-            &txn,
+        txn.execute(&tasks::scheduling(
             &c.partner_id,
             Some(&c.id),
             TaskKind::MonitoringRecheck,
             json!({"alert_id": alert.id}),
             calendar::add_business_days(now, RECHECK_AFTER_BUSINESS_DAYS),
             now,
-        )
+        ))
         .await?;
         self.commit(txn).await?;
         Ok(alert)
@@ -282,15 +281,14 @@ impl Service {
         am.updated_at = Set(now);
         if records.is_empty() {
             if alert.rechecks == 0 {
-                tasks::schedule(
-                    &txn,
+                txn.execute(&tasks::scheduling(
                     partner_id,
                     Some(&c.id),
                     TaskKind::MonitoringRecheck,
                     json!({"alert_id": alert.id}),
                     now + Duration::days(SECOND_RECHECK_DAYS),
                     now,
-                )
+                ))
                 .await?;
             } else {
                 am.status = Set("no_charge".into());

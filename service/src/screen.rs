@@ -443,16 +443,8 @@ impl Service {
             cand.first_name, partner.name
         );
         let subject = format!("Reminder: {} needs your consent", partner.name);
-        mail::send(
-            &txn,
-            &cand,
-            &c.id,
-            mail::kind::REMINDER,
-            &subject,
-            body,
-            now,
-        )
-        .await?;
+        let reminder = mail::sending(&cand, &c.id, mail::kind::REMINDER, &subject, body, now);
+        db::write_all(&txn, reminder).await?;
         self.commit(txn).await?;
         Ok(TaskOutcome::Done)
     }

@@ -80,25 +80,9 @@ pub const MAX_QUEUED: u64 = 500;
 /// Failed runs are retried with backoff this many times, then the task is marked failed.
 const MAX_ATTEMPTS: i32 = 8;
 
-/// Writes a task on `conn`: the caller's transaction, or a test setting up a backlog.
-pub async fn schedule<C: ConnectionTrait>(
-    conn: &C,
-    partner_id: &str,
-    check_id: Option<&str>,
-    kind: TaskKind,
-    payload: Value,
-    run_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> ServiceResult<()> {
-    conn.execute(&scheduling(
-        partner_id, check_id, kind, payload, run_at, now,
-    ))
-    .await?;
-    Ok(())
-}
-
-/// The statement [`schedule`] runs, for [`crate::db::write_all`].
-pub(crate) fn scheduling(
+/// The statement that writes a task, for the transaction of the change that causes it (or a
+/// test setting up a backlog).
+pub fn scheduling(
     partner_id: &str,
     check_id: Option<&str>,
     kind: TaskKind,

@@ -1234,7 +1234,7 @@ async fn another_partner_cannot_reach_screening_of_this_one() {
 #[tokio::test]
 async fn the_scheduler_keeps_at_most_max_queued_tasks_in_the_job_queue() {
     use entity::task;
-    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
     use service::tasks::MAX_QUEUED;
 
     // No scheduler of the app's own: this test is the scheduler.
@@ -1243,15 +1243,14 @@ async fn the_scheduler_keeps_at_most_max_queued_tasks_in_the_job_queue() {
     let now = svc.clock().now();
     let backlog = MAX_QUEUED + 100;
     for _ in 0..backlog {
-        service::tasks::schedule(
-            db,
+        db.execute(&service::tasks::scheduling(
             &app.partner_id,
             None,
             service::tasks::TaskKind::SendEmail,
             json!({}),
             now - chrono::Duration::seconds(1),
             now,
-        )
+        ))
         .await
         .expect("task");
     }
