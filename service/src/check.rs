@@ -2,7 +2,7 @@
 use std::collections::HashMap;
 
 use entity::{CheckStatus, Role, candidate, check, check_status_history as history, partner};
-use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, Query};
+use sea_orm::sea_query::{Expr, InsertStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
     FromQueryResult, QueryFilter, QueryOrder, QueryTrait, Set,
@@ -498,33 +498,14 @@ pub(crate) async fn find_with_owner<C: ConnectionTrait>(
     partner_id: &str,
     id: &str,
 ) -> ServiceResult<(check::Model, candidate::Model, partner::Model)> {
-    let mut q = Query::select();
-    db::select_prefixed::<check::Entity>(&mut q, "a_");
-    db::select_prefixed::<candidate::Entity>(&mut q, "b_");
-    db::select_prefixed::<partner::Entity>(&mut q, "c_");
-    q.from(check::Entity)
-        .inner_join(
-            candidate::Entity,
-            Expr::col((candidate::Entity, candidate::Column::Id))
-                .equals((check::Entity, check::Column::CandidateId)),
-        )
-        .inner_join(
-            partner::Entity,
-            Expr::col((partner::Entity, partner::Column::Id))
-                .equals((check::Entity, check::Column::PartnerId)),
-        )
-        .and_where(Expr::col((check::Entity, check::Column::Id)).eq(id));
-    let Some(row) = conn.query_one(&q).await? else {
-        return Err(ServiceError::not_found("check"));
-    };
-    let c = check::Model::from_query_result(&row, "a_")?;
+    db::find_with_two::<check::Entity, candidate::Entity, partner::Entity, _>(
+        conn,
+        (check::Column::Id, id),
+        (check::Column::CandidateId, candidate::Column::Id),
+        (check::Column::PartnerId, partner::Column::Id),
+    )
+    .await?
     // Another partner's check answers as a missing one.
-    if c.partner_id != partner_id {
-        return Err(ServiceError::not_found("check"));
-    }
-    Ok((
-        c,
-        candidate::Model::from_query_result(&row, "b_")?,
-        partner::Model::from_query_result(&row, "c_")?,
-    ))
+    .filter(|(c, _, _)| c.partner_id == partner_id)
+    .ok_or(ServiceError::not_found("check"))
 }

@@ -135,6 +135,47 @@ pub(crate) fn select_prefixed<E: sea_orm::EntityTrait>(
     }
 }
 
+/// The row of `A` whose `key` column is the given value, with the row of `B` and the row of `C`
+/// its columns name (`a_b`: `A`'s column and `B`'s key it holds; `a_c` likewise), in one
+/// statement.
+pub(crate) async fn find_with_two<A, B, C, Conn>(
+    conn: &Conn,
+    (key, value): (A::Column, &str),
+    a_b: (A::Column, B::Column),
+    a_c: (A::Column, C::Column),
+) -> Result<Option<(A::Model, B::Model, C::Model)>, sea_orm::DbErr>
+where
+    A: sea_orm::EntityTrait,
+    B: sea_orm::EntityTrait,
+    C: sea_orm::EntityTrait,
+    Conn: sea_orm::ConnectionTrait,
+{
+    use sea_orm::FromQueryResult;
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    let mut q = Query::select();
+    select_prefixed::<A>(&mut q, "a_");
+    select_prefixed::<B>(&mut q, "b_");
+    select_prefixed::<C>(&mut q, "c_");
+    q.from(A::default())
+        .inner_join(
+            B::default(),
+            Expr::col((B::default(), a_b.1)).equals((A::default(), a_b.0)),
+        )
+        .inner_join(
+            C::default(),
+            Expr::col((C::default(), a_c.1)).equals((A::default(), a_c.0)),
+        )
+        .and_where(Expr::col((A::default(), key)).eq(value));
+    let Some(row) = conn.query_one(&q).await? else {
+        return Ok(None);
+    };
+    Ok(Some((
+        A::Model::from_query_result(&row, "a_")?,
+        B::Model::from_query_result(&row, "b_")?,
+        C::Model::from_query_result(&row, "c_")?,
+    )))
+}
+
 /// A named `WITH` clause; on PostgreSQL it may insert, update or delete (`RETURNING` nothing),
 /// which puts several writes in one statement.
 pub(crate) fn cte(

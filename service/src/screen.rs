@@ -792,9 +792,18 @@ impl Service {
     ) -> ServiceResult<HostedConsentResult> {
         actor.require(Role::LimitedTeamMember)?;
         let now = self.clock.now();
-        let form = form_session::Entity::find_by_id(form_id.to_string())
-            .owned_by(&self.db, form_session::Column::PartnerId, &actor.partner_id)
+        // The form with its package and partner, in one statement.
+        let (form, package, partner) =
+            db::find_with_two::<form_session::Entity, entity::package::Entity, partner::Entity, _>(
+                &self.db,
+                (form_session::Column::Id, form_id),
+                (form_session::Column::PackageId, entity::package::Column::Id),
+                (form_session::Column::PartnerId, partner::Column::Id),
+            )
             .await?
+            .filter(|(f, p, _)| {
+                f.partner_id == actor.partner_id && p.partner_id == actor.partner_id
+            })
             .ok_or_else(|| ServiceError::invalid("formId", format!("{form_id} does not exist")))?;
         if form.used_at.is_some() {
             return Err(ServiceError::invalid(
@@ -808,7 +817,6 @@ impl Service {
                 "this form has expired; start again",
             ));
         }
-        let package = crate::package::find(&self.db, &actor.partner_id, &form.package_id).await?;
         let searches = crate::package::searches_of(&package);
         let cand_in = &input.candidate;
         let required: [(&str, &Option<String>); 5] = [
@@ -858,7 +866,6 @@ impl Service {
             ));
         }
         let consent_document = domain::png_data_url("consentDocument", consent_document)?;
-        let partner = crate::partner::load(&self.db, &actor.partner_id).await?;
         let sections = disclosures::sections(&partner.name, form.state.as_deref());
         let mut timestamps = BTreeMap::new();
         for key in sections.iter().map(|s| s.key).chain(["signature"]) {

@@ -1301,14 +1301,14 @@ async fn the_scheduler_keeps_at_most_max_queued_tasks_in_the_job_queue() {
     );
 }
 
-/// A hosted-form submission's statements, counted without BEGIN and COMMIT: the form, the
-/// package and the partner; in the transaction, one lookup of the SSN, e-mail and reference id,
+/// A hosted-form submission's statements, counted without BEGIN and COMMIT: the form with its
+/// package and partner; in the transaction, one lookup of the SSN, e-mail and reference id,
 /// the candidate, its event, the check with its history and two events (one statement on
 /// PostgreSQL, four on SQLite), the consent, the form marked used, and the move to `processing`
 /// with its history, its event, the reminders cancelled and the screening task (one on
 /// PostgreSQL, five on SQLite).
 #[tokio::test]
-async fn a_hosted_form_submission_takes_ten_statements_on_postgresql() {
+async fn a_hosted_form_submission_takes_eight_statements_on_postgresql() {
     // No embedded relay or scheduler: their polling would share the pool whose statements are
     // counted.
     let app = spawn_app_with(|c| c.embedded_workers = Some(false)).await;
@@ -1321,9 +1321,9 @@ async fn a_hosted_form_submission_takes_ten_statements_on_postgresql() {
     let (_, check) = submit_hosted(&app, &form_id, "Counted", "Statements", None).await;
     let n = app.service.statements_executed() - before;
     let expected = if crate::helpers::pg_url().is_some() {
-        10
+        8
     } else {
-        17
+        15
     };
     assert_eq!(n, expected, "statements for one hosted-form submission");
     // What the statements wrote: the check processing, its two status changes in history, its
