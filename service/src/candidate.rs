@@ -462,11 +462,10 @@ impl Service {
             .filter(any)
             .all_owned_by(conn, candidate::Column::PartnerId, &actor.partner_id)
             .await?;
-        let (_, _, ssn, same_ssn) = keys[0];
-        if let Some(fp) = ssn
+        if let Some(fp) = ssn_fingerprint
             && let Some(existing) = found
                 .iter()
-                .filter(|c| same_ssn(c) == Some(fp))
+                .filter(|c| c.ssn_fingerprint.as_deref() == Some(fp))
                 .min_by_key(|c| c.seq)
         {
             return Ok(Some(existing.clone()));

@@ -11,8 +11,8 @@ use entity::{
 };
 use sea_orm::sea_query::{Expr, InsertStatement, SubQueryStatement, UpdateStatement};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QueryTrait, Set,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QueryTrait, Set,
 };
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -266,32 +266,22 @@ impl Service {
         writes
     }
 
-    /// A new consent link for `c`; every earlier one stops working (the token is not kept, so a
-    /// reminder or a resend can only carry a fresh link).
-    async fn fresh_consent_link(
+    /// A new consent link for `c` (its URL) and the writes that keep it: every earlier one stops
+    /// working (the token is not kept, so a reminder or a resend can only carry a fresh link).
+    fn fresh_consent_link(
         &self,
-        txn: &DatabaseTransaction,
         c: &check::Model,
-    ) -> ServiceResult<String> {
-        revoke_consent_links(txn, &c.id, self.clock.now()).await?;
-        self.new_link(txn, c, LINK_CONSENT, Duration::days(CONSENT_LINK_DAYS))
-            .await
+        now: DateTime<Utc>,
+    ) -> (String, Vec<SubQueryStatement>) {
+        let (url, link) = self.link(c, LINK_CONSENT, Duration::days(CONSENT_LINK_DAYS));
+        (
+            url,
+            vec![revoking_consent_links(&c.id, now).into(), link.into()],
+        )
     }
 
-    /// A new link for the candidate of `c`; returns its URL. Only the token's hash is kept.
-    pub(crate) async fn new_link(
-        &self,
-        txn: &DatabaseTransaction,
-        c: &check::Model,
-        purpose: &str,
-        valid_for: Duration,
-    ) -> ServiceResult<String> {
-        let (url, insert) = self.link(c, purpose, valid_for);
-        txn.execute(&insert).await?;
-        Ok(url)
-    }
-
-    /// The URL of a new link and the statement [`Self::new_link`] runs to keep it.
+    /// The URL of a new link for the candidate of `c` and the statement that keeps it. Only the
+    /// token's hash is kept.
     pub(crate) fn link(
         &self,
         c: &check::Model,
@@ -329,7 +319,7 @@ impl Service {
         partner: &partner::Model,
         now: DateTime<Utc>,
     ) -> Vec<SubQueryStatement> {
-        let (url, link) = self.link(c, LINK_CONSENT, Duration::days(CONSENT_LINK_DAYS));
+        let (url, mut writes) = self.fresh_consent_link(c, now);
         let expires = (now + Duration::days(CONSENT_LINK_DAYS)).format("%B %-d, %Y");
         let body = format!(
             "Hello {first},\n\n{partner} has asked clearhire to run a background check on you. \
@@ -342,8 +332,6 @@ impl Service {
         let subject = format!("{}: your background check needs your consent", partner.name);
         // Earlier links revoked and the new one kept, the message and its task, the reminders
         // replaced.
-        let mut writes: Vec<SubQueryStatement> =
-            vec![revoking_consent_links(&c.id, now).into(), link.into()];
         writes.extend(mail::sending(
             cand,
             &c.id,
@@ -416,7 +404,9 @@ impl Service {
         check_id: &str,
     ) -> ServiceResult<TaskOutcome> {
         let txn = db::begin_write(&self.db).await?;
-        let Ok(c) = crate::check::find(&txn, partner_id, check_id).await else {
+        let Ok((c, cand, partner)) =
+            crate::check::find_with_owner(&txn, partner_id, check_id).await
+        else {
             return Ok(TaskOutcome::Done);
         };
         if c.status != CheckStatus::Emailed {
@@ -434,17 +424,22 @@ impl Service {
         if link.is_none() {
             return Ok(TaskOutcome::Done);
         }
-        let cand = crate::candidate::find(&txn, partner_id, &c.candidate_id).await?;
-        let partner = crate::partner::load(&txn, partner_id).await?;
-        let url = self.fresh_consent_link(&txn, &c).await?;
+        let (url, mut writes) = self.fresh_consent_link(&c, now);
         let body = format!(
             "Hello {},\n\nA reminder: {} is waiting for your consent to run your background \
              check. Please read the disclosures and sign at\n\n  {url}\n",
             cand.first_name, partner.name
         );
         let subject = format!("Reminder: {} needs your consent", partner.name);
-        let reminder = mail::sending(&cand, &c.id, mail::kind::REMINDER, &subject, body, now);
-        db::write_all(&txn, reminder).await?;
+        writes.extend(mail::sending(
+            &cand,
+            &c.id,
+            mail::kind::REMINDER,
+            &subject,
+            body,
+            now,
+        ));
+        db::write_all(&txn, writes).await?;
         self.commit(txn).await?;
         Ok(TaskOutcome::Done)
     }
@@ -1013,14 +1008,14 @@ impl Service {
         check_id: &str,
         payload: &Value,
     ) -> ServiceResult<TaskOutcome> {
-        let Ok(c) = crate::check::find(&self.db, partner_id, check_id).await else {
+        let Ok((c, cand, partner)) =
+            crate::check::find_with_owner(&self.db, partner_id, check_id).await
+        else {
             return Ok(TaskOutcome::Done);
         };
         if c.status != CheckStatus::Processing {
             return Ok(TaskOutcome::Done);
         }
-        let (cand, partner) =
-            crate::candidate::find_with_partner(&self.db, partner_id, &c.candidate_id).await?;
         let package = crate::package::find(&self.db, partner_id, &c.package_id).await?;
         let now = self.clock.now();
         let requested_at = payload["requested_at"]
@@ -1274,16 +1269,6 @@ impl Service {
     }
 }
 
-async fn revoke_consent_links(
-    txn: &DatabaseTransaction,
-    check_id: &str,
-    now: DateTime<Utc>,
-) -> ServiceResult<()> {
-    txn.execute(&revoking_consent_links(check_id, now)).await?;
-    Ok(())
-}
-
-/// The statement [`revoke_consent_links`] runs.
 /// The partner's interval recheck of an approved check, replacing an earlier one, if the check
 /// has a `recheck_date`.
 fn recheck_scheduling(c: &check::Model, now: DateTime<Utc>) -> Vec<SubQueryStatement> {
@@ -1308,6 +1293,7 @@ fn recheck_scheduling(c: &check::Model, now: DateTime<Utc>) -> Vec<SubQueryState
     ]
 }
 
+/// The statement that revokes a check's consent links still usable.
 fn revoking_consent_links(check_id: &str, now: DateTime<Utc>) -> UpdateStatement {
     candidate_link::Entity::update_many()
         .col_expr(candidate_link::Column::RevokedAt, Expr::value(now))
