@@ -524,6 +524,50 @@ impl Service {
         found.ok_or(ServiceError::not_found("candidate"))
     }
 
+    /// [`Service::candidate_by`] with the candidate's checks, newest first, in one statement (a
+    /// `LEFT JOIN`, so a candidate without checks is found too).
+    pub async fn candidate_with_checks(
+        &self,
+        actor: &Actor,
+        column: candidate::Column,
+        value: &str,
+    ) -> ServiceResult<(candidate::Model, Vec<check::Model>)> {
+        use sea_orm::IdenStatic;
+        let mut q = Query::select();
+        db::select_prefixed::<candidate::Entity>(&mut q, "a_");
+        db::select_prefixed::<check::Entity>(&mut q, "b_");
+        // The key alone in SQL, the partner checked on the rows (see `SelectUnique::owned_by`):
+        // an e-mail or reference id may be another partner's too.
+        q.from(candidate::Entity)
+            .left_join(
+                check::Entity,
+                Expr::col((check::Entity, check::Column::CandidateId))
+                    .equals((candidate::Entity, candidate::Column::Id)),
+            )
+            .and_where(Expr::col((candidate::Entity, column)).eq(value));
+        let mut found: Option<(candidate::Model, Vec<check::Model>)> = None;
+        let checks_at = crate::rows::width::<candidate::Entity>();
+        for row in self.db.query_all(&q).await? {
+            let owner: String = row.try_get("a_", candidate::Column::PartnerId.as_str())?;
+            if owner != actor.partner_id {
+                continue;
+            }
+            let (_, checks) = match &mut found {
+                Some(f) => f,
+                None => found.insert((crate::rows::candidate::decode(&row, 0)?, vec![])),
+            };
+            // A candidate without checks has one row whose check columns are all NULL.
+            let check_id: Option<String> = row.try_get("b_", check::Column::Id.as_str())?;
+            if check_id.is_some() {
+                checks.push(crate::rows::check::decode(&row, checks_at)?);
+            }
+        }
+        let (c, mut checks) = found.ok_or(ServiceError::not_found("candidate"))?;
+        // Sorted here rather than in SQL, for the reason `checks_for_candidates` gives.
+        crate::check::newest_first(&mut checks);
+        Ok((c, checks))
+    }
+
     /// Candidates by worker id, for batch loading.
     pub async fn candidates_by_ids(
         &self,
@@ -577,7 +621,7 @@ impl Service {
         let mut items = if limit == 0 {
             Vec::new()
         } else {
-            q.limit(limit + 1).all(&self.db).await?
+            crate::rows::all(&self.db, q.limit(limit + 1), crate::rows::candidate::decode).await?
         };
         let more = items.len() as u64 > limit;
         items.truncate(limit as usize);

@@ -21,6 +21,7 @@ pub mod monitoring;
 pub mod package;
 pub mod page;
 pub mod partner;
+mod rows;
 pub mod screen;
 pub mod screening;
 pub mod tasks;

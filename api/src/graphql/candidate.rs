@@ -355,12 +355,25 @@ impl CandidateQuery {
                 )));
             }
         };
-        Ok(Candidate(
-            svc(ctx)
-                .candidate_by(actor, col, &value)
-                .await
-                .map_err(gql)?,
-        ))
+        // With its checks in the same statement when they are asked for, primed into the
+        // per-request loader, rather than a second statement after the batch window.
+        let look = ctx.look_ahead();
+        if !look.field("checks").exists() {
+            return Ok(Candidate(
+                svc(ctx)
+                    .candidate_by(actor, col, &value)
+                    .await
+                    .map_err(gql)?,
+            ));
+        }
+        let (c, checks) = svc(ctx)
+            .candidate_with_checks(actor, col, &value)
+            .await
+            .map_err(gql)?;
+        ctx.data_unchecked::<DataLoader<ChecksByCandidate, HashMapCache>>()
+            .feed_one(c.id.clone(), checks)
+            .await;
+        Ok(Candidate(c))
     }
 
     /// Candidates, newest first, with Relay cursor pagination (`first`/`after` or `last`/`before`).

@@ -67,6 +67,12 @@ async fn another_partners_ids_answer_as_missing_ids() {
             json!({"r": "ref-a"}),
             json!({"r": "ref-missing"}),
         ),
+        // With its checks: one join, the partner checked on its rows.
+        (
+            "query($id: ID!) { candidate(id: $id) { id checks { id } } }",
+            json!({"id": cand_id}),
+            json!({"id": missing_uuid}),
+        ),
         (
             "query($id: ID!) { check(id: $id) { id } }",
             json!({"id": check_id}),
@@ -153,15 +159,14 @@ async fn another_partners_ids_answer_as_missing_ids() {
     let b_cand_id = b_cand.data()["createCandidate"]["id"].clone();
     // The key now selects a row of each partner; each partner finds its own, and a second one
     // of its own still conflicts.
-    let by_ref = "query { candidate(referenceId: \"ref-a\") { id } }";
-    assert_eq!(
-        app.gql(by_ref, json!({})).await.data()["candidate"]["id"],
-        cand_id.as_str()
-    );
-    assert_eq!(
-        app.gql_as(Some(&b), by_ref, json!({})).await.data()["candidate"]["id"],
-        b_cand_id
-    );
+    let by_ref = "query { candidate(referenceId: \"ref-a\") { id checks { status } } }";
+    let mine = app.gql(by_ref, json!({})).await;
+    assert_eq!(mine.data()["candidate"]["id"], cand_id.as_str());
+    assert_eq!(mine.data()["candidate"]["checks"][0]["status"], "emailed");
+    let theirs = app.gql_as(Some(&b), by_ref, json!({})).await;
+    assert_eq!(theirs.data()["candidate"]["id"], b_cand_id);
+    // B's candidate has no checks, and none of A's.
+    assert_eq!(theirs.data()["candidate"]["checks"], json!([]));
     let again = app.gql_as(
         Some(&b),
         "mutation { createCandidate(input: {firstName: \"B\", lastName: \"Two\", email: \"a@a-partner.example.com\"}) { id } }",
