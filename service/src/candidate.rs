@@ -507,20 +507,15 @@ impl Service {
         column: candidate::Column,
         value: &str,
     ) -> ServiceResult<candidate::Model> {
-        // Looked up by the key alone, the partner checked on the row (see `SelectUnique`).
-        let q = candidate::Entity::find().filter(column.eq(value));
-        let found = match column {
-            candidate::Column::Id | candidate::Column::TurnId => {
-                q.owned_by(&self.db, candidate::Column::PartnerId, &actor.partner_id)
-                    .await?
-            }
-            // Unique per partner (email, reference id).
-            _ => q
-                .all_owned_by(&self.db, candidate::Column::PartnerId, &actor.partner_id)
-                .await?
-                .into_iter()
-                .next(),
-        };
+        // Looked up by the key alone, the partner checked on the rows (see `SelectUnique`): an
+        // id selects one row at most, an e-mail or reference id one per partner.
+        let rows = crate::rows::all(
+            &self.db,
+            candidate::Entity::find().filter(column.eq(value)),
+            crate::rows::candidate::decode,
+        )
+        .await?;
+        let found = rows.into_iter().find(|c| c.partner_id == actor.partner_id);
         found.ok_or(ServiceError::not_found("candidate"))
     }
 

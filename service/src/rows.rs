@@ -1,9 +1,9 @@
-//! Positional decoding of the rows the hot reads return (a candidate, a page of candidates, their
-//! checks), straight from sqlx. sea-orm's derived decoding looks every column up by name and, for
-//! each NULL in an optional column, formats the column's name into an error that it then drops:
-//! with the column copies that follows, decoding took about a quarter of the CPU of a
-//! `candidates(first: 50)` read on SQLite. The values and their types are sqlx's either way; only
-//! the lookup by name and the NULL error go.
+//! Positional decoding of the rows the hot reads return (a candidate by any of its keys, a page
+//! of candidates, their checks), straight from sqlx. sea-orm's derived decoding looks every
+//! column up by name and, for each NULL in an optional column, formats the column's name into an
+//! error that it then drops: with the column copies that follow, decoding took about a quarter
+//! of the CPU of a `candidates(first: 50)` read on SQLite. The values and their types are sqlx's
+//! either way; only the lookup by name and the NULL error go.
 //!
 //! A model's columns are listed here in their declaration order, which is the order of its
 //! `Column::iter()`, so a sea-orm `Select` of the entity (or [`crate::db::select_prefixed`])
