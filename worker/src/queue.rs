@@ -1,10 +1,11 @@
 //! The job queue: apalis on its own SQLite file (embedded) or on Redis (scale-out).
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use apalis::prelude::*;
 use apalis_redis::{ConnectionManager, RedisStorage};
 use apalis_sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteStorage};
+use sea_orm::sqlx;
 use serde::{Deserialize, Serialize};
 
 /// Deliver one webhook delivery (by id). The delivery row is the source of truth; the job only
@@ -126,11 +127,145 @@ impl JobQueue {
         }
     }
 
+    /// Deletes the jobs that finished (done, killed, or failed for good) more than `older_than`
+    /// ago, at most `batch` per statement or script call; returns how many went.
+    ///
+    /// apalis keeps every finished job: on SQLite its row, on Redis its payload, its metadata key
+    /// and its id in the done or dead set, so the store grows with every delivery and task ever
+    /// run. A finished job holds nothing the delivery and task rows do not. apalis's own
+    /// `vacuum_before` does not serve: on SQLite it compares the integer `run_at` with a text
+    /// date (always true, so it deletes every finished job) and then rewrites the whole file
+    /// with `VACUUM`; on Redis it reads the whole payload hash in one script call and leaves the
+    /// ids in the done and dead sets. Here SQLite reuses the freed pages, so the file stops
+    /// growing, and Redis is scanned a batch per call.
+    pub async fn prune_finished(&self, older_than: Duration, batch: u32) -> anyhow::Result<u64> {
+        let cutoff = SystemTime::now()
+            .duration_since(UNIX_EPOCH)?
+            .as_secs()
+            .saturating_sub(older_than.as_secs());
+        match self {
+            Self::Sqlite { deliveries, .. } => {
+                // Both queues share the table; the partial index on finished jobs serves the scan.
+                let mut pruned = 0;
+                loop {
+                    let n = sqlx::query(
+                        "DELETE FROM Jobs WHERE rowid IN (SELECT rowid FROM Jobs \
+                         WHERE status IN ('Done', 'Failed', 'Killed') AND done_at IS NOT NULL \
+                         AND done_at <= ?1 AND (status <> 'Failed' OR attempts >= max_attempts) \
+                         LIMIT ?2)",
+                    )
+                    .bind(cutoff as i64)
+                    .bind(batch)
+                    .execute(deliveries.pool())
+                    .await?
+                    .rows_affected();
+                    pruned += n;
+                    if n < u64::from(batch) {
+                        return Ok(pruned);
+                    }
+                }
+            }
+            Self::Redis { deliveries, tasks } => {
+                let mut conn = deliveries.clone().get_connection().clone();
+                let mut pruned = 0;
+                for config in [deliveries.get_config(), tasks.get_config()] {
+                    for set in [config.done_jobs_set(), config.dead_jobs_set()] {
+                        pruned += prune_redis_set(&mut conn, config, &set, cutoff, batch).await?;
+                    }
+                }
+                Ok(pruned)
+            }
+        }
+    }
+
+    /// How many jobs the store holds, `(deliveries, tasks)`, finished ones included.
+    pub async fn stored_jobs(&self) -> anyhow::Result<(u64, u64)> {
+        match self {
+            Self::Sqlite { deliveries, .. } => {
+                let count = |queue: &'static str| {
+                    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM Jobs WHERE job_type = ?1")
+                        .bind(queue)
+                        .fetch_one(deliveries.pool())
+                };
+                Ok((
+                    count(DELIVERY_QUEUE).await? as u64,
+                    count(TASK_QUEUE).await? as u64,
+                ))
+            }
+            Self::Redis { deliveries, tasks } => {
+                let mut conn = deliveries.clone().get_connection().clone();
+                let mut counts = [0u64; 2];
+                for (count, config) in counts
+                    .iter_mut()
+                    .zip([deliveries.get_config(), tasks.get_config()])
+                {
+                    *count = redis::cmd("HLEN")
+                        .arg(config.job_data_hash())
+                        .query_async(&mut conn)
+                        .await?;
+                }
+                Ok((counts[0], counts[1]))
+            }
+        }
+    }
+
     async fn push_deliveries(&self, jobs: Vec<Task<DeliverWebhook>>) -> anyhow::Result<()> {
         match self {
             Self::Sqlite { deliveries, .. } => push_all(deliveries, jobs).await,
             Self::Redis { deliveries, .. } => push_all(deliveries, jobs).await,
         }
+    }
+}
+
+/// One pass of SSCAN over `set` (the done or the dead set of a queue), `batch` ids per script
+/// call, deleting the jobs finished at or before `cutoff` (Unix seconds, as apalis stamps
+/// `done_at`) and ids whose metadata is gone.
+async fn prune_redis_set(
+    conn: &mut ConnectionManager,
+    config: &apalis_redis::Config,
+    set: &str,
+    cutoff: u64,
+    batch: u32,
+) -> anyhow::Result<u64> {
+    // KEYS[1]: the set; KEYS[2]: the payload hash. ARGV: the metadata key prefix, the cursor,
+    // the batch, the cutoff. apalis keys a job's metadata as `<prefix>:<id>`, with its result
+    // also in `<prefix>:result` (its own vacuum script deletes both).
+    const SCRIPT: &str = r"
+        local scan = redis.call('SSCAN', KEYS[1], ARGV[2], 'COUNT', ARGV[3])
+        local cutoff = tonumber(ARGV[4])
+        local pruned = 0
+        for _, id in ipairs(scan[2]) do
+            local meta = ARGV[1] .. ':' .. id
+            local done_at = tonumber(redis.call('HGET', meta, 'done_at'))
+            if (done_at and done_at <= cutoff) or (not done_at and redis.call('EXISTS', meta) == 0) then
+                redis.call('SREM', KEYS[1], id)
+                redis.call('HDEL', KEYS[2], id)
+                redis.call('HDEL', ARGV[1] .. ':result', id)
+                redis.call('DEL', meta)
+                pruned = pruned + 1
+            end
+        end
+        return {scan[1], pruned}
+    ";
+    let script = redis::Script::new(SCRIPT);
+    let (data, meta) = (config.job_data_hash(), config.job_meta_hash());
+    let mut cursor = "0".to_string();
+    let mut pruned = 0;
+    loop {
+        let (next, n): (String, u64) = script
+            .key(set)
+            .key(&data)
+            .arg(&meta)
+            .arg(&cursor)
+            .arg(batch)
+            .arg(cutoff)
+            .invoke_async(conn)
+            .await?;
+        pruned += n;
+        if next == "0" {
+            return Ok(pruned);
+        }
+        cursor = next;
     }
 }
 

@@ -119,8 +119,17 @@ pub async fn run_relay(
     .await
 }
 
-/// Re-queues pending deliveries overdue by more than `grace`, every `every`, and deletes outbox
-/// events relayed more than `service::webhook::OUTBOX_RETENTION` ago.
+/// How long a finished job stays in the job store. The job is only a wake-up for its delivery or
+/// task row, which keeps the history; this is long enough to look at a recent run in the store.
+pub const FINISHED_JOB_RETENTION: Duration = Duration::from_secs(10 * 60);
+
+/// How often the sweeper deletes finished jobs: each time it scans the done and dead sets on
+/// Redis once, so not at every sweep.
+const JOB_PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Re-queues pending deliveries overdue by more than `grace`, every `every`; deletes outbox
+/// events relayed more than `service::webhook::OUTBOX_RETENTION` ago and, every
+/// `JOB_PRUNE_EVERY`, jobs finished more than `FINISHED_JOB_RETENTION` ago.
 pub async fn run_sweeper(
     service: Service,
     queue: JobQueue,
@@ -128,10 +137,21 @@ pub async fn run_sweeper(
     grace: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut pruned_jobs_at = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
+        }
+        if pruned_jobs_at.elapsed() >= JOB_PRUNE_EVERY {
+            pruned_jobs_at = tokio::time::Instant::now();
+            match queue
+                .prune_finished(FINISHED_JOB_RETENTION, PRUNE_BATCH as u32)
+                .await
+            {
+                Ok(n) => tracing::debug!(jobs = n, "sweeper: finished jobs deleted"),
+                Err(e) => tracing::warn!(error = %e, "sweeper: deleting finished jobs failed"),
+            }
         }
         for _ in 0..10 {
             match service.prune_outbox(PRUNE_BATCH).await {

@@ -17,6 +17,8 @@ pub struct TestApp {
     pub service: Service,
     pub client: reqwest::Client,
     pub jwt_secret: String,
+    /// The Redis URL and key prefix of the app's job queue in scale-out, `None` embedded.
+    pub redis: Option<(String, String)>,
     _shutdown: oneshot::Sender<()>,
     _dir: TempDir,
 }
@@ -112,6 +114,10 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         config.embedded_workers = Some(true);
     }
     adjust(&mut config);
+    let redis = config
+        .redis_url
+        .clone()
+        .map(|url| (url, config.redis_prefix.clone()));
     let app = Application::build(config).await.expect("app builds");
     let boot = app
         .bootstrapped
@@ -134,6 +140,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         service,
         client: reqwest::Client::new(),
         jwt_secret,
+        redis,
         _shutdown: tx,
         _dir: TempDir(dir),
     }
@@ -195,6 +202,18 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// A second handle on the app's job store: its `jobs.db` embedded, its Redis keys in
+    /// scale-out.
+    pub async fn job_queue(&self) -> worker::queue::JobQueue {
+        match &self.redis {
+            Some((url, prefix)) => worker::queue::JobQueue::redis(url, prefix).await,
+            None => worker::queue::JobQueue::sqlite(&self._dir.0.join("jobs.db"))
+                .await
+                .map(|(q, _)| q),
+        }
+        .expect("job queue opens")
     }
 
     pub async fn gql_as(&self, token: Option<&str>, query: &str, variables: Value) -> Gql {

@@ -1123,3 +1123,65 @@ async fn relayed_outbox_events_are_pruned_after_the_retention() {
         "the recent event was pruned"
     );
 }
+
+#[tokio::test]
+async fn finished_delivery_jobs_are_deleted_from_the_job_store_after_their_retention() {
+    // apalis keeps every finished job (a row in jobs.db, a payload, a metadata key and a set
+    // member on Redis); the sweeper deletes them once they are older than the retention.
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
+    let cand = app.candidate("pruned@example.com").await;
+    let check = app.start_check(&cand, false).await;
+    app.transition(&check, "withdrawn").await.data();
+    let got = rx
+        .wait_for("two status webhooks", 10, |g| g.len() == 2)
+        .await
+        .len();
+    let queue = app.job_queue().await;
+    let (stored, _) = queue.stored_jobs().await.expect("count");
+    assert!(stored >= 2, "the two delivery jobs are stored: {stored}");
+    // Within the retention nothing goes, however often the sweep runs.
+    for _ in 0..3 {
+        let n = queue
+            .prune_finished(Duration::from_secs(3600), 1)
+            .await
+            .expect("prune");
+        assert_eq!(n, 0, "a job finished within the retention was deleted");
+    }
+    assert_eq!(queue.stored_jobs().await.expect("count").0, stored);
+    // Past it (zero here), every finished delivery job goes, a batch of one at a time; a job
+    // still being acknowledged goes at the next sweep.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut pruned = 0;
+    loop {
+        pruned += queue
+            .prune_finished(Duration::ZERO, 1)
+            .await
+            .expect("prune");
+        if queue.stored_jobs().await.expect("count").0 == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "delivery jobs left after pruning: {:?}",
+            queue.stored_jobs().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        pruned >= stored,
+        "pruned {pruned} of {stored} delivery jobs"
+    );
+    // The deliveries themselves are untouched and nothing is sent again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.received().len(), got);
+    let logs = app.gql("{ webhookDeliveries { status } }", json!({})).await;
+    let statuses: Vec<&str> = logs.data()["webhookDeliveries"]
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .filter_map(|d| d["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["delivered", "delivered"]);
+}
