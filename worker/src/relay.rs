@@ -127,6 +127,11 @@ pub const FINISHED_JOB_RETENTION: Duration = Duration::from_secs(10 * 60);
 /// Redis once, so not at every sweep.
 const JOB_PRUNE_EVERY: Duration = Duration::from_secs(60);
 
+/// Finished jobs deleted per statement (SQLite) or script call (Redis). A Redis script blocks
+/// every other client while it runs: 1,000 jobs took 12 ms of Redis time (BENCHMARKS.md), 250
+/// keep each call near 3 ms.
+const JOB_PRUNE_BATCH: u32 = 250;
+
 /// Re-queues pending deliveries overdue by more than `grace`, every `every`; deletes outbox
 /// events relayed more than `service::webhook::OUTBOX_RETENTION` ago and, every
 /// `JOB_PRUNE_EVERY`, jobs finished more than `FINISHED_JOB_RETENTION` ago.
