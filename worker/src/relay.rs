@@ -151,7 +151,7 @@ pub async fn run_sweeper(
         if pruned_jobs_at.elapsed() >= JOB_PRUNE_EVERY {
             pruned_jobs_at = tokio::time::Instant::now();
             match queue
-                .prune_finished(FINISHED_JOB_RETENTION, PRUNE_BATCH as u32)
+                .prune_finished(FINISHED_JOB_RETENTION, JOB_PRUNE_BATCH)
                 .await
             {
                 Ok(n) => tracing::debug!(jobs = n, "sweeper: finished jobs deleted"),
