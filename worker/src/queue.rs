@@ -166,9 +166,9 @@ impl JobQueue {
                 }
             }
             Self::Redis { deliveries, tasks } => {
-                let mut conn = deliveries.clone().get_connection().clone();
+                let (mut conn, configs) = redis_queues(deliveries, tasks);
                 let mut pruned = 0;
-                for config in [deliveries.get_config(), tasks.get_config()] {
+                for config in configs {
                     for set in [config.done_jobs_set(), config.dead_jobs_set()] {
                         pruned += prune_redis_set(&mut conn, config, &set, cutoff, batch).await?;
                     }
@@ -193,12 +193,9 @@ impl JobQueue {
                 ))
             }
             Self::Redis { deliveries, tasks } => {
-                let mut conn = deliveries.clone().get_connection().clone();
+                let (mut conn, configs) = redis_queues(deliveries, tasks);
                 let mut counts = [0u64; 2];
-                for (count, config) in counts
-                    .iter_mut()
-                    .zip([deliveries.get_config(), tasks.get_config()])
-                {
+                for (count, config) in counts.iter_mut().zip(configs) {
                     *count = redis::cmd("HLEN")
                         .arg(config.job_data_hash())
                         .query_async(&mut conn)
@@ -215,6 +212,15 @@ impl JobQueue {
             Self::Redis { deliveries, .. } => push_all(deliveries, jobs).await,
         }
     }
+}
+
+/// The connection both Redis queues share, and their configurations (deliveries, tasks).
+fn redis_queues<'a>(
+    deliveries: &'a RedisStorage<DeliverWebhook, ConnectionManager>,
+    tasks: &'a RedisStorage<RunTask, ConnectionManager>,
+) -> (ConnectionManager, [&'a apalis_redis::Config; 2]) {
+    let conn = deliveries.clone().get_connection().clone();
+    (conn, [deliveries.get_config(), tasks.get_config()])
 }
 
 /// One pass of SSCAN over `set` (the done or the dead set of a queue), `batch` ids per script
@@ -247,12 +253,13 @@ async fn prune_redis_set(
         end
         return {scan[1], pruned}
     ";
-    let script = redis::Script::new(SCRIPT);
+    static PRUNE: std::sync::LazyLock<redis::Script> =
+        std::sync::LazyLock::new(|| redis::Script::new(SCRIPT));
     let (data, meta) = (config.job_data_hash(), config.job_meta_hash());
     let mut cursor = "0".to_string();
     let mut pruned = 0;
     loop {
-        let (next, n): (String, u64) = script
+        let (next, n): (String, u64) = PRUNE
             .key(set)
             .key(&data)
             .arg(&meta)
