@@ -3,14 +3,26 @@
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// A check's status. The string value is Turn's API status, exactly as the seed spells it.
+/// A check's status. The string value is Turn's API status, exactly as the seed spells it. The
+/// default is `initiated`, where the status machine starts.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+    Debug,
+    Default,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
 )]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
 #[serde(rename_all = "snake_case")]
 pub enum CheckStatus {
     #[sea_orm(string_value = "initiated")]
+    #[default]
     Initiated,
     #[sea_orm(string_value = "emailed")]
     Emailed,

@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::db::SelectUnique;
 use crate::events::{self, EventType};
 use crate::page::{Direction, Page, PageRequest};
+use crate::rows::Columns;
 use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};
 
 /// Profile fields of a candidate as given by a caller. On create, first/last name and email are
@@ -512,7 +513,7 @@ impl Service {
         let rows = crate::rows::all(
             &self.db,
             candidate::Entity::find().filter(column.eq(value)),
-            crate::rows::candidate::decode,
+            |row, at| crate::rows::candidate::decode(row, at, Columns::all()),
         )
         .await?;
         let found = rows.into_iter().find(|c| c.partner_id == actor.partner_id);
@@ -520,17 +521,22 @@ impl Service {
     }
 
     /// [`Service::candidate_by`] with the candidate's checks, newest first, in one statement (a
-    /// `LEFT JOIN`, so a candidate without checks is found too).
+    /// `LEFT JOIN`, so a candidate without checks is found too): the candidate's columns `only`
+    /// and the checks' columns `checks_only` (see [`Columns`]), besides the keys.
     pub async fn candidate_with_checks(
         &self,
         actor: &Actor,
         column: candidate::Column,
         value: &str,
+        only: Columns<candidate::Entity>,
+        checks_only: Columns<check::Entity>,
     ) -> ServiceResult<(candidate::Model, Vec<check::Model>)> {
         use sea_orm::IdenStatic;
+        let only = only.with_all(&[candidate::Column::Id, candidate::Column::PartnerId]);
+        let checks_only = crate::check::with_keys(checks_only);
         let mut q = Query::select();
-        db::select_prefixed::<candidate::Entity>(&mut q, "a_");
-        db::select_prefixed::<check::Entity>(&mut q, "b_");
+        db::select_prefixed_only::<candidate::Entity>(&mut q, "a_", only);
+        db::select_prefixed_only::<check::Entity>(&mut q, "b_", checks_only);
         // The key alone in SQL, the partner checked on the rows (see `SelectUnique::owned_by`):
         // an e-mail or reference id may be another partner's too.
         q.from(candidate::Entity)
@@ -541,7 +547,7 @@ impl Service {
             )
             .and_where(Expr::col((candidate::Entity, column)).eq(value));
         let mut found: Option<(candidate::Model, Vec<check::Model>)> = None;
-        let checks_at = crate::rows::width::<candidate::Entity>();
+        let checks_at = crate::rows::width(only);
         for row in self.db.query_all(&q).await? {
             let owner: String = row.try_get("a_", candidate::Column::PartnerId.as_str())?;
             if owner != actor.partner_id {
@@ -549,12 +555,12 @@ impl Service {
             }
             let (_, checks) = match &mut found {
                 Some(f) => f,
-                None => found.insert((crate::rows::candidate::decode(&row, 0)?, vec![])),
+                None => found.insert((crate::rows::candidate::decode(&row, 0, only)?, vec![])),
             };
             // A candidate without checks has one row whose check columns are all NULL.
             let check_id: Option<String> = row.try_get("b_", check::Column::Id.as_str())?;
             if check_id.is_some() {
-                checks.push(crate::rows::check::decode(&row, checks_at)?);
+                checks.push(crate::rows::check::decode(&row, checks_at, checks_only)?);
             }
         }
         let (c, mut checks) = found.ok_or(ServiceError::not_found("candidate"))?;
@@ -578,17 +584,108 @@ impl Service {
         Ok(rows)
     }
 
+    /// A page of the candidates `filter` matches, newest first: their columns `only` (see
+    /// [`Columns`]) and the keys.
     pub async fn list_candidates(
         &self,
         actor: &Actor,
         filter: &CandidateFilter,
         page: &PageRequest,
+        only: Columns<candidate::Entity>,
     ) -> ServiceResult<Page<candidate::Model>> {
+        let (select, p) = self.page_select(actor, filter, page)?;
+        if p.limit == 0 {
+            return Ok(p.finish(Vec::new()));
+        }
+        let only = only.with_all(&[candidate::Column::Seq, candidate::Column::Id]);
+        let select = only.select(select.limit(p.limit + 1));
+        let items = crate::rows::all(&self.db, select, |row, at| {
+            crate::rows::candidate::decode(row, at, only)
+        })
+        .await?;
+        Ok(p.finish(items))
+    }
+
+    /// [`Service::list_candidates`] with each candidate's checks, newest first, in one statement:
+    /// the page as a subquery, its checks `LEFT JOIN`ed (so a candidate without checks is on the
+    /// page too). The candidates' columns `only` and the checks' columns `checks_only` (see
+    /// [`Columns`]), besides the keys.
+    pub async fn list_candidates_with_checks(
+        &self,
+        actor: &Actor,
+        filter: &CandidateFilter,
+        page: &PageRequest,
+        only: Columns<candidate::Entity>,
+        checks_only: Columns<check::Entity>,
+    ) -> ServiceResult<Page<(candidate::Model, Vec<check::Model>)>> {
+        use std::collections::btree_map::{BTreeMap, Entry};
+        let (select, p) = self.page_select(actor, filter, page)?;
+        if p.limit == 0 {
+            return Ok(p.finish(Vec::new()));
+        }
+        // The sequence number first (the entity's first column), the check id first of the
+        // check's columns: both are read by position below.
+        let only = only.with_all(&[candidate::Column::Seq, candidate::Column::Id]);
+        let checks_only = crate::check::with_keys(checks_only);
+        let page_rows = sea_orm::QueryTrait::into_query(only.select(select.limit(p.limit + 1)));
+        let on_page = sea_orm::sea_query::Alias::new("page");
+        let mut q = Query::select();
+        for col in only.selected() {
+            q.expr(Expr::col((on_page.clone(), col)));
+        }
+        db::select_prefixed_only::<check::Entity>(&mut q, "b_", checks_only);
+        // The partner in the join too, as every read of checks checks it.
+        q.from_subquery(page_rows, on_page.clone()).left_join(
+            check::Entity,
+            Condition::all()
+                .add(
+                    Expr::col((check::Entity, check::Column::CandidateId))
+                        .equals((on_page, candidate::Column::Id)),
+                )
+                .add(Expr::col((check::Entity, check::Column::PartnerId)).eq(&actor.partner_id)),
+        );
+        let checks_at = crate::rows::width(only);
+        // By sequence number: the join's rows come in no promised order.
+        let mut found: BTreeMap<i64, (candidate::Model, Vec<check::Model>)> = BTreeMap::new();
+        for row in self.db.query_all(&q).await? {
+            let seq: i64 = row.try_get_by_index(0)?;
+            let (_, checks) = match found.entry(seq) {
+                Entry::Occupied(o) => o.into_mut(),
+                Entry::Vacant(v) => {
+                    v.insert((crate::rows::candidate::decode(&row, 0, only)?, vec![]))
+                }
+            };
+            // A candidate without checks has one row whose check columns are all NULL.
+            let check_id: Option<String> = row.try_get_by_index(checks_at)?;
+            if check_id.is_some() {
+                checks.push(crate::rows::check::decode(&row, checks_at, checks_only)?);
+            }
+        }
+        for (_, checks) in found.values_mut() {
+            // Sorted here rather than in SQL, for the reason `checks_for_candidates` gives.
+            crate::check::newest_first(checks);
+        }
+        // In the page query's order: newest first, or oldest first when paging backward.
+        let items = if p.backward {
+            found.into_values().collect()
+        } else {
+            found.into_values().rev().collect()
+        };
+        Ok(p.finish(items))
+    }
+
+    /// The page query of `list_candidates` (the filter, the cursors and the order, not yet
+    /// limited) and the page's shape.
+    fn page_select(
+        &self,
+        actor: &Actor,
+        filter: &CandidateFilter,
+        page: &PageRequest,
+    ) -> ServiceResult<(Select<candidate::Entity>, PageShape)> {
         let dir = page.validate(
             self.settings.max_page_size,
             std::cmp::Ord::min(20, self.settings.max_page_size),
         )?;
-        let q = filtered(actor, filter)?;
         let (limit, after, before, backward) = match dir {
             Direction::Forward {
                 limit,
@@ -601,39 +698,27 @@ impl Service {
                 before,
             } => (limit, after, before, true),
         };
-        let mut q = q;
+        let mut q = filtered(actor, filter)?;
         if let Some(a) = after {
             q = q.filter(candidate::Column::Seq.lt(a));
         }
         if let Some(b) = before {
             q = q.filter(candidate::Column::Seq.gt(b));
         }
-        let q = if backward {
+        let select = if backward {
             q.order_by_asc(candidate::Column::Seq)
         } else {
             q.order_by_desc(candidate::Column::Seq)
         };
-        let mut items = if limit == 0 {
-            Vec::new()
-        } else {
-            crate::rows::all(&self.db, q.limit(limit + 1), crate::rows::candidate::decode).await?
-        };
-        let more = items.len() as u64 > limit;
-        items.truncate(limit as usize);
-        if backward {
-            items.reverse();
-            Ok(Page {
-                items,
-                has_next_page: before.is_some(),
-                has_previous_page: more,
-            })
-        } else {
-            Ok(Page {
-                items,
-                has_next_page: more,
-                has_previous_page: after.is_some(),
-            })
-        }
+        Ok((
+            select,
+            PageShape {
+                limit,
+                after,
+                before,
+                backward,
+            },
+        ))
     }
 
     pub async fn count_candidates(
@@ -689,6 +774,37 @@ fn opt_ref(c: &Change<String>) -> Option<&str> {
     match c {
         Change::Set(s) => Some(s.as_str()),
         _ => None,
+    }
+}
+
+/// Where a page of candidates sits: its size and cursors, and its direction.
+struct PageShape {
+    limit: u64,
+    after: Option<i64>,
+    before: Option<i64>,
+    backward: bool,
+}
+
+impl PageShape {
+    /// The page of `items`, read in the page query's order, one more than `limit` when more
+    /// follow.
+    fn finish<T>(&self, mut items: Vec<T>) -> Page<T> {
+        let more = items.len() as u64 > self.limit;
+        items.truncate(self.limit as usize);
+        if self.backward {
+            items.reverse();
+            Page {
+                items,
+                has_next_page: self.before.is_some(),
+                has_previous_page: more,
+            }
+        } else {
+            Page {
+                items,
+                has_next_page: more,
+                has_previous_page: self.after.is_some(),
+            }
+        }
     }
 }
 

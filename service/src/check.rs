@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::db::SelectUnique;
 use crate::events::{self, EventType};
+use crate::rows::Columns;
 use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};
 
 /// Columns changed together with a status.
@@ -436,7 +437,7 @@ impl Service {
             &self.db,
             check::Entity::find()
                 .filter(check::Column::CandidateId.is_in(candidate_ids.iter().cloned())),
-            crate::rows::check::decode,
+            |row, at| crate::rows::check::decode(row, at, Columns::all()),
         )
         .await?;
         let mut map: HashMap<String, Vec<check::Model>> = HashMap::new();
@@ -504,6 +505,13 @@ pub(crate) async fn find<C: ConnectionTrait>(
 
 /// Orders one candidate's checks newest first (creation time, then id), as every list of a
 /// candidate's checks is.
+/// `only` and the columns every read of checks needs: the keys, the partner (checked on the
+/// rows) and the creation time (the order).
+pub(crate) fn with_keys(only: Columns<check::Entity>) -> Columns<check::Entity> {
+    use check::Column as C;
+    only.with_all(&[C::Id, C::CandidateId, C::PartnerId, C::CreatedAt])
+}
+
 pub(crate) fn newest_first(checks: &mut [check::Model]) {
     checks.sort_unstable_by(|a, b| (&b.created_at, &b.id).cmp(&(&a.created_at, &a.id)));
 }

@@ -29,6 +29,11 @@ pub struct DbOptions {
     pub log_statements: bool,
 }
 
+/// Rows a SQLite connection's thread may hand over before the reading task takes them. sqlx's
+/// default, 50, is less than a page of candidates with their checks, so the thread stopped and
+/// waited to be woken up again one or more times in each such read.
+const SQLITE_ROW_BUFFER: usize = 512;
+
 pub async fn connect(opts: &DbOptions) -> anyhow::Result<(DatabaseConnection, StatementCounter)> {
     if let Some(path) = sqlite_file(&opts.url)
         && let Some(dir) = std::path::Path::new(path).parent()
@@ -48,6 +53,7 @@ pub async fn connect(opts: &DbOptions) -> anyhow::Result<(DatabaseConnection, St
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
+                .row_buffer_size(SQLITE_ROW_BUFFER)
         });
     let mut db = Database::connect(co).await?;
     let counter = StatementCounter::default();
@@ -126,8 +132,17 @@ pub(crate) fn select_prefixed<E: sea_orm::EntityTrait>(
     q: &mut sea_orm::sea_query::SelectStatement,
     prefix: &str,
 ) {
-    use sea_orm::{ColumnTrait, IdenStatic, Iterable};
-    for col in E::Column::iter() {
+    select_prefixed_only::<E>(q, prefix, crate::rows::Columns::all());
+}
+
+/// [`select_prefixed`] of the columns `only`.
+pub(crate) fn select_prefixed_only<E: sea_orm::EntityTrait>(
+    q: &mut sea_orm::sea_query::SelectStatement,
+    prefix: &str,
+    only: crate::rows::Columns<E>,
+) {
+    use sea_orm::{ColumnTrait, IdenStatic};
+    for col in only.selected() {
         q.expr_as(
             col.select_as(sea_orm::sea_query::Expr::col((E::default(), col))),
             sea_orm::sea_query::Alias::new(format!("{prefix}{}", col.as_str())),

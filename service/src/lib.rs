@@ -35,6 +35,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 pub use context::Actor;
 pub use error::{ServiceError, ServiceResult};
+pub use rows::Columns;
 
 /// Limits and settings the service layer enforces.
 #[derive(Debug, Clone)]

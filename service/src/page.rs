@@ -17,6 +17,17 @@ pub struct Page<T> {
     pub has_previous_page: bool,
 }
 
+impl<T> Page<T> {
+    /// The same page with `f` applied to each item.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            has_next_page: self.has_next_page,
+            has_previous_page: self.has_previous_page,
+        }
+    }
+}
+
 /// A validated page request.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Direction {

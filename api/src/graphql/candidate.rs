@@ -1,13 +1,15 @@
 //! Candidates: profile, checks, lookup and cursor-paginated listing.
+use std::borrow::Cow;
+
 use async_graphql::dataloader::{DataLoader, HashMapCache};
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, SelectionField, SimpleObject};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, NaiveDate, Utc};
-use entity::candidate;
-use service::ServiceError;
+use entity::{candidate, check};
 use service::candidate::{CandidateFilter, CandidateInput};
 use service::page::PageRequest;
+use service::{Columns, ServiceError};
 
 use super::check::Check;
 use super::error::{GqlResult, actor, gql, svc};
@@ -15,47 +17,109 @@ use super::loaders::ChecksByCandidate;
 use super::types::CheckStatus;
 
 /// A candidate (Turn's "worker"): the person checks are run on.
-pub struct Candidate(pub candidate::Model);
+pub struct Candidate {
+    model: candidate::Model,
+    /// Its checks when they were read with it (from the columns the query selects); otherwise
+    /// `checks` loads them.
+    checks: Option<Vec<Check>>,
+}
+
+impl From<candidate::Model> for Candidate {
+    fn from(model: candidate::Model) -> Self {
+        Self {
+            model,
+            checks: None,
+        }
+    }
+}
+
+/// The candidate columns the `fields` selected on a `Candidate` read, and the check columns their
+/// `checks` read (`None` without `checks`). A field not listed here reads every column, so a
+/// field added to `Candidate` costs a full read until it is, never a wrong answer; a test
+/// compares every field read this way with its full read.
+pub(crate) fn columns_read<'a>(
+    fields: impl IntoIterator<Item = SelectionField<'a>>,
+) -> (Columns<candidate::Entity>, Option<Columns<check::Entity>>) {
+    use candidate::Column as C;
+    let (mut cols, mut checks) = (Columns::none(), None::<Columns<check::Entity>>);
+    for f in fields {
+        let read: &[C] = match f.name() {
+            "__typename" => &[],
+            "checks" => {
+                let c = super::check::columns_read(f.selection_set());
+                checks = Some(checks.map_or(c, |had| had.union(c)));
+                &[C::Id]
+            }
+            "id" => &[C::Id],
+            "turnId" => &[C::TurnId],
+            "referenceId" => &[C::ReferenceId],
+            "firstName" => &[C::FirstName],
+            "middleName" => &[C::MiddleName],
+            "lastName" => &[C::LastName],
+            "email" => &[C::Email],
+            "phone" => &[C::Phone],
+            "dateOfBirth" => &[C::DateOfBirthEnc],
+            "ssn" => &[C::SsnLast4, C::SsnEnc],
+            "zip" => &[C::Zip],
+            "city" => &[C::City],
+            "state" => &[C::State],
+            "address" => &[C::Address],
+            "experience" => &[C::Experience],
+            "interests" => &[C::Interests],
+            "transportationMethod" => &[C::TransportationMethod],
+            "driversLicenseNumber" => &[C::DriversLicenseNumber],
+            "driversLicenseState" => &[C::DriversLicenseState],
+            "createdAt" => &[C::CreatedAt],
+            "updatedAt" => &[C::UpdatedAt],
+            _ => {
+                cols = Columns::all();
+                &[]
+            }
+        };
+        cols = cols.with_all(read);
+    }
+    (cols, checks)
+}
 
 /// A candidate (Turn's "worker"): the person checks are run on.
 #[Object]
 impl Candidate {
     /// The worker id (a UUID).
     async fn id(&self) -> ID {
-        ID(self.0.id.clone())
+        ID(self.model.id.clone())
     }
     /// Turn's short id: `C` + 10 digits.
     async fn turn_id(&self) -> &str {
-        &self.0.turn_id
+        &self.model.turn_id
     }
     /// Your own id for this candidate; unique within your partner.
     async fn reference_id(&self) -> Option<&str> {
-        self.0.reference_id.as_deref()
+        self.model.reference_id.as_deref()
     }
     /// Given name.
     async fn first_name(&self) -> &str {
-        &self.0.first_name
+        &self.model.first_name
     }
     /// Middle name.
     async fn middle_name(&self) -> Option<&str> {
-        self.0.middle_name.as_deref()
+        self.model.middle_name.as_deref()
     }
     /// Family name.
     async fn last_name(&self) -> &str {
-        &self.0.last_name
+        &self.model.last_name
     }
     /// Unique within your partner.
     async fn email(&self) -> &str {
-        &self.0.email
+        &self.model.email
     }
     /// E.164, e.g. `+14155550134`.
     async fn phone(&self) -> Option<&str> {
-        self.0.phone.as_deref()
+        self.model.phone.as_deref()
     }
     /// Date of birth. Team members and above; FORBIDDEN for limited team members.
     async fn date_of_birth(&self, ctx: &Context<'_>) -> GqlResult<Option<NaiveDate>> {
         svc(ctx)
-            .reveal_date_of_birth(actor(ctx)?, &self.0)
+            .reveal_date_of_birth(actor(ctx)?, &self.model)
             .map_err(gql)
     }
     /// SSN, masked as `***-**-6789` unless `unmasked: true`. Team members and above; FORBIDDEN for
@@ -66,63 +130,68 @@ impl Candidate {
         #[graphql(default)] unmasked: bool,
     ) -> GqlResult<Option<String>> {
         svc(ctx)
-            .reveal_ssn(actor(ctx)?, &self.0, unmasked)
+            .reveal_ssn(actor(ctx)?, &self.model, unmasked)
             .map_err(gql)
     }
     /// 5-digit ZIP code.
     async fn zip(&self) -> Option<&str> {
-        self.0.zip.as_deref()
+        self.model.zip.as_deref()
     }
     /// City.
     async fn city(&self) -> Option<&str> {
-        self.0.city.as_deref()
+        self.model.city.as_deref()
     }
     /// Two-letter state code.
     async fn state(&self) -> Option<&str> {
-        self.0.state.as_deref()
+        self.model.state.as_deref()
     }
     /// Street address.
     async fn address(&self) -> Option<&str> {
-        self.0.address.as_deref()
+        self.model.address.as_deref()
     }
     /// Work experience, free text.
     async fn experience(&self) -> Option<&str> {
-        self.0.experience.as_deref()
+        self.model.experience.as_deref()
     }
     /// Kinds of work the candidate is interested in.
     async fn interests(&self) -> Option<&str> {
-        self.0.interests.as_deref()
+        self.model.interests.as_deref()
     }
     /// How the candidate gets to work (e.g. car, bike, public transit).
     async fn transportation_method(&self) -> Option<&str> {
-        self.0.transportation_method.as_deref()
+        self.model.transportation_method.as_deref()
     }
     /// Driver's licence number.
     async fn drivers_license_number(&self) -> Option<&str> {
-        self.0.drivers_license_number.as_deref()
+        self.model.drivers_license_number.as_deref()
     }
     /// Two-letter state that issued the driver's licence.
     async fn drivers_license_state(&self) -> Option<&str> {
-        self.0.drivers_license_state.as_deref()
+        self.model.drivers_license_state.as_deref()
     }
     /// The candidate's checks, newest first.
-    async fn checks(&self, ctx: &Context<'_>) -> GqlResult<Vec<Check>> {
+    async fn checks(&self, ctx: &Context<'_>) -> GqlResult<Cow<'_, Vec<Check>>> {
+        if let Some(checks) = &self.checks {
+            return Ok(Cow::Borrowed(checks));
+        }
         let loader = ctx.data_unchecked::<DataLoader<ChecksByCandidate, HashMapCache>>();
-        Ok(loader
-            .load_one(self.0.id.clone())
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .map(Check)
-            .collect())
+        Ok(Cow::Owned(
+            loader
+                .load_one(self.model.id.clone())
+                .await?
+                .unwrap_or_default()
+                .into_iter()
+                .map(Check)
+                .collect(),
+        ))
     }
     /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+        self.model.created_at
     }
     /// When it last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+        self.model.updated_at
     }
 }
 
@@ -355,25 +424,25 @@ impl CandidateQuery {
                 )));
             }
         };
-        // With its checks in the same statement when they are asked for, primed into the
-        // per-request loader, rather than a second statement after the batch window.
-        let look = ctx.look_ahead();
-        if !look.field("checks").exists() {
-            return Ok(Candidate(
+        // With its checks in the same statement when they are asked for, each read for the
+        // columns the selection shows.
+        let (only, checks_only) = columns_read(ctx.field().selection_set());
+        let Some(checks_only) = checks_only else {
+            return Ok(Candidate::from(
                 svc(ctx)
                     .candidate_by(actor, col, &value)
                     .await
                     .map_err(gql)?,
             ));
-        }
-        let (c, checks) = svc(ctx)
-            .candidate_with_checks(actor, col, &value)
+        };
+        let (model, checks) = svc(ctx)
+            .candidate_with_checks(actor, col, &value, only, checks_only)
             .await
             .map_err(gql)?;
-        ctx.data_unchecked::<DataLoader<ChecksByCandidate, HashMapCache>>()
-            .feed_one(c.id.clone(), checks)
-            .await;
-        Ok(Candidate(c))
+        Ok(Candidate {
+            model,
+            checks: Some(checks.into_iter().map(Check).collect()),
+        })
     }
 
     /// Candidates, newest first, with Relay cursor pagination (`first`/`after` or `last`/`before`).
@@ -409,35 +478,47 @@ impl CandidateQuery {
             created_after: f.created_after,
             created_before: f.created_before,
         };
-        let page = svc(ctx)
-            .list_candidates(actor, &filter, &page)
-            .await
-            .map_err(gql)?;
-        // Load the page's checks in one query now rather than relying on the batch window, so a
-        // page costs the same statements however busy the server is.
-        let look = ctx.look_ahead();
-        let wants_checks = look.field("edges").field("node").field("checks").exists()
-            || look.field("nodes").field("checks").exists();
-        if wants_checks && !page.items.is_empty() {
-            let ids: Vec<String> = page.items.iter().map(|c| c.id.clone()).collect();
-            let mut by_candidate = svc(ctx)
-                .checks_for_candidates(actor, &ids)
-                .await
-                .map_err(gql)?;
-            let loader = ctx.data_unchecked::<DataLoader<ChecksByCandidate, HashMapCache>>();
-            loader
-                .feed_many(ids.into_iter().map(|id| {
-                    let checks = by_candidate.remove(&id).unwrap_or_default();
-                    (id, checks)
-                }))
-                .await;
+        // The columns the nodes' fields read (under `edges { node }` and `nodes`), and the page's
+        // checks with the page in one statement rather than through the batch window, so a page
+        // costs the same statements however busy the server is.
+        let mut nodes = Vec::new();
+        for f in ctx.field().selection_set() {
+            match f.name() {
+                "edges" => {
+                    for e in f.selection_set().filter(|e| e.name() == "node") {
+                        nodes.extend(e.selection_set());
+                    }
+                }
+                "nodes" => nodes.extend(f.selection_set()),
+                _ => {}
+            }
         }
+        let (only, checks_only) = columns_read(nodes);
+        let page = match checks_only {
+            None => {
+                let page = svc(ctx)
+                    .list_candidates(actor, &filter, &page, only)
+                    .await
+                    .map_err(gql)?;
+                page.map(Candidate::from)
+            }
+            Some(checks_only) => {
+                let page = svc(ctx)
+                    .list_candidates_with_checks(actor, &filter, &page, only, checks_only)
+                    .await
+                    .map_err(gql)?;
+                page.map(|(model, checks)| Candidate {
+                    model,
+                    checks: Some(checks.into_iter().map(Check).collect()),
+                })
+            }
+        };
         let edges: Vec<CandidateEdge> = page
             .items
             .into_iter()
-            .map(|c| CandidateEdge {
-                cursor: encode_cursor(c.seq),
-                node: Candidate(c),
+            .map(|node| CandidateEdge {
+                cursor: encode_cursor(node.model.seq),
+                node,
             })
             .collect();
         let page_info = PageInfo {
@@ -466,7 +547,7 @@ impl CandidateMutation {
         ctx: &Context<'_>,
         input: CreateCandidateInput,
     ) -> GqlResult<Candidate> {
-        Ok(Candidate(
+        Ok(Candidate::from(
             svc(ctx)
                 .create_candidate(actor(ctx)?, input.into())
                 .await
@@ -480,7 +561,7 @@ impl CandidateMutation {
         id: ID,
         input: UpdateCandidateInput,
     ) -> GqlResult<Candidate> {
-        Ok(Candidate(
+        Ok(Candidate::from(
             svc(ctx)
                 .update_candidate(actor(ctx)?, &id, input.into())
                 .await

@@ -1,8 +1,9 @@
 //! Checks: start, transition, history, status descriptors, report.
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Json, Object, SelectionField, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{check, check_status_history};
+use service::Columns;
 use service::check::NewCheck;
 
 use super::candidate::Candidate;
@@ -12,7 +13,39 @@ use super::package::Package;
 use super::types::CheckStatus;
 
 /// A background check of one candidate with one package.
+#[derive(Clone)]
 pub struct Check(pub check::Model);
+
+/// The check columns the `fields` selected on a `Check` read, besides the keys every read of
+/// checks has. A field not listed here reads every column (see
+/// [`super::candidate::columns_read`]).
+pub(crate) fn columns_read<'a>(
+    fields: impl IntoIterator<Item = SelectionField<'a>>,
+) -> Columns<check::Entity> {
+    use check::Column as C;
+    let mut cols = Columns::none();
+    for f in fields {
+        let read: &[C] = match f.name() {
+            "__typename" | "id" | "reports" | "adverseAction" | "tasks" | "monitoringAlerts"
+            | "history" => &[C::Id],
+            "status" | "statusLabel" | "nextStatuses" => &[C::Status],
+            "candidate" => &[C::CandidateId],
+            "package" => &[C::PackageId],
+            "callbackUrl" => &[C::CallbackUrl],
+            "referenceId" => &[C::ReferenceId],
+            "consentDate" => &[C::ConsentDate],
+            "recheckDate" => &[C::RecheckDate],
+            "cmCriminalEnroll" => &[C::CmCriminalEnroll],
+            "criminalMonitoringTriggered" => &[C::CriminalMonitoringTriggered],
+            "report" => &[C::ReportEnc],
+            "createdAt" => &[C::CreatedAt],
+            "updatedAt" => &[C::UpdatedAt],
+            _ => return Columns::all(),
+        };
+        cols = cols.with_all(read);
+    }
+    cols
+}
 
 /// A background check of one candidate with one package.
 #[Object]
@@ -44,7 +77,7 @@ impl Check {
         Ok(loader
             .load_one(self.0.candidate_id.clone())
             .await?
-            .map(Candidate))
+            .map(Candidate::from))
     }
     /// The package the check runs.
     async fn package(&self, ctx: &Context<'_>) -> GqlResult<Option<Package>> {

@@ -530,14 +530,14 @@ impl ScreeningMutation {
                 outcome: ConsentFormOutcome::Started,
                 code: 9200,
                 message: "The operation completed successfully.".into(),
-                candidate: Candidate(candidate),
+                candidate: Candidate::from(candidate),
                 check: Some(Check(check)),
             },
             HostedConsentResult::CandidateExists { candidate } => ConsentFormResult {
                 outcome: ConsentFormOutcome::CandidateExists,
                 code: 9400,
                 message: "Candidate with this ssn already exists.".into(),
-                candidate: Candidate(candidate),
+                candidate: Candidate::from(candidate),
                 check: None,
             },
         })

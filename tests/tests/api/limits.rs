@@ -63,11 +63,12 @@ async fn sql_statements_per_request_do_not_grow_with_page_size() {
     let small = statements_for(&app, q, json!({"n": 2})).await;
     let large = statements_for(&app, q, json!({"n": 50})).await;
     assert_eq!(small, large, "statements grew with page size");
-    // candidates + checks + packages + history
-    assert!(large <= 4, "{large} statements");
+    // candidates with their checks, then packages, then history
+    assert_eq!(large, 3, "{large} statements");
 
     let list = "{ candidates(first: 50) { edges { node { id checks { id status } } } } }";
-    assert!(statements_for(&app, list, json!({})).await <= 3);
+    // The page with its checks in one join.
+    assert_eq!(statements_for(&app, list, json!({})).await, 1);
     let id = app.candidate("single@example.com").await;
     let first = app.start_check(&id, true).await;
     app.transition(&first, "withdrawn").await.data();
@@ -97,7 +98,7 @@ async fn complexity_counts_page_size() {
 }
 
 #[tokio::test]
-async fn a_page_of_candidates_with_checks_costs_two_statements_even_under_concurrency() {
+async fn a_page_of_candidates_with_checks_costs_one_statement_even_under_concurrency() {
     // The default batch window, many requests at once: the page's checks are loaded with the page,
     // not left to a timer that busy servers overrun.
     let app = spawn_app_with(|c| c.embedded_workers = Some(false)).await;
@@ -117,7 +118,10 @@ async fn a_page_of_candidates_with_checks_costs_two_statements_even_under_concur
         assert_eq!(edges, 30);
     }
     let per_request = (app.service.statements_executed() - before) as f64 / 16.0;
-    assert_eq!(per_request, 2.0, "candidates + checks, once each");
+    assert_eq!(
+        per_request, 1.0,
+        "candidates with their checks, in one join"
+    );
 }
 
 #[tokio::test]
