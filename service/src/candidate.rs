@@ -557,11 +557,7 @@ impl Service {
                 Some(f) => f,
                 None => found.insert((crate::rows::candidate::decode(&row, 0, only)?, vec![])),
             };
-            // A candidate without checks has one row whose check columns are all NULL.
-            let check_id: Option<String> = row.try_get("b_", check::Column::Id.as_str())?;
-            if check_id.is_some() {
-                checks.push(crate::rows::check::decode(&row, checks_at, checks_only)?);
-            }
+            checks.extend(joined_check(&row, checks_at, checks_only)?);
         }
         let (c, mut checks) = found.ok_or(ServiceError::not_found("candidate"))?;
         // Sorted here rather than in SQL, for the reason `checks_for_candidates` gives.
@@ -624,7 +620,7 @@ impl Service {
             return Ok(p.finish(Vec::new()));
         }
         // The sequence number first (the entity's first column), the check id first of the
-        // check's columns: both are read by position below.
+        // check's columns: both are read by position.
         let only = only.with_all(&[candidate::Column::Seq, candidate::Column::Id]);
         let checks_only = crate::check::with_keys(checks_only);
         let page_rows = sea_orm::QueryTrait::into_query(only.select(select.limit(p.limit + 1)));
@@ -655,11 +651,7 @@ impl Service {
                     v.insert((crate::rows::candidate::decode(&row, 0, only)?, vec![]))
                 }
             };
-            // A candidate without checks has one row whose check columns are all NULL.
-            let check_id: Option<String> = row.try_get_by_index(checks_at)?;
-            if check_id.is_some() {
-                checks.push(crate::rows::check::decode(&row, checks_at, checks_only)?);
-            }
+            checks.extend(joined_check(&row, checks_at, checks_only)?);
         }
         for (_, checks) in found.values_mut() {
             // Sorted here rather than in SQL, for the reason `checks_for_candidates` gives.
@@ -775,6 +767,18 @@ fn opt_ref(c: &Change<String>) -> Option<&str> {
         Change::Set(s) => Some(s.as_str()),
         _ => None,
     }
+}
+
+/// The check `LEFT JOIN`ed into `row` at position `at` (its columns `only`, the id first), if
+/// there is one: a candidate without checks has one row whose check columns are all NULL.
+fn joined_check(
+    row: &sea_orm::QueryResult,
+    at: usize,
+    only: Columns<check::Entity>,
+) -> Result<Option<check::Model>, sea_orm::DbErr> {
+    let id: Option<String> = row.try_get_by_index(at)?;
+    id.map(|_| crate::rows::check::decode(row, at, only))
+        .transpose()
 }
 
 /// Where a page of candidates sits: its size and cursors, and its direction.

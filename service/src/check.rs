@@ -503,8 +503,6 @@ pub(crate) async fn find<C: ConnectionTrait>(
         .ok_or(ServiceError::not_found("check"))
 }
 
-/// Orders one candidate's checks newest first (creation time, then id), as every list of a
-/// candidate's checks is.
 /// `only` and the columns every read of checks needs: the keys, the partner (checked on the
 /// rows) and the creation time (the order).
 pub(crate) fn with_keys(only: Columns<check::Entity>) -> Columns<check::Entity> {
@@ -512,6 +510,8 @@ pub(crate) fn with_keys(only: Columns<check::Entity>) -> Columns<check::Entity> 
     only.with_all(&[C::Id, C::CandidateId, C::PartnerId, C::CreatedAt])
 }
 
+/// Orders one candidate's checks newest first (creation time, then id), as every list of a
+/// candidate's checks is.
 pub(crate) fn newest_first(checks: &mut [check::Model]) {
     checks.sort_unstable_by(|a, b| (&b.created_at, &b.id).cmp(&(&a.created_at, &a.id)));
 }
