@@ -46,6 +46,10 @@ pub async fn connect(opts: &DbOptions) -> anyhow::Result<(DatabaseConnection, St
         .min_connections(1)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(10))
+        // sqlx pings every connection it hands out by default: one more round trip (to the
+        // server, or to a SQLite connection's thread) before every statement and every BEGIN.
+        // Only a connection idle long enough for a server or proxy to have dropped it is pinged.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30))
         .sqlx_logging(opts.log_statements)
         .map_sqlx_sqlite_opts(|o| {
             o.create_if_missing(true)

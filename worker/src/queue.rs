@@ -57,8 +57,11 @@ impl JobQueue {
             .pragma("journal_mode", "WAL")
             .pragma("synchronous", "NORMAL")
             .busy_timeout(Duration::from_secs(10));
+        // A SQLite connection cannot be dropped under us, so the ping sqlx sends on every
+        // acquire by default is one round trip to the connection's thread for nothing.
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(opts)
             .await?;
         SqliteStorage::setup(&pool)
