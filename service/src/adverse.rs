@@ -101,9 +101,9 @@ www.consumerfinance.gov/learnmore or write to the Consumer Financial Protection 
 impl Service {
     /// Effects of `pending__first_notice`: the adverse action, the pre-adverse notice and the
     /// timer that ends the waiting period, as writes (the findings are read on `txn`).
-    pub(crate) async fn adverse_start(
+    pub(crate) async fn adverse_start<C: ConnectionTrait>(
         &self,
-        txn: &DatabaseTransaction,
+        txn: &C,
         c: &check::Model,
         cand: &candidate::Model,
         partner: &partner::Model,
@@ -174,9 +174,9 @@ impl Service {
 
     /// Effects of `pending__second_notice`: the final notice, then rejection, as writes (the
     /// active adverse action is read on `txn`).
-    pub(crate) async fn final_notice(
+    pub(crate) async fn final_notice<C: ConnectionTrait>(
         &self,
-        txn: &DatabaseTransaction,
+        txn: &C,
         c: &check::Model,
         cand: &candidate::Model,
         partner: &partner::Model,

@@ -2,7 +2,7 @@
 use std::collections::HashMap;
 
 use entity::{CheckStatus, Role, candidate, check, check_status_history as history, partner};
-use sea_orm::sea_query::{Expr, InsertStatement};
+use sea_orm::sea_query::{Expr, SubQueryStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
     FromQueryResult, QueryFilter, QueryOrder, QueryTrait, Set,
@@ -33,6 +33,32 @@ struct Transition<'a> {
     to: CheckStatus,
     reason: Option<&'a str>,
     at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A status change worked out and not yet written.
+struct PlannedTransition {
+    /// The update, conditional on the row as read.
+    update: sea_orm::UpdateMany<check::Entity>,
+    /// The check as the change leaves it.
+    next: check::Model,
+    history: history::ActiveModel,
+    /// The `check.status_changed` event's data.
+    event: serde_json::Value,
+    /// What the new status causes.
+    effects: Vec<SubQueryStatement>,
+}
+
+/// The `WITH` clause of a status change made outside a transaction: the updated row, if any.
+const UPDATED: &str = "updated";
+
+const CONCURRENT_CHANGE: &str = "the check changed concurrently; reload and retry";
+
+/// `col = value`, or `col IS NULL` for `None`.
+fn same<V: Into<sea_orm::Value>>(col: check::Column, value: Option<V>) -> Expr {
+    match value {
+        Some(v) => col.eq(v),
+        None => col.is_null(),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -166,7 +192,7 @@ impl Service {
             // One statement: the first history row, both events and the effects in `WITH`
             // clauses.
             let mut with = events::with_events(
-                self.transition_history(&first),
+                history::Entity::insert(self.transition_history(&first)).into_query(),
                 &actor.partner_id,
                 vec![
                     (EventType::CheckCreated, &new.id, created),
@@ -206,8 +232,18 @@ impl Service {
     ) -> ServiceResult<check::Model> {
         actor.require(Role::TeamMember)?;
         let reason = domain::opt_text("reason", reason, 2000)?;
-        let txn = db::begin_write(&self.db).await?;
-        let (current, cand, partner) = find_with_owner(&txn, &actor.partner_id, check_id).await?;
+        let postgres = self.db.get_database_backend() == DbBackend::Postgres;
+        // On PostgreSQL the check is read outside a transaction: the update is conditional on
+        // what was read, so a change in between makes it match nothing.
+        let txn = if postgres {
+            None
+        } else {
+            Some(db::begin_write(&self.db).await?)
+        };
+        let (current, cand, partner) = match &txn {
+            Some(txn) => find_with_owner(txn, &actor.partner_id, check_id).await?,
+            None => find_with_owner(&self.db, &actor.partner_id, check_id).await?,
+        };
         if to == CheckStatus::PendingSecondNotice {
             // The FCRA waiting period is the clock's to end, not a person's.
             return Err(ServiceError::invalid(
@@ -215,18 +251,37 @@ impl Service {
                 "the final notice is sent when the waiting period ends; dispute or cancel the adverse action instead",
             ));
         }
-        let updated = self
-            .apply_transition_of(
-                &txn,
-                actor,
-                current,
-                (&cand, &partner),
-                to,
-                reason.as_deref(),
-                StatusExtras::default(),
-            )
-            .await?;
-        self.commit(txn).await?;
+        let extras = StatusExtras::default();
+        let reason = reason.as_deref();
+        let updated = if let Some(txn) = txn {
+            let updated = self
+                .apply_transition_of(&txn, actor, current, (&cand, &partner), to, reason, extras)
+                .await?;
+            self.commit(txn).await?;
+            updated
+        } else {
+            let mut plan = self
+                .plan_transition(
+                    &self.db,
+                    actor,
+                    current,
+                    (&cand, &partner),
+                    to,
+                    reason,
+                    extras,
+                )
+                .await?;
+            if db::only_if_returned(&mut plan.effects, UPDATED) {
+                self.write_transition_alone(actor, plan).await?
+            } else {
+                // An effect inserts rows (mail, tasks, links), which a transaction writes
+                // only if the update matched.
+                let txn = db::begin_write(&self.db).await?;
+                let updated = self.write_transition(&txn, actor, plan).await?;
+                self.commit(txn).await?;
+                updated
+            }
+        };
         Ok(updated)
     }
 
@@ -262,6 +317,26 @@ impl Service {
         reason: Option<&str>,
         extras: StatusExtras,
     ) -> ServiceResult<check::Model> {
+        let plan = self
+            .plan_transition(txn, actor, current, (cand, partner), to, reason, extras)
+            .await?;
+        self.write_transition(txn, actor, plan).await
+    }
+
+    /// Checks the transition table and works out every write of a status change: the update
+    /// (conditional on the row as read), its history row, its event and what the new status
+    /// causes. What the effects need to read, they read on `conn`.
+    #[allow(clippy::too_many_arguments)]
+    async fn plan_transition<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        actor: &Actor,
+        current: check::Model,
+        (cand, partner): (&candidate::Model, &partner::Model),
+        to: CheckStatus,
+        reason: Option<&str>,
+        extras: StatusExtras,
+    ) -> ServiceResult<PlannedTransition> {
         let from = current.status;
         if !from.can_transition_to(to) {
             let allowed: Vec<&str> = from
@@ -309,10 +384,23 @@ impl Service {
             update = update.col_expr(check::Column::CriminalMonitoringTriggered, Expr::value(t));
             next.criminal_monitoring_triggered = t;
         }
-        // Conditional on the status read: of two concurrent transitions, one updates a row.
+        // Conditional on the row read: of two concurrent transitions, one updates a row, and a
+        // change to the columns the event reports (monitoring, dates) since the read is a
+        // conflict too. Every write to a check sets `updated_at`.
         let update = update
             .filter(check::Column::Id.eq(&current.id))
-            .filter(check::Column::Status.eq(from));
+            .filter(check::Column::Status.eq(from))
+            .filter(check::Column::UpdatedAt.eq(current.updated_at))
+            .filter(same(check::Column::ConsentDate, current.consent_date))
+            .filter(same(check::Column::RecheckDate, current.recheck_date))
+            .filter(same(
+                check::Column::CmCriminalEnroll,
+                current.cm_criminal_enroll,
+            ))
+            .filter(
+                check::Column::CriminalMonitoringTriggered
+                    .eq(current.criminal_monitoring_triggered),
+            );
         let change = Transition {
             actor,
             partner,
@@ -323,41 +411,111 @@ impl Service {
             reason,
             at: now,
         };
+        let history = self.transition_history(&change);
+        let event = self.transition_event(&change);
         // What the new status causes, for the check as the change leaves it.
         let effects = self
-            .transition_effects(txn, &next, cand, partner, Some(from), to)
+            .transition_effects(conn, &next, cand, partner, Some(from), to)
             .await?;
+        Ok(PlannedTransition {
+            update,
+            next,
+            history,
+            event,
+            effects,
+        })
+    }
+
+    /// Makes the planned change on `txn`. Should the update match nothing, nothing is written
+    /// and the change is a conflict.
+    async fn write_transition(
+        &self,
+        txn: &DatabaseTransaction,
+        actor: &Actor,
+        p: PlannedTransition,
+    ) -> ServiceResult<check::Model> {
+        let history = history::Entity::insert(p.history).into_query();
         let updated = if txn.get_database_backend() == DbBackend::Postgres {
             // One statement: history, event and effects in `WITH` clauses, the update returning
             // the row. Should the update match nothing, the caller's transaction rolls all back.
             let mut with = events::with_event(
-                self.transition_history(&change),
+                history,
                 &actor.partner_id,
                 EventType::CheckStatusChanged,
-                &next.id,
-                self.transition_event(&change),
+                &p.next.id,
+                p.event,
             );
-            db::add_writes(&mut with, effects);
-            let stmt = with.query(update.into_query().returning_all().to_owned());
+            db::add_writes(&mut with, p.effects);
+            let stmt = with.query(p.update.into_query().returning_all().to_owned());
             txn.query_one(&stmt)
                 .await?
                 .map(|row| check::Model::from_query_result(&row, ""))
                 .transpose()?
         } else {
-            let updated = update.exec_with_returning(txn).await?.into_iter().next();
+            let updated = p.update.exec_with_returning(txn).await?.into_iter().next();
             if updated.is_some() {
-                self.record_transition(txn, &change).await?;
-                db::write_all(txn, effects).await?;
+                events::record_with(
+                    txn,
+                    history,
+                    &actor.partner_id,
+                    EventType::CheckStatusChanged,
+                    &p.next.id,
+                    p.event,
+                )
+                .await?;
+                db::write_all(txn, p.effects).await?;
             }
             updated
         };
-        // The event describes `next`: a change to the row's other columns since it was read (the
-        // update still matched its status) is a conflict too, and rolls the event back with it.
-        let Some(updated) = updated.filter(|u| *u == next) else {
-            return Err(ServiceError::conflict(
-                "the check changed concurrently; reload and retry",
-            ));
+        // The event describes `next`: should the row differ from it (a concurrent change the
+        // update's conditions don't cover), that is a conflict too, and rolls the event back.
+        let Some(updated) = updated.filter(|u| *u == p.next) else {
+            return Err(ServiceError::conflict(CONCURRENT_CHANGE));
         };
+        Ok(updated)
+    }
+
+    /// Makes the planned change in one statement outside a transaction (PostgreSQL): the
+    /// update in a `WITH` clause returning the row, and the history, the event and the effects
+    /// (already made conditional with [`db::only_if_returned`]) written only if it returned
+    /// one. Two round trips in all with the read, where a transaction takes four.
+    async fn write_transition_alone(
+        &self,
+        actor: &Actor,
+        p: PlannedTransition,
+    ) -> ServiceResult<check::Model> {
+        use sea_orm::sea_query::{Alias, Asterisk, Query, WithClause};
+        let mut with = WithClause::new();
+        with.cte(db::cte(
+            UPDATED,
+            p.update.into_query().returning_all().to_owned(),
+        ))
+        .cte(db::cte("history", db::insert_selecting(p.history, UPDATED)))
+        .cte(db::cte(
+            "event",
+            events::insert_if_returned(
+                UPDATED,
+                &actor.partner_id,
+                EventType::CheckStatusChanged,
+                &p.next.id,
+                p.event,
+            ),
+        ));
+        db::add_writes(&mut with, p.effects);
+        let stmt = with.query(
+            Query::select()
+                .column(Asterisk)
+                .from(Alias::new(UPDATED))
+                .to_owned(),
+        );
+        let updated = self
+            .db
+            .query_one(&stmt)
+            .await?
+            .map(|row| check::Model::from_query_result(&row, ""))
+            .transpose()?
+            .ok_or_else(|| ServiceError::conflict(CONCURRENT_CHANGE))?;
+        self.committed.notify_one();
         Ok(updated)
     }
 
@@ -369,7 +527,7 @@ impl Service {
     ) -> ServiceResult<()> {
         events::record_with(
             conn,
-            self.transition_history(t),
+            history::Entity::insert(self.transition_history(t)).into_query(),
             &t.actor.partner_id,
             EventType::CheckStatusChanged,
             &t.check.id,
@@ -379,9 +537,9 @@ impl Service {
         Ok(())
     }
 
-    /// The history row of `t`, as an insert.
-    fn transition_history(&self, t: &Transition<'_>) -> InsertStatement {
-        history::Entity::insert(history::ActiveModel {
+    /// The history row of `t`.
+    fn transition_history(&self, t: &Transition<'_>) -> history::ActiveModel {
+        history::ActiveModel {
             partner_id: Set(t.actor.partner_id.clone()),
             check_id: Set(t.check.id.clone()),
             from_status: Set(t.from),
@@ -391,8 +549,7 @@ impl Service {
             reason: Set(t.reason.map(str::to_string)),
             created_at: Set(t.at),
             ..Default::default()
-        })
-        .into_query()
+        }
     }
 
     /// The `check.status_changed` event's data, with everything the status webhook needs.

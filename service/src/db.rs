@@ -245,6 +245,69 @@ pub(crate) fn add_writes(
     }
 }
 
+/// The insert of `am` as `INSERT INTO … SELECT <its values> FROM <from>`: on PostgreSQL, with
+/// `from` a data-modifying `WITH` clause's `RETURNING`, it writes the row only if that clause
+/// changed one (a status change's history and event, written only if the status changed).
+pub(crate) fn insert_selecting<A: sea_orm::ActiveModelTrait>(
+    mut am: A,
+    from: &str,
+) -> sea_orm::sea_query::InsertStatement {
+    use sea_orm::sea_query::{Alias, Expr, Query};
+    use sea_orm::{ActiveValue, ColumnTrait, EntityName, Iterable};
+    let mut columns = Vec::new();
+    let mut values = Query::select();
+    // As sea-orm's own insert: the columns set, each value as its column saves it.
+    for col in <A::Entity as sea_orm::EntityTrait>::Column::iter() {
+        if let ActiveValue::Set(v) | ActiveValue::Unchanged(v) = am.take(col) {
+            columns.push(col);
+            values.expr(col.save_as(Expr::val(v)));
+        }
+    }
+    values.from(Alias::new(from));
+    let mut insert = Query::insert();
+    insert
+        .into_table(A::Entity::default().table_ref())
+        .columns(columns);
+    insert.select_from(values).expect("one value per column");
+    insert
+}
+
+/// Makes every one of `writes` conditional on the `WITH` clause `from` having returned a row
+/// (PostgreSQL), if every one is an update or a delete; returns whether it did. An insert can't
+/// be made conditional here (its values are not to be had from the statement), so with one
+/// among them none is changed.
+pub(crate) fn only_if_returned(writes: &mut [SubQueryStatement], from: &str) -> bool {
+    use sea_orm::sea_query::{Alias, Expr, Query};
+    if !writes.iter().all(|w| {
+        matches!(
+            w,
+            SubQueryStatement::UpdateStatement(_) | SubQueryStatement::DeleteStatement(_)
+        )
+    }) {
+        return false;
+    }
+    let returned = || {
+        Expr::exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from(Alias::new(from))
+                .to_owned(),
+        )
+    };
+    for w in writes {
+        match w {
+            SubQueryStatement::UpdateStatement(u) => {
+                u.and_where(returned());
+            }
+            SubQueryStatement::DeleteStatement(d) => {
+                d.and_where(returned());
+            }
+            _ => {}
+        }
+    }
+    true
+}
+
 /// The row a unique key selects. sea-orm's `.one()` binds `LIMIT ?` as a parameter, and SQLite
 /// reads a bound LIMIT when it plans a statement, so every execution re-prepares it (16% of the
 /// CPU of a `candidate(id)` read). A unique key needs no limit.

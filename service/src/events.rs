@@ -129,6 +129,21 @@ pub(crate) fn with_events(
         .to_owned()
 }
 
+/// The event's insert, writing it only if the `WITH` clause `from` returned a row (PostgreSQL;
+/// see [`crate::db::insert_selecting`]).
+pub(crate) fn insert_if_returned(
+    from: &str,
+    partner_id: &str,
+    event_type: EventType,
+    aggregate_id: &str,
+    data: Value,
+) -> InsertStatement {
+    crate::db::insert_selecting(
+        outbox_row(partner_id, event_type, aggregate_id, data).1,
+        from,
+    )
+}
+
 /// A new event's id and the statement that appends it to the outbox.
 fn outbox_insert(
     partner_id: &str,

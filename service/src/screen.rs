@@ -165,9 +165,9 @@ impl Service {
     /// PostgreSQL they go into the status change's own statement. What they need to read, they
     /// read on `txn`. `c` is the check as the change leaves it.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn transition_effects(
+    pub(crate) async fn transition_effects<C: sea_orm::ConnectionTrait>(
         &self,
-        txn: &DatabaseTransaction,
+        txn: &C,
         c: &check::Model,
         cand: &candidate::Model,
         partner: &partner::Model,

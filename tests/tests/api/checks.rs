@@ -315,6 +315,73 @@ async fn concurrent_transitions_of_one_check_have_one_winner() {
 }
 
 #[tokio::test]
+async fn concurrent_withdrawals_write_one_history_row_and_one_event() {
+    // On PostgreSQL a withdrawal is one statement outside a transaction, its history, event and
+    // effects written only if its update matched: a loser that read the check before the winner
+    // changed it writes nothing. On SQLite the write lock orders them.
+    let app = spawn_app().await;
+    let mut conflicts = 0;
+    for i in 0..5 {
+        let cand = app.candidate(&format!("withdraw{i}@example.com")).await;
+        let check = app.start_check(&cand, true).await;
+        let waiting = || async {
+            app.dump("tasks")
+                .await
+                .into_iter()
+                .filter(|t| t["check_id"] == check.as_str() && t["kind"] != "mail.send")
+                .filter(|t| t["status"] == "pending" || t["status"] == "queued")
+                .count()
+        };
+        // (Mail already written still goes out after a withdrawal.)
+        assert!(
+            waiting().await > 0,
+            "the invitation's reminders are scheduled"
+        );
+        let tries =
+            futures_util::future::join_all((0..8).map(|_| app.transition(&check, "withdrawn")))
+                .await;
+        let wins = tries.iter().filter(|g| g.0.get("errors").is_none()).count();
+        assert_eq!(
+            wins,
+            1,
+            "{:?}",
+            tries.iter().map(|g| &g.0).collect::<Vec<_>>()
+        );
+        for lost in tries.iter().filter(|g| g.0.get("errors").is_some()) {
+            assert!(
+                ["CONFLICT", "BAD_USER_INPUT"].contains(&lost.code()),
+                "{}",
+                lost.0
+            );
+            conflicts += usize::from(lost.code() == "CONFLICT");
+        }
+        let h = app
+            .gql(
+                "query($id: ID!) { check(id: $id) { status history { toStatus } } }",
+                json!({"id": check}),
+            )
+            .await;
+        assert_eq!(h.data()["check"]["status"], "withdrawn");
+        let to: Vec<&str> = h.data()["check"]["history"]
+            .as_array()
+            .expect("history")
+            .iter()
+            .map(|e| e["toStatus"].as_str().expect("toStatus"))
+            .collect();
+        assert_eq!(to, ["emailed", "withdrawn"]);
+        let withdrawals = outbox_events(&app, &check)
+            .await
+            .into_iter()
+            .filter(|(t, p)| t == "check.status_changed" && p["state"] == "withdrawn")
+            .count();
+        assert_eq!(withdrawals, 1, "one event for the one withdrawal");
+        // The winner's effects ran: the invitation's reminders are cancelled.
+        assert_eq!(waiting().await, 0, "timed steps of a withdrawn check");
+    }
+    eprintln!("{conflicts} losing withdrawals read the check before the winner changed it");
+}
+
+#[tokio::test]
 async fn check_statuses_describe_the_table_with_labels() {
     let app = spawn_app().await;
     let r = app

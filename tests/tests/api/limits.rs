@@ -135,10 +135,11 @@ async fn a_withdrawal_reads_and_writes_in_two_statements_on_postgresql() {
     let before = app.service.statements_executed();
     app.transition(&check, "withdrawn").await.data();
     let n = app.service.statements_executed() - before;
-    // Counted without BEGIN and COMMIT: the check with its candidate and partner, then the
-    // status update with its history, its event, closing adverse actions, cancelling timed steps
-    // and revoking consent links (one statement on PostgreSQL; six on SQLite, which has no
-    // `INSERT` or `UPDATE` in a `WITH`).
+    // The check with its candidate and partner, then the status update with its history, its
+    // event, closing adverse actions, cancelling timed steps and revoking consent links: on
+    // PostgreSQL one statement, outside a transaction (no BEGIN or COMMIT, which the count
+    // would not show); on SQLite six, in a transaction, as it has no `INSERT` or `UPDATE` in a
+    // `WITH`.
     let expected = if crate::helpers::pg_url().is_some() {
         2
     } else {
