@@ -286,7 +286,7 @@ impl Service {
     }
 
     /// The one way a check changes status: checks the transition table, updates the row
-    /// conditionally on the status read (two concurrent transitions have one winner), writes
+    /// conditionally on the row as read (of two concurrent transitions, one wins), writes
     /// history and the event, and causes what the new status asks for (tasks, mail), all on
     /// `txn`.
     pub(crate) async fn apply_transition(
