@@ -100,10 +100,10 @@ www.consumerfinance.gov/learnmore or write to the Consumer Financial Protection 
 
 impl Service {
     /// Effects of `pending__first_notice`: the adverse action, the pre-adverse notice and the
-    /// timer that ends the waiting period, as writes (the findings are read on `txn`).
+    /// timer that ends the waiting period, as writes (the findings are read on `conn`).
     pub(crate) async fn adverse_start<C: ConnectionTrait>(
         &self,
-        txn: &C,
+        conn: &C,
         c: &check::Model,
         cand: &candidate::Model,
         partner: &partner::Model,
@@ -130,7 +130,7 @@ impl Service {
         .into_query();
         let (report_url, link) = self.link(c, LINK_REPORT, Duration::days(REPORT_LINK_DAYS));
         let findings = self
-            .reports_of(txn, &c.partner_id, &c.id)
+            .reports_of(conn, &c.partner_id, &c.id)
             .await?
             .pop()
             .map(|r| r.reasons)
@@ -173,17 +173,17 @@ impl Service {
     }
 
     /// Effects of `pending__second_notice`: the final notice, then rejection, as writes (the
-    /// active adverse action is read on `txn`).
+    /// active adverse action is read on `conn`).
     pub(crate) async fn final_notice<C: ConnectionTrait>(
         &self,
-        txn: &C,
+        conn: &C,
         c: &check::Model,
         cand: &candidate::Model,
         partner: &partner::Model,
         now: DateTime<Utc>,
     ) -> ServiceResult<Vec<SubQueryStatement>> {
         let mut writes: Vec<SubQueryStatement> = Vec::new();
-        if let Some(aa) = active(txn, &c.id).await? {
+        if let Some(aa) = active(conn, &c.id).await? {
             writes.push(
                 adverse_action::Entity::update_many()
                     .col_expr(adverse_action::Column::State, Expr::value("final_notice"))

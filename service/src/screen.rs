@@ -163,11 +163,12 @@ pub struct ReportEntry {
 impl Service {
     /// The writes a new status causes (tasks, links, mail), in the order SQLite runs them; on
     /// PostgreSQL they go into the status change's own statement. What they need to read, they
-    /// read on `txn`. `c` is the check as the change leaves it.
+    /// read on `conn` (the caller's transaction, or the pool when the change is one statement).
+    /// `c` is the check as the change leaves it.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn transition_effects<C: sea_orm::ConnectionTrait>(
         &self,
-        txn: &C,
+        conn: &C,
         c: &check::Model,
         cand: &candidate::Model,
         partner: &partner::Model,
@@ -216,10 +217,10 @@ impl Service {
                 writes
             }
             CheckStatus::PendingFirstNotice => {
-                self.adverse_start(txn, c, cand, partner, now).await?
+                self.adverse_start(conn, c, cand, partner, now).await?
             }
             CheckStatus::PendingSecondNotice => {
-                self.final_notice(txn, c, cand, partner, now).await?
+                self.final_notice(conn, c, cand, partner, now).await?
             }
             CheckStatus::Rejected => crate::adverse::ending_adverse_action(c, "completed", now),
             CheckStatus::Withdrawn => {
