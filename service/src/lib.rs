@@ -5,6 +5,7 @@
 
 pub mod adverse;
 pub mod auth;
+mod batch;
 pub mod bootstrap;
 pub mod candidate;
 pub mod check;
@@ -72,6 +73,8 @@ pub struct Service {
     /// Signalled after each write transaction commits, so this process's outbox relay sends
     /// the new events at once instead of at its next poll.
     committed: Arc<tokio::sync::Notify>,
+    /// PostgreSQL: the webhook sender's group commit, started at its first use.
+    webhook_batches: Arc<std::sync::OnceLock<webhook::Batches>>,
 }
 
 impl Service {
@@ -93,6 +96,7 @@ impl Service {
             )),
             mailer: None,
             committed: Arc::new(tokio::sync::Notify::new()),
+            webhook_batches: Arc::default(),
         }
     }
 
@@ -109,6 +113,15 @@ impl Service {
     /// committed since the last call returned. Another process's commits do not wake it.
     pub async fn committed(&self) {
         self.committed.notified().await;
+    }
+
+    /// On PostgreSQL, the webhook sender's batchers (their tasks start on the calling runtime
+    /// at the first call); on SQLite, whose one writer gains nothing from them, `None`.
+    pub(crate) fn webhook_batches(&self) -> Option<&webhook::Batches> {
+        (self.db.get_database_backend() == sea_orm::DbBackend::Postgres).then(|| {
+            self.webhook_batches
+                .get_or_init(|| webhook::Batches::spawn(self.db.clone()))
+        })
     }
 
     /// The same service with another screening provider.

@@ -9,14 +9,15 @@ use entity::{
     webhook_endpoint as endpoint,
 };
 use rand::{Rng, RngCore};
-use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict, WithClause};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
-    IdenStatic, IntoActiveModel, Iterable, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
-    Statement, UpdateMany,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    FromQueryResult, IdenStatic, IntoActiveModel, Iterable, QueryFilter, QueryOrder, QuerySelect,
+    Set, Statement, UpdateMany,
 };
 use serde_json::{Value, json};
 
+use crate::batch::Batcher;
 use crate::db::SelectUnique;
 use crate::events::{self, EventType};
 use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};
@@ -89,9 +90,13 @@ pub struct SendSpec {
 /// Where the endpoint's columns are found in the row of `lease_with_signer_sql`.
 const SIGNER_PREFIX: &str = "signer_";
 
-/// PostgreSQL: leases a due pending delivery (`$1` the lease's end, `$2` its id, `$3` due by)
-/// and returns it with the endpoint that signs it, its columns prefixed `SIGNER_PREFIX`: its
-/// own endpoint, or for a `callback_url` delivery the partner's first. No row: nothing to send.
+/// PostgreSQL: leases the due pending deliveries of a batch (`$1` the lease's end, `$2` their
+/// ids as a JSON array, `$3` due by) and returns each with the endpoint that signs it, its
+/// columns prefixed `SIGNER_PREFIX`: its own endpoint, or for a `callback_url` delivery the
+/// partner's first. An id without a row: nothing to send. The rows are found by their key
+/// alone: `IS TRUE` keeps the planner off the (status, next_attempt_at) index, which, with
+/// statistics that call pending rows rare, it took, scanning the whole overdue backlog in each
+/// batch exactly when there was a backlog.
 fn lease_with_signer_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
@@ -104,7 +109,8 @@ fn lease_with_signer_sql() -> &'static str {
         format!(
             r#"WITH d AS (
     UPDATE webhook_deliveries SET next_attempt_at = $1
-    WHERE id = $2 AND status = 'pending' AND next_attempt_at <= $3
+    WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(($2::text)::jsonb)))
+      AND (status = 'pending' AND next_attempt_at <= $3) IS TRUE
     RETURNING *
 )
 SELECT d.*, {} FROM d LEFT JOIN LATERAL (
@@ -117,6 +123,121 @@ SELECT d.*, {} FROM d LEFT JOIN LATERAL (
             signer.join(", ")
         )
     })
+}
+
+/// PostgreSQL's group commit of the worker's two statements per delivery: the lease and the
+/// record of an attempt that needs no look at the endpoint's failing streak.
+pub(crate) struct Batches {
+    lease: Batcher<String, Option<(delivery::Model, Option<endpoint::Model>)>>,
+    attempts: Batcher<AttemptRecord, ()>,
+}
+
+/// Items per statement at most, and statements of each kind running at once.
+const BATCH_MAX: usize = 64;
+const BATCHES_IN_FLIGHT: usize = 3;
+
+impl Batches {
+    pub(crate) fn spawn(db: DatabaseConnection) -> Self {
+        let lease_db = db.clone();
+        Self {
+            lease: Batcher::spawn(BATCH_MAX, BATCHES_IN_FLIGHT, move |ids| {
+                lease_batch(lease_db.clone(), ids)
+            }),
+            attempts: Batcher::spawn(BATCH_MAX, BATCHES_IN_FLIGHT, move |records| {
+                attempts_batch(db.clone(), records)
+            }),
+        }
+    }
+}
+
+/// Leases the due deliveries among `ids`, answering each id's delivery and signer, or `None`.
+/// An id named twice in one batch is leased once: its second caller gets `None`.
+async fn lease_batch(
+    db: DatabaseConnection,
+    ids: Vec<String>,
+) -> ServiceResult<Vec<Option<(delivery::Model, Option<endpoint::Model>)>>> {
+    let now = crate::now();
+    let (lease_until, due_by) = (now + DELIVERY_LEASE, now + Duration::seconds(2));
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            lease_with_signer_sql(),
+            [
+                lease_until.into(),
+                Value::from(ids.clone()).to_string().into(),
+                due_by.into(),
+            ],
+        ))
+        .await?;
+    let mut leased = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let d = delivery::Model::from_query_result(&row, "")?;
+        let signer = endpoint::Model::from_query_result_optional(&row, SIGNER_PREFIX)?;
+        leased.insert(d.id.clone(), (d, signer));
+    }
+    Ok(ids.iter().map(|id| leased.remove(id)).collect())
+}
+
+/// One attempt and what it makes of its delivery, as `attempts_batch` writes it.
+#[derive(serde::Serialize)]
+struct AttemptRecord {
+    partner_id: String,
+    delivery_id: String,
+    url: String,
+    status_code: Option<i32>,
+    response_body: Option<String>,
+    duration_ms: i64,
+    error: Option<String>,
+    attempted_at: DateTime<Utc>,
+    attempts: i32,
+    status: &'static str,
+    delivered_at: Option<DateTime<Utc>>,
+    next_attempt_at: Option<DateTime<Utc>>,
+    /// The endpoint whose failing streak the success clears.
+    endpoint_id: Option<String>,
+}
+
+/// PostgreSQL: a batch of `AttemptRecord`s (`$1`, a JSON array) in one statement: the attempt
+/// rows, their deliveries' new state, and the endpoints' health. `= ANY(ARRAY(…))` looks the
+/// deliveries up by key whatever the planner guesses of the JSON's row count.
+const ATTEMPTS_BATCH_SQL: &str = r#"WITH v AS (
+    SELECT * FROM jsonb_to_recordset(($1::text)::jsonb) AS v(
+        partner_id text, delivery_id text, url text, status_code int, response_body text,
+        duration_ms bigint, error text, attempted_at timestamptz, attempts int, status text,
+        delivered_at timestamptz, next_attempt_at timestamptz, endpoint_id text)
+), attempt AS (
+    INSERT INTO webhook_attempts
+        (partner_id, delivery_id, url, status_code, response_body, duration_ms, error, attempted_at)
+    SELECT partner_id, delivery_id, url, status_code, response_body, duration_ms, error, attempted_at
+    FROM v
+), delivery AS (
+    UPDATE webhook_deliveries d SET attempts = v.attempts, last_status_code = v.status_code,
+        last_error = v.error, updated_at = v.attempted_at, status = v.status,
+        delivered_at = v.delivered_at, next_attempt_at = v.next_attempt_at
+    FROM v WHERE d.id = v.delivery_id AND d.id = ANY(ARRAY(SELECT delivery_id FROM v))
+)
+UPDATE webhook_endpoints SET failing_since = NULL
+WHERE id = ANY(ARRAY(SELECT endpoint_id FROM v WHERE endpoint_id IS NOT NULL))
+  AND failing_since IS NOT NULL"#;
+
+async fn attempts_batch(
+    db: DatabaseConnection,
+    records: Vec<AttemptRecord>,
+) -> ServiceResult<Vec<()>> {
+    let json = serde_json::to_string(&records).map_err(anyhow::Error::from)?;
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        ATTEMPTS_BATCH_SQL,
+        [json.into()],
+    ))
+    .await?;
+    Ok(vec![(); records.len()])
+}
+
+/// PostgreSQL text holds no NUL: a receiver's stray NUL must not fail the record of its attempt
+/// (nor, in a batch, the others').
+fn without_nul(s: &str) -> String {
+    s.replace('\0', "")
 }
 
 /// Clears an endpoint's failing streak: one statement that changes nothing while it is healthy.
@@ -560,22 +681,12 @@ impl Service {
         // Lease it: of several jobs for one delivery (a sweeper re-queue, a resend), one sends.
         let now = crate::now();
         let (lease_until, due_by) = (now + DELIVERY_LEASE, now + Duration::seconds(2));
-        let (d, signer) = if self.db.get_database_backend() == DbBackend::Postgres {
-            let Some(row) = self
-                .db
-                .query_one_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    lease_with_signer_sql(),
-                    [lease_until.into(), delivery_id.into(), due_by.into()],
-                ))
-                .await?
-            else {
+        let (d, signer) = if let Some(batches) = self.webhook_batches() {
+            // Concurrent senders lease in one statement (group commit).
+            let Some(leased) = batches.lease.call(delivery_id.to_string()).await? else {
                 return Ok(None);
             };
-            (
-                delivery::Model::from_query_result(&row, "")?,
-                endpoint::Model::from_query_result_optional(&row, SIGNER_PREFIX)?,
-            )
+            leased
         } else {
             let Some(d) = delivery::Entity::update_many()
                 .col_expr(delivery::Column::NextAttemptAt, Expr::value(lease_until))
@@ -642,6 +753,11 @@ impl Service {
     ) -> ServiceResult<NextStep> {
         let now = crate::now();
         let d = &spec.delivery;
+        let r = AttemptResult {
+            response_body: r.response_body.as_deref().map(without_nul),
+            error: r.error.as_deref().map(without_nul),
+            ..r
+        };
         let row = attempt::ActiveModel {
             partner_id: Set(d.partner_id.clone()),
             delivery_id: Set(d.id.clone()),
@@ -699,22 +815,27 @@ impl Service {
             )
             .filter(delivery::Column::Id.eq(&d.id));
         let reads_endpoint = spec.endpoint.is_some() && !success;
-        if !reads_endpoint && self.db.get_database_backend() == DbBackend::Postgres {
-            // The usual case, a success (or a callback's attempt), in one statement: the attempt,
-            // the delivery and the endpoint's health in data-modifying `WITH` clauses.
-            let mut with = WithClause::new();
-            with.cte(db::cte(
-                "attempt",
-                attempt::Entity::insert(row).into_query(),
-            ));
-            let stmt = match &spec.endpoint {
-                Some(e) => {
-                    with.cte(db::cte("delivery", update.into_query()));
-                    with.query(endpoint_healthy(&e.id).into_query())
-                }
-                None => with.query(update.into_query()),
-            };
-            self.db.execute(&stmt).await?;
+        if !reads_endpoint && let Some(batches) = self.webhook_batches() {
+            // The usual case, a success (or a callback's attempt): concurrent senders record
+            // theirs in one statement (group commit).
+            batches
+                .attempts
+                .call(AttemptRecord {
+                    partner_id: d.partner_id.clone(),
+                    delivery_id: d.id.clone(),
+                    url: d.url.clone(),
+                    status_code: r.status_code.map(i32::from),
+                    response_body: r.response_body.clone(),
+                    duration_ms: r.duration_ms,
+                    error: r.error.clone(),
+                    attempted_at: now,
+                    attempts,
+                    status,
+                    delivered_at,
+                    next_attempt_at,
+                    endpoint_id: spec.endpoint.as_ref().map(|e| e.id.clone()),
+                })
+                .await?;
             return Ok(next);
         }
         let txn = db::begin_write(&self.db).await?;
