@@ -1185,3 +1185,77 @@ async fn finished_delivery_jobs_are_deleted_from_the_job_store_after_their_reten
         .collect();
     assert_eq!(statuses, ["delivered", "delivered"]);
 }
+
+/// Of several senders leasing one delivery at once (a sweeper's re-queue beside the relay's
+/// job, a resend), exactly one gets it, and each delivery goes to a caller that asked for it,
+/// however the leases are batched together.
+#[tokio::test]
+async fn concurrent_leases_of_a_delivery_hand_it_to_exactly_one_sender() {
+    use sea_orm::{ActiveModelTrait, Set};
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    let (endpoint_id, _) = endpoint(&app, &rx.url, json!(["webhook_endpoint.disabled"])).await;
+    let now = chrono::Utc::now();
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let id = format!("lease-test-{i}-{}", uuid::Uuid::new_v4().simple());
+        entity::webhook_delivery::ActiveModel {
+            id: Set(id.clone()),
+            partner_id: Set(app.partner_id.clone()),
+            endpoint_id: Set(Some(endpoint_id.clone())),
+            dedupe_key: Set(format!("{id}:{endpoint_id}")),
+            url: Set(rx.url.clone()),
+            event_id: Set(uuid::Uuid::new_v4().to_string()),
+            event_type: Set("webhook_endpoint.disabled".into()),
+            body: Set("{}".into()),
+            status: Set("pending".into()),
+            attempts: Set(0),
+            next_attempt_at: Set(Some(now)),
+            last_status_code: Set(None),
+            last_error: Set(None),
+            delivered_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(app.service.db())
+        .await
+        .expect("insert delivery");
+        ids.push(id);
+    }
+    // Each id asked for four times, all at once.
+    let asks: Vec<String> = (0..4).flat_map(|_| ids.clone()).collect();
+    let leased =
+        futures_util::future::join_all(asks.iter().map(|id| app.service.delivery_to_send(id)))
+            .await;
+    for id in &ids {
+        let got: Vec<_> = asks
+            .iter()
+            .zip(&leased)
+            .filter(|(asked, _)| *asked == id)
+            .map(|(_, r)| r.as_ref().expect("lease"))
+            .collect();
+        let handed: Vec<_> = got.iter().filter_map(|s| s.as_ref()).collect();
+        assert_eq!(
+            handed.len(),
+            1,
+            "{id} was handed to {} senders",
+            handed.len()
+        );
+        assert_eq!(&handed[0].delivery.id, id);
+        assert_eq!(
+            handed[0].secrets.len(),
+            1,
+            "signed with the endpoint's secret"
+        );
+    }
+    // Leased: nobody gets it again until the lease runs out.
+    for id in &ids {
+        assert!(
+            app.service
+                .delivery_to_send(id)
+                .await
+                .expect("lease")
+                .is_none()
+        );
+    }
+}
