@@ -43,27 +43,26 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
                 let fut = run(items);
                 tokio::spawn(async move {
                     let n = replies.len();
-                    match fut.await {
-                        Ok(outs) if outs.len() == n => {
+                    let answered: Result<Vec<O>, Arc<str>> = match fut.await {
+                        Ok(outs) if outs.len() == n => Ok(outs),
+                        Ok(outs) => {
+                            Err(format!("a batch of {n} answered {} results", outs.len()).into())
+                        }
+                        Err(e) => Err(format!("{e:#}").into()),
+                    };
+                    drop(slot);
+                    match answered {
+                        Ok(outs) => {
                             for (reply, out) in replies.into_iter().zip(outs) {
                                 let _ = reply.send(Ok(out));
                             }
                         }
-                        Ok(outs) => {
-                            let msg: Arc<str> =
-                                format!("a batch of {n} answered {} results", outs.len()).into();
-                            for reply in replies {
-                                let _ = reply.send(Err(msg.clone()));
-                            }
-                        }
-                        Err(e) => {
-                            let msg: Arc<str> = format!("{e:#}").into();
+                        Err(msg) => {
                             for reply in replies {
                                 let _ = reply.send(Err(msg.clone()));
                             }
                         }
                     }
-                    drop(slot);
                 });
             }
         });

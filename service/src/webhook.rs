@@ -156,15 +156,16 @@ async fn lease_batch(
     db: DatabaseConnection,
     ids: Vec<String>,
 ) -> ServiceResult<Vec<Option<(delivery::Model, Option<endpoint::Model>)>>> {
-    let now = crate::now();
-    let (lease_until, due_by) = (now + DELIVERY_LEASE, now + Duration::seconds(2));
+    let (lease_until, due_by) = lease_window();
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             lease_with_signer_sql(),
             [
                 lease_until.into(),
-                Value::from(ids.clone()).to_string().into(),
+                serde_json::to_string(&ids)
+                    .map_err(anyhow::Error::from)?
+                    .into(),
                 due_by.into(),
             ],
         ))
@@ -178,7 +179,14 @@ async fn lease_batch(
     Ok(ids.iter().map(|id| leased.remove(id)).collect())
 }
 
-/// One attempt and what it makes of its delivery, as `attempts_batch` writes it.
+/// A lease taken now: when it ends, and how soon a delivery must be due to be leased.
+fn lease_window() -> (DateTime<Utc>, DateTime<Utc>) {
+    let now = crate::now();
+    (now + DELIVERY_LEASE, now + Duration::seconds(2))
+}
+
+/// One attempt and what it makes of its delivery: the attempt row and the delivery's update,
+/// batched by `attempts_batch` or written one by one.
 #[derive(serde::Serialize)]
 struct AttemptRecord {
     partner_id: String,
@@ -195,6 +203,43 @@ struct AttemptRecord {
     next_attempt_at: Option<DateTime<Utc>>,
     /// The endpoint whose failing streak the success clears.
     endpoint_id: Option<String>,
+}
+
+impl AttemptRecord {
+    fn row(&self) -> attempt::ActiveModel {
+        attempt::ActiveModel {
+            partner_id: Set(self.partner_id.clone()),
+            delivery_id: Set(self.delivery_id.clone()),
+            url: Set(self.url.clone()),
+            status_code: Set(self.status_code),
+            response_body: Set(self.response_body.clone()),
+            duration_ms: Set(self.duration_ms),
+            error: Set(self.error.clone()),
+            attempted_at: Set(self.attempted_at),
+            ..Default::default()
+        }
+    }
+
+    fn delivery_update(&self) -> UpdateMany<delivery::Entity> {
+        delivery::Entity::update_many()
+            .col_expr(delivery::Column::Attempts, Expr::value(self.attempts))
+            .col_expr(
+                delivery::Column::LastStatusCode,
+                Expr::value(self.status_code),
+            )
+            .col_expr(delivery::Column::LastError, Expr::value(self.error.clone()))
+            .col_expr(delivery::Column::UpdatedAt, Expr::value(self.attempted_at))
+            .col_expr(delivery::Column::Status, Expr::value(self.status))
+            .col_expr(
+                delivery::Column::DeliveredAt,
+                Expr::value(self.delivered_at),
+            )
+            .col_expr(
+                delivery::Column::NextAttemptAt,
+                Expr::value(self.next_attempt_at),
+            )
+            .filter(delivery::Column::Id.eq(&self.delivery_id))
+    }
 }
 
 /// PostgreSQL: a batch of `AttemptRecord`s (`$1`, a JSON array) in one statement: the attempt
@@ -679,8 +724,6 @@ impl Service {
     /// one statement; on SQLite (no `UPDATE` in a `WITH`), two.
     pub async fn delivery_to_send(&self, delivery_id: &str) -> ServiceResult<Option<SendSpec>> {
         // Lease it: of several jobs for one delivery (a sweeper re-queue, a resend), one sends.
-        let now = crate::now();
-        let (lease_until, due_by) = (now + DELIVERY_LEASE, now + Duration::seconds(2));
         let (d, signer) = if let Some(batches) = self.webhook_batches() {
             // Concurrent senders lease in one statement (group commit).
             let Some(leased) = batches.lease.call(delivery_id.to_string()).await? else {
@@ -688,6 +731,7 @@ impl Service {
             };
             leased
         } else {
+            let (lease_until, due_by) = lease_window();
             let Some(d) = delivery::Entity::update_many()
                 .col_expr(delivery::Column::NextAttemptAt, Expr::value(lease_until))
                 .filter(delivery::Column::Id.eq(delivery_id))
@@ -753,22 +797,6 @@ impl Service {
     ) -> ServiceResult<NextStep> {
         let now = crate::now();
         let d = &spec.delivery;
-        let r = AttemptResult {
-            response_body: r.response_body.as_deref().map(without_nul),
-            error: r.error.as_deref().map(without_nul),
-            ..r
-        };
-        let row = attempt::ActiveModel {
-            partner_id: Set(d.partner_id.clone()),
-            delivery_id: Set(d.id.clone()),
-            url: Set(d.url.clone()),
-            status_code: Set(r.status_code.map(i32::from)),
-            response_body: Set(r.response_body.clone()),
-            duration_ms: Set(r.duration_ms),
-            error: Set(r.error.clone()),
-            attempted_at: Set(now),
-            ..Default::default()
-        };
         // The lease keeps other senders off this delivery, so its attempt count is ours.
         let attempts = d.attempts + 1;
         let success = r.status_code.is_some_and(|c| (200..300).contains(&c));
@@ -799,48 +827,31 @@ impl Service {
             NextStep::RetryAt(at) => ("pending", None, Some(*at)),
             NextStep::GiveUp => ("failed", None, None),
         };
-        let update = delivery::Entity::update_many()
-            .col_expr(delivery::Column::Attempts, Expr::value(attempts))
-            .col_expr(
-                delivery::Column::LastStatusCode,
-                Expr::value(r.status_code.map(i32::from)),
-            )
-            .col_expr(delivery::Column::LastError, Expr::value(r.error.clone()))
-            .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
-            .col_expr(delivery::Column::Status, Expr::value(status))
-            .col_expr(delivery::Column::DeliveredAt, Expr::value(delivered_at))
-            .col_expr(
-                delivery::Column::NextAttemptAt,
-                Expr::value(next_attempt_at),
-            )
-            .filter(delivery::Column::Id.eq(&d.id));
+        let record = AttemptRecord {
+            partner_id: d.partner_id.clone(),
+            delivery_id: d.id.clone(),
+            url: d.url.clone(),
+            status_code: r.status_code.map(i32::from),
+            response_body: r.response_body.as_deref().map(without_nul),
+            duration_ms: r.duration_ms,
+            error: r.error.as_deref().map(without_nul),
+            attempted_at: now,
+            attempts,
+            status,
+            delivered_at,
+            next_attempt_at,
+            endpoint_id: spec.endpoint.as_ref().map(|e| e.id.clone()),
+        };
         let reads_endpoint = spec.endpoint.is_some() && !success;
         if !reads_endpoint && let Some(batches) = self.webhook_batches() {
             // The usual case, a success (or a callback's attempt): concurrent senders record
             // theirs in one statement (group commit).
-            batches
-                .attempts
-                .call(AttemptRecord {
-                    partner_id: d.partner_id.clone(),
-                    delivery_id: d.id.clone(),
-                    url: d.url.clone(),
-                    status_code: r.status_code.map(i32::from),
-                    response_body: r.response_body.clone(),
-                    duration_ms: r.duration_ms,
-                    error: r.error.clone(),
-                    attempted_at: now,
-                    attempts,
-                    status,
-                    delivered_at,
-                    next_attempt_at,
-                    endpoint_id: spec.endpoint.as_ref().map(|e| e.id.clone()),
-                })
-                .await?;
+            batches.attempts.call(record).await?;
             return Ok(next);
         }
         let txn = db::begin_write(&self.db).await?;
-        row.insert(&txn).await?;
-        update.exec(&txn).await?;
+        record.row().insert(&txn).await?;
+        record.delivery_update().exec(&txn).await?;
         if let Some(e) = &spec.endpoint {
             if success {
                 endpoint_healthy(&e.id).exec(&txn).await?;

@@ -1211,11 +1211,9 @@ async fn concurrent_leases_of_a_delivery_hand_it_to_exactly_one_sender() {
             status: Set("pending".into()),
             attempts: Set(0),
             next_attempt_at: Set(Some(now)),
-            last_status_code: Set(None),
-            last_error: Set(None),
-            delivered_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
+            ..Default::default()
         }
         .insert(app.service.db())
         .await
