@@ -1,10 +1,11 @@
 //! Candidates: create, update, look up, list; reveal of sensitive fields by role.
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{CheckStatus, Role, candidate, check};
-use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query, UnionType};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
-    JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult,
+    IntoActiveModel, JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    Select, Set,
 };
 use serde_json::json;
 
@@ -450,19 +451,22 @@ impl Service {
                 |c| c.reference_id.as_deref(),
             ),
         ];
-        let mut any = Condition::any();
-        for (_, column, value, _) in &keys {
-            if let Some(v) = value {
-                any = any.add(column.eq(*v));
-            }
-        }
-        if any.is_empty() {
+        // One branch per key, each a lookup on its own index whatever the planner guesses of
+        // the table's size (an `OR` of the keys was planned as a scan of every candidate).
+        let mut lookups = keys.iter().filter_map(|(_, column, value, _)| {
+            value.map(|v| candidate::Entity::find().filter(column.eq(v)).into_query())
+        });
+        let Some(mut union) = lookups.next() else {
             return Ok(None);
+        };
+        for q in lookups {
+            union.union(UnionType::All, q);
         }
-        let found = candidate::Entity::find()
-            .filter(any)
-            .all_owned_by(conn, candidate::Column::PartnerId, &actor.partner_id)
-            .await?;
+        let mut found =
+            candidate::Model::find_by_statement(conn.get_database_backend().build(&union))
+                .all(conn)
+                .await?;
+        found.retain(|c| c.partner_id == actor.partner_id);
         if let Some(fp) = ssn_fingerprint
             && let Some(existing) = found
                 .iter()

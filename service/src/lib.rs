@@ -59,6 +59,12 @@ impl Default for ServiceSettings {
     }
 }
 
+/// PostgreSQL's group commits (see [`batch`]).
+pub(crate) struct PgBatches {
+    pub(crate) webhook: webhook::Batches,
+    pub(crate) tasks: tasks::Batches,
+}
+
 /// The handle every caller (GraphQL, CLI, workers) uses. Cheap to clone.
 #[derive(Clone)]
 pub struct Service {
@@ -66,15 +72,16 @@ pub struct Service {
     pub(crate) crypto: Arc<crypto::Crypto>,
     pub(crate) tokens: Arc<auth::TokenAuthority>,
     pub(crate) settings: Arc<ServiceSettings>,
-    statements: db::StatementCounter,
+    pub(crate) statements: db::StatementCounter,
     pub(crate) clock: clock::Clock,
     pub(crate) provider: Arc<dyn screening::provider::Provider>,
     pub(crate) mailer: Option<Arc<dyn mail::Mailer>>,
     /// Signalled after each write transaction commits, so this process's outbox relay sends
     /// the new events at once instead of at its next poll.
     committed: Arc<tokio::sync::Notify>,
-    /// PostgreSQL: the webhook sender's group commit, started at its first use.
-    webhook_batches: Arc<std::sync::OnceLock<webhook::Batches>>,
+    /// PostgreSQL: the group commits of the webhook sender and of task runs, started at their
+    /// first use.
+    pg_batches: Arc<std::sync::OnceLock<PgBatches>>,
 }
 
 impl Service {
@@ -96,7 +103,7 @@ impl Service {
             )),
             mailer: None,
             committed: Arc::new(tokio::sync::Notify::new()),
-            webhook_batches: Arc::default(),
+            pg_batches: Arc::default(),
         }
     }
 
@@ -115,12 +122,15 @@ impl Service {
         self.committed.notified().await;
     }
 
-    /// On PostgreSQL, the webhook sender's batchers (their tasks start on the calling runtime
-    /// at the first call); on SQLite, whose one writer gains nothing from them, `None`.
-    pub(crate) fn webhook_batches(&self) -> Option<&webhook::Batches> {
+    /// On PostgreSQL, the batchers of the webhook sender and of task runs (their tasks start
+    /// on the calling runtime at the first call); on SQLite, whose one writer gains nothing
+    /// from them, `None`.
+    pub(crate) fn pg_batches(&self) -> Option<&PgBatches> {
         (self.db.get_database_backend() == sea_orm::DbBackend::Postgres).then(|| {
-            self.webhook_batches
-                .get_or_init(|| webhook::Batches::spawn(self.db.clone()))
+            self.pg_batches.get_or_init(|| PgBatches {
+                webhook: webhook::Batches::spawn(self.db.clone(), self.statements.clone()),
+                tasks: tasks::Batches::spawn(self.db.clone(), self.statements.clone()),
+            })
         })
     }
 

@@ -5,12 +5,16 @@
 use chrono::{DateTime, Duration, Utc};
 use entity::task;
 use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, UpdateStatement};
+use std::collections::HashMap;
+
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, sqlx,
 };
 use serde_json::Value;
 
+use crate::batch::Batcher;
+use crate::db::{self, StatementCounter};
 use crate::{Service, ServiceResult, ids};
 
 /// What a task does.
@@ -133,12 +137,148 @@ pub(crate) fn cancelling(
         .into_query()
 }
 
+/// PostgreSQL: [`Service::claim_due_tasks`] in one statement. Each kind of due task (pending
+/// and due; queued or running with its lease run out) is read by its own branch in `run_at`
+/// order on `ix_tasks_due`, and the room below `MAX_QUEUED` (`$3`) is counted the same way, at
+/// most `$3` rows. Ordered by the index, each branch is a plain index scan that stops at its
+/// limit and marks the index entries of dead row versions as such, so the next poll skips
+/// them. Every status change of a task writes a new entry in that index; a bitmap scan (what
+/// an `OR` of the kinds, or `status IN (…)`, is planned as) marks none and reads every dead one
+/// again at each poll: 7,000–15,000 entries and 8 ms a poll under load, until a vacuum. The
+/// update checks "due" again, so of several schedulers one marks a task.
+const CLAIM_DUE_SQL: &str = r#"WITH due AS (
+    (SELECT id, run_at FROM tasks WHERE status = 'pending' AND run_at <= $1
+     ORDER BY run_at LIMIT $2)
+    UNION ALL
+    (SELECT id, run_at FROM tasks WHERE status = 'queued' AND lease_until < $1
+     ORDER BY run_at LIMIT $2)
+    UNION ALL
+    (SELECT id, run_at FROM tasks WHERE status = 'running' AND lease_until < $1
+     ORDER BY run_at LIMIT $2)
+), room AS (
+    SELECT GREATEST(0, $3 - count(*)) AS n FROM (
+        SELECT 1 FROM tasks WHERE status = 'queued' AND lease_until >= $1
+        ORDER BY run_at LIMIT $3) waiting
+), picked AS (
+    SELECT id FROM due ORDER BY run_at LIMIT (SELECT n FROM room)
+)
+UPDATE tasks SET status = 'queued', lease_until = $4, updated_at = $1
+WHERE id = ANY(ARRAY(SELECT id FROM picked))
+  AND ((status = 'pending' AND run_at <= $1)
+       OR (status IN ('queued', 'running') AND lease_until < $1)) IS TRUE
+RETURNING id"#;
+
+/// PostgreSQL's group commit of a task run's two statements: taking the queued task (`take`)
+/// and recording how the run ended (`finish`).
+pub(crate) struct Batches {
+    take: Batcher<Take, Option<task::Model>>,
+    finish: Batcher<Finish, ()>,
+}
+
+/// A queued task to take for running, until `lease_until`.
+#[derive(serde::Serialize)]
+struct Take {
+    id: String,
+    lease_until: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// How a run ended: the task's new status, its error, and when to run it again.
+#[derive(serde::Serialize)]
+struct Finish {
+    id: String,
+    status: &'static str,
+    last_error: Option<String>,
+    run_at: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+}
+
+/// Items per statement at most, and statements of each kind running at once.
+const BATCH_MAX: usize = 64;
+const BATCHES_IN_FLIGHT: usize = 3;
+
+/// `$1`: a JSON array of [`Take`]s. `= ANY(ARRAY(…))` finds the rows by key whatever the planner
+/// guesses of the JSON's row count, and `IS TRUE` keeps it off the status index.
+const TAKE_SQL: &str = r#"WITH v AS (
+    SELECT * FROM jsonb_to_recordset(($1::text)::jsonb)
+        AS v(id text, lease_until timestamptz, updated_at timestamptz)
+)
+UPDATE tasks t SET status = 'running', lease_until = v.lease_until,
+    attempts = t.attempts + 1, updated_at = v.updated_at
+FROM v WHERE t.id = v.id AND t.id = ANY(ARRAY(SELECT id FROM v)) AND (t.status = 'queued') IS TRUE
+RETURNING t.*"#;
+
+/// `$1`: a JSON array of [`Finish`]es. A task cancelled while it ran stays cancelled.
+const FINISH_SQL: &str = r#"WITH v AS (
+    SELECT * FROM jsonb_to_recordset(($1::text)::jsonb)
+        AS v(id text, status text, last_error text, run_at timestamptz, updated_at timestamptz)
+)
+UPDATE tasks t SET status = v.status, lease_until = NULL, last_error = v.last_error,
+    run_at = COALESCE(v.run_at, t.run_at), updated_at = v.updated_at
+FROM v WHERE t.id = v.id AND t.id = ANY(ARRAY(SELECT id FROM v)) AND (t.status = 'running') IS TRUE"#;
+
+impl Batches {
+    pub(crate) fn spawn(db: DatabaseConnection, counter: StatementCounter) -> Self {
+        let (take_db, take_counter) = (db.clone(), counter.clone());
+        Self {
+            take: Batcher::spawn(BATCH_MAX, BATCHES_IN_FLIGHT, move |takes| {
+                take_batch(take_db.clone(), take_counter.clone(), takes)
+            }),
+            finish: Batcher::spawn(BATCH_MAX, BATCHES_IN_FLIGHT, move |finishes| {
+                finish_batch(db.clone(), counter.clone(), finishes)
+            }),
+        }
+    }
+}
+
+/// Takes the queued tasks among `takes`, answering each its task or `None`. A task named twice
+/// in one batch is taken once, for its first caller.
+async fn take_batch(
+    db: DatabaseConnection,
+    counter: StatementCounter,
+    takes: Vec<Take>,
+) -> ServiceResult<Vec<Option<task::Model>>> {
+    let json = serde_json::to_string(&takes).map_err(anyhow::Error::from)?;
+    let rows = db::pg_planned_each_time(&db, &counter, sqlx::query(TAKE_SQL).bind(json)).await?;
+    let mut taken = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let t = task::Model::from_query_result(&row, "")?;
+        taken.insert(t.id.clone(), t);
+    }
+    Ok(takes.iter().map(|t| taken.remove(&t.id)).collect())
+}
+
+async fn finish_batch(
+    db: DatabaseConnection,
+    counter: StatementCounter,
+    finishes: Vec<Finish>,
+) -> ServiceResult<Vec<()>> {
+    let json = serde_json::to_string(&finishes).map_err(anyhow::Error::from)?;
+    db::pg_planned_each_time(&db, &counter, sqlx::query(FINISH_SQL).bind(json)).await?;
+    Ok(vec![(); finishes.len()])
+}
+
 impl Service {
     /// Hands out due tasks: marks up to `limit` of them queued (with a lease, so a lost job is
     /// handed out again) and returns their ids for the job queue. Hands out none while
     /// [`MAX_QUEUED`] tasks are already waiting in the queue, and only what fits below it.
     pub async fn claim_due_tasks(&self, limit: u64) -> ServiceResult<Vec<String>> {
         let now = self.clock.now();
+        let lease = now
+            + Duration::seconds(QUEUE_LEASE)
+            + Duration::microseconds(rand::random_range(0..1_000_000));
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            let query = sqlx::query(CLAIM_DUE_SQL)
+                .bind(now)
+                .bind(limit as i64)
+                .bind(MAX_QUEUED as i64)
+                .bind(lease);
+            let rows = db::pg_planned_each_time(&self.db, &self.statements, query).await?;
+            return rows
+                .iter()
+                .map(|r| Ok(r.try_get::<String>("", "id")?))
+                .collect();
+        }
         let due = || {
             Condition::any()
                 .add(
@@ -178,9 +318,6 @@ impl Service {
         // a task. The lease carries a random sub-second part that tells this batch's rows
         // apart; should two batches ever share it, the job's queued → running step still lets
         // only one run the task.
-        let lease = now
-            + Duration::seconds(QUEUE_LEASE)
-            + Duration::microseconds(rand::random_range(0..1_000_000));
         task::Entity::update_many()
             .col_expr(task::Column::Status, Expr::value("queued"))
             .col_expr(task::Column::LeaseUntil, Expr::value(lease))
@@ -204,25 +341,12 @@ impl Service {
     /// this caller's to run (already run, cancelled, or taken by another job).
     pub async fn run_task(&self, id: &str) -> ServiceResult<bool> {
         let now = self.clock.now();
-        // Taken and read in one statement.
-        let Some(t) = task::Entity::update_many()
-            .col_expr(task::Column::Status, Expr::value("running"))
-            .col_expr(
-                task::Column::LeaseUntil,
-                Expr::value(now + Duration::seconds(RUN_LEASE)),
-            )
-            .col_expr(
-                task::Column::Attempts,
-                Expr::col(task::Column::Attempts).add(1),
-            )
-            .col_expr(task::Column::UpdatedAt, Expr::value(now))
-            .filter(task::Column::Id.eq(id))
-            .filter(task::Column::Status.eq("queued"))
-            .exec_with_returning(&self.db)
-            .await?
-            .into_iter()
-            .next()
-        else {
+        let take = Take {
+            id: id.to_string(),
+            lease_until: now + Duration::seconds(RUN_LEASE),
+            updated_at: now,
+        };
+        let Some(t) = self.take_task(take).await? else {
             return Ok(false);
         };
         let payload: Value = serde_json::from_str(&t.payload).unwrap_or(Value::Null);
@@ -231,7 +355,7 @@ impl Service {
             None => Err(anyhow::anyhow!("unknown task kind {}", t.kind).into()),
         };
         let now = self.clock.now();
-        let (status, run_at, error) = match result {
+        let (status, run_at, last_error) = match result {
             Ok(TaskOutcome::Done) => ("done", None, None),
             Ok(TaskOutcome::RunAgainAt(at)) => ("pending", Some(at), None),
             Err(e) => {
@@ -248,20 +372,59 @@ impl Service {
                 }
             }
         };
+        self.finish_task(Finish {
+            id: t.id,
+            status,
+            last_error,
+            run_at,
+            updated_at: now,
+        })
+        .await?;
+        Ok(true)
+    }
+
+    /// Takes a queued task for running, and reads it, in one statement; `None` if it is not
+    /// queued (already run, cancelled, or taken by another job). On PostgreSQL concurrent runs
+    /// take theirs in one statement (group commit).
+    async fn take_task(&self, take: Take) -> ServiceResult<Option<task::Model>> {
+        if let Some(batches) = self.pg_batches() {
+            return batches.tasks.take.call(take).await;
+        }
+        Ok(task::Entity::update_many()
+            .col_expr(task::Column::Status, Expr::value("running"))
+            .col_expr(task::Column::LeaseUntil, Expr::value(take.lease_until))
+            .col_expr(
+                task::Column::Attempts,
+                Expr::col(task::Column::Attempts).add(1),
+            )
+            .col_expr(task::Column::UpdatedAt, Expr::value(take.updated_at))
+            .filter(task::Column::Id.eq(take.id))
+            .filter(task::Column::Status.eq("queued"))
+            .exec_with_returning(&self.db)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// Records how a run ended. A task cancelled while it ran stays cancelled. On PostgreSQL
+    /// concurrent runs record theirs in one statement (group commit).
+    async fn finish_task(&self, f: Finish) -> ServiceResult<()> {
+        if let Some(batches) = self.pg_batches() {
+            return batches.tasks.finish.call(f).await;
+        }
         let mut q = task::Entity::update_many()
-            .col_expr(task::Column::Status, Expr::value(status))
+            .col_expr(task::Column::Status, Expr::value(f.status))
             .col_expr(task::Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
-            .col_expr(task::Column::LastError, Expr::value(error))
-            .col_expr(task::Column::UpdatedAt, Expr::value(now));
-        if let Some(at) = run_at {
+            .col_expr(task::Column::LastError, Expr::value(f.last_error))
+            .col_expr(task::Column::UpdatedAt, Expr::value(f.updated_at));
+        if let Some(at) = f.run_at {
             q = q.col_expr(task::Column::RunAt, Expr::value(at));
         }
-        // A task cancelled while it ran stays cancelled.
-        q.filter(task::Column::Id.eq(&t.id))
+        q.filter(task::Column::Id.eq(f.id))
             .filter(task::Column::Status.eq("running"))
             .exec(&self.db)
             .await?;
-        Ok(true)
+        Ok(())
     }
 
     async fn execute_task(

@@ -9,16 +9,16 @@ use entity::{
     webhook_endpoint as endpoint,
 };
 use rand::{Rng, RngCore};
-use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
     FromQueryResult, IdenStatic, IntoActiveModel, Iterable, QueryFilter, QueryOrder, QuerySelect,
-    Set, Statement, UpdateMany,
+    Set, Statement, UpdateMany, sqlx,
 };
 use serde_json::{Value, json};
 
 use crate::batch::Batcher;
-use crate::db::SelectUnique;
+use crate::db::{SelectUnique, StatementCounter};
 use crate::events::{self, EventType};
 use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};
 
@@ -125,6 +125,16 @@ SELECT d.*, {} FROM d LEFT JOIN LATERAL (
     })
 }
 
+/// PostgreSQL: the relay's batch of outbox events (`$3` of them after id `$2`, in id order,
+/// skipping rows another relay holds), taken and marked published (`$1`) in one statement.
+/// `= ANY(ARRAY(…))` finds the rows by key however small the planner guesses the table (an
+/// `IN` list of ids was planned as a scan of the whole outbox).
+const RELAY_CLAIM_SQL: &str = r#"UPDATE outbox SET published_at = $1
+WHERE id = ANY(ARRAY(
+    SELECT id FROM outbox WHERE published_at IS NULL AND id > $2
+    ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED))
+RETURNING *"#;
+
 /// PostgreSQL's group commit of the worker's two statements per delivery: the lease and the
 /// record of an attempt that needs no look at the endpoint's failing streak.
 pub(crate) struct Batches {
@@ -137,14 +147,14 @@ const BATCH_MAX: usize = 64;
 const BATCHES_IN_FLIGHT: usize = 3;
 
 impl Batches {
-    pub(crate) fn spawn(db: DatabaseConnection) -> Self {
-        let lease_db = db.clone();
+    pub(crate) fn spawn(db: DatabaseConnection, counter: StatementCounter) -> Self {
+        let (lease_db, lease_counter) = (db.clone(), counter.clone());
         Self {
             lease: Batcher::spawn(BATCH_MAX, BATCHES_IN_FLIGHT, move |ids| {
-                lease_batch(lease_db.clone(), ids)
+                lease_batch(lease_db.clone(), lease_counter.clone(), ids)
             }),
             attempts: Batcher::spawn(BATCH_MAX, BATCHES_IN_FLIGHT, move |records| {
-                attempts_batch(db.clone(), records)
+                attempts_batch(db.clone(), counter.clone(), records)
             }),
         }
     }
@@ -154,22 +164,16 @@ impl Batches {
 /// An id named twice in one batch is leased once: its second caller gets `None`.
 async fn lease_batch(
     db: DatabaseConnection,
+    counter: StatementCounter,
     ids: Vec<String>,
 ) -> ServiceResult<Vec<Option<(delivery::Model, Option<endpoint::Model>)>>> {
     let (lease_until, due_by) = lease_window();
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            lease_with_signer_sql(),
-            [
-                lease_until.into(),
-                serde_json::to_string(&ids)
-                    .map_err(anyhow::Error::from)?
-                    .into(),
-                due_by.into(),
-            ],
-        ))
-        .await?;
+    let json = serde_json::to_string(&ids).map_err(anyhow::Error::from)?;
+    let query = sqlx::query(lease_with_signer_sql())
+        .bind(lease_until)
+        .bind(json)
+        .bind(due_by);
+    let rows = db::pg_planned_each_time(&db, &counter, query).await?;
     let mut leased = HashMap::with_capacity(rows.len());
     for row in rows {
         let d = delivery::Model::from_query_result(&row, "")?;
@@ -267,15 +271,11 @@ WHERE id = ANY(ARRAY(SELECT endpoint_id FROM v WHERE endpoint_id IS NOT NULL))
 
 async fn attempts_batch(
     db: DatabaseConnection,
+    counter: StatementCounter,
     records: Vec<AttemptRecord>,
 ) -> ServiceResult<Vec<()>> {
     let json = serde_json::to_string(&records).map_err(anyhow::Error::from)?;
-    db.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        ATTEMPTS_BATCH_SQL,
-        [json.into()],
-    ))
-    .await?;
+    db::pg_planned_each_time(&db, &counter, sqlx::query(ATTEMPTS_BATCH_SQL).bind(json)).await?;
     Ok(vec![(); records.len()])
 }
 
@@ -540,15 +540,37 @@ impl Service {
         Fut: std::future::Future<Output = anyhow::Result<()>>,
     {
         let txn = db::begin_write(&self.db).await?;
-        let mut q = outbox::Entity::find().filter(outbox::Column::PublishedAt.is_null());
-        if let Some(after) = after {
-            q = q.filter(outbox::Column::Id.gt(after));
-        }
-        let mut q = q.order_by_asc(outbox::Column::Id).limit(limit);
-        if self.db.get_database_backend() == DbBackend::Postgres {
-            q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-        }
-        let rows = q.all(&txn).await?;
+        let now = self.clock.now();
+        let postgres = self.db.get_database_backend() == DbBackend::Postgres;
+        let rows = if postgres {
+            // Taken (rows another relay holds are skipped) and marked in one statement.
+            let mut rows = Vec::new();
+            for row in txn
+                .query_all_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    RELAY_CLAIM_SQL,
+                    [
+                        now.into(),
+                        after.unwrap_or(i64::MIN).into(),
+                        (limit as i64).into(),
+                    ],
+                ))
+                .await?
+            {
+                rows.push(outbox::Model::from_query_result(&row, "")?);
+            }
+            rows.sort_by_key(|r| r.id);
+            rows
+        } else {
+            let mut q = outbox::Entity::find().filter(outbox::Column::PublishedAt.is_null());
+            if let Some(after) = after {
+                q = q.filter(outbox::Column::Id.gt(after));
+            }
+            q.order_by_asc(outbox::Column::Id)
+                .limit(limit)
+                .all(&txn)
+                .await?
+        };
         if rows.is_empty() {
             txn.commit().await?;
             return Ok((rows, Vec::new()));
@@ -588,12 +610,14 @@ impl Service {
             );
             rest = tail;
         }
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        outbox::Entity::update_many()
-            .col_expr(outbox::Column::PublishedAt, Expr::value(self.clock.now()))
-            .filter(outbox::Column::Id.is_in(ids))
-            .exec(&txn)
-            .await?;
+        if !postgres {
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            outbox::Entity::update_many()
+                .col_expr(outbox::Column::PublishedAt, Expr::value(now))
+                .filter(outbox::Column::Id.is_in(ids))
+                .exec(&txn)
+                .await?;
+        }
         publish(rows.clone())
             .await
             .map_err(ServiceError::Internal)?;
@@ -724,7 +748,7 @@ impl Service {
     /// one statement; on SQLite (no `UPDATE` in a `WITH`), two.
     pub async fn delivery_to_send(&self, delivery_id: &str) -> ServiceResult<Option<SendSpec>> {
         // Lease it: of several jobs for one delivery (a sweeper re-queue, a resend), one sends.
-        let (d, signer) = if let Some(batches) = self.webhook_batches() {
+        let (d, signer) = if let Some(batches) = self.pg_batches().map(|b| &b.webhook) {
             // Concurrent senders lease in one statement (group commit).
             let Some(leased) = batches.lease.call(delivery_id.to_string()).await? else {
                 return Ok(None);
@@ -843,7 +867,7 @@ impl Service {
             endpoint_id: spec.endpoint.as_ref().map(|e| e.id.clone()),
         };
         let reads_endpoint = spec.endpoint.is_some() && !success;
-        if !reads_endpoint && let Some(batches) = self.webhook_batches() {
+        if !reads_endpoint && let Some(batches) = self.pg_batches().map(|b| &b.webhook) {
             // The usual case, a success (or a callback's attempt): concurrent senders record
             // theirs in one statement (group commit).
             batches.attempts.call(record).await?;
