@@ -1301,6 +1301,55 @@ async fn the_scheduler_keeps_at_most_max_queued_tasks_in_the_job_queue() {
     );
 }
 
+/// Of several jobs that run one queued task at once (a re-queue after a lost lease, a duplicate
+/// job), exactly one runs it, whether the runs take their tasks in one statement (PostgreSQL's
+/// group commit, where one task can be named twice in a batch) or one by one; each run's end is
+/// recorded, and a task that is done is not run again.
+#[tokio::test]
+async fn concurrent_runs_of_a_queued_task_run_it_exactly_once() {
+    use entity::task;
+    use sea_orm::{ConnectionTrait, EntityTrait};
+
+    let app = spawn_app_with(|c| c.embedded_workers = Some(false)).await;
+    let (svc, db) = (&app.service, app.service.db());
+    let now = svc.clock().now();
+    for _ in 0..4 {
+        db.execute(&service::tasks::scheduling(
+            &app.partner_id,
+            None,
+            service::tasks::TaskKind::SendEmail,
+            json!({"email_id": "none"}),
+            now - chrono::Duration::seconds(1),
+            now,
+        ))
+        .await
+        .expect("task");
+    }
+    let ids = svc.claim_due_tasks(10).await.expect("claim");
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    // Each task run four times, all at once.
+    let runs: Vec<String> = (0..4).flat_map(|_| ids.clone()).collect();
+    let ran = futures_util::future::join_all(runs.iter().map(|id| svc.run_task(id))).await;
+    for id in &ids {
+        let n = runs
+            .iter()
+            .zip(&ran)
+            .filter(|(asked, r)| *asked == id && *r.as_ref().expect("run"))
+            .count();
+        assert_eq!(n, 1, "{id} was run {n} times");
+        let t = task::Entity::find_by_id(id.clone())
+            .one(db)
+            .await
+            .expect("read")
+            .expect("task");
+        assert_eq!(
+            (t.status.as_str(), t.attempts, t.lease_until),
+            ("done", 1, None)
+        );
+        assert!(!svc.run_task(id).await.expect("run"), "done: not run again");
+    }
+}
+
 /// A hosted-form submission's statements, counted without BEGIN and COMMIT: the form with its
 /// package and partner; in the transaction, one lookup of the SSN, e-mail and reference id,
 /// the candidate, its event, the check with its history and two events (one statement on
