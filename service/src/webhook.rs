@@ -9,11 +9,11 @@ use entity::{
     webhook_endpoint as endpoint,
 };
 use rand::{Rng, RngCore};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
     FromQueryResult, IdenStatic, IntoActiveModel, Iterable, QueryFilter, QueryOrder, QuerySelect,
-    Set, Statement, UpdateMany, sqlx,
+    Set, UpdateMany, sqlx,
 };
 use serde_json::{Value, json};
 
@@ -124,16 +124,6 @@ SELECT d.*, {} FROM d LEFT JOIN LATERAL (
         )
     })
 }
-
-/// PostgreSQL: the relay's batch of outbox events (`$3` of them after id `$2`, in id order,
-/// skipping rows another relay holds), taken and marked published (`$1`) in one statement.
-/// `= ANY(ARRAY(…))` finds the rows by key however small the planner guesses the table (an
-/// `IN` list of ids was planned as a scan of the whole outbox).
-const RELAY_CLAIM_SQL: &str = r#"UPDATE outbox SET published_at = $1
-WHERE id = ANY(ARRAY(
-    SELECT id FROM outbox WHERE published_at IS NULL AND id > $2
-    ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED))
-RETURNING *"#;
 
 /// PostgreSQL's group commit of the worker's two statements per delivery: the lease and the
 /// record of an attempt that needs no look at the endpoint's failing streak.
@@ -540,37 +530,15 @@ impl Service {
         Fut: std::future::Future<Output = anyhow::Result<()>>,
     {
         let txn = db::begin_write(&self.db).await?;
-        let now = self.clock.now();
-        let postgres = self.db.get_database_backend() == DbBackend::Postgres;
-        let rows = if postgres {
-            // Taken (rows another relay holds are skipped) and marked in one statement.
-            let mut rows = Vec::new();
-            for row in txn
-                .query_all_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    RELAY_CLAIM_SQL,
-                    [
-                        now.into(),
-                        after.unwrap_or(i64::MIN).into(),
-                        (limit as i64).into(),
-                    ],
-                ))
-                .await?
-            {
-                rows.push(outbox::Model::from_query_result(&row, "")?);
-            }
-            rows.sort_by_key(|r| r.id);
-            rows
-        } else {
-            let mut q = outbox::Entity::find().filter(outbox::Column::PublishedAt.is_null());
-            if let Some(after) = after {
-                q = q.filter(outbox::Column::Id.gt(after));
-            }
-            q.order_by_asc(outbox::Column::Id)
-                .limit(limit)
-                .all(&txn)
-                .await?
-        };
+        let mut q = outbox::Entity::find().filter(outbox::Column::PublishedAt.is_null());
+        if let Some(after) = after {
+            q = q.filter(outbox::Column::Id.gt(after));
+        }
+        let mut q = q.order_by_asc(outbox::Column::Id).limit(limit);
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        let rows = q.all(&txn).await?;
         if rows.is_empty() {
             txn.commit().await?;
             return Ok((rows, Vec::new()));
@@ -610,14 +578,12 @@ impl Service {
             );
             rest = tail;
         }
-        if !postgres {
-            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-            outbox::Entity::update_many()
-                .col_expr(outbox::Column::PublishedAt, Expr::value(now))
-                .filter(outbox::Column::Id.is_in(ids))
-                .exec(&txn)
-                .await?;
-        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::PublishedAt, Expr::value(self.clock.now()))
+            .filter(outbox::Column::Id.is_in(ids))
+            .exec(&txn)
+            .await?;
         publish(rows.clone())
             .await
             .map_err(ServiceError::Internal)?;
