@@ -3,6 +3,7 @@
 //! as one of its `in_flight` slots is free. Alone, a caller's item runs at once, by itself; under
 //! load, items queue while the slots are busy and the next batch takes them all (up to
 //! `max_batch`). Nothing waits for a batch to fill.
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -11,6 +12,11 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use crate::{ServiceError, ServiceResult};
 
 type Reply<O> = oneshot::Sender<Result<O, Arc<str>>>;
+
+/// The service's batchers: items per statement at most, and statements of one batcher running
+/// at once.
+const MAX_BATCH: usize = 64;
+const IN_FLIGHT: usize = 3;
 
 pub(crate) struct Batcher<I, O> {
     tx: mpsc::UnboundedSender<(I, Reply<O>)>,
@@ -69,6 +75,16 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         Self { tx }
     }
 
+    /// A batcher of the service's size whose `run` gets `ctx` (its connection) with each batch.
+    pub(crate) fn with_context<C, F, Fut>(ctx: C, run: F) -> Self
+    where
+        C: Clone + Send + Sync + 'static,
+        F: Fn(C, Vec<I>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ServiceResult<Vec<O>>> + Send + 'static,
+    {
+        Self::spawn(MAX_BATCH, IN_FLIGHT, move |items| run(ctx.clone(), items))
+    }
+
     /// Runs `item` in the next batch and answers its output.
     pub(crate) async fn call(&self, item: I) -> ServiceResult<O> {
         let (reply, answer) = oneshot::channel();
@@ -82,6 +98,16 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
             Err(_) => Err(stopped()),
         }
     }
+}
+
+/// Each key's row of `found` (rows by key), in the keys' order. A key named twice in a batch
+/// gets its row once, for its first caller; its later callers get `None`, as does a key
+/// without a row.
+pub(crate) fn each_once<'a, T>(
+    keys: impl IntoIterator<Item = &'a String>,
+    mut found: HashMap<String, T>,
+) -> Vec<Option<T>> {
+    keys.into_iter().map(|k| found.remove(k)).collect()
 }
 
 #[cfg(test)]

@@ -22,29 +22,49 @@ impl StatementCounter {
     }
 }
 
-/// A PostgreSQL statement for [`pg_planned_each_time`].
+/// A PostgreSQL statement for [`PlannedEachTime`].
 pub(crate) type PgQuery<'q> =
     sea_orm::sqlx::query::Query<'q, sea_orm::sqlx::Postgres, sea_orm::sqlx::postgres::PgArguments>;
 
-/// PostgreSQL: runs `query` as an unnamed statement, planned at each execution with the tables
-/// as they are, and counts it. The group-commit statements (a JSON array of keys or rows
-/// joined to a table) run this way: prepared once, such a statement keeps the generic plan
-/// PostgreSQL makes at its sixth execution, and made while the table was a few pages that
-/// plan scans the whole table in every batch once it has grown (4–5 ms a batch at 10,000
-/// tasks, measured with `auto_explain`). Planning anew costs a few tens of microseconds a
-/// batch.
-pub(crate) async fn pg_planned_each_time(
-    db: &DatabaseConnection,
-    counter: &StatementCounter,
-    query: PgQuery<'_>,
-) -> Result<Vec<sea_orm::QueryResult>, sea_orm::DbErr> {
-    counter.0.fetch_add(1, Ordering::Relaxed);
-    let rows = query
-        .persistent(false)
-        .fetch_all(db.get_postgres_connection_pool())
-        .await
-        .map_err(|e| sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(Arc::new(e))))?;
-    Ok(rows.into_iter().map(sea_orm::QueryResult::from).collect())
+/// PostgreSQL: runs statements as unnamed ones, planned at each execution with the tables as
+/// they are, and counts them. The group-commit statements (a JSON array of keys or rows joined
+/// to a table) run this way: prepared once, such a statement keeps the generic plan PostgreSQL
+/// makes at its sixth execution, and made while the table was a few pages that plan scans the
+/// whole table in every batch once it has grown (4–5 ms a batch at 10,000 tasks, measured with
+/// `auto_explain`).
+#[derive(Clone)]
+pub(crate) struct PlannedEachTime {
+    db: DatabaseConnection,
+    counter: StatementCounter,
+}
+
+impl PlannedEachTime {
+    pub(crate) fn new(db: DatabaseConnection, counter: StatementCounter) -> Self {
+        Self { db, counter }
+    }
+
+    pub(crate) async fn run(
+        &self,
+        query: PgQuery<'_>,
+    ) -> Result<Vec<sea_orm::QueryResult>, sea_orm::DbErr> {
+        self.counter.0.fetch_add(1, Ordering::Relaxed);
+        let rows = query
+            .persistent(false)
+            .fetch_all(self.db.get_postgres_connection_pool())
+            .await
+            .map_err(|e| sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(Arc::new(e))))?;
+        Ok(rows.into_iter().map(sea_orm::QueryResult::from).collect())
+    }
+
+    /// `sql` with `$1` the items as a JSON array (read with `jsonb_to_recordset`).
+    pub(crate) async fn run_json<T: serde::Serialize>(
+        &self,
+        sql: &'static str,
+        items: &[T],
+    ) -> crate::ServiceResult<Vec<sea_orm::QueryResult>> {
+        let json = serde_json::to_string(items).map_err(anyhow::Error::from)?;
+        Ok(self.run(sea_orm::sqlx::query(sql).bind(json)).await?)
+    }
 }
 
 pub struct DbOptions {

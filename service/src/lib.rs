@@ -72,7 +72,7 @@ pub struct Service {
     pub(crate) crypto: Arc<crypto::Crypto>,
     pub(crate) tokens: Arc<auth::TokenAuthority>,
     pub(crate) settings: Arc<ServiceSettings>,
-    pub(crate) statements: db::StatementCounter,
+    statements: db::StatementCounter,
     pub(crate) clock: clock::Clock,
     pub(crate) provider: Arc<dyn screening::provider::Provider>,
     pub(crate) mailer: Option<Arc<dyn mail::Mailer>>,
@@ -128,10 +128,15 @@ impl Service {
     pub(crate) fn pg_batches(&self) -> Option<&PgBatches> {
         (self.db.get_database_backend() == sea_orm::DbBackend::Postgres).then(|| {
             self.pg_batches.get_or_init(|| PgBatches {
-                webhook: webhook::Batches::spawn(self.db.clone(), self.statements.clone()),
-                tasks: tasks::Batches::spawn(self.db.clone(), self.statements.clone()),
+                webhook: webhook::Batches::spawn(self.planned_each_time()),
+                tasks: tasks::Batches::spawn(self.planned_each_time()),
             })
         })
+    }
+
+    /// PostgreSQL statements of this service planned at each execution.
+    pub(crate) fn planned_each_time(&self) -> db::PlannedEachTime {
+        db::PlannedEachTime::new(self.db.clone(), self.statements.clone())
     }
 
     /// The same service with another screening provider.

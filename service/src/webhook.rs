@@ -11,14 +11,14 @@ use entity::{
 use rand::{Rng, RngCore};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    FromQueryResult, IdenStatic, IntoActiveModel, Iterable, QueryFilter, QueryOrder, QuerySelect,
-    Set, UpdateMany, sqlx,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
+    IdenStatic, IntoActiveModel, Iterable, QueryFilter, QueryOrder, QuerySelect, Set, UpdateMany,
+    sqlx,
 };
 use serde_json::{Value, json};
 
 use crate::batch::Batcher;
-use crate::db::{SelectUnique, StatementCounter};
+use crate::db::{PlannedEachTime, SelectUnique};
 use crate::events::{self, EventType};
 use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};
 
@@ -132,20 +132,11 @@ pub(crate) struct Batches {
     attempts: Batcher<AttemptRecord, ()>,
 }
 
-/// Items per statement at most, and statements of each kind running at once.
-const BATCH_MAX: usize = 64;
-const BATCHES_IN_FLIGHT: usize = 3;
-
 impl Batches {
-    pub(crate) fn spawn(db: DatabaseConnection, counter: StatementCounter) -> Self {
-        let (lease_db, lease_counter) = (db.clone(), counter.clone());
+    pub(crate) fn spawn(pg: PlannedEachTime) -> Self {
         Self {
-            lease: Batcher::spawn(BATCH_MAX, BATCHES_IN_FLIGHT, move |ids| {
-                lease_batch(lease_db.clone(), lease_counter.clone(), ids)
-            }),
-            attempts: Batcher::spawn(BATCH_MAX, BATCHES_IN_FLIGHT, move |records| {
-                attempts_batch(db.clone(), counter.clone(), records)
-            }),
+            lease: Batcher::with_context(pg.clone(), lease_batch),
+            attempts: Batcher::with_context(pg, attempts_batch),
         }
     }
 }
@@ -153,8 +144,7 @@ impl Batches {
 /// Leases the due deliveries among `ids`, answering each id's delivery and signer, or `None`.
 /// An id named twice in one batch is leased once: its second caller gets `None`.
 async fn lease_batch(
-    db: DatabaseConnection,
-    counter: StatementCounter,
+    pg: PlannedEachTime,
     ids: Vec<String>,
 ) -> ServiceResult<Vec<Option<(delivery::Model, Option<endpoint::Model>)>>> {
     let (lease_until, due_by) = lease_window();
@@ -163,14 +153,14 @@ async fn lease_batch(
         .bind(lease_until)
         .bind(json)
         .bind(due_by);
-    let rows = db::pg_planned_each_time(&db, &counter, query).await?;
+    let rows = pg.run(query).await?;
     let mut leased = HashMap::with_capacity(rows.len());
     for row in rows {
         let d = delivery::Model::from_query_result(&row, "")?;
         let signer = endpoint::Model::from_query_result_optional(&row, SIGNER_PREFIX)?;
         leased.insert(d.id.clone(), (d, signer));
     }
-    Ok(ids.iter().map(|id| leased.remove(id)).collect())
+    Ok(crate::batch::each_once(&ids, leased))
 }
 
 /// A lease taken now: when it ends, and how soon a delivery must be due to be leased.
@@ -260,12 +250,10 @@ WHERE id = ANY(ARRAY(SELECT endpoint_id FROM v WHERE endpoint_id IS NOT NULL))
   AND failing_since IS NOT NULL"#;
 
 async fn attempts_batch(
-    db: DatabaseConnection,
-    counter: StatementCounter,
+    pg: PlannedEachTime,
     records: Vec<AttemptRecord>,
 ) -> ServiceResult<Vec<()>> {
-    let json = serde_json::to_string(&records).map_err(anyhow::Error::from)?;
-    db::pg_planned_each_time(&db, &counter, sqlx::query(ATTEMPTS_BATCH_SQL).bind(json)).await?;
+    pg.run_json(ATTEMPTS_BATCH_SQL, &records).await?;
     Ok(vec![(); records.len()])
 }
 
