@@ -22,9 +22,11 @@ pub(crate) struct Batcher<I, O> {
     tx: mpsc::UnboundedSender<(I, Reply<O>)>,
 }
 
-impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
+impl<I: Clone + Send + 'static, O: Send + 'static> Batcher<I, O> {
     /// Starts the batcher's task on the current tokio runtime. `run` gets a batch's items and
-    /// answers one output per item, in their order; its error is every item's error.
+    /// answers one output per item, in their order. When the database refuses a batch of
+    /// several items, each runs again alone, so an item it refuses fails only its own caller;
+    /// any other error (a lost connection, a full pool) is every item's error.
     pub(crate) fn spawn<F, Fut>(max_batch: usize, in_flight: usize, run: F) -> Self
     where
         F: Fn(Vec<I>) -> Fut + Send + Sync + 'static,
@@ -32,6 +34,7 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
     {
         let (tx, mut rx) = mpsc::unbounded_channel::<(I, Reply<O>)>();
         let slots = Arc::new(Semaphore::new(in_flight.max(1)));
+        let run = Arc::new(run);
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -46,28 +49,12 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
                     }
                 }
                 let (items, replies): (Vec<I>, Vec<Reply<O>>) = batch.into_iter().unzip();
-                let fut = run(items);
+                let run = run.clone();
                 tokio::spawn(async move {
-                    let n = replies.len();
-                    let answered: Result<Vec<O>, Arc<str>> = match fut.await {
-                        Ok(outs) if outs.len() == n => Ok(outs),
-                        Ok(outs) => {
-                            Err(format!("a batch of {n} answered {} results", outs.len()).into())
-                        }
-                        Err(e) => Err(format!("{e:#}").into()),
-                    };
+                    let answers = answer(&*run, items).await;
                     drop(slot);
-                    match answered {
-                        Ok(outs) => {
-                            for (reply, out) in replies.into_iter().zip(outs) {
-                                let _ = reply.send(Ok(out));
-                            }
-                        }
-                        Err(msg) => {
-                            for reply in replies {
-                                let _ = reply.send(Err(msg.clone()));
-                            }
-                        }
+                    for (reply, a) in replies.into_iter().zip(answers) {
+                        let _ = reply.send(a);
                     }
                 });
             }
@@ -97,6 +84,40 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
             ))),
             Err(_) => Err(stopped()),
         }
+    }
+}
+
+/// Runs `items` as one batch and answers each item; when the database refuses a batch of
+/// several, runs each item again alone (in turn, in the batch's slot).
+async fn answer<I: Clone, O, F, Fut>(run: &F, items: Vec<I>) -> Vec<Result<O, Arc<str>>>
+where
+    F: Fn(Vec<I>) -> Fut,
+    Fut: Future<Output = ServiceResult<Vec<O>>>,
+{
+    let n = items.len();
+    let alone = (n > 1).then(|| items.clone());
+    let failed = |msg: String| {
+        let msg: Arc<str> = msg.into();
+        (0..n).map(|_| Err(msg.clone())).collect()
+    };
+    match run(items).await {
+        Ok(outs) if outs.len() == n => outs.into_iter().map(Ok).collect(),
+        Ok(outs) => failed(format!("a batch of {n} answered {} results", outs.len())),
+        Err(e) => match alone {
+            Some(items) if e.is_refused_by_database() => {
+                tracing::warn!(error = %e.detail(), items = n, "a batch was refused; its items run alone");
+                let mut answers = Vec::with_capacity(n);
+                for item in items {
+                    answers.push(match run(vec![item]).await {
+                        Ok(mut outs) if outs.len() == 1 => Ok(outs.remove(0)),
+                        Ok(outs) => Err(format!("an item answered {} results", outs.len()).into()),
+                        Err(e) => Err(e.detail().into()),
+                    });
+                }
+                answers
+            }
+            _ => failed(e.detail()),
+        },
     }
 }
 
@@ -175,5 +196,72 @@ mod tests {
         assert!(err.to_string().contains("internal"), "{err}");
         assert!(matches!(&err, ServiceError::Internal(e) if e.to_string().contains("refused")));
         assert_eq!(b.call(3).await.expect("answer"), 6);
+    }
+
+    #[tokio::test]
+    async fn an_item_the_database_refuses_fails_alone_and_its_batch_mates_get_their_answers() {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let b = doubler(sizes.clone(), 1, Some(7));
+        // Eleven items at once into batches of at most eight: 7 shares a batch with others.
+        let calls: Vec<_> = (0..11u32)
+            .map(|i| {
+                let b = b.clone();
+                tokio::spawn(async move { (i, b.call(i).await) })
+            })
+            .collect();
+        for c in calls {
+            match c.await.expect("call task") {
+                (7, out) => {
+                    let err = out.expect_err("7 is refused");
+                    assert!(err.to_string().contains("internal"), "{err}");
+                }
+                (i, out) => assert_eq!(out.expect("answer"), i * 2),
+            }
+        }
+        let sizes = sizes.lock().expect("sizes").clone();
+        assert!(sizes.iter().any(|&n| n > 1), "a shared batch: {sizes:?}");
+        // Each of the refused batch's items ran again by itself, in the batch's slot, before
+        // the next batch.
+        let refused = sizes.iter().position(|&n| n > 1).expect("the shared batch");
+        let alone = &sizes[refused + 1..=refused + sizes[refused]];
+        assert!(alone.iter().all(|&n| n == 1), "{sizes:?}");
+        assert_eq!(
+            sizes.iter().sum::<usize>(),
+            11 + sizes[refused],
+            "{sizes:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_lost_for_another_reason_is_not_run_again() {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let seen = sizes.clone();
+        let b = Arc::new(Batcher::spawn(8, 1, move |items: Vec<u32>| {
+            seen.lock().expect("sizes").push(items.len());
+            async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Err::<Vec<u32>, _>(ServiceError::Internal(anyhow::anyhow!(
+                    "connection reset ({} items)",
+                    items.len()
+                )))
+            }
+        }));
+        let calls: Vec<_> = (0..5u32)
+            .map(|i| {
+                let b = b.clone();
+                tokio::spawn(async move { b.call(i).await })
+            })
+            .collect();
+        for c in calls {
+            let err = c.await.expect("call task").expect_err("lost");
+            assert!(
+                matches!(&err, ServiceError::Internal(e) if e.to_string().contains("connection reset")),
+                "{err:?}"
+            );
+        }
+        // Each item ran once, in a shared batch, and not again by itself.
+        let sizes = sizes.lock().expect("sizes").clone();
+        assert!(sizes.iter().any(|&n| n > 1), "a shared batch: {sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), 5, "{sizes:?}");
     }
 }

@@ -67,6 +67,12 @@ impl PlannedEachTime {
     }
 }
 
+/// PostgreSQL text holds no NUL: text another system sent (a receiver's response, a mail
+/// server's error) must not fail the record it goes into, nor, in a batch, the others'.
+pub(crate) fn without_nul(s: &str) -> String {
+    s.replace('\0', "")
+}
+
 pub struct DbOptions {
     pub url: String,
     pub max_connections: u32,

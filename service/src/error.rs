@@ -1,6 +1,6 @@
 //! The service layer's one error type. The api maps it once to GraphQL error codes and once to
 //! HTTP status codes.
-use sea_orm::{DbErr, SqlErr};
+use sea_orm::{DbErr, RuntimeErr, SqlErr};
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
@@ -42,6 +42,30 @@ impl ServiceError {
             field: None,
             message: message.into(),
             existing_id: None,
+        }
+    }
+
+    /// The whole story, for logs and records: an internal error's chain of causes too (its
+    /// `Display` says only "internal error", which is all a caller is shown).
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Internal(inner) => format!("{inner:#}"),
+            other => other.to_string(),
+        }
+    }
+
+    /// Whether the database (or the service) refused the statement for what it was asked to
+    /// write, as opposed to the statement being lost on its way (a connection, a pool, a
+    /// timeout): the former is about the items, the latter about the moment.
+    pub(crate) fn is_refused_by_database(&self) -> bool {
+        match self {
+            Self::Internal(e) => matches!(
+                e.downcast_ref::<DbErr>(),
+                Some(DbErr::Query(RuntimeErr::SqlxError(s)) | DbErr::Exec(RuntimeErr::SqlxError(s)))
+                    if matches!(**s, sea_orm::sqlx::Error::Database(_))
+            ),
+            Self::Unauthenticated(_) | Self::Forbidden(_) => false,
+            Self::NotFound { .. } | Self::Invalid { .. } | Self::Conflict { .. } => true,
         }
     }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::{
-    CheckStatus, Role, SearchKind, candidate, candidate_link, check, check_report, consent,
+    CheckStatus, Role, SearchKind, candidate, candidate_link, check, check_report, consent, email,
     form_session, partner,
 };
 use sea_orm::sea_query::{Expr, InsertStatement, SubQueryStatement, UpdateStatement};
@@ -398,11 +398,15 @@ impl Service {
         Ok(updated)
     }
 
-    /// Task: remind a candidate who has not consented yet (nothing if they have).
+    /// Task: remind a candidate who has not consented yet (nothing if they have). A reminder
+    /// is sent once for the time it was `due`: a run of the task again (its end not recorded
+    /// before its lease ran out) or a reminder already sent since then finds the candidate
+    /// reminded and sends nothing.
     pub(crate) async fn send_reminder(
         &self,
         partner_id: &str,
         check_id: &str,
+        due: DateTime<Utc>,
     ) -> ServiceResult<TaskOutcome> {
         let txn = db::begin_write(&self.db).await?;
         let Ok((c, cand, partner)) =
@@ -423,6 +427,15 @@ impl Service {
             .one(&txn)
             .await?;
         if link.is_none() {
+            return Ok(TaskOutcome::Done);
+        }
+        let reminded = email::Entity::find()
+            .filter(email::Column::CheckId.eq(&c.id))
+            .filter(email::Column::Kind.eq(mail::kind::REMINDER))
+            .filter(email::Column::CreatedAt.gte(due))
+            .one(&txn)
+            .await?;
+        if reminded.is_some() {
             return Ok(TaskOutcome::Done);
         }
         let (url, mut writes) = self.fresh_consent_link(&c, now);

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::batch::{self, Batcher};
 use crate::db::PlannedEachTime;
-use crate::{Service, ServiceResult, ids};
+use crate::{Service, ServiceResult, db, ids};
 
 /// What a task does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,7 +175,7 @@ pub(crate) struct Batches {
 }
 
 /// A queued task to take for running, until `lease_until`.
-#[derive(serde::Serialize)]
+#[derive(Clone, serde::Serialize)]
 struct Take {
     id: String,
     lease_until: DateTime<Utc>,
@@ -183,7 +183,7 @@ struct Take {
 }
 
 /// How a run ended: the task's new status, its error, and when to run it again.
-#[derive(serde::Serialize)]
+#[derive(Clone, serde::Serialize)]
 struct Finish {
     id: String,
     status: &'static str,
@@ -341,11 +341,10 @@ impl Service {
             Ok(TaskOutcome::Done) => ("done", None, None),
             Ok(TaskOutcome::RunAgainAt(at)) => ("pending", Some(at), None),
             Err(e) => {
-                let msg = match &e {
-                    crate::ServiceError::Internal(inner) => format!("{inner:#}"),
-                    other => other.to_string(),
-                };
+                let msg = e.detail();
                 tracing::warn!(task = %t.id, kind = %t.kind, attempt = t.attempts, error = %msg, "task failed");
+                // An error can quote what another system answered.
+                let msg = db::without_nul(&msg);
                 if t.attempts >= MAX_ATTEMPTS {
                     ("failed", None, Some(msg))
                 } else {
@@ -418,7 +417,7 @@ impl Service {
         let check_id = t.check_id.as_deref().unwrap_or_default();
         match kind {
             TaskKind::Screening => self.run_screening(&t.partner_id, check_id, payload).await,
-            TaskKind::InviteReminder => self.send_reminder(&t.partner_id, check_id).await,
+            TaskKind::InviteReminder => self.send_reminder(&t.partner_id, check_id, t.run_at).await,
             TaskKind::AdverseFinalNotice => {
                 self.adverse_final_notice(&t.partner_id, check_id).await
             }

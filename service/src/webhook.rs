@@ -171,7 +171,7 @@ fn lease_window() -> (DateTime<Utc>, DateTime<Utc>) {
 
 /// One attempt and what it makes of its delivery: the attempt row and the delivery's update,
 /// batched by `attempts_batch` or written one by one.
-#[derive(serde::Serialize)]
+#[derive(Clone, serde::Serialize)]
 struct AttemptRecord {
     partner_id: String,
     delivery_id: String,
@@ -255,12 +255,6 @@ async fn attempts_batch(
 ) -> ServiceResult<Vec<()>> {
     pg.run_json(ATTEMPTS_BATCH_SQL, &records).await?;
     Ok(vec![(); records.len()])
-}
-
-/// PostgreSQL text holds no NUL: a receiver's stray NUL must not fail the record of its attempt
-/// (nor, in a batch, the others').
-fn without_nul(s: &str) -> String {
-    s.replace('\0', "")
 }
 
 /// Clears an endpoint's failing streak: one statement that changes nothing while it is healthy.
@@ -810,9 +804,9 @@ impl Service {
             delivery_id: d.id.clone(),
             url: d.url.clone(),
             status_code: r.status_code.map(i32::from),
-            response_body: r.response_body.as_deref().map(without_nul),
+            response_body: r.response_body.as_deref().map(db::without_nul),
             duration_ms: r.duration_ms,
-            error: r.error.as_deref().map(without_nul),
+            error: r.error.as_deref().map(db::without_nul),
             attempted_at: now,
             attempts,
             status,
