@@ -18,7 +18,7 @@ use crate::graphql::{self, Limits};
 pub async fn service_from(config: &Config) -> anyhow::Result<Service> {
     let (jwt, key) = config.secrets()?;
     let (conn, counter) = db::connect(&DbOptions {
-        url: config.database_url.clone(),
+        url: config.database_url(),
         max_connections: config.db_pool_size(),
         log_statements: config.log_sql,
     })

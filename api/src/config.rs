@@ -31,13 +31,10 @@ impl std::str::FromStr for Secret {
 
 #[derive(Debug, Clone, Args)]
 pub struct Config {
-    /// Database URL: `sqlite://PATH?mode=rwc` (embedded default) or `postgres://USER@HOST/DB`.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "sqlite://./data/clearhire.db?mode=rwc"
-    )]
-    pub database_url: String,
+    /// Database URL: `sqlite://PATH?mode=rwc` or `postgres://USER@HOST/DB`. Unset: the embedded
+    /// default, the SQLite file `clearhire.db` in DATA_DIR.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
 
     /// Redis URL for scale-out: the job queue and the event bus live there. Unset: jobs in a
     /// SQLite file under DATA_DIR and an in-process bus.
@@ -90,7 +87,8 @@ pub struct Config {
     #[arg(long, env = "CLEARHIRE_PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
 
-    /// Directory for the embedded database and generated secrets.
+    /// Directory for the embedded database (unless DATABASE_URL names another), the embedded job
+    /// queue and generated secrets.
     #[arg(long, env = "CLEARHIRE_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
@@ -170,8 +168,20 @@ impl Config {
             .unwrap_or(if self.is_sqlite() { 4 } else { 16 })
     }
 
+    /// The database: DATABASE_URL, or the SQLite file `clearhire.db` in DATA_DIR.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("clearhire.db").display()
+            )
+        })
+    }
+
     pub fn is_sqlite(&self) -> bool {
-        self.database_url.starts_with("sqlite:")
+        self.database_url
+            .as_deref()
+            .is_none_or(|u| u.starts_with("sqlite:"))
     }
 
     pub fn public_base_url(&self) -> String {
@@ -243,4 +253,40 @@ fn write_private(path: &Path, value: &str) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))?;
     f.write_all(value.as_bytes())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Config;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn parse(args: &[&str]) -> Config {
+        Cli::try_parse_from(std::iter::once("clearhire").chain(args.iter().copied()))
+            .expect("arguments")
+            .config
+    }
+
+    #[test]
+    fn the_embedded_database_lives_in_the_data_dir_unless_a_url_is_given() {
+        if std::env::var_os("DATABASE_URL").is_some() {
+            // The environment chooses the database; the default is not what is parsed.
+            return;
+        }
+        let c = parse(&["--data-dir", "/srv/clearhire"]);
+        assert_eq!(
+            c.database_url(),
+            "sqlite:///srv/clearhire/clearhire.db?mode=rwc"
+        );
+        assert!(c.is_sqlite());
+        let c = parse(&["--database-url", "postgres://app@db.internal/clearhire"]);
+        assert_eq!(c.database_url(), "postgres://app@db.internal/clearhire");
+        assert!(!c.is_sqlite());
+    }
 }

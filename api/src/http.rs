@@ -72,7 +72,7 @@ async fn graphql_post(
         },
     };
     parsed.prepare(&mut req);
-    schema.execute(req).await.into()
+    graphql::error::with_codes(schema.execute(req).await).into()
 }
 
 fn unauthenticated(message: &str) -> GraphQLResponse {

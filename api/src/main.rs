@@ -171,7 +171,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(
-        database_url = %redact_url(&config.database_url),
+        database_url = %redact_url(&config.database_url()),
         listen = %config.listen,
         public_base_url = %config.public_base_url(),
         data_dir = %config.data_dir.display(),

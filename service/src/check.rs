@@ -380,7 +380,16 @@ impl Service {
             update = update.col_expr(check::Column::ReportEnc, Expr::value(report.clone()));
             next.report_enc = Some(report);
         }
-        if let Some(t) = extras.monitoring_triggered {
+        // Back to `processing` is a new screening (a recheck, a resumed check): its status and
+        // results webhooks go out without the monitoring tag an earlier alert set, as Turn sends
+        // recheck results.
+        let triggered = extras
+            .monitoring_triggered
+            .or(
+                (to == CheckStatus::Processing && current.criminal_monitoring_triggered)
+                    .then_some(false),
+            );
+        if let Some(t) = triggered {
             update = update.col_expr(check::Column::CriminalMonitoringTriggered, Expr::value(t));
             next.criminal_monitoring_triggered = t;
         }

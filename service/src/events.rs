@@ -32,6 +32,19 @@ pub enum EventType {
     WebhookEndpointDisabled,
 }
 
+/// The least role that sees an event of `event_type` on the `events` subscription: the role the
+/// queries of the same data require (tokens and webhook endpoints: super_admin; the team:
+/// admin; adverse actions, whose reasons come from reports: team_member; the rest: everyone).
+pub fn min_role(event_type: &str) -> entity::Role {
+    use entity::Role;
+    match event_type.split('.').next() {
+        Some("api_token" | "webhook_endpoint") => Role::SuperAdmin,
+        Some("team_member") => Role::Admin,
+        Some("adverse_action") => Role::TeamMember,
+        _ => Role::LimitedTeamMember,
+    }
+}
+
 impl EventType {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -107,7 +107,7 @@ impl Service {
         })
         .await?;
         let p = if is_default {
-            set_default(&txn, &actor.partner_id, &p.id).await?
+            set_default(&txn, actor, &p.id).await?
         } else {
             p
         };
@@ -163,7 +163,7 @@ impl Service {
         am.updated_at = Set(crate::now());
         let mut p = am.update(&txn).await?;
         if patch.make_default == Some(true) {
-            p = set_default(&txn, &actor.partner_id, &p.id).await?;
+            p = set_default(&txn, actor, &p.id).await?;
         }
         events::record(
             &txn,
@@ -222,17 +222,32 @@ pub(crate) async fn find<C: ConnectionTrait>(
         .ok_or(ServiceError::not_found("package"))
 }
 
+/// Makes package `id` the partner's default. The package that was the default stops being it,
+/// and its event says so (the caller records the new default's).
 async fn set_default<C: ConnectionTrait>(
     conn: &C,
-    partner_id: &str,
+    actor: &Actor,
     id: &str,
 ) -> ServiceResult<package::Model> {
-    package::Entity::update_many()
+    let partner_id = actor.partner_id.as_str();
+    let previous = package::Entity::update_many()
         .col_expr(package::Column::IsDefault, Expr::value(false))
+        .col_expr(package::Column::UpdatedAt, Expr::value(crate::now()))
         .filter(package::Column::PartnerId.eq(partner_id))
         .filter(package::Column::IsDefault.eq(true))
-        .exec(conn)
+        .filter(package::Column::Id.ne(id))
+        .exec_with_returning(conn)
         .await?;
+    for p in &previous {
+        events::record(
+            conn,
+            partner_id,
+            EventType::PackageUpdated,
+            &p.id,
+            package_event(p, actor),
+        )
+        .await?;
+    }
     package::Entity::update_many()
         .col_expr(package::Column::IsDefault, Expr::value(true))
         .filter(package::Column::Id.eq(id))

@@ -541,14 +541,23 @@ impl Service {
             full_name: crate::candidate::full_name(&cand),
             // The profile already holds the candidate's names, so our page does not ask about a
             // middle name; that box is for forms partners host.
-            sections: disclosures::sections(&partner.name, cand.state.as_deref())
-                .into_iter()
-                .map(|mut s| {
-                    s.checkboxes
-                        .retain(|c| c != disclosures::NO_MIDDLE_NAME_CHECKBOX);
-                    s
-                })
-                .collect(),
+            // The state's own summary of rights is due where the candidate lives: the state on
+            // file, else the one its ZIP code is in.
+            sections: disclosures::sections(
+                &partner.name,
+                cand.state.as_deref().or_else(|| {
+                    cand.zip
+                        .as_deref()
+                        .and_then(crate::screening::zipstate::state_for_zip)
+                }),
+            )
+            .into_iter()
+            .map(|mut s| {
+                s.checkboxes
+                    .retain(|c| c != disclosures::NO_MIDDLE_NAME_CHECKBOX);
+                s
+            })
+            .collect(),
             acknowledged,
             missing: self.missing_fields(&cand, &searches),
             expires_at: link.expires_at,

@@ -399,9 +399,24 @@ impl Service {
             .map(|d| domain::opt_text("description", Some(d), 500))
             .transpose()?;
         let txn = db::begin_write(&self.db).await?;
-        let mut am = find_endpoint(&txn, &actor.partner_id, id)
-            .await?
-            .into_active_model();
+        let before = find_endpoint(&txn, &actor.partner_id, id).await?;
+        let now = crate::now();
+        if let Some(u) = url.as_ref().filter(|u| **u != before.url) {
+            // Deliveries not yet delivered go to the new URL: a retry, a resend or a recovery
+            // after the URL was fixed must not go to the old one. Delivered ones keep the URL
+            // they went to.
+            delivery::Entity::update_many()
+                .col_expr(delivery::Column::Url, Expr::value(u.clone()))
+                .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
+                .filter(delivery::Column::EndpointId.eq(&before.id))
+                .filter(delivery::Column::Status.ne("delivered"))
+                .exec(&txn)
+                .await?;
+        }
+        if patch.enabled == Some(false) && before.enabled {
+            cancel_pending(&before.id, now).exec(&txn).await?;
+        }
+        let mut am = before.into_active_model();
         if let Some(u) = url {
             am.url = Set(u);
         }
@@ -418,7 +433,7 @@ impl Service {
                 am.failing_since = Set(None);
             }
         }
-        am.updated_at = Set(crate::now());
+        am.updated_at = Set(now);
         let e = am.update(&txn).await?;
         events::record(
             &txn,
@@ -471,13 +486,7 @@ impl Service {
         endpoint::Entity::delete_by_id(e.id.clone())
             .exec(&txn)
             .await?;
-        delivery::Entity::update_many()
-            .col_expr(delivery::Column::Status, Expr::value("cancelled"))
-            .col_expr(delivery::Column::UpdatedAt, Expr::value(crate::now()))
-            .filter(delivery::Column::EndpointId.eq(&e.id))
-            .filter(delivery::Column::Status.eq("pending"))
-            .exec(&txn)
-            .await?;
+        cancel_pending(&e.id, crate::now()).exec(&txn).await?;
         events::record(
             &txn,
             &actor.partner_id,
@@ -620,7 +629,7 @@ impl Service {
                 )),
                 endpoint_id: Set(endpoint_id),
                 url: Set(url),
-                event_id: Set(ev.event_id.clone()),
+                event_id: Set(message_id(&ev.event_id, event_type)),
                 event_type: Set(event_type.to_string()),
                 body: Set(body.to_string()),
                 status: Set("pending".into()),
@@ -735,6 +744,16 @@ impl Service {
         let mut secrets = Vec::new();
         let leased_endpoint = if d.endpoint_id.is_some() {
             let Some(e) = signer.filter(|e| e.enabled) else {
+                // Queued before its endpoint was disabled or deleted: nothing will send it, so
+                // it is cancelled (recoverable once the endpoint is enabled), not left pending
+                // for the sweeper to queue again and again.
+                delivery::Entity::update_many()
+                    .col_expr(delivery::Column::Status, Expr::value("cancelled"))
+                    .col_expr(delivery::Column::UpdatedAt, Expr::value(crate::now()))
+                    .filter(delivery::Column::Id.eq(&d.id))
+                    .filter(delivery::Column::Status.eq("pending"))
+                    .exec(&self.db)
+                    .await?;
                 return Ok(None);
             };
             secrets.push(self.crypto.open(&e.secret_enc)?);
@@ -847,14 +866,20 @@ impl Service {
         gone: bool,
         now: DateTime<Utc>,
     ) -> ServiceResult<()> {
-        let Some(e) = endpoint::Entity::find_by_id(endpoint_id.to_string())
-            .unique(conn)
-            .await?
-        else {
+        let mut q = endpoint::Entity::find_by_id(endpoint_id.to_string());
+        if conn.get_database_backend() == DbBackend::Postgres {
+            // Concurrent failed attempts at one endpoint take turns, so it is disabled (and its
+            // event recorded) once.
+            q = q.lock_exclusive();
+        }
+        let Some(e) = q.unique(conn).await? else {
             return Ok(());
         };
         let failing_since = e.failing_since.unwrap_or(now);
-        let reason = if gone {
+        let reason = if !e.enabled {
+            // Already disabled (by hand, or by an attempt that finished first).
+            None
+        } else if gone {
             Some("the endpoint answered 410 Gone".to_string())
         } else if now - failing_since >= DISABLE_AFTER_FAILING {
             Some("every delivery failed for 5 days".to_string())
@@ -871,13 +896,7 @@ impl Service {
         }
         am.update(conn).await?;
         if let Some(reason) = reason {
-            delivery::Entity::update_many()
-                .col_expr(delivery::Column::Status, Expr::value("cancelled"))
-                .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
-                .filter(delivery::Column::EndpointId.eq(&id))
-                .filter(delivery::Column::Status.eq("pending"))
-                .exec(conn)
-                .await?;
+            cancel_pending(&id, now).exec(conn).await?;
             events::record(
                 conn,
                 &partner_id,
@@ -1010,11 +1029,25 @@ impl Service {
             .await?)
     }
 
-    /// Makes a delivery due again now (same event id, same body). The caller queues it.
+    /// Makes a delivery due again now (same event id, same body), with the whole retry schedule
+    /// ahead of it. The caller queues it. Refused while its endpoint is disabled or deleted
+    /// (nothing would send it).
     pub async fn resend_delivery(&self, actor: &Actor, id: &str) -> ServiceResult<delivery::Model> {
         let d = self.webhook_delivery(actor, id).await?;
+        if let Some(eid) = &d.endpoint_id {
+            let enabled = endpoint::Entity::find_by_id(eid.clone())
+                .owned_by(&self.db, endpoint::Column::PartnerId, &actor.partner_id)
+                .await?
+                .is_some_and(|e| e.enabled);
+            if !enabled {
+                return Err(ServiceError::conflict(
+                    "the delivery's endpoint is disabled or deleted: enable it before resending",
+                ));
+            }
+        }
         let mut am = d.into_active_model();
         am.status = Set("pending".into());
+        am.attempts = Set(0);
         am.next_attempt_at = Set(Some(crate::now()));
         am.updated_at = Set(crate::now());
         Ok(am.update(&self.db).await?)
@@ -1043,6 +1076,7 @@ impl Service {
         let ids: Vec<String> = failed.iter().map(|d| d.id.clone()).collect();
         delivery::Entity::update_many()
             .col_expr(delivery::Column::Status, Expr::value("pending"))
+            .col_expr(delivery::Column::Attempts, Expr::value(0))
             .col_expr(delivery::Column::NextAttemptAt, Expr::value(crate::now()))
             .col_expr(delivery::Column::UpdatedAt, Expr::value(crate::now()))
             .filter(delivery::Column::Id.is_in(ids))
@@ -1050,6 +1084,19 @@ impl Service {
             .await?;
         txn.commit().await?;
         Ok(failed)
+    }
+}
+
+/// The `webhook-id` of the message an event sends as `event_type`: the event id itself for the
+/// status update (whose body carries it as `event_id`), the event id with the type's suffix for
+/// the other messages one event causes (a move to `consent` sends both a status update and a
+/// consent confirmation), so that each message has its own id, as Standard Webhooks asks:
+/// receivers drop a repeated id as a retry.
+fn message_id(event_id: &str, event_type: &str) -> String {
+    match event_type {
+        "check.consent_confirmed" => format!("{event_id}-consent"),
+        "check.results" => format!("{event_id}-results"),
+        _ => event_id.to_string(),
     }
 }
 
@@ -1082,6 +1129,16 @@ fn consent_body(ev: &outbox::Model) -> Value {
         "worker_id": p["worker_id"],
         "consent_date": p["consent_timestamp"],
     })
+}
+
+/// Cancels an endpoint's pending deliveries (it was disabled or deleted): nothing would send
+/// them, and `recoverWebhookDeliveries` makes them due again once it is enabled.
+fn cancel_pending(endpoint_id: &str, now: DateTime<Utc>) -> UpdateMany<delivery::Entity> {
+    delivery::Entity::update_many()
+        .col_expr(delivery::Column::Status, Expr::value("cancelled"))
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
+        .filter(delivery::Column::EndpointId.eq(endpoint_id))
+        .filter(delivery::Column::Status.eq("pending"))
 }
 
 fn endpoint_event(e: &endpoint::Model, actor: &Actor) -> Value {

@@ -30,6 +30,9 @@ impl Dispatcher {
             .timeout(Duration::from_secs(15))
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would resolve and connect to the endpoint itself,
+            // past the address guard.
+            .no_proxy()
             .user_agent("clearhire-webhooks/1")
             .dns_resolver(Arc::new(GuardedResolver {
                 allow: allow.clone(),
@@ -83,11 +86,8 @@ impl Dispatcher {
                             .headers()
                             .get("retry-after")
                             .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.trim().parse::<u64>().ok())
-                            .map(Duration::from_secs);
-                        let body = resp.bytes().await.ok().map(|b| {
-                            String::from_utf8_lossy(&b[..b.len().min(BODY_CAP)]).into_owned()
-                        });
+                            .and_then(|v| retry_after(v, chrono::Utc::now()));
+                        let body = capped_body(resp).await;
                         AttemptResult {
                             status_code: Some(status),
                             response_body: body,
@@ -116,6 +116,38 @@ impl Dispatcher {
     }
 }
 
+/// A `Retry-After` value: delay-seconds, or an HTTP-date (RFC 9110: IMF-fixdate, which RFC 2822
+/// parsing reads) as the time left until then.
+fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (at.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or_default(),
+    )
+}
+
+/// The first `BODY_CAP` bytes of the response body: read until then and no further, so a large
+/// body is neither held in memory nor waited for. `None` if reading failed before any byte.
+async fn capped_body(mut resp: reqwest::Response) -> Option<String> {
+    let mut kept = Vec::new();
+    while kept.len() < BODY_CAP {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                kept.extend_from_slice(&chunk[..chunk.len().min(BODY_CAP - kept.len())])
+            }
+            Ok(None) => break,
+            Err(_) if kept.is_empty() => return None,
+            Err(_) => break,
+        }
+    }
+    Some(String::from_utf8_lossy(&kept).into_owned())
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -139,5 +171,28 @@ pub async fn deliver_job(
             tracing::error!(delivery = %job.delivery_id, error = ?e, "webhook dispatch failed");
             Err(AbortError::new(std::io::Error::other(e.to_string())).into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-04T10:00:00Z")
+            .expect("date")
+            .with_timezone(&chrono::Utc);
+        assert_eq!(retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after("Fri, 04 Dec 2026 10:05:00 GMT", now),
+            Some(Duration::from_secs(300))
+        );
+        // A date already past: retry now.
+        assert_eq!(
+            retry_after("Fri, 04 Dec 2026 09:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon", now), None);
     }
 }

@@ -246,8 +246,9 @@ impl CheckQuery {
         Ok(Check(svc(ctx).check(actor(ctx)?, &id).await.map_err(gql)?))
     }
     /// All sixteen statuses with labels and legal next statuses.
-    async fn check_statuses(&self) -> Vec<CheckStatusInfo> {
-        entity::status::ALL_STATUSES
+    async fn check_statuses(&self, ctx: &Context<'_>) -> GqlResult<Vec<CheckStatusInfo>> {
+        actor(ctx)?;
+        Ok(entity::status::ALL_STATUSES
             .iter()
             .map(|s| CheckStatusInfo {
                 status: (*s).into(),
@@ -255,7 +256,7 @@ impl CheckQuery {
                 next: s.next_statuses().iter().map(|n| (*n).into()).collect(),
                 active: s.is_active(),
             })
-            .collect()
+            .collect())
     }
 }
 

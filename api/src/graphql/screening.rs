@@ -401,14 +401,15 @@ impl ScreeningQuery {
         })
     }
     /// The sandbox provider's scenarios.
-    async fn sandbox_scenarios(&self) -> Vec<SandboxScenario> {
-        service::screening::sandbox::SCENARIOS
+    async fn sandbox_scenarios(&self, ctx: &Context<'_>) -> GqlResult<Vec<SandboxScenario>> {
+        actor(ctx)?;
+        Ok(service::screening::sandbox::SCENARIOS
             .iter()
             .map(|(k, o)| SandboxScenario {
                 key: (*k).to_string(),
                 outcome: (*o).to_string(),
             })
-            .collect()
+            .collect())
     }
 }
 

@@ -131,7 +131,9 @@ impl Subscription {
         })
     }
 
-    /// Every event of your partner, of the given types if any.
+    /// Every event of your partner that your role may see, of the given types if any: API token
+    /// and webhook endpoint events need super_admin, team member events admin, adverse action
+    /// events team_member.
     async fn events(
         &self,
         ctx: &Context<'_>,
@@ -142,8 +144,11 @@ impl Subscription {
             Err(e) => return futures_util::stream::once(async move { Err(e) }).boxed(),
         };
         let bus = ctx.data_unchecked::<Bus>();
+        let role = actor.role;
         partner_stream(bus, actor.partner_id.clone(), move |e| {
-            if types.as_ref().is_some_and(|t| !t.contains(&e.event_type)) {
+            if types.as_ref().is_some_and(|t| !t.contains(&e.event_type))
+                || !role.at_least(service::events::min_role(&e.event_type))
+            {
                 return None;
             }
             Some(PartnerEvent {

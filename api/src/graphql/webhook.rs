@@ -70,7 +70,9 @@ impl WebhookDelivery {
     async fn url(&self) -> &str {
         &self.0.url
     }
-    /// The `webhook-id` header: the same on every attempt and resend.
+    /// The `webhook-id` header, the same on every attempt and resend: the event id for a status
+    /// update; `<event id>-consent` and `<event id>-results` for the consent confirmation and the
+    /// results webhook the same status change causes.
     async fn event_id(&self) -> &str {
         &self.0.event_id
     }
@@ -86,7 +88,8 @@ impl WebhookDelivery {
     async fn body(&self) -> &str {
         &self.0.body
     }
-    /// Attempts made so far.
+    /// Attempts since the delivery was created, resent or recovered (each of which starts the
+    /// retry schedule afresh); `attempts` lists every attempt ever made.
     async fn attempt_count(&self) -> i32 {
         self.0.attempts
     }
@@ -247,7 +250,8 @@ impl WebhookMutation {
             .map_err(gql)?;
         Ok(WebhookEndpoint(e))
     }
-    /// Changes an endpoint.
+    /// Changes an endpoint. A new URL applies to its deliveries not yet delivered (their retries,
+    /// resends and recoveries); disabling it cancels its pending deliveries.
     async fn update_webhook_endpoint(
         &self,
         ctx: &Context<'_>,
@@ -289,7 +293,8 @@ impl WebhookMutation {
                 .map_err(gql)?,
         ))
     }
-    /// Sends a delivery again now, with the same `webhook-id`.
+    /// Sends a delivery again now, with the same `webhook-id` and the whole retry schedule ahead
+    /// of it. CONFLICT while its endpoint is disabled or deleted.
     async fn resend_webhook_delivery(
         &self,
         ctx: &Context<'_>,
@@ -302,7 +307,8 @@ impl WebhookMutation {
         queue_now(ctx, &d.id).await?;
         Ok(WebhookDelivery(d))
     }
-    /// Sends again every failed delivery of an endpoint created since `since`. Returns them.
+    /// Sends again every failed or cancelled delivery of an endpoint created since `since`, each
+    /// with the whole retry schedule ahead of it. Returns them.
     async fn recover_webhook_deliveries(
         &self,
         ctx: &Context<'_>,

@@ -16,6 +16,15 @@ async fn no_token_bad_token_and_wrong_scheme_are_unauthenticated() {
     app.gql_as(Some("not-a-jwt"), ME, json!({}))
         .await
         .expect_err("UNAUTHENTICATED", None);
+    // Even the queries of static data answer only with a token.
+    for q in [
+        "{ checkStatuses { status } }",
+        "{ sandboxScenarios { key } }",
+    ] {
+        app.gql_as(None, q, json!({}))
+            .await
+            .expect_err("UNAUTHENTICATED", None);
+    }
     let resp = app
         .client
         .post(app.url("/graphql"))

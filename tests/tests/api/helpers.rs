@@ -87,7 +87,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         )
         .for_each(|(k, r)| *k = *r);
     let mut config = Config::defaults();
-    config.database_url = fresh_database(&dir).await;
+    config.database_url = Some(fresh_database(&dir).await);
     config.listen = "127.0.0.1:0".parse().expect("addr");
     config.data_dir = dir.clone();
     config.db_max_connections = Some(5);

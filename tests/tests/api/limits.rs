@@ -18,9 +18,11 @@ async fn depth_and_complexity_limits_refuse_abusive_queries() {
         "{}",
         r.0
     );
+    r.expect_err("QUERY_TOO_COMPLEX", None);
     let complex = "{ candidates(first: 100) { edges { node { id email firstName lastName } } } }";
     let r = app.gql(complex, json!({})).await;
     assert!(r.message().to_lowercase().contains("complex"), "{}", r.0);
+    r.expect_err("QUERY_TOO_COMPLEX", None);
     app.gql(
         "{ candidates(first: 10) { edges { node { id } } } }",
         json!({}),
@@ -146,4 +148,36 @@ async fn a_withdrawal_reads_and_writes_in_two_statements_on_postgresql() {
         7
     };
     assert_eq!(n, expected, "statements for one withdrawal");
+}
+
+/// Errors async-graphql raises itself (before any resolver runs) carry a code too, and a bad
+/// argument value names its field, as the service's own validation errors do.
+#[tokio::test]
+async fn schema_level_errors_carry_a_code_and_the_field() {
+    let app = spawn_app().await;
+    let r = app
+        .gql(
+            "mutation { createCandidate(input: {firstName: \"Ann\", lastName: \"Lee\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    r.expect_err("BAD_USER_INPUT", Some("email"));
+    let r = app
+        .gql(
+            "mutation($i: CreateCandidateInput!) { createCandidate(input: $i) { id } }",
+            json!({"i": {"firstName": "Ann", "lastName": "Lee"}}),
+        )
+        .await;
+    r.expect_err("BAD_USER_INPUT", Some("email"));
+    let r = app
+        .gql(
+            "mutation { transitionCheck(input: {checkId: \"x\", status: nonsense}) { id } }",
+            json!({}),
+        )
+        .await;
+    r.expect_err("BAD_USER_INPUT", Some("status"));
+    let r = app.gql("{ candidates { nope } }", json!({})).await;
+    r.expect_err("GRAPHQL_VALIDATION_FAILED", None);
+    let r = app.gql("{ candidates { ", json!({})).await;
+    r.expect_err("GRAPHQL_PARSE_FAILED", None);
 }

@@ -1085,6 +1085,76 @@ async fn continuous_monitoring_reports_a_charge_and_stays_silent_without_one() {
     .await;
     expect_states(&rx, &quiet_cand, &["consent", "processing", "approved"]).await;
     assert_eq!(app.check_status(&quiet).await, "approved");
+
+    // Cleared after review, then rechecked: a new screening, whose webhooks carry no monitoring
+    // tag (Turn sends recheck results without it).
+    app.transition(&charged, "approved").await.data();
+    app.gql(
+        "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
+        json!({"c": charged}),
+    )
+    .await
+    .data();
+    app.wait_check_status(&charged, "approved").await;
+    expect_states(
+        &rx,
+        &charged_cand,
+        &[
+            "consent",
+            "processing",
+            "approved",
+            "review__cm",
+            "approved",
+            "processing",
+            "approved",
+        ],
+    )
+    .await;
+    let tags: Vec<(String, String, Value)> = rx
+        .received()
+        .into_iter()
+        .filter(|r| r.json["worker_id"] == charged_cand.as_str() && r.json.get("state").is_some())
+        .map(|r| {
+            (
+                r.json["original_state"].as_str().unwrap_or("").to_string(),
+                r.json["state"].as_str().unwrap_or("").to_string(),
+                r.json["criminal_monitoring_triggered"].clone(),
+            )
+        })
+        .collect();
+    let tag = |from: &str, to: &str| {
+        tags.iter()
+            .find(|(f, t, _)| f == from && t == to)
+            .map(|(_, _, v)| v.clone())
+            .unwrap_or_else(|| panic!("{from} -> {to} in {tags:?}"))
+    };
+    assert_eq!(
+        tag("review__cm", "approved"),
+        true,
+        "the cleared alert's webhook"
+    );
+    assert_eq!(
+        tag("approved", "processing"),
+        false,
+        "the recheck's webhooks"
+    );
+    let approvals: Vec<&Value> = tags
+        .iter()
+        .filter(|(f, t, _)| f == "processing" && t == "approved")
+        .map(|(_, _, v)| v)
+        .collect();
+    assert_eq!(
+        approvals,
+        [&json!(false), &json!(false)],
+        "both screenings' approvals"
+    );
+    let r = app
+        .gql(
+            "query($c: ID!) { check(id: $c) { criminalMonitoringTriggered } }",
+            json!({"c": charged}),
+        )
+        .await;
+    assert_eq!(r.data()["check"]["criminalMonitoringTriggered"], false);
 }
 
 #[tokio::test]

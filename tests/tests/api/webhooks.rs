@@ -191,6 +191,14 @@ async fn status_and_consent_webhooks_are_signed_and_shaped_as_the_seed() {
     for r in &got {
         assert!(verified(r, &secret), "signature of {}", r.body);
     }
+    // The consent confirmation comes from the same event as the consent status update, but is a
+    // message of its own: receivers drop a repeated webhook-id as a retry.
+    let ids: BTreeSet<&str> = got.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(
+        ids.len(),
+        got.len(),
+        "each message has its own webhook-id: {got:#?}"
+    );
     let status: Vec<&Received> = got
         .iter()
         .filter(|r| r.json.get("state").is_some())
@@ -600,6 +608,150 @@ async fn rotated_secrets_sign_side_by_side_and_resend_keeps_the_webhook_id() {
     .data();
     let got = rx.wait_for("the resend", 10, |g| g.len() >= 2).await;
     assert_eq!(got[0].id, got[1].id);
+}
+
+/// Deliveries not yet delivered follow their endpoint: a fixed URL gets the retries, disabling
+/// cancels what is pending, a resend waits for the endpoint to be enabled and then has the whole
+/// retry schedule ahead of it.
+#[tokio::test]
+async fn undelivered_deliveries_follow_their_endpoints_url_and_state() {
+    let app = spawn_app().await;
+    let broken = Receiver::start().await;
+    broken.answer(&[503; 10]);
+    let fixed = Receiver::start().await;
+    let (endpoint_id, _) = endpoint(&app, &broken.url, json!(["check.status_changed"])).await;
+    let cand = app.candidate("moved@example.com").await;
+    let check = app.start_check(&cand, true).await;
+    let first = broken
+        .wait_for("the first attempt", 10, |g| !g.is_empty())
+        .await;
+    let set = |input: Value| {
+        let app = &app;
+        let endpoint_id = endpoint_id.clone();
+        async move {
+            app.gql(
+                "mutation($id: ID!, $i: UpdateWebhookEndpointInput!) { updateWebhookEndpoint(id: $id, input: $i) { url enabled } }",
+                json!({"id": endpoint_id, "i": input}),
+            )
+            .await
+            .data();
+        }
+    };
+    set(json!({"url": fixed.url})).await;
+    // The retry (about 5 s later) goes to the new URL, with the same webhook-id.
+    let got = fixed
+        .wait_for("the retry at the fixed URL", 15, |g| !g.is_empty())
+        .await;
+    assert_eq!(got[0].id, first[0].id);
+    assert_eq!(broken.received().len(), 1, "the old URL got nothing more");
+    let log = eventually("the retry recorded", 5, || async {
+        let d = app
+            .gql(
+                "{ webhookDeliveries { url status attempts { url statusCode } } }",
+                json!({}),
+            )
+            .await;
+        let row = d.data()["webhookDeliveries"][0].clone();
+        (row["status"] == "delivered").then_some(row)
+    })
+    .await;
+    assert_eq!(log["url"], fixed.url.as_str());
+    assert_eq!(
+        log["attempts"],
+        json!([{"url": broken.url, "statusCode": 503}, {"url": fixed.url, "statusCode": 200}])
+    );
+
+    // Disabled while a delivery waits for its retry: it is cancelled, not left pending.
+    fixed.answer(&[503]);
+    app.transition(&check, "consent").await.data();
+    fixed
+        .wait_for("the failed attempt", 10, |g| g.len() >= 2)
+        .await;
+    let pending = eventually("the failure recorded", 5, || async {
+        let d = app
+            .gql(
+                "{ webhookDeliveries(status: \"pending\") { id attemptCount } }",
+                json!({}),
+            )
+            .await;
+        let row = d.data()["webhookDeliveries"][0].clone();
+        (row["attemptCount"] == 1).then_some(row)
+    })
+    .await;
+    let delivery_id = pending["id"].as_str().expect("id").to_string();
+    set(json!({"enabled": false})).await;
+    let d = app
+        .gql(
+            "query($id: ID!) { webhookDelivery(id: $id) { status } }",
+            json!({"id": delivery_id}),
+        )
+        .await;
+    assert_eq!(d.data()["webhookDelivery"]["status"], "cancelled");
+    let resend = "mutation($id: ID!) { resendWebhookDelivery(id: $id) { status attemptCount } }";
+    app.gql(resend, json!({"id": delivery_id}))
+        .await
+        .expect_err("CONFLICT", None);
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(
+        fixed.received().len(),
+        2,
+        "nothing goes to a disabled endpoint"
+    );
+
+    // Enabled again, the resend starts the retry schedule afresh.
+    set(json!({"enabled": true})).await;
+    let r = app.gql(resend, json!({"id": delivery_id})).await;
+    assert_eq!(
+        r.data()["resendWebhookDelivery"],
+        json!({"status": "pending", "attemptCount": 0})
+    );
+    let got = fixed.wait_for("the resend", 10, |g| g.len() >= 3).await;
+    assert_eq!(got[1].id, got[2].id);
+}
+
+/// The `events` subscription shows each role only the events of data it may read.
+#[tokio::test]
+async fn the_event_stream_shows_each_role_what_it_may_read() {
+    let app = spawn_app().await;
+    let limited = app.token_with_role("limited_team_member").await;
+    let q = "subscription { events { eventType } }";
+    let mut admin_ws = subscribe(&app, &app.token, q).await;
+    let mut limited_ws = subscribe(&app, &limited, q).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rx = Receiver::start().await;
+    endpoint(&app, &rx.url, json!([])).await;
+    app.token_with_role("team_member").await;
+    app.candidate("stream@example.com").await;
+    let types = |msgs: Vec<Value>| -> Vec<String> {
+        msgs.iter()
+            .map(|m| {
+                m["payload"]["data"]["events"]["eventType"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("an event: {m}"))
+                    .to_string()
+            })
+            .collect()
+    };
+    // The super_admin sees everything up to the candidate (the limited token's own creation
+    // may come first: the relay may publish it after the subscription started).
+    let mut seen = Vec::new();
+    while seen.last().is_none_or(|t| t != "candidate.created") {
+        seen.extend(types(vec![next_json(&mut admin_ws).await]));
+    }
+    let tail = &seen[seen.len() - 3..];
+    assert_eq!(
+        tail,
+        [
+            "webhook_endpoint.created",
+            "api_token.created",
+            "candidate.created"
+        ],
+        "{seen:?}"
+    );
+    let first = next_json(&mut limited_ws).await;
+    assert_eq!(types(vec![first]), ["candidate.created"]);
+    let nothing = tokio::time::timeout(Duration::from_millis(300), limited_ws.next()).await;
+    assert!(nothing.is_err(), "limited_team_member received {nothing:?}");
 }
 
 /// A graphql-transport-ws client: connects, authenticates, subscribes.
