@@ -837,12 +837,12 @@ impl Service {
         }
         let searches = crate::package::searches_of(&package);
         let cand_in = &input.candidate;
-        let required: [(&str, &Option<String>); 5] = [
+        // Address and city are not required (Turn: "While not mandatory, we encourage you to
+        // provide this data"); they are validated when given.
+        let required: [(&str, &Option<String>); 3] = [
             ("dateOfBirth", &cand_in.date_of_birth),
             ("ssn", &cand_in.ssn),
             ("phone", &cand_in.phone),
-            ("address", &cand_in.address),
-            ("city", &cand_in.city),
         ];
         for (field, v) in required {
             if v.as_deref().is_none_or(|s| s.trim().is_empty()) {

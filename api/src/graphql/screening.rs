@@ -299,10 +299,10 @@ pub struct SubmitConsentFormInput {
     pub date_of_birth: String,
     /// Nine digits, dashes allowed.
     pub ssn: String,
-    /// Street address.
-    pub address: String,
-    /// City.
-    pub city: String,
+    /// Street address. Optional, as in Turn's form; it speeds up Pennsylvania MVRs.
+    pub address: Option<String>,
+    /// City. Optional, as in Turn's form; it speeds up Pennsylvania MVRs.
+    pub city: Option<String>,
     /// Two-letter state; defaults to the form's.
     pub state: Option<String>,
     /// Required when the package has an MVR search.
@@ -506,9 +506,9 @@ impl ScreeningMutation {
                 phone: Some(input.phone),
                 date_of_birth: Some(input.date_of_birth),
                 ssn: Some(input.ssn),
-                city: Some(input.city),
+                city: input.city.filter(|c| !c.trim().is_empty()),
                 state: input.state,
-                address: Some(input.address),
+                address: input.address.filter(|a| !a.trim().is_empty()),
                 drivers_license_number: input.drivers_license_number,
                 drivers_license_state: input.drivers_license_state,
                 reference_id: input.reference_id,

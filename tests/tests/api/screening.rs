@@ -214,6 +214,39 @@ pub(crate) async fn advance_past_waiting_period(app: &TestApp, check: &str) {
     clock.advance(due - clock.now() + chrono::Duration::minutes(1));
 }
 
+/// Address and city are optional on the hosted form, as in Turn's (they only speed up
+/// Pennsylvania MVRs): step one does not list them, and step two starts the check without them.
+#[tokio::test]
+async fn hosted_form_starts_a_check_without_address_or_city() {
+    let (app, _rx) = screening_app().await;
+    let f = app.gql(FORM, json!({"z": "94107", "p": null})).await;
+    let form = &f.data()["createConsentForm"];
+    let fields: Vec<&str> = form["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|d| d["field"].as_str())
+        .collect();
+    assert!(
+        !fields.contains(&"address") && !fields.contains(&"city"),
+        "{fields:?}"
+    );
+    let r = app
+        .gql(
+            SUBMIT,
+            json!({"i": {
+                "formId": form["formId"], "firstName": "Nob", "lastName": "Butterbur", "noMiddleName": true,
+                "email": "nob@example.com", "phone": "4155550134", "dateOfBirth": "1975-02-03",
+                "ssn": next_ssn(), "driversLicenseNumber": "D7654321", "driversLicenseState": "CA",
+                "consentDocument": SIGNATURE_PNG, "timestamps": timestamps()
+            }}),
+        )
+        .await;
+    let d = &r.data()["submitConsentForm"];
+    assert_eq!(d["outcome"], "STARTED", "{}", r.0);
+    assert_eq!(d["check"]["status"], "processing");
+}
+
 #[tokio::test]
 async fn hosted_form_runs_a_clear_candidate_to_approved_with_results_and_webhooks() {
     let (app, rx) = screening_app().await;
@@ -1301,10 +1334,11 @@ async fn another_partner_cannot_reach_screening_of_this_one() {
             .await
             .expect_err("NOT_FOUND", None);
     }
+    // Address and city may be left out, as in Turn's form.
     let mut i = json!({
         "formId": form_id, "firstName": "A", "lastName": "B", "noMiddleName": true, "email": "ab@example.com",
-        "phone": "4155550134", "dateOfBirth": "1980-01-01", "ssn": next_ssn(), "address": "1 Road",
-        "city": "Town", "consentDocument": SIGNATURE_PNG, "timestamps": timestamps()
+        "phone": "4155550134", "dateOfBirth": "1980-01-01", "ssn": next_ssn(),
+        "consentDocument": SIGNATURE_PNG, "timestamps": timestamps()
     });
     // A foreign form answers exactly as a missing one.
     let r = app
