@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll};
 
-use async_graphql::{Data, Executor, Request, Response, ServerError};
+use async_graphql::{Data, Executor, Request, Response};
 use futures_util::stream::{BoxStream, Stream, StreamExt};
 use futures_util::task::{ArcWake, AtomicWaker, waker_ref};
 use service::Actor;
@@ -24,6 +24,7 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::graphql::AppSchema;
+use crate::graphql::error::{lagged, with_codes};
 
 /// How many responses a member of a shared execution may fall behind before it lags (and is
 /// told how many it missed). Slots are allocated up front, so this is kept small.
@@ -72,6 +73,14 @@ pub struct SharedSubscriptions {
 }
 
 impl SharedSubscriptions {
+    /// The schema's stream for a subscription, its errors given codes as over HTTP.
+    fn stream(&self, request: Request, session: Arc<Data>) -> BoxStream<'static, Response> {
+        self.schema
+            .execute_stream_with_session_data(request, session)
+            .map(with_codes)
+            .boxed()
+    }
+
     pub fn new(schema: AppSchema) -> Self {
         Self {
             schema,
@@ -106,9 +115,7 @@ impl SharedSubscriptions {
         }
         let (tx, rx) = broadcast::channel(MEMBER_CAPACITY);
         let responses = tx.downgrade();
-        let mut stream = self
-            .schema
-            .execute_stream_with_session_data(request, session);
+        let mut stream = self.stream(request, session);
         // The stream ends (an invalid request, say) → the sender drops → members see the end.
         let task = tokio::spawn(async move {
             while let Some(response) = stream.next().await {
@@ -165,10 +172,9 @@ fn member(
     futures_util::stream::unfold((rx, execution), |(mut rx, execution)| async move {
         let item = match rx.recv().await {
             Ok(r) => copy(&r),
-            Err(RecvError::Lagged(n)) => Response::from_errors(vec![ServerError::new(
-                format!("subscriber too slow: {n} events missed"),
-                None,
-            )]),
+            Err(RecvError::Lagged(n)) => {
+                Response::from_errors(vec![lagged(n).into_server_error(Default::default())])
+            }
             Err(RecvError::Closed) => return None,
         };
         Some((item, (rx, execution)))
@@ -178,7 +184,7 @@ fn member(
 
 impl Executor for SharedSubscriptions {
     async fn execute(&self, request: Request) -> Response {
-        self.schema.execute(request).await
+        with_codes(self.schema.execute(request).await)
     }
 
     fn execute_stream(
@@ -192,9 +198,7 @@ impl Executor for SharedSubscriptions {
                 let (execution, rx) = self.join(key, request, session);
                 member(execution, rx)
             }
-            None => self
-                .schema
-                .execute_stream_with_session_data(request, session),
+            None => self.stream(request, session),
         }
     }
 }

@@ -414,7 +414,10 @@ impl Service {
                 .await?;
         }
         if patch.enabled == Some(false) && before.enabled {
-            cancel_pending(&before.id, now).exec(&txn).await?;
+            cancel_pending(now)
+                .filter(delivery::Column::EndpointId.eq(&before.id))
+                .exec(&txn)
+                .await?;
         }
         let mut am = before.into_active_model();
         if let Some(u) = url {
@@ -486,7 +489,10 @@ impl Service {
         endpoint::Entity::delete_by_id(e.id.clone())
             .exec(&txn)
             .await?;
-        cancel_pending(&e.id, crate::now()).exec(&txn).await?;
+        cancel_pending(crate::now())
+            .filter(delivery::Column::EndpointId.eq(&e.id))
+            .exec(&txn)
+            .await?;
         events::record(
             &txn,
             &actor.partner_id,
@@ -747,11 +753,8 @@ impl Service {
                 // Queued before its endpoint was disabled or deleted: nothing will send it, so
                 // it is cancelled (recoverable once the endpoint is enabled), not left pending
                 // for the sweeper to queue again and again.
-                delivery::Entity::update_many()
-                    .col_expr(delivery::Column::Status, Expr::value("cancelled"))
-                    .col_expr(delivery::Column::UpdatedAt, Expr::value(crate::now()))
+                cancel_pending(crate::now())
                     .filter(delivery::Column::Id.eq(&d.id))
-                    .filter(delivery::Column::Status.eq("pending"))
                     .exec(&self.db)
                     .await?;
                 return Ok(None);
@@ -896,7 +899,10 @@ impl Service {
         }
         am.update(conn).await?;
         if let Some(reason) = reason {
-            cancel_pending(&id, now).exec(conn).await?;
+            cancel_pending(now)
+                .filter(delivery::Column::EndpointId.eq(&id))
+                .exec(conn)
+                .await?;
             events::record(
                 conn,
                 &partner_id,
@@ -1131,13 +1137,13 @@ fn consent_body(ev: &outbox::Model) -> Value {
     })
 }
 
-/// Cancels an endpoint's pending deliveries (it was disabled or deleted): nothing would send
-/// them, and `recoverWebhookDeliveries` makes them due again once it is enabled.
-fn cancel_pending(endpoint_id: &str, now: DateTime<Utc>) -> UpdateMany<delivery::Entity> {
+/// Cancels pending deliveries, those the caller's filter picks (an endpoint's, or one), whose
+/// endpoint was disabled or deleted: nothing would send them, and `recoverWebhookDeliveries`
+/// makes them due again once it is enabled.
+fn cancel_pending(now: DateTime<Utc>) -> UpdateMany<delivery::Entity> {
     delivery::Entity::update_many()
         .col_expr(delivery::Column::Status, Expr::value("cancelled"))
         .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
-        .filter(delivery::Column::EndpointId.eq(endpoint_id))
         .filter(delivery::Column::Status.eq("pending"))
 }
 

@@ -52,6 +52,12 @@ pub fn svc<'a>(ctx: &'a async_graphql::Context<'_>) -> &'a service::Service {
     ctx.data_unchecked::<service::Service>()
 }
 
+/// The error item a subscriber gets when it fell behind and `n` events were dropped for it.
+pub fn lagged(n: u64) -> Error {
+    Error::new(format!("subscriber too slow: {n} events missed"))
+        .extend_with(|_, ext| ext.set("code", "SUBSCRIBER_LAGGED"))
+}
+
 /// async-graphql's own errors (a query that does not parse or validate, an argument value of the
 /// wrong type or missing a required field, the depth and complexity limits) come without
 /// `extensions.code`; this gives them one, and an argument value error the name of its field,

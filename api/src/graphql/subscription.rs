@@ -8,7 +8,7 @@ use futures_util::stream::BoxStream;
 use tokio::sync::broadcast::error::RecvError;
 use worker::{Bus, BusEvent};
 
-use super::error::{GqlResult, actor};
+use super::error::{GqlResult, actor, lagged};
 use super::types::CheckStatus;
 
 /// A check changed status.
@@ -88,10 +88,7 @@ fn partner_stream<T: Send + 'static>(
                     }
                     Ok(_) => {}
                     Err(RecvError::Lagged(n)) => {
-                        let err = async_graphql::Error::new(format!(
-                            "subscriber too slow: {n} events missed"
-                        ));
-                        return Some((Err(err), rx));
+                        return Some((Err(lagged(n)), rx));
                     }
                     Err(RecvError::Closed) => return None,
                 }

@@ -155,29 +155,34 @@ async fn a_withdrawal_reads_and_writes_in_two_statements_on_postgresql() {
 #[tokio::test]
 async fn schema_level_errors_carry_a_code_and_the_field() {
     let app = spawn_app().await;
-    let r = app
-        .gql(
+    let cases = [
+        (
             "mutation { createCandidate(input: {firstName: \"Ann\", lastName: \"Lee\"}) { id } }",
             json!({}),
-        )
-        .await;
-    r.expect_err("BAD_USER_INPUT", Some("email"));
-    let r = app
-        .gql(
+            "BAD_USER_INPUT",
+            Some("email"),
+        ),
+        (
             "mutation($i: CreateCandidateInput!) { createCandidate(input: $i) { id } }",
             json!({"i": {"firstName": "Ann", "lastName": "Lee"}}),
-        )
-        .await;
-    r.expect_err("BAD_USER_INPUT", Some("email"));
-    let r = app
-        .gql(
+            "BAD_USER_INPUT",
+            Some("email"),
+        ),
+        (
             "mutation { transitionCheck(input: {checkId: \"x\", status: nonsense}) { id } }",
             json!({}),
-        )
-        .await;
-    r.expect_err("BAD_USER_INPUT", Some("status"));
-    let r = app.gql("{ candidates { nope } }", json!({})).await;
-    r.expect_err("GRAPHQL_VALIDATION_FAILED", None);
-    let r = app.gql("{ candidates { ", json!({})).await;
-    r.expect_err("GRAPHQL_PARSE_FAILED", None);
+            "BAD_USER_INPUT",
+            Some("status"),
+        ),
+        (
+            "{ candidates { nope } }",
+            json!({}),
+            "GRAPHQL_VALIDATION_FAILED",
+            None,
+        ),
+        ("{ candidates { ", json!({}), "GRAPHQL_PARSE_FAILED", None),
+    ];
+    for (query, vars, code, field) in cases {
+        app.gql(query, vars).await.expect_err(code, field);
+    }
 }

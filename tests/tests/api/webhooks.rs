@@ -754,6 +754,24 @@ async fn the_event_stream_shows_each_role_what_it_may_read() {
     assert!(nothing.is_err(), "limited_team_member received {nothing:?}");
 }
 
+/// A subscription the schema refuses says why with a code over WebSocket, as over HTTP.
+#[tokio::test]
+async fn a_refused_subscription_carries_a_code() {
+    let app = spawn_app().await;
+    let mut ws = subscribe(
+        &app,
+        &app.token,
+        "subscription { checkStatusChanged { nope } }",
+    )
+    .await;
+    let msg = next_json(&mut ws).await;
+    assert_eq!(msg["type"], "next", "{msg}");
+    assert_eq!(
+        msg["payload"]["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+        "{msg}"
+    );
+}
+
 /// A graphql-transport-ws client: connects, authenticates, subscribes.
 async fn subscribe(
     app: &TestApp,
