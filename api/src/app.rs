@@ -33,6 +33,7 @@ pub async fn service_from(config: &Config) -> anyhow::Result<Service> {
             max_page_size: config.max_page_size,
             public_base_url: config.public_base_url(),
             token_cache_ttl: Duration::from_secs(config.token_cache_secs),
+            agency: config.agency(),
         },
     )
     .with_provider(std::sync::Arc::new(

@@ -87,6 +87,20 @@ pub struct Config {
     #[arg(long, env = "CLEARHIRE_PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
 
+    /// Name of the consumer reporting agency (whoever operates this deployment) that consent
+    /// forms and candidates' notices name.
+    #[arg(long, env = "CLEARHIRE_AGENCY_NAME", default_value = "clearhire")]
+    pub agency_name: String,
+
+    /// The agency's postal address for the adverse-action notices (FCRA §615) and California's
+    /// disclosure; `\n` or a newline between lines.
+    #[arg(long, env = "CLEARHIRE_AGENCY_ADDRESS")]
+    pub agency_address: Option<String>,
+
+    /// The agency's telephone number (toll-free for a nationwide agency), for the same notices.
+    #[arg(long, env = "CLEARHIRE_AGENCY_PHONE")]
+    pub agency_phone: Option<String>,
+
     /// Directory for the embedded database (unless DATABASE_URL names another), the embedded job
     /// queue and generated secrets.
     #[arg(long, env = "CLEARHIRE_DATA_DIR", default_value = "./data")]
@@ -182,6 +196,21 @@ impl Config {
         self.database_url
             .as_deref()
             .is_none_or(|u| u.starts_with("sqlite:"))
+    }
+
+    /// The agency the candidate-facing texts name, its website this deployment's public URL.
+    pub fn agency(&self) -> service::screening::disclosures::Agency {
+        let given = |v: &Option<String>| {
+            v.as_deref()
+                .map(|s| s.trim().replace("\\n", "\n"))
+                .filter(|s| !s.is_empty())
+        };
+        service::screening::disclosures::Agency {
+            name: self.agency_name.trim().to_string(),
+            address: given(&self.agency_address),
+            phone: given(&self.agency_phone),
+            website: self.public_base_url(),
+        }
     }
 
     pub fn public_base_url(&self) -> String {

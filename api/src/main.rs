@@ -181,6 +181,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         max_query_complexity = config.max_query_complexity,
         "starting clearhire"
     );
+    if config.agency_address.is_none() || config.agency_phone.is_none() {
+        tracing::warn!(
+            "CLEARHIRE_AGENCY_ADDRESS or CLEARHIRE_AGENCY_PHONE is not set: adverse-action notices \
+             must give the consumer reporting agency's address and telephone number (FCRA §615); \
+             set both before screening real candidates"
+        );
+    }
     let app = Application::build(config.clone()).await?;
     let url = format!("http://{}/graphql", app.addr);
     if let Some(p) = &app.bootstrapped {

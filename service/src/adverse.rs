@@ -147,7 +147,7 @@ impl Service {
         let body = format!(
             "Hello {first},\n\nPRE-ADVERSE ACTION NOTICE\n\n{partner} is considering a decision \
              that may affect your application, based in whole or in part on information in the \
-             background check report clearhire prepared. The report found:\n\n{findings}\n\n\
+             background check report prepared by:\n\n{agency}\n\nThe report found:\n\n{findings}\n\n\
              A complete copy of your report is here:\n\n  {report_url}\n\n\
              No final decision will be made before {due}. If anything in the report is \
              incomplete or inaccurate, you may dispute it from that page or by replying to this \
@@ -156,6 +156,7 @@ impl Service {
             first = cand.first_name,
             partner = partner.name,
             due = due.format("%A, %B %-d, %Y"),
+            agency = self.settings.agency.contact_text(),
             rights = SUMMARY_OF_RIGHTS,
         );
         let subject = format!("{}: pre-adverse action notice", partner.name);
@@ -197,14 +198,15 @@ impl Service {
         let body = format!(
             "Hello {first},\n\nADVERSE ACTION NOTICE\n\n{partner} has decided not to proceed \
              with your application, based in whole or in part on information in the background \
-             check report furnished by:\n\n  clearhire (consumer reporting agency)\n  {base}\n\n\
-             clearhire did not make this decision and cannot explain why it was made. You have \
-             the right to a free copy of your report from clearhire if you ask within 60 days, \
-             and the right to dispute with clearhire the accuracy or completeness of any \
+             check report furnished by:\n\n{contact}\n\n\
+             {agency} did not make this decision and cannot explain why it was made. You have \
+             the right to a free copy of your report from {agency} if you ask within 60 days, \
+             and the right to dispute with {agency} the accuracy or completeness of any \
              information in it.\n\n{rights}\n",
             first = cand.first_name,
             partner = partner.name,
-            base = self.settings.public_base_url,
+            contact = self.settings.agency.contact_text(),
+            agency = self.settings.agency.name,
             rights = SUMMARY_OF_RIGHTS,
         );
         let subject = format!("{}: adverse action notice", partner.name);

@@ -167,21 +167,33 @@ impl Service {
         let p = parse_optional(&input)?;
         let now = crate::now();
 
-        let txn = db::begin_write(&self.db).await?;
-        self.ensure_unique(
-            &txn,
-            actor,
-            None,
-            Some(&email),
-            opt_ref(&p.reference_id),
-            None,
-        )
-        .await?;
-        let c = self
-            .insert_candidate(&txn, actor, first, last, email, p, now)
-            .await?;
-        self.commit(txn).await?;
-        Ok(c)
+        let reference_id = opt_ref(&p.reference_id).map(str::to_string);
+        // The e-mail and reference id, looked up before the insert (and after a refused one).
+        let keys = (Some(email.as_str()), reference_id.as_deref());
+        let created = async {
+            let txn = db::begin_write(&self.db).await?;
+            self.ensure_unique(&txn, actor, None, keys.0, keys.1, None)
+                .await?;
+            let c = self
+                .insert_candidate(&txn, actor, first, last, email.clone(), p, now)
+                .await?;
+            self.commit(txn).await?;
+            Ok(c)
+        }
+        .await;
+        match created {
+            // Another request inserted the same e-mail or reference id between this one's look
+            // and its insert (PostgreSQL runs both at once): name that candidate as the look
+            // would have.
+            Err(ServiceError::Conflict {
+                existing_id: None, ..
+            }) => {
+                self.ensure_unique(&self.db, actor, None, keys.0, keys.1, None)
+                    .await?;
+                created
+            }
+            other => other,
+        }
     }
 
     /// Validates and inserts a candidate on the caller's transaction, unless the partner already

@@ -569,7 +569,8 @@ impl Service {
             "check_id": c.id,
             "worker_id": cand.id,
             "turn_id": cand.turn_id,
-            "reference_id": cand.reference_id,
+            // The check's own reference id when it was started with one, else the candidate's.
+            "reference_id": c.reference_id.as_ref().or(cand.reference_id.as_ref()),
             "worker_email": cand.email,
             "original_state": t.from,
             "state": t.to,

@@ -47,6 +47,8 @@ pub struct ServiceSettings {
     pub public_base_url: String,
     /// How long a token's validity is cached before the token row is read again.
     pub token_cache_ttl: std::time::Duration,
+    /// The consumer reporting agency the consent forms and the candidates' notices name.
+    pub agency: screening::disclosures::Agency,
 }
 
 impl Default for ServiceSettings {
@@ -55,6 +57,7 @@ impl Default for ServiceSettings {
             max_page_size: 100,
             public_base_url: "http://127.0.0.1:8080".into(),
             token_cache_ttl: std::time::Duration::from_secs(5),
+            agency: Default::default(),
         }
     }
 }

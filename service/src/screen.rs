@@ -249,10 +249,10 @@ impl Service {
     ) -> Vec<SubQueryStatement> {
         let (url, link) = self.link(c, LINK_REPORT, Duration::days(REPORT_LINK_DAYS));
         let body = format!(
-            "Hello {},\n\nThe background check {} asked clearhire to run is complete. You can \
+            "Hello {},\n\nThe background check {} asked {} to run is complete. You can \
              read your copy of the report at\n\n  {url}\n\nIf anything in it is incomplete or \
              inaccurate, you have the right to dispute it.\n",
-            cand.first_name, partner.name
+            cand.first_name, partner.name, self.settings.agency.name
         );
         let subject = format!("{}: your background check report", partner.name);
         let mut writes = vec![link.into()];
@@ -267,18 +267,25 @@ impl Service {
         writes
     }
 
-    /// A new consent link for `c` (its URL) and the writes that keep it: every earlier one stops
-    /// working (the token is not kept, so a reminder or a resend can only carry a fresh link).
+    /// A new consent link for `c` (its URL) and the writes that keep it (the token is not kept,
+    /// so a reminder or a resend can only carry a fresh link). With `revoke_earlier` (an
+    /// invitation, sent again perhaps to a corrected address) every earlier link stops working;
+    /// without (a reminder) they keep working until they expire, so the invitation's link, and
+    /// the sections acknowledged through it, survive the reminder. Whichever link is signed
+    /// first ends them all: the page only opens while the check awaits consent.
     fn fresh_consent_link(
         &self,
         c: &check::Model,
         now: DateTime<Utc>,
+        revoke_earlier: bool,
     ) -> (String, Vec<SubQueryStatement>) {
         let (url, link) = self.link(c, LINK_CONSENT, Duration::days(CONSENT_LINK_DAYS));
-        (
-            url,
-            vec![revoking_consent_links(&c.id, now).into(), link.into()],
-        )
+        let mut writes: Vec<SubQueryStatement> = Vec::with_capacity(2);
+        if revoke_earlier {
+            writes.push(revoking_consent_links(&c.id, now).into());
+        }
+        writes.push(link.into());
+        (url, writes)
     }
 
     /// The URL of a new link for the candidate of `c` and the statement that keeps it. Only the
@@ -320,15 +327,16 @@ impl Service {
         partner: &partner::Model,
         now: DateTime<Utc>,
     ) -> Vec<SubQueryStatement> {
-        let (url, mut writes) = self.fresh_consent_link(c, now);
+        let (url, mut writes) = self.fresh_consent_link(c, now, true);
         let expires = (now + Duration::days(CONSENT_LINK_DAYS)).format("%B %-d, %Y");
         let body = format!(
-            "Hello {first},\n\n{partner} has asked clearhire to run a background check on you. \
+            "Hello {first},\n\n{partner} has asked {agency} to run a background check on you. \
              Before anything is searched we need your consent: please read the disclosures and \
              sign at\n\n  {url}\n\nThe link works once and expires on {expires}.\n\n\
              If you did not apply to {partner}, you can ignore this message.\n",
             first = cand.first_name,
             partner = partner.name,
+            agency = self.settings.agency.name,
         );
         let subject = format!("{}: your background check needs your consent", partner.name);
         // Earlier links revoked and the new one kept, the message and its task, the reminders
@@ -438,7 +446,7 @@ impl Service {
         if reminded.is_some() {
             return Ok(TaskOutcome::Done);
         }
-        let (url, mut writes) = self.fresh_consent_link(&c, now);
+        let (url, mut writes) = self.fresh_consent_link(&c, now, false);
         let body = format!(
             "Hello {},\n\nA reminder: {} is waiting for your consent to run your background \
              check. Please read the disclosures and sign at\n\n  {url}\n",
@@ -545,6 +553,7 @@ impl Service {
             // file, else the one its ZIP code is in.
             sections: disclosures::sections(
                 &partner.name,
+                &self.settings.agency,
                 cand.state.as_deref().or_else(|| {
                     cand.zip
                         .as_deref()
@@ -795,7 +804,11 @@ impl Service {
             package_id: package.id,
             state: state.clone(),
             data: disclosures::required_fields(&searches, true),
-            disclosures: disclosures::sections(&partner.name, state.as_deref()),
+            disclosures: disclosures::sections(
+                &partner.name,
+                &self.settings.agency,
+                state.as_deref(),
+            ),
         })
     }
 
@@ -884,7 +897,8 @@ impl Service {
             ));
         }
         let consent_document = domain::png_data_url("consentDocument", consent_document)?;
-        let sections = disclosures::sections(&partner.name, form.state.as_deref());
+        let sections =
+            disclosures::sections(&partner.name, &self.settings.agency, form.state.as_deref());
         let mut timestamps = BTreeMap::new();
         for key in sections.iter().map(|s| s.key).chain(["signature"]) {
             let times = input.timestamps.get(key).cloned().unwrap_or_default();

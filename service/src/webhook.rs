@@ -695,7 +695,7 @@ impl Service {
             "partner_worker_status": ev.payload["state"],
             "dashboard_url": ev.payload["dashboard_url"],
             "turn_id": cand.turn_id,
-            "reference_id": cand.reference_id,
+            "reference_id": c.reference_id.as_ref().or(cand.reference_id.as_ref()),
             "callback_uuid": c.id,
             "worker_uuid": cand.id,
             "consent_date": c.consent_date.map(|d| d.format("%Y-%m-%d").to_string()),

@@ -5,7 +5,61 @@ use entity::SearchKind;
 use serde::Serialize;
 
 /// The consumer reporting agency named in the disclosures.
-pub const AGENCY_NAME: &str = "clearhire";
+/// The consumer reporting agency the forms and notices name: whoever operates this deployment.
+/// FCRA §615(a) wants its name, address and telephone number in an adverse-action notice, and
+/// California's ICRAA (Civil Code §1786.16) its name, address, telephone number and website in
+/// the disclosure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agency {
+    pub name: String,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    /// Where candidates reach it on the web: the deployment's public base URL.
+    pub website: String,
+}
+
+impl Default for Agency {
+    fn default() -> Self {
+        Self {
+            name: "clearhire".into(),
+            address: None,
+            phone: None,
+            website: "http://127.0.0.1:8080".into(),
+        }
+    }
+}
+
+impl Agency {
+    /// The agency's contact as lines (name, address, telephone, website), those it has.
+    pub fn contact_lines(&self) -> Vec<String> {
+        let mut lines = vec![format!("{} (consumer reporting agency)", self.name)];
+        lines.extend(self.address.iter().map(|a| a.trim().replace('\n', ", ")));
+        lines.extend(
+            self.phone
+                .iter()
+                .map(|p| format!("Telephone: {}", p.trim())),
+        );
+        lines.push(self.website.clone());
+        lines
+    }
+
+    /// [`Agency::contact_lines`] as plain text for mail, each line indented.
+    pub fn contact_text(&self) -> String {
+        self.contact_lines()
+            .iter()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn contact_html(&self) -> String {
+        self.contact_lines()
+            .iter()
+            .map(|l| escape_html(l))
+            .collect::<Vec<_>>()
+            .join("<br>")
+    }
+}
 
 /// The checkbox that accompanies a state summary where state law requires offering a free copy
 /// of the report (California, Minnesota, Oklahoma). Offering it is the obligation; the answer is
@@ -71,14 +125,19 @@ pub fn escape_html(s: &str) -> String {
 /// disclosure, the state summary (only when `state` requires one, see
 /// [`state_requires_summary`]) and the authorization. `company_name` is the employer asking for
 /// the check; it is escaped wherever it appears.
-pub fn sections(company_name: &str, state: Option<&str>) -> Vec<Section> {
+pub fn sections(company_name: &str, agency: &Agency, state: Option<&str>) -> Vec<Section> {
     let company = escape_html(company_name.trim());
-    let state_summary = state.and_then(state_summary);
-    let mut out = vec![welcome(&company), summary_of_rights(), disclosure(&company)];
+    let agency_name = escape_html(agency.name.trim());
+    let state_summary = state.and_then(|s| state_summary(s, agency));
+    let mut out = vec![
+        welcome(&company, &agency_name),
+        summary_of_rights(),
+        disclosure(&company, &agency_name),
+    ];
     if let Some(s) = state_summary {
         out.push(s);
     }
-    out.push(authorization(&company));
+    out.push(authorization(&company, &agency_name));
     for (i, section) in out.iter_mut().enumerate() {
         section.order = u32::try_from(i + 1).unwrap_or(u32::MAX);
     }
@@ -137,16 +196,16 @@ fn section(
 
 const READ_SUMMARY_CHECKBOX: &str = "I have read and understood the summary of my rights";
 
-fn welcome(company: &str) -> Section {
+fn welcome(company: &str, agency: &str) -> Section {
     let copy = format!(
-        "<p>{company} (the “Company”) has engaged {AGENCY_NAME} to obtain a consumer report \
-         and/or investigative consumer report for employment purposes. {AGENCY_NAME} will \
+        "<p>{company} (the “Company”) has engaged {agency} to obtain a consumer report \
+         and/or investigative consumer report for employment purposes. {agency} will \
          provide a background investigation as a pre-condition of your engagement with the \
          Company and in compliance with applicable law.</p>"
     );
     let certify = format!(
         "I certify that this is me, and that the information provided in the present fields is \
-         true, valid, accurate, and complete. By clicking Continue you agree to {AGENCY_NAME}’s \
+         true, valid, accurate, and complete. By clicking Continue you agree to {agency}’s \
          Terms and Conditions and Privacy Policy."
     );
     section(
@@ -372,10 +431,10 @@ fn summary_of_rights() -> Section {
 /// The FCRA §604(b)(2) disclosure. The section holds the disclosure and nothing else (no
 /// release, waiver or acknowledgement): the law wants it in a document that consists solely of
 /// the disclosure, which is why the authorization is a section of its own.
-fn disclosure(company: &str) -> Section {
+fn disclosure(company: &str, agency: &str) -> Section {
     let copy = format!(
         "<p><strong>{company}</strong> (the “Company”) may obtain a consumer report and/or an \
-         investigative consumer report about you for employment purposes from {AGENCY_NAME}, a \
+         investigative consumer report about you for employment purposes from {agency}, a \
          consumer reporting agency. These reports may include information about your \
          character, general reputation, personal characteristics, and/or mode of living, and \
          may contain information regarding your criminal history, Social Security number \
@@ -397,7 +456,8 @@ fn disclosure(company: &str) -> Section {
 }
 
 /// The state summary for `state`, when that state calls for one.
-fn state_summary(state: &str) -> Option<Section> {
+fn state_summary(state: &str, agency: &Agency) -> Option<Section> {
+    let contact = agency.contact_html();
     let state = state.trim().to_ascii_uppercase();
     let (name, body, offer_copy): (&str, String, bool) = match state.as_str() {
         "CA" => (
@@ -407,8 +467,9 @@ fn state_summary(state: &str) -> Option<Section> {
                  the Company may obtain an investigative consumer report about you for \
                  employment purposes. Such a report may include information about your \
                  character, general reputation, personal characteristics, and mode of living. \
-                 The investigative consumer reporting agency (ICRA) is {AGENCY_NAME}. You may \
-                 receive a copy of any report obtained by ticking the box below.</p>\
+                 The investigative consumer reporting agency (ICRA) is:</p>\
+                 <p>{contact}</p>\
+                 <p>You may receive a copy of any report obtained by ticking the box below.</p>\
                  <p>Under California Civil Code section 1786.22, you are entitled to find out \
                  what is in the ICRA’s file on you with proper identification: in person, by \
                  visual inspection of your file during normal business hours and on reasonable \
@@ -515,19 +576,19 @@ fn state_summary(state: &str) -> Option<Section> {
     ))
 }
 
-fn authorization(company: &str) -> Section {
+fn authorization(company: &str, agency: &str) -> Section {
     let copy = format!(
         "<p>I acknowledge receipt of the separate documents entitled Disclosure Regarding \
          Background Investigation and A Summary of Your Rights Under the Fair Credit Reporting \
          Act (and, where shown, A Summary of Your State Rights), and certify that I have read \
          and understand them. I hereby authorize the obtaining of “consumer reports” and/or \
          “investigative consumer reports” about me by <strong>{company}</strong> (the \
-         “Company”) from {AGENCY_NAME} at any time after receipt of this authorization and \
+         “Company”) from {agency} at any time after receipt of this authorization and \
          throughout my employment or engagement, to the extent permitted by law. To this end, I \
          authorize any law enforcement agency, administrator, state or federal agency, \
          institution, school or university (public or private), information service bureau, \
          employer, or insurance company to furnish any and all background information \
-         requested by {AGENCY_NAME} and/or the Company.</p>\
+         requested by {agency} and/or the Company.</p>\
          <p>I agree that an electronic or photographic copy of this authorization shall be as \
          valid as the original.</p>"
     );
@@ -601,7 +662,7 @@ mod tests {
     #[test]
     fn sections_without_state_summary() {
         for state in [None, Some("TX"), Some("fl"), Some(""), Some("CAL")] {
-            let s = sections("Acme", state);
+            let s = sections("Acme", &Agency::default(), state);
             assert_eq!(
                 keys(&s),
                 [
@@ -625,7 +686,7 @@ mod tests {
                 format!(" {state} "),
             ] {
                 assert!(state_requires_summary(&spelled));
-                let s = sections("Acme", Some(&spelled));
+                let s = sections("Acme", &Agency::default(), Some(&spelled));
                 assert_eq!(
                     keys(&s),
                     [
@@ -647,22 +708,64 @@ mod tests {
             }
         }
         assert!(!state_requires_summary("TX"));
-        let ca = sections("Acme", Some("CA"));
+        let ca = sections("Acme", &Agency::default(), Some("CA"));
         assert!(ca[3].copy_html.contains("ICRAA"));
         assert_eq!(
             ca[3].checkboxes,
             [COPY_OF_REPORT_CHECKBOX, READ_SUMMARY_CHECKBOX]
         );
         assert!(
-            sections("Acme", Some("NY"))[3]
+            sections("Acme", &Agency::default(), Some("NY"))[3]
                 .copy_html
                 .contains("Article 23-A")
         );
     }
 
+    /// The operator's agency is named in every section that names one, and California's summary
+    /// gives its address, telephone and website (ICRAA), all escaped.
+    #[test]
+    fn the_configured_agency_is_named_with_its_contact() {
+        let agency = Agency {
+            name: "Screening <Co>".into(),
+            address: Some("1 Main St\nSpringfield, IL 62701".into()),
+            phone: Some("+1 800 555 0100".into()),
+            website: "https://screening.example.com".into(),
+        };
+        let s = sections("Acme", &agency, Some("CA"));
+        for i in [0, 2, 4] {
+            assert!(
+                s[i].copy_html.contains("Screening &lt;Co&gt;"),
+                "{}",
+                s[i].copy_html
+            );
+            assert!(!s[i].copy_html.contains("clearhire"), "{}", s[i].copy_html);
+        }
+        assert!(
+            s[3].copy_html.contains(
+                "Screening &lt;Co&gt; (consumer reporting agency)<br>1 Main St, Springfield, IL \
+             62701<br>Telephone: +1 800 555 0100<br>https://screening.example.com"
+            ),
+            "{}",
+            s[3].copy_html
+        );
+        assert_eq!(
+            agency.contact_text(),
+            "  Screening <Co> (consumer reporting agency)\n  1 Main St, Springfield, IL 62701\n  \
+             Telephone: +1 800 555 0100\n  https://screening.example.com"
+        );
+        let bare = Agency::default();
+        assert_eq!(
+            bare.contact_lines(),
+            [
+                "clearhire (consumer reporting agency)",
+                "http://127.0.0.1:8080"
+            ]
+        );
+    }
+
     #[test]
     fn titles_and_checkboxes() {
-        let s = sections("Acme", Some("CA"));
+        let s = sections("Acme", &Agency::default(), Some("CA"));
         let titles: Vec<&str> = s.iter().map(|s| s.title.as_str()).collect();
         assert_eq!(
             titles,
@@ -704,7 +807,7 @@ mod tests {
 
     #[test]
     fn summary_of_rights_keeps_every_heading() {
-        let html = &sections("Acme", None)[1].copy_html;
+        let html = &sections("Acme", &Agency::default(), None)[1].copy_html;
         for heading in [
             "You must be told if information in your file has been used against you.",
             "You have the right to know what is in your file.",
@@ -727,7 +830,7 @@ mod tests {
 
     #[test]
     fn disclosure_stands_alone() {
-        let html = &sections("Acme", None)[2].copy_html;
+        let html = &sections("Acme", &Agency::default(), None)[2].copy_html;
         assert!(html.contains("consumer report and/or an investigative consumer report"));
         assert!(html.contains("for employment purposes"));
         let lower = html.to_lowercase();
@@ -744,7 +847,7 @@ mod tests {
         let mut states: Vec<Option<&str>> = STATES_WITH_SUMMARY.iter().copied().map(Some).collect();
         states.push(None);
         for state in states {
-            for section in sections("Acme <b>&amp;</b> \"Co\" 'x'", state) {
+            for section in sections("Acme <b>&amp;</b> \"Co\" 'x'", &Agency::default(), state) {
                 assert_well_formed(&section.copy_html);
                 assert_well_formed(&escape_html(&section.title));
             }
@@ -759,11 +862,11 @@ mod tests {
         );
         assert_eq!(escape_html("Acme Café"), "Acme Café");
         let evil = "<script>steal()</script> O'Neil & Sons";
-        for section in sections(evil, Some("CA")) {
+        for section in sections(evil, &Agency::default(), Some("CA")) {
             assert!(!section.copy_html.contains("<script"));
             assert!(!section.copy_html.contains(evil));
         }
-        let s = sections(evil, None);
+        let s = sections(evil, &Agency::default(), None);
         assert!(
             s[0].copy_html
                 .contains("&lt;script&gt;steal()&lt;/script&gt; O&#39;Neil &amp; Sons")

@@ -96,6 +96,36 @@ async fn duplicate_email_or_reference_id_is_a_conflict_naming_the_existing_candi
         .expect_err("CONFLICT", Some("email"));
 }
 
+/// Requests creating the same candidate at once: one is created, every other is a conflict that
+/// names it (on PostgreSQL they race past the look to the unique index).
+#[tokio::test]
+async fn concurrent_duplicates_are_conflicts_naming_the_one_created() {
+    let app = spawn_app().await;
+    let create = || {
+        app.gql(
+            "mutation { createCandidate(input: {firstName: \"Ted\", lastName: \"Sandyman\", email: \"ted@mill.example.com\"}) { id } }",
+            json!({}),
+        )
+    };
+    let answers = futures_util::future::join_all((0..8).map(|_| create())).await;
+    let created: Vec<&str> = answers
+        .iter()
+        .filter_map(|g| g.0["data"]["createCandidate"]["id"].as_str())
+        .collect();
+    assert_eq!(created.len(), 1, "{answers:?}");
+    for g in answers
+        .iter()
+        .filter(|g| g.0["data"]["createCandidate"].is_null())
+    {
+        g.expect_err("CONFLICT", Some("email"));
+        assert_eq!(
+            g.0["errors"][0]["extensions"]["existingId"], created[0],
+            "{}",
+            g.0
+        );
+    }
+}
+
 #[tokio::test]
 async fn every_bad_input_names_its_field_and_writes_nothing() {
     let app = spawn_app().await;

@@ -18,7 +18,13 @@ fn next_ssn() -> String {
 
 /// An app whose sandbox answers at once, with a receiver subscribed to status updates.
 async fn screening_app() -> (TestApp, Receiver) {
-    let app = spawn_app_with(|c| c.sandbox_latency_ms = 0).await;
+    let app = spawn_app_with(|c| {
+        c.sandbox_latency_ms = 0;
+        c.agency_name = "Bywater Screening LLC".into();
+        c.agency_address = Some(r"1 Hill Lane\nHobbiton, CA 94107".into());
+        c.agency_phone = Some("+1 800 555 0100".into());
+    })
+    .await;
     let rx = Receiver::start().await;
     endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
     (app, rx)
@@ -538,9 +544,23 @@ async fn adverse_action_runs_in_the_fcra_order_on_business_days() {
             .clone()
     );
     let fin = emails(&app, &check).await.pop().expect("final");
+    let body = fin["body"].as_str().expect("b");
     assert!(
-        fin["body"].as_str().expect("b").contains("dispute"),
+        body.contains("dispute"),
         "dispute rights in the final notice"
+    );
+    // FCRA §615(a): the agency's name, address and telephone number.
+    assert!(
+        body.contains(&format!(
+            "  Bywater Screening LLC (consumer reporting agency)\n  1 Hill Lane, Hobbiton, CA \
+             94107\n  Telephone: +1 800 555 0100\n  {}",
+            app.url("")
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains("Bywater Screening LLC did not make this decision"),
+        "{body}"
     );
     let r = app
         .gql(
@@ -676,41 +696,36 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
     nothing_follows(&app, &rx, &cand3, "withdrawn").await;
 }
 
-/// The value of `name="…" value="…"`-style attributes is not needed: the page is driven by
-/// posting the forms it shows, as a browser would.
-fn form_action(html: &str) -> String {
-    let start = html.find("action=\"").expect("a form") + 8;
-    html[start..].split('"').next().expect("action").to_string()
-}
-
-#[tokio::test]
-async fn the_consent_page_takes_a_candidate_from_invitation_to_processing() {
-    let (app, rx) = screening_app().await;
-    let cand = app.candidate("frodo@example.com").await;
-    let check = app.start_check(&cand, true).await;
-    assert_eq!(app.check_status(&check).await, "emailed");
-    let mail = emails(&app, &check).await;
-    assert_eq!(mail.len(), 1);
-    assert_eq!(mail[0]["kind"], "invitation");
-    assert_eq!(mail[0]["to"], "frodo@example.com");
-    let link = mail[0]["body"]
+/// The consent link in an invitation email.
+fn invitation_link(mail: &Value) -> String {
+    mail["body"]
         .as_str()
         .expect("body")
         .split_whitespace()
         .find(|w| w.contains("/consent/"))
         .expect("link")
-        .to_string();
-    let base = app.url("");
-    let client = reqwest::Client::builder()
+        .to_string()
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .expect("client");
+        .expect("client")
+}
 
-    // Each section in order; continuing without ticking the boxes is refused with a message.
+/// Walks the consent page's sections in order as a candidate does (each refused first without
+/// its boxes ticked, with a message), up to the signature; returns the sections' titles.
+async fn acknowledge_every_section(
+    app: &TestApp,
+    client: &reqwest::Client,
+    link: &str,
+) -> Vec<String> {
+    let base = app.url("");
     let mut seen = Vec::new();
     loop {
         let html = client
-            .get(&link)
+            .get(link)
             .send()
             .await
             .expect("page")
@@ -729,15 +744,60 @@ async fn the_consent_page_takes_a_candidate_from_invitation_to_processing() {
             .to_string();
         seen.push(title);
         let action = format!("{base}{}", form_action(&html));
-        let refused = post_form(&client, &action, &[("nothing", "")], None).await;
+        let refused = post_form(client, &action, &[("nothing", "")], None).await;
         assert_eq!(refused.status(), 422);
         assert!(refused.text().await.expect("html").contains("Please tick"));
         let boxes: Vec<(String, String)> = (0..4)
             .map(|i| (format!("box{i}"), "on".to_string()))
             .collect();
-        let ok = post_form(&client, &action, &boxes, None).await;
+        let ok = post_form(client, &action, &boxes, None).await;
         assert_eq!(ok.status(), 303);
     }
+    seen
+}
+
+/// A candidate with a ZIP code but no state on file gets the summary of rights of the state
+/// the ZIP code is in.
+#[tokio::test]
+async fn the_consent_page_shows_the_state_summary_for_the_zip_codes_state() {
+    let (app, _rx) = screening_app().await;
+    let r = app
+        .gql(
+            "mutation { createCandidate(input: {firstName: \"Pippin\", lastName: \"Took\", email: \"pippin@example.com\", zip: \"94107\"}) { id state } }",
+            json!({}),
+        )
+        .await;
+    let c = &r.data()["createCandidate"];
+    assert!(c["state"].is_null(), "{c}");
+    let check = app.start_check(c["id"].as_str().expect("id"), true).await;
+    let link = invitation_link(&emails(&app, &check).await[0]);
+    let seen = acknowledge_every_section(&app, &no_redirects(), &link).await;
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert_eq!(seen[3], "A Summary of Your State Rights", "{seen:?}");
+}
+
+/// The value of `name="…" value="…"`-style attributes is not needed: the page is driven by
+/// posting the forms it shows, as a browser would.
+fn form_action(html: &str) -> String {
+    let start = html.find("action=\"").expect("a form") + 8;
+    html[start..].split('"').next().expect("action").to_string()
+}
+
+#[tokio::test]
+async fn the_consent_page_takes_a_candidate_from_invitation_to_processing() {
+    let (app, rx) = screening_app().await;
+    let cand = app.candidate("frodo@example.com").await;
+    let check = app.start_check(&cand, true).await;
+    assert_eq!(app.check_status(&check).await, "emailed");
+    let mail = emails(&app, &check).await;
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0]["kind"], "invitation");
+    assert_eq!(mail[0]["to"], "frodo@example.com");
+    let link = invitation_link(&mail[0]);
+    let client = no_redirects();
+
+    // Each section in order; continuing without ticking the boxes is refused with a message.
+    let seen = acknowledge_every_section(&app, &client, &link).await;
     assert_eq!(
         seen.len(),
         4,
@@ -847,7 +907,7 @@ async fn the_consent_page_takes_a_candidate_from_invitation_to_processing() {
     assert_eq!(client.get(&link).send().await.expect("page").status(), 410);
     assert_eq!(
         client
-            .get(format!("{base}/consent/not-a-token"))
+            .get(app.url("/consent/not-a-token"))
             .send()
             .await
             .expect("page")
@@ -861,6 +921,16 @@ async fn invitations_remind_expire_and_resend() {
     let (app, _rx) = screening_app().await;
     let cand = app.candidate("pippin@example.com").await;
     let check = app.start_check(&cand, true).await;
+    // The candidate acknowledges the first section through the invitation's link.
+    let invitation = invitation_link(&emails(&app, &check).await[0]);
+    let client = no_redirects();
+    let page = client.get(&invitation).send().await.expect("page");
+    let action = app.url(&form_action(&page.text().await.expect("html")));
+    let boxes: Vec<(String, String)> = (0..4).map(|i| (format!("box{i}"), "on".into())).collect();
+    assert_eq!(
+        post_form(&client, &action, &boxes, None).await.status(),
+        303
+    );
     advance(&app, 1); // past the 12 h reminder
     let sent = |n: usize| {
         let app = &app;
@@ -911,26 +981,21 @@ async fn invitations_remind_expire_and_resend() {
     sent(3).await;
     let mail = emails(&app, &check).await;
     assert_eq!(mail[1]["kind"], "reminder");
-    let link_of = |m: &Value| {
-        m["body"]
-            .as_str()
-            .expect("b")
-            .split_whitespace()
-            .find(|w| w.contains("/consent/"))
-            .expect("link")
-            .to_string()
+    // A reminder's link works beside the invitation's, which keeps the candidate's progress.
+    let title = |html: String| {
+        html.split("<h1>")
+            .nth(1)
+            .and_then(|s| s.split("</h1>").next())
+            .map(str::to_string)
     };
-    // A reminder's link replaces the invitation's.
+    let html = client.get(&invitation).send().await.expect("get");
+    assert_eq!(html.status(), 200);
     assert_eq!(
-        app.client
-            .get(link_of(&mail[0]))
-            .send()
-            .await
-            .expect("get")
-            .status(),
-        410
+        title(html.text().await.expect("html")).as_deref(),
+        Some("A Summary of Your Rights Under the FCRA"),
+        "the invitation's link resumes after the acknowledged section"
     );
-    let latest = link_of(&mail[2]);
+    let latest = invitation_link(&mail[2]);
     assert_eq!(
         app.client.get(&latest).send().await.expect("get").status(),
         200
@@ -948,9 +1013,31 @@ async fn invitations_remind_expire_and_resend() {
     )
     .await
     .data();
-    let fresh = link_of(&emails(&app, &check).await.pop().expect("mail"));
+    let fresh = invitation_link(&emails(&app, &check).await.pop().expect("mail"));
     assert_eq!(
         app.client.get(&fresh).send().await.expect("get").status(),
+        200
+    );
+    // A resent invitation ends every earlier link, unexpired ones too.
+    advance(&app, 1);
+    sent(5).await; // the resent invitation's own 12 h reminder
+    let mail = emails(&app, &check).await;
+    assert_eq!(mail[4]["kind"], "reminder", "{mail:?}");
+    app.gql(
+        "mutation($c: ID!) { sendInvitation(checkId: $c) { status } }",
+        json!({"c": check}),
+    )
+    .await
+    .data();
+    for old in [fresh, invitation_link(&mail[4])] {
+        assert_eq!(
+            app.client.get(&old).send().await.expect("get").status(),
+            410
+        );
+    }
+    let last = invitation_link(&emails(&app, &check).await.pop().expect("mail"));
+    assert_eq!(
+        app.client.get(&last).send().await.expect("get").status(),
         200
     );
 }

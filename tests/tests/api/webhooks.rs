@@ -33,6 +33,8 @@ struct ReceiverState {
     got: Arc<Mutex<Vec<Received>>>,
     /// Statuses to answer, in order (with a `Retry-After` in seconds if given); 200 once used up.
     script: Arc<Mutex<Vec<Answer>>>,
+    /// The body of every answer; "thanks" unless set.
+    reply: Arc<Mutex<Option<String>>>,
 }
 
 #[handler]
@@ -72,7 +74,8 @@ async fn receive(req: &Request, body: String, state: Data<&ReceiverState>) -> Re
     if let Some(s) = retry_after {
         resp = resp.header("retry-after", s.to_string());
     }
-    resp.body("thanks")
+    let reply = state.reply.lock().expect("lock").clone();
+    resp.body(reply.unwrap_or_else(|| "thanks".into()))
 }
 
 pub struct Receiver {
@@ -105,6 +108,11 @@ impl Receiver {
 
     pub fn answer_with_retry_after(&self, status: u16, secs: u64) {
         *self.state.script.lock().expect("lock") = vec![(status, Some(secs))];
+    }
+
+    /// Answers every request with `body` from now on.
+    pub fn reply_with(&self, body: String) {
+        *self.state.reply.lock().expect("lock") = Some(body);
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -327,7 +335,7 @@ async fn results_go_to_the_checks_callback_url_when_it_reaches_pending() {
         .expect("id")
         .to_string();
     let start = app
-        .gql("mutation($c: ID!, $u: String!) { startCheck(input: {candidateId: $c, callbackUrl: $u}) { id } }", json!({"c": cand, "u": rx.url}))
+        .gql("mutation($c: ID!, $u: String!) { startCheck(input: {candidateId: $c, callbackUrl: $u, referenceId: \"ww-check-7\"}) { id } }", json!({"c": cand, "u": rx.url}))
         .await;
     let check = start.data()["startCheck"]["id"]
         .as_str()
@@ -370,7 +378,10 @@ async fn results_go_to_the_checks_callback_url_when_it_reaches_pending() {
     assert_eq!(b["worker_uuid"], cand.as_str());
     assert_eq!(b["name"], "Walter Hartwell White");
     assert_eq!(b["date_of_birth"], "1958-09-07");
-    assert_eq!(b["reference_id"], "ww-1");
+    assert_eq!(
+        b["reference_id"], "ww-check-7",
+        "the check's own reference id before the candidate's"
+    );
     assert!(
         got[0].signature.is_none(),
         "a partner without endpoints has no secret to sign with"
@@ -497,18 +508,7 @@ async fn non_public_addresses_are_refused_unless_allowlisted() {
     endpoint(&app, &blocked, json!([])).await;
     let cand = app.candidate("ssrf@example.com").await;
     app.start_check(&cand, true).await;
-    let a = eventually("an attempt recorded", 10, || async {
-        let d = app
-            .gql(
-                "{ webhookDeliveries { attempts { statusCode error } } }",
-                json!({}),
-            )
-            .await;
-        d.data()["webhookDeliveries"][0]["attempts"]
-            .as_array()
-            .and_then(|a| a.first().cloned())
-    })
-    .await;
+    let a = first_attempt(&app, "statusCode error").await;
     assert!(a["statusCode"].is_null());
     assert!(
         a["error"]
@@ -517,6 +517,38 @@ async fn non_public_addresses_are_refused_unless_allowlisted() {
         "{a}"
     );
     assert!(rx.received().is_empty());
+}
+
+/// The first attempt of the first delivery listed (its `fields`), once there is one.
+async fn first_attempt(app: &TestApp, fields: &str) -> Value {
+    let q = format!("{{ webhookDeliveries {{ attempts {{ {fields} }} }} }}");
+    eventually("an attempt recorded", 10, || async {
+        let d = app.gql(&q, json!({})).await;
+        d.data()["webhookDeliveries"][0]["attempts"]
+            .as_array()
+            .and_then(|a| a.first().cloned())
+    })
+    .await
+}
+
+/// An attempt keeps the first 4 KB of what the endpoint answered, however much it sends.
+#[tokio::test]
+async fn an_attempts_response_body_is_capped() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    let big: String = (0..200_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    rx.reply_with(big.clone());
+    rx.answer(&[500]);
+    endpoint(&app, &rx.url, json!([])).await;
+    let cand = app.candidate("capped@example.com").await;
+    app.start_check(&cand, true).await;
+    let a = first_attempt(&app, "statusCode responseBody").await;
+    assert_eq!(a["statusCode"], 500);
+    let kept = a["responseBody"].as_str().expect("a body");
+    assert_eq!(kept.len(), 4096);
+    assert_eq!(kept, &big[..4096]);
 }
 
 #[tokio::test]
@@ -772,6 +804,135 @@ async fn a_refused_subscription_carries_a_code() {
     );
 }
 
+/// A client on the legacy graphql-ws protocol (subscriptions-transport-ws: `start`, `data`,
+/// `stop`): the token in `connection_init`, its own partner's changes live, none of another's,
+/// a bad token refused, and `stop` ends the stream.
+#[tokio::test]
+async fn the_legacy_graphql_ws_protocol_works() {
+    let app = spawn_app().await;
+    let (_, other) = app.other_partner().await;
+    let q = "subscription { checkStatusChanged { checkId originalState state } }";
+    let mut mine = legacy_subscribe(&app, &app.token, q).await;
+    let mut theirs = legacy_subscribe(&app, &other, q).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let cand = app.candidate("legacy.ws@example.com").await;
+    let check = app.start_check(&cand, true).await;
+    app.transition(&check, "consent").await.data();
+
+    let mut states = Vec::new();
+    while states.len() < 2 {
+        let msg = next_json(&mut mine).await;
+        if msg["type"] == "ka" {
+            continue;
+        }
+        assert_eq!(
+            (msg["type"].as_str(), msg["id"].as_str()),
+            (Some("data"), Some("1")),
+            "{msg}"
+        );
+        let e = &msg["payload"]["data"]["checkStatusChanged"];
+        assert_eq!(e["checkId"], check.as_str(), "{msg}");
+        states.push((e["originalState"].clone(), e["state"].clone()));
+    }
+    assert_eq!(
+        states,
+        vec![
+            (Value::Null, json!("emailed")),
+            (json!("emailed"), json!("consent"))
+        ]
+    );
+    let nothing = tokio::time::timeout(Duration::from_millis(500), async {
+        loop {
+            let msg = next_json(&mut theirs).await;
+            if msg["type"] != "ka" {
+                return msg;
+            }
+        }
+    })
+    .await;
+    assert!(
+        nothing.is_err(),
+        "another partner's subscriber received {nothing:?}"
+    );
+
+    // `stop` ends the subscription: the server answers `complete` and sends no more data.
+    mine.send(Message::text(
+        json!({"id": "1", "type": "stop"}).to_string(),
+    ))
+    .await
+    .expect("stop");
+    app.transition(&check, "withdrawn").await.data();
+    let after_stop = tokio::time::timeout(Duration::from_millis(700), async {
+        loop {
+            let msg = next_json(&mut mine).await;
+            if msg["type"] == "data" {
+                return msg;
+            }
+        }
+    })
+    .await;
+    assert!(after_stop.is_err(), "data after stop: {after_stop:?}");
+
+    // A bad token: no acknowledgement.
+    let mut ws = legacy_connect(&app).await;
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": {"Authorization": "Bearer nope"}}).to_string(),
+    ))
+    .await
+    .expect("init");
+    let answer = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("answer in time");
+    assert!(
+        !matches!(answer, Some(Ok(Message::Text(ref t))) if t.contains("connection_ack")),
+        "{answer:?}"
+    );
+}
+
+async fn legacy_connect(
+    app: &TestApp,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut req = format!("ws://{}/graphql", app.addr)
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-ws".parse().expect("header"),
+    );
+    let (ws, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connect");
+    assert_eq!(
+        resp.headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("graphql-ws")
+    );
+    ws
+}
+
+/// A subscriptions-transport-ws client: connects, authenticates, starts operation "1".
+async fn legacy_subscribe(
+    app: &TestApp,
+    token: &str,
+    query: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut ws = legacy_connect(app).await;
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}})
+            .to_string(),
+    ))
+    .await
+    .expect("init");
+    let ack = next_json(&mut ws).await;
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    ws.send(Message::text(
+        json!({"id": "1", "type": "start", "payload": {"query": query}}).to_string(),
+    ))
+    .await
+    .expect("start");
+    ws
+}
 /// A graphql-transport-ws client: connects, authenticates, subscribes.
 async fn subscribe(
     app: &TestApp,
