@@ -20,6 +20,7 @@ API="${BENCH_API_BIN:-$TARGET_DIR/release/api}"
 LOADGEN="${BENCH_LOADGEN_BIN:-$TARGET_DIR/release/loadgen}"
 DATA_DIR=$(mktemp -d /tmp/clearhire-fanout.XXXXXX)
 OUT=${BENCH_OUT:-$DATA_DIR}
+mkdir -p "$OUT"
 cleanup() { if [[ -n "${PID:-}" ]]; then kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi; rm -rf "$DATA_DIR/data"; }
 trap cleanup EXIT
 echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ); commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?'); open files: $(ulimit -n)"

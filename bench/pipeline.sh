@@ -13,6 +13,8 @@
 #   - webhooks: BENCH_CHANGES status changes through `transitionCheck`, timed to the signed status
 #               webhook at a subscribed local endpoint.
 # Knobs (env): BENCH_CHECKS (10000), BENCH_CHANGES (20000), BENCH_CONCURRENCY (64),
+# BENCH_DRAIN (300s: how long after the last request a webhook may still arrive; later ones
+# count as lost),
 # BENCH_PORT (18180), BENCH_OUT (a new /tmp dir for logs), BENCH_KINDS ("screen webhooks"),
 # BENCH_MODES ("embedded scaleout"), BENCH_API_BIN and BENCH_LOADGEN_BIN (other builds; default the
 # ones just built).
@@ -25,6 +27,7 @@ PORT_BASE=${BENCH_PORT:-18180}
 CHECKS=${BENCH_CHECKS:-10000}
 CHANGES=${BENCH_CHANGES:-20000}
 CONCURRENCY=${BENCH_CONCURRENCY:-64}
+DRAIN=${BENCH_DRAIN:-300s}
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/clearhire-pipeline.XXXXXX)}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 mkdir -p "$OUT"
@@ -105,7 +108,7 @@ run_kind() {
     # What used the CPU while the load ran (taken 8 s and 20 s in).
     ( for at in 8 12; do sleep "$at"; top -b -n1 -w 160 | head -16; echo; done >"$OUT/$label-$kind-top.txt" 2>&1 ) &
     local top_pid=$!
-    "$LOADGEN" "$kind" --url "$url" --count "$n" --concurrency "$CONCURRENCY" --label "$label" \
+    "$LOADGEN" "$kind" --url "$url" --count "$n" --concurrency "$CONCURRENCY" --drain "$DRAIN" --label "$label" \
         | tee "$OUT/$label-$kind.log" || rc=$?
     kill "$top_pid" 2>/dev/null || true
     if [[ $rc -ne 0 ]]; then FAILED=1; fi
