@@ -384,31 +384,148 @@ fn render_report(report: &serde_json::Value) -> String {
             }
         }
     }
-    for (key, title) in [
-        ("sex_offender", "Sex-offender registries"),
-        ("watchlist", "Watchlists"),
-    ] {
-        out.push_str(&format!("<h2>{title}</h2>"));
-        match checks[key].as_array() {
-            None => out.push_str("<p>Not searched.</p>"),
-            Some(v) if v.is_empty() => out.push_str("<p>No records found.</p>"),
-            Some(v) => out.push_str(&format!("<p>{} record(s) found.</p>", v.len())),
-        }
-    }
+    out.push_str("<h2>Sex-offender registries</h2>");
+    records(&mut out, &checks["sex_offender"], |r| {
+        fields(
+            r,
+            &[
+                ("Offense", "offense_description1"),
+                ("State", "state"),
+                ("Dispute status", "dispute_status"),
+            ],
+        )
+    });
+    out.push_str("<h2>Watchlists</h2>");
+    records(&mut out, &checks["watchlist"], |r| {
+        let n = &r["name"];
+        let name = ["first_name", "middle_name", "last_name"]
+            .iter()
+            .filter_map(|k| n[*k].as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut line = if name.is_empty() {
+            String::new()
+        } else {
+            format!("Name: {}; ", esc(&name))
+        };
+        line.push_str(&fields(
+            r,
+            &[
+                ("List", "source"),
+                ("Listed", "listing_date"),
+                ("Date of birth", "date_of_birth"),
+                ("Remarks", "remarks"),
+            ],
+        ));
+        line
+    });
     out.push_str("<h2>Motor vehicle record</h2>");
     match checks["mvr"].as_object() {
         None => out.push_str("<p>Not searched.</p>"),
-        Some(m) => out.push_str(&format!(
-            "<p>{} violation(s), {} accident(s).</p>",
-            m.get("violations")
-                .and_then(|v| v.as_array())
-                .map_or(0, Vec::len),
-            m.get("accidents")
-                .and_then(|v| v.as_array())
-                .map_or(0, Vec::len),
-        )),
+        Some(m) => {
+            let section = |out: &mut String, title: &str, key: &str, dated: &[(&str, &str)]| {
+                out.push_str(&format!("<h3>{title}</h3>"));
+                records(out, m.get(key).unwrap_or(&serde_json::Value::Null), |r| {
+                    // Its own descriptions, else those of its sub-violations (where a
+                    // violation's are).
+                    let subs = r["sub_violations"].as_array().into_iter().flatten();
+                    let what = std::iter::once(r)
+                        .chain(subs)
+                        .flat_map(|x| x["descriptions"].as_array().into_iter().flatten())
+                        .find_map(|d| {
+                            d["long_description"]
+                                .as_str()
+                                .or(d["short_description"].as_str())
+                        })
+                        .or(r["accident_details"].as_str())
+                        .or(r["action_type"].as_str())
+                        .or(r["viol_type"].as_str())
+                        .unwrap_or("record");
+                    format!("{}; {}", esc(what), fields(r, dated))
+                });
+            };
+            out.push_str("<h3>Licences</h3>");
+            records(
+                &mut out,
+                m.get("licenses").unwrap_or(&serde_json::Value::Null),
+                |r| {
+                    fields(
+                        r,
+                        &[
+                            ("State", "state"),
+                            ("Number", "license_number"),
+                            ("Type", "type_description"),
+                            ("Valid", "is_valid"),
+                            ("Expires", "exp_date"),
+                        ],
+                    )
+                },
+            );
+            section(
+                &mut out,
+                "Violations",
+                "violations",
+                &[
+                    ("Date", "incident_date"),
+                    ("Convicted", "conviction_date"),
+                    ("State", "state_code"),
+                ],
+            );
+            section(
+                &mut out,
+                "Accidents",
+                "accidents",
+                &[("Date", "incident_date"), ("State", "state_code")],
+            );
+            section(
+                &mut out,
+                "Actions",
+                "actions",
+                &[
+                    ("From", "start_date"),
+                    ("To", "end_date"),
+                    ("State", "state_code"),
+                ],
+            );
+        }
     }
     out
+}
+
+/// A search's records as a list, one line each from `line` (escaped there), or why there is
+/// none: not searched (`null`) or nothing found.
+fn records(
+    out: &mut String,
+    found: &serde_json::Value,
+    line: impl Fn(&serde_json::Value) -> String,
+) {
+    match found.as_array() {
+        None => out.push_str("<p>Not searched.</p>"),
+        Some(v) if v.is_empty() => out.push_str("<p>No records found.</p>"),
+        Some(v) => {
+            out.push_str("<ul>");
+            for r in v {
+                out.push_str(&format!("<li>{}</li>", line(r)));
+            }
+            out.push_str("</ul>");
+        }
+    }
+}
+
+/// `Label: value` for each of `keys` the record has (text, number or yes/no), escaped.
+fn fields(r: &serde_json::Value, keys: &[(&str, &str)]) -> String {
+    keys.iter()
+        .filter_map(|(label, key)| {
+            let v = match &r[*key] {
+                serde_json::Value::String(s) if !s.trim().is_empty() => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => (if *b { "yes" } else { "no" }).to_string(),
+                _ => return None,
+            };
+            Some(format!("{label}: {}", esc(&v)))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[handler]
@@ -483,5 +600,70 @@ pub async fn report_dispute(
             .await
         }
         Err(_) => problem_page(LinkProblem::Unknown),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use service::screening::provider::{SearchOutcome, SearchRequest, Subject};
+    use service::screening::sandbox::SandboxProvider;
+
+    use super::render_report;
+
+    /// The candidate's copy as the page shows it, for the sandbox's candidate `last`.
+    fn copy_of(last: &str) -> String {
+        let at = Utc
+            .with_ymd_and_hms(2026, 3, 2, 10, 0, 0)
+            .single()
+            .expect("time");
+        let req = SearchRequest {
+            subject: Subject {
+                first_name: "Pat".into(),
+                last_name: last.into(),
+                email: "pat@example.com".into(),
+                state: Some("TN".into()),
+                drivers_license_number: Some("D1234567".into()),
+                drivers_license_state: Some("TN".into()),
+                ..Subject::default()
+            },
+            searches: entity::SearchKind::ALL.to_vec(),
+            requested_at: at,
+            now: at + chrono::Duration::hours(1),
+            identity_override: false,
+        };
+        match SandboxProvider::new(std::time::Duration::ZERO).run_search(&req) {
+            Ok(SearchOutcome::Ready(r)) => render_report(&serde_json::to_value(r).expect("json")),
+            other => panic!("expected a report, got {other:?}"),
+        }
+    }
+
+    /// The candidate sees every record of every search (to know what to dispute), not counts.
+    #[test]
+    fn the_candidates_copy_shows_each_record() {
+        let so = copy_of("Registry");
+        assert!(
+            so.contains(
+                "<li>Offense: Sexual battery; State: TN; Dispute status: not_disputed</li>"
+            ),
+            "{so}"
+        );
+        let wanted = copy_of("Wanted");
+        assert!(wanted.contains("List: Most Wanted"), "{wanted}");
+        let mvr = copy_of("Speedwell");
+        for text in [
+            "Speeding 11 to 15 miles per hour over the limit; Date: ",
+            "Failure to obey a traffic signal; Date: ",
+            "Following too closely; Date: ",
+            "At-fault collision with property damage; Date: ",
+            "State: TN; Number: D1234567",
+        ] {
+            assert!(mvr.contains(text), "{text} in {mvr}");
+        }
+        // A clear candidate: a licence, and nothing found anywhere else.
+        let clear = copy_of("Baggins");
+        assert_eq!(clear.matches("<li>").count(), 1, "{clear}");
+        assert_eq!(clear.matches("No records found.").count(), 6, "{clear}");
+        assert!(!clear.contains("Not searched"), "{clear}");
     }
 }
