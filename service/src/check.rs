@@ -251,6 +251,16 @@ impl Service {
                 "the final notice is sent when the waiting period ends; dispute or cancel the adverse action instead",
             ));
         }
+        if current.status.is_review()
+            && matches!(to, CheckStatus::Approved | CheckStatus::Pending)
+            && reason.is_none()
+        {
+            // An adjudicator's decision on a review queue is kept with its reason.
+            return Err(ServiceError::invalid(
+                "reason",
+                "a decision on a check in review needs a reason",
+            ));
+        }
         let extras = StatusExtras::default();
         let reason = reason.as_deref();
         let updated = if let Some(txn) = txn {

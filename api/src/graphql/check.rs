@@ -232,7 +232,8 @@ pub struct TransitionCheckInput {
     pub check_id: ID,
     /// The status to move to; must be legal from the current one.
     pub status: CheckStatus,
-    /// Why, kept in the history.
+    /// Why, kept in the history; required for a decision (`approved` or `pending`) on a check in
+    /// review.
     pub reason: Option<String>,
 }
 

@@ -367,6 +367,35 @@ async fn sandbox_scenarios_are_adjudicated_by_the_default_rules() {
             assert_ne!(reasons[0], "no reportable records", "{first} {last}");
         }
     }
+    // A decision on a review queue needs its reason, which the history keeps.
+    let (_, registry) = &started[3];
+    let decide = |reason: Option<&str>| {
+        app.gql(
+            "mutation($c: ID!, $r: String) { transitionCheck(input: {checkId: $c, status: approved, reason: $r}) { status history { toStatus actorEmail reason } } }",
+            json!({"c": registry, "r": reason}),
+        )
+    };
+    for blank in [None, Some("  ")] {
+        decide(blank)
+            .await
+            .expect_err("BAD_USER_INPUT", Some("reason"));
+    }
+    assert_eq!(app.check_status(registry).await, "review__so");
+    let r = decide(Some("registry entry is another person (different DOB)")).await;
+    let history = &r.data()["transitionCheck"]["history"];
+    let last = history
+        .as_array()
+        .and_then(|h| h.iter().find(|c| c["toStatus"] == "approved"))
+        .expect("the approval in the history");
+    assert_eq!(
+        (last["actorEmail"].as_str(), last["reason"].as_str()),
+        (
+            Some("admin@demo.clearhire.dev"),
+            Some("registry entry is another person (different DOB)")
+        ),
+        "{history}"
+    );
+
     // The identity mismatch ran nothing else; "Resume Checks" continues with what was given.
     let (mismatch_cand, mismatch) = &started[5];
     let r = reports(&app, mismatch).await;
