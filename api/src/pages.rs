@@ -6,7 +6,7 @@ use poem::http::{HeaderMap, StatusCode};
 use poem::web::{Data, Html, Path, RemoteAddr};
 use poem::{Body, IntoResponse, Response, handler};
 use service::Service;
-use service::screen::{ConsentDetails, ConsentView, LinkProblem};
+use service::screen::{ConsentDetails, ConsentSubmission, ConsentView, LinkProblem};
 use service::screening::disclosures::escape_html as esc;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;\
@@ -329,16 +329,18 @@ pub async fn consent_sign(
         }
     }
     match svc.submit_consent_page(&token, details).await {
-        Ok(Ok(())) => page(
+        Ok(ConsentSubmission::Signed) => page(
             StatusCode::OK,
             "Thank you",
             "<h1>Thank you</h1><p>Your consent was recorded and your background check has \
              started. You will receive a copy of your report by email.</p>",
         ),
-        Ok(Err(errors)) => match svc.consent_view(&token).await {
+        Ok(ConsentSubmission::Invalid(errors)) => match svc.consent_view(&token).await {
             Ok(view) => render_consent(&token, &view, None, &errors, &posted),
             Err(p) => problem_page(p),
         },
+        // The state's own summary comes first; the page then asks for the signature again.
+        Ok(ConsentSubmission::StateSummaryDue) => see_other(&format!("/consent/{token}")),
         Err(p) => problem_page(p),
     }
 }

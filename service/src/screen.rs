@@ -99,6 +99,19 @@ pub struct ConsentDetails {
 /// Field errors of a consent submission: (form field, message), in form order.
 pub type FieldErrors = Vec<(String, String)>;
 
+/// What became of a signature submitted on the consent page.
+#[derive(Debug)]
+pub enum ConsentSubmission {
+    /// Signed: the check is processing.
+    Signed,
+    /// Refused, each field with its message; nothing was written.
+    Invalid(FieldErrors),
+    /// The details given put the candidate in a state with its own summary of rights, which
+    /// the page could not show before it knew where they live: the details are kept, and the
+    /// page shows that summary before they sign.
+    StateSummaryDue,
+}
+
 /// The form fields the consent page may ask for, with their validators.
 const PAGE_FIELDS: [&str; 8] = [
     "date_of_birth",
@@ -623,7 +636,7 @@ impl Service {
         &self,
         token: &str,
         details: ConsentDetails,
-    ) -> Result<Result<(), FieldErrors>, LinkProblem> {
+    ) -> Result<ConsentSubmission, LinkProblem> {
         let view = self.consent_view(token).await?;
         let mut errors: FieldErrors = Vec::new();
         if view.next_section().is_some() {
@@ -692,7 +705,7 @@ impl Service {
             typed
         };
         if !errors.is_empty() {
-            return Ok(Err(errors));
+            return Ok(ConsentSubmission::Invalid(errors));
         }
         let problem = |_| LinkProblem::Unknown;
         let txn = db::begin_write(&self.db).await.map_err(problem)?;
@@ -705,6 +718,39 @@ impl Service {
             .await
             .map_err(|_| LinkProblem::Unknown)?;
         let candidate_actor = Actor::candidate(&c.partner_id, &cand.id);
+        // Where the candidate lives once these details are kept, as the page will read it.
+        let lives_in = cand.state.clone().or(input.state.clone()).or_else(|| {
+            cand.zip
+                .as_deref()
+                .or(input.zip.as_deref())
+                .and_then(crate::screening::zipstate::state_for_zip)
+                .map(str::to_string)
+        });
+        let summary_unread = !view
+            .sections
+            .iter()
+            .any(|s| s.key == disclosures::STATE_SUMMARY)
+            && lives_in
+                .as_deref()
+                .is_some_and(disclosures::state_requires_summary);
+        if summary_unread {
+            let kept = self
+                .complete_candidate_in(&txn, &candidate_actor, cand, &input)
+                .await;
+            return match kept {
+                Ok(_) => {
+                    self.commit(txn).await.map_err(problem)?;
+                    Ok(ConsentSubmission::StateSummaryDue)
+                }
+                Err(ServiceError::Invalid { field, message }) => Ok(ConsentSubmission::Invalid(
+                    vec![(field, capitalise(&message))],
+                )),
+                Err(e) => {
+                    tracing::error!(error = ?e, "keeping the consent page's details failed");
+                    Err(LinkProblem::Unknown)
+                }
+            };
+        }
         let result: ServiceResult<()> = async {
             self.complete_candidate_in(&txn, &candidate_actor, cand, &input)
                 .await?;
@@ -756,10 +802,13 @@ impl Service {
         match result {
             Ok(()) => {
                 self.commit(txn).await.map_err(problem)?;
-                Ok(Ok(()))
+                Ok(ConsentSubmission::Signed)
             }
             Err(ServiceError::Invalid { field, message }) => {
-                Ok(Err(vec![(field, capitalise(&message))]))
+                Ok(ConsentSubmission::Invalid(vec![(
+                    field,
+                    capitalise(&message),
+                )]))
             }
             Err(e) => {
                 tracing::error!(error = ?e, "consent submission failed");

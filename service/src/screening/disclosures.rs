@@ -5,6 +5,9 @@ use entity::SearchKind;
 use serde::Serialize;
 
 /// The consumer reporting agency named in the disclosures.
+/// The key of the state summary of rights, the section only some states call for.
+pub const STATE_SUMMARY: &str = "summary_of_state_rights";
+
 /// The consumer reporting agency the forms and notices name: whoever operates this deployment.
 /// FCRA §615(a) wants its name, address and telephone number in an adverse-action notice, and
 /// California's ICRAA (Civil Code §1786.16) its name, address, telephone number and website in
@@ -569,7 +572,7 @@ fn state_summary(state: &str, agency: &Agency) -> Option<Section> {
         &[(READ_SUMMARY_CHECKBOX, true)]
     };
     Some(section(
-        "summary_of_state_rights",
+        STATE_SUMMARY,
         "A Summary of Your State Rights",
         copy,
         checkboxes,

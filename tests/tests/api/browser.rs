@@ -366,7 +366,7 @@ async fn a_candidate_consents_in_headless_chromium_with_the_keyboard() {
             ("ssn", "123-45-6780"),
             ("address", "3 Bagshot Row"),
             ("city", "Hobbiton"),
-            ("state", "CA"),
+            ("state", "TX"),
             ("zip", "941"),
             ("signature", "Test Person"),
         ])
@@ -385,7 +385,7 @@ async fn a_candidate_consents_in_headless_chromium_with_the_keyboard() {
     );
     let zip = browser.find("#zip").await;
     browser.clear(&zip).await;
-    browser.keys(&zip, "94107").await;
+    browser.keys(&zip, "75001").await;
     // The other answers were kept; the signature is typed again.
     let sig = browser.find("#signature").await;
     browser.clear(&sig).await;
@@ -419,7 +419,7 @@ async fn a_candidate_signs_by_drawing_in_headless_chromium() {
             ("ssn", "123-45-6781"),
             ("address", "5 Bagshot Row"),
             ("city", "Hobbiton"),
-            ("state", "CA"),
+            ("state", "TX"),
             ("zip", "941"),
         ])
         .await;
@@ -479,7 +479,7 @@ async fn a_candidate_signs_by_drawing_in_headless_chromium() {
     assert_eq!(ink_again, ink, "the same drawing");
     let zip = browser.find("#zip").await;
     browser.clear(&zip).await;
-    browser.keys(&zip, "94107").await;
+    browser.keys(&zip, "75001").await;
     let resubmitted = browser
         .property(&browser.find("#signature_image").await, "value")
         .await;

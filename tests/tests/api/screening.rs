@@ -896,6 +896,9 @@ async fn the_consent_page_takes_a_candidate_from_invitation_to_processing() {
         .await;
     assert!(c.data()["candidate"]["ssn"].is_null() && c.data()["candidate"]["city"].is_null());
 
+    // Right details, and the candidate turns out to live in California, whose own summary of
+    // rights the page could not show without knowing that: the details are kept and the
+    // summary comes before the signature.
     let good = post_form(
         &client,
         &sign,
@@ -908,6 +911,33 @@ async fn the_consent_page_takes_a_candidate_from_invitation_to_processing() {
             ("zip", "94107"),
             ("signature", "Test Person"),
         ],
+        Some("Chromium-test"),
+    )
+    .await;
+    assert_eq!(good.status(), 303);
+    assert_eq!(app.check_status(&check).await, "emailed");
+    let c = app
+        .gql(
+            "query($id: ID!) { candidate(id: $id) { city state zip } }",
+            json!({"id": cand}),
+        )
+        .await;
+    assert_eq!(
+        c.data()["candidate"],
+        json!({"city": "Hobbiton", "state": "CA", "zip": "94107"})
+    );
+    let state_summary = acknowledge_every_section(&app, &client, &link).await;
+    assert_eq!(state_summary, ["A Summary of Your State Rights"]);
+    let sign_page = client.get(&link).send().await.expect("page");
+    let html = sign_page.text().await.expect("html");
+    assert!(
+        html.contains("Sign your consent") && !html.contains("name=\"zip\""),
+        "only the signature is left: {html}"
+    );
+    let good = post_form(
+        &client,
+        &sign,
+        &[("signature", "Test Person")],
         Some("Chromium-test"),
     )
     .await;
@@ -928,8 +958,8 @@ async fn the_consent_page_takes_a_candidate_from_invitation_to_processing() {
         serde_json::from_str(consent[0]["section_timestamps"].as_str().expect("s")).expect("json");
     assert_eq!(
         stamps.as_object().expect("o").len(),
-        5,
-        "four sections and the signature: {stamps}"
+        6,
+        "five sections (the state's summary among them) and the signature: {stamps}"
     );
 
     // The link worked once.
