@@ -34,7 +34,7 @@ fn path(from: CheckStatus, to: CheckStatus) -> Vec<CheckStatus> {
     out
 }
 
-async fn outbox_events(app: &TestApp, aggregate: &str) -> Vec<(String, Value)> {
+pub(crate) async fn outbox_events(app: &TestApp, aggregate: &str) -> Vec<(String, Value)> {
     let db = app.service.db();
     let rows = db
         .query_all_raw(sea_orm::Statement::from_sql_and_values(

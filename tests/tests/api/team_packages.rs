@@ -67,10 +67,25 @@ async fn packages_keep_exactly_one_default() {
         .as_str()
         .expect("id")
         .to_string();
+    // A package that stops being the default says so in its own event.
+    let no_longer_default = |events: Vec<(String, serde_json::Value)>| {
+        events
+            .iter()
+            .any(|(t, p)| t == "package.updated" && p["is_default"] == false)
+    };
+    assert!(no_longer_default(
+        crate::checks::outbox_events(&app, &standard).await
+    ));
+    assert!(!no_longer_default(
+        crate::checks::outbox_events(&app, &drivers).await
+    ));
     let u = app
         .gql("mutation($id: ID!) { updatePackage(id: $id, input: {makeDefault: true, name: \"Standard v2\"}) { isDefault name } }", json!({"id": standard}))
         .await;
     assert_eq!(u.data()["updatePackage"]["isDefault"], true);
+    assert!(no_longer_default(
+        crate::checks::outbox_events(&app, &drivers).await
+    ));
     let a = app
         .gql(
             "mutation($id: ID!) { archivePackage(id: $id) { archivedAt isDefault } }",

@@ -461,6 +461,42 @@ async fn a_failing_receiver_gets_the_same_event_again_then_410_disables_the_endp
     );
 }
 
+/// Deliveries failing at one endpoint at once disable it once: one `webhook_endpoint.disabled`
+/// event, however many 410s arrive together.
+#[tokio::test]
+async fn concurrent_410s_disable_the_endpoint_once() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    rx.answer(&[410; 40]);
+    let (endpoint_id, _) = endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
+    let starts = (0..12).map(|i| {
+        let app = &app;
+        async move {
+            let cand = app.candidate(&format!("gone{i}@example.com")).await;
+            app.start_check(&cand, true).await
+        }
+    });
+    futures_util::future::join_all(starts).await;
+    eventually("the endpoint disabled", 10, || async {
+        let e = app.gql("{ webhookEndpoints { enabled } }", json!({})).await;
+        (e.data()["webhookEndpoints"][0]["enabled"] == false).then_some(())
+    })
+    .await;
+    // Let every attempt in flight finish and record itself.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let disabled: Vec<_> = crate::checks::outbox_events(&app, &endpoint_id)
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == "webhook_endpoint.disabled")
+        .collect();
+    assert_eq!(
+        disabled.len(),
+        1,
+        "{disabled:?}; {} answered",
+        rx.received().len()
+    );
+}
+
 #[tokio::test]
 async fn retry_after_on_429_is_honoured() {
     let app = spawn_app().await;
