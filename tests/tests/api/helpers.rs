@@ -204,12 +204,17 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The embedded job store's file.
+    pub fn jobs_db(&self) -> std::path::PathBuf {
+        self._dir.0.join("jobs.db")
+    }
+
     /// A second handle on the app's job store: its `jobs.db` embedded, its Redis keys in
     /// scale-out.
     pub async fn job_queue(&self) -> worker::queue::JobQueue {
         match &self.redis {
             Some((url, prefix)) => worker::queue::JobQueue::redis(url, prefix).await,
-            None => worker::queue::JobQueue::sqlite(&self._dir.0.join("jobs.db"))
+            None => worker::queue::JobQueue::sqlite(&self.jobs_db())
                 .await
                 .map(|(q, _)| q),
         }

@@ -1505,6 +1505,29 @@ async fn finished_delivery_jobs_are_deleted_from_the_job_store_after_their_reten
         .wait_for("two status webhooks", 10, |g| g.len() == 2)
         .await
         .len();
+    if app.redis.is_none() {
+        // A finished job no longer holds its worker's lock, so apalis's acknowledgements,
+        // which walk the jobs a worker holds, do not grow with the jobs finished before them.
+        // Read directly, not through `JobQueue::sqlite`, whose set-up would let go of the locks.
+        let pool =
+            sea_orm::sqlx::SqlitePool::connect(&format!("sqlite://{}", app.jobs_db().display()))
+                .await
+                .expect("job store");
+        let held: Vec<(String, Option<String>)> = eventually("the jobs acknowledged", 10, || {
+            let pool = pool.clone();
+            async move {
+                let rows: Vec<(String, Option<String>)> =
+                    sea_orm::sqlx::query_as("SELECT status, lock_by FROM Jobs WHERE job_type = ?1")
+                        .bind(worker::queue::DELIVERY_QUEUE)
+                        .fetch_all(&pool)
+                        .await
+                        .expect("jobs");
+                (rows.len() >= 2 && rows.iter().all(|(s, _)| s == "Done")).then_some(rows)
+            }
+        })
+        .await;
+        assert!(held.iter().all(|(_, lock)| lock.is_none()), "{held:?}");
+    }
     let queue = app.job_queue().await;
     let (stored, _) = queue.stored_jobs().await.expect("count");
     assert!(stored >= 2, "the two delivery jobs are stored: {stored}");
