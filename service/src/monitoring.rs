@@ -2,7 +2,8 @@
 //! business days for the courthouse, then a county recheck runs. A charge found → the check
 //! goes to compliance review (`review__cm`) with `criminal_monitoring_triggered: true` in the
 //! status webhook; no charge → the partner hears nothing of the arrest (FCRA), and one more
-//! recheck runs 30 days later.
+//! recheck runs 30 days later. A county recheck due while a recheck of the whole check is
+//! running waits for it.
 use chrono::{Duration, NaiveDate};
 use entity::{CheckStatus, Role, check, monitoring_alert};
 use sea_orm::sea_query::Expr;
@@ -239,6 +240,14 @@ impl Service {
             .await?)
     }
 
+    /// While a recheck is screening the candidate, the county recheck waits: the recheck's
+    /// report will replace the one a charge would be added to, and from `processing` the check
+    /// cannot go to `review__cm`. It runs again an hour later, on the recheck's outcome.
+    fn wait_for_screening(&self, c: &check::Model) -> Option<TaskOutcome> {
+        (c.status == CheckStatus::Processing)
+            .then(|| TaskOutcome::RunAgainAt(self.clock.now() + Duration::hours(1)))
+    }
+
     /// Task: the county recheck of an arrest alert.
     pub(crate) async fn monitoring_recheck(
         &self,
@@ -258,6 +267,9 @@ impl Service {
         if c.cm_criminal_enroll.is_none() {
             return Ok(TaskOutcome::Done);
         }
+        if let Some(later) = self.wait_for_screening(&c) {
+            return Ok(later);
+        }
         let cand = crate::candidate::find(&self.db, partner_id, &c.candidate_id).await?;
         let subject = self.subject_of(&cand)?;
         let now = self.clock.now();
@@ -276,6 +288,9 @@ impl Service {
             .await?;
         let txn = db::begin_write(&self.db).await?;
         let c = crate::check::find(&txn, partner_id, &alert.check_id).await?;
+        if let Some(later) = self.wait_for_screening(&c) {
+            return Ok(later);
+        }
         let mut am = alert.clone().into_active_model();
         am.rechecks = Set(alert.rechecks + 1);
         am.updated_at = Set(now);

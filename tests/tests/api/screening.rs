@@ -1336,6 +1336,100 @@ async fn continuous_monitoring_reports_a_charge_and_stays_silent_without_one() {
     assert_eq!(r.data()["check"]["criminalMonitoringTriggered"], false);
 }
 
+/// A county recheck that comes due while a recheck of the whole check is screening the candidate
+/// waits for it: the recheck's report would replace the one the charge went into, and from
+/// `processing` the check cannot go to `review__cm`. Once the recheck approves, the charge moves
+/// the check to review with the county's records in the new report.
+#[tokio::test]
+async fn a_monitoring_charge_waits_for_a_running_recheck() {
+    let (app, rx) = screening_app().await;
+    let clock = app.service.clock();
+    // Slowpoke's searches take two minutes of the clock, so the recheck can be caught running.
+    let (cand, check) = hosted(&app, "Sloan", "Slowpoke", None, None).await;
+    clock.advance(chrono::Duration::minutes(3));
+    app.wait_check_status(&check, "approved").await;
+    app.gql(
+        "mutation($c: ID!) { enrollMonitoring(checkId: $c) { cmCriminalEnroll } }",
+        json!({"c": check}),
+    )
+    .await
+    .data();
+    let alert_at = clock.now();
+    app.gql(
+        "mutation($c: ID!) { sandboxArrestAlert(checkId: $c, county: \"Alameda\", state: \"CA\", chargeFiled: true) { status } }",
+        json!({"c": check}),
+    )
+    .await
+    .data();
+    let due = service::screening::calendar::add_business_days(
+        alert_at,
+        service::monitoring::RECHECK_AFTER_BUSINESS_DAYS,
+    );
+    // The recheck starts 30 s before the county recheck is due; its searches finish 90 s after.
+    clock.advance(due - clock.now() - chrono::Duration::seconds(30));
+    app.gql(
+        "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
+        json!({"c": check}),
+    )
+    .await
+    .data();
+    assert_eq!(app.check_status(&check).await, "processing");
+    let alert = || async {
+        let r = app
+            .gql(
+                "query($c: ID!) { check(id: $c) { monitoringAlerts { status rechecks } } }",
+                json!({"c": check}),
+            )
+            .await;
+        r.data()["check"]["monitoringAlerts"][0].clone()
+    };
+    clock.advance(chrono::Duration::seconds(40));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        alert().await,
+        json!({"status": "waiting", "rechecks": 0}),
+        "the county recheck waits for the running recheck"
+    );
+    assert_eq!(app.check_status(&check).await, "processing");
+    clock.advance(chrono::Duration::minutes(2));
+    app.wait_check_status(&check, "approved").await;
+    clock.advance(chrono::Duration::hours(1));
+    app.wait_check_status(&check, "review__cm").await;
+    assert_eq!(alert().await, json!({"status": "charged", "rechecks": 1}));
+    expect_states(
+        &rx,
+        &cand,
+        &[
+            "consent",
+            "processing",
+            "approved",
+            "processing",
+            "approved",
+            "review__cm",
+        ],
+    )
+    .await;
+    let last = rx
+        .received()
+        .into_iter()
+        .find(|r| r.json["worker_id"] == cand.as_str() && r.json["state"] == "review__cm")
+        .expect("the review__cm webhook");
+    assert_eq!(last.json["criminal_monitoring_triggered"], true);
+    // Three reports: the screening, the recheck, and the recheck's with the county added.
+    let reps = reports(&app, &check).await;
+    let kinds: Vec<&Value> = reps.iter().map(|r| &r["kind"]).collect();
+    assert_eq!(kinds.last(), Some(&&json!("monitoring")), "{kinds:?}");
+    let criminal = reps.last().expect("report")["report"]["checks"]["criminal"].clone();
+    assert!(
+        criminal
+            .as_array()
+            .expect("criminal")
+            .iter()
+            .any(|c| c["county"] == "Alameda"),
+        "{criminal}"
+    );
+}
+
 #[tokio::test]
 async fn slow_searches_finish_when_their_time_comes() {
     let (app, _rx) = screening_app().await;
