@@ -6,82 +6,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use poem::Server;
 use poem::listener::{Acceptor, AcceptorExt, Listener, TcpListener};
+use service::Service;
 use service::bootstrap::NewPartner;
-use service::crypto::Crypto;
-use service::db::{self, DbOptions};
-use service::{Service, ServiceSettings, auth::TokenAuthority};
 
-use crate::config::Config;
 use crate::graphql::{self, Limits};
+use worker::config::Config;
 
-/// The service layer built from configuration, with migrations applied.
-pub async fn service_from(config: &Config) -> anyhow::Result<Service> {
-    let (jwt, key) = config.secrets()?;
-    let (conn, counter) = db::connect(&DbOptions {
-        url: config.database_url(),
-        max_connections: config.db_pool_size(),
-        log_statements: config.log_sql,
-    })
-    .await
-    .context("connecting to the database")?;
-    db::migrate(&conn).await.context("applying migrations")?;
-    let service = Service::new(
-        (conn, counter),
-        Crypto::new(&key),
-        TokenAuthority::new(&jwt),
-        ServiceSettings {
-            max_page_size: config.max_page_size,
-            public_base_url: config.public_base_url(),
-            token_cache_ttl: Duration::from_secs(config.token_cache_secs),
-            agency: config.agency(),
-        },
-    )
-    .with_provider(std::sync::Arc::new(
-        service::screening::sandbox::SandboxProvider::new(Duration::from_millis(
-            config.sandbox_latency_ms,
-        )),
-    ));
-    Ok(match &config.smtp_url {
-        Some(url) => service.with_mailer(std::sync::Arc::new(worker::smtp::SmtpMailer::new(
-            url.expose(),
-            &config.mail_from,
-        )?)),
-        None => service,
-    })
-}
-
-/// The bus and job queue this configuration asks for: Redis when `REDIS_URL` is set, else an
-/// in-process bus and a SQLite job store under DATA_DIR.
-pub async fn back_half(config: &Config) -> anyhow::Result<(worker::Bus, worker::queue::JobQueue)> {
-    match &config.redis_url {
-        Some(url) => Ok((
-            worker::Bus::redis(url, &config.redis_prefix)
-                .await
-                .context("connecting the event bus to Redis")?,
-            worker::queue::JobQueue::redis(url, &config.redis_prefix)
-                .await
-                .context("connecting the job queue to Redis")?,
-        )),
-        None => {
-            std::fs::create_dir_all(&config.data_dir)?;
-            let (queue, _) = worker::queue::JobQueue::sqlite(&config.data_dir.join("jobs.db"))
-                .await
-                .context("opening the job store")?;
-            Ok((worker::Bus::in_process(), queue))
-        }
-    }
-}
-
-pub fn worker_config(config: &Config, relay: bool) -> anyhow::Result<worker::WorkerConfig> {
-    Ok(worker::WorkerConfig {
-        concurrency: config.worker_concurrency,
-        poll_interval: Duration::from_millis(config.poll_interval_ms),
-        allowlist: worker::ssrf::Allowlist::parse(&config.webhook_allowlist)
-            .context("CLEARHIRE_WEBHOOK_ALLOWLIST must be comma-separated IP addresses")?,
-        relay,
-        name: "clearhire".into(),
-    })
-}
+pub use worker::setup::{back_half, service_from, worker_config};
 
 /// A server bound to its address, ready to run.
 pub struct Application {

@@ -2,7 +2,6 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
-pub mod config;
 pub mod graphql;
 pub mod http;
 pub mod live;
@@ -10,4 +9,4 @@ pub mod pages;
 pub mod parsed;
 
 pub use app::Application;
-pub use config::Config;
+pub use worker::config::{self, Config};

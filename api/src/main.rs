@@ -6,7 +6,6 @@ use anyhow::Context;
 use api::{Application, Config};
 use clap::{Parser, Subcommand};
 use entity::Role;
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
@@ -25,7 +24,8 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve,
-    /// Run the relay and job workers only (scale-out: beside api processes, with REDIS_URL).
+    /// Run the relay and job workers only, as the `worker` binary does (scale-out: beside api
+    /// processes, with REDIS_URL).
     Worker {
         /// Also run the outbox relay and the sweeper in this process.
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -76,36 +76,14 @@ enum TokenCmd {
     Revoke { id: String },
 }
 
-fn init_tracing(config: &Config) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,poem=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if config.log_format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing(&cli.config);
+    worker::setup::init_tracing(&cli.config);
     let config = cli.config;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
-        Command::Worker { relay } => {
-            let svc = api::app::service_from(&config).await?;
-            let (bus, queue) = api::app::back_half(&config).await?;
-            let handle =
-                worker::start(svc, bus, queue, api::app::worker_config(&config, relay)?).await?;
-            tracing::info!(relay, "worker running");
-            shutdown_signal().await;
-            handle.shutdown().await;
-            Ok(())
-        }
+        Command::Worker { relay } => worker::setup::run_worker(&config, relay).await,
         Command::Migrate => {
             api::app::service_from(&config).await?;
             eprintln!("migrations applied");
@@ -199,29 +177,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     tracing::info!("GraphiQL at {url}");
-    app.run_until(shutdown_signal()).await
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: finishing in-flight requests");
+    app.run_until(worker::setup::shutdown_signal()).await
 }
 
 fn redact_url(url: &str) -> String {

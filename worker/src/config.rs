@@ -46,7 +46,7 @@ pub struct Config {
     pub redis_prefix: String,
 
     /// Run the relay and job workers inside the api process. Default: yes without REDIS_URL,
-    /// no with it (run `api worker` processes instead).
+    /// no with it (run `worker` processes instead).
     #[arg(long, env = "CLEARHIRE_EMBEDDED_WORKERS")]
     pub embedded_workers: Option<bool>,
 

@@ -1,0 +1,234 @@
+//! The `worker` binary on its own, as a scale-out deployment runs it: it takes the api's
+//! configuration, delivers the events it finds in the outbox as signed webhooks, and stops
+//! gracefully on SIGTERM. (The delivery paths themselves are tested through the api, whose
+//! `api worker` runs the same `worker::setup::run_worker`.)
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use clap::Parser;
+use entity::CheckStatus;
+use service::candidate::CandidateInput;
+use service::check::NewCheck;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use worker::config::Config;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+}
+
+/// One request the receiver got: its head (request line and headers) and body.
+#[derive(Debug, Clone)]
+struct Received {
+    head: String,
+    body: serde_json::Value,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// A webhook receiver on 127.0.0.1 that answers 204 to every POST and keeps what it got.
+async fn receiver() -> (String, Arc<Mutex<Vec<Received>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hooks", listener.local_addr().expect("addr"));
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let keep = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let keep = keep.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = text[..end].to_string();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length").then(|| v.trim())
+                        })
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if buf.len() < end + 4 + len {
+                        continue;
+                    }
+                    let body = serde_json::from_slice(&buf[end + 4..end + 4 + len])
+                        .unwrap_or(serde_json::Value::Null);
+                    keep.lock().expect("lock").push(Received { head, body });
+                    let _ = sock
+                        .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                        .await;
+                    return;
+                }
+            });
+        }
+    });
+    (url, got)
+}
+
+fn fresh_dir() -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!(
+        "clearhire-worker-bin-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("data dir");
+    dir
+}
+
+#[tokio::test]
+async fn the_worker_binary_delivers_the_outbox_and_stops_on_sigterm() {
+    let dir = fresh_dir();
+    let (url, got) = receiver().await;
+    // State written by another process (here: this test, through the service layer) into the
+    // embedded database: a partner with an endpoint, and a check moved to processing.
+    let config = Cli::parse_from(["test", "--data-dir", dir.to_str().expect("utf-8")]).config;
+    let svc = worker::setup::service_from(&config).await.expect("service");
+    let partner = svc
+        .provision_partner("Worker Binary", "admin@example.com", 1)
+        .await
+        .expect("partner");
+    let actor = svc.authenticate(&partner.token).await.expect("actor");
+    svc.create_webhook_endpoint(&actor, &url, None, &["check.status_changed".into()])
+        .await
+        .expect("endpoint");
+    let cand = svc
+        .create_candidate(
+            &actor,
+            CandidateInput {
+                first_name: Some("Ada".into()),
+                last_name: Some("Worker".into()),
+                email: Some("ada.worker@example.com".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("candidate");
+    let check = svc
+        .start_check(
+            &actor,
+            &cand.id,
+            NewCheck {
+                package_id: None,
+                callback_url: None,
+                reference_id: None,
+                do_checks: false,
+            },
+        )
+        .await
+        .expect("check");
+    svc.transition_check(&actor, &check.id, CheckStatus::Processing, None)
+        .await
+        .expect("transition");
+    svc.db().clone().close().await.expect("close");
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_worker"))
+        .env_clear()
+        .env("CLEARHIRE_DATA_DIR", &dir)
+        .env("CLEARHIRE_WEBHOOK_ALLOWLIST", "127.0.0.1")
+        .env("CLEARHIRE_POLL_INTERVAL_MS", "20")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the worker binary");
+
+    // Two events: the check created (`initiated`) and moved to `processing`.
+    let mut hooks = Vec::new();
+    for _ in 0..300 {
+        hooks = got.lock().expect("lock").clone();
+        if hooks.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let hooks_now = got.lock().expect("lock").clone();
+    let mut states: Vec<(String, String)> = hooks_now
+        .iter()
+        .map(|r| {
+            (
+                r.body["original_state"].to_string(),
+                r.body["state"].to_string(),
+            )
+        })
+        .collect();
+    states.sort();
+    assert_eq!(
+        states,
+        [
+            ("\"initiated\"".to_string(), "\"processing\"".to_string()),
+            ("null".to_string(), "\"initiated\"".to_string()),
+        ],
+        "each event delivered once: {hooks:?}"
+    );
+    for hook in &hooks_now {
+        assert!(hook.head.starts_with("POST /hooks "), "{}", hook.head);
+        assert_eq!(hook.body["worker_id"], cand.id.as_str());
+        assert_eq!(
+            hook.header("webhook-id"),
+            hook.body["event_id"].as_str(),
+            "webhook-id is the event id"
+        );
+        let signature = hook.header("webhook-signature").expect("signed");
+        let mac = signature.strip_prefix("v1,").expect("v1 signature");
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(mac)
+                .expect("base64")
+                .len(),
+            32,
+            "an HMAC-SHA256"
+        );
+    }
+
+    let pid = child.id().expect("pid");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("the worker stops within 20 s of SIGTERM")
+        .expect("wait");
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut logs)
+        .await
+        .expect("logs");
+    assert!(exit.success(), "exit {exit:?}\n{logs}");
+    assert!(logs.contains("worker running"), "{logs}");
+    assert!(logs.contains("stopped"), "{logs}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
