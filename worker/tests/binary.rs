@@ -1,8 +1,9 @@
 //! The `worker` binary on its own, as a scale-out deployment runs it: it takes the api's
 //! configuration, delivers the events it finds in the outbox as signed webhooks, and stops
-//! gracefully on SIGTERM. (The delivery paths themselves are tested through the api, whose
-//! `api worker` runs the same `worker::setup::run_worker`.)
-use std::path::PathBuf;
+//! gracefully on SIGTERM: on the embedded SQLite store, and with `CLEARHIRE_TEST_PG_URL` and
+//! `CLEARHIRE_TEST_REDIS_URL` set on a fresh PostgreSQL database and Redis key prefix. (The
+//! delivery paths themselves are tested through the api, whose `api worker` runs the same
+//! `worker::setup::run_worker`.)
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -89,26 +90,78 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Received>>>) {
     (url, got)
 }
 
-fn fresh_dir() -> PathBuf {
+/// A name no other run uses (`.ci/run` drops databases and keys of its run id afterwards).
+fn unique() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("time")
         .as_nanos();
-    let dir = std::env::temp_dir().join(format!(
-        "clearhire-worker-bin-{}-{nanos}",
-        std::process::id()
+    format!("{:x}{nanos:x}", std::process::id())
+}
+
+/// Where the worker keeps its state: variables for the worker process, each also given to this
+/// test's own configuration as the matching flag.
+async fn deployment(dir: &std::path::Path) -> Vec<(&'static str, &'static str, String)> {
+    let mut vars = vec![(
+        "CLEARHIRE_DATA_DIR",
+        "--data-dir",
+        dir.to_str().expect("utf-8").to_string(),
+    )];
+    let Some(admin) = std::env::var("CLEARHIRE_TEST_PG_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
+        return vars;
+    };
+    let run = std::env::var("CLEARHIRE_TEST_RUN_ID").unwrap_or_else(|_| "local".into());
+    let name = format!("clearhire_test_{run}_{}", unique());
+    let conn = sea_orm::Database::connect(&admin)
+        .await
+        .expect("PostgreSQL reachable at CLEARHIRE_TEST_PG_URL");
+    sea_orm::ConnectionTrait::execute_unprepared(&conn, &format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create database");
+    conn.close().await.ok();
+    let mut url = url::Url::parse(&admin).expect("CLEARHIRE_TEST_PG_URL");
+    url.set_path(&name);
+    vars.push(("DATABASE_URL", "--database-url", url.to_string()));
+    vars.push((
+        "CLEARHIRE_JWT_SECRET",
+        "--jwt-secret",
+        service::crypto::Crypto::generate_key(),
     ));
-    std::fs::create_dir_all(&dir).expect("data dir");
-    dir
+    vars.push((
+        "CLEARHIRE_ENCRYPTION_KEY",
+        "--encryption-key",
+        service::crypto::Crypto::generate_key(),
+    ));
+    if let Some(redis) = std::env::var("CLEARHIRE_TEST_REDIS_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        vars.push(("REDIS_URL", "--redis-url", redis));
+        vars.push((
+            "CLEARHIRE_REDIS_PREFIX",
+            "--redis-prefix",
+            format!("clearhire-test-{run}-{}", unique()),
+        ));
+    }
+    vars
 }
 
 #[tokio::test]
 async fn the_worker_binary_delivers_the_outbox_and_stops_on_sigterm() {
-    let dir = fresh_dir();
+    let dir = std::env::temp_dir().join(format!("clearhire-worker-bin-{}", unique()));
+    std::fs::create_dir_all(&dir).expect("data dir");
+    let vars = deployment(&dir).await;
     let (url, got) = receiver().await;
     // State written by another process (here: this test, through the service layer) into the
     // embedded database: a partner with an endpoint, and a check moved to processing.
-    let config = Cli::parse_from(["test", "--data-dir", dir.to_str().expect("utf-8")]).config;
+    let mut args = vec!["test".to_string()];
+    for (_, flag, value) in &vars {
+        args.extend([flag.to_string(), value.clone()]);
+    }
+    let config = Cli::parse_from(args).config;
     let svc = worker::setup::service_from(&config).await.expect("service");
     let partner = svc
         .provision_partner("Worker Binary", "admin@example.com", 1)
@@ -150,10 +203,11 @@ async fn the_worker_binary_delivers_the_outbox_and_stops_on_sigterm() {
 
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_worker"))
         .env_clear()
-        .env("CLEARHIRE_DATA_DIR", &dir)
+        .envs(vars.iter().map(|(var, _, value)| (var, value)))
         .env("CLEARHIRE_WEBHOOK_ALLOWLIST", "127.0.0.1")
         .env("CLEARHIRE_POLL_INTERVAL_MS", "20")
         .env("RUST_LOG", "info")
+        .env("CLEARHIRE_LOG_FORMAT", "json")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -229,6 +283,11 @@ async fn the_worker_binary_delivers_the_outbox_and_stops_on_sigterm() {
         .expect("logs");
     assert!(exit.success(), "exit {exit:?}\n{logs}");
     assert!(logs.contains("worker running"), "{logs}");
+    let scaled_out = vars.iter().any(|(var, _, _)| *var == "REDIS_URL");
+    assert!(
+        logs.contains(&format!(r#""redis":{scaled_out}"#)),
+        "the job queue and bus it was given: {logs}"
+    );
     assert!(logs.contains("stopped"), "{logs}");
     let _ = std::fs::remove_dir_all(&dir);
 }
