@@ -1,5 +1,6 @@
 //! The `worker` binary on its own, as a scale-out deployment runs it: it takes the api's
-//! configuration, delivers the events it finds in the outbox as signed webhooks, and stops
+//! configuration, delivers the events it finds in the outbox as signed webhooks (directly, not
+//! through a proxy the environment names), and stops
 //! gracefully on SIGTERM: on the embedded SQLite store, and with `CLEARHIRE_TEST_PG_URL` and
 //! `CLEARHIRE_TEST_REDIS_URL` set on a fresh PostgreSQL database and Redis key prefix. (The
 //! delivery paths themselves are tested through the api, whose `api worker` runs the same
@@ -155,6 +156,17 @@ async fn the_worker_binary_delivers_the_outbox_and_stops_on_sigterm() {
     std::fs::create_dir_all(&dir).expect("data dir");
     let vars = deployment(&dir).await;
     let (url, got) = receiver().await;
+    // A proxy named in the environment must not be used: it would resolve and connect to the
+    // endpoint itself, past the address guard.
+    let proxy = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let proxy_url = format!("http://{}", proxy.local_addr().expect("addr"));
+    let proxied = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = proxied.clone();
+    tokio::spawn(async move {
+        while proxy.accept().await.is_ok() {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
     // State written by another process (here: this test, through the service layer) into the
     // embedded database: a partner with an endpoint, and a check moved to processing.
     let mut args = vec!["test".to_string()];
@@ -205,6 +217,17 @@ async fn the_worker_binary_delivers_the_outbox_and_stops_on_sigterm() {
         .env_clear()
         .envs(vars.iter().map(|(var, _, value)| (var, value)))
         .env("CLEARHIRE_WEBHOOK_ALLOWLIST", "127.0.0.1")
+        .envs(
+            [
+                "HTTP_PROXY",
+                "http_proxy",
+                "HTTPS_PROXY",
+                "https_proxy",
+                "ALL_PROXY",
+                "all_proxy",
+            ]
+            .map(|var| (var, proxy_url.as_str())),
+        )
         .env("CLEARHIRE_POLL_INTERVAL_MS", "20")
         .env("RUST_LOG", "info")
         .env("CLEARHIRE_LOG_FORMAT", "json")
@@ -224,6 +247,12 @@ async fn the_worker_binary_delivers_the_outbox_and_stops_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        proxied.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "connections to the proxy in the environment"
+    );
+
     let hooks_now = got.lock().expect("lock").clone();
     let mut states: Vec<(String, String)> = hooks_now
         .iter()
