@@ -5,7 +5,7 @@
 #   BENCH_PG_URL=postgres://postgres@127.0.0.1:5432/test BENCH_REDIS_URL=redis://127.0.0.1:6379 \
 #     bench/pipeline.sh                                  # embedded, then scale-out
 #
-# For each load and each mode, a fresh server (and in scale-out one api process plus one `api worker` process on
+# For each load and each mode, a fresh server (and in scale-out one api process plus one `worker` process on
 # PostgreSQL + Redis, fresh database and key prefix) with the sandbox answering at once, then from
 # a separate process (`loadgen`):
 #   - screen:   BENCH_CHECKS checks started through the hosted consent form, timed from the first
@@ -16,8 +16,8 @@
 # BENCH_DRAIN (300s: how long after the last request a webhook may still arrive; later ones
 # count as lost),
 # BENCH_PORT (18180), BENCH_OUT (a new /tmp dir for logs), BENCH_KINDS ("screen webhooks"),
-# BENCH_MODES ("embedded scaleout"), BENCH_API_BIN and BENCH_LOADGEN_BIN (other builds; default the
-# ones just built).
+# BENCH_MODES ("embedded scaleout"), BENCH_API_BIN, BENCH_WORKER_BIN and BENCH_LOADGEN_BIN (other
+# builds; default the ones just built).
 # Writes nothing into the repository.
 set -euo pipefail
 
@@ -35,13 +35,22 @@ mkdir -p "$OUT"
 log() { printf '\n=== %s\n' "$*"; }
 
 # BENCH_API_BIN / BENCH_LOADGEN_BIN run other builds (an earlier commit's, for an A/B
-# comparison); with both given nothing is built, so an edit in progress cannot break a run.
+# comparison); with both given nothing is built, so an edit in progress cannot break a run. The
+# worker process is BENCH_WORKER_BIN, or with BENCH_API_BIN given and no worker binary, that
+# build's `api worker` (the same code; builds before the worker crate had its binary have only it).
 if [[ -z "${BENCH_API_BIN:-}" || -z "${BENCH_LOADGEN_BIN:-}" ]]; then
     log "building (release)"
-    cargo build --release -p api -p bench
+    cargo build --release -p api -p worker -p bench
 fi
 API="${BENCH_API_BIN:-$TARGET_DIR/release/api}"
 LOADGEN="${BENCH_LOADGEN_BIN:-$TARGET_DIR/release/loadgen}"
+if [[ -n "${BENCH_WORKER_BIN:-}" ]]; then
+    WORKER=("$BENCH_WORKER_BIN")
+elif [[ -n "${BENCH_API_BIN:-}" ]]; then
+    WORKER=("$API" worker)
+else
+    WORKER=("$TARGET_DIR/release/worker")
+fi
 
 log "machine"
 print_machine
@@ -90,7 +99,7 @@ start() {
         exit 1
     fi
     if printf '%s\n' "$@" | grep -q '^REDIS_URL='; then
-        env "${common[@]}" "$API" worker >"$OUT/$label-worker.out" 2>"$OUT/$label-worker.err" &
+        env "${common[@]}" "${WORKER[@]}" >"$OUT/$label-worker.out" 2>"$OUT/$label-worker.err" &
         PIDS+=($!)
     fi
     export LOADGEN_TOKEN="$token"
