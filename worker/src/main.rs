@@ -1,10 +1,10 @@
 //! The `worker` command: the event relay and the job workers without the HTTP server, for the
 //! scale-out deployment (any number beside any number of api processes, all with `REDIS_URL`
 //! and the same `DATABASE_URL`). Configured by the same variables as the api; `--help` lists
-//! them.
+//! those a worker reads.
 #![forbid(unsafe_code)]
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use worker::config::Config;
 
 #[derive(Parser)]
@@ -21,9 +21,25 @@ struct Cli {
     relay: bool,
 }
 
+/// Settings only api processes read. A worker accepts them (one environment may serve both) but
+/// does not list them.
+const API_ONLY: [&str; 7] = [
+    "embedded_workers",
+    "max_page_size",
+    "max_query_depth",
+    "max_query_complexity",
+    "batch_window_ms",
+    "token_cache_secs",
+    "shutdown_grace_secs",
+];
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut command = Cli::command();
+    for id in API_ONLY {
+        command = command.mut_arg(id, |a| a.hide(true));
+    }
+    let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
     worker::setup::init_tracing(&cli.config);
     worker::setup::run_worker(&cli.config, cli.relay).await
 }

@@ -320,3 +320,34 @@ async fn the_worker_binary_delivers_the_outbox_and_stops_on_sigterm() {
     assert!(logs.contains("stopped"), "{logs}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `worker --help` lists what a worker reads (the queue, the database, delivery settings) and
+/// not the settings only api processes read.
+#[test]
+fn worker_help_lists_the_settings_a_worker_reads() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_worker"))
+        .arg("--help")
+        .output()
+        .expect("run worker --help");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for listed in [
+        "REDIS_URL",
+        "DATABASE_URL",
+        "CLEARHIRE_WORKER_CONCURRENCY",
+        "CLEARHIRE_WEBHOOK_ALLOWLIST",
+        "CLEARHIRE_PUBLIC_BASE_URL",
+        "--relay",
+    ] {
+        assert!(help.contains(listed), "{listed} missing from\n{help}");
+    }
+    for hidden in [
+        "--max-query-depth",
+        "--max-query-complexity",
+        "--batch-window-ms",
+        "--embedded-workers",
+        "--shutdown-grace-secs",
+    ] {
+        assert!(!help.contains(hidden), "{hidden} listed in\n{help}");
+    }
+}
