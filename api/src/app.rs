@@ -8,11 +8,10 @@ use poem::Server;
 use poem::listener::{Acceptor, AcceptorExt, Listener, TcpListener};
 use service::Service;
 use service::bootstrap::NewPartner;
+use worker::config::Config;
+use worker::setup::{back_half, service_from, worker_config};
 
 use crate::graphql::{self, Limits};
-use worker::config::Config;
-
-pub use worker::setup::{back_half, service_from, worker_config};
 
 /// A server bound to its address, ready to run.
 pub struct Application {

@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => serve(config).await,
         Command::Worker { relay } => worker::setup::run_worker(&config, relay).await,
         Command::Migrate => {
-            api::app::service_from(&config).await?;
+            worker::setup::service_from(&config).await?;
             eprintln!("migrations applied");
             Ok(())
         }
@@ -98,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
             admin_email,
             days,
         }) => {
-            let svc = api::app::service_from(&config).await?;
+            let svc = worker::setup::service_from(&config).await?;
             let p = svc
                 .provision_partner(&name, &admin_email, days)
                 .await
@@ -110,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Partner(PartnerCmd::List) => {
-            let svc = api::app::service_from(&config).await?;
+            let svc = worker::setup::service_from(&config).await?;
             for p in svc
                 .all_partners()
                 .await
@@ -128,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
         }) => {
             let role = Role::parse(&role)
                 .context("role must be super_admin, admin, team_member or limited_team_member")?;
-            let svc = api::app::service_from(&config).await?;
+            let svc = worker::setup::service_from(&config).await?;
             let t = svc
                 .operator_mint_token(&partner, &name, role, days)
                 .await
@@ -137,7 +137,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(TokenCmd::Revoke { id }) => {
-            let svc = api::app::service_from(&config).await?;
+            let svc = worker::setup::service_from(&config).await?;
             svc.operator_revoke_token(&id)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;

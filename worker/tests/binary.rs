@@ -1,7 +1,6 @@
 //! The `worker` binary on its own, as a scale-out deployment runs it: it takes the api's
 //! configuration, delivers the events it finds in the outbox as signed webhooks (directly, not
-//! through a proxy the environment names), and stops
-//! gracefully on SIGTERM: on the embedded SQLite store, and with `CLEARHIRE_TEST_PG_URL` and
+//! through a proxy the environment names), and stops gracefully on SIGTERM: on the embedded SQLite store, and with `CLEARHIRE_TEST_PG_URL` and
 //! `CLEARHIRE_TEST_REDIS_URL` set on a fresh PostgreSQL database and Redis key prefix. (The
 //! delivery paths themselves are tested through the api, whose `api worker` runs the same
 //! `worker::setup::run_worker`.)
@@ -12,9 +11,11 @@ use std::time::Duration;
 use base64::Engine;
 use clap::Parser;
 use entity::CheckStatus;
+use poem::web::Data;
+use poem::{EndpointExt, Request, Route, handler, http::StatusCode, post};
 use service::candidate::CandidateInput;
 use service::check::NewCheck;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use worker::config::Config;
 
@@ -24,71 +25,41 @@ struct Cli {
     config: Config,
 }
 
-/// One request the receiver got: its head (request line and headers) and body.
+/// One webhook the receiver got.
 #[derive(Debug, Clone)]
 struct Received {
-    head: String,
+    webhook_id: Option<String>,
+    signature: Option<String>,
     body: serde_json::Value,
 }
 
-impl Received {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
+type Inbox = Arc<Mutex<Vec<Received>>>;
+
+#[handler]
+fn receive(req: &Request, body: String, inbox: Data<&Inbox>) -> StatusCode {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    inbox.lock().expect("lock").push(Received {
+        webhook_id: header("webhook-id"),
+        signature: header("webhook-signature"),
+        body: serde_json::from_str(&body).unwrap_or_default(),
+    });
+    StatusCode::NO_CONTENT
 }
 
-/// A webhook receiver on 127.0.0.1 that answers 204 to every POST and keeps what it got.
-async fn receiver() -> (String, Arc<Mutex<Vec<Received>>>) {
+/// A webhook receiver on 127.0.0.1 at `/hooks`, keeping what it got.
+async fn receiver() -> (String, Inbox) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}/hooks", listener.local_addr().expect("addr"));
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let keep = got.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            let keep = keep.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                loop {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    let Some(end) = text.find("\r\n\r\n") else {
-                        continue;
-                    };
-                    let head = text[..end].to_string();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length").then(|| v.trim())
-                        })
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                    if buf.len() < end + 4 + len {
-                        continue;
-                    }
-                    let body = serde_json::from_slice(&buf[end + 4..end + 4 + len])
-                        .unwrap_or(serde_json::Value::Null);
-                    keep.lock().expect("lock").push(Received { head, body });
-                    let _ = sock
-                        .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
-                        .await;
-                    return;
-                }
-            });
-        }
-    });
-    (url, got)
+    let inbox = Inbox::default();
+    let app = Route::new().at("/hooks", post(receive)).data(inbox.clone());
+    let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).expect("acceptor");
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+    (url, inbox)
 }
 
 /// A name no other run uses (`.ci/run` drops databases and keys of its run id afterwards).
@@ -100,19 +71,15 @@ fn unique() -> String {
     format!("{:x}{nanos:x}", std::process::id())
 }
 
-/// Where the worker keeps its state: variables for the worker process, each also given to this
-/// test's own configuration as the matching flag.
-async fn deployment(dir: &std::path::Path) -> Vec<(&'static str, &'static str, String)> {
-    let mut vars = vec![(
-        "CLEARHIRE_DATA_DIR",
-        "--data-dir",
-        dir.to_str().expect("utf-8").to_string(),
-    )];
+/// Where the worker keeps its state, as flags given both to the worker process and to this
+/// test's own configuration.
+async fn deployment(dir: &std::path::Path) -> Vec<String> {
+    let mut flags = vec!["--data-dir".into(), dir.to_str().expect("utf-8").into()];
     let Some(admin) = std::env::var("CLEARHIRE_TEST_PG_URL")
         .ok()
         .filter(|s| !s.is_empty())
     else {
-        return vars;
+        return flags;
     };
     let run = std::env::var("CLEARHIRE_TEST_RUN_ID").unwrap_or_else(|_| "local".into());
     let name = format!("clearhire_test_{run}_{}", unique());
@@ -125,36 +92,33 @@ async fn deployment(dir: &std::path::Path) -> Vec<(&'static str, &'static str, S
     conn.close().await.ok();
     let mut url = url::Url::parse(&admin).expect("CLEARHIRE_TEST_PG_URL");
     url.set_path(&name);
-    vars.push(("DATABASE_URL", "--database-url", url.to_string()));
-    vars.push((
-        "CLEARHIRE_JWT_SECRET",
-        "--jwt-secret",
+    flags.extend([
+        "--database-url".into(),
+        url.to_string(),
+        "--jwt-secret".into(),
         service::crypto::Crypto::generate_key(),
-    ));
-    vars.push((
-        "CLEARHIRE_ENCRYPTION_KEY",
-        "--encryption-key",
+        "--encryption-key".into(),
         service::crypto::Crypto::generate_key(),
-    ));
+    ]);
     if let Some(redis) = std::env::var("CLEARHIRE_TEST_REDIS_URL")
         .ok()
         .filter(|s| !s.is_empty())
     {
-        vars.push(("REDIS_URL", "--redis-url", redis));
-        vars.push((
-            "CLEARHIRE_REDIS_PREFIX",
-            "--redis-prefix",
+        flags.extend([
+            "--redis-url".into(),
+            redis,
+            "--redis-prefix".into(),
             format!("clearhire-test-{run}-{}", unique()),
-        ));
+        ]);
     }
-    vars
+    flags
 }
 
 #[tokio::test]
 async fn the_worker_binary_delivers_the_outbox_and_stops_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("clearhire-worker-bin-{}", unique()));
     std::fs::create_dir_all(&dir).expect("data dir");
-    let vars = deployment(&dir).await;
+    let flags = deployment(&dir).await;
     let (url, got) = receiver().await;
     // A proxy named in the environment must not be used: it would resolve and connect to the
     // endpoint itself, past the address guard.
@@ -169,11 +133,7 @@ async fn the_worker_binary_delivers_the_outbox_and_stops_on_sigterm() {
     });
     // State written by another process (here: this test, through the service layer) into the
     // embedded database: a partner with an endpoint, and a check moved to processing.
-    let mut args = vec!["test".to_string()];
-    for (_, flag, value) in &vars {
-        args.extend([flag.to_string(), value.clone()]);
-    }
-    let config = Cli::parse_from(args).config;
+    let config = Cli::parse_from(std::iter::once(&"test".to_string()).chain(&flags)).config;
     let svc = worker::setup::service_from(&config).await.expect("service");
     let partner = svc
         .provision_partner("Worker Binary", "admin@example.com", 1)
@@ -214,9 +174,17 @@ async fn the_worker_binary_delivers_the_outbox_and_stops_on_sigterm() {
     svc.db().clone().close().await.expect("close");
 
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_worker"))
+        .args(&flags)
+        .args([
+            "--webhook-allowlist",
+            "127.0.0.1",
+            "--poll-interval-ms",
+            "20",
+            "--log-format",
+            "json",
+        ])
         .env_clear()
-        .envs(vars.iter().map(|(var, _, value)| (var, value)))
-        .env("CLEARHIRE_WEBHOOK_ALLOWLIST", "127.0.0.1")
+        .env("RUST_LOG", "info")
         .envs(
             [
                 "HTTP_PROXY",
@@ -228,9 +196,6 @@ async fn the_worker_binary_delivers_the_outbox_and_stops_on_sigterm() {
             ]
             .map(|var| (var, proxy_url.as_str())),
         )
-        .env("CLEARHIRE_POLL_INTERVAL_MS", "20")
-        .env("RUST_LOG", "info")
-        .env("CLEARHIRE_LOG_FORMAT", "json")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -238,23 +203,21 @@ async fn the_worker_binary_delivers_the_outbox_and_stops_on_sigterm() {
         .expect("start the worker binary");
 
     // Two events: the check created (`initiated`) and moved to `processing`.
-    let mut hooks = Vec::new();
     for _ in 0..300 {
-        hooks = got.lock().expect("lock").clone();
-        if hooks.len() >= 2 {
+        if got.lock().expect("lock").len() >= 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Time for a duplicate to arrive.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         proxied.load(std::sync::atomic::Ordering::SeqCst),
         0,
         "connections to the proxy in the environment"
     );
-
-    let hooks_now = got.lock().expect("lock").clone();
-    let mut states: Vec<(String, String)> = hooks_now
+    let hooks = got.lock().expect("lock").clone();
+    let mut states: Vec<(String, String)> = hooks
         .iter()
         .map(|r| {
             (
@@ -272,15 +235,14 @@ async fn the_worker_binary_delivers_the_outbox_and_stops_on_sigterm() {
         ],
         "each event delivered once: {hooks:?}"
     );
-    for hook in &hooks_now {
-        assert!(hook.head.starts_with("POST /hooks "), "{}", hook.head);
+    for hook in &hooks {
         assert_eq!(hook.body["worker_id"], cand.id.as_str());
         assert_eq!(
-            hook.header("webhook-id"),
+            hook.webhook_id.as_deref(),
             hook.body["event_id"].as_str(),
             "webhook-id is the event id"
         );
-        let signature = hook.header("webhook-signature").expect("signed");
+        let signature = hook.signature.as_deref().expect("signed");
         let mac = signature.strip_prefix("v1,").expect("v1 signature");
         assert_eq!(
             base64::engine::general_purpose::STANDARD
@@ -312,7 +274,7 @@ async fn the_worker_binary_delivers_the_outbox_and_stops_on_sigterm() {
         .expect("logs");
     assert!(exit.success(), "exit {exit:?}\n{logs}");
     assert!(logs.contains("worker running"), "{logs}");
-    let scaled_out = vars.iter().any(|(var, _, _)| *var == "REDIS_URL");
+    let scaled_out = flags.iter().any(|f| f == "--redis-url");
     assert!(
         logs.contains(&format!(r#""redis":{scaled_out}"#)),
         "the job queue and bus it was given: {logs}"

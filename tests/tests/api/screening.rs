@@ -161,6 +161,37 @@ async fn expect_states(rx: &Receiver, worker: &str, want: &[&str]) {
     assert_eq!(states_of(rx, worker), want, "no further status webhooks");
 }
 
+async fn enroll_monitoring(app: &TestApp, check: &str) -> Value {
+    let r = app
+        .gql(
+            "mutation($c: ID!) { enrollMonitoring(checkId: $c) { cmCriminalEnroll } }",
+            json!({"c": check}),
+        )
+        .await;
+    r.data()["enrollMonitoring"].clone()
+}
+
+/// The sandbox's booking alert for an arrest in Alameda County, CA.
+async fn arrest_alert(app: &TestApp, check: &str, charge_filed: bool) {
+    app.gql(
+        "mutation($c: ID!, $f: Boolean!) { sandboxArrestAlert(checkId: $c, county: \"Alameda\", state: \"CA\", chargeFiled: $f) { status } }",
+        json!({"c": check, "f": charge_filed}),
+    )
+    .await
+    .data();
+}
+
+/// The check's first monitoring alert: `{status, rechecks}`.
+async fn monitoring_alert(app: &TestApp, check: &str) -> Value {
+    let r = app
+        .gql(
+            "query($c: ID!) { check(id: $c) { monitoringAlerts { status rechecks } } }",
+            json!({"c": check}),
+        )
+        .await;
+    r.data()["check"]["monitoringAlerts"][0].clone()
+}
+
 async fn reports(app: &TestApp, check: &str) -> Vec<Value> {
     let r = app
         .gql(
@@ -1177,13 +1208,7 @@ async fn continuous_monitoring_reports_a_charge_and_stays_silent_without_one() {
     app.wait_check_status(&charged, "approved").await;
     app.wait_check_status(&quiet, "approved").await;
     for c in [&charged, &quiet] {
-        let r = app
-            .gql(
-                "mutation($c: ID!) { enrollMonitoring(checkId: $c) { cmCriminalEnroll } }",
-                json!({"c": c}),
-            )
-            .await;
-        assert!(r.data()["enrollMonitoring"]["cmCriminalEnroll"].is_string());
+        assert!(enroll_monitoring(&app, c).await["cmCriminalEnroll"].is_string());
     }
     let r = app
         .gql(
@@ -1206,12 +1231,7 @@ async fn continuous_monitoring_reports_a_charge_and_stays_silent_without_one() {
     );
 
     for (c, charge) in [(&charged, true), (&quiet, false)] {
-        app.gql(
-            "mutation($c: ID!, $f: Boolean!) { sandboxArrestAlert(checkId: $c, county: \"Alameda\", state: \"CA\", chargeFiled: $f) { status } }",
-            json!({"c": c, "f": charge}),
-        )
-        .await
-        .data();
+        arrest_alert(&app, c, charge).await;
     }
     // Before the courthouse lead time nothing happens.
     advance(&app, 3);
@@ -1241,25 +1261,13 @@ async fn continuous_monitoring_reports_a_charge_and_stays_silent_without_one() {
     let reps = reports(&app, &charged).await;
     assert_eq!(reps.last().expect("report")["kind"], "monitoring");
     // No charge: the partner hears nothing, and one more recheck runs 30 days later.
-    let alerts = |c: String| {
-        let app = &app;
-        async move {
-            let r = app
-                .gql(
-                    "query($c: ID!) { check(id: $c) { monitoringAlerts { status rechecks } } }",
-                    json!({"c": c}),
-                )
-                .await;
-            r.data()["check"]["monitoringAlerts"][0].clone()
-        }
-    };
     eventually("the first county recheck", 10, || async {
-        (alerts(quiet.clone()).await["rechecks"] == 1).then_some(())
+        (monitoring_alert(&app, &quiet).await["rechecks"] == 1).then_some(())
     })
     .await;
     advance(&app, 31);
     eventually("the second county recheck", 10, || async {
-        (alerts(quiet.clone()).await["status"] == "no_charge").then_some(())
+        (monitoring_alert(&app, &quiet).await["status"] == "no_charge").then_some(())
     })
     .await;
     expect_states(&rx, &quiet_cand, &["consent", "processing", "approved"]).await;
@@ -1348,19 +1356,9 @@ async fn a_monitoring_charge_waits_for_a_running_recheck() {
     let (cand, check) = hosted(&app, "Sloan", "Slowpoke", None, None).await;
     clock.advance(chrono::Duration::minutes(3));
     app.wait_check_status(&check, "approved").await;
-    app.gql(
-        "mutation($c: ID!) { enrollMonitoring(checkId: $c) { cmCriminalEnroll } }",
-        json!({"c": check}),
-    )
-    .await
-    .data();
+    assert!(enroll_monitoring(&app, &check).await["cmCriminalEnroll"].is_string());
     let alert_at = clock.now();
-    app.gql(
-        "mutation($c: ID!) { sandboxArrestAlert(checkId: $c, county: \"Alameda\", state: \"CA\", chargeFiled: true) { status } }",
-        json!({"c": check}),
-    )
-    .await
-    .data();
+    arrest_alert(&app, &check, true).await;
     let due = service::screening::calendar::add_business_days(
         alert_at,
         service::monitoring::RECHECK_AFTER_BUSINESS_DAYS,
@@ -1374,19 +1372,10 @@ async fn a_monitoring_charge_waits_for_a_running_recheck() {
     .await
     .data();
     assert_eq!(app.check_status(&check).await, "processing");
-    let alert = || async {
-        let r = app
-            .gql(
-                "query($c: ID!) { check(id: $c) { monitoringAlerts { status rechecks } } }",
-                json!({"c": check}),
-            )
-            .await;
-        r.data()["check"]["monitoringAlerts"][0].clone()
-    };
     clock.advance(chrono::Duration::seconds(40));
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(
-        alert().await,
+        monitoring_alert(&app, &check).await,
         json!({"status": "waiting", "rechecks": 0}),
         "the county recheck waits for the running recheck"
     );
@@ -1395,7 +1384,10 @@ async fn a_monitoring_charge_waits_for_a_running_recheck() {
     app.wait_check_status(&check, "approved").await;
     clock.advance(chrono::Duration::hours(1));
     app.wait_check_status(&check, "review__cm").await;
-    assert_eq!(alert().await, json!({"status": "charged", "rechecks": 1}));
+    assert_eq!(
+        monitoring_alert(&app, &check).await,
+        json!({"status": "charged", "rechecks": 1})
+    );
     expect_states(
         &rx,
         &cand,
@@ -1418,7 +1410,7 @@ async fn a_monitoring_charge_waits_for_a_running_recheck() {
     // Three reports: the screening, the recheck, and the recheck's with the county added.
     let reps = reports(&app, &check).await;
     let kinds: Vec<&Value> = reps.iter().map(|r| &r["kind"]).collect();
-    assert_eq!(kinds.last(), Some(&&json!("monitoring")), "{kinds:?}");
+    assert_eq!(kinds, ["initial", "recheck", "monitoring"], "{kinds:?}");
     let criminal = reps.last().expect("report")["report"]["checks"]["criminal"].clone();
     assert!(
         criminal
