@@ -6,7 +6,9 @@ use poem::http::{HeaderMap, StatusCode};
 use poem::web::{Data, Html, Path, RemoteAddr};
 use poem::{Body, IntoResponse, Response, handler};
 use service::Service;
-use service::screen::{ConsentDetails, ConsentSubmission, ConsentView, LinkProblem};
+use service::screen::{
+    ConsentDetails, ConsentPurpose, ConsentSubmission, ConsentView, LinkProblem,
+};
 use service::screening::disclosures::escape_html as esc;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;\
@@ -110,6 +112,17 @@ fn field_label(f: &str) -> (&'static str, &'static str, &'static str) {
     }
 }
 
+/// What the candidate is consenting to, as each step's heading names it.
+fn consent_subject(view: &ConsentView) -> String {
+    match view.purpose {
+        ConsentPurpose::Screening => format!("background check for {}", esc(&view.partner_name)),
+        ConsentPurpose::MonitoringRecheck => format!(
+            "an update of your background check for {}: a new search of county court records",
+            esc(&view.partner_name)
+        ),
+    }
+}
+
 fn render_consent(
     token: &str,
     view: &ConsentView,
@@ -147,13 +160,13 @@ fn render_consent(
             })
             .unwrap_or_default();
         let body = format!(
-            "<p>Step {step} of {steps}: background check for {partner}</p>\
+            "<p>Step {step} of {steps}: {subject}</p>\
              <h1>{title}</h1>{err}<div class=\"copy\" tabindex=\"0\" aria-label=\"{title}\">{copy}</div>\
              <form method=\"post\" action=\"/consent/{token}/sections/{key}\">\
              <fieldset><legend>Please confirm</legend>{boxes}</fieldset>\
              <button type=\"submit\">I agree, continue</button></form>",
             steps = total + 1,
-            partner = esc(&view.partner_name),
+            subject = consent_subject(view),
             title = esc(&section.title),
             copy = section.copy_html,
             key = section.key,
@@ -230,7 +243,7 @@ fn render_consent(
         value("signature_image")
     };
     let body = format!(
-        "<p>Step {last} of {last}: background check for {partner}</p><h1>Sign your consent</h1>\
+        "<p>Step {last} of {last}: {subject}</p><h1>Sign your consent</h1>\
          {summary}{other_errors}<form method=\"post\" action=\"/consent/{token}/sign\">{details}\
          <fieldset><legend>Signature</legend>\
          <label for=\"signature\">Type your full name ({name}) to sign</label>{sig_msg}\
@@ -244,7 +257,7 @@ fn render_consent(
          <input type=\"hidden\" id=\"signature_image\" name=\"signature_image\" value=\"{drawn}\">\
          </fieldset><button type=\"submit\">Sign and submit</button></form><script>{PAD_SCRIPT}</script>",
         last = total + 1,
-        partner = esc(&view.partner_name),
+        subject = consent_subject(view),
         token = esc(token),
         name = esc(&view.full_name),
         sig = value("signature"),
@@ -329,11 +342,17 @@ pub async fn consent_sign(
         }
     }
     match svc.submit_consent_page(&token, details).await {
-        Ok(ConsentSubmission::Signed) => page(
+        Ok(ConsentSubmission::Signed(ConsentPurpose::Screening)) => page(
             StatusCode::OK,
             "Thank you",
             "<h1>Thank you</h1><p>Your consent was recorded and your background check has \
              started. You will receive a copy of your report by email.</p>",
+        ),
+        Ok(ConsentSubmission::Signed(ConsentPurpose::MonitoringRecheck)) => page(
+            StatusCode::OK,
+            "Thank you",
+            "<h1>Thank you</h1><p>Your consent was recorded. The county court records search \
+             that updates your background check can now run.</p>",
         ),
         Ok(ConsentSubmission::Invalid(errors)) => match svc.consent_view(&token).await {
             Ok(view) => render_consent(&token, &view, None, &errors, &posted),

@@ -146,15 +146,16 @@ pub const TRANSITIONS: &[(CheckStatus, &[CheckStatus])] = &[
     (ReviewCm, &[Review, Pending, Approved, Withdrawn]),
     (
         Pending,
-        &[PendingFirstNotice, Approved, Processing, Withdrawn],
+        &[PendingFirstNotice, Approved, Processing, Emailed, Withdrawn],
     ),
     (
         PendingFirstNotice,
         &[PendingSecondNotice, Approved, Withdrawn],
     ),
     (PendingSecondNotice, &[Rejected, Approved, Withdrawn]),
-    (Approved, &[Processing, ReviewCm]),
-    (Rejected, &[Processing]),
+    // A recheck: `processing`, or `emailed` where the candidate must consent again.
+    (Approved, &[Processing, Emailed, ReviewCm]),
+    (Rejected, &[Processing, Emailed]),
     (Withdrawn, &[]),
 ];
 

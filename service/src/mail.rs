@@ -25,6 +25,8 @@ pub mod kind {
     pub const PRE_ADVERSE: &str = "pre_adverse_notice";
     pub const FINAL_ADVERSE: &str = "final_adverse_notice";
     pub const DISPUTE_RECEIVED: &str = "dispute_received";
+    /// Continuous monitoring in a state that is not evergreen: fresh consent for a recheck.
+    pub const MONITORING_CONSENT: &str = "monitoring_consent";
 }
 
 /// A message to `cand` and the task that hands it to the mail server, as the writes

@@ -4,28 +4,72 @@
 //! status webhook; no charge → the partner hears nothing of the arrest (FCRA), and one more
 //! recheck runs 30 days later. A county recheck due while a recheck of the whole check is
 //! running waits for it.
-use chrono::{Duration, NaiveDate};
-use entity::{CheckStatus, Role, check, monitoring_alert};
+//!
+//! California is not an evergreen state: the consent a candidate living there gave for the
+//! check does not cover a new search, so an arrest alert for them first asks the candidate for
+//! fresh consent (an email with a link to the consent page). The county recheck runs once they
+//! have signed, and not at all if the link runs out unsigned; either way the partner hears
+//! nothing about the arrest until a charge is found.
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use entity::{CheckStatus, Role, candidate, candidate_link, check, monitoring_alert, partner};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
 };
 use serde_json::json;
 
 use crate::check::StatusExtras;
 use crate::db::SelectUnique;
 use crate::events::{self, EventType};
+use crate::screen::LINK_MONITORING_CONSENT;
 use crate::screening::calendar;
 use crate::screening::provider::ArrestAlert;
 use crate::screening::report::{CountyCriminal, Report};
 use crate::tasks::{self, TaskKind, TaskOutcome};
-use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};
+use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids, mail};
 
 /// Business days between an arrest alert and the county recheck (Turn's recommended lead time).
 pub const RECHECK_AFTER_BUSINESS_DAYS: u32 = 7;
 /// Days until the second recheck when the first found no charge.
 pub const SECOND_RECHECK_DAYS: i64 = 30;
+/// How long after the county recheck comes due a candidate asked for fresh consent may still
+/// give it; the link expires then and the recheck does not run.
+pub const FRESH_CONSENT_GRACE_DAYS: i64 = 7;
+
+/// Alert statuses (the column holds 16 characters at most).
+pub mod alert_status {
+    /// The county recheck is scheduled.
+    pub const WAITING: &str = "waiting";
+    /// The candidate was asked for fresh consent; the county recheck runs once they give it.
+    pub const AWAITING_CONSENT: &str = "awaiting_consent";
+    /// The candidate did not give fresh consent before the link expired: no recheck ran.
+    pub const NO_CONSENT: &str = "no_consent";
+    /// A county recheck found a charge.
+    pub const CHARGED: &str = "charged";
+    /// Two county rechecks found no charge.
+    pub const NO_CHARGE: &str = "no_charge";
+}
+
+/// States whose law does not let a consent given once cover later reports (not "evergreen"):
+/// a monitoring hit needs the candidate's fresh consent before the county recheck.
+const NOT_EVERGREEN_STATES: [&str; 1] = ["CA"];
+
+/// Whether a new search on `cand` (a monitoring hit's county recheck, a recheck) needs their
+/// fresh consent: they live in a state that is not evergreen, going by the ZIP code they gave
+/// (as Turn decides its California rechecks), else the state on file.
+pub fn needs_fresh_consent(cand: &candidate::Model) -> bool {
+    let lives_in = cand
+        .zip
+        .as_deref()
+        .and_then(crate::screening::zipstate::state_for_zip)
+        .or(cand.state.as_deref());
+    lives_in.is_some_and(|s| {
+        NOT_EVERGREEN_STATES
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(s.trim()))
+    })
+}
 
 /// One page of enrolled checks.
 #[derive(Debug, Clone)]
@@ -189,7 +233,8 @@ impl Service {
         let county = domain::text("county", county, 100)?;
         let state = domain::us_state("state", state)?;
         let txn = db::begin_write(&self.db).await?;
-        let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
+        let (c, cand, partner) =
+            crate::check::find_with_owner(&txn, &actor.partner_id, check_id).await?;
         if c.cm_criminal_enroll.is_none() {
             return Err(ServiceError::invalid(
                 "checkId",
@@ -197,6 +242,7 @@ impl Service {
             ));
         }
         let now = self.clock.now();
+        let fresh_consent = needs_fresh_consent(&cand);
         let alert = monitoring_alert::ActiveModel {
             id: Set(ids::uuid()),
             partner_id: Set(c.partner_id.clone()),
@@ -205,24 +251,126 @@ impl Service {
             state: Set(state),
             arrested_on: Set(now.date_naive()),
             charge_filed: Set(charge_filed),
-            status: Set("waiting".into()),
+            status: Set(if fresh_consent {
+                alert_status::AWAITING_CONSENT
+            } else {
+                alert_status::WAITING
+            }
+            .into()),
             rechecks: Set(0),
             created_at: Set(now),
             updated_at: Set(now),
         }
         .insert(&txn)
         .await?;
+        let due = calendar::add_business_days(now, RECHECK_AFTER_BUSINESS_DAYS);
         txn.execute(&tasks::scheduling(
             &c.partner_id,
             Some(&c.id),
             TaskKind::MonitoringRecheck,
             json!({"alert_id": alert.id}),
-            calendar::add_business_days(now, RECHECK_AFTER_BUSINESS_DAYS),
+            due,
             now,
         ))
         .await?;
+        if fresh_consent {
+            let writes = self.fresh_consent_request(&c, &cand, &partner, due, now);
+            db::write_all(&txn, writes).await?;
+        }
         self.commit(txn).await?;
         Ok(alert)
+    }
+
+    /// The email asking a candidate for fresh consent to a county recheck, with a new link to
+    /// the consent page valid until [`FRESH_CONSENT_GRACE_DAYS`] after the recheck is `due`.
+    /// Earlier such links of the check stop working: one signature covers every alert waiting
+    /// for it. The email does not mention the arrest; the disclosure it links to describes the
+    /// search.
+    fn fresh_consent_request(
+        &self,
+        c: &check::Model,
+        cand: &candidate::Model,
+        partner: &partner::Model,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Vec<sea_orm::sea_query::SubQueryStatement> {
+        let expires = due + Duration::days(FRESH_CONSENT_GRACE_DAYS);
+        let (url, link) = self.link(c, LINK_MONITORING_CONSENT, expires - now);
+        let mut writes = vec![
+            candidate_link::Entity::update_many()
+                .col_expr(candidate_link::Column::RevokedAt, Expr::value(now))
+                .filter(candidate_link::Column::CheckId.eq(&c.id))
+                .filter(candidate_link::Column::Purpose.eq(LINK_MONITORING_CONSENT))
+                .filter(candidate_link::Column::RevokedAt.is_null())
+                .filter(candidate_link::Column::UsedAt.is_null())
+                .into_query()
+                .into(),
+            link.into(),
+        ];
+        let body = format!(
+            "Hello {first},\n\n{partner} keeps your background check up to date with {agency}. \
+             An update needs a new search of county court records, and the law of California, \
+             where you live, asks for your consent to each new search. Please read the \
+             disclosures and sign at\n\n  {url}\n\nThe link works once and expires on \
+             {expires}. Without your consent the search does not run.\n",
+            first = cand.first_name,
+            partner = partner.name,
+            agency = self.settings.agency.name,
+            expires = expires.format("%B %-d, %Y"),
+        );
+        let subject = format!(
+            "{}: your consent is needed to update your background check",
+            partner.name
+        );
+        writes.extend(mail::sending(
+            cand,
+            &c.id,
+            mail::kind::MONITORING_CONSENT,
+            &subject,
+            body,
+            now,
+        ));
+        writes
+    }
+
+    /// Consent given on the page to a monitoring link: every alert of the check waiting for it
+    /// goes on to its county recheck (which runs when due, or within the hour when it already
+    /// is). The partner is not told: a consent confirmation would reveal the arrest, which FCRA
+    /// lets them learn of only with a charge.
+    pub(crate) async fn fresh_consent_given<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        check_id: &str,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<()> {
+        monitoring_alert::Entity::update_many()
+            .col_expr(
+                monitoring_alert::Column::Status,
+                Expr::value(alert_status::WAITING),
+            )
+            .col_expr(monitoring_alert::Column::UpdatedAt, Expr::value(now))
+            .filter(monitoring_alert::Column::CheckId.eq(check_id))
+            .filter(monitoring_alert::Column::Status.eq(alert_status::AWAITING_CONSENT))
+            .exec(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether a check (enrolled, not withdrawn) has an alert waiting for the candidate's fresh
+    /// consent.
+    pub(crate) async fn awaits_fresh_consent<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        c: &check::Model,
+    ) -> ServiceResult<bool> {
+        Ok(c.cm_criminal_enroll.is_some()
+            && c.status != CheckStatus::Withdrawn
+            && monitoring_alert::Entity::find()
+                .filter(monitoring_alert::Column::CheckId.eq(&c.id))
+                .filter(monitoring_alert::Column::Status.eq(alert_status::AWAITING_CONSENT))
+                .count(conn)
+                .await?
+                > 0)
     }
 
     /// Alerts of a check, oldest first.
@@ -248,6 +396,46 @@ impl Service {
             .then(|| TaskOutcome::RunAgainAt(self.clock.now() + Duration::hours(1)))
     }
 
+    /// A county recheck due before the candidate gave the fresh consent it needs waits for it,
+    /// an hour at a time, while their link works; once it has expired unsigned the alert ends
+    /// without a recheck.
+    async fn wait_for_fresh_consent(
+        &self,
+        alert: &monitoring_alert::Model,
+    ) -> ServiceResult<TaskOutcome> {
+        let now = self.clock.now();
+        let link = candidate_link::Entity::find()
+            .filter(candidate_link::Column::CheckId.eq(&alert.check_id))
+            .filter(candidate_link::Column::Purpose.eq(LINK_MONITORING_CONSENT))
+            .filter(candidate_link::Column::RevokedAt.is_null())
+            .filter(candidate_link::Column::UsedAt.is_null())
+            .filter(candidate_link::Column::ExpiresAt.gt(now))
+            .order_by_desc(candidate_link::Column::ExpiresAt)
+            .one(&self.db)
+            .await?;
+        if let Some(link) = link {
+            return Ok(TaskOutcome::RunAgainAt(
+                (now + Duration::hours(1)).min(link.expires_at),
+            ));
+        }
+        let ended = monitoring_alert::Entity::update_many()
+            .col_expr(
+                monitoring_alert::Column::Status,
+                Expr::value(alert_status::NO_CONSENT),
+            )
+            .col_expr(monitoring_alert::Column::UpdatedAt, Expr::value(now))
+            .filter(monitoring_alert::Column::Id.eq(&alert.id))
+            .filter(monitoring_alert::Column::Status.eq(alert_status::AWAITING_CONSENT))
+            .exec(&self.db)
+            .await?;
+        if ended.rows_affected == 0 {
+            // The candidate signed (and used the link) since the alert was read: the recheck
+            // runs now.
+            return Ok(TaskOutcome::RunAgainAt(now));
+        }
+        Ok(TaskOutcome::Done)
+    }
+
     /// Task: the county recheck of an arrest alert.
     pub(crate) async fn monitoring_recheck(
         &self,
@@ -260,7 +448,10 @@ impl Service {
         else {
             return Ok(TaskOutcome::Done);
         };
-        if alert.status != "waiting" {
+        if alert.status == alert_status::AWAITING_CONSENT {
+            return self.wait_for_fresh_consent(&alert).await;
+        }
+        if alert.status != alert_status::WAITING {
             return Ok(TaskOutcome::Done);
         }
         let c = crate::check::find(&self.db, partner_id, &alert.check_id).await?;
@@ -306,13 +497,13 @@ impl Service {
                 ))
                 .await?;
             } else {
-                am.status = Set("no_charge".into());
+                am.status = Set(alert_status::NO_CHARGE.into());
             }
             am.update(&txn).await?;
             self.commit(txn).await?;
             return Ok(TaskOutcome::Done);
         }
-        am.status = Set("charged".into());
+        am.status = Set(alert_status::CHARGED.into());
         am.update(&txn).await?;
         // The check's latest report with the county's new records added (a check approved by
         // hand may have none: then the county is all it holds).

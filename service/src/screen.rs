@@ -38,6 +38,11 @@ const REMINDER_HOURS: [i64; 2] = [12, 48];
 /// Link purposes.
 pub const LINK_CONSENT: &str = "consent";
 pub const LINK_REPORT: &str = "report";
+/// Fresh consent to a county recheck after a monitoring hit (states that are not evergreen).
+/// Opens the same consent page as [`LINK_CONSENT`].
+pub const LINK_MONITORING_CONSENT: &str = "monitoring_consent";
+/// The purposes the consent page takes.
+const CONSENT_PAGE_LINKS: [&str; 2] = [LINK_CONSENT, LINK_MONITORING_CONSENT];
 
 fn hash_token(token: &str) -> String {
     let digest = sha2::Sha256::digest(token.as_bytes());
@@ -61,9 +66,20 @@ pub enum LinkProblem {
     NotNeeded,
 }
 
+/// What a consent page link asks the candidate to consent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentPurpose {
+    /// The check itself (the invitation's link): signing starts it.
+    Screening,
+    /// A county recheck after a continuous-monitoring hit, where the candidate's state needs
+    /// consent to each new search: signing lets the recheck run.
+    MonitoringRecheck,
+}
+
 /// What the consent page shows.
 #[derive(Debug, Clone)]
 pub struct ConsentView {
+    pub purpose: ConsentPurpose,
     pub partner_name: String,
     pub first_name: String,
     pub full_name: String,
@@ -102,8 +118,8 @@ pub type FieldErrors = Vec<(String, String)>;
 /// What became of a signature submitted on the consent page.
 #[derive(Debug)]
 pub enum ConsentSubmission {
-    /// Signed: the check is processing.
-    Signed,
+    /// Signed: the check is processing, or (a monitoring link) the county recheck may run.
+    Signed(ConsentPurpose),
     /// Refused, each field with its message; nothing was written.
     Invalid(FieldErrors),
     /// The details given put the candidate in a state with its own summary of rights, which
@@ -192,10 +208,12 @@ impl Service {
         Ok(match to {
             CheckStatus::Emailed => self.invitation(c, cand, partner, now),
             CheckStatus::Processing => {
+                // A recheck goes straight on from a decision, or (a California recheck) from
+                // the candidate's new consent to a check that has been screened before.
                 let recheck = matches!(
                     from,
                     Some(CheckStatus::Approved | CheckStatus::Pending | CheckStatus::Rejected)
-                );
+                ) || (from == Some(CheckStatus::Consent) && c.report_enc.is_some());
                 // Reminders stop, the searches start.
                 vec![
                     tasks::cancelling(&c.id, &[TaskKind::InviteReminder], now).into(),
@@ -324,8 +342,13 @@ impl Service {
             created_at: Set(now),
         })
         .into_query();
+        let page = if purpose == LINK_MONITORING_CONSENT {
+            LINK_CONSENT
+        } else {
+            purpose
+        };
         let url = format!(
-            "{}/{purpose}/{token}",
+            "{}/{page}/{token}",
             self.settings.public_base_url.trim_end_matches('/')
         );
         (url, insert)
@@ -342,8 +365,14 @@ impl Service {
     ) -> Vec<SubQueryStatement> {
         let (url, mut writes) = self.fresh_consent_link(c, now, true);
         let expires = (now + Duration::days(CONSENT_LINK_DAYS)).format("%B %-d, %Y");
+        // A check screened before is being rechecked (where each check needs consent).
+        let what = if c.report_enc.is_some() {
+            "a new background check on you, an update of your earlier one"
+        } else {
+            "a background check on you"
+        };
         let body = format!(
-            "Hello {first},\n\n{partner} has asked {agency} to run a background check on you. \
+            "Hello {first},\n\n{partner} has asked {agency} to run {what}. \
              Before anything is searched we need your consent: please read the disclosures and \
              sign at\n\n  {url}\n\nThe link works once and expires on {expires}.\n\n\
              If you did not apply to {partner}, you can ignore this message.\n",
@@ -484,14 +513,14 @@ impl Service {
         &self,
         conn: &C,
         token: &str,
-        purpose: &str,
+        purposes: &[&str],
     ) -> Result<(candidate_link::Model, check::Model), LinkProblem> {
         if token.len() > 100 {
             return Err(LinkProblem::Unknown);
         }
         let link = candidate_link::Entity::find()
             .filter(candidate_link::Column::TokenHash.eq(hash_token(token)))
-            .filter(candidate_link::Column::Purpose.eq(purpose))
+            .filter(candidate_link::Column::Purpose.is_in(purposes.iter().copied()))
             .unique(conn)
             .await
             .map_err(|_| LinkProblem::Unknown)?
@@ -540,10 +569,10 @@ impl Service {
 
     /// The consent page for a token.
     pub async fn consent_view(&self, token: &str) -> Result<ConsentView, LinkProblem> {
-        let (link, c) = self.link_by_token(&self.db, token, LINK_CONSENT).await?;
-        if c.status != CheckStatus::Emailed {
-            return Err(LinkProblem::NotNeeded);
-        }
+        let (link, c) = self
+            .link_by_token(&self.db, token, &CONSENT_PAGE_LINKS)
+            .await?;
+        let purpose = self.consent_needed(&self.db, &link, &c).await?;
         let cand = crate::candidate::find(&self.db, &c.partner_id, &c.candidate_id)
             .await
             .map_err(|_| LinkProblem::Unknown)?;
@@ -557,6 +586,7 @@ impl Service {
         let acknowledged: BTreeMap<String, Vec<String>> =
             serde_json::from_str(&link.progress).unwrap_or_default();
         Ok(ConsentView {
+            purpose,
             partner_name: partner.name.clone(),
             first_name: cand.first_name.clone(),
             full_name: crate::candidate::full_name(&cand),
@@ -581,9 +611,35 @@ impl Service {
             })
             .collect(),
             acknowledged,
-            missing: self.missing_fields(&cand, &searches),
+            // A monitoring recheck searches with what the check was run on.
+            missing: match purpose {
+                ConsentPurpose::Screening => self.missing_fields(&cand, &searches),
+                ConsentPurpose::MonitoringRecheck => Vec::new(),
+            },
             expires_at: link.expires_at,
         })
+    }
+
+    /// What a consent page link is for, if its check still needs that consent: an invitation's
+    /// while the check is `emailed`, a monitoring link's while an alert of the enrolled check
+    /// waits for it.
+    async fn consent_needed<C: sea_orm::ConnectionTrait>(
+        &self,
+        conn: &C,
+        link: &candidate_link::Model,
+        c: &check::Model,
+    ) -> Result<ConsentPurpose, LinkProblem> {
+        if link.purpose == LINK_MONITORING_CONSENT {
+            return match self.awaits_fresh_consent(conn, c).await {
+                Ok(true) => Ok(ConsentPurpose::MonitoringRecheck),
+                Ok(false) => Err(LinkProblem::NotNeeded),
+                Err(_) => Err(LinkProblem::Unknown),
+            };
+        }
+        if c.status != CheckStatus::Emailed {
+            return Err(LinkProblem::NotNeeded);
+        }
+        Ok(ConsentPurpose::Screening)
     }
 
     /// Records that the candidate acknowledged one section (with its time). Sections must be
@@ -615,7 +671,7 @@ impl Service {
         let txn = db::begin_write(&self.db)
             .await
             .map_err(|_| LinkProblem::Unknown)?;
-        let (link, _) = self.link_by_token(&txn, token, LINK_CONSENT).await?;
+        let (link, _) = self.link_by_token(&txn, token, &CONSENT_PAGE_LINKS).await?;
         let mut progress: BTreeMap<String, Vec<String>> =
             serde_json::from_str(&link.progress).unwrap_or_default();
         progress
@@ -709,11 +765,35 @@ impl Service {
         }
         let problem = |_| LinkProblem::Unknown;
         let txn = db::begin_write(&self.db).await.map_err(problem)?;
-        let (link, c) = self.link_by_token(&txn, token, LINK_CONSENT).await?;
-        if c.status != CheckStatus::Emailed {
-            return Err(LinkProblem::NotNeeded);
-        }
+        let (link, c) = self.link_by_token(&txn, token, &CONSENT_PAGE_LINKS).await?;
+        let purpose = self.consent_needed(&txn, &link, &c).await?;
         let now = self.clock.now();
+        if purpose == ConsentPurpose::MonitoringRecheck {
+            let result: ServiceResult<()> = async {
+                consent_evidence(
+                    &c,
+                    &link,
+                    "monitoring_consent_page",
+                    signature,
+                    &details,
+                    now,
+                )?
+                .insert(&txn)
+                .await?;
+                using_link(&link.id, now).exec(&txn).await?;
+                self.fresh_consent_given(&txn, &c.id, now).await?;
+                self.commit(txn).await?;
+                Ok(())
+            }
+            .await;
+            return match result {
+                Ok(()) => Ok(ConsentSubmission::Signed(purpose)),
+                Err(e) => {
+                    tracing::error!(error = ?e, "monitoring consent submission failed");
+                    Err(LinkProblem::Unknown)
+                }
+            };
+        }
         let cand = crate::candidate::find(&txn, &c.partner_id, &c.candidate_id)
             .await
             .map_err(|_| LinkProblem::Unknown)?;
@@ -754,29 +834,10 @@ impl Service {
         let result: ServiceResult<()> = async {
             self.complete_candidate_in(&txn, &candidate_actor, cand, &input)
                 .await?;
-            let mut sections: BTreeMap<String, Vec<String>> =
-                serde_json::from_str(&link.progress).unwrap_or_default();
-            sections.insert("signature".into(), vec![now.to_rfc3339()]);
-            consent::ActiveModel {
-                id: Set(ids::uuid()),
-                partner_id: Set(c.partner_id.clone()),
-                check_id: Set(c.id.clone()),
-                method: Set("consent_page".into()),
-                section_timestamps: Set(
-                    serde_json::to_string(&sections).map_err(anyhow::Error::from)?
-                ),
-                signature: Set(signature.to_string()),
-                ip_address: Set(details.ip_address.clone()),
-                user_agent: Set(details.user_agent.clone()),
-                signed_at: Set(now),
-            }
-            .insert(&txn)
-            .await?;
-            candidate_link::Entity::update_many()
-                .col_expr(candidate_link::Column::UsedAt, Expr::value(now))
-                .filter(candidate_link::Column::Id.eq(&link.id))
-                .exec(&txn)
+            consent_evidence(&c, &link, "consent_page", signature, &details, now)?
+                .insert(&txn)
                 .await?;
+            using_link(&link.id, now).exec(&txn).await?;
             let consented = self
                 .apply_transition(
                     &txn,
@@ -802,7 +863,7 @@ impl Service {
         match result {
             Ok(()) => {
                 self.commit(txn).await.map_err(problem)?;
-                Ok(ConsentSubmission::Signed)
+                Ok(ConsentSubmission::Signed(purpose))
             }
             Err(ServiceError::Invalid { field, message }) => {
                 Ok(ConsentSubmission::Invalid(vec![(
@@ -1232,26 +1293,46 @@ impl Service {
 
     /// A new background check on an already screened candidate (approved, consider or
     /// rejected): same turnId, back to `processing`, no new consent; the new report is kept
-    /// beside the old one.
+    /// beside the old one. A candidate in California (by the ZIP code of their check) consents
+    /// to every background check: their check goes to `emailed` with a new invitation instead,
+    /// and the recheck runs once they sign (Turn's "CA Recheck").
     pub async fn recheck(
         &self,
         actor: &Actor,
         check_id: &str,
         reason: Option<&str>,
     ) -> ServiceResult<check::Model> {
-        self.back_to_processing(
-            actor,
-            check_id,
-            &[
-                CheckStatus::Approved,
-                CheckStatus::Pending,
-                CheckStatus::Rejected,
-            ],
-            "only approved, consider (pending) or rejected checks can be rechecked",
-            reason,
-            "recheck",
-        )
-        .await
+        actor.require(Role::TeamMember)?;
+        let reason = domain::opt_text("reason", reason, 2000)?;
+        let txn = db::begin_write(&self.db).await?;
+        let (c, cand, partner) =
+            crate::check::find_with_owner(&txn, &actor.partner_id, check_id).await?;
+        if !matches!(
+            c.status,
+            CheckStatus::Approved | CheckStatus::Pending | CheckStatus::Rejected
+        ) {
+            return Err(ServiceError::invalid(
+                "checkId",
+                format!(
+                    "only approved, consider (pending) or rejected checks can be rechecked; this one is {}",
+                    c.status
+                ),
+            ));
+        }
+        let (to, default_reason) = recheck_step(&cand, "recheck");
+        let updated = self
+            .apply_transition_of(
+                &txn,
+                actor,
+                c,
+                (&cand, &partner),
+                to,
+                Some(reason.as_deref().unwrap_or(&default_reason)),
+                StatusExtras::default(),
+            )
+            .await?;
+        self.commit(txn).await?;
+        Ok(updated)
     }
 
     /// Turn's "Resume Checks": continues the searches of a check held for identity verification
@@ -1310,20 +1391,35 @@ impl Service {
         Ok(updated)
     }
 
-    /// Task: the partner's recheck interval has passed for an approved check.
+    /// Task: the partner's recheck interval has passed for an approved check (in California,
+    /// the candidate is asked to consent first, as [`Self::recheck`] does).
     pub(crate) async fn scheduled_recheck(
         &self,
         partner_id: &str,
         check_id: &str,
     ) -> ServiceResult<TaskOutcome> {
-        self.timed_transition(
-            partner_id,
-            check_id,
-            CheckStatus::Approved,
-            CheckStatus::Processing,
-            "scheduled recheck",
+        let txn = db::begin_write(&self.db).await?;
+        let Ok((c, cand, partner)) =
+            crate::check::find_with_owner(&txn, partner_id, check_id).await
+        else {
+            return Ok(TaskOutcome::Done);
+        };
+        if c.status != CheckStatus::Approved {
+            return Ok(TaskOutcome::Done);
+        }
+        let (to, reason) = recheck_step(&cand, "scheduled recheck");
+        self.apply_transition_of(
+            &txn,
+            &Actor::system(partner_id),
+            c,
+            (&cand, &partner),
+            to,
+            Some(&reason),
+            StatusExtras::default(),
         )
-        .await
+        .await?;
+        self.commit(txn).await?;
+        Ok(TaskOutcome::Done)
     }
 
     /// A candidate's own copy of their latest report, by the link mailed to them.
@@ -1339,7 +1435,7 @@ impl Service {
         ),
         LinkProblem,
     > {
-        let (_, c) = self.link_by_token(&self.db, token, LINK_REPORT).await?;
+        let (_, c) = self.link_by_token(&self.db, token, &[LINK_REPORT]).await?;
         let cand = crate::candidate::find(&self.db, &c.partner_id, &c.candidate_id)
             .await
             .map_err(|_| LinkProblem::Unknown)?;
@@ -1352,6 +1448,22 @@ impl Service {
             .map_err(|_| LinkProblem::Unknown)?
             .pop();
         Ok((c, cand, partner, latest))
+    }
+}
+
+/// Where a recheck of `cand`'s check goes, and why: `processing` on the consent already given,
+/// or, where every background check needs the candidate's own consent, `emailed` with a new
+/// invitation.
+fn recheck_step(cand: &candidate::Model, what: &str) -> (CheckStatus, String) {
+    if crate::monitoring::needs_fresh_consent(cand) {
+        (
+            CheckStatus::Emailed,
+            format!(
+                "{what}: California requires the candidate's consent to each background check; invitation sent"
+            ),
+        )
+    } else {
+        (CheckStatus::Processing, what.to_string())
     }
 }
 
@@ -1380,6 +1492,39 @@ fn recheck_scheduling(c: &check::Model, now: DateTime<Utc>) -> Vec<SubQueryState
 }
 
 /// The statement that revokes a check's consent links still usable.
+/// The consent a candidate signed on the page with `link`: the sections' acknowledgement times
+/// and the signature's, the signature, IP address and user agent.
+fn consent_evidence(
+    c: &check::Model,
+    link: &candidate_link::Model,
+    method: &str,
+    signature: &str,
+    details: &ConsentDetails,
+    now: DateTime<Utc>,
+) -> ServiceResult<consent::ActiveModel> {
+    let mut sections: BTreeMap<String, Vec<String>> =
+        serde_json::from_str(&link.progress).unwrap_or_default();
+    sections.insert("signature".into(), vec![now.to_rfc3339()]);
+    Ok(consent::ActiveModel {
+        id: Set(ids::uuid()),
+        partner_id: Set(c.partner_id.clone()),
+        check_id: Set(c.id.clone()),
+        method: Set(method.into()),
+        section_timestamps: Set(serde_json::to_string(&sections).map_err(anyhow::Error::from)?),
+        signature: Set(signature.to_string()),
+        ip_address: Set(details.ip_address.clone()),
+        user_agent: Set(details.user_agent.clone()),
+        signed_at: Set(now),
+    })
+}
+
+/// Marks a single-use link used.
+fn using_link(link_id: &str, now: DateTime<Utc>) -> sea_orm::UpdateMany<candidate_link::Entity> {
+    candidate_link::Entity::update_many()
+        .col_expr(candidate_link::Column::UsedAt, Expr::value(now))
+        .filter(candidate_link::Column::Id.eq(link_id))
+}
+
 fn revoking_consent_links(check_id: &str, now: DateTime<Utc>) -> UpdateStatement {
     candidate_link::Entity::update_many()
         .col_expr(candidate_link::Column::RevokedAt, Expr::value(now))

@@ -171,7 +171,9 @@ pub struct MonitoringAlert {
     pub state: String,
     /// Day of the arrest.
     pub arrested_on: NaiveDate,
-    /// `waiting` (recheck scheduled), `charged` or `no_charge`.
+    /// `waiting` (recheck scheduled), `awaiting_consent` (the candidate lives in a state that
+    /// is not evergreen and was asked for fresh consent; the recheck runs once given),
+    /// `no_consent` (the link expired unsigned; no recheck ran), `charged` or `no_charge`.
     pub status: String,
     /// County rechecks run so far.
     pub rechecks: i32,
@@ -559,7 +561,9 @@ impl ScreeningMutation {
         ))
     }
     /// Runs a completed check (approved, consider or rejected) again: same turnId, back to
-    /// `processing`, no new consent; the new report is kept beside the old one.
+    /// `processing`, no new consent; the new report is kept beside the old one. For a candidate
+    /// whose ZIP code is in California (consent to every check) the check goes to `emailed`
+    /// with a new invitation instead, and the recheck runs once they sign.
     async fn recheck_check(
         &self,
         ctx: &Context<'_>,
@@ -654,7 +658,9 @@ impl ScreeningMutation {
     }
     /// Sandbox only: simulates an arrest alert for an enrolled check. After 7 business days a
     /// county recheck runs; with `chargeFiled` it finds the charge and the check goes to
-    /// `review__cm` with `criminal_monitoring_triggered: true`; without, nothing is sent.
+    /// `review__cm` with `criminal_monitoring_triggered: true`; without, nothing is sent. A
+    /// candidate in California is first emailed for fresh consent (`awaiting_consent`), and
+    /// the recheck waits for it.
     async fn sandbox_arrest_alert(
         &self,
         ctx: &Context<'_>,

@@ -70,7 +70,8 @@ const SIGNATURE_PNG: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAA
 const FORM: &str = "mutation($z: String!, $p: ID) { createConsentForm(zipcode: $z, packageId: $p) { formId state data { field required } disclosures { order key title checkboxes requiredCheckboxes } } }";
 const SUBMIT: &str = "mutation($i: SubmitConsentFormInput!) { submitConsentForm(input: $i) { outcome code message candidate { id turnId } check { id status } } }";
 
-/// Runs both steps of the hosted form for a candidate; returns (candidate id, check id).
+/// Runs both steps of the hosted form for a candidate in San Francisco; returns (candidate id,
+/// check id).
 async fn hosted(
     app: &TestApp,
     first: &str,
@@ -78,12 +79,24 @@ async fn hosted(
     package: Option<&str>,
     callback: Option<&str>,
 ) -> (String, String) {
-    let f = app.gql(FORM, json!({"z": "94107", "p": package})).await;
-    let form_id = f.data()["createConsentForm"]["formId"]
+    let form_id = form_for(app, "94107", package).await;
+    submit_hosted(app, &form_id, first, last, callback).await
+}
+
+/// Step one of the hosted form for a ZIP code; returns the form id.
+async fn form_for(app: &TestApp, zip: &str, package: Option<&str>) -> String {
+    let f = app.gql(FORM, json!({"z": zip, "p": package})).await;
+    f.data()["createConsentForm"]["formId"]
         .as_str()
         .expect("formId")
-        .to_string();
-    submit_hosted(app, &form_id, first, last, callback).await
+        .to_string()
+}
+
+/// Both steps of the hosted form for a candidate living in Austin, Texas, a state where the
+/// consent given for a check also covers continuous monitoring's rechecks (unlike California).
+async fn hosted_in_texas(app: &TestApp, first: &str, last: &str) -> (String, String) {
+    let form_id = form_for(app, "78701", None).await;
+    submit_hosted_in(app, &form_id, first, last, None, "Austin").await
 }
 
 /// Step two of the hosted form, for a form made by step one; returns (candidate id, check id).
@@ -94,6 +107,17 @@ async fn submit_hosted(
     last: &str,
     callback: Option<&str>,
 ) -> (String, String) {
+    submit_hosted_in(app, form_id, first, last, callback, "San Francisco").await
+}
+
+async fn submit_hosted_in(
+    app: &TestApp,
+    form_id: &str,
+    first: &str,
+    last: &str,
+    callback: Option<&str>,
+    city: &str,
+) -> (String, String) {
     let r = app
         .gql(
             SUBMIT,
@@ -101,7 +125,7 @@ async fn submit_hosted(
                 "formId": form_id, "firstName": first, "lastName": last, "noMiddleName": true,
                 "email": format!("{}.{}.{}@example.com", first.to_lowercase(), last.to_lowercase(), SSN_SEQ.load(Ordering::Relaxed)),
                 "phone": "(415) 555-0134", "dateOfBirth": "1990-04-06", "ssn": next_ssn(),
-                "address": "3 Bagshot Row", "city": "San Francisco",
+                "address": "3 Bagshot Row", "city": city,
                 "driversLicenseNumber": "D1234567", "driversLicenseState": "CA",
                 "consentDocument": SIGNATURE_PNG, "callbackUrl": callback,
                 "timestamps": timestamps(), "ipAddress": "203.0.113.7", "userAgent": "test-suite/1"
@@ -190,6 +214,17 @@ async fn monitoring_alert(app: &TestApp, check: &str) -> Value {
         )
         .await;
     r.data()["check"]["monitoringAlerts"][0].clone()
+}
+
+/// The consent kept for a check with `method`.
+async fn consent_by(app: &TestApp, check: &str, method: &str) -> Value {
+    let all = app.dump("consents").await;
+    let mine: Vec<&Value> = all
+        .iter()
+        .filter(|c| c["check_id"] == check && c["method"] == method)
+        .collect();
+    assert_eq!(mine.len(), 1, "{method} consents of {check}: {all:?}");
+    mine[0].clone()
 }
 
 async fn reports(app: &TestApp, check: &str) -> Vec<Value> {
@@ -1138,7 +1173,7 @@ async fn rechecks_keep_every_report_and_follow_the_partner_interval() {
     app.gql("mutation { updatePartnerSettings(input: {recheckIntervalDays: 30}) { recheckIntervalDays } }", json!({}))
         .await
         .data();
-    let (cand, check) = hosted(&app, "Rosie", "Cotton", None, None).await;
+    let (cand, check) = hosted_in_texas(&app, "Rosie", "Cotton").await;
     app.wait_check_status(&check, "approved").await;
     let r = app
         .gql(
@@ -1200,11 +1235,110 @@ async fn rechecks_keep_every_report_and_follow_the_partner_interval() {
     .expect_err("BAD_USER_INPUT", Some("checkId"));
 }
 
+/// Turn's "CA Recheck": California requires consent to every background check, so a recheck
+/// of a candidate whose ZIP code is there goes to `emailed` with a new invitation, and runs
+/// (as a recheck, same check) once they sign on the consent page; the partner's interval
+/// recheck does the same.
+#[tokio::test]
+async fn a_california_recheck_asks_the_candidate_to_consent_again() {
+    let (app, rx) = screening_app().await;
+    app.gql("mutation { updatePartnerSettings(input: {recheckIntervalDays: 30}) { recheckIntervalDays } }", json!({}))
+        .await
+        .data();
+    let (cand, check) = hosted(&app, "Fatty", "Bolger", None, None).await;
+    app.wait_check_status(&check, "approved").await;
+    advance(&app, 2);
+    let r = app
+        .gql(
+            "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
+            json!({"c": check}),
+        )
+        .await;
+    assert_eq!(r.data()["recheckCheck"]["status"], "emailed");
+    let invites: Vec<Value> = emails(&app, &check)
+        .await
+        .into_iter()
+        .filter(|m| m["kind"] == "invitation")
+        .collect();
+    assert_eq!(invites.len(), 1, "{invites:?}");
+    let body = invites[0]["body"].as_str().expect("body");
+    assert!(body.contains("an update of your earlier one"), "{body}");
+    // Nothing runs before the candidate signs.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(reports(&app, &check).await.len(), 1);
+
+    let client = no_redirects();
+    let link = invitation_link(&invites[0]);
+    let seen = acknowledge_every_section(&app, &client, &link).await;
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    let html = client
+        .get(&link)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains("We have all the details we need"), "{html}");
+    let action = format!("{}{}", app.url(""), form_action(&html));
+    let signed = post_form(&client, &action, &[("signature", "Fatty Bolger")], None).await;
+    assert_eq!(signed.status(), 200);
+    app.wait_check_status(&check, "approved").await;
+    eventually("the recheck's report", 10, || async {
+        let kinds: Vec<Value> = reports(&app, &check)
+            .await
+            .iter()
+            .map(|r| r["kind"].clone())
+            .collect();
+        (kinds.len() == 2).then_some(kinds)
+    })
+    .await
+    .iter()
+    .zip(["initial", "recheck"])
+    .for_each(|(got, want)| assert_eq!(got, want));
+    consent_by(&app, &check, "hosted_form").await;
+    let again = consent_by(&app, &check, "consent_page").await;
+    assert_eq!(again["signature"], "Fatty Bolger");
+    expect_states(
+        &rx,
+        &cand,
+        &[
+            "consent",
+            "processing",
+            "approved",
+            "emailed",
+            "consent",
+            "processing",
+            "approved",
+        ],
+    )
+    .await;
+    let consent_dates: Vec<Value> = rx
+        .received()
+        .iter()
+        .filter(|r| r.json["worker_id"] == cand.as_str() && r.json["state"] == "consent")
+        .map(|r| r.json["consent_date"].clone())
+        .collect();
+    assert_eq!(consent_dates.len(), 2);
+    assert_ne!(consent_dates[0], consent_dates[1], "the new consent's date");
+
+    // The partner's interval: the scheduled recheck asks for consent too.
+    advance(&app, 31);
+    app.wait_check_status(&check, "emailed").await;
+    let invites = emails(&app, &check)
+        .await
+        .into_iter()
+        .filter(|m| m["kind"] == "invitation")
+        .count();
+    assert_eq!(invites, 2);
+    assert_eq!(reports(&app, &check).await.len(), 2);
+}
+
 #[tokio::test]
 async fn continuous_monitoring_reports_a_charge_and_stays_silent_without_one() {
     let (app, rx) = screening_app().await;
-    let (charged_cand, charged) = hosted(&app, "Rosie", "Cotton", None, None).await;
-    let (quiet_cand, quiet) = hosted(&app, "Merry", "Brandybuck", None, None).await;
+    let (charged_cand, charged) = hosted_in_texas(&app, "Rosie", "Cotton").await;
+    let (quiet_cand, quiet) = hosted_in_texas(&app, "Merry", "Brandybuck").await;
     app.wait_check_status(&charged, "approved").await;
     app.wait_check_status(&quiet, "approved").await;
     for c in [&charged, &quiet] {
@@ -1353,7 +1487,7 @@ async fn a_monitoring_charge_waits_for_a_running_recheck() {
     let (app, rx) = screening_app().await;
     let clock = app.service.clock();
     // Slowpoke's searches take two minutes of the clock, so the recheck can be caught running.
-    let (cand, check) = hosted(&app, "Sloan", "Slowpoke", None, None).await;
+    let (cand, check) = hosted_in_texas(&app, "Sloan", "Slowpoke").await;
     clock.advance(chrono::Duration::minutes(3));
     app.wait_check_status(&check, "approved").await;
     assert!(enroll_monitoring(&app, &check).await["cmCriminalEnroll"].is_string());
@@ -1420,6 +1554,156 @@ async fn a_monitoring_charge_waits_for_a_running_recheck() {
             .any(|c| c["county"] == "Alameda"),
         "{criminal}"
     );
+}
+
+/// California is not an evergreen state: an arrest alert for a candidate living there asks them
+/// for fresh consent by email, and the county recheck runs only once they have signed on the
+/// consent page (here after it came due); for a candidate who never signs it does not run at
+/// all. The partner hears of neither: no consent confirmation, no status webhook without a
+/// charge.
+#[tokio::test]
+async fn a_california_monitoring_hit_runs_its_recheck_only_with_fresh_consent() {
+    let (app, rx) = screening_app().await;
+    let all = Receiver::start().await;
+    endpoint(&app, &all.url, json!([])).await;
+    let (signer_cand, signer) = hosted(&app, "Lobelia", "Bracegirdle", None, None).await;
+    let (silent_cand, silent) = hosted(&app, "Ted", "Sandyman", None, None).await;
+    for c in [&signer, &silent] {
+        app.wait_check_status(c, "approved").await;
+        assert!(enroll_monitoring(&app, c).await["cmCriminalEnroll"].is_string());
+        arrest_alert(&app, c, true).await;
+        assert_eq!(
+            monitoring_alert(&app, c).await,
+            json!({"status": "awaiting_consent", "rechecks": 0})
+        );
+    }
+    let asked = emails(&app, &signer).await;
+    let ask: Vec<&Value> = asked
+        .iter()
+        .filter(|m| m["kind"] == "monitoring_consent")
+        .collect();
+    assert_eq!(ask.len(), 1, "{asked:?}");
+    let body = ask[0]["body"].as_str().expect("body");
+    assert!(!body.to_lowercase().contains("arrest"), "{body}");
+    let link = invitation_link(ask[0]);
+
+    // Past the day the recheck was due, unsigned: it waits, and nothing changes.
+    advance(&app, 12);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        monitoring_alert(&app, &signer).await,
+        json!({"status": "awaiting_consent", "rechecks": 0})
+    );
+    assert_eq!(app.check_status(&signer).await, "approved");
+
+    // The same sections as for the check, the state's summary among them, and nothing to fill
+    // in before the signature.
+    let client = no_redirects();
+    let seen = acknowledge_every_section(&app, &client, &link).await;
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert_eq!(seen[3], "A Summary of Your State Rights", "{seen:?}");
+    let html = client
+        .get(&link)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        html.contains("a new search of county court records"),
+        "{html}"
+    );
+    assert!(!html.contains("Your details"), "{html}");
+    let action = format!("{}{}", app.url(""), form_action(&html));
+    let refused = post_form(&client, &action, &[("signature", " ")], None).await;
+    assert_eq!(refused.status(), 422);
+    assert_eq!(
+        monitoring_alert(&app, &signer).await["status"],
+        "awaiting_consent"
+    );
+    let signed = post_form(
+        &client,
+        &action,
+        &[("signature", "Lobelia Bracegirdle")],
+        Some("test-browser/2"),
+    )
+    .await;
+    assert_eq!(signed.status(), 200);
+    assert!(
+        signed
+            .text()
+            .await
+            .expect("html")
+            .contains("Your consent was recorded")
+    );
+    assert_eq!(
+        monitoring_alert(&app, &signer).await,
+        json!({"status": "waiting", "rechecks": 0})
+    );
+    assert_eq!(client.get(&link).send().await.expect("page").status(), 410);
+    assert_eq!(
+        app.dump("consents").await.len(),
+        3,
+        "two checks' and the fresh one"
+    );
+    let fresh = consent_by(&app, &signer, "monitoring_consent_page").await;
+    assert_eq!(fresh["signature"], "Lobelia Bracegirdle");
+    assert_eq!(fresh["user_agent"], "test-browser/2");
+
+    // Within the hour the recheck runs and the charge reaches the partner.
+    app.service.clock().advance(chrono::Duration::hours(1));
+    app.wait_check_status(&signer, "review__cm").await;
+    assert_eq!(
+        monitoring_alert(&app, &signer).await,
+        json!({"status": "charged", "rechecks": 1})
+    );
+    expect_states(
+        &rx,
+        &signer_cand,
+        &["consent", "processing", "approved", "review__cm"],
+    )
+    .await;
+
+    // The other candidate's link runs out unsigned: no recheck, nothing sent.
+    advance(&app, 8);
+    eventually("the unsigned alert to end", 10, || async {
+        (monitoring_alert(&app, &silent).await["status"] == "no_consent").then_some(())
+    })
+    .await;
+    assert_eq!(monitoring_alert(&app, &silent).await["rechecks"], 0);
+    assert_eq!(app.check_status(&silent).await, "approved");
+    expect_states(&rx, &silent_cand, &["consent", "processing", "approved"]).await;
+    let silent_link = invitation_link(
+        emails(&app, &silent)
+            .await
+            .iter()
+            .find(|m| m["kind"] == "monitoring_consent")
+            .expect("the consent request"),
+    );
+    assert_eq!(
+        client
+            .get(&silent_link)
+            .send()
+            .await
+            .expect("page")
+            .status(),
+        410
+    );
+    for cand in [&signer_cand, &silent_cand] {
+        let confirmations = all
+            .received()
+            .iter()
+            .filter(|r| {
+                r.json["hook_type"] == "CONSENT_CONFIRMATION"
+                    && r.json["worker_id"] == cand.as_str()
+            })
+            .count();
+        assert_eq!(
+            confirmations, 1,
+            "only the check's own consent is confirmed"
+        );
+    }
 }
 
 #[tokio::test]
@@ -1824,10 +2108,19 @@ async fn every_field_read_from_its_own_columns_answers_as_a_full_read() {
     )
     .await
     .data();
-    let (cand, check) = hosted(&app, "Rosie", "Cotton", None, Some(&callback.url)).await;
+    let form_id = form_for(&app, "78701", None).await;
+    let (cand, check) = submit_hosted_in(
+        &app,
+        &form_id,
+        "Rosie",
+        "Cotton",
+        Some(&callback.url),
+        "Austin",
+    )
+    .await;
     app.wait_check_status(&check, "approved").await;
     app.gql(
-        "mutation($id: ID!) { updateCandidate(id: $id, input: {middleName: \"May\", zip: \"94107\", state: \"CA\", experience: \"Gardening, 6 years\", interests: \"Deliveries\", transportationMethod: \"bike\", referenceId: \"ref-rosie\"}) { id } }",
+        "mutation($id: ID!) { updateCandidate(id: $id, input: {middleName: \"May\", zip: \"78701\", state: \"TX\", experience: \"Gardening, 6 years\", interests: \"Deliveries\", transportationMethod: \"bike\", referenceId: \"ref-rosie\"}) { id } }",
         json!({"id": cand}),
     )
     .await
