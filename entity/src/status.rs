@@ -106,7 +106,8 @@ const REVIEWS: [CheckStatus; 6] = [
 /// - `withdrawn` is reachable from every status except `approved`, `rejected` and itself, and
 ///   leads nowhere.
 pub const TRANSITIONS: &[(CheckStatus, &[CheckStatus])] = &[
-    (Initiated, &[Emailed, Processing, Withdrawn]),
+    // `consent`: signed on a consent link the partner sent itself (no invitation email).
+    (Initiated, &[Emailed, Consent, Processing, Withdrawn]),
     (Emailed, &[Consent, Withdrawn]),
     (Consent, &[Processing, Withdrawn]),
     (

@@ -69,6 +69,10 @@ pub struct NewCheck {
     pub reference_id: Option<String>,
     /// `false` stores the check as `initiated` without inviting the candidate (Turn's `do_checks`).
     pub do_checks: bool,
+    /// `false`: the partner brings the candidate to the consent page itself (Turn's
+    /// `email_candidate`); the check stays `initiated` and no mail is sent, and
+    /// [`Service::issue_consent_link`] gives the link to send.
+    pub email_candidate: bool,
 }
 
 impl Service {
@@ -83,7 +87,7 @@ impl Service {
             .map(|u| domain::http_url("callbackUrl", &u))
             .transpose()?;
         let reference_id = domain::opt_text("referenceId", input.reference_id.as_deref(), 200)?;
-        let status = if input.do_checks {
+        let status = if input.do_checks && input.email_candidate {
             CheckStatus::Emailed
         } else {
             CheckStatus::Initiated

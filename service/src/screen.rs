@@ -448,6 +448,35 @@ impl Service {
         Ok(updated)
     }
 
+    /// A consent link for the partner to bring the candidate to the consent page itself (by
+    /// its own email, text message or app; Turn's `candidate_consent_url` with
+    /// `email_candidate: false`), for a check waiting for consent (`initiated` or `emailed`).
+    /// Nothing is mailed and the status does not change; earlier links stop working. The URL is
+    /// shown this once: only its token's hash is kept.
+    pub async fn issue_consent_link(
+        &self,
+        actor: &Actor,
+        check_id: &str,
+    ) -> ServiceResult<(String, DateTime<Utc>)> {
+        actor.require(Role::LimitedTeamMember)?;
+        let txn = db::begin_write(&self.db).await?;
+        let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
+        if !matches!(c.status, CheckStatus::Initiated | CheckStatus::Emailed) {
+            return Err(ServiceError::invalid(
+                "checkId",
+                format!(
+                    "only checks waiting for consent (initiated or emailed) take a consent link; this one is {}",
+                    c.status
+                ),
+            ));
+        }
+        let now = self.clock.now();
+        let (url, writes) = self.fresh_consent_link(&c, now, true);
+        db::write_all(&txn, writes).await?;
+        self.commit(txn).await?;
+        Ok((url, now + Duration::days(CONSENT_LINK_DAYS)))
+    }
+
     /// Task: remind a candidate who has not consented yet (nothing if they have). A reminder
     /// is sent once for the time it was `due`: a run of the task again (its end not recorded
     /// before its lease ran out) or a reminder already sent since then finds the candidate
@@ -621,7 +650,7 @@ impl Service {
     }
 
     /// What a consent page link is for, if its check still needs that consent: an invitation's
-    /// while the check is `emailed`, a monitoring link's while an alert of the enrolled check
+    /// while the check is `emailed` (or `initiated`, for a link the partner sends), a monitoring link's while an alert of the enrolled check
     /// waits for it.
     async fn consent_needed<C: sea_orm::ConnectionTrait>(
         &self,
@@ -636,7 +665,8 @@ impl Service {
                 Err(_) => Err(LinkProblem::Unknown),
             };
         }
-        if c.status != CheckStatus::Emailed {
+        // `initiated`: a link the partner asked for to send itself.
+        if !matches!(c.status, CheckStatus::Emailed | CheckStatus::Initiated) {
             return Err(LinkProblem::NotNeeded);
         }
         Ok(ConsentPurpose::Screening)
@@ -687,7 +717,7 @@ impl Service {
 
     /// The candidate's signed consent from our page: validates every field (all errors at once,
     /// nothing written on any), completes the profile, keeps the evidence, and moves the check
-    /// `emailed` → `consent` → `processing`.
+    /// `emailed` (or `initiated`, on a link the partner sent) → `consent` → `processing`.
     pub async fn submit_consent_page(
         &self,
         token: &str,

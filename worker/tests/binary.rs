@@ -164,6 +164,7 @@ async fn the_worker_binary_delivers_the_outbox_and_stops_on_sigterm() {
                 callback_url: None,
                 reference_id: None,
                 do_checks: false,
+                email_candidate: true,
             },
         )
         .await

@@ -223,6 +223,11 @@ pub struct StartCheckInput {
     /// `false` stores the check as `initiated` without inviting the candidate.
     #[graphql(default = true)]
     pub do_checks: bool,
+    /// `false`: you bring the candidate to the consent page yourself (Turn's
+    /// `email_candidate`). The check stays `initiated`, nothing is mailed, and
+    /// `issueConsentLink` gives you the link to send or embed.
+    #[graphql(default = true)]
+    pub email_candidate: bool,
 }
 
 /// A status change to make.
@@ -266,8 +271,9 @@ pub struct CheckMutation;
 
 #[Object]
 impl CheckMutation {
-    /// Starts a check: `emailed` (candidate invited) or, with `doChecks: false`, `initiated`.
-    /// A candidate with a check still in progress gets a CONFLICT naming it.
+    /// Starts a check: `emailed` (candidate invited) or, with `doChecks: false` or
+    /// `emailCandidate: false`, `initiated`. A candidate with a check still in progress gets a
+    /// CONFLICT naming it.
     async fn start_check(&self, ctx: &Context<'_>, input: StartCheckInput) -> GqlResult<Check> {
         let c = svc(ctx)
             .start_check(
@@ -278,6 +284,7 @@ impl CheckMutation {
                     callback_url: input.callback_url,
                     reference_id: input.reference_id,
                     do_checks: input.do_checks,
+                    email_candidate: input.email_candidate,
                 },
             )
             .await

@@ -195,6 +195,15 @@ impl From<monitoring_alert::Model> for MonitoringAlert {
     }
 }
 
+/// A link to the consent page, made for the partner to hand the candidate.
+#[derive(SimpleObject)]
+pub struct ConsentLink {
+    /// The consent page for this check; works once.
+    pub url: String,
+    /// When the link stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A field the hosted form must collect (Turn's `data`).
 #[derive(SimpleObject)]
 pub struct FormField {
@@ -429,6 +438,17 @@ impl ScreeningMutation {
                 .await
                 .map_err(gql)?,
         ))
+    }
+    /// A single-use link to the consent page for a check waiting for consent (`initiated` or
+    /// `emailed`), for you to send the candidate yourself or embed in your app (Turn's
+    /// `candidate_consent_url`, with `emailCandidate: false` on `startCheck`). Nothing is
+    /// mailed; earlier links stop working. The URL is shown this once.
+    async fn issue_consent_link(&self, ctx: &Context<'_>, check_id: ID) -> GqlResult<ConsentLink> {
+        let (url, expires_at) = svc(ctx)
+            .issue_consent_link(actor(ctx)?, &check_id)
+            .await
+            .map_err(gql)?;
+        Ok(ConsentLink { url, expires_at })
     }
     /// Step one of a consent form you host (Turn's `POST /fcra_check/form`): the fields to
     /// collect and the disclosures to show for a package (default if omitted) and zip code.

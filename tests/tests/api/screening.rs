@@ -851,6 +851,95 @@ async fn acknowledge_every_section(
     seen
 }
 
+const ISSUE_LINK: &str = "mutation($c: ID!) { issueConsentLink(checkId: $c) { url expiresAt } }";
+
+/// Turn's `email_candidate: false`: the partner sends the consent link itself. The check stays
+/// `initiated` with no mail; the link it asks for opens the same consent page, a newer link
+/// replaces it, and signing moves the check `initiated → consent → processing`.
+#[tokio::test]
+async fn a_partner_sends_the_consent_link_itself() {
+    let (app, rx) = screening_app().await;
+    let cand = app.candidate("samwise@example.com").await;
+    let r = app
+        .gql(
+            "mutation($c: ID!) { startCheck(input: {candidateId: $c, emailCandidate: false}) { id status } }",
+            json!({"c": cand}),
+        )
+        .await;
+    let check = r.data()["startCheck"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(r.data()["startCheck"]["status"], "initiated");
+    let first = app.gql(ISSUE_LINK, json!({"c": check})).await;
+    let first = first.data()["issueConsentLink"]["url"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    let r = app.gql(ISSUE_LINK, json!({"c": check})).await;
+    let link = r.data()["issueConsentLink"]["url"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    let expires = chrono::DateTime::parse_from_rfc3339(
+        r.data()["issueConsentLink"]["expiresAt"]
+            .as_str()
+            .expect("expiresAt"),
+    )
+    .expect("time");
+    let days = (expires.with_timezone(&chrono::Utc) - app.service.clock().now()).num_hours();
+    assert!((167..=168).contains(&days), "{days} h");
+    assert!(link.starts_with(&app.url("/consent/")), "{link}");
+    assert_ne!(first, link);
+    let client = no_redirects();
+    assert_eq!(client.get(&first).send().await.expect("page").status(), 410);
+    assert!(emails(&app, &check).await.is_empty(), "nothing is mailed");
+
+    acknowledge_every_section(&app, &client, &link).await;
+    let html = client
+        .get(&link)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    let action = format!("{}{}", app.url(""), form_action(&html));
+    let signed = post_form(
+        &client,
+        &action,
+        &[
+            ("date_of_birth", "1990-04-06"),
+            ("ssn", next_ssn().as_str()),
+            ("address", "3 Bagshot Row"),
+            ("city", "Austin"),
+            ("state", "TX"),
+            ("zip", "78701"),
+            ("signature", "Test Person"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        signed.status(),
+        200,
+        "{}",
+        signed.text().await.unwrap_or_default()
+    );
+    app.wait_check_status(&check, "approved").await;
+    expect_states(
+        &rx,
+        &cand,
+        &["initiated", "consent", "processing", "approved"],
+    )
+    .await;
+    assert_eq!(client.get(&link).send().await.expect("page").status(), 410);
+    // Only checks waiting for consent take a link.
+    app.gql(ISSUE_LINK, json!({"c": check}))
+        .await
+        .expect_err("BAD_USER_INPUT", Some("checkId"));
+}
+
 /// A candidate with a ZIP code but no state on file gets the summary of rights of the state
 /// the ZIP code is in.
 #[tokio::test]
@@ -1835,6 +1924,10 @@ async fn another_partner_cannot_reach_screening_of_this_one() {
         ),
         (
             "mutation($c: ID!) { sendInvitation(checkId: $c) { status } }",
+            json!({"c": check}),
+        ),
+        (
+            "mutation($c: ID!) { issueConsentLink(checkId: $c) { url } }",
             json!({"c": check}),
         ),
         (
