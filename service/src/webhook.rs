@@ -23,9 +23,11 @@ use crate::events::{self, EventType};
 use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};
 
 /// Event types an endpoint can subscribe to.
-pub const ENDPOINT_EVENT_TYPES: [&str; 3] = [
+pub const ENDPOINT_EVENT_TYPES: [&str; 5] = [
     "check.status_changed",
     "check.consent_confirmed",
+    "adverse_action.disputed",
+    "adverse_action.resumed",
     "webhook_endpoint.disabled",
 ];
 
@@ -617,6 +619,14 @@ impl Service {
                     callback = Some((url, self.results_body(conn, &c, ev).await?));
                 }
             }
+            "adverse_action.disputed" => bodies.push((
+                "adverse_action.disputed",
+                dispute_body(ev, "ADVERSE_ACTION_DISPUTED"),
+            )),
+            "adverse_action.resumed" => bodies.push((
+                "adverse_action.resumed",
+                dispute_body(ev, "ADVERSE_ACTION_RESUMED"),
+            )),
             "webhook_endpoint.disabled" => {
                 bodies.push(("webhook_endpoint.disabled", ev.payload.clone()))
             }
@@ -1135,6 +1145,28 @@ fn consent_body(ev: &outbox::Model) -> Value {
         "worker_id": p["worker_id"],
         "consent_date": p["consent_timestamp"],
     })
+}
+
+/// A candidate's dispute during an adverse action's waiting period (the clock stops), or its
+/// end with the report upheld (the clock runs again until `due_at`). Turn documents no such
+/// webhook; without it a partner that only listens to webhooks would not know why the final
+/// notice is late. A dispute settled in the candidate's favour is the check's move to
+/// `approved`, which the status webhook reports.
+fn dispute_body(ev: &outbox::Model, hook_type: &str) -> Value {
+    let p = &ev.payload;
+    let mut body = json!({
+        "hook_type": hook_type,
+        "event_id": ev.event_id,
+        "timestamp": ev.created_at.timestamp(),
+        "worker_id": p["worker_id"],
+        "check_id": p["check_id"],
+    });
+    for key in ["reason", "remaining_business_days", "resolution", "due_at"] {
+        if let Some(v) = p.get(key) {
+            body[key] = v.clone();
+        }
+    }
+    body
 }
 
 /// Cancels pending deliveries, those the caller's filter picks (an endpoint's, or one), whose

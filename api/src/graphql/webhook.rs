@@ -26,7 +26,8 @@ impl WebhookEndpoint {
         self.0.description.as_deref()
     }
     /// Subscribed event types; empty means all (`check.status_changed`,
-    /// `check.consent_confirmed`, `webhook_endpoint.disabled`).
+    /// `check.consent_confirmed`, `adverse_action.disputed`, `adverse_action.resumed`,
+    /// `webhook_endpoint.disabled`).
     async fn event_types(&self) -> Vec<String> {
         event_types_of(&self.0)
     }
@@ -76,7 +77,8 @@ impl WebhookDelivery {
     async fn event_id(&self) -> &str {
         &self.0.event_id
     }
-    /// `check.status_changed`, `check.consent_confirmed`, `check.results` or `webhook_endpoint.disabled`.
+    /// `check.status_changed`, `check.consent_confirmed`, `check.results`,
+    /// `adverse_action.disputed`, `adverse_action.resumed` or `webhook_endpoint.disabled`.
     async fn event_type(&self) -> &str {
         &self.0.event_type
     }

@@ -669,6 +669,13 @@ async fn adverse_action_runs_in_the_fcra_order_on_business_days() {
 #[tokio::test]
 async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
     let (app, rx) = screening_app().await;
+    let disputes = Receiver::start().await;
+    let (_, secret) = endpoint(
+        &app,
+        &disputes.url,
+        json!(["adverse_action.disputed", "adverse_action.resumed"]),
+    )
+    .await;
     let (cand, check) = in_waiting_period(&app, "Darth", "Vader").await;
     // The candidate disputes from the link in their notice.
     let mail = emails(&app, &check).await;
@@ -730,6 +737,44 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
     assert_eq!(
         r.data()["resolveDispute"]["adverseAction"]["state"],
         "waiting"
+    );
+    // A partner listening only to webhooks hears of the dispute and of its end.
+    let hooks = disputes
+        .wait_for("the dispute and its end", 10, |g| g.len() >= 2)
+        .await;
+    assert!(hooks.iter().all(|h| crate::webhooks::verified(h, &secret)));
+    let hook = |t: &str| {
+        hooks
+            .iter()
+            .find(|h| h.json["hook_type"] == t)
+            .unwrap_or_else(|| panic!("{t} in {hooks:?}"))
+            .json
+            .clone()
+    };
+    let disputed = hook("ADVERSE_ACTION_DISPUTED");
+    assert_eq!(disputed["worker_id"], cand.as_str());
+    assert_eq!(disputed["check_id"], check.as_str());
+    assert_eq!(
+        disputed["reason"],
+        "The 2024 case is not mine: different middle name."
+    );
+    assert_eq!(
+        disputed["remaining_business_days"],
+        aa["remainingBusinessDays"]
+    );
+    assert!(disputed["timestamp"].is_i64());
+    let resumed = hook("ADVERSE_ACTION_RESUMED");
+    assert_eq!(resumed["check_id"], check.as_str());
+    assert_eq!(resumed["resolution"], "court record verified");
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(resumed["due_at"].as_str().expect("due_at"))
+            .expect("time"),
+        chrono::DateTime::parse_from_rfc3339(
+            r.data()["resolveDispute"]["adverseAction"]["dueAt"]
+                .as_str()
+                .expect("dueAt")
+        )
+        .expect("time")
     );
     advance_past_waiting_period(&app, &check).await;
     app.wait_check_status(&check, "pending__second_notice")

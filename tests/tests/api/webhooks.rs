@@ -158,7 +158,7 @@ fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object().expect("object").keys().cloned().collect()
 }
 
-fn verified(r: &Received, secret: &str) -> bool {
+pub(crate) fn verified(r: &Received, secret: &str) -> bool {
     worker::sign::verify(
         secret,
         &r.id,
