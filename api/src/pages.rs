@@ -69,7 +69,7 @@ fn problem_page(p: LinkProblem) -> Response {
         LinkProblem::Expired => (
             StatusCode::GONE,
             "Link expired",
-            "This link has expired or was replaced by a newer one. Ask the company that invited you to send a new invitation.",
+            "This link has expired or was replaced by a newer one. If you still need to sign, ask the company that asked for your background check, or the screening agency, for a new link.",
         ),
         LinkProblem::Used => (
             StatusCode::GONE,
@@ -116,6 +116,10 @@ fn field_label(f: &str) -> (&'static str, &'static str, &'static str) {
 fn consent_subject(view: &ConsentView) -> String {
     match view.purpose {
         ConsentPurpose::Screening => format!("background check for {}", esc(&view.partner_name)),
+        ConsentPurpose::Recheck => format!(
+            "a new background check for {}, an update of your earlier one",
+            esc(&view.partner_name)
+        ),
         ConsentPurpose::MonitoringRecheck => format!(
             "an update of your background check for {}: a new search of county court records",
             esc(&view.partner_name)
@@ -346,6 +350,12 @@ pub async fn consent_sign(
             StatusCode::OK,
             "Thank you",
             "<h1>Thank you</h1><p>Your consent was recorded and your background check has \
+             started. You will receive a copy of your report by email.</p>",
+        ),
+        Ok(ConsentSubmission::Signed(ConsentPurpose::Recheck)) => page(
+            StatusCode::OK,
+            "Thank you",
+            "<h1>Thank you</h1><p>Your consent was recorded and your new background check has \
              started. You will receive a copy of your report by email.</p>",
         ),
         Ok(ConsentSubmission::Signed(ConsentPurpose::MonitoringRecheck)) => page(

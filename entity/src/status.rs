@@ -147,16 +147,15 @@ pub const TRANSITIONS: &[(CheckStatus, &[CheckStatus])] = &[
     (ReviewCm, &[Review, Pending, Approved, Withdrawn]),
     (
         Pending,
-        &[PendingFirstNotice, Approved, Processing, Emailed, Withdrawn],
+        &[PendingFirstNotice, Approved, Processing, Withdrawn],
     ),
     (
         PendingFirstNotice,
         &[PendingSecondNotice, Approved, Withdrawn],
     ),
     (PendingSecondNotice, &[Rejected, Approved, Withdrawn]),
-    // A recheck: `processing`, or `emailed` where the candidate must consent again.
-    (Approved, &[Processing, Emailed, ReviewCm]),
-    (Rejected, &[Processing, Emailed]),
+    (Approved, &[Processing, ReviewCm]),
+    (Rejected, &[Processing]),
     (Withdrawn, &[]),
 ];
 

@@ -27,6 +27,8 @@ pub mod kind {
     pub const DISPUTE_RECEIVED: &str = "dispute_received";
     /// Continuous monitoring in a state that is not evergreen: fresh consent for a recheck.
     pub const MONITORING_CONSENT: &str = "monitoring_consent";
+    /// A recheck where each background check needs the candidate's consent (California).
+    pub const RECHECK_CONSENT: &str = "recheck_consent";
 }
 
 /// A message to `cand` and the task that hands it to the mail server, as the writes

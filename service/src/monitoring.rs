@@ -15,7 +15,7 @@ use entity::{CheckStatus, Role, candidate, candidate_link, check, monitoring_ale
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde_json::json;
 
@@ -49,6 +49,8 @@ pub mod alert_status {
     pub const CHARGED: &str = "charged";
     /// Two county rechecks found no charge.
     pub const NO_CHARGE: &str = "no_charge";
+    /// The check was unenrolled before the alert's rechecks were done.
+    pub const CANCELLED: &str = "cancelled";
 }
 
 /// States whose law does not let a consent given once cover later reports (not "evergreen"):
@@ -130,7 +132,28 @@ impl Service {
         )
         .await?;
         if !enroll {
+            // Open alerts end with their rechecks, and a link asking for fresh consent stops
+            // working (a later enrollment starts afresh).
             tasks::cancel(&txn, &c.id, &[TaskKind::MonitoringRecheck], now).await?;
+            monitoring_alert::Entity::update_many()
+                .col_expr(
+                    monitoring_alert::Column::Status,
+                    Expr::value(alert_status::CANCELLED),
+                )
+                .col_expr(monitoring_alert::Column::UpdatedAt, Expr::value(now))
+                .filter(monitoring_alert::Column::CheckId.eq(&c.id))
+                .filter(
+                    monitoring_alert::Column::Status
+                        .is_in([alert_status::WAITING, alert_status::AWAITING_CONSENT]),
+                )
+                .exec(&txn)
+                .await?;
+            txn.execute(&crate::screen::revoking_links(
+                &c.id,
+                &[LINK_MONITORING_CONSENT],
+                now,
+            ))
+            .await?;
         }
         let updated = crate::check::find(&txn, &actor.partner_id, check_id).await?;
         self.commit(txn).await?;
@@ -297,22 +320,16 @@ impl Service {
         let expires = due + Duration::days(FRESH_CONSENT_GRACE_DAYS);
         let (url, link) = self.link(c, LINK_MONITORING_CONSENT, expires - now);
         let mut writes = vec![
-            candidate_link::Entity::update_many()
-                .col_expr(candidate_link::Column::RevokedAt, Expr::value(now))
-                .filter(candidate_link::Column::CheckId.eq(&c.id))
-                .filter(candidate_link::Column::Purpose.eq(LINK_MONITORING_CONSENT))
-                .filter(candidate_link::Column::RevokedAt.is_null())
-                .filter(candidate_link::Column::UsedAt.is_null())
-                .into_query()
-                .into(),
+            crate::screen::revoking_links(&c.id, &[LINK_MONITORING_CONSENT], now).into(),
             link.into(),
         ];
         let body = format!(
             "Hello {first},\n\n{partner} keeps your background check up to date with {agency}. \
              An update needs a new search of county court records, and the law of California, \
-             where you live, asks for your consent to each new search. Please read the \
-             disclosures and sign at\n\n  {url}\n\nThe link works once and expires on \
-             {expires}. Without your consent the search does not run.\n",
+             where you live, asks for your consent to it. Please read the disclosures and sign \
+             at\n\n  {url}\n\nThe link works once and expires on {expires}. Without your \
+             consent the search does not run. If it finds nothing, the same search is repeated \
+             once, 30 days later.\n",
             first = cand.first_name,
             partner = partner.name,
             agency = self.settings.agency.name,
@@ -337,13 +354,14 @@ impl Service {
     /// goes on to its county recheck (which runs when due, or within the hour when it already
     /// is). The partner is not told: a consent confirmation would reveal the arrest, which FCRA
     /// lets them learn of only with a charge.
+    /// Returns how many alerts went on.
     pub(crate) async fn fresh_consent_given<C: ConnectionTrait>(
         &self,
         conn: &C,
         check_id: &str,
         now: DateTime<Utc>,
-    ) -> ServiceResult<()> {
-        monitoring_alert::Entity::update_many()
+    ) -> ServiceResult<u64> {
+        let moved = monitoring_alert::Entity::update_many()
             .col_expr(
                 monitoring_alert::Column::Status,
                 Expr::value(alert_status::WAITING),
@@ -353,7 +371,7 @@ impl Service {
             .filter(monitoring_alert::Column::Status.eq(alert_status::AWAITING_CONSENT))
             .exec(conn)
             .await?;
-        Ok(())
+        Ok(moved.rows_affected)
     }
 
     /// Whether a check (enrolled, not withdrawn) has an alert waiting for the candidate's fresh

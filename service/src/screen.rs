@@ -41,8 +41,17 @@ pub const LINK_REPORT: &str = "report";
 /// Fresh consent to a county recheck after a monitoring hit (states that are not evergreen).
 /// Opens the same consent page as [`LINK_CONSENT`].
 pub const LINK_MONITORING_CONSENT: &str = "monitoring_consent";
+/// Consent to a recheck where each background check needs its own (California); opens the
+/// consent page too.
+pub const LINK_RECHECK_CONSENT: &str = "recheck_consent";
 /// The purposes the consent page takes.
-const CONSENT_PAGE_LINKS: [&str; 2] = [LINK_CONSENT, LINK_MONITORING_CONSENT];
+const CONSENT_PAGE_LINKS: [&str; 3] = [LINK_CONSENT, LINK_MONITORING_CONSENT, LINK_RECHECK_CONSENT];
+/// The statuses a recheck starts from.
+const RECHECKABLE: [CheckStatus; 3] = [
+    CheckStatus::Approved,
+    CheckStatus::Pending,
+    CheckStatus::Rejected,
+];
 
 fn hash_token(token: &str) -> String {
     let digest = sha2::Sha256::digest(token.as_bytes());
@@ -74,6 +83,9 @@ pub enum ConsentPurpose {
     /// A county recheck after a continuous-monitoring hit, where the candidate's state needs
     /// consent to each new search: signing lets the recheck run.
     MonitoringRecheck,
+    /// A recheck of a decided check, where the candidate's state needs consent to each
+    /// background check: signing starts it (→ `processing`).
+    Recheck,
 }
 
 /// What the consent page shows.
@@ -208,12 +220,7 @@ impl Service {
         Ok(match to {
             CheckStatus::Emailed => self.invitation(c, cand, partner, now),
             CheckStatus::Processing => {
-                // A recheck goes straight on from a decision, or (a California recheck) from
-                // the candidate's new consent to a check that has been screened before.
-                let recheck = matches!(
-                    from,
-                    Some(CheckStatus::Approved | CheckStatus::Pending | CheckStatus::Rejected)
-                ) || (from == Some(CheckStatus::Consent) && c.report_enc.is_some());
+                let recheck = from.is_some_and(|f| RECHECKABLE.contains(&f));
                 // Reminders stop, the searches start.
                 vec![
                     tasks::cancelling(&c.id, &[TaskKind::InviteReminder], now).into(),
@@ -263,7 +270,7 @@ impl Service {
                 vec![
                     crate::adverse::close_adverse_actions(&c.id, "cancelled", now).into(),
                     tasks::cancelling(&c.id, &steps, now).into(),
-                    revoking_consent_links(&c.id, now).into(),
+                    revoking_links(&c.id, &CONSENT_PAGE_LINKS, now).into(),
                 ]
             }
             _ => Vec::new(),
@@ -342,7 +349,7 @@ impl Service {
             created_at: Set(now),
         })
         .into_query();
-        let page = if purpose == LINK_MONITORING_CONSENT {
+        let page = if CONSENT_PAGE_LINKS.contains(&purpose) {
             LINK_CONSENT
         } else {
             purpose
@@ -365,14 +372,8 @@ impl Service {
     ) -> Vec<SubQueryStatement> {
         let (url, mut writes) = self.fresh_consent_link(c, now, true);
         let expires = (now + Duration::days(CONSENT_LINK_DAYS)).format("%B %-d, %Y");
-        // A check screened before is being rechecked (where each check needs consent).
-        let what = if c.report_enc.is_some() {
-            "a new background check on you, an update of your earlier one"
-        } else {
-            "a background check on you"
-        };
         let body = format!(
-            "Hello {first},\n\n{partner} has asked {agency} to run {what}. \
+            "Hello {first},\n\n{partner} has asked {agency} to run a background check on you. \
              Before anything is searched we need your consent: please read the disclosures and \
              sign at\n\n  {url}\n\nThe link works once and expires on {expires}.\n\n\
              If you did not apply to {partner}, you can ignore this message.\n",
@@ -471,7 +472,9 @@ impl Service {
             ));
         }
         let now = self.clock.now();
-        let (url, writes) = self.fresh_consent_link(&c, now, true);
+        let (url, mut writes) = self.fresh_consent_link(&c, now, true);
+        // The partner reaches the candidate now: our reminders (of an invitation) stop.
+        writes.push(tasks::cancelling(&c.id, &[TaskKind::InviteReminder], now).into());
         db::write_all(&txn, writes).await?;
         self.commit(txn).await?;
         Ok((url, now + Duration::days(CONSENT_LINK_DAYS)))
@@ -643,7 +646,7 @@ impl Service {
             // A monitoring recheck searches with what the check was run on.
             missing: match purpose {
                 ConsentPurpose::Screening => self.missing_fields(&cand, &searches),
-                ConsentPurpose::MonitoringRecheck => Vec::new(),
+                ConsentPurpose::MonitoringRecheck | ConsentPurpose::Recheck => Vec::new(),
             },
             expires_at: link.expires_at,
         })
@@ -658,6 +661,13 @@ impl Service {
         link: &candidate_link::Model,
         c: &check::Model,
     ) -> Result<ConsentPurpose, LinkProblem> {
+        if link.purpose == LINK_RECHECK_CONSENT {
+            return if RECHECKABLE.contains(&c.status) {
+                Ok(ConsentPurpose::Recheck)
+            } else {
+                Err(LinkProblem::NotNeeded)
+            };
+        }
         if link.purpose == LINK_MONITORING_CONSENT {
             return match self.awaits_fresh_consent(conn, c).await {
                 Ok(true) => Ok(ConsentPurpose::MonitoringRecheck),
@@ -798,28 +808,46 @@ impl Service {
         let (link, c) = self.link_by_token(&txn, token, &CONSENT_PAGE_LINKS).await?;
         let purpose = self.consent_needed(&txn, &link, &c).await?;
         let now = self.clock.now();
-        if purpose == ConsentPurpose::MonitoringRecheck {
-            let result: ServiceResult<()> = async {
-                consent_evidence(
-                    &c,
-                    &link,
-                    "monitoring_consent_page",
-                    signature,
-                    &details,
-                    now,
-                )?
-                .insert(&txn)
-                .await?;
-                using_link(&link.id, now).exec(&txn).await?;
-                self.fresh_consent_given(&txn, &c.id, now).await?;
+        if purpose != ConsentPurpose::Screening {
+            // Nothing to complete on the profile: the consent, then what it lets run. Should a
+            // concurrent submission have used the link, or the alerts have ended, first, nothing
+            // is kept (the transaction is dropped).
+            let method = if purpose == ConsentPurpose::Recheck {
+                "recheck_consent_page"
+            } else {
+                "monitoring_consent_page"
+            };
+            let result: ServiceResult<bool> = async {
+                let used = using_link(&link.id, now).exec(&txn).await?;
+                if used.rows_affected != 1 {
+                    return Ok(false);
+                }
+                consent_evidence(&c, &link, method, signature, &details, now)?
+                    .insert(&txn)
+                    .await?;
+                if purpose == ConsentPurpose::Recheck {
+                    let partner_id = c.partner_id.clone();
+                    self.apply_transition(
+                        &txn,
+                        &Actor::system(&partner_id),
+                        c,
+                        CheckStatus::Processing,
+                        Some("recheck: the candidate consented on the consent page"),
+                        StatusExtras::default(),
+                    )
+                    .await?;
+                } else if self.fresh_consent_given(&txn, &c.id, now).await? == 0 {
+                    return Ok(false);
+                }
                 self.commit(txn).await?;
-                Ok(())
+                Ok(true)
             }
             .await;
             return match result {
-                Ok(()) => Ok(ConsentSubmission::Signed(purpose)),
+                Ok(true) => Ok(ConsentSubmission::Signed(purpose)),
+                Ok(false) => Err(LinkProblem::Used),
                 Err(e) => {
-                    tracing::error!(error = ?e, "monitoring consent submission failed");
+                    tracing::error!(error = ?e, "consent submission failed");
                     Err(LinkProblem::Unknown)
                 }
             };
@@ -1323,9 +1351,9 @@ impl Service {
 
     /// A new background check on an already screened candidate (approved, consider or
     /// rejected): same turnId, back to `processing`, no new consent; the new report is kept
-    /// beside the old one. A candidate in California (by the ZIP code of their check) consents
-    /// to every background check: their check goes to `emailed` with a new invitation instead,
-    /// and the recheck runs once they sign (Turn's "CA Recheck").
+    /// beside the old one. California requires consent to every background check (Turn's "CA
+    /// Recheck"): for a candidate whose ZIP code is there, the check keeps its status and the
+    /// candidate is emailed a link to the consent page; the recheck starts when they sign.
     pub async fn recheck(
         &self,
         actor: &Actor,
@@ -1337,10 +1365,7 @@ impl Service {
         let txn = db::begin_write(&self.db).await?;
         let (c, cand, partner) =
             crate::check::find_with_owner(&txn, &actor.partner_id, check_id).await?;
-        if !matches!(
-            c.status,
-            CheckStatus::Approved | CheckStatus::Pending | CheckStatus::Rejected
-        ) {
+        if !RECHECKABLE.contains(&c.status) {
             return Err(ServiceError::invalid(
                 "checkId",
                 format!(
@@ -1349,20 +1374,65 @@ impl Service {
                 ),
             ));
         }
-        let (to, default_reason) = recheck_step(&cand, "recheck");
+        if crate::monitoring::needs_fresh_consent(&cand) {
+            let writes = self.recheck_consent_request(&c, &cand, &partner, self.clock.now());
+            db::write_all(&txn, writes).await?;
+            self.commit(txn).await?;
+            return Ok(c);
+        }
         let updated = self
             .apply_transition_of(
                 &txn,
                 actor,
                 c,
                 (&cand, &partner),
-                to,
-                Some(reason.as_deref().unwrap_or(&default_reason)),
+                CheckStatus::Processing,
+                Some(reason.as_deref().unwrap_or("recheck")),
                 StatusExtras::default(),
             )
             .await?;
         self.commit(txn).await?;
         Ok(updated)
+    }
+
+    /// The email asking a candidate for consent to a recheck, with a new single-use link to the
+    /// consent page (earlier such links stop working).
+    fn recheck_consent_request(
+        &self,
+        c: &check::Model,
+        cand: &candidate::Model,
+        partner: &partner::Model,
+        now: DateTime<Utc>,
+    ) -> Vec<SubQueryStatement> {
+        let (url, link) = self.link(c, LINK_RECHECK_CONSENT, Duration::days(CONSENT_LINK_DAYS));
+        let expires = (now + Duration::days(CONSENT_LINK_DAYS)).format("%B %-d, %Y");
+        let body = format!(
+            "Hello {first},\n\n{partner} has asked {agency} to run a new background check on \
+             you, an update of your earlier one. California law asks for your consent to each \
+             background check: please read the disclosures and sign at\n\n  {url}\n\nThe \
+             link works once and expires on {expires}. Without your consent nothing is \
+             searched.\n",
+            first = cand.first_name,
+            partner = partner.name,
+            agency = self.settings.agency.name,
+        );
+        let subject = format!(
+            "{}: your consent is needed for a new background check",
+            partner.name
+        );
+        let mut writes: Vec<SubQueryStatement> = vec![
+            revoking_links(&c.id, &[LINK_RECHECK_CONSENT], now).into(),
+            link.into(),
+        ];
+        writes.extend(mail::sending(
+            cand,
+            &c.id,
+            mail::kind::RECHECK_CONSENT,
+            &subject,
+            body,
+            now,
+        ));
+        writes
     }
 
     /// Turn's "Resume Checks": continues the searches of a check held for identity verification
@@ -1437,17 +1507,21 @@ impl Service {
         if c.status != CheckStatus::Approved {
             return Ok(TaskOutcome::Done);
         }
-        let (to, reason) = recheck_step(&cand, "scheduled recheck");
-        self.apply_transition_of(
-            &txn,
-            &Actor::system(partner_id),
-            c,
-            (&cand, &partner),
-            to,
-            Some(&reason),
-            StatusExtras::default(),
-        )
-        .await?;
+        if crate::monitoring::needs_fresh_consent(&cand) {
+            let writes = self.recheck_consent_request(&c, &cand, &partner, self.clock.now());
+            db::write_all(&txn, writes).await?;
+        } else {
+            self.apply_transition_of(
+                &txn,
+                &Actor::system(partner_id),
+                c,
+                (&cand, &partner),
+                CheckStatus::Processing,
+                Some("scheduled recheck"),
+                StatusExtras::default(),
+            )
+            .await?;
+        }
         self.commit(txn).await?;
         Ok(TaskOutcome::Done)
     }
@@ -1478,22 +1552,6 @@ impl Service {
             .map_err(|_| LinkProblem::Unknown)?
             .pop();
         Ok((c, cand, partner, latest))
-    }
-}
-
-/// Where a recheck of `cand`'s check goes, and why: `processing` on the consent already given,
-/// or, where every background check needs the candidate's own consent, `emailed` with a new
-/// invitation.
-fn recheck_step(cand: &candidate::Model, what: &str) -> (CheckStatus, String) {
-    if crate::monitoring::needs_fresh_consent(cand) {
-        (
-            CheckStatus::Emailed,
-            format!(
-                "{what}: California requires the candidate's consent to each background check; invitation sent"
-            ),
-        )
-    } else {
-        (CheckStatus::Processing, what.to_string())
     }
 }
 
@@ -1548,18 +1606,29 @@ fn consent_evidence(
     })
 }
 
-/// Marks a single-use link used.
+/// Marks a single-use link used, unless it already is (or was revoked): then nothing matches.
 fn using_link(link_id: &str, now: DateTime<Utc>) -> sea_orm::UpdateMany<candidate_link::Entity> {
     candidate_link::Entity::update_many()
         .col_expr(candidate_link::Column::UsedAt, Expr::value(now))
         .filter(candidate_link::Column::Id.eq(link_id))
+        .filter(candidate_link::Column::UsedAt.is_null())
+        .filter(candidate_link::Column::RevokedAt.is_null())
 }
 
 fn revoking_consent_links(check_id: &str, now: DateTime<Utc>) -> UpdateStatement {
+    revoking_links(check_id, &[LINK_CONSENT], now)
+}
+
+/// Stops a check's links for `purposes` from working.
+pub(crate) fn revoking_links(
+    check_id: &str,
+    purposes: &[&str],
+    now: DateTime<Utc>,
+) -> UpdateStatement {
     candidate_link::Entity::update_many()
         .col_expr(candidate_link::Column::RevokedAt, Expr::value(now))
         .filter(candidate_link::Column::CheckId.eq(check_id))
-        .filter(candidate_link::Column::Purpose.eq(LINK_CONSENT))
+        .filter(candidate_link::Column::Purpose.is_in(purposes.iter().copied()))
         .filter(candidate_link::Column::RevokedAt.is_null())
         .into_query()
 }

@@ -189,6 +189,9 @@ struct Finish {
     status: &'static str,
     last_error: Option<String>,
     run_at: Option<DateTime<Utc>>,
+    /// "Not yet" is no failure: the attempts (which bound retries of errors) start again, so a
+    /// task that waited many rounds still gets its retries when it runs for real.
+    reset_attempts: bool,
     updated_at: DateTime<Utc>,
 }
 
@@ -206,10 +209,12 @@ RETURNING t.*"#;
 /// `$1`: a JSON array of [`Finish`]es. A task cancelled while it ran stays cancelled.
 const FINISH_SQL: &str = r#"WITH v AS (
     SELECT * FROM jsonb_to_recordset(($1::text)::jsonb)
-        AS v(id text, status text, last_error text, run_at timestamptz, updated_at timestamptz)
+        AS v(id text, status text, last_error text, run_at timestamptz, reset_attempts boolean,
+            updated_at timestamptz)
 )
 UPDATE tasks t SET status = v.status, lease_until = NULL, last_error = v.last_error,
-    run_at = COALESCE(v.run_at, t.run_at), updated_at = v.updated_at
+    run_at = COALESCE(v.run_at, t.run_at),
+    attempts = CASE WHEN v.reset_attempts THEN 0 ELSE t.attempts END, updated_at = v.updated_at
 FROM v WHERE t.id = v.id AND t.id = ANY(ARRAY(SELECT id FROM v)) AND (t.status = 'running') IS TRUE"#;
 
 impl Batches {
@@ -337,6 +342,7 @@ impl Service {
             None => Err(anyhow::anyhow!("unknown task kind {}", t.kind).into()),
         };
         let now = self.clock.now();
+        let reset_attempts = matches!(result, Ok(TaskOutcome::RunAgainAt(_)));
         let (status, run_at, last_error) = match result {
             Ok(TaskOutcome::Done) => ("done", None, None),
             Ok(TaskOutcome::RunAgainAt(at)) => ("pending", Some(at), None),
@@ -358,6 +364,7 @@ impl Service {
             status,
             last_error,
             run_at,
+            reset_attempts,
             updated_at: now,
         })
         .await?;
@@ -400,6 +407,9 @@ impl Service {
             .col_expr(task::Column::UpdatedAt, Expr::value(f.updated_at));
         if let Some(at) = f.run_at {
             q = q.col_expr(task::Column::RunAt, Expr::value(at));
+        }
+        if f.reset_attempts {
+            q = q.col_expr(task::Column::Attempts, Expr::value(0));
         }
         q.filter(task::Column::Id.eq(f.id))
             .filter(task::Column::Status.eq("running"))

@@ -173,7 +173,8 @@ pub struct MonitoringAlert {
     pub arrested_on: NaiveDate,
     /// `waiting` (recheck scheduled), `awaiting_consent` (the candidate lives in a state that
     /// is not evergreen and was asked for fresh consent; the recheck runs once given),
-    /// `no_consent` (the link expired unsigned; no recheck ran), `charged` or `no_charge`.
+    /// `no_consent` (the link expired unsigned; no recheck ran), `charged`, `no_charge` or
+    /// `cancelled` (unenrolled first).
     pub status: String,
     /// County rechecks run so far.
     pub rechecks: i32,
@@ -582,8 +583,8 @@ impl ScreeningMutation {
     }
     /// Runs a completed check (approved, consider or rejected) again: same turnId, back to
     /// `processing`, no new consent; the new report is kept beside the old one. For a candidate
-    /// whose ZIP code is in California (consent to every check) the check goes to `emailed`
-    /// with a new invitation instead, and the recheck runs once they sign.
+    /// whose ZIP code is in California (consent to every check) the check keeps its status and
+    /// the candidate is emailed a consent link; the recheck starts when they sign.
     async fn recheck_check(
         &self,
         ctx: &Context<'_>,

@@ -252,6 +252,14 @@ async fn emails(app: &TestApp, check: &str) -> Vec<Value> {
     v
 }
 
+async fn emails_of_kind(app: &TestApp, check: &str, kind: &str) -> Vec<Value> {
+    emails(app, check)
+        .await
+        .into_iter()
+        .filter(|m| m["kind"] == kind)
+        .collect()
+}
+
 async fn mvr_package(app: &TestApp) -> String {
     let r = app
         .gql(
@@ -739,9 +747,12 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
         "waiting"
     );
     // A partner listening only to webhooks hears of the dispute and of its end.
-    let hooks = disputes
+    disputes
         .wait_for("the dispute and its end", 10, |g| g.len() >= 2)
         .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let hooks = disputes.received();
+    assert_eq!(hooks.len(), 2, "one of each: {hooks:?}");
     assert!(hooks.iter().all(|h| crate::webhooks::verified(h, &secret)));
     let hook = |t: &str| {
         hooks
@@ -983,6 +994,25 @@ async fn a_partner_sends_the_consent_link_itself() {
     app.gql(ISSUE_LINK, json!({"c": check}))
         .await
         .expect_err("BAD_USER_INPUT", Some("checkId"));
+
+    // An invited candidate's link, asked for by the partner: the invitation's link stops
+    // working and our reminders stop.
+    let invited_cand = app.candidate("rosie@example.com").await;
+    let invited = app.start_check(&invited_cand, true).await;
+    let invitation = invitation_link(&emails(&app, &invited).await[0]);
+    app.gql(ISSUE_LINK, json!({"c": invited})).await.data();
+    assert_eq!(
+        client.get(&invitation).send().await.expect("page").status(),
+        410
+    );
+    advance(&app, 3);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let kinds: Vec<Value> = emails(&app, &invited)
+        .await
+        .iter()
+        .map(|m| m["kind"].clone())
+        .collect();
+    assert_eq!(kinds, [json!("invitation")], "no reminders");
 }
 
 /// A candidate with a ZIP code but no state on file gets the summary of rights of the state
@@ -1370,9 +1400,9 @@ async fn rechecks_keep_every_report_and_follow_the_partner_interval() {
 }
 
 /// Turn's "CA Recheck": California requires consent to every background check, so a recheck
-/// of a candidate whose ZIP code is there goes to `emailed` with a new invitation, and runs
-/// (as a recheck, same check) once they sign on the consent page; the partner's interval
-/// recheck does the same.
+/// of a candidate whose ZIP code is there leaves the check approved and emails the candidate a
+/// consent link; it runs (as a recheck, same check) once they sign, and not before. The
+/// partner's interval recheck asks the same way.
 #[tokio::test]
 async fn a_california_recheck_asks_the_candidate_to_consent_again() {
     let (app, rx) = screening_app().await;
@@ -1381,28 +1411,39 @@ async fn a_california_recheck_asks_the_candidate_to_consent_again() {
         .data();
     let (cand, check) = hosted(&app, "Fatty", "Bolger", None, None).await;
     app.wait_check_status(&check, "approved").await;
-    advance(&app, 2);
     let r = app
         .gql(
             "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
             json!({"c": check}),
         )
         .await;
-    assert_eq!(r.data()["recheckCheck"]["status"], "emailed");
-    let invites: Vec<Value> = emails(&app, &check)
-        .await
-        .into_iter()
-        .filter(|m| m["kind"] == "invitation")
-        .collect();
-    assert_eq!(invites.len(), 1, "{invites:?}");
-    let body = invites[0]["body"].as_str().expect("body");
-    assert!(body.contains("an update of your earlier one"), "{body}");
-    // Nothing runs before the candidate signs.
+    assert_eq!(r.data()["recheckCheck"]["status"], "approved");
+    let first = emails_of_kind(&app, &check, "recheck_consent").await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    let body = first[0]["body"].as_str().expect("body");
+    assert!(
+        body.contains("California law asks for your consent"),
+        "{body}"
+    );
+    // Asked again: the newer link replaces the first.
+    app.gql(
+        "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
+        json!({"c": check}),
+    )
+    .await
+    .data();
+    let asks = emails_of_kind(&app, &check, "recheck_consent").await;
+    assert_eq!(asks.len(), 2);
+    let client = no_redirects();
+    let old = invitation_link(&asks[0]);
+    let link = invitation_link(&asks[1]);
+    assert_eq!(client.get(&old).send().await.expect("page").status(), 410);
+    // Nothing runs before the candidate signs, whatever the time.
+    advance(&app, 3);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(reports(&app, &check).await.len(), 1);
+    assert_eq!(app.check_status(&check).await, "approved");
 
-    let client = no_redirects();
-    let link = invitation_link(&invites[0]);
     let seen = acknowledge_every_section(&app, &client, &link).await;
     assert_eq!(seen.len(), 5, "{seen:?}");
     let html = client
@@ -1413,25 +1454,25 @@ async fn a_california_recheck_asks_the_candidate_to_consent_again() {
         .text()
         .await
         .expect("html");
+    assert!(html.contains("an update of your earlier one"), "{html}");
     assert!(html.contains("We have all the details we need"), "{html}");
     let action = format!("{}{}", app.url(""), form_action(&html));
     let signed = post_form(&client, &action, &[("signature", "Fatty Bolger")], None).await;
     assert_eq!(signed.status(), 200);
-    app.wait_check_status(&check, "approved").await;
+    assert_eq!(client.get(&link).send().await.expect("page").status(), 410);
     eventually("the recheck's report", 10, || async {
-        let kinds: Vec<Value> = reports(&app, &check)
-            .await
-            .iter()
-            .map(|r| r["kind"].clone())
-            .collect();
-        (kinds.len() == 2).then_some(kinds)
+        (reports(&app, &check).await.len() == 2).then_some(())
     })
-    .await
-    .iter()
-    .zip(["initial", "recheck"])
-    .for_each(|(got, want)| assert_eq!(got, want));
+    .await;
+    app.wait_check_status(&check, "approved").await;
+    let kinds: Vec<Value> = reports(&app, &check)
+        .await
+        .iter()
+        .map(|r| r["kind"].clone())
+        .collect();
+    assert_eq!(kinds, [json!("initial"), json!("recheck")]);
     consent_by(&app, &check, "hosted_form").await;
-    let again = consent_by(&app, &check, "consent_page").await;
+    let again = consent_by(&app, &check, "recheck_consent_page").await;
     assert_eq!(again["signature"], "Fatty Bolger");
     expect_states(
         &rx,
@@ -1440,31 +1481,20 @@ async fn a_california_recheck_asks_the_candidate_to_consent_again() {
             "consent",
             "processing",
             "approved",
-            "emailed",
-            "consent",
             "processing",
             "approved",
         ],
     )
     .await;
-    let consent_dates: Vec<Value> = rx
-        .received()
-        .iter()
-        .filter(|r| r.json["worker_id"] == cand.as_str() && r.json["state"] == "consent")
-        .map(|r| r.json["consent_date"].clone())
-        .collect();
-    assert_eq!(consent_dates.len(), 2);
-    assert_ne!(consent_dates[0], consent_dates[1], "the new consent's date");
 
-    // The partner's interval: the scheduled recheck asks for consent too.
+    // The partner's interval: the scheduled recheck asks for consent too, and waits for it.
     advance(&app, 31);
-    app.wait_check_status(&check, "emailed").await;
-    let invites = emails(&app, &check)
-        .await
-        .into_iter()
-        .filter(|m| m["kind"] == "invitation")
-        .count();
-    assert_eq!(invites, 2);
+    eventually("the scheduled recheck's request", 10, || async {
+        (emails_of_kind(&app, &check, "recheck_consent").await.len() == 3).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.check_status(&check).await, "approved");
     assert_eq!(reports(&app, &check).await.len(), 2);
 }
 
@@ -1721,14 +1751,61 @@ async fn a_california_monitoring_hit_runs_its_recheck_only_with_fresh_consent() 
     assert!(!body.to_lowercase().contains("arrest"), "{body}");
     let link = invitation_link(ask[0]);
 
-    // Past the day the recheck was due, unsigned: it waits, and nothing changes.
+    // Unenrolled before signing: the alert ends and its link stops working, also once the
+    // check is enrolled again.
+    let (_, quitter) = hosted(&app, "Will", "Whitfoot", None, None).await;
+    app.wait_check_status(&quitter, "approved").await;
+    enroll_monitoring(&app, &quitter).await;
+    arrest_alert(&app, &quitter, true).await;
+    let quit_link = invitation_link(&emails_of_kind(&app, &quitter, "monitoring_consent").await[0]);
+    app.gql(
+        "mutation($c: ID!) { unenrollMonitoring(checkId: $c) { cmCriminalEnroll } }",
+        json!({"c": quitter}),
+    )
+    .await
+    .data();
+    assert_eq!(
+        monitoring_alert(&app, &quitter).await["status"],
+        "cancelled"
+    );
+    enroll_monitoring(&app, &quitter).await;
+    assert_eq!(
+        no_redirects()
+            .get(&quit_link)
+            .send()
+            .await
+            .expect("page")
+            .status(),
+        410
+    );
+
+    // Past the day the recheck was due, unsigned: it waits, an hour at a time, and nothing
+    // changes. Waiting is no failure: the task's attempts (which bound retries) start again.
     advance(&app, 12);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        app.service.clock().advance(chrono::Duration::hours(1));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
         monitoring_alert(&app, &signer).await,
         json!({"status": "awaiting_consent", "rechecks": 0})
     );
     assert_eq!(app.check_status(&signer).await, "approved");
+    let r = app
+        .gql(
+            "query($c: ID!) { check(id: $c) { tasks { kind attempts } } }",
+            json!({"c": signer}),
+        )
+        .await;
+    let waiting: Vec<&Value> = r.data()["check"]["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter(|t| t["kind"] == "monitoring.county_recheck")
+        .collect();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0]["attempts"], 0, "{waiting:?}");
 
     // The same sections as for the check, the state's summary among them, and nothing to fill
     // in before the signature.
@@ -1778,8 +1855,8 @@ async fn a_california_monitoring_hit_runs_its_recheck_only_with_fresh_consent() 
     assert_eq!(client.get(&link).send().await.expect("page").status(), 410);
     assert_eq!(
         app.dump("consents").await.len(),
-        3,
-        "two checks' and the fresh one"
+        4,
+        "three checks' and the fresh one"
     );
     let fresh = consent_by(&app, &signer, "monitoring_consent_page").await;
     assert_eq!(fresh["signature"], "Lobelia Bracegirdle");
