@@ -392,20 +392,7 @@ impl Service {
             body,
             now,
         ));
-        writes.push(tasks::cancelling(&c.id, &[TaskKind::InviteReminder], now).into());
-        for hours in REMINDER_HOURS {
-            writes.push(
-                tasks::scheduling(
-                    &c.partner_id,
-                    Some(&c.id),
-                    TaskKind::InviteReminder,
-                    json!({"after_hours": hours}),
-                    now + Duration::hours(hours),
-                    now,
-                )
-                .into(),
-            );
-        }
+        writes.extend(reminders(c, LINK_CONSENT, now));
         writes
     }
 
@@ -480,15 +467,17 @@ impl Service {
         Ok((url, now + Duration::days(CONSENT_LINK_DAYS)))
     }
 
-    /// Task: remind a candidate who has not consented yet (nothing if they have). A reminder
-    /// is sent once for the time it was `due`: a run of the task again (its end not recorded
-    /// before its lease ran out) or a reminder already sent since then finds the candidate
-    /// reminded and sends nothing.
+    /// Task: remind a candidate who has not consented yet (nothing if they have): to an
+    /// invitation's check (`purpose` [`LINK_CONSENT`]) or to a recheck
+    /// ([`LINK_RECHECK_CONSENT`]). A reminder is sent once for the time it was `due`: a run of
+    /// the task again (its end not recorded before its lease ran out) or a reminder already
+    /// sent since then finds the candidate reminded and sends nothing.
     pub(crate) async fn send_reminder(
         &self,
         partner_id: &str,
         check_id: &str,
         due: DateTime<Utc>,
+        purpose: &str,
     ) -> ServiceResult<TaskOutcome> {
         let txn = db::begin_write(&self.db).await?;
         let Ok((c, cand, partner)) =
@@ -496,21 +485,31 @@ impl Service {
         else {
             return Ok(TaskOutcome::Done);
         };
-        if c.status != CheckStatus::Emailed {
+        let recheck = purpose == LINK_RECHECK_CONSENT;
+        let waiting = if recheck {
+            RECHECKABLE.contains(&c.status)
+        } else {
+            c.status == CheckStatus::Emailed
+        };
+        if !waiting {
             return Ok(TaskOutcome::Done);
         }
         let now = self.clock.now();
         let link = candidate_link::Entity::find()
             .filter(candidate_link::Column::CheckId.eq(&c.id))
-            .filter(candidate_link::Column::Purpose.eq(LINK_CONSENT))
+            .filter(candidate_link::Column::Purpose.eq(if recheck {
+                LINK_RECHECK_CONSENT
+            } else {
+                LINK_CONSENT
+            }))
             .filter(candidate_link::Column::RevokedAt.is_null())
             .filter(candidate_link::Column::UsedAt.is_null())
             .filter(candidate_link::Column::ExpiresAt.gt(now))
             .one(&txn)
             .await?;
-        if link.is_none() {
+        let Some(link) = link else {
             return Ok(TaskOutcome::Done);
-        }
+        };
         let reminded = email::Entity::find()
             .filter(email::Column::CheckId.eq(&c.id))
             .filter(email::Column::Kind.eq(mail::kind::REMINDER))
@@ -520,11 +519,23 @@ impl Service {
         if reminded.is_some() {
             return Ok(TaskOutcome::Done);
         }
-        let (url, mut writes) = self.fresh_consent_link(&c, now, false);
+        let (url, mut writes) = if recheck {
+            // A recheck's reminder does not move its deadline.
+            let (url, fresh) = self.link(&c, LINK_RECHECK_CONSENT, link.expires_at - now);
+            (url, vec![fresh.into()])
+        } else {
+            self.fresh_consent_link(&c, now, false)
+        };
         let body = format!(
-            "Hello {},\n\nA reminder: {} is waiting for your consent to run your background \
-             check. Please read the disclosures and sign at\n\n  {url}\n",
-            cand.first_name, partner.name
+            "Hello {},\n\nA reminder: {} is waiting for your consent to run {}. Please read \
+             the disclosures and sign at\n\n  {url}\n",
+            cand.first_name,
+            partner.name,
+            if recheck {
+                "a new background check, an update of your earlier one"
+            } else {
+                "your background check"
+            }
         );
         let subject = format!("Reminder: {} needs your consent", partner.name);
         writes.extend(mail::sending(
@@ -822,6 +833,12 @@ impl Service {
                 if used.rows_affected != 1 {
                     return Ok(false);
                 }
+                // One signature: the request's other links (reminders') stop working.
+                sea_orm::ConnectionTrait::execute(
+                    &txn,
+                    &revoking_links(&c.id, &[link.purpose.as_str()], now),
+                )
+                .await?;
                 consent_evidence(&c, &link, method, signature, &details, now)?
                     .insert(&txn)
                     .await?;
@@ -1432,6 +1449,7 @@ impl Service {
             body,
             now,
         ));
+        writes.extend(reminders(c, LINK_RECHECK_CONSENT, now));
         writes
     }
 
@@ -1580,6 +1598,26 @@ fn recheck_scheduling(c: &check::Model, now: DateTime<Utc>) -> Vec<SubQueryState
 }
 
 /// The statement that revokes a check's consent links still usable.
+/// The reminders of a request for consent (by a link for `purpose`), replacing earlier ones.
+fn reminders(c: &check::Model, purpose: &str, now: DateTime<Utc>) -> Vec<SubQueryStatement> {
+    let mut writes: Vec<SubQueryStatement> =
+        vec![tasks::cancelling(&c.id, &[TaskKind::InviteReminder], now).into()];
+    for hours in REMINDER_HOURS {
+        writes.push(
+            tasks::scheduling(
+                &c.partner_id,
+                Some(&c.id),
+                TaskKind::InviteReminder,
+                json!({"after_hours": hours, "purpose": purpose}),
+                now + Duration::hours(hours),
+                now,
+            )
+            .into(),
+        );
+    }
+    writes
+}
+
 /// The consent a candidate signed on the page with `link`: the sections' acknowledgement times
 /// and the signature's, the signature, IP address and user agent.
 fn consent_evidence(

@@ -427,7 +427,13 @@ impl Service {
         let check_id = t.check_id.as_deref().unwrap_or_default();
         match kind {
             TaskKind::Screening => self.run_screening(&t.partner_id, check_id, payload).await,
-            TaskKind::InviteReminder => self.send_reminder(&t.partner_id, check_id, t.run_at).await,
+            TaskKind::InviteReminder => {
+                let purpose = payload["purpose"]
+                    .as_str()
+                    .unwrap_or(crate::screen::LINK_CONSENT);
+                self.send_reminder(&t.partner_id, check_id, t.run_at, purpose)
+                    .await
+            }
             TaskKind::AdverseFinalNotice => {
                 self.adverse_final_notice(&t.partner_id, check_id).await
             }

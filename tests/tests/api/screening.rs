@@ -1438,9 +1438,31 @@ async fn a_california_recheck_asks_the_candidate_to_consent_again() {
     let old = invitation_link(&asks[0]);
     let link = invitation_link(&asks[1]);
     assert_eq!(client.get(&old).send().await.expect("page").status(), 410);
-    // Nothing runs before the candidate signs, whatever the time.
-    advance(&app, 3);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Nothing runs before the candidate signs, whatever the time; they are reminded at 12 h
+    // and 48 h, each reminder with a link of its own.
+    let clock = app.service.clock();
+    for (hours, n) in [(13, 1), (36, 2)] {
+        clock.advance(chrono::Duration::hours(hours));
+        eventually("a reminder", 10, || async {
+            (emails_of_kind(&app, &check, "reminder").await.len() == n).then_some(())
+        })
+        .await;
+    }
+    advance(&app, 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reminders = emails_of_kind(&app, &check, "reminder").await;
+    assert_eq!(reminders.len(), 2);
+    assert!(
+        reminders[0]["body"]
+            .as_str()
+            .expect("body")
+            .contains("an update of your earlier one")
+    );
+    let reminded = invitation_link(&reminders[1]);
+    assert_eq!(
+        client.get(&reminded).send().await.expect("page").status(),
+        200
+    );
     assert_eq!(reports(&app, &check).await.len(), 1);
     assert_eq!(app.check_status(&check).await, "approved");
 
@@ -1465,6 +1487,11 @@ async fn a_california_recheck_asks_the_candidate_to_consent_again() {
     })
     .await;
     app.wait_check_status(&check, "approved").await;
+    assert_eq!(
+        client.get(&reminded).send().await.expect("page").status(),
+        410,
+        "one signature: the reminder's link stops working, also once the check is decided again"
+    );
     let kinds: Vec<Value> = reports(&app, &check)
         .await
         .iter()
