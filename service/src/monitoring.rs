@@ -347,6 +347,7 @@ impl Service {
             body,
             now,
         ));
+        writes.extend(crate::screen::reminders(c, LINK_MONITORING_CONSENT, now));
         writes
     }
 

@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::{
-    CheckStatus, Role, SearchKind, candidate, candidate_link, check, check_report, consent, email,
-    form_session, partner,
+    CheckStatus, Role, SearchKind, candidate, candidate_link, check, check_report, consent,
+    form_session, partner, task,
 };
 use sea_orm::sea_query::{Expr, InsertStatement, SubQueryStatement, UpdateStatement};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QueryTrait, Set,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QueryTrait, Set,
 };
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -223,7 +223,7 @@ impl Service {
                 let recheck = from.is_some_and(|f| RECHECKABLE.contains(&f));
                 // Reminders stop, the searches start.
                 vec![
-                    tasks::cancelling(&c.id, &[TaskKind::InviteReminder], now).into(),
+                    cancelling_reminders(&c.id, &[LINK_CONSENT, LINK_RECHECK_CONSENT], now).into(),
                     tasks::scheduling(
                         &c.partner_id,
                         Some(&c.id),
@@ -461,15 +461,16 @@ impl Service {
         let now = self.clock.now();
         let (url, mut writes) = self.fresh_consent_link(&c, now, true);
         // The partner reaches the candidate now: our reminders (of an invitation) stop.
-        writes.push(tasks::cancelling(&c.id, &[TaskKind::InviteReminder], now).into());
+        writes.push(cancelling_reminders(&c.id, &[LINK_CONSENT], now).into());
         db::write_all(&txn, writes).await?;
         self.commit(txn).await?;
         Ok((url, now + Duration::days(CONSENT_LINK_DAYS)))
     }
 
     /// Task: remind a candidate who has not consented yet (nothing if they have): to an
-    /// invitation's check (`purpose` [`LINK_CONSENT`]) or to a recheck
-    /// ([`LINK_RECHECK_CONSENT`]). A reminder is sent once for the time it was `due`: a run of
+    /// invitation's check (`purpose` [`LINK_CONSENT`]), to a recheck
+    /// ([`LINK_RECHECK_CONSENT`]) or to a monitoring hit's county recheck
+    /// ([`LINK_MONITORING_CONSENT`]). A reminder is sent once for the time it was `due`: a run of
     /// the task again (its end not recorded before its lease ran out) or a reminder already
     /// sent since then finds the candidate reminded and sends nothing.
     pub(crate) async fn send_reminder(
@@ -485,11 +486,21 @@ impl Service {
         else {
             return Ok(TaskOutcome::Done);
         };
-        let recheck = purpose == LINK_RECHECK_CONSENT;
-        let waiting = if recheck {
-            RECHECKABLE.contains(&c.status)
-        } else {
-            c.status == CheckStatus::Emailed
+        let (purpose, what) = match purpose {
+            LINK_RECHECK_CONSENT => (
+                LINK_RECHECK_CONSENT,
+                "a new background check, an update of your earlier one",
+            ),
+            LINK_MONITORING_CONSENT => (
+                LINK_MONITORING_CONSENT,
+                "a new search of county court records to update your background check",
+            ),
+            _ => (LINK_CONSENT, "your background check"),
+        };
+        let waiting = match purpose {
+            LINK_RECHECK_CONSENT => RECHECKABLE.contains(&c.status),
+            LINK_MONITORING_CONSENT => self.awaits_fresh_consent(&txn, &c).await?,
+            _ => c.status == CheckStatus::Emailed,
         };
         if !waiting {
             return Ok(TaskOutcome::Done);
@@ -497,11 +508,7 @@ impl Service {
         let now = self.clock.now();
         let link = candidate_link::Entity::find()
             .filter(candidate_link::Column::CheckId.eq(&c.id))
-            .filter(candidate_link::Column::Purpose.eq(if recheck {
-                LINK_RECHECK_CONSENT
-            } else {
-                LINK_CONSENT
-            }))
+            .filter(candidate_link::Column::Purpose.eq(purpose))
             .filter(candidate_link::Column::RevokedAt.is_null())
             .filter(candidate_link::Column::UsedAt.is_null())
             .filter(candidate_link::Column::ExpiresAt.gt(now))
@@ -510,32 +517,28 @@ impl Service {
         let Some(link) = link else {
             return Ok(TaskOutcome::Done);
         };
-        let reminded = email::Entity::find()
-            .filter(email::Column::CheckId.eq(&c.id))
-            .filter(email::Column::Kind.eq(mail::kind::REMINDER))
-            .filter(email::Column::CreatedAt.gte(due))
+        // Each reminder (and each new request) sends a link of its own: one of this purpose
+        // made since `due` means the candidate has heard from us since.
+        let reminded = candidate_link::Entity::find()
+            .filter(candidate_link::Column::CheckId.eq(&c.id))
+            .filter(candidate_link::Column::Purpose.eq(purpose))
+            .filter(candidate_link::Column::CreatedAt.gte(due))
             .one(&txn)
             .await?;
         if reminded.is_some() {
             return Ok(TaskOutcome::Done);
         }
-        let (url, mut writes) = if recheck {
-            // A recheck's reminder does not move its deadline.
-            let (url, fresh) = self.link(&c, LINK_RECHECK_CONSENT, link.expires_at - now);
-            (url, vec![fresh.into()])
-        } else {
+        let (url, mut writes) = if purpose == LINK_CONSENT {
             self.fresh_consent_link(&c, now, false)
+        } else {
+            // These reminders do not move the request's deadline.
+            let (url, fresh) = self.link(&c, purpose, link.expires_at - now);
+            (url, vec![fresh.into()])
         };
         let body = format!(
-            "Hello {},\n\nA reminder: {} is waiting for your consent to run {}. Please read \
-             the disclosures and sign at\n\n  {url}\n",
-            cand.first_name,
-            partner.name,
-            if recheck {
-                "a new background check, an update of your earlier one"
-            } else {
-                "your background check"
-            }
+            "Hello {},\n\nA reminder: {} is waiting for your consent to run {what}. Please \
+             read the disclosures and sign at\n\n  {url}\n",
+            cand.first_name, partner.name,
         );
         let subject = format!("Reminder: {} needs your consent", partner.name);
         writes.extend(mail::sending(
@@ -1597,11 +1600,15 @@ fn recheck_scheduling(c: &check::Model, now: DateTime<Utc>) -> Vec<SubQueryState
     ]
 }
 
-/// The statement that revokes a check's consent links still usable.
-/// The reminders of a request for consent (by a link for `purpose`), replacing earlier ones.
-fn reminders(c: &check::Model, purpose: &str, now: DateTime<Utc>) -> Vec<SubQueryStatement> {
+/// The reminders of a request for consent (by a link for `purpose`), replacing earlier ones of
+/// that purpose: a check may wait for a recheck's consent and a monitoring hit's at once.
+pub(crate) fn reminders(
+    c: &check::Model,
+    purpose: &str,
+    now: DateTime<Utc>,
+) -> Vec<SubQueryStatement> {
     let mut writes: Vec<SubQueryStatement> =
-        vec![tasks::cancelling(&c.id, &[TaskKind::InviteReminder], now).into()];
+        vec![cancelling_reminders(&c.id, &[purpose], now).into()];
     for hours in REMINDER_HOURS {
         writes.push(
             tasks::scheduling(
@@ -1655,6 +1662,18 @@ fn using_link(link_id: &str, now: DateTime<Utc>) -> sea_orm::UpdateMany<candidat
 
 fn revoking_consent_links(check_id: &str, now: DateTime<Utc>) -> UpdateStatement {
     revoking_links(check_id, &[LINK_CONSENT], now)
+}
+
+/// Cancels a check's reminders of requests for consent by links for `purposes`; a reminder
+/// task's payload names its purpose (`"purpose":"…"`, as serde_json writes it).
+fn cancelling_reminders(check_id: &str, purposes: &[&str], now: DateTime<Utc>) -> UpdateStatement {
+    let mut of_purpose = Condition::any();
+    for p in purposes {
+        of_purpose = of_purpose.add(task::Column::Payload.like(format!("%\"purpose\":\"{p}\"%")));
+    }
+    let mut q = tasks::cancelling(check_id, &[TaskKind::InviteReminder], now);
+    q.cond_where(of_purpose);
+    q
 }
 
 /// Stops a check's links for `purposes` from working.

@@ -1778,6 +1778,38 @@ async fn a_california_monitoring_hit_runs_its_recheck_only_with_fresh_consent() 
     assert!(!body.to_lowercase().contains("arrest"), "{body}");
     let link = invitation_link(ask[0]);
 
+    // One check may wait for two consents at once, a recheck's and the monitoring hit's: each
+    // request is reminded on its own, the monitoring one without a word of the arrest.
+    app.gql(
+        "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
+        json!({"c": silent}),
+    )
+    .await
+    .data();
+    app.service.clock().advance(chrono::Duration::hours(13));
+    eventually("a reminder of each request", 10, || async {
+        (emails_of_kind(&app, &silent, "reminder").await.len() >= 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reminded = emails_of_kind(&app, &silent, "reminder").await;
+    let texts: Vec<&str> = reminded
+        .iter()
+        .map(|m| m["body"].as_str().expect("body"))
+        .collect();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("an update of your earlier one")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.contains("county court records")),
+        "{texts:?}"
+    );
+    assert!(texts.iter().all(|t| !t.contains("arrest")), "{texts:?}");
+
     // Unenrolled before signing: the alert ends and its link stops working, also once the
     // check is enrolled again.
     let (_, quitter) = hosted(&app, "Will", "Whitfoot", None, None).await;
@@ -1833,6 +1865,20 @@ async fn a_california_monitoring_hit_runs_its_recheck_only_with_fresh_consent() 
         .collect();
     assert_eq!(waiting.len(), 1);
     assert_eq!(waiting[0]["attempts"], 0, "{waiting:?}");
+    // The monitoring request's second reminder, with a link still good; the recheck's link
+    // expired after 7 days, so it has none. The unenrolled candidate is not reminded.
+    let reminded = eventually("the second reminder", 10, || async {
+        let r = emails_of_kind(&app, &silent, "reminder").await;
+        (r.len() >= 3).then_some(r)
+    })
+    .await;
+    assert_eq!(reminded.len(), 3, "{reminded:?}");
+    let text = reminded[2]["body"].as_str().expect("body");
+    assert!(
+        text.contains("county court records") && !text.contains("arrest"),
+        "{text}"
+    );
+    assert!(emails_of_kind(&app, &quitter, "reminder").await.is_empty());
 
     // The same sections as for the check, the state's summary among them, and nothing to fill
     // in before the signature.
