@@ -17,7 +17,11 @@
 # count as lost),
 # BENCH_PORT (18180), BENCH_OUT (a new /tmp dir for logs), BENCH_KINDS ("screen webhooks"),
 # BENCH_MODES ("embedded scaleout"), BENCH_API_BIN, BENCH_WORKER_BIN and BENCH_LOADGEN_BIN (other
-# builds; default the ones just built).
+# builds; default the ones just built), BENCH_RUST_LOG (the servers' RUST_LOG, default warn;
+# e.g. warn,worker::relay=debug logs each relay batch's size and time), BENCH_KEEP_DB (set: the
+# scale-out database is kept for a look afterwards, not dropped).
+# In scale-out the webhooks load also prints a STAGES line: where the time from mutation to
+# receipt went, from the database's timestamps (see `stages` below).
 # Writes nothing into the repository.
 set -euo pipefail
 
@@ -66,7 +70,7 @@ stop_all() {
     done
     PIDS=()
     if [[ -n "$DATA_DIR" ]]; then rm -rf "$DATA_DIR"; DATA_DIR=""; fi
-    if [[ -n "$PG_DB" ]]; then psql "$BENCH_PG_URL" -q -c "DROP DATABASE IF EXISTS $PG_DB" || true; PG_DB=""; fi
+    if [[ -n "$PG_DB" && -z "${BENCH_KEEP_DB:-}" ]]; then psql "$BENCH_PG_URL" -q -c "DROP DATABASE IF EXISTS $PG_DB" || true; fi; PG_DB=""
     if [[ -n "$REDIS_PREFIX" ]]; then
         redis-cli -u "$BENCH_REDIS_URL" --scan --pattern "$REDIS_PREFIX*" | xargs -r -n 500 redis-cli -u "$BENCH_REDIS_URL" DEL >/dev/null || true
         REDIS_PREFIX=""
@@ -84,7 +88,7 @@ start() {
     local db=()
     if ! printf '%s\n' "$@" | grep -q '^DATABASE_URL='; then db=(DATABASE_URL="sqlite://$DATA_DIR/clearhire.db?mode=rwc"); fi
     local common=("${db[@]}" CLEARHIRE_DATA_DIR="$DATA_DIR" CLEARHIRE_SANDBOX_LATENCY_MS=0
-        CLEARHIRE_WEBHOOK_ALLOWLIST=127.0.0.1 CLEARHIRE_LISTEN="127.0.0.1:$PORT" RUST_LOG=warn "$@")
+        CLEARHIRE_WEBHOOK_ALLOWLIST=127.0.0.1 CLEARHIRE_LISTEN="127.0.0.1:$PORT" RUST_LOG=${BENCH_RUST_LOG:-warn} "$@")
     env "${common[@]}" "$API" >"$OUT/$label-api.out" 2>"$OUT/$label-api.err" &
     PIDS+=($!)
     local token=""
@@ -106,6 +110,48 @@ start() {
     echo "$label: api on 127.0.0.1:$PORT (pids ${PIDS[*]})"
 }
 
+# stages: where a status webhook's time went in scale-out, from the database's timestamps
+# (milliseconds, p50 and p99 over the measured changes): `relay`, from the mutation's write of
+# its event to the relay's claim of it; `queue`, from that claim to the end of the attempt less
+# its HTTP time (the relay's commit, the job queue, the worker's pick-up, the delivery's lease
+# and the attempt's record); `send`, the POST to the receiver. With PostgreSQL's
+# `track_commit_timestamp` on, `relay` is split at the mutation's commit: `commit` (the write to
+# its commit) and `claim` (the commit to the relay's claim).
+stages() {
+    local split=""
+    if [[ $(psql "$pg_url" -X -A -t -c 'SHOW track_commit_timestamp') == on ]]; then
+        split=",
+    round(percentile_cont(0.5) WITHIN GROUP (ORDER BY tocommit)::numeric, 1) AS commit_p50,
+    round(percentile_cont(0.99) WITHIN GROUP (ORDER BY tocommit)::numeric, 1) AS commit_p99,
+    round(percentile_cont(0.5) WITHIN GROUP (ORDER BY relay - tocommit)::numeric, 1) AS claim_p50,
+    round(percentile_cont(0.99) WITHIN GROUP (ORDER BY relay - tocommit)::numeric, 1) AS claim_p99"
+    fi
+    local committed="NULL::float8"
+    if [[ -n "$split" ]]; then
+        committed="extract(epoch FROM pg_xact_commit_timestamp(h.xmin) - o.created_at) * 1000"
+    fi
+    psql "$pg_url" -X -q -A -F ' ' -v ON_ERROR_STOP=1 -c "
+WITH s AS (
+    SELECT extract(epoch FROM o.published_at - o.created_at) * 1000 AS relay,
+           extract(epoch FROM a.attempted_at - o.published_at) * 1000 - a.duration_ms AS queue,
+           a.duration_ms AS send,
+           $committed AS tocommit
+    FROM outbox o
+    JOIN webhook_deliveries d ON d.event_id = o.event_id
+    JOIN webhook_attempts a ON a.delivery_id = d.id
+    JOIN check_status_history h ON h.check_id = o.aggregate_id AND h.to_status = o.payload->>'state'
+    WHERE o.event_type = 'check.status_changed'
+)
+SELECT 'STAGES' AS stages, count(*) AS n,
+    round(percentile_cont(0.5) WITHIN GROUP (ORDER BY relay)::numeric, 1) AS relay_p50,
+    round(percentile_cont(0.99) WITHIN GROUP (ORDER BY relay)::numeric, 1) AS relay_p99,
+    round(percentile_cont(0.5) WITHIN GROUP (ORDER BY queue)::numeric, 1) AS queue_p50,
+    round(percentile_cont(0.99) WITHIN GROUP (ORDER BY queue)::numeric, 1) AS queue_p99,
+    round(percentile_cont(0.5) WITHIN GROUP (ORDER BY send)::numeric, 1) AS send_p50,
+    round(percentile_cont(0.99) WITHIN GROUP (ORDER BY send)::numeric, 1) AS send_p99$split
+FROM s" || true
+}
+
 RESULTS=()
 FAILED=0
 # run_kind LABEL KIND: one load against the server `start` left running.
@@ -120,6 +166,7 @@ run_kind() {
     "$LOADGEN" "$kind" --url "$url" --count "$n" --concurrency "$CONCURRENCY" --drain "$DRAIN" --label "$label" \
         | tee "$OUT/$label-$kind.log" || rc=$?
     kill "$top_pid" 2>/dev/null || true
+    if [[ $kind == webhooks && -n "$PG_DB" ]]; then stages | tee -a "$OUT/$label-$kind.log"; fi
     if [[ $rc -ne 0 ]]; then FAILED=1; fi
     RESULTS+=("$(grep '^RESULT ' "$OUT/$label-$kind.log" || echo "RESULT {\"label\":\"$label\",\"kind\":\"$kind\",\"failed\":true}")")
 }

@@ -90,6 +90,7 @@ pub async fn run_relay(
         || service.committed(),
         || async {
             let after = lock().next_after();
+            let started = std::time::Instant::now();
             let bus2 = bus.clone();
             let res = service
                 .relay_batch(after, 200, |events| async move {
@@ -103,10 +104,17 @@ pub async fn run_relay(
                         let mut c = lock();
                         c.highest = c.highest.max(max);
                     }
+                    let claimed = started.elapsed();
                     if let Err(e) = queue.enqueue_many(&deliveries).await {
                         // Still pending in the database: the sweeper will queue them.
                         tracing::warn!(deliveries = deliveries.len(), error = %e, "relay: enqueue failed");
                     }
+                    tracing::debug!(
+                        events = events.len(),
+                        claim_us = claimed.as_micros() as u64,
+                        enqueue_us = (started.elapsed() - claimed).as_micros() as u64,
+                        "relay: batch"
+                    );
                     !events.is_empty()
                 }
                 Err(e) => {
