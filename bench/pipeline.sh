@@ -118,17 +118,14 @@ start() {
 # `track_commit_timestamp` on, `relay` is split at the mutation's commit: `commit` (the write to
 # its commit) and `claim` (the commit to the relay's claim).
 stages() {
-    local split=""
+    local split="" committed="NULL::float8"
     if [[ $(psql "$pg_url" -X -A -t -c 'SHOW track_commit_timestamp') == on ]]; then
+        committed="extract(epoch FROM pg_xact_commit_timestamp(h.xmin) - o.created_at) * 1000"
         split=",
     round(percentile_cont(0.5) WITHIN GROUP (ORDER BY tocommit)::numeric, 1) AS commit_p50,
     round(percentile_cont(0.99) WITHIN GROUP (ORDER BY tocommit)::numeric, 1) AS commit_p99,
     round(percentile_cont(0.5) WITHIN GROUP (ORDER BY relay - tocommit)::numeric, 1) AS claim_p50,
     round(percentile_cont(0.99) WITHIN GROUP (ORDER BY relay - tocommit)::numeric, 1) AS claim_p99"
-    fi
-    local committed="NULL::float8"
-    if [[ -n "$split" ]]; then
-        committed="extract(epoch FROM pg_xact_commit_timestamp(h.xmin) - o.created_at) * 1000"
     fi
     psql "$pg_url" -X -q -A -F ' ' -v ON_ERROR_STOP=1 -c "
 WITH s AS (

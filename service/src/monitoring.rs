@@ -347,7 +347,11 @@ impl Service {
             body,
             now,
         ));
-        writes.extend(crate::screen::reminders(c, LINK_MONITORING_CONSENT, now));
+        writes.extend(crate::screen::reminders(
+            c,
+            crate::tasks::TaskKind::MonitoringConsentReminder,
+            now,
+        ));
         writes
     }
 

@@ -7,12 +7,12 @@ use base64::Engine;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::{
     CheckStatus, Role, SearchKind, candidate, candidate_link, check, check_report, consent,
-    form_session, partner, task,
+    form_session, partner,
 };
 use sea_orm::sea_query::{Expr, InsertStatement, SubQueryStatement, UpdateStatement};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QueryTrait, Set,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QueryTrait, Set,
 };
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -223,7 +223,12 @@ impl Service {
                 let recheck = from.is_some_and(|f| RECHECKABLE.contains(&f));
                 // Reminders stop, the searches start.
                 vec![
-                    cancelling_reminders(&c.id, &[LINK_CONSENT, LINK_RECHECK_CONSENT], now).into(),
+                    tasks::cancelling(
+                        &c.id,
+                        &[TaskKind::InviteReminder, TaskKind::RecheckConsentReminder],
+                        now,
+                    )
+                    .into(),
                     tasks::scheduling(
                         &c.partner_id,
                         Some(&c.id),
@@ -392,7 +397,7 @@ impl Service {
             body,
             now,
         ));
-        writes.extend(reminders(c, LINK_CONSENT, now));
+        writes.extend(reminders(c, TaskKind::InviteReminder, now));
         writes
     }
 
@@ -461,7 +466,7 @@ impl Service {
         let now = self.clock.now();
         let (url, mut writes) = self.fresh_consent_link(&c, now, true);
         // The partner reaches the candidate now: our reminders (of an invitation) stop.
-        writes.push(cancelling_reminders(&c.id, &[LINK_CONSENT], now).into());
+        writes.push(tasks::cancelling(&c.id, &[TaskKind::InviteReminder], now).into());
         db::write_all(&txn, writes).await?;
         self.commit(txn).await?;
         Ok((url, now + Duration::days(CONSENT_LINK_DAYS)))
@@ -471,8 +476,9 @@ impl Service {
     /// invitation's check (`purpose` [`LINK_CONSENT`]), to a recheck
     /// ([`LINK_RECHECK_CONSENT`]) or to a monitoring hit's county recheck
     /// ([`LINK_MONITORING_CONSENT`]). A reminder is sent once for the time it was `due`: a run of
-    /// the task again (its end not recorded before its lease ran out) or a reminder already
-    /// sent since then finds the candidate reminded and sends nothing.
+    /// the task again (its end not recorded before its lease ran out), or a reminder or request
+    /// of the same purpose sent since then (each sends a link of its own), finds the candidate
+    /// reminded and sends nothing.
     pub(crate) async fn send_reminder(
         &self,
         partner_id: &str,
@@ -486,21 +492,16 @@ impl Service {
         else {
             return Ok(TaskOutcome::Done);
         };
-        let (purpose, what) = match purpose {
+        let (what, waiting) = match purpose {
             LINK_RECHECK_CONSENT => (
-                LINK_RECHECK_CONSENT,
                 "a new background check, an update of your earlier one",
+                RECHECKABLE.contains(&c.status),
             ),
             LINK_MONITORING_CONSENT => (
-                LINK_MONITORING_CONSENT,
                 "a new search of county court records to update your background check",
+                self.awaits_fresh_consent(&txn, &c).await?,
             ),
-            _ => (LINK_CONSENT, "your background check"),
-        };
-        let waiting = match purpose {
-            LINK_RECHECK_CONSENT => RECHECKABLE.contains(&c.status),
-            LINK_MONITORING_CONSENT => self.awaits_fresh_consent(&txn, &c).await?,
-            _ => c.status == CheckStatus::Emailed,
+            _ => ("your background check", c.status == CheckStatus::Emailed),
         };
         if !waiting {
             return Ok(TaskOutcome::Done);
@@ -1452,7 +1453,7 @@ impl Service {
             body,
             now,
         ));
-        writes.extend(reminders(c, LINK_RECHECK_CONSENT, now));
+        writes.extend(reminders(c, TaskKind::RecheckConsentReminder, now));
         writes
     }
 
@@ -1600,22 +1601,22 @@ fn recheck_scheduling(c: &check::Model, now: DateTime<Utc>) -> Vec<SubQueryState
     ]
 }
 
-/// The reminders of a request for consent (by a link for `purpose`), replacing earlier ones of
-/// that purpose: a check may wait for a recheck's consent and a monitoring hit's at once.
+/// The reminders (`kind`, one of the reminder task kinds) of a request for consent, replacing
+/// earlier ones of that kind: each kind of request has its own, so a check waiting for a
+/// recheck's consent and a monitoring hit's at once is reminded of both.
 pub(crate) fn reminders(
     c: &check::Model,
-    purpose: &str,
+    kind: TaskKind,
     now: DateTime<Utc>,
 ) -> Vec<SubQueryStatement> {
-    let mut writes: Vec<SubQueryStatement> =
-        vec![cancelling_reminders(&c.id, &[purpose], now).into()];
+    let mut writes: Vec<SubQueryStatement> = vec![tasks::cancelling(&c.id, &[kind], now).into()];
     for hours in REMINDER_HOURS {
         writes.push(
             tasks::scheduling(
                 &c.partner_id,
                 Some(&c.id),
-                TaskKind::InviteReminder,
-                json!({"after_hours": hours, "purpose": purpose}),
+                kind,
+                json!({"after_hours": hours}),
                 now + Duration::hours(hours),
                 now,
             )
@@ -1662,18 +1663,6 @@ fn using_link(link_id: &str, now: DateTime<Utc>) -> sea_orm::UpdateMany<candidat
 
 fn revoking_consent_links(check_id: &str, now: DateTime<Utc>) -> UpdateStatement {
     revoking_links(check_id, &[LINK_CONSENT], now)
-}
-
-/// Cancels a check's reminders of requests for consent by links for `purposes`; a reminder
-/// task's payload names its purpose (`"purpose":"…"`, as serde_json writes it).
-fn cancelling_reminders(check_id: &str, purposes: &[&str], now: DateTime<Utc>) -> UpdateStatement {
-    let mut of_purpose = Condition::any();
-    for p in purposes {
-        of_purpose = of_purpose.add(task::Column::Payload.like(format!("%\"purpose\":\"{p}\"%")));
-    }
-    let mut q = tasks::cancelling(check_id, &[TaskKind::InviteReminder], now);
-    q.cond_where(of_purpose);
-    q
 }
 
 /// Stops a check's links for `purposes` from working.

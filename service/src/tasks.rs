@@ -13,15 +13,19 @@ use serde_json::Value;
 
 use crate::batch::{self, Batcher};
 use crate::db::PlannedEachTime;
-use crate::{Service, ServiceResult, db, ids};
+use crate::{Service, ServiceResult, db, ids, screen};
 
 /// What a task does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskKind {
     /// Run (or poll) the package's searches of a `processing` check, then adjudicate.
     Screening,
-    /// Remind a candidate who has not consented yet.
+    /// Remind a candidate who has not consented yet to their check.
     InviteReminder,
+    /// Remind a candidate who has not consented yet to a recheck (California).
+    RecheckConsentReminder,
+    /// Remind a candidate who has not consented yet to a monitoring hit's county recheck.
+    MonitoringConsentReminder,
     /// The adverse-action waiting period is over: send the final notice.
     AdverseFinalNotice,
     /// After the final notice: reject.
@@ -35,9 +39,11 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 7] = [
+    pub const ALL: [TaskKind; 9] = [
         TaskKind::Screening,
         TaskKind::InviteReminder,
+        TaskKind::RecheckConsentReminder,
+        TaskKind::MonitoringConsentReminder,
         TaskKind::AdverseFinalNotice,
         TaskKind::AdverseReject,
         TaskKind::ScheduledRecheck,
@@ -49,6 +55,8 @@ impl TaskKind {
         match self {
             TaskKind::Screening => "screening.run",
             TaskKind::InviteReminder => "invite.reminder",
+            TaskKind::RecheckConsentReminder => "recheck.consent_reminder",
+            TaskKind::MonitoringConsentReminder => "monitoring.consent_reminder",
             TaskKind::AdverseFinalNotice => "adverse.final_notice",
             TaskKind::AdverseReject => "adverse.reject",
             TaskKind::ScheduledRecheck => "recheck.scheduled",
@@ -428,9 +436,16 @@ impl Service {
         match kind {
             TaskKind::Screening => self.run_screening(&t.partner_id, check_id, payload).await,
             TaskKind::InviteReminder => {
-                let purpose = payload["purpose"]
-                    .as_str()
-                    .unwrap_or(crate::screen::LINK_CONSENT);
+                self.send_reminder(&t.partner_id, check_id, t.run_at, screen::LINK_CONSENT)
+                    .await
+            }
+            TaskKind::RecheckConsentReminder => {
+                let purpose = screen::LINK_RECHECK_CONSENT;
+                self.send_reminder(&t.partner_id, check_id, t.run_at, purpose)
+                    .await
+            }
+            TaskKind::MonitoringConsentReminder => {
+                let purpose = screen::LINK_MONITORING_CONSENT;
                 self.send_reminder(&t.partner_id, check_id, t.run_at, purpose)
                     .await
             }

@@ -104,15 +104,15 @@ pub async fn run_relay(
                         let mut c = lock();
                         c.highest = c.highest.max(max);
                     }
-                    let claimed = started.elapsed();
+                    let transaction = started.elapsed();
                     if let Err(e) = queue.enqueue_many(&deliveries).await {
                         // Still pending in the database: the sweeper will queue them.
                         tracing::warn!(deliveries = deliveries.len(), error = %e, "relay: enqueue failed");
                     }
                     tracing::debug!(
                         events = events.len(),
-                        claim_us = claimed.as_micros() as u64,
-                        enqueue_us = (started.elapsed() - claimed).as_micros() as u64,
+                        transaction_us = transaction.as_micros() as u64,
+                        enqueue_us = (started.elapsed() - transaction).as_micros() as u64,
                         "relay: batch"
                     );
                     !events.is_empty()

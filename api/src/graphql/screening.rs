@@ -135,7 +135,7 @@ impl From<adverse_action::Model> for AdverseAction {
 pub struct ScheduledTask {
     /// Task id.
     pub id: ID,
-    /// e.g. `screening.run`, `invite.reminder`, `adverse.final_notice`.
+    /// e.g. `screening.run`, `invite.reminder`, `recheck.consent_reminder`, `adverse.final_notice`.
     pub kind: String,
     /// When it runs (or ran).
     pub run_at: DateTime<Utc>,
