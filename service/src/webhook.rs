@@ -189,6 +189,11 @@ struct AttemptRecord {
     next_attempt_at: Option<DateTime<Utc>>,
     /// The endpoint whose failing streak the success clears.
     endpoint_id: Option<String>,
+    /// The lease the attempt was made under (the delivery's `next_attempt_at` as leased): the
+    /// delivery takes the attempt's outcome only while it still holds it. A resend or a
+    /// recovery during the attempt, or a sender that leased it again after the lease ran out,
+    /// has moved it, and the delivery keeps their schedule; the attempt is still logged.
+    leased_until: Option<DateTime<Utc>>,
 }
 
 impl AttemptRecord {
@@ -225,6 +230,10 @@ impl AttemptRecord {
                 Expr::value(self.next_attempt_at),
             )
             .filter(delivery::Column::Id.eq(&self.delivery_id))
+            .filter(match self.leased_until {
+                Some(at) => delivery::Column::NextAttemptAt.eq(at),
+                None => delivery::Column::NextAttemptAt.is_null(),
+            })
     }
 }
 
@@ -235,7 +244,8 @@ const ATTEMPTS_BATCH_SQL: &str = r#"WITH v AS (
     SELECT * FROM jsonb_to_recordset(($1::text)::jsonb) AS v(
         partner_id text, delivery_id text, url text, status_code int, response_body text,
         duration_ms bigint, error text, attempted_at timestamptz, attempts int, status text,
-        delivered_at timestamptz, next_attempt_at timestamptz, endpoint_id text)
+        delivered_at timestamptz, next_attempt_at timestamptz, endpoint_id text,
+        leased_until timestamptz)
 ), attempt AS (
     INSERT INTO webhook_attempts
         (partner_id, delivery_id, url, status_code, response_body, duration_ms, error, attempted_at)
@@ -246,6 +256,7 @@ const ATTEMPTS_BATCH_SQL: &str = r#"WITH v AS (
         last_error = v.error, updated_at = v.attempted_at, status = v.status,
         delivered_at = v.delivered_at, next_attempt_at = v.next_attempt_at
     FROM v WHERE d.id = v.delivery_id AND d.id = ANY(ARRAY(SELECT delivery_id FROM v))
+        AND d.next_attempt_at IS NOT DISTINCT FROM v.leased_until
 )
 UPDATE webhook_endpoints SET failing_since = NULL
 WHERE id = ANY(ARRAY(SELECT endpoint_id FROM v WHERE endpoint_id IS NOT NULL))
@@ -416,11 +427,9 @@ impl Service {
                 .await?;
         }
         if patch.enabled == Some(false) && before.enabled {
-            cancel_pending(now)
-                .filter(delivery::Column::EndpointId.eq(&before.id))
-                .exec(&txn)
-                .await?;
+            cancel_pending_of_endpoint(&txn, &before.id, now).await?;
         }
+        let was_enabled = before.enabled;
         let mut am = before.into_active_model();
         if let Some(u) = url {
             am.url = Set(u);
@@ -433,7 +442,9 @@ impl Service {
         }
         if let Some(enabled) = patch.enabled {
             am.enabled = Set(enabled);
-            if enabled {
+            // Enabling a disabled endpoint gives it a fresh start; `enabled: true` sent again
+            // for an enabled one (a form that sends every field) leaves its failing streak be.
+            if enabled && !was_enabled {
                 am.disabled_reason = Set(None);
                 am.failing_since = Set(None);
             }
@@ -491,10 +502,7 @@ impl Service {
         endpoint::Entity::delete_by_id(e.id.clone())
             .exec(&txn)
             .await?;
-        cancel_pending(crate::now())
-            .filter(delivery::Column::EndpointId.eq(&e.id))
-            .exec(&txn)
-            .await?;
+        cancel_pending_of_endpoint(&txn, &e.id, crate::now()).await?;
         events::record(
             &txn,
             &actor.partner_id,
@@ -769,19 +777,14 @@ impl Service {
                     .await?;
                 return Ok(None);
             };
-            secrets.push(self.crypto.open(&e.secret_enc)?);
-            if let (Some(prev), Some(until)) =
-                (&e.previous_secret_enc, e.previous_secret_expires_at)
-                && until > Utc::now()
-            {
-                secrets.push(self.crypto.open(prev)?);
-            }
+            secrets = self.signing_secrets(&e)?;
             Some(e)
         } else {
-            // Results to a callback_url are signed with the partner's first endpoint's secret, so
-            // a partner can verify them the same way; without endpoints they go unsigned.
+            // Results to a callback_url are signed with the partner's first endpoint's secrets
+            // (both during a rotation), so a partner verifies them the same way; without
+            // endpoints they go unsigned.
             if let Some(e) = signer {
-                secrets.push(self.crypto.open(&e.secret_enc)?);
+                secrets = self.signing_secrets(&e)?;
             }
             None
         };
@@ -790,6 +793,18 @@ impl Service {
             secrets,
             endpoint: leased_endpoint,
         }))
+    }
+
+    /// The secrets that sign for an endpoint: its current one and, for 24 h after a rotation,
+    /// the one before.
+    fn signing_secrets(&self, e: &endpoint::Model) -> ServiceResult<Vec<String>> {
+        let mut secrets = vec![self.crypto.open(&e.secret_enc)?];
+        if let (Some(prev), Some(until)) = (&e.previous_secret_enc, e.previous_secret_expires_at)
+            && until > Utc::now()
+        {
+            secrets.push(self.crypto.open(prev)?);
+        }
+        Ok(secrets)
     }
 
     /// Records one attempt of a leased delivery and decides what follows: done, a retry at a
@@ -845,6 +860,7 @@ impl Service {
             delivered_at,
             next_attempt_at,
             endpoint_id: spec.endpoint.as_ref().map(|e| e.id.clone()),
+            leased_until: d.next_attempt_at,
         };
         let reads_endpoint = spec.endpoint.is_some() && !success;
         if !reads_endpoint && let Some(batches) = self.pg_batches().map(|b| &b.webhook) {
@@ -866,7 +882,8 @@ impl Service {
                     .await?;
             }
         }
-        txn.commit().await?;
+        // Through `commit`: an endpoint disabled here has an event for the relay to send now.
+        self.commit(txn).await?;
         Ok(next)
     }
 
@@ -909,10 +926,7 @@ impl Service {
         }
         am.update(conn).await?;
         if let Some(reason) = reason {
-            cancel_pending(now)
-                .filter(delivery::Column::EndpointId.eq(&id))
-                .exec(conn)
-                .await?;
+            cancel_pending_of_endpoint(conn, &id, now).await?;
             events::record(
                 conn,
                 &partner_id,
@@ -1069,7 +1083,9 @@ impl Service {
         Ok(am.update(&self.db).await?)
     }
 
-    /// Makes every failed delivery of an endpoint since `since` due again. Returns them.
+    /// Makes every failed or cancelled delivery of an endpoint created since `since` due again,
+    /// with the whole retry schedule ahead of it, in one statement (however many there are).
+    /// Returns them as they now are.
     pub async fn recover_deliveries(
         &self,
         actor: &Actor,
@@ -1082,24 +1098,19 @@ impl Service {
                 "enable the endpoint before recovering its deliveries",
             ));
         }
-        let txn = db::begin_write(&self.db).await?;
-        let failed = delivery::Entity::find()
+        let now = crate::now();
+        let mut recovered = delivery::Entity::update_many()
+            .col_expr(delivery::Column::Status, Expr::value("pending"))
+            .col_expr(delivery::Column::Attempts, Expr::value(0))
+            .col_expr(delivery::Column::NextAttemptAt, Expr::value(now))
+            .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
             .filter(delivery::Column::EndpointId.eq(&e.id))
             .filter(delivery::Column::Status.is_in(["failed", "cancelled"]))
             .filter(delivery::Column::CreatedAt.gte(since))
-            .all(&txn)
+            .exec_with_returning(&self.db)
             .await?;
-        let ids: Vec<String> = failed.iter().map(|d| d.id.clone()).collect();
-        delivery::Entity::update_many()
-            .col_expr(delivery::Column::Status, Expr::value("pending"))
-            .col_expr(delivery::Column::Attempts, Expr::value(0))
-            .col_expr(delivery::Column::NextAttemptAt, Expr::value(crate::now()))
-            .col_expr(delivery::Column::UpdatedAt, Expr::value(crate::now()))
-            .filter(delivery::Column::Id.is_in(ids))
-            .exec(&txn)
-            .await?;
-        txn.commit().await?;
-        Ok(failed)
+        recovered.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(recovered)
     }
 }
 
@@ -1173,10 +1184,44 @@ fn dispute_body(ev: &outbox::Model, hook_type: &str) -> Value {
 /// endpoint was disabled or deleted: nothing would send them, and `recoverWebhookDeliveries`
 /// makes them due again once it is enabled.
 fn cancel_pending(now: DateTime<Utc>) -> UpdateMany<delivery::Entity> {
+    // Clearing `next_attempt_at` ends a lease too: an attempt in flight is logged when it ends
+    // but leaves the delivery cancelled.
     delivery::Entity::update_many()
         .col_expr(delivery::Column::Status, Expr::value("cancelled"))
+        .col_expr(
+            delivery::Column::NextAttemptAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
         .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
         .filter(delivery::Column::Status.eq("pending"))
+}
+
+/// Cancels an endpoint's pending deliveries (it was disabled or deleted). On PostgreSQL a
+/// delivery another transaction holds (its attempt being recorded, its lease being taken) is
+/// skipped, not waited for: that transaction may be waiting for the endpoint row this one holds
+/// (a success clearing its failing streak, a failure taking its turn), and waiting would
+/// deadlock. A skipped delivery is cancelled when it is next sent, as its endpoint is then found
+/// disabled or gone. SQLite runs one writer at a time.
+async fn cancel_pending_of_endpoint<C: ConnectionTrait>(
+    conn: &C,
+    endpoint_id: &str,
+    now: DateTime<Utc>,
+) -> ServiceResult<()> {
+    let mut cancel = cancel_pending(now);
+    if conn.get_database_backend() == DbBackend::Postgres {
+        let free = sea_orm::sea_query::Query::select()
+            .column(delivery::Column::Id)
+            .from(delivery::Entity)
+            .and_where(delivery::Column::EndpointId.eq(endpoint_id))
+            .and_where(delivery::Column::Status.eq("pending"))
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .to_owned();
+        cancel = cancel.filter(delivery::Column::Id.in_subquery(free));
+    } else {
+        cancel = cancel.filter(delivery::Column::EndpointId.eq(endpoint_id));
+    }
+    cancel.exec(conn).await?;
+    Ok(())
 }
 
 fn endpoint_event(e: &endpoint::Model, actor: &Actor) -> Value {

@@ -46,16 +46,29 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || o[0] >= 240)
         }
         IpAddr::V6(v6) => {
+            let seg = v6.segments();
+            // Forms that carry an IPv4 address reach that address: IPv4-mapped
+            // (`::ffff:a.b.c.d`) and the well-known NAT64 prefix (`64:ff9b::/96`, RFC 6052),
+            // which a DNS64/NAT64 network translates to the embedded address.
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let seg = v6.segments();
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (seg[0] & 0xfe00) == 0xfc00
-                || (seg[0] & 0xffc0) == 0xfe80
-                || seg[0] == 0x2001 && seg[1] == 0x0db8)
+            if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let [a, b] = seg[6].to_be_bytes();
+                let [c, d] = seg[7].to_be_bytes();
+                return is_public(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)));
+            }
+            // Otherwise only global unicast (`2000::/3`) is public, less its special-purpose
+            // blocks (IANA's registry): IETF protocol assignments and Teredo (`2001::/23`),
+            // documentation (`2001:db8::/32`, `3fff::/20`) and 6to4 (`2002::/16`, which reaches
+            // the IPv4 address it embeds). Everything outside `2000::/3` is not: loopback,
+            // unspecified, IPv4-compatible and SIIT forms, local-use NAT64 (`64:ff9b:1::/48`),
+            // discard-only (`100::/64`), unique-local, link- and site-local, multicast.
+            (seg[0] & 0xe000) == 0x2000
+                && !(seg[0] == 0x2001 && seg[1] < 0x0200)
+                && !(seg[0] == 0x2001 && seg[1] == 0x0db8)
+                && seg[0] != 0x2002
+                && (seg[0] & 0xfff0) != 0x3ff0
         }
     }
 }
@@ -117,10 +130,35 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            // NAT64 of private, loopback and metadata addresses.
+            "64:ff9b::a00:1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a00:1",
+            // IPv4-compatible, SIIT, 6to4, Teredo, documentation, site-local, discard-only.
+            "::10.0.0.1",
+            "::ffff:0:a00:1",
+            "2002:a00:1::1",
+            "2001:0:4136:e378::1",
+            "2001:db8::1",
+            "3fff::1",
+            "fec0::1",
+            "100::1",
+            "ff02::1",
+            "::",
         ] {
             assert!(!is_public(private.parse().expect("ip")), "{private}");
         }
-        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+        for public in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "2a00:1450:4001::200e",
+            // NAT64 of a public address reaches that address.
+            "64:ff9b::808:808",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(is_public(public.parse().expect("ip")), "{public}");
         }
         let allow = Allowlist::parse("127.0.0.1").expect("parse");

@@ -225,6 +225,9 @@ impl WebhookQuery {
 #[derive(Default)]
 pub struct WebhookMutation;
 
+/// Recovered deliveries queued per call.
+const RECOVER_ENQUEUE_CHUNK: usize = 1000;
+
 async fn queue_now(ctx: &Context<'_>, delivery_id: &str) -> GqlResult<()> {
     let queue = ctx.data_unchecked::<JobQueue>();
     queue
@@ -321,8 +324,13 @@ impl WebhookMutation {
             .recover_deliveries(actor(ctx)?, &endpoint_id, since)
             .await
             .map_err(gql)?;
-        for d in &rows {
-            queue_now(ctx, &d.id).await?;
+        let queue = ctx.data_unchecked::<JobQueue>();
+        for chunk in rows.chunks(RECOVER_ENQUEUE_CHUNK) {
+            let ids: Vec<String> = chunk.iter().map(|d| d.id.clone()).collect();
+            if let Err(e) = queue.enqueue_many(&ids).await {
+                // They are pending and due: the sweeper queues them.
+                tracing::warn!(deliveries = ids.len(), error = %e, "recovery: enqueue failed");
+            }
         }
         Ok(rows.into_iter().map(WebhookDelivery).collect())
     }

@@ -35,6 +35,8 @@ struct ReceiverState {
     script: Arc<Mutex<Vec<Answer>>>,
     /// The body of every answer; "thanks" unless set.
     reply: Arc<Mutex<Option<String>>>,
+    /// How long to take over each answer, in order, in milliseconds; at once once used up.
+    delays: Arc<Mutex<Vec<u64>>>,
 }
 
 #[handler]
@@ -70,6 +72,15 @@ async fn receive(req: &Request, body: String, state: Data<&ReceiverState>) -> Re
         body,
         json,
     });
+    let delay = {
+        let mut delays = state.delays.lock().expect("lock");
+        if delays.is_empty() {
+            0
+        } else {
+            delays.remove(0)
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(delay)).await;
     let mut resp = Response::builder().status(StatusCode::from_u16(status).expect("status"));
     if let Some(s) = retry_after {
         resp = resp.header("retry-after", s.to_string());
@@ -104,6 +115,11 @@ impl Receiver {
 
     pub fn answer(&self, statuses: &[u16]) {
         *self.state.script.lock().expect("lock") = statuses.iter().map(|s| (*s, None)).collect();
+    }
+
+    /// Takes `ms` over each of the next answers, in order.
+    pub fn answer_slowly(&self, ms: &[u64]) {
+        *self.state.delays.lock().expect("lock") = ms.to_vec();
     }
 
     pub fn answer_with_retry_after(&self, status: u16, secs: u64) {
@@ -676,6 +692,224 @@ async fn rotated_secrets_sign_side_by_side_and_resend_keeps_the_webhook_id() {
     .data();
     let got = rx.wait_for("the resend", 10, |g| g.len() >= 2).await;
     assert_eq!(got[0].id, got[1].id);
+    // Results to a check's callback_url are signed with the same two secrets.
+    let results = Receiver::start().await;
+    let check = app
+        .gql(
+            "mutation($c: ID!, $u: String!) { startCheck(input: {candidateId: $c, callbackUrl: $u}) { id } }",
+            json!({"c": app.candidate("rotate.results@example.com").await, "u": results.url}),
+        )
+        .await
+        .data()["startCheck"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    for s in ["consent", "processing", "approved"] {
+        app.transition(&check, s).await.data();
+    }
+    let got = results
+        .wait_for("the results webhook", 10, |g| !g.is_empty())
+        .await;
+    assert!(
+        verified(&got[0], &old) && verified(&got[0], &new),
+        "both secrets sign the results during the grace period"
+    );
+}
+
+/// PostgreSQL: the attempt that disables an endpoint cancels its pending deliveries without
+/// waiting for one another transaction holds (as an attempt being recorded does, which may in
+/// turn wait for the endpoint row), and that delivery is cancelled when it is next sent.
+#[tokio::test]
+async fn disabling_an_endpoint_does_not_wait_for_a_delivery_in_flight() {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+    let app = spawn_app().await;
+    let db = app.service.db();
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return;
+    }
+    let rx = Receiver::start().await;
+    rx.answer(&[503, 410]);
+    let (endpoint_id, _) = endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
+    app.start_check(&app.candidate("held@example.com").await, true)
+        .await;
+    // The first delivery failed (503) and waits for its retry, about 5 s away.
+    let held = eventually("the 503 recorded", 5, || async {
+        let d = app
+            .gql(
+                "{ webhookDeliveries { id status attemptCount } }",
+                json!({}),
+            )
+            .await;
+        let row = d.data()["webhookDeliveries"][0].clone();
+        (row["attemptCount"] == 1 && row["status"] == "pending")
+            .then(|| row["id"].as_str().expect("id").to_string())
+    })
+    .await;
+    let txn = db.begin().await.expect("begin");
+    txn.query_one_raw(Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT id FROM webhook_deliveries WHERE id = $1 FOR UPDATE",
+        [held.clone().into()],
+    ))
+    .await
+    .expect("lock the pending delivery");
+    // The second check's webhook is answered 410 Gone: the endpoint is disabled while the
+    // other delivery is still held.
+    app.start_check(&app.candidate("gone@example.com").await, true)
+        .await;
+    rx.wait_for("the 410", 5, |g| g.len() >= 2).await;
+    eventually("the endpoint disabled", 5, || async {
+        let r = app
+            .gql("{ webhookEndpoints { id enabled } }", json!({}))
+            .await;
+        (r.data()["webhookEndpoints"][0]["id"] == endpoint_id.as_str()
+            && r.data()["webhookEndpoints"][0]["enabled"] == false)
+            .then_some(())
+    })
+    .await;
+    txn.rollback().await.expect("release");
+    // Its retry finds the endpoint disabled and cancels it, unsent.
+    eventually("the held delivery cancelled", 15, || async {
+        let d = app
+            .gql("{ webhookDeliveries { id status } }", json!({}))
+            .await;
+        d.data()["webhookDeliveries"]
+            .as_array()
+            .expect("deliveries")
+            .iter()
+            .any(|r| r["id"] == held.as_str() && r["status"] == "cancelled")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(rx.received().len(), 2, "nothing sent after the 410");
+}
+
+/// Recovery makes the failed and cancelled deliveries of an endpoint created since a time due
+/// again: they are returned as they now are (pending, no attempts) and sent with their ids.
+#[tokio::test]
+async fn recovery_sends_again_what_failed_since_a_time() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    rx.answer(&[503; 3]);
+    let (endpoint_id, _) = endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
+    app.start_check(&app.candidate("before@example.com").await, true)
+        .await;
+    rx.wait_for("the first 503", 10, |g| !g.is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let since = chrono::Utc::now();
+    for n in 0..2 {
+        app.start_check(&app.candidate(&format!("after{n}@example.com")).await, true)
+            .await;
+    }
+    let got = rx.wait_for("three 503s", 10, |g| g.len() >= 3).await;
+    eventually("the three 503s recorded", 10, || async {
+        let d = app
+            .gql("{ webhookDeliveries { attemptCount } }", json!({}))
+            .await;
+        d.data()["webhookDeliveries"]
+            .as_array()
+            .is_some_and(|a| a.len() == 3 && a.iter().all(|r| r["attemptCount"] == 1))
+            .then_some(())
+    })
+    .await;
+    let set_enabled = |enabled: bool| {
+        let (app, endpoint_id) = (&app, endpoint_id.clone());
+        async move {
+            app.gql(
+                "mutation($id: ID!, $e: Boolean!) { updateWebhookEndpoint(id: $id, input: {enabled: $e}) { enabled } }",
+                json!({"id": endpoint_id, "e": enabled}),
+            )
+            .await
+            .data();
+        }
+    };
+    // Disabling cancels the three (waiting for their retries); recovery needs it enabled.
+    set_enabled(false).await;
+    app.gql(
+        "mutation($id: ID!, $s: DateTime!) { recoverWebhookDeliveries(endpointId: $id, since: $s) { id } }",
+        json!({"id": endpoint_id, "s": since.to_rfc3339()}),
+    )
+    .await
+    .expect_err("CONFLICT", None);
+    set_enabled(true).await;
+    let r = app
+        .gql(
+            "mutation($id: ID!, $s: DateTime!) { recoverWebhookDeliveries(endpointId: $id, since: $s) { id eventId status attemptCount } }",
+            json!({"id": endpoint_id, "s": since.to_rfc3339()}),
+        )
+        .await;
+    let rows = r.data()["recoverWebhookDeliveries"]
+        .as_array()
+        .expect("rows")
+        .clone();
+    assert_eq!(rows.len(), 2, "only those created since: {rows:?}");
+    for row in &rows {
+        assert_eq!(row["status"], "pending", "{row}");
+        assert_eq!(row["attemptCount"], 0, "{row}");
+    }
+    let again = rx.wait_for("the two recovered", 10, |g| g.len() >= 5).await;
+    let mut sent: Vec<&str> = again[3..].iter().map(|g| g.id.as_str()).collect();
+    let mut want: Vec<&str> = rows
+        .iter()
+        .map(|r| r["eventId"].as_str().expect("eventId"))
+        .collect();
+    sent.sort();
+    want.sort();
+    assert_eq!(sent, want);
+    assert!(
+        got[1..].iter().all(|g| want.contains(&g.id.as_str())),
+        "the same webhook-ids as their first attempts"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        rx.received().len(),
+        5,
+        "the one from before `since` stays cancelled"
+    );
+}
+
+/// An attempt that ends after its delivery was resent does not undo the resend: the delivery
+/// keeps the outcome of the resend's attempt (here delivered, not the slow attempt's 503 with a
+/// retry to come), and both attempts are logged.
+#[tokio::test]
+async fn a_slow_attempt_does_not_undo_a_resend_made_meanwhile() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    rx.answer(&[503]);
+    rx.answer_slowly(&[2000]);
+    endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
+    app.start_check(&app.candidate("slow@example.com").await, true)
+        .await;
+    rx.wait_for("the slow attempt", 10, |g| !g.is_empty()).await;
+    let id = app
+        .gql("{ webhookDeliveries { id } }", json!({}))
+        .await
+        .data()["webhookDeliveries"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    app.gql(
+        "mutation($id: ID!) { resendWebhookDelivery(id: $id) { status } }",
+        json!({"id": id}),
+    )
+    .await
+    .data();
+    rx.wait_for("the resend", 5, |g| g.len() >= 2).await;
+    let row = eventually("both attempts logged", 10, || async {
+        let d = app
+            .gql(
+                "query($id: ID!) { webhookDelivery(id: $id) { status attempts { statusCode } } }",
+                json!({"id": id}),
+            )
+            .await;
+        let row = d.data()["webhookDelivery"].clone();
+        (row["attempts"].as_array().map_or(0, Vec::len) == 2).then_some(row)
+    })
+    .await;
+    assert_eq!(row["status"], "delivered", "{row}");
+    // No retry of the slow attempt's 503 follows (it would come about 5 s later).
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(rx.received().len(), 2);
 }
 
 /// Deliveries not yet delivered follow their endpoint: a fixed URL gets the retries, disabling
