@@ -155,7 +155,7 @@ impl Service {
              {rights}\n",
             first = cand.first_name,
             partner = partner.name,
-            due = due.format("%A, %B %-d, %Y"),
+            due = calendar::local_date(due).format("%A, %B %-d, %Y"),
             agency = self.settings.agency.contact_text(),
             rights = SUMMARY_OF_RIGHTS,
         );
@@ -271,11 +271,13 @@ impl Service {
     }
 
     /// The candidate disputes the report during the waiting period: the clock stops.
+    /// The candidate is told in writing that the dispute was received, however it came in.
     async fn pause_for_dispute(
         &self,
         txn: &DatabaseTransaction,
         actor: &Actor,
         c: &check::Model,
+        cand: &candidate::Model,
         reason: &str,
     ) -> ServiceResult<adverse_action::Model> {
         let aa = active(txn, &c.id)
@@ -287,10 +289,13 @@ impl Service {
                     "a dispute pauses the waiting period of a pre-adverse notice; this check has none running",
                 )
             })?;
+        // The check takes its turn: a final notice due at this moment, or a cancellation, that
+        // read the check before this dispute conflicts, and so does this dispute after one.
+        let c = &self.take_turn(txn, c.clone()).await?;
         let now = self.clock.now();
         let remaining = aa
             .due_at
-            .map(|d| calendar::business_days_between(now, d))
+            .map(|d| calendar::business_days_left(now, d))
             .unwrap_or(0)
             .max(1);
         let mut am = aa.into_active_model();
@@ -316,6 +321,20 @@ impl Service {
             }),
         )
         .await?;
+        let notice = mail::sending(
+            cand,
+            &c.id,
+            mail::kind::DISPUTE_RECEIVED,
+            "We received your dispute",
+            format!(
+                "Hello {},\n\nWe received your dispute and will reinvestigate the information \
+                 you disputed. No decision will be made on your application while we do.\n\n\
+                 Your words: {reason}\n",
+                cand.first_name
+            ),
+            now,
+        );
+        db::write_all(txn, notice).await?;
         Ok(aa)
     }
 
@@ -330,7 +349,10 @@ impl Service {
         let reason = domain::text("reason", reason, 5000)?;
         let txn = db::begin_write(&self.db).await?;
         let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
-        let aa = self.pause_for_dispute(&txn, actor, &c, &reason).await?;
+        let cand = crate::candidate::find(&txn, &c.partner_id, &c.candidate_id).await?;
+        let aa = self
+            .pause_for_dispute(&txn, actor, &c, &cand, &reason)
+            .await?;
         self.commit(txn).await?;
         Ok(aa)
     }
@@ -345,22 +367,8 @@ impl Service {
         let txn = db::begin_write(&self.db).await?;
         let c = crate::check::find(&txn, &c.partner_id, &c.id).await?;
         let actor = Actor::candidate(&c.partner_id, &cand.id);
-        self.pause_for_dispute(&txn, &actor, &c, &reason).await?;
-        let now = self.clock.now();
-        let notice = mail::sending(
-            &cand,
-            &c.id,
-            mail::kind::DISPUTE_RECEIVED,
-            "We received your dispute",
-            format!(
-                "Hello {},\n\nWe received your dispute and will reinvestigate the information \
-                 you disputed. No decision will be made on your application while we do.\n\n\
-                 Your words: {reason}\n",
-                cand.first_name
-            ),
-            now,
-        );
-        db::write_all(&txn, notice).await?;
+        self.pause_for_dispute(&txn, &actor, &c, &cand, &reason)
+            .await?;
         self.commit(txn).await?;
         Ok(())
     }
@@ -382,9 +390,11 @@ impl Service {
             .await?
             .filter(|a| a.state == "disputed")
             .ok_or_else(|| ServiceError::invalid("checkId", "this check has no open dispute"))?;
+        let cand = crate::candidate::find(&txn, &c.partner_id, &c.candidate_id).await?;
         let now = self.clock.now();
         let updated = match outcome {
             DisputeOutcome::Upheld => {
+                let c = self.take_turn(&txn, c).await?;
                 let remaining = aa.remaining_days.unwrap_or(1).max(1) as u32;
                 let due = calendar::add_business_days(now, remaining);
                 let mut am = aa.into_active_model();
@@ -409,12 +419,36 @@ impl Service {
                     }),
                 )
                 .await?;
+                self.dispute_outcome_mail(
+                    &txn,
+                    &c,
+                    &cand,
+                    format!(
+                        "We have finished reinvestigating the information you disputed, and the \
+                         report stands as it was. No final decision will be made on your \
+                         application before {}.",
+                        calendar::local_date(due).format("%A, %B %-d, %Y")
+                    ),
+                    now,
+                )
+                .await?;
                 c
             }
             DisputeOutcome::Corrected => {
                 let mut am = aa.into_active_model();
                 am.resolution = Set(Some(resolution.clone()));
                 am.update(&txn).await?;
+                self.dispute_outcome_mail(
+                    &txn,
+                    &c,
+                    &cand,
+                    "We have finished reinvestigating the information you disputed, and the \
+                     report has been corrected. The adverse action on your application is \
+                     cancelled."
+                        .to_string(),
+                    now,
+                )
+                .await?;
                 self.apply_transition(
                     &txn,
                     actor,
@@ -430,6 +464,27 @@ impl Service {
         };
         self.commit(txn).await?;
         Ok(updated)
+    }
+
+    /// Tells the candidate how their dispute ended.
+    async fn dispute_outcome_mail(
+        &self,
+        txn: &DatabaseTransaction,
+        c: &check::Model,
+        cand: &candidate::Model,
+        outcome: String,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<()> {
+        let notice = mail::sending(
+            cand,
+            &c.id,
+            mail::kind::DISPUTE_RESOLVED,
+            "Your dispute has been reinvestigated",
+            format!("Hello {},\n\n{outcome}\n", cand.first_name),
+            now,
+        );
+        db::write_all(txn, notice).await?;
+        Ok(())
     }
 
     /// The adverse action of a check (the latest), for GraphQL.
@@ -473,10 +528,17 @@ impl Service {
             &Actor::system(partner_id),
             c,
             CheckStatus::PendingSecondNotice,
-            Some(&format!(
-                "waiting period of {} business days ended without a dispute",
-                aa.waiting_days
-            )),
+            Some(&if aa.disputed_at.is_some() {
+                format!(
+                    "waiting period of {} business days ended, resumed after a dispute that upheld the report",
+                    aa.waiting_days
+                )
+            } else {
+                format!(
+                    "waiting period of {} business days ended without a dispute",
+                    aa.waiting_days
+                )
+            }),
             StatusExtras::default(),
         )
         .await?;

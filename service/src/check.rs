@@ -542,6 +542,34 @@ impl Service {
         Ok(updated)
     }
 
+    /// Takes the check's turn for a change that is not a status change but depends on the
+    /// status (a dispute, its resolution): `updated_at` moves to `now` if the check is still as
+    /// read (same status, same `updated_at`), otherwise it is a conflict. A concurrent
+    /// transition, conditional on `updated_at` too, then conflicts in its turn, so of the two
+    /// one goes through (on PostgreSQL the second waits for the first's row lock and finds the
+    /// row changed). Returns the check as it now is.
+    pub(crate) async fn take_turn<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        c: check::Model,
+    ) -> ServiceResult<check::Model> {
+        let now = self.clock.now();
+        let r = check::Entity::update_many()
+            .col_expr(check::Column::UpdatedAt, Expr::value(now))
+            .filter(check::Column::Id.eq(&c.id))
+            .filter(check::Column::Status.eq(c.status))
+            .filter(check::Column::UpdatedAt.eq(c.updated_at))
+            .exec(conn)
+            .await?;
+        if r.rows_affected != 1 {
+            return Err(ServiceError::conflict(CONCURRENT_CHANGE));
+        }
+        Ok(check::Model {
+            updated_at: now,
+            ..c
+        })
+    }
+
     /// The history row and the `check.status_changed` event of `t`, on `conn`.
     async fn record_transition<C: ConnectionTrait>(
         &self,

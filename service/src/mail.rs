@@ -25,6 +25,8 @@ pub mod kind {
     pub const PRE_ADVERSE: &str = "pre_adverse_notice";
     pub const FINAL_ADVERSE: &str = "final_adverse_notice";
     pub const DISPUTE_RECEIVED: &str = "dispute_received";
+    /// How a dispute ended: the report upheld (with the new date) or corrected.
+    pub const DISPUTE_RESOLVED: &str = "dispute_resolved";
     /// Continuous monitoring in a state that is not evergreen: fresh consent for a recheck.
     pub const MONITORING_CONSENT: &str = "monitoring_consent";
     /// A recheck where each background check needs the candidate's consent (California).

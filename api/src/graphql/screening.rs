@@ -60,7 +60,7 @@ pub struct Email {
     /// Recipient.
     pub to: String,
     /// `invitation`, `reminder`, `report_copy`, `pre_adverse_notice`, `final_adverse_notice`,
-    /// `dispute_received`.
+    /// `dispute_received`, `dispute_resolved`, `recheck_consent`, `monitoring_consent`.
     pub kind: String,
     /// Subject line.
     pub subject: String,

@@ -1,6 +1,8 @@
 //! US business days (weekdays that are not observed federal holidays), for counting FCRA waiting
 //! periods such as the days between a pre-adverse action notice and the final adverse action.
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Utc, Weekday,
+};
 
 /// The observed dates of the US federal holidays (5 U.S.C. 6103) that fall in `year`, sorted.
 ///
@@ -50,17 +52,36 @@ pub fn is_business_day(d: NaiveDate) -> bool {
     Holidays::default().is_business_day(d)
 }
 
-/// The same time of day on the `n`-th business day after `from`'s date; `n = 0` returns `from`
-/// unchanged (even when `from` is not on a business day).
-///
-/// Dates are taken in UTC: the calendar day of `from` is its UTC date, not the candidate's or
-/// the employer's local date. Saturates at chrono's last representable date.
+/// The clock business days are counted on: UTC−11 all year (Samoa time, no daylight saving),
+/// the westernmost zone of any place under US law. A business day there has ended only when it
+/// has ended everywhere in the US, so a waiting period counted on it is never shorter, in a
+/// candidate's own local business days, than the days it promises, wherever the candidate is.
+/// (On UTC dates, a notice sent on a Friday evening in California would count from the
+/// Saturday, and its period would end a business day early there.)
+pub fn zone() -> FixedOffset {
+    FixedOffset::west_opt(11 * 3600).expect("a valid offset")
+}
+
+/// `n` business days of business time after `from`: the same time of day (on [`zone`]'s clock)
+/// on the `n`-th business day after `from`'s date. A `from` outside business days (a weekend, a
+/// holiday) counts from the start of the next business day, so its period is not shortened by
+/// the hours left of the first day. `n = 0` returns `from` unchanged. Saturates at chrono's last
+/// representable date.
 pub fn add_business_days(from: DateTime<Utc>, n: u32) -> DateTime<Utc> {
     if n == 0 {
         return from;
     }
     let mut holidays = Holidays::default();
-    let mut day = from.date_naive();
+    let local = from.with_timezone(&zone()).naive_local();
+    let mut day = local.date();
+    let mut time = local.time();
+    if !holidays.is_business_day(day) {
+        while !holidays.is_business_day(day) {
+            let Some(next) = day.succ_opt() else { break };
+            day = next;
+        }
+        time = NaiveTime::MIN;
+    }
     let mut left = n;
     while left > 0 {
         let Some(next) = day.succ_opt() else { break };
@@ -69,28 +90,27 @@ pub fn add_business_days(from: DateTime<Utc>, n: u32) -> DateTime<Utc> {
             left -= 1;
         }
     }
-    NaiveDateTime::new(day, from.time()).and_utc()
+    NaiveDateTime::new(day, time)
+        .and_local_timezone(zone())
+        .single()
+        .map_or(DateTime::<Utc>::MAX_UTC, |t| t.with_timezone(&Utc))
 }
 
-/// How many business days lie after `from`'s date, up to and including `to`'s date; 0 when
-/// `to <= from`. Dates are taken in UTC, as in [`add_business_days`], so
-/// `business_days_between(t, add_business_days(t, n)) == n` for every `n`.
-pub fn business_days_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u32 {
-    if to <= from {
-        return 0;
+/// The business days a period ending at `due` still has at `now`, rounded up: the fewest `n`
+/// with `add_business_days(now, n) >= due` (0 once `due` has passed). A period paused now and
+/// resumed later with `n` business days is never shorter than what it had left.
+pub fn business_days_left(now: DateTime<Utc>, due: DateTime<Utc>) -> u32 {
+    let mut n = 0;
+    // A period runs at most a few weeks; the bound only stops a far-future `due` from looping.
+    while n < 3660 && add_business_days(now, n) < due {
+        n += 1;
     }
-    let mut holidays = Holidays::default();
-    let end = to.date_naive();
-    let mut day = from.date_naive();
-    let mut count: u32 = 0;
-    while day < end {
-        let Some(next) = day.succ_opt() else { break };
-        day = next;
-        if holidays.is_business_day(day) {
-            count = count.saturating_add(1);
-        }
-    }
-    count
+    n
+}
+
+/// The date `t` falls on by [`zone`]'s clock: the date to print for a deadline counted by it.
+pub fn local_date(t: DateTime<Utc>) -> NaiveDate {
+    t.with_timezone(&zone()).date_naive()
 }
 
 /// The holiday list of the year last asked about, so walking day by day computes each year once.
@@ -143,10 +163,13 @@ mod tests {
         NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
     }
 
+    /// A time on the business-day clock ([`zone`]).
     fn at(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, m, d, h, min, 7)
+        zone()
+            .with_ymd_and_hms(y, m, d, h, min, 0)
             .single()
             .expect("valid time")
+            .with_timezone(&Utc)
     }
 
     fn dates(list: &[(i32, u32, u32)]) -> Vec<NaiveDate> {
@@ -256,7 +279,7 @@ mod tests {
         let from = at(2026, 11, 18, 15, 30);
         let to = add_business_days(from, 7);
         assert_eq!(to, at(2026, 11, 30, 15, 30));
-        assert_eq!(business_days_between(from, to), 7);
+        assert_eq!(business_days_left(from, to), 7);
         assert_eq!(add_business_days(from, 5), at(2026, 11, 25, 15, 30));
         assert_eq!(add_business_days(from, 6), at(2026, 11, 27, 15, 30));
     }
@@ -265,8 +288,10 @@ mod tests {
     fn friday_plus_one_is_monday() {
         let friday = at(2026, 3, 6, 23, 59);
         assert_eq!(add_business_days(friday, 1), at(2026, 3, 9, 23, 59));
-        assert_eq!(business_days_between(friday, at(2026, 3, 8, 12, 0)), 0);
-        assert_eq!(business_days_between(friday, at(2026, 3, 9, 0, 0)), 1);
+        assert_eq!(business_days_left(friday, friday), 0);
+        // Part of a business day left counts as a whole one.
+        assert_eq!(business_days_left(friday, at(2026, 3, 9, 0, 0)), 1);
+        assert_eq!(business_days_left(friday, at(2026, 3, 10, 0, 0)), 2);
     }
 
     #[test]
@@ -280,7 +305,7 @@ mod tests {
         assert_eq!(add_business_days(thu, 1), at(2027, 12, 27, 9, 0));
         assert_eq!(add_business_days(thu, 4), at(2027, 12, 30, 9, 0));
         assert_eq!(add_business_days(thu, 5), at(2028, 1, 3, 9, 0));
-        assert_eq!(business_days_between(thu, at(2028, 1, 3, 0, 0)), 5);
+        assert_eq!(business_days_left(thu, at(2028, 1, 3, 9, 0)), 5);
         // 2021 into 2022: Dec 24 and Dec 31 both off.
         assert_eq!(
             add_business_days(at(2021, 12, 23, 9, 0), 1),
@@ -293,44 +318,76 @@ mod tests {
     }
 
     #[test]
-    fn weekend_start() {
+    fn a_start_outside_business_days_counts_from_the_next_one() {
         let saturday = at(2026, 3, 7, 10, 0);
         assert_eq!(add_business_days(saturday, 0), saturday);
-        assert_eq!(add_business_days(saturday, 1), at(2026, 3, 9, 10, 0));
-        assert_eq!(add_business_days(saturday, 5), at(2026, 3, 13, 10, 0));
-        let sunday = at(2026, 3, 8, 10, 0);
-        assert_eq!(add_business_days(sunday, 1), at(2026, 3, 9, 10, 0));
-        assert_eq!(business_days_between(saturday, at(2026, 3, 13, 0, 0)), 5);
+        // Monday is the first whole business day: one business day ends as Tuesday begins.
+        assert_eq!(add_business_days(saturday, 1), at(2026, 3, 10, 0, 0));
+        assert_eq!(add_business_days(saturday, 5), at(2026, 3, 16, 0, 0));
+        let sunday = at(2026, 3, 8, 23, 0);
+        assert_eq!(add_business_days(sunday, 1), at(2026, 3, 10, 0, 0));
+        // Thanksgiving: Friday is the first business day.
+        assert_eq!(
+            add_business_days(at(2026, 11, 26, 10, 0), 1),
+            at(2026, 11, 30, 0, 0)
+        );
     }
 
     #[test]
-    fn between_is_zero_unless_later() {
-        let t = at(2026, 5, 4, 12, 0);
-        assert_eq!(business_days_between(t, t), 0);
-        assert_eq!(business_days_between(t, at(2026, 5, 1, 12, 0)), 0);
-        // Later the same day: no business day after `from`'s date yet.
-        assert_eq!(business_days_between(t, at(2026, 5, 4, 23, 0)), 0);
-        // The next day counts even when earlier in the day than `from`.
-        assert_eq!(business_days_between(t, at(2026, 5, 5, 0, 0)), 1);
+    fn us_evenings_count_on_their_own_date() {
+        // A notice at 17:00 in California on Friday 6 March 2026 is Saturday 01:00 UTC; it
+        // still counts from the Friday: seven business days end on Tuesday 17 March, Samoa time
+        // (Wednesday 01:00 UTC), not on Monday 16 March in California.
+        let friday_evening_pst = Utc.with_ymd_and_hms(2026, 3, 7, 1, 0, 0).unwrap();
+        let due = add_business_days(friday_evening_pst, 7);
+        assert_eq!(due, Utc.with_ymd_and_hms(2026, 3, 18, 1, 0, 0).unwrap());
+        assert_eq!(local_date(due), date(2026, 3, 17));
+        // Thursday 30 December 2027, 17:00 in California (Friday 01:00 UTC, the observed New
+        // Year's Day): counted from the Thursday, to Tuesday 11 January 2028.
+        let thursday_evening_pst = Utc.with_ymd_and_hms(2027, 12, 31, 1, 0, 0).unwrap();
+        assert_eq!(
+            add_business_days(thursday_evening_pst, 7),
+            Utc.with_ymd_and_hms(2028, 1, 12, 1, 0, 0).unwrap()
+        );
     }
 
     #[test]
-    fn add_and_between_agree() {
+    fn what_is_left_rounds_up() {
+        // Notice Monday 2 March 2026 noon, due Wednesday 11 March noon; disputed 90 minutes in:
+        // seven business days are still owed, not six.
+        let notice = at(2026, 3, 2, 12, 0);
+        let due = add_business_days(notice, 7);
+        assert_eq!(due, at(2026, 3, 11, 12, 0));
+        assert_eq!(business_days_left(at(2026, 3, 2, 13, 30), due), 7);
+        assert_eq!(business_days_left(at(2026, 3, 10, 13, 30), due), 1);
+        assert_eq!(business_days_left(due, due), 0);
+        assert_eq!(business_days_left(due + Duration::hours(1), due), 0);
+    }
+
+    #[test]
+    fn add_and_left_agree() {
         let mut start = at(2020, 11, 1, 0, 0);
         let end = at(2028, 1, 31, 0, 0);
         let mut hour = 0;
         while start < end {
             let t = start + Duration::hours(hour % 24) + Duration::minutes(hour * 7 % 60);
+            let mut previous = t;
             for n in 0..=30 {
                 let later = add_business_days(t, n);
-                assert_eq!(business_days_between(t, later), n, "{t} + {n} = {later}");
-                assert_eq!(later.time(), t.time());
+                assert_eq!(business_days_left(t, later), n, "{t} + {n} = {later}");
                 if n > 0 {
-                    assert!(is_business_day(later.date_naive()), "{t} + {n} = {later}");
-                    // The n-th business day, not a later one: the day before holds n - 1.
-                    let before = later - Duration::days(1);
-                    assert_eq!(business_days_between(t, before.max(t)), n - 1);
+                    assert!(later > previous, "{t} + {n} = {later}");
+                    assert!(is_business_day(local_date(later)), "{t} + {n} = {later}");
+                    assert_eq!(
+                        business_days_left(t, later - Duration::seconds(1)),
+                        n,
+                        "{t} + {n}"
+                    );
                 }
+                if is_business_day(local_date(t)) {
+                    assert_eq!(later.time(), t.time(), "{t} + {n} = {later}");
+                }
+                previous = later;
             }
             hour += 5;
             // Every day through the year-end holidays, every third day otherwise.

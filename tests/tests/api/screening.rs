@@ -674,6 +674,56 @@ async fn adverse_action_runs_in_the_fcra_order_on_business_days() {
     assert_eq!(r.data()["check"]["adverseAction"]["state"], "completed");
 }
 
+/// PostgreSQL: a dispute and a concurrent change of the check (here a change committed while the
+/// dispute waits for the row, as the final notice coming due would be) cannot both go through:
+/// the dispute, second, is refused, and the adverse action stays as it was.
+#[tokio::test]
+async fn a_dispute_loses_to_a_change_of_the_check_committed_first() {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+    let (app, _rx) = screening_app().await;
+    let db = app.service.db();
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return;
+    }
+    let (_, check) = in_waiting_period(&app, "Darth", "Vader").await;
+    let txn = db.begin().await.expect("begin");
+    txn.execute_raw(Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "UPDATE checks SET updated_at = updated_at + interval '1 millisecond' WHERE id = $1",
+        [check.clone().into()],
+    ))
+    .await
+    .expect("change the check, uncommitted");
+    let (dispute, _) = tokio::join!(
+        app.gql(
+            "mutation($c: ID!) { disputeAdverseAction(checkId: $c, reason: \"not mine\") { state } }",
+            json!({"c": check}),
+        ),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            txn.commit().await.expect("commit");
+        }
+    );
+    dispute.expect_err("CONFLICT", None);
+    let r = app
+        .gql(
+            "query($c: ID!) { check(id: $c) { status adverseAction { state dueAt } } }",
+            json!({"c": check}),
+        )
+        .await;
+    assert_eq!(r.data()["check"]["status"], "pending__first_notice");
+    assert_eq!(r.data()["check"]["adverseAction"]["state"], "waiting");
+    assert!(r.data()["check"]["adverseAction"]["dueAt"].is_string());
+    // Made again on the check as it now is, the dispute goes through.
+    let again = app
+        .gql(
+            "mutation($c: ID!) { disputeAdverseAction(checkId: $c, reason: \"not mine\") { state } }",
+            json!({"c": check}),
+        )
+        .await;
+    assert_eq!(again.data()["disputeAdverseAction"]["state"], "disputed");
+}
+
 #[tokio::test]
 async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
     let (app, rx) = screening_app().await;
@@ -746,6 +796,30 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
         r.data()["resolveDispute"]["adverseAction"]["state"],
         "waiting"
     );
+    // The candidate was told of the dispute's receipt and of its end, with the new date.
+    let mail = emails(&app, &check).await;
+    let body_of = |kind: &str| {
+        mail.iter()
+            .find(|m| m["kind"] == kind)
+            .and_then(|m| m["body"].as_str())
+            .unwrap_or_else(|| panic!("a {kind} email in {mail:?}"))
+            .to_string()
+    };
+    assert!(body_of("dispute_received").contains("different middle name"));
+    let due = chrono::DateTime::parse_from_rfc3339(
+        r.data()["resolveDispute"]["adverseAction"]["dueAt"]
+            .as_str()
+            .expect("dueAt"),
+    )
+    .expect("time");
+    let resolved = body_of("dispute_resolved");
+    assert!(resolved.contains("the report stands"), "{resolved}");
+    // The date on the business-day clock (UTC−11).
+    let local = due.with_timezone(&chrono::FixedOffset::west_opt(11 * 3600).expect("offset"));
+    assert!(
+        resolved.contains(&local.format("before %A, %B %-d, %Y").to_string()),
+        "{resolved}"
+    );
     // A partner listening only to webhooks hears of the dispute and of its end.
     disputes
         .wait_for("the dispute and its end", 10, |g| g.len() >= 2)
@@ -817,6 +891,50 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
         "cancelled"
     );
     nothing_follows(&app, &rx, &cand2, "approved").await;
+
+    // A dispute recorded by a team member, then found right: the report is corrected, the check
+    // approved, and the candidate told of both steps in writing.
+    let (cand4, check4) = in_waiting_period(&app, "Walter", "White").await;
+    let r = app
+        .gql(
+            "mutation($c: ID!) { disputeAdverseAction(checkId: $c, reason: \"called in: the case is a namesake's\") { state } }",
+            json!({"c": check4}),
+        )
+        .await;
+    assert_eq!(r.data()["disputeAdverseAction"]["state"], "disputed");
+    let r = app
+        .gql(
+            "mutation($c: ID!) { resolveDispute(checkId: $c, outcome: CORRECTED, resolution: \"namesake confirmed\") { status adverseAction { state resolution } } }",
+            json!({"c": check4}),
+        )
+        .await;
+    assert_eq!(r.data()["resolveDispute"]["status"], "approved");
+    assert_eq!(
+        r.data()["resolveDispute"]["adverseAction"]["state"],
+        "cancelled"
+    );
+    let kinds: Vec<Value> = emails(&app, &check4)
+        .await
+        .into_iter()
+        .map(|m| m["kind"].clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            json!("report_copy"),
+            json!("pre_adverse_notice"),
+            json!("dispute_received"),
+            json!("dispute_resolved")
+        ]
+    );
+    let last = emails(&app, &check4).await.pop().expect("mail");
+    assert!(
+        last["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("has been corrected")),
+        "{last}"
+    );
+    nothing_follows(&app, &rx, &cand4, "approved").await;
 
     // Withdrawing during the waiting period ends the adverse action and its timers too.
     let (cand3, check3) = in_waiting_period(&app, "Walter", "White").await;
