@@ -89,7 +89,13 @@ impl Application {
             &limits,
         );
         let window = graphql::BatchWindow(Duration::from_millis(self.config.batch_window_ms));
-        let app = crate::http::routes(schema, self.service.clone(), window);
+        let live = crate::live::SharedSubscriptions::new(
+            schema.clone(),
+            self.service.clone(),
+            window,
+            Duration::from_secs(self.config.live_token_check_secs.max(1)),
+        );
+        let app = crate::http::routes(schema, self.service.clone(), window, live);
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
                 app,

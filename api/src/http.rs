@@ -3,22 +3,32 @@ use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
 use async_graphql_poem::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use futures_util::StreamExt;
 use poem::http::{HeaderMap, StatusCode};
+use poem::middleware::SizeLimit;
 use poem::web::websocket::{WebSocket, WebSocketConfig};
 use poem::web::{Data, Html};
 use poem::{EndpointExt, IntoResponse, Response, Route, get, handler};
 use service::Service;
 
 use crate::graphql::{self, AppSchema};
-use crate::live::{ReadOnWake, SharedSubscriptions};
+use crate::live::{ConnectionOps, ReadOnWake, SessionToken, SharedSubscriptions};
 use crate::parsed::ParsedQueries;
+
+/// The largest GraphQL request body taken over HTTP, as over WebSocket.
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 
 pub fn routes(
     schema: AppSchema,
     svc: Service,
     window: graphql::BatchWindow,
+    live: SharedSubscriptions,
 ) -> impl poem::Endpoint {
     Route::new()
-        .at("/graphql", get(graphql_get).post(graphql_post))
+        .at(
+            "/graphql",
+            // A body larger than a GraphQL request needs is refused before it is read (413; one
+            // without a Content-Length, 411), as a WebSocket message is by `websocket_config`.
+            get(graphql_get).post(graphql_post.with(SizeLimit::new(MAX_REQUEST_BYTES))),
+        )
         .at("/consent/:token", get(crate::pages::consent_get))
         .at(
             "/consent/:token/sections/:key",
@@ -36,7 +46,7 @@ pub fn routes(
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
         .at("/metrics", get(metrics))
-        .data(SharedSubscriptions::new(schema.clone()))
+        .data(live)
         .data(std::sync::Arc::new(ParsedQueries::default()))
         .data(schema)
         .data(svc)
@@ -68,7 +78,10 @@ async fn graphql_post(
         None => req,
         Some(token) => match svc.authenticate(token).await {
             Ok(actor) => graphql::with_actor(req, &svc, actor, *window.0),
-            Err(e) => return unauthenticated(&e.to_string()),
+            // A refused token is UNAUTHENTICATED; a failure to check it (the database
+            // unreachable) is an internal error, logged, so a partner does not throw away a
+            // good token.
+            Err(e) => return error(e),
         },
     };
     parsed.prepare(&mut req);
@@ -76,7 +89,11 @@ async fn graphql_post(
 }
 
 fn unauthenticated(message: &str) -> GraphQLResponse {
-    let err = graphql::error::gql(service::ServiceError::Unauthenticated(message.to_string()));
+    error(service::ServiceError::Unauthenticated(message.to_string()))
+}
+
+fn error(e: service::ServiceError) -> GraphQLResponse {
+    let err = graphql::error::gql(e);
     async_graphql::Response::from_errors(vec![err.into_server_error(Default::default())]).into()
 }
 
@@ -88,8 +105,8 @@ fn websocket_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
-        .max_message_size(Some(1 << 20))
-        .max_frame_size(Some(1 << 20))
+        .max_message_size(Some(MAX_REQUEST_BYTES))
+        .max_frame_size(Some(MAX_REQUEST_BYTES))
 }
 
 /// GET /graphql: the WebSocket for subscriptions (graphql-transport-ws or the legacy
@@ -136,12 +153,13 @@ fn graphql_get(
                                     .into(),
                             ))
                         })?;
-                    let actor = svc
-                        .authenticate(&token)
+                    // Checked now, and again at every operation (`live`).
+                    svc.authenticate(&token)
                         .await
                         .map_err(graphql::error::gql)?;
                     let mut data = async_graphql::Data::default();
-                    data.insert(actor);
+                    data.insert(SessionToken(token));
+                    data.insert(ConnectionOps::default());
                     Ok(data)
                 })
                 .serve()

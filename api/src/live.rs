@@ -9,26 +9,58 @@
 //!   key): a resolver that reads more of the caller must add it to `Key`.
 //! - **Reads on wake-up only.** A connection reads its socket when the socket woke it, not every
 //!   time one of its subscriptions has a message to send.
+//! - **The token is checked again.** A connection keeps the token it was opened with
+//!   ([`SessionToken`]): every operation authenticates it anew (a revoked token, a removed or
+//!   demoted member is refused), and a running subscription checks it every
+//!   `CLEARHIRE_LIVE_TOKEN_CHECK_SECS` (each check is a lookup in the token cache, and a
+//!   database read once its entry has expired, so with many subscribers this is kept well above
+//!   the cache's time to live), ending with an error once it no longer holds (revoked, expired, or
+//!   another role). Queries and mutations sent over the socket run on their own, as over HTTP,
+//!   never joined to another caller's execution. A connection runs at most
+//!   [`MAX_OPERATIONS_PER_CONNECTION`] operations at once.
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll};
 
-use async_graphql::{Data, Executor, Request, Response};
+use std::time::Duration;
+
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::{Data, ErrorExtensions, Executor, Request, Response};
 use futures_util::stream::{BoxStream, Stream, StreamExt};
 use futures_util::task::{ArcWake, AtomicWaker, waker_ref};
-use service::Actor;
+use service::{Actor, Service, ServiceError};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::graphql::AppSchema;
-use crate::graphql::error::{lagged, with_codes};
+use crate::graphql::error::{gql, lagged, with_codes};
+use crate::graphql::{AppSchema, BatchWindow};
 
 /// How many responses a member of a shared execution may fall behind before it lags (and is
 /// told how many it missed). Slots are allocated up front, so this is kept small.
 pub const MEMBER_CAPACITY: usize = 256;
+
+/// Operations one connection may run at once; the next is refused until one ends.
+pub const MAX_OPERATIONS_PER_CONNECTION: usize = 100;
+
+/// The token a WebSocket connection was opened with (its `connection_init`), in the connection's
+/// session data.
+pub struct SessionToken(pub String);
+
+/// The operations a connection is running, in its session data.
+#[derive(Default)]
+pub struct ConnectionOps(Arc<AtomicUsize>);
+
+/// One running operation of a connection; counted down when its stream is dropped.
+struct OpSlot(Arc<AtomicUsize>);
+
+impl Drop for OpSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// What makes two subscriptions the same: who asks (a partner's events, seen with a role's
 /// rights) and what they ask.
@@ -69,6 +101,10 @@ impl Drop for Execution {
 #[derive(Clone)]
 pub struct SharedSubscriptions {
     schema: AppSchema,
+    svc: Service,
+    window: BatchWindow,
+    /// How often a running subscription checks its token.
+    token_check: Duration,
     running: Arc<Registry>,
 }
 
@@ -81,9 +117,17 @@ impl SharedSubscriptions {
             .boxed()
     }
 
-    pub fn new(schema: AppSchema) -> Self {
+    pub fn new(
+        schema: AppSchema,
+        svc: Service,
+        window: BatchWindow,
+        token_check: Duration,
+    ) -> Self {
         Self {
             schema,
+            svc,
+            window,
+            token_check,
             running: Arc::default(),
         }
     }
@@ -182,6 +226,102 @@ fn member(
     .boxed()
 }
 
+/// A response carrying one error.
+fn error_response(e: async_graphql::Error) -> Response {
+    Response::from_errors(vec![e.into_server_error(Default::default())])
+}
+
+fn session_get<T: 'static>(session: &Data) -> Option<&T> {
+    session.get(&TypeId::of::<T>())?.downcast_ref::<T>()
+}
+
+/// Whether the request's operation is a subscription. A request that does not parse, or names
+/// no operation it has, is not: the schema answers it with the error.
+fn is_subscription(request: &Request) -> bool {
+    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    let ty = match (&doc.operations, request.operation_name.as_deref()) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    ty == Some(OperationType::Subscription)
+}
+
+/// `stream` until the connection's token stops holding for `actor` (checked every `every`, the
+/// first check at a spread-out offset so subscribers that started together don't check
+/// together); then one error item, and the end.
+fn until_revoked(
+    stream: BoxStream<'static, Response>,
+    svc: Service,
+    token: String,
+    actor: Actor,
+    every: Duration,
+) -> BoxStream<'static, Response> {
+    let spread = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()))
+        % (every.as_millis() as u64).max(1);
+    let ended = Box::pin(async move {
+        let mut wait = every + Duration::from_millis(spread);
+        loop {
+            tokio::time::sleep(wait).await;
+            wait = every;
+            // Boxed: the check's state is allocated only while it runs, not held by every
+            // idle subscriber.
+            match Box::pin(svc.authenticate(&token)).await {
+                Ok(now) if now.partner_id == actor.partner_id && now.role == actor.role => {}
+                Ok(_) => {
+                    return error_response(gql(ServiceError::Forbidden(
+                        "the token's role has changed: subscribe again".into(),
+                    )));
+                }
+                // The database unreachable for a moment: keep serving, check again later.
+                Err(ServiceError::Internal(e)) => {
+                    tracing::warn!(error = %e, "subscription: token check failed; retrying later");
+                }
+                Err(e) => return error_response(gql(e)),
+            }
+        }
+    });
+    futures_util::stream::unfold(Some((stream, ended)), |state| async move {
+        let (mut stream, mut ended) = state?;
+        tokio::select! {
+            item = stream.next() => item.map(|r| (r, Some((stream, ended)))),
+            refusal = &mut ended => Some((refusal, None)),
+        }
+    })
+    .boxed()
+}
+
+impl SharedSubscriptions {
+    /// One operation of a connection whose token is `token`, authenticated now.
+    async fn operation(self, request: Request, token: String) -> BoxStream<'static, Response> {
+        let actor = match self.svc.authenticate(&token).await {
+            Ok(a) => a,
+            Err(e) => return futures_util::stream::iter([error_response(gql(e))]).boxed(),
+        };
+        if !is_subscription(&request) {
+            // A query or mutation: run for this caller alone, as over HTTP.
+            let request = crate::graphql::with_actor(request, &self.svc, actor, self.window);
+            let response = with_codes(self.schema.execute(request).await);
+            return futures_util::stream::iter([response]).boxed();
+        }
+        let mut data = Data::default();
+        data.insert(actor.clone());
+        let session = Arc::new(data);
+        let stream = match key(&request, &session) {
+            Some(key) => {
+                let (execution, rx) = self.join(key, request, session);
+                member(execution, rx)
+            }
+            None => self.stream(request, session),
+        };
+        until_revoked(stream, self.svc, token, actor, self.token_check)
+    }
+}
+
 impl Executor for SharedSubscriptions {
     async fn execute(&self, request: Request) -> Response {
         with_codes(self.schema.execute(request).await)
@@ -193,13 +333,38 @@ impl Executor for SharedSubscriptions {
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
         let session = session_data.unwrap_or_default();
-        match key(&request, &session) {
-            Some(key) => {
-                let (execution, rx) = self.join(key, request, session);
-                member(execution, rx)
-            }
-            None => self.stream(request, session),
+        let Some(token) = session_get::<SessionToken>(&session).map(|t| t.0.clone()) else {
+            return futures_util::stream::iter([error_response(gql(
+                ServiceError::Unauthenticated(
+                    "send the token in the connection_init payload as Authorization".into(),
+                ),
+            ))])
+            .boxed();
+        };
+        let slot = session_get::<ConnectionOps>(&session).map(|ops| {
+            ops.0.fetch_add(1, Ordering::AcqRel);
+            OpSlot(ops.0.clone())
+        });
+        if slot
+            .as_ref()
+            .is_some_and(|s| s.0.load(Ordering::Acquire) > MAX_OPERATIONS_PER_CONNECTION)
+        {
+            return futures_util::stream::iter([error_response(
+                async_graphql::Error::new(format!(
+                    "at most {MAX_OPERATIONS_PER_CONNECTION} operations at once on one connection"
+                ))
+                .extend_with(|_, ext| ext.set("code", "TOO_MANY_OPERATIONS")),
+            )])
+            .boxed();
         }
+        futures_util::stream::once(self.clone().operation(request, token))
+            .flatten()
+            // The slot is held as long as the stream lives.
+            .map(move |r| {
+                let _held = &slot;
+                r
+            })
+            .boxed()
     }
 }
 

@@ -88,14 +88,19 @@ impl Service {
         if current.role == Role::SuperAdmin && role != Role::SuperAdmin {
             ensure_another_super_admin(&txn, &actor.partner_id, id).await?;
         }
+        let was = current.role;
         let mut am = current.into_active_model();
         am.role = Set(role);
         am.updated_at = Set(crate::now());
         let u = am.update(&txn).await?;
+        // Tokens at the member's role follow it, up or down; a token made narrower on purpose
+        // (for a tool that needs less) keeps its role, lowered only if the new role is lower
+        // still.
         api_token::Entity::update_many()
             .col_expr(api_token::Column::Role, Expr::value(role.as_str()))
             .filter(api_token::Column::UserId.eq(id))
             .filter(api_token::Column::PartnerId.eq(&actor.partner_id))
+            .filter(api_token::Column::Role.is_in(tokens_taking(was, role)))
             .exec(&txn)
             .await?;
         events::record(
@@ -186,4 +191,13 @@ async fn ensure_another_super_admin(
         ));
     }
     Ok(())
+}
+
+/// When a member's role changes from `was` to `now`, the roles of the member's tokens that take
+/// `now`: those at `was`, and those above `now`; the rest keep theirs.
+fn tokens_taking(was: Role, now: Role) -> Vec<Role> {
+    use sea_orm::Iterable;
+    Role::iter()
+        .filter(|r| *r == was || (r.at_least(now) && *r != now))
+        .collect()
 }

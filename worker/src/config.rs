@@ -141,6 +141,12 @@ pub struct Config {
     #[arg(long, env = "CLEARHIRE_TOKEN_CACHE_SECS", default_value_t = 5)]
     pub token_cache_secs: u64,
 
+    /// Seconds between a running subscription's checks that its connection's token still holds
+    /// (not revoked or expired, same role); when it no longer does, the subscription ends with
+    /// an error.
+    #[arg(long, env = "CLEARHIRE_LIVE_TOKEN_CHECK_SECS", default_value_t = 30)]
+    pub live_token_check_secs: u64,
+
     /// Log every SQL statement.
     #[arg(long, env = "CLEARHIRE_LOG_SQL", default_value_t = false)]
     pub log_sql: bool,

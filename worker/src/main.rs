@@ -23,13 +23,14 @@ struct Cli {
 
 /// Settings only api processes read. A worker accepts them (one environment may serve both) but
 /// does not list them.
-const API_ONLY: [&str; 7] = [
+const API_ONLY: [&str; 8] = [
     "embedded_workers",
     "max_page_size",
     "max_query_depth",
     "max_query_complexity",
     "batch_window_ms",
     "token_cache_secs",
+    "live_token_check_secs",
     "shutdown_grace_secs",
 ];
 

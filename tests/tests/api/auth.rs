@@ -181,6 +181,32 @@ async fn token_for_a_team_member_carries_their_email_and_follows_their_role() {
     .data();
     let me = app.gql_as(Some(&token), "{ me { role } }", json!({})).await;
     assert_eq!(me.data()["me"]["role"], "team_member");
+    // A token made narrower on purpose keeps its role when the member is promoted; the
+    // member's token at their role follows them up.
+    let narrow = app
+        .gql("mutation($u: ID!) { createApiToken(input: {name: \"bi\", role: limited_team_member, userId: $u}) { token } }", json!({"u": uid}))
+        .await
+        .data()["createApiToken"]["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    app.gql(
+        "mutation($u: ID!) { changeTeamMemberRole(id: $u, role: admin) { role } }",
+        json!({"u": uid}),
+    )
+    .await
+    .data();
+    let role_of = |t: String| {
+        let app = &app;
+        async move {
+            app.gql_as(Some(&t), "{ me { role } }", json!({}))
+                .await
+                .data()["me"]["role"]
+                .clone()
+        }
+    };
+    assert_eq!(role_of(token.clone()).await, "admin");
+    assert_eq!(role_of(narrow.clone()).await, "limited_team_member");
     // Removed: the token is revoked.
     app.gql(
         "mutation($u: ID!) { removeTeamMember(id: $u) { id } }",

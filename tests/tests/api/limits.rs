@@ -186,3 +186,35 @@ async fn schema_level_errors_carry_a_code_and_the_field() {
         app.gql(query, vars).await.expect_err(code, field);
     }
 }
+
+/// A request body over 1 MiB is refused before it is read, with or without a token.
+#[tokio::test]
+async fn oversized_request_bodies_are_refused() {
+    let app = spawn_app().await;
+    let padding = "#".repeat(2 << 20);
+    let resp = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"query": format!("{padding}\n{{ me {{ role }} }}")}).to_string())
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(resp.status(), 413);
+    // Under the limit, the same padding's smaller sibling is fine.
+    let r = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&app.token)
+        .header("content-type", "application/json")
+        .body(
+            serde_json::json!({"query": format!("{}\n{{ me {{ role }} }}", "#".repeat(100_000))})
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["data"]["me"]["role"], "super_admin", "{body}");
+}

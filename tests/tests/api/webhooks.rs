@@ -1259,6 +1259,183 @@ async fn next_json(
     }
 }
 
+/// Reads messages into `seen` until `pred` holds for them (10 s at most).
+async fn read_until(
+    ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+    seen: &mut Vec<Value>,
+    what: &str,
+    pred: impl Fn(&[Value]) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !pred(seen) {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}; got {seen:#?}"))
+            .expect("open")
+            .expect("ok");
+        if let Message::Text(t) = msg {
+            seen.push(serde_json::from_str(t.as_str()).expect("json"));
+        }
+    }
+}
+
+/// The payload of operation `id`'s first `next` message.
+fn next_of<'a>(seen: &'a [Value], id: &str) -> Option<&'a Value> {
+    seen.iter()
+        .find(|m| m["id"] == id && m["type"] == "next")
+        .map(|m| &m["payload"])
+}
+
+/// A socket is only as good as its token: queries and mutations over it run for the caller
+/// alone (two identical mutations make two tokens; nested lists load), every operation checks
+/// the token again, and a running subscription ends with UNAUTHENTICATED once it is revoked.
+#[tokio::test]
+async fn a_socket_follows_its_token() {
+    let app = spawn_app_with(|c| c.live_token_check_secs = 1).await;
+    let minted = app
+        .gql(
+            "mutation { createApiToken(input: {name: \"dashboard\", role: super_admin}) { token apiToken { id } } }",
+            json!({}),
+        )
+        .await;
+    let token = minted.data()["createApiToken"]["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let token_id = minted.data()["createApiToken"]["apiToken"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    app.start_check(&app.candidate("socket@example.com").await, false)
+        .await;
+    let mut ws = subscribe(
+        &app,
+        &token,
+        "subscription { checkStatusChanged { checkId state } }",
+    )
+    .await;
+    let op = |id: &str, query: &str| {
+        Message::text(
+            json!({"id": id, "type": "subscribe", "payload": {"query": query}}).to_string(),
+        )
+    };
+    ws.send(op(
+        "q",
+        "{ me { tokenId } candidates(first: 5) { nodes { email checks { status } } } }",
+    ))
+    .await
+    .expect("send");
+    let mint = "mutation { createApiToken(input: {name: \"twin\", role: team_member}) { token } }";
+    ws.send(op("m1", mint)).await.expect("send");
+    ws.send(op("m2", mint)).await.expect("send");
+    let mut seen = Vec::new();
+    read_until(&mut ws, &mut seen, "the query and both mutations", |s| {
+        ["q", "m1", "m2"].iter().all(|id| next_of(s, id).is_some())
+    })
+    .await;
+    let q = next_of(&seen, "q").expect("q");
+    assert!(q.get("errors").is_none(), "{q}");
+    assert_eq!(q["data"]["me"]["tokenId"], token_id.as_str());
+    assert_eq!(
+        q["data"]["candidates"]["nodes"][0]["checks"][0]["status"], "initiated",
+        "{q}"
+    );
+    let twin = |id: &str| {
+        next_of(&seen, id).expect("mutation")["data"]["createApiToken"]["token"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    };
+    assert_ne!(twin("m1"), twin("m2"), "each mutation ran");
+
+    // Revoked (over HTTP): the next operation on the socket is refused, and the running
+    // subscription ends with the same error.
+    app.gql(
+        "mutation($id: ID!) { revokeApiToken(id: $id) { id } }",
+        json!({"id": token_id}),
+    )
+    .await
+    .data();
+    ws.send(op("after", mint)).await.expect("send");
+    read_until(
+        &mut ws,
+        &mut seen,
+        "the refusal and the subscription's end",
+        |s| {
+            let refused = |id: &str| {
+                s.iter().any(|m| {
+                    m["id"] == id
+                        && m["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+                })
+            };
+            refused("after")
+                && refused("1")
+                && s.iter().any(|m| m["id"] == "1" && m["type"] == "complete")
+        },
+    )
+    .await;
+    assert!(
+        next_of(&seen, "after").is_some_and(|p| p["data"].is_null()),
+        "nothing minted after the revocation"
+    );
+}
+
+/// One connection runs at most 100 operations at once: the next is refused with a code, and
+/// once one ends another may start.
+#[tokio::test]
+async fn a_connection_runs_at_most_a_hundred_operations() {
+    let app = spawn_app().await;
+    let mut ws = subscribe(
+        &app,
+        &app.token,
+        "subscription { checkStatusChanged(candidateId: \"c0\") { state } }",
+    )
+    .await;
+    for n in 1..=100 {
+        ws.send(Message::text(
+            json!({"id": format!("s{n}"), "type": "subscribe", "payload": {
+                "query": format!("subscription {{ checkStatusChanged(candidateId: \"c{n}\") {{ state }} }}")
+            }})
+            .to_string(),
+        ))
+        .await
+        .expect("send");
+    }
+    let mut seen = Vec::new();
+    read_until(&mut ws, &mut seen, "the 101st refused", |s| {
+        s.iter().any(|m| {
+            m["id"] == "s100"
+                && m["payload"]["errors"][0]["extensions"]["code"] == "TOO_MANY_OPERATIONS"
+        })
+    })
+    .await;
+    assert!(
+        seen.iter().all(|m| m["id"] == "s100"),
+        "only the 101st answered: {seen:?}"
+    );
+    // One stops; a new one runs.
+    ws.send(Message::text(
+        json!({"id": "s1", "type": "complete"}).to_string(),
+    ))
+    .await
+    .expect("send");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    ws.send(Message::text(
+        json!({"id": "again", "type": "subscribe", "payload": {"query": "{ me { role } }"}})
+            .to_string(),
+    ))
+    .await
+    .expect("send");
+    read_until(&mut ws, &mut seen, "the new operation's answer", |s| {
+        next_of(s, "again").is_some()
+    })
+    .await;
+    assert_eq!(
+        next_of(&seen, "again").expect("again")["data"]["me"]["role"],
+        "super_admin"
+    );
+}
+
 /// The server reads with a small WebSocket buffer that grows for a larger message, and refuses
 /// a message over its 1 MiB cap by closing the connection.
 #[tokio::test]
