@@ -357,7 +357,9 @@ impl Executor for SharedSubscriptions {
             )])
             .boxed();
         }
-        futures_util::stream::once(self.clone().operation(request, token))
+        // Boxed: the operation's future (the authentication, a query's whole execution) is
+        // freed once it has made the stream, not kept inline beside every idle subscription.
+        futures_util::stream::once(Box::pin(self.clone().operation(request, token)))
             .flatten()
             // The slot is held as long as the stream lives.
             .map(move |r| {

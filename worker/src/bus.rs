@@ -34,6 +34,28 @@ impl From<entity::outbox::Model> for BusEvent {
     }
 }
 
+/// The `event_type` of the marker a process's bus sends its subscribers when its Redis
+/// subscription came back after a break: events published meanwhile never reached this process.
+pub const GAP_EVENT: &str = "bus.gap";
+
+impl BusEvent {
+    /// The marker of a break in the bus (see [`GAP_EVENT`]); it belongs to no partner.
+    pub fn gap() -> Self {
+        Self {
+            event_id: String::new(),
+            partner_id: String::new(),
+            event_type: GAP_EVENT.to_string(),
+            aggregate_id: String::new(),
+            payload: serde_json::Value::Null,
+            created_at: Utc::now(),
+        }
+    }
+
+    pub fn is_gap(&self) -> bool {
+        self.event_type == GAP_EVENT
+    }
+}
+
 /// How many events a subscriber may fall behind before it lags.
 pub const BUS_CAPACITY: usize = 4096;
 
@@ -118,8 +140,18 @@ async fn redis_subscriber(
             Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
                 Ok(()) => {
                     backoff = Duration::from_millis(100);
-                    if let Some(r) = ready.take() {
-                        let _ = r.send(());
+                    match ready.take() {
+                        Some(r) => {
+                            let _ = r.send(());
+                        }
+                        None => {
+                            // Subscribed again after a break: what was published meanwhile is
+                            // lost to this process's subscribers, and they are told so.
+                            tracing::warn!(
+                                "bus: Redis subscription restored; subscribers told of the gap"
+                            );
+                            let _ = local.send(Arc::new(BusEvent::gap()));
+                        }
                     }
                     let mut stream = pubsub.on_message();
                     while let Some(msg) = stream.next().await {

@@ -58,6 +58,15 @@ pub fn lagged(n: u64) -> Error {
         .extend_with(|_, ext| ext.set("code", "SUBSCRIBER_LAGGED"))
 }
 
+/// The error item subscribers get after a break in the event bus: events published while the
+/// process was cut off from Redis never reached it.
+pub fn events_missed() -> Error {
+    Error::new(
+        "the event stream was interrupted: events during the interruption may be missing; reload what you show",
+    )
+    .extend_with(|_, ext| ext.set("code", "EVENTS_MISSED"))
+}
+
 /// async-graphql's own errors (a query that does not parse or validate, an argument value of the
 /// wrong type or missing a required field, the depth and complexity limits) come without
 /// `extensions.code`; this gives them one, and an argument value error the name of its field,

@@ -8,7 +8,7 @@ use futures_util::stream::BoxStream;
 use tokio::sync::broadcast::error::RecvError;
 use worker::{Bus, BusEvent};
 
-use super::error::{GqlResult, actor, lagged};
+use super::error::{GqlResult, actor, events_missed, lagged};
 use super::types::CheckStatus;
 
 /// A check changed status.
@@ -67,7 +67,8 @@ fn status_event(e: &BusEvent) -> Option<CheckStatusEvent> {
 }
 
 /// The partner's bus events that `pick` maps to an item. A subscriber that falls too far behind
-/// gets an error item saying how many events it missed, then continues.
+/// gets an error item saying how many events it missed, then continues; after a break in the
+/// bus (Redis went away and came back) it gets an error item saying events may be missing.
 fn partner_stream<T: Send + 'static>(
     bus: &Bus,
     partner_id: String,
@@ -81,6 +82,7 @@ fn partner_stream<T: Send + 'static>(
         async move {
             loop {
                 match rx.recv().await {
+                    Ok(e) if e.is_gap() => return Some((Err(events_missed()), rx)),
                     Ok(e) if e.partner_id == partner_id => {
                         if let Some(item) = pick(&e) {
                             return Some((Ok(item), rx));

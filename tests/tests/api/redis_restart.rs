@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{TestApp, pg_url, spawn_app_with};
-use crate::webhooks::{Receiver, endpoint};
+use crate::webhooks::{Receiver, endpoint, next_json, subscribe};
 
 fn start_redis(port: u16) -> tokio::process::Child {
     tokio::process::Command::new("redis-server")
@@ -41,6 +41,14 @@ async fn wait_redis(port: u16) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("redis-server on {port} did not come up");
+}
+
+/// The check id of a `checkStatusChanged` message.
+fn id_of(m: &serde_json::Value) -> String {
+    m["payload"]["data"]["checkStatusChanged"]["checkId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a status change: {m}"))
+        .to_string()
 }
 
 async fn withdraw(app: &TestApp, check: &str) {
@@ -88,6 +96,13 @@ async fn a_redis_restart_mid_run_loses_no_webhook() {
             .collect()
     };
 
+    let mut live = subscribe(
+        &app,
+        &app.token,
+        "subscription { checkStatusChanged { checkId state } }",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     for (_, check) in &checks[..4] {
         withdraw(&app, check).await;
     }
@@ -105,8 +120,31 @@ async fn a_redis_restart_mid_run_loses_no_webhook() {
     // It comes back empty (no persistence): queued jobs are gone, the rows are not.
     let _redis = start_redis(port);
     wait_redis(port).await;
+    // The live subscriber saw the first four, then, once the bus is subscribed again, is told of
+    // the gap (changes made meanwhile may never reach it), then sees the changes made after.
+    let mut before_gap = BTreeSet::new();
+    loop {
+        let m = next_json(&mut live).await;
+        assert_eq!(m["type"], "next", "{m}");
+        match m["payload"]["errors"][0]["extensions"]["code"].as_str() {
+            Some("EVENTS_MISSED") => break,
+            Some(other) => panic!("unexpected error {other}: {m}"),
+            None => {
+                before_gap.insert(id_of(&m));
+            }
+        }
+    }
+    let first: BTreeSet<String> = checks[..4].iter().map(|(_, c)| c.clone()).collect();
+    assert_eq!(before_gap, first);
     for (_, check) in &checks[8..] {
         withdraw(&app, check).await;
+    }
+    let last: BTreeSet<String> = checks[8..].iter().map(|(_, c)| c.clone()).collect();
+    let mut after_gap = BTreeSet::new();
+    while !last.is_subset(&after_gap) {
+        let m = next_json(&mut live).await;
+        assert!(m["payload"].get("errors").is_none(), "{m}");
+        after_gap.insert(id_of(&m));
     }
     let want: BTreeSet<String> = checks.iter().map(|(c, _)| c.clone()).collect();
     rx.wait_for("every withdrawal, after the restart", 40, |_| {

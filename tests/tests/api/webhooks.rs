@@ -1204,7 +1204,7 @@ async fn legacy_subscribe(
     ws
 }
 /// A graphql-transport-ws client: connects, authenticates, subscribes.
-async fn subscribe(
+pub(crate) async fn subscribe(
     app: &TestApp,
     token: &str,
     query: &str,
@@ -1244,7 +1244,7 @@ async fn subscribe_with(
     ws
 }
 
-async fn next_json(
+pub(crate) async fn next_json(
     ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
 ) -> Value {
     loop {
