@@ -2,7 +2,7 @@
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, InputObject, Json, Object, SelectionField, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
-use entity::{check, check_status_history};
+use entity::{Role, check, check_status_history};
 use service::Columns;
 use service::check::NewCheck;
 
@@ -147,13 +147,22 @@ impl Check {
     }
     /// Every status change, oldest first.
     async fn history(&self, ctx: &Context<'_>) -> GqlResult<Vec<StatusChange>> {
+        // Reasons can quote the report (an adjudication's findings, a monitoring charge), which
+        // limited team members may not see.
+        let reasons = actor(ctx)?.role.at_least(Role::TeamMember);
         let loader = ctx.data_unchecked::<DataLoader<HistoryByCheck>>();
         Ok(loader
             .load_one(self.0.id.clone())
             .await?
             .unwrap_or_default()
             .into_iter()
-            .map(Into::into)
+            .map(|h| {
+                let mut change = StatusChange::from(h);
+                if !reasons {
+                    change.reason = None;
+                }
+                change
+            })
             .collect())
     }
     /// When it was created.
@@ -177,7 +186,8 @@ pub struct StatusChange {
     pub actor_id: String,
     /// Email of the team member who made the change, if a team member did.
     pub actor_email: Option<String>,
-    /// Why, as given with the change.
+    /// Why, as given with the change. Null for limited team members: a reason can quote the
+    /// report.
     pub reason: Option<String>,
     /// When it happened.
     pub at: DateTime<Utc>,

@@ -132,7 +132,7 @@ impl Subscription {
 
     /// Every event of your partner that your role may see, of the given types if any: API token
     /// and webhook endpoint events need super_admin, team member events admin, adverse action
-    /// events team_member.
+    /// events team_member; a limited team member's status changes come without their reason.
     async fn events(
         &self,
         ctx: &Context<'_>,
@@ -150,11 +150,18 @@ impl Subscription {
             {
                 return None;
             }
+            let mut payload = e.payload.clone();
+            if !role.at_least(entity::Role::TeamMember)
+                && let Some(p) = payload.as_object_mut()
+            {
+                // A status change's reason can quote the report (as in `history`).
+                p.remove("reason");
+            }
             Some(PartnerEvent {
                 event_id: e.event_id.clone(),
                 event_type: e.event_type.clone(),
                 aggregate_id: e.aggregate_id.clone(),
-                payload: Json(e.payload.clone()),
+                payload: Json(payload),
                 at: e.created_at,
             })
         })

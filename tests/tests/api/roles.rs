@@ -36,6 +36,35 @@ async fn limited_team_member_sees_candidates_and_statuses_but_no_ssn_dob_or_repo
             "{text}"
         );
     }
+    // A status change's reason can quote the report: kept from limited team members.
+    app.gql(
+        "mutation($c: ID!) { transitionCheck(input: {checkId: $c, status: withdrawn, reason: \"felony found in Travis County\"}) { status } }",
+        json!({"c": check}),
+    )
+    .await
+    .data();
+    let history = |token: String| {
+        let app = &app;
+        let check = check.clone();
+        async move {
+            app.gql_as(
+                Some(&token),
+                "query($c: ID!) { check(id: $c) { history { toStatus reason } } }",
+                json!({"c": check}),
+            )
+            .await
+            .data()["check"]["history"]
+                .clone()
+        }
+    };
+    let seen = history(limited.clone()).await;
+    assert_eq!(seen[1]["toStatus"], "withdrawn");
+    assert!(seen[1]["reason"].is_null(), "{seen}");
+    let tm = app.token_with_role("team_member").await;
+    assert_eq!(
+        history(tm).await[1]["reason"],
+        "felony found in Travis County"
+    );
     // May create candidates and start checks, not adjudicate.
     app.candidate_as(&limited, "limited-made@example.com").await;
     app.gql_as(

@@ -1011,6 +1011,19 @@ async fn undelivered_deliveries_follow_their_endpoints_url_and_state() {
     assert_eq!(got[1].id, got[2].id);
 }
 
+/// The payload of the next `events` item about a withdrawal.
+async fn withdrawn(
+    ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+) -> Value {
+    loop {
+        let m = next_json(ws).await;
+        let p = m["payload"]["data"]["events"]["payload"].clone();
+        if p["state"] == "withdrawn" {
+            return p;
+        }
+    }
+}
+
 /// The `events` subscription shows each role only the events of data it may read.
 #[tokio::test]
 async fn the_event_stream_shows_each_role_what_it_may_read() {
@@ -1054,6 +1067,26 @@ async fn the_event_stream_shows_each_role_what_it_may_read() {
     assert_eq!(types(vec![first]), ["candidate.created"]);
     let nothing = tokio::time::timeout(Duration::from_millis(300), limited_ws.next()).await;
     assert!(nothing.is_err(), "limited_team_member received {nothing:?}");
+
+    // A status change's reason can quote the report: a limited team member's events lack it.
+    let q = "subscription { events(types: [\"check.status_changed\"]) { payload } }";
+    let tm = app.token_with_role("team_member").await;
+    let mut tm_ws = subscribe(&app, &tm, q).await;
+    let mut limited_ws = subscribe(&app, &limited, q).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let check = app
+        .start_check(&app.candidate("reason@example.com").await, false)
+        .await;
+    app.gql(
+        "mutation($c: ID!) { transitionCheck(input: {checkId: $c, status: withdrawn, reason: \"felony found\"}) { status } }",
+        json!({"c": check}),
+    )
+    .await
+    .data();
+    assert_eq!(withdrawn(&mut tm_ws).await["reason"], "felony found");
+    let p = withdrawn(&mut limited_ws).await;
+    assert!(p.get("reason").is_none(), "{p}");
+    assert!(p["worker_id"].is_string(), "{p}");
 }
 
 /// A subscription the schema refuses says why with a code over WebSocket, as over HTTP.
