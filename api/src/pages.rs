@@ -572,7 +572,13 @@ async fn report_page(svc: &Service, token: &str, notice: Option<&str>) -> Respon
     let report = latest
         .map(|r| render_report(&r.report))
         .unwrap_or_else(|| "<p>Your report is not ready yet.</p>".into());
-    let dispute = if c.status == entity::CheckStatus::PendingFirstNotice {
+    let disputed = c.status == entity::CheckStatus::PendingFirstNotice
+        && svc.dispute_open(&c.id).await.unwrap_or(false);
+    let dispute = if disputed {
+        "<h2>Your dispute</h2><p>We are reinvestigating what you disputed. No decision is made \
+         on your application until we write to you with the outcome.</p>"
+            .to_string()
+    } else if c.status == entity::CheckStatus::PendingFirstNotice {
         format!(
             "<h2>Dispute this report</h2><p>If anything here is incomplete or inaccurate, tell us \
              what and why. No decision is made while we reinvestigate.</p>\
@@ -627,6 +633,16 @@ pub async fn report_dispute(
                 &svc,
                 &token,
                 Some(&format!("Your dispute was not sent: {message}.")),
+            )
+            .await
+        }
+        // The check changed at that very moment (the waiting period ending, say): the page as
+        // it now is says whether a dispute can still be sent.
+        Err(service::ServiceError::Conflict { .. }) => {
+            report_page(
+                &svc,
+                &token,
+                Some("Your dispute was not sent: your application changed at that moment. Please look below."),
             )
             .await
         }

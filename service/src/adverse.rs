@@ -487,6 +487,14 @@ impl Service {
         Ok(())
     }
 
+    /// Whether the check's adverse action waits on a dispute (the candidate's report page then
+    /// offers no second one).
+    pub async fn dispute_open(&self, check_id: &str) -> ServiceResult<bool> {
+        Ok(active(&self.db, check_id)
+            .await?
+            .is_some_and(|a| a.state == "disputed"))
+    }
+
     /// The adverse action of a check (the latest), for GraphQL.
     pub async fn adverse_action_of(
         &self,

@@ -764,11 +764,12 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
         None,
     )
     .await;
+    let html = sent.text().await.expect("html");
+    assert!(html.contains("Your dispute was received"), "{html}");
+    // While it is reinvestigated the page offers no second dispute.
     assert!(
-        sent.text()
-            .await
-            .expect("html")
-            .contains("Your dispute was received")
+        !html.contains("Dispute this report") && html.contains("We are reinvestigating"),
+        "{html}"
     );
     let r = app
         .gql("query($c: ID!) { check(id: $c) { status adverseAction { state dueAt remainingBusinessDays disputeReason } } }", json!({"c": check}))
