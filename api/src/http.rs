@@ -93,8 +93,7 @@ fn unauthenticated(message: &str) -> GraphQLResponse {
 }
 
 fn error(e: service::ServiceError) -> GraphQLResponse {
-    let err = graphql::error::gql(e);
-    async_graphql::Response::from_errors(vec![err.into_server_error(Default::default())]).into()
+    graphql::error::response(graphql::error::gql(e)).into()
 }
 
 /// Per-connection WebSocket buffers. The library's 128 KiB read buffer is zero-filled on the

@@ -35,7 +35,7 @@ use service::{Actor, Service, ServiceError};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::graphql::error::{gql, lagged, with_codes};
+use crate::graphql::error::{gql, lagged, response, with_codes};
 use crate::graphql::{AppSchema, BatchWindow};
 
 /// How many responses a member of a shared execution may fall behind before it lags (and is
@@ -183,10 +183,7 @@ impl SharedSubscriptions {
 
 /// The caller and request a shared execution is keyed on, or `None` when the request carries
 /// anything else that could change its answer (request data, uploads, extensions).
-fn key(request: &Request, session: &Data) -> Option<Key> {
-    let actor = session
-        .get(&TypeId::of::<Actor>())?
-        .downcast_ref::<Actor>()?;
+fn key(request: &Request, actor: &Actor) -> Option<Key> {
     if !request.data.is_empty() || !request.uploads.is_empty() || !request.extensions.is_empty() {
         return None;
     }
@@ -216,9 +213,7 @@ fn member(
     futures_util::stream::unfold((rx, execution), |(mut rx, execution)| async move {
         let item = match rx.recv().await {
             Ok(r) => copy(&r),
-            Err(RecvError::Lagged(n)) => {
-                Response::from_errors(vec![lagged(n).into_server_error(Default::default())])
-            }
+            Err(RecvError::Lagged(n)) => response(lagged(n)),
             Err(RecvError::Closed) => return None,
         };
         Some((item, (rx, execution)))
@@ -226,9 +221,9 @@ fn member(
     .boxed()
 }
 
-/// A response carrying one error.
-fn error_response(e: async_graphql::Error) -> Response {
-    Response::from_errors(vec![e.into_server_error(Default::default())])
+/// A stream of one response.
+fn only(r: Response) -> BoxStream<'static, Response> {
+    futures_util::stream::once(std::future::ready(r)).boxed()
 }
 
 fn session_get<T: 'static>(session: &Data) -> Option<&T> {
@@ -273,7 +268,7 @@ fn until_revoked(
             match Box::pin(svc.authenticate(&token)).await {
                 Ok(now) if now.partner_id == actor.partner_id && now.role == actor.role => {}
                 Ok(_) => {
-                    return error_response(gql(ServiceError::Forbidden(
+                    return response(gql(ServiceError::Forbidden(
                         "the token's role has changed: subscribe again".into(),
                     )));
                 }
@@ -281,7 +276,7 @@ fn until_revoked(
                 Err(ServiceError::Internal(e)) => {
                     tracing::warn!(error = %e, "subscription: token check failed; retrying later");
                 }
-                Err(e) => return error_response(gql(e)),
+                Err(e) => return response(gql(e)),
             }
         }
     });
@@ -300,18 +295,18 @@ impl SharedSubscriptions {
     async fn operation(self, request: Request, token: String) -> BoxStream<'static, Response> {
         let actor = match self.svc.authenticate(&token).await {
             Ok(a) => a,
-            Err(e) => return futures_util::stream::iter([error_response(gql(e))]).boxed(),
+            Err(e) => return only(response(gql(e))),
         };
         if !is_subscription(&request) {
             // A query or mutation: run for this caller alone, as over HTTP.
             let request = crate::graphql::with_actor(request, &self.svc, actor, self.window);
-            let response = with_codes(self.schema.execute(request).await);
-            return futures_util::stream::iter([response]).boxed();
+            return only(with_codes(self.schema.execute(request).await));
         }
+        let key = key(&request, &actor);
         let mut data = Data::default();
         data.insert(actor.clone());
         let session = Arc::new(data);
-        let stream = match key(&request, &session) {
+        let stream = match key {
             Some(key) => {
                 let (execution, rx) = self.join(key, request, session);
                 member(execution, rx)
@@ -334,28 +329,23 @@ impl Executor for SharedSubscriptions {
     ) -> BoxStream<'static, Response> {
         let session = session_data.unwrap_or_default();
         let Some(token) = session_get::<SessionToken>(&session).map(|t| t.0.clone()) else {
-            return futures_util::stream::iter([error_response(gql(
-                ServiceError::Unauthenticated(
-                    "send the token in the connection_init payload as Authorization".into(),
-                ),
-            ))])
-            .boxed();
+            return only(response(gql(ServiceError::Unauthenticated(
+                "send the token in the connection_init payload as Authorization".into(),
+            ))));
         };
+        // Operations the connection was running before this one.
+        let mut running = 0;
         let slot = session_get::<ConnectionOps>(&session).map(|ops| {
-            ops.0.fetch_add(1, Ordering::AcqRel);
+            running = ops.0.fetch_add(1, Ordering::AcqRel);
             OpSlot(ops.0.clone())
         });
-        if slot
-            .as_ref()
-            .is_some_and(|s| s.0.load(Ordering::Acquire) > MAX_OPERATIONS_PER_CONNECTION)
-        {
-            return futures_util::stream::iter([error_response(
+        if running >= MAX_OPERATIONS_PER_CONNECTION {
+            return only(response(
                 async_graphql::Error::new(format!(
                     "at most {MAX_OPERATIONS_PER_CONNECTION} operations at once on one connection"
                 ))
                 .extend_with(|_, ext| ext.set("code", "TOO_MANY_OPERATIONS")),
-            )])
-            .boxed();
+            ));
         }
         // Boxed: the operation's future (the authentication, a query's whole execution) is
         // freed once it has made the stream, not kept inline beside every idle subscription.

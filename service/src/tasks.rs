@@ -435,17 +435,15 @@ impl Service {
         let check_id = t.check_id.as_deref().unwrap_or_default();
         match kind {
             TaskKind::Screening => self.run_screening(&t.partner_id, check_id, payload).await,
-            TaskKind::InviteReminder => {
-                self.send_reminder(&t.partner_id, check_id, t.run_at, screen::LINK_CONSENT)
-                    .await
-            }
-            TaskKind::RecheckConsentReminder => {
-                let purpose = screen::LINK_RECHECK_CONSENT;
-                self.send_reminder(&t.partner_id, check_id, t.run_at, purpose)
-                    .await
-            }
-            TaskKind::MonitoringConsentReminder => {
-                let purpose = screen::LINK_MONITORING_CONSENT;
+            TaskKind::InviteReminder
+            | TaskKind::RecheckConsentReminder
+            | TaskKind::MonitoringConsentReminder => {
+                // The purpose of the links the request was sent with.
+                let purpose = match kind {
+                    TaskKind::RecheckConsentReminder => screen::LINK_RECHECK_CONSENT,
+                    TaskKind::MonitoringConsentReminder => screen::LINK_MONITORING_CONSENT,
+                    _ => screen::LINK_CONSENT,
+                };
                 self.send_reminder(&t.partner_id, check_id, t.run_at, purpose)
                     .await
             }

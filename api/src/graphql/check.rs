@@ -147,9 +147,7 @@ impl Check {
     }
     /// Every status change, oldest first.
     async fn history(&self, ctx: &Context<'_>) -> GqlResult<Vec<StatusChange>> {
-        // Reasons can quote the report (an adjudication's findings, a monitoring charge), which
-        // limited team members may not see.
-        let reasons = actor(ctx)?.role.at_least(Role::TeamMember);
+        let reasons = sees_reasons(actor(ctx)?.role);
         let loader = ctx.data_unchecked::<DataLoader<HistoryByCheck>>();
         Ok(loader
             .load_one(self.0.id.clone())
@@ -191,6 +189,12 @@ pub struct StatusChange {
     pub reason: Option<String>,
     /// When it happened.
     pub at: DateTime<Utc>,
+}
+
+/// Whether `role` sees the reasons of status changes: they can quote the report (an
+/// adjudication's findings, a monitoring charge), which limited team members may not see.
+pub(crate) fn sees_reasons(role: Role) -> bool {
+    role.at_least(Role::TeamMember)
 }
 
 impl From<check_status_history::Model> for StatusChange {

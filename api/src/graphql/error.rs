@@ -52,6 +52,12 @@ pub fn svc<'a>(ctx: &'a async_graphql::Context<'_>) -> &'a service::Service {
     ctx.data_unchecked::<service::Service>()
 }
 
+/// A response carrying one error (a request refused before it runs, a subscription's error
+/// item).
+pub fn response(e: Error) -> async_graphql::Response {
+    async_graphql::Response::from_errors(vec![e.into_server_error(Default::default())])
+}
+
 /// The error item a subscriber gets when it fell behind and `n` events were dropped for it.
 pub fn lagged(n: u64) -> Error {
     Error::new(format!("subscriber too slow: {n} events missed"))

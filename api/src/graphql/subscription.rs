@@ -151,10 +151,9 @@ impl Subscription {
                 return None;
             }
             let mut payload = e.payload.clone();
-            if !role.at_least(entity::Role::TeamMember)
+            if !super::check::sees_reasons(role)
                 && let Some(p) = payload.as_object_mut()
             {
-                // A status change's reason can quote the report (as in `history`).
                 p.remove("reason");
             }
             Some(PartnerEvent {

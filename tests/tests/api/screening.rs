@@ -252,6 +252,15 @@ async fn emails(app: &TestApp, check: &str) -> Vec<Value> {
     v
 }
 
+/// The kinds of a check's emails, oldest first.
+async fn email_kinds(app: &TestApp, check: &str) -> Vec<Value> {
+    emails(app, check)
+        .await
+        .into_iter()
+        .map(|m| m["kind"].clone())
+        .collect()
+}
+
 async fn emails_of_kind(app: &TestApp, check: &str, kind: &str) -> Vec<Value> {
     emails(app, check)
         .await
@@ -634,11 +643,7 @@ async fn adverse_action_runs_in_the_fcra_order_on_business_days() {
         ],
     )
     .await;
-    let kinds: Vec<Value> = emails(&app, &check)
-        .await
-        .into_iter()
-        .map(|m| m["kind"].clone())
-        .collect();
+    let kinds = email_kinds(&app, &check).await;
     assert_eq!(
         kinds,
         json!(["report_copy", "pre_adverse_notice", "final_adverse_notice"])
@@ -914,11 +919,7 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
         r.data()["resolveDispute"]["adverseAction"]["state"],
         "cancelled"
     );
-    let kinds: Vec<Value> = emails(&app, &check4)
-        .await
-        .into_iter()
-        .map(|m| m["kind"].clone())
-        .collect();
+    let kinds = email_kinds(&app, &check4).await;
     assert_eq!(
         kinds,
         [
@@ -1126,11 +1127,7 @@ async fn a_partner_sends_the_consent_link_itself() {
     );
     advance(&app, 3);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let kinds: Vec<Value> = emails(&app, &invited)
-        .await
-        .iter()
-        .map(|m| m["kind"].clone())
-        .collect();
+    let kinds = email_kinds(&app, &invited).await;
     assert_eq!(kinds, [json!("invitation")], "no reminders");
 }
 

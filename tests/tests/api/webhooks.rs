@@ -170,6 +170,26 @@ pub(crate) async fn endpoint(app: &TestApp, url: &str, types: Value) -> (String,
     (e["id"].as_str().expect("id").to_string(), secret)
 }
 
+/// Applies `input` (an `UpdateWebhookEndpointInput`) to the endpoint.
+async fn update_endpoint(app: &TestApp, endpoint_id: &str, input: Value) {
+    app.gql(
+        "mutation($id: ID!, $i: UpdateWebhookEndpointInput!) { updateWebhookEndpoint(id: $id, input: $i) { url enabled } }",
+        json!({"id": endpoint_id, "i": input}),
+    )
+    .await
+    .data();
+}
+
+/// The id of the newest delivery.
+async fn newest_delivery(app: &TestApp) -> String {
+    app.gql("{ webhookDeliveries { id } }", json!({}))
+        .await
+        .data()["webhookDeliveries"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string()
+}
+
 fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object().expect("object").keys().cloned().collect()
 }
@@ -611,11 +631,7 @@ async fn endpoints_and_delivery_logs_are_per_partner_and_super_admin_only() {
     let cand = app.candidate("iso@example.com").await;
     app.start_check(&cand, true).await;
     rx.wait_for("a delivery", 10, |g| !g.is_empty()).await;
-    let d = app.gql("{ webhookDeliveries { id } }", json!({})).await;
-    let delivery = d.data()["webhookDeliveries"][0]["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let delivery = newest_delivery(&app).await;
 
     let (_, other) = app.other_partner().await;
     let o = app
@@ -677,13 +693,7 @@ async fn rotated_secrets_sign_side_by_side_and_resend_keeps_the_webhook_id() {
         verified(&got[0], &old) && verified(&got[0], &new),
         "both secrets sign during the grace period"
     );
-    let d = app
-        .gql("{ webhookDeliveries { id eventId } }", json!({}))
-        .await;
-    let id = d.data()["webhookDeliveries"][0]["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let id = newest_delivery(&app).await;
     app.gql(
         "mutation($id: ID!) { resendWebhookDelivery(id: $id) { status } }",
         json!({"id": id}),
@@ -812,17 +822,8 @@ async fn recovery_sends_again_what_failed_since_a_time() {
             .then_some(())
     })
     .await;
-    let set_enabled = |enabled: bool| {
-        let (app, endpoint_id) = (&app, endpoint_id.clone());
-        async move {
-            app.gql(
-                "mutation($id: ID!, $e: Boolean!) { updateWebhookEndpoint(id: $id, input: {enabled: $e}) { enabled } }",
-                json!({"id": endpoint_id, "e": enabled}),
-            )
-            .await
-            .data();
-        }
-    };
+    let set_enabled =
+        |enabled: bool| update_endpoint(&app, &endpoint_id, json!({"enabled": enabled}));
     // Disabling cancels the three (waiting for their retries); recovery needs it enabled.
     set_enabled(false).await;
     app.gql(
@@ -881,13 +882,7 @@ async fn a_slow_attempt_does_not_undo_a_resend_made_meanwhile() {
     app.start_check(&app.candidate("slow@example.com").await, true)
         .await;
     rx.wait_for("the slow attempt", 10, |g| !g.is_empty()).await;
-    let id = app
-        .gql("{ webhookDeliveries { id } }", json!({}))
-        .await
-        .data()["webhookDeliveries"][0]["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let id = newest_delivery(&app).await;
     app.gql(
         "mutation($id: ID!) { resendWebhookDelivery(id: $id) { status } }",
         json!({"id": id}),
@@ -927,18 +922,7 @@ async fn undelivered_deliveries_follow_their_endpoints_url_and_state() {
     let first = broken
         .wait_for("the first attempt", 10, |g| !g.is_empty())
         .await;
-    let set = |input: Value| {
-        let app = &app;
-        let endpoint_id = endpoint_id.clone();
-        async move {
-            app.gql(
-                "mutation($id: ID!, $i: UpdateWebhookEndpointInput!) { updateWebhookEndpoint(id: $id, input: $i) { url enabled } }",
-                json!({"id": endpoint_id, "i": input}),
-            )
-            .await
-            .data();
-        }
-    };
+    let set = |input: Value| update_endpoint(&app, &endpoint_id, input);
     set(json!({"url": fixed.url})).await;
     // The retry (about 5 s later) goes to the new URL, with the same webhook-id.
     let got = fixed
@@ -1319,6 +1303,11 @@ fn next_of<'a>(seen: &'a [Value], id: &str) -> Option<&'a Value> {
         .map(|m| &m["payload"])
 }
 
+/// A graphql-transport-ws `subscribe` message: operation `id` runs `query`.
+fn operation(id: &str, query: &str) -> Message {
+    Message::text(json!({"id": id, "type": "subscribe", "payload": {"query": query}}).to_string())
+}
+
 /// A socket is only as good as its token: queries and mutations over it run for the caller
 /// alone (two identical mutations make two tokens; nested lists load), every operation checks
 /// the token again, and a running subscription ends with UNAUTHENTICATED once it is revoked.
@@ -1347,20 +1336,15 @@ async fn a_socket_follows_its_token() {
         "subscription { checkStatusChanged { checkId state } }",
     )
     .await;
-    let op = |id: &str, query: &str| {
-        Message::text(
-            json!({"id": id, "type": "subscribe", "payload": {"query": query}}).to_string(),
-        )
-    };
-    ws.send(op(
+    ws.send(operation(
         "q",
         "{ me { tokenId } candidates(first: 5) { nodes { email checks { status } } } }",
     ))
     .await
     .expect("send");
     let mint = "mutation { createApiToken(input: {name: \"twin\", role: team_member}) { token } }";
-    ws.send(op("m1", mint)).await.expect("send");
-    ws.send(op("m2", mint)).await.expect("send");
+    ws.send(operation("m1", mint)).await.expect("send");
+    ws.send(operation("m2", mint)).await.expect("send");
     let mut seen = Vec::new();
     read_until(&mut ws, &mut seen, "the query and both mutations", |s| {
         ["q", "m1", "m2"].iter().all(|id| next_of(s, id).is_some())
@@ -1389,7 +1373,7 @@ async fn a_socket_follows_its_token() {
     )
     .await
     .data();
-    ws.send(op("after", mint)).await.expect("send");
+    ws.send(operation("after", mint)).await.expect("send");
     read_until(
         &mut ws,
         &mut seen,
@@ -1425,14 +1409,11 @@ async fn a_connection_runs_at_most_a_hundred_operations() {
     )
     .await;
     for n in 1..=100 {
-        ws.send(Message::text(
-            json!({"id": format!("s{n}"), "type": "subscribe", "payload": {
-                "query": format!("subscription {{ checkStatusChanged(candidateId: \"c{n}\") {{ state }} }}")
-            }})
-            .to_string(),
-        ))
-        .await
-        .expect("send");
+        let query =
+            format!("subscription {{ checkStatusChanged(candidateId: \"c{n}\") {{ state }} }}");
+        ws.send(operation(&format!("s{n}"), &query))
+            .await
+            .expect("send");
     }
     let mut seen = Vec::new();
     read_until(&mut ws, &mut seen, "the 101st refused", |s| {
@@ -1453,12 +1434,9 @@ async fn a_connection_runs_at_most_a_hundred_operations() {
     .await
     .expect("send");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    ws.send(Message::text(
-        json!({"id": "again", "type": "subscribe", "payload": {"query": "{ me { role } }"}})
-            .to_string(),
-    ))
-    .await
-    .expect("send");
+    ws.send(operation("again", "{ me { role } }"))
+        .await
+        .expect("send");
     read_until(&mut ws, &mut seen, "the new operation's answer", |s| {
         next_of(s, "again").is_some()
     })
