@@ -94,6 +94,7 @@ impl Application {
             self.service.clone(),
             window,
             Duration::from_secs(self.config.live_token_check_secs.max(1)),
+            Duration::from_secs(self.config.live_init_timeout_secs.max(1)),
         );
         let app = crate::http::routes(schema, self.service.clone(), window, live);
         Server::new_with_acceptor(self.acceptor)

@@ -1,4 +1,7 @@
 //! HTTP routes: `/graphql` (POST queries, GET GraphiQL), health, readiness and metrics.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
 use async_graphql_poem::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use futures_util::StreamExt;
@@ -10,7 +13,9 @@ use poem::{EndpointExt, IntoResponse, Response, Route, get, handler};
 use service::Service;
 
 use crate::graphql::{self, AppSchema};
-use crate::live::{ConnectionOps, ReadOnWake, SessionToken, SharedSubscriptions};
+use crate::live::{
+    ConnectionOps, ReadOnWake, SessionToken, SharedSink, SharedSubscriptions, closing_uninitialised,
+};
 use crate::parsed::ParsedQueries;
 
 /// The largest GraphQL request body taken over HTTP, as over WebSocket.
@@ -30,18 +35,19 @@ pub fn routes(
             get(graphql_get).post(graphql_post.with(SizeLimit::new(MAX_REQUEST_BYTES))),
         )
         .at("/consent/:token", get(crate::pages::consent_get))
+        // The candidate pages' forms are small: a larger body is refused before it is read.
         .at(
             "/consent/:token/sections/:key",
-            poem::post(crate::pages::consent_section),
+            poem::post(crate::pages::consent_section.with(SizeLimit::new(crate::pages::FORM_MAX))),
         )
         .at(
             "/consent/:token/sign",
-            poem::post(crate::pages::consent_sign),
+            poem::post(crate::pages::consent_sign.with(SizeLimit::new(crate::pages::FORM_MAX))),
         )
         .at("/report/:token", get(crate::pages::report_get))
         .at(
             "/report/:token/dispute",
-            poem::post(crate::pages::report_dispute),
+            poem::post(crate::pages::report_dispute.with(SizeLimit::new(crate::pages::FORM_MAX))),
         )
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
@@ -129,39 +135,49 @@ fn graphql_get(
         .into_response();
     };
     let executor = live.clone();
+    let init_timeout = live.init_timeout();
     let svc = svc.clone();
     ws.protocols(ALL_WEBSOCKET_PROTOCOLS)
         .config(websocket_config())
-        .on_upgrade(move |stream| {
+        .on_upgrade(move |stream| async move {
             let (sink, incoming) = stream.split();
-            GraphQLWebSocket::new_with_pair(sink, ReadOnWake::new(incoming), executor, protocol)
-                .on_connection_init(move |payload| async move {
-                    let token = ["Authorization", "authorization", "token"]
-                        .iter()
-                        .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
-                        .map(|t| {
-                            t.strip_prefix("Bearer ")
-                                .or_else(|| t.strip_prefix("bearer "))
-                                .unwrap_or(t)
-                                .trim()
-                                .to_string()
-                        })
-                        .ok_or_else(|| {
-                            graphql::error::gql(service::ServiceError::Unauthenticated(
-                                "send the token in the connection_init payload as Authorization"
-                                    .into(),
-                            ))
-                        })?;
-                    // Checked now, and again at every operation (`live`).
-                    svc.authenticate(&token)
-                        .await
-                        .map_err(graphql::error::gql)?;
-                    let mut data = async_graphql::Data::default();
-                    data.insert(SessionToken(token));
-                    data.insert(ConnectionOps::default());
-                    Ok(data)
-                })
-                .serve()
+            let sink = SharedSink::new(sink);
+            let initialised = Arc::new(AtomicBool::new(false));
+            let flag = initialised.clone();
+            let serve = GraphQLWebSocket::new_with_pair(
+                sink.clone(),
+                ReadOnWake::new(incoming),
+                executor,
+                protocol,
+            )
+            .on_connection_init(move |payload| async move {
+                let token = ["Authorization", "authorization", "token"]
+                    .iter()
+                    .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
+                    .map(|t| {
+                        t.strip_prefix("Bearer ")
+                            .or_else(|| t.strip_prefix("bearer "))
+                            .unwrap_or(t)
+                            .trim()
+                            .to_string()
+                    })
+                    .ok_or_else(|| {
+                        graphql::error::gql(service::ServiceError::Unauthenticated(
+                            "send the token in the connection_init payload as Authorization".into(),
+                        ))
+                    })?;
+                // Checked now, and again at every operation (`live`).
+                svc.authenticate(&token)
+                    .await
+                    .map_err(graphql::error::gql)?;
+                let mut data = async_graphql::Data::default();
+                data.insert(SessionToken(token));
+                data.insert(ConnectionOps::default());
+                flag.store(true, Ordering::Release);
+                Ok(data)
+            })
+            .serve();
+            closing_uninitialised(serve, sink, &initialised, init_timeout).await;
         })
         .into_response()
 }

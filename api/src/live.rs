@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{Data, ErrorExtensions, Executor, Request, Response};
+use futures_util::sink::{Sink, SinkExt};
 use futures_util::stream::{BoxStream, Stream, StreamExt};
 use futures_util::task::{ArcWake, AtomicWaker, waker_ref};
 use service::{Actor, Service, ServiceError};
@@ -105,6 +106,8 @@ pub struct SharedSubscriptions {
     window: BatchWindow,
     /// How often a running subscription checks its token.
     token_check: Duration,
+    /// How long a connection may wait before its `connection_init` succeeds.
+    init_timeout: Duration,
     running: Arc<Registry>,
 }
 
@@ -122,14 +125,21 @@ impl SharedSubscriptions {
         svc: Service,
         window: BatchWindow,
         token_check: Duration,
+        init_timeout: Duration,
     ) -> Self {
         Self {
             schema,
             svc,
             window,
             token_check,
+            init_timeout,
             running: Arc::default(),
         }
+    }
+
+    /// How long a connection may wait before its `connection_init` succeeds.
+    pub fn init_timeout(&self) -> Duration {
+        self.init_timeout
     }
 
     /// Executions running now (each serves one or more subscribers).
@@ -357,6 +367,73 @@ impl Executor for SharedSubscriptions {
                 r
             })
             .boxed()
+    }
+}
+
+/// A sink two owners can write to: the WebSocket protocol, and the connection's own close of a
+/// connection whose `connection_init` never succeeded ([`closing_uninitialised`]).
+pub struct SharedSink<S>(Arc<Mutex<S>>);
+
+impl<S> SharedSink<S> {
+    pub fn new(sink: S) -> Self {
+        Self(Arc::new(Mutex::new(sink)))
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, S> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<S> Clone for SharedSink<S> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<S: Sink<I> + Unpin, I> Sink<I> for SharedSink<S> {
+    type Error = S::Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner().poll_ready_unpin(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: I) -> Result<(), S::Error> {
+        self.inner().start_send_unpin(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner().poll_flush_unpin(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner().poll_close_unpin(cx)
+    }
+}
+
+/// Runs a connection (`serve`); if its `connection_init` has not succeeded (`initialised`)
+/// within `timeout`, closes it with 4408, graphql-transport-ws's "Connection initialisation
+/// timeout" (the legacy protocol names no code, and gets the same), so a socket that never
+/// authenticates does not stay open.
+pub async fn closing_uninitialised<S>(
+    serve: impl Future<Output = ()>,
+    mut sink: SharedSink<S>,
+    initialised: &AtomicBool,
+    timeout: Duration,
+) where
+    S: Sink<poem::web::websocket::Message> + Unpin,
+{
+    let mut serve = std::pin::pin!(serve);
+    tokio::select! {
+        () = &mut serve => return,
+        () = tokio::time::sleep(timeout) => {}
+    }
+    if initialised.load(Ordering::Acquire) {
+        serve.await;
+    } else {
+        let close =
+            poem::web::websocket::Message::close_with(4408u16, "Connection initialisation timeout");
+        // The peer may be gone already; the connection ends either way.
+        let _ = sink.send(close).await;
     }
 }
 

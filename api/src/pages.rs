@@ -47,7 +47,7 @@ i.src=img.value;}})();";
 
 /// The largest form body taken: room for a drawn signature (a PNG data URL of up to 2 MB, made
 /// longer by form encoding).
-const FORM_MAX: usize = 3 * 1024 * 1024;
+pub(crate) const FORM_MAX: usize = 3 * 1024 * 1024;
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
@@ -56,7 +56,13 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
          <title>{t}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
         t = esc(title),
     );
-    Html(html).with_status(status).into_response()
+    // Pages show what the candidate typed (a refused form keeps its values) and come from a
+    // link that is a credential: neither is kept by a cache nor sent on as a referrer.
+    Html(html)
+        .with_status(status)
+        .with_header("cache-control", "no-store")
+        .with_header("referrer-policy", "no-referrer")
+        .into_response()
 }
 
 fn problem_page(p: LinkProblem) -> Response {
@@ -148,10 +154,16 @@ fn render_consent(
             .unwrap_or(0)
             + 1;
         let mut boxes = String::new();
+        // A refusal's message is tied to the boxes, so a screen reader reads it with each.
+        let invalid = if error.is_some() {
+            " aria-invalid=\"true\" aria-describedby=\"err\""
+        } else {
+            ""
+        };
         for (i, b) in section.checkboxes.iter().enumerate() {
             // Checkbox labels are our own HTML (they may carry links to terms).
             boxes.push_str(&format!(
-                "<div class=\"check\"><input type=\"checkbox\" id=\"box{i}\" name=\"box{i}\" value=\"on\"> \
+                "<div class=\"check\"><input type=\"checkbox\" id=\"box{i}\" name=\"box{i}\" value=\"on\"{invalid}> \
                  <label for=\"box{i}\">{b}</label></div>"
             ));
         }
@@ -165,7 +177,7 @@ fn render_consent(
             .unwrap_or_default();
         let body = format!(
             "<p>Step {step} of {steps}: {subject}</p>\
-             <h1>{title}</h1>{err}<div class=\"copy\" tabindex=\"0\" aria-label=\"{title}\">{copy}</div>\
+             <h1>{title}</h1>{err}<div class=\"copy\" role=\"region\" tabindex=\"0\" aria-label=\"{title}\">{copy}</div>\
              <form method=\"post\" action=\"/consent/{token}/sections/{key}\">\
              <fieldset><legend>Please confirm</legend>{boxes}</fieldset>\
              <button type=\"submit\">I agree, continue</button></form>",
@@ -176,7 +188,12 @@ fn render_consent(
             key = section.key,
             token = esc(token),
         );
-        return page(status, &section.title, &body);
+        // A refused page says so in its title, which is what a screen reader announces first.
+        let title = match error {
+            Some(_) => format!("Error: {}", section.title),
+            None => section.title.clone(),
+        };
+        return page(status, &title, &body);
     }
     let value = |name: &str| {
         values
@@ -266,7 +283,12 @@ fn render_consent(
         name = esc(&view.full_name),
         sig = value("signature"),
     );
-    page(status, "Sign your consent", &body)
+    let title = if field_errors.is_empty() {
+        "Sign your consent"
+    } else {
+        "Error: Sign your consent"
+    };
+    page(status, title, &body)
 }
 
 #[handler]

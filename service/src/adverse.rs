@@ -233,6 +233,40 @@ impl Service {
         Ok(writes)
     }
 
+    /// The candidate's notice that an adverse action they were told of is cancelled (the check
+    /// approved), unless a dispute ends it: the dispute's outcome says so itself.
+    pub(crate) async fn adverse_cancelled<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        c: &check::Model,
+        cand: &candidate::Model,
+        partner: &partner::Model,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<Vec<SubQueryStatement>> {
+        if active(conn, &c.id)
+            .await?
+            .is_some_and(|a| a.state == "disputed")
+        {
+            return Ok(Vec::new());
+        }
+        let body = format!(
+            "Hello {first},\n\n{partner} has cancelled the adverse action on your application. \
+             The notice you were sent about your background check no longer applies, and your \
+             application goes ahead.\n",
+            first = cand.first_name,
+            partner = partner.name,
+        );
+        let subject = format!("{}: adverse action cancelled", partner.name);
+        Ok(mail::sending(
+            cand,
+            &c.id,
+            mail::kind::ADVERSE_CANCELLED,
+            &subject,
+            body,
+            now,
+        ))
+    }
+
     /// Starts adverse action on a `pending` (Consider) check.
     pub async fn start_adverse_action(
         &self,

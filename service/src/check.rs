@@ -352,7 +352,11 @@ impl Service {
         extras: StatusExtras,
     ) -> ServiceResult<PlannedTransition> {
         let from = current.status;
-        if !from.can_transition_to(to) {
+        // A monitoring charge on a check that cannot go to review (`review__cm` already,
+        // Consider, rejected, an adverse action) is a change "in place": the same status, with
+        // the new report and the tag, reported like any other change and causing nothing new.
+        let in_place = to == from && extras.monitoring_triggered == Some(true);
+        if !in_place && !from.can_transition_to(to) {
             let allowed: Vec<&str> = from
                 .next_statuses()
                 .iter()
@@ -383,12 +387,22 @@ impl Service {
             update = update.col_expr(check::Column::ConsentDate, Expr::value(now));
             next.consent_date = Some(now);
         }
-        if to == CheckStatus::Approved
-            && let Some(days) = partner.recheck_interval_days
-        {
-            let date = (now + chrono::Duration::days(i64::from(days))).date_naive();
+        if to == CheckStatus::Approved {
+            // The next interval recheck, or none once the partner has turned the interval off
+            // (an earlier date, left behind, would be rechecked at once and again forever).
+            let date = partner
+                .recheck_interval_days
+                .map(|days| (now + chrono::Duration::days(i64::from(days))).date_naive());
             update = update.col_expr(check::Column::RecheckDate, Expr::value(date));
-            next.recheck_date = Some(date);
+            next.recheck_date = date;
+        }
+        if to == CheckStatus::Withdrawn && current.cm_criminal_enroll.is_some() {
+            // A withdrawn check is no longer monitored (its open alerts are cancelled with it).
+            update = update.col_expr(
+                check::Column::CmCriminalEnroll,
+                Expr::value(Option::<chrono::NaiveDate>::None),
+            );
+            next.cm_criminal_enroll = None;
         }
         if let Some(report) = extras.report_enc {
             update = update.col_expr(check::Column::ReportEnc, Expr::value(report.clone()));
@@ -437,9 +451,12 @@ impl Service {
         let history = self.transition_history(&change);
         let event = self.transition_event(&change);
         // What the new status causes, for the check as the change leaves it.
-        let effects = self
-            .transition_effects(conn, &next, cand, partner, Some(from), to)
-            .await?;
+        let effects = if in_place {
+            Vec::new()
+        } else {
+            self.transition_effects(conn, &next, cand, partner, Some(from), to)
+                .await?
+        };
         Ok(PlannedTransition {
             update,
             next,

@@ -27,6 +27,8 @@ pub mod kind {
     pub const DISPUTE_RECEIVED: &str = "dispute_received";
     /// How a dispute ended: the report upheld (with the new date) or corrected.
     pub const DISPUTE_RESOLVED: &str = "dispute_resolved";
+    /// The partner cancelled an adverse action after the candidate had been sent its notice.
+    pub const ADVERSE_CANCELLED: &str = "adverse_action_cancelled";
     /// Continuous monitoring in a state that is not evergreen: fresh consent for a recheck.
     pub const MONITORING_CONSENT: &str = "monitoring_consent";
     /// A recheck where each background check needs the candidate's consent (California).

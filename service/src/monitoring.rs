@@ -12,10 +12,10 @@
 //! nothing about the arrest until a charge is found.
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::{CheckStatus, Role, candidate, candidate_link, check, monitoring_alert, partner};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, UpdateStatement};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Set,
 };
 use serde_json::json;
 
@@ -71,6 +71,22 @@ pub fn needs_fresh_consent(cand: &candidate::Model) -> bool {
             .iter()
             .any(|e| e.eq_ignore_ascii_case(s.trim()))
     })
+}
+
+/// The statement that ends a check's open alerts (`cancelled`): it was unenrolled or withdrawn.
+pub(crate) fn cancelling_alerts(check_id: &str, now: DateTime<Utc>) -> UpdateStatement {
+    monitoring_alert::Entity::update_many()
+        .col_expr(
+            monitoring_alert::Column::Status,
+            Expr::value(alert_status::CANCELLED),
+        )
+        .col_expr(monitoring_alert::Column::UpdatedAt, Expr::value(now))
+        .filter(monitoring_alert::Column::CheckId.eq(check_id))
+        .filter(
+            monitoring_alert::Column::Status
+                .is_in([alert_status::WAITING, alert_status::AWAITING_CONSENT]),
+        )
+        .into_query()
 }
 
 /// One page of enrolled checks.
@@ -135,19 +151,7 @@ impl Service {
             // Open alerts end with their rechecks, and a link asking for fresh consent stops
             // working (a later enrollment starts afresh).
             tasks::cancel(&txn, &c.id, &[TaskKind::MonitoringRecheck], now).await?;
-            monitoring_alert::Entity::update_many()
-                .col_expr(
-                    monitoring_alert::Column::Status,
-                    Expr::value(alert_status::CANCELLED),
-                )
-                .col_expr(monitoring_alert::Column::UpdatedAt, Expr::value(now))
-                .filter(monitoring_alert::Column::CheckId.eq(&c.id))
-                .filter(
-                    monitoring_alert::Column::Status
-                        .is_in([alert_status::WAITING, alert_status::AWAITING_CONSENT]),
-                )
-                .exec(&txn)
-                .await?;
+            txn.execute(&cancelling_alerts(&c.id, now)).await?;
             txn.execute(&crate::screen::revoking_links(
                 &c.id,
                 &[LINK_MONITORING_CONSENT],
@@ -502,12 +506,36 @@ impl Service {
             .await?;
         let txn = db::begin_write(&self.db).await?;
         let c = crate::check::find(&txn, partner_id, &alert.check_id).await?;
+        if c.cm_criminal_enroll.is_none() || c.status == CheckStatus::Withdrawn {
+            // Unenrolled or withdrawn while the provider searched.
+            return Ok(TaskOutcome::Done);
+        }
         if let Some(later) = self.wait_for_screening(&c) {
             return Ok(later);
         }
-        let mut am = alert.clone().into_active_model();
-        am.rechecks = Set(alert.rechecks + 1);
-        am.updated_at = Set(now);
+        let status = match (records.is_empty(), alert.rechecks) {
+            (false, _) => alert_status::CHARGED,
+            (true, 0) => alert_status::WAITING,
+            (true, _) => alert_status::NO_CHARGE,
+        };
+        // This run's result counts only if the alert is still as read: waiting, with the
+        // rechecks it had. Another run of the task (a lease that ran out) that recorded its
+        // result first, or an unenrollment, makes this one change nothing.
+        let recorded = monitoring_alert::Entity::update_many()
+            .col_expr(monitoring_alert::Column::Status, Expr::value(status))
+            .col_expr(
+                monitoring_alert::Column::Rechecks,
+                Expr::value(alert.rechecks + 1),
+            )
+            .col_expr(monitoring_alert::Column::UpdatedAt, Expr::value(now))
+            .filter(monitoring_alert::Column::Id.eq(&alert.id))
+            .filter(monitoring_alert::Column::Status.eq(alert_status::WAITING))
+            .filter(monitoring_alert::Column::Rechecks.eq(alert.rechecks))
+            .exec(&txn)
+            .await?;
+        if recorded.rows_affected == 0 {
+            return Ok(TaskOutcome::Done);
+        }
         if records.is_empty() {
             if alert.rechecks == 0 {
                 txn.execute(&tasks::scheduling(
@@ -519,15 +547,10 @@ impl Service {
                     now,
                 ))
                 .await?;
-            } else {
-                am.status = Set(alert_status::NO_CHARGE.into());
             }
-            am.update(&txn).await?;
             self.commit(txn).await?;
             return Ok(TaskOutcome::Done);
         }
-        am.status = Set(alert_status::CHARGED.into());
-        am.update(&txn).await?;
         // The check's latest report with the county's new records added (a check approved by
         // hand may have none: then the county is all it holds).
         let mut report: Report = match c.report_enc.as_deref() {
@@ -549,41 +572,38 @@ impl Service {
             "continuous monitoring: a charge was found in {} County, {} after an arrest on {}",
             alert.county, alert.state, alert.arrested_on
         );
+        // An approved check goes to compliance review. One that cannot (already in review,
+        // Consider, rejected, an adverse action under way) keeps its status, and the partner
+        // is still told: a status update with the monitoring tag, its state unchanged.
+        let to = if c.status.can_transition_to(CheckStatus::ReviewCm) {
+            CheckStatus::ReviewCm
+        } else {
+            c.status
+        };
         let sealed = self
             .keep_report(
                 &txn,
                 &c,
                 "monitoring",
                 &report,
-                Some(CheckStatus::ReviewCm),
+                Some(to),
                 std::slice::from_ref(&reason),
             )
             .await?;
-        if c.status.can_transition_to(CheckStatus::ReviewCm) {
-            self.apply_transition(
-                &txn,
-                &Actor::system(partner_id),
-                c,
-                CheckStatus::ReviewCm,
-                Some(&reason),
-                StatusExtras {
-                    report_enc: Some(sealed),
-                    monitoring_triggered: Some(true),
-                },
-            )
-            .await?;
-        } else {
-            check::Entity::update_many()
-                .col_expr(check::Column::ReportEnc, Expr::value(sealed))
-                .col_expr(
-                    check::Column::CriminalMonitoringTriggered,
-                    Expr::value(true),
-                )
-                .col_expr(check::Column::UpdatedAt, Expr::value(now))
-                .filter(check::Column::Id.eq(&c.id))
-                .exec(&txn)
-                .await?;
-        }
+        // Conditional on the check as read, like every status change: a change committed
+        // meanwhile makes this a conflict, and the task runs again.
+        self.apply_transition(
+            &txn,
+            &Actor::system(partner_id),
+            c,
+            to,
+            Some(&reason),
+            StatusExtras {
+                report_enc: Some(sealed),
+                monitoring_triggered: Some(true),
+            },
+        )
+        .await?;
         self.commit(txn).await?;
         Ok(TaskOutcome::Done)
     }

@@ -178,6 +178,10 @@ pub struct HostedConsent {
     pub user_agent: Option<String>,
 }
 
+/// Minutes a hosted form's evidence times may lie before the form was made or after it was
+/// submitted (the candidate's device keeps its own clock).
+const EVIDENCE_CLOCK_SKEW_MINUTES: i64 = 5;
+
 /// The answer to step two.
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant)] // returned once per request, never stored
@@ -256,6 +260,14 @@ impl Service {
             }
             CheckStatus::Approved => {
                 let mut writes = crate::adverse::ending_adverse_action(c, "cancelled", now);
+                if from.is_some_and(|f| {
+                    matches!(
+                        f,
+                        CheckStatus::PendingFirstNotice | CheckStatus::PendingSecondNotice
+                    )
+                }) {
+                    writes.extend(self.adverse_cancelled(conn, c, cand, partner, now).await?);
+                }
                 writes.extend(recheck_scheduling(c, now));
                 writes
             }
@@ -274,6 +286,8 @@ impl Service {
                     .collect();
                 vec![
                     crate::adverse::close_adverse_actions(&c.id, "cancelled", now).into(),
+                    // Monitoring ends with the check (the change itself unenrolls it).
+                    crate::monitoring::cancelling_alerts(&c.id, now).into(),
                     tasks::cancelling(&c.id, &steps, now).into(),
                     revoking_links(&c.id, &CONSENT_PAGE_LINKS, now).into(),
                 ]
@@ -893,9 +907,22 @@ impl Service {
                 .as_deref()
                 .is_some_and(disclosures::state_requires_summary);
         if summary_unread {
-            let kept = self
-                .complete_candidate_in(&txn, &candidate_actor, cand, &input)
-                .await;
+            // The state's summary comes before the authorization: the authorization already
+            // given is asked for again after it, so the evidence shows them in order.
+            let mut progress: BTreeMap<String, Vec<String>> =
+                serde_json::from_str(&link.progress).unwrap_or_default();
+            let reauthorize = progress.remove(disclosures::AUTHORIZATION).is_some();
+            let kept = async {
+                if reauthorize {
+                    let mut am: candidate_link::ActiveModel = link.clone().into();
+                    am.progress =
+                        Set(serde_json::to_string(&progress).map_err(anyhow::Error::from)?);
+                    am.update(&txn).await?;
+                }
+                self.complete_candidate_in(&txn, &candidate_actor, cand, &input)
+                    .await
+            }
+            .await;
             return match kept {
                 Ok(_) => {
                     self.commit(txn).await.map_err(problem)?;
@@ -910,13 +937,17 @@ impl Service {
                 }
             };
         }
-        let result: ServiceResult<()> = async {
+        let result: ServiceResult<bool> = async {
+            // First, so that of two submissions at once (a double click) the second waits for
+            // the first and finds the link used.
+            if using_link(&link.id, now).exec(&txn).await?.rows_affected != 1 {
+                return Ok(false);
+            }
             self.complete_candidate_in(&txn, &candidate_actor, cand, &input)
                 .await?;
             consent_evidence(&c, &link, "consent_page", signature, &details, now)?
                 .insert(&txn)
                 .await?;
-            using_link(&link.id, now).exec(&txn).await?;
             let consented = self
                 .apply_transition(
                     &txn,
@@ -936,14 +967,15 @@ impl Service {
                 StatusExtras::default(),
             )
             .await?;
-            Ok(())
+            Ok(true)
         }
         .await;
         match result {
-            Ok(()) => {
+            Ok(true) => {
                 self.commit(txn).await.map_err(problem)?;
                 Ok(ConsentSubmission::Signed(purpose))
             }
+            Ok(false) => Err(LinkProblem::Used),
             Err(ServiceError::Invalid { field, message }) => {
                 Ok(ConsentSubmission::Invalid(vec![(
                     field,
@@ -1088,6 +1120,23 @@ impl Service {
         let consent_document = domain::png_data_url("consentDocument", consent_document)?;
         let sections =
             disclosures::sections(&partner.name, &self.settings.agency, form.state.as_deref());
+        // The disclosures were chosen in step one for the form's state; a candidate who gives
+        // another state whose law asks for its own summary of rights was never shown it.
+        if let Some(given) = cand_in.state.as_deref().filter(|s| !s.trim().is_empty()) {
+            let given = domain::us_state("state", given)?;
+            if form.state.as_deref() != Some(given.as_str())
+                && disclosures::state_requires_summary(&given)
+            {
+                return Err(ServiceError::invalid(
+                    "state",
+                    format!(
+                        "the disclosures of this form were chosen for {}; a candidate in {given} \
+                         must be shown that state's disclosures: ask for a form with state {given}",
+                        form.state.as_deref().unwrap_or("no state")
+                    ),
+                ));
+            }
+        }
         let mut timestamps = BTreeMap::new();
         for key in sections.iter().map(|s| s.key).chain(["signature"]) {
             let times = input.timestamps.get(key).cloned().unwrap_or_default();
@@ -1098,10 +1147,22 @@ impl Service {
                 ));
             }
             for t in &times {
-                if DateTime::parse_from_rfc3339(t).is_err() {
+                let Ok(at) = DateTime::parse_from_rfc3339(t) else {
                     return Err(ServiceError::invalid(
                         format!("timestamps.{key}"),
                         format!("{t} is not an RFC 3339 time"),
+                    ));
+                };
+                // Acknowledged while the form was open: after step one made it and not later
+                // than now (a few minutes either way for the clocks of the candidate's device).
+                let skew = Duration::minutes(EVIDENCE_CLOCK_SKEW_MINUTES);
+                if at < form.created_at - skew || at > now + skew {
+                    return Err(ServiceError::invalid(
+                        format!("timestamps.{key}"),
+                        format!(
+                            "{t} is outside the time the form was open (created {})",
+                            form.created_at.to_rfc3339()
+                        ),
                     ));
                 }
             }
@@ -1110,8 +1171,16 @@ impl Service {
         let callback_url = domain::opt_text("callbackUrl", input.callback_url.as_deref(), 2048)?
             .map(|u| domain::http_url("callbackUrl", &u))
             .transpose()?;
-        let ip = domain::opt_text("metadata.ipAddress", input.ip_address.as_deref(), 64)?;
-        let ua = domain::opt_text("metadata.userAgent", input.user_agent.as_deref(), 500)?;
+        let ip = domain::opt_text("ipAddress", input.ip_address.as_deref(), 64)?;
+        if let Some(ip) = &ip
+            && ip.parse::<std::net::IpAddr>().is_err()
+        {
+            return Err(ServiceError::invalid(
+                "ipAddress",
+                format!("{ip} is not an IPv4 or IPv6 address"),
+            ));
+        }
+        let ua = domain::opt_text("userAgent", input.user_agent.as_deref(), 500)?;
         let mut cand_input = input.candidate.clone();
         cand_input.zip = Some(form.zipcode.clone());
         if cand_input.state.is_none() {
@@ -1526,7 +1595,13 @@ impl Service {
         else {
             return Ok(TaskOutcome::Done);
         };
-        if c.status != CheckStatus::Approved {
+        // Only while the partner still rechecks on an interval, and not before the check's date
+        // (the interval may have been turned off, or the date moved, since this was scheduled).
+        let today = self.clock.now().date_naive();
+        if c.status != CheckStatus::Approved
+            || partner.recheck_interval_days.is_none()
+            || c.recheck_date.is_none_or(|d| d > today)
+        {
             return Ok(TaskOutcome::Done);
         }
         if crate::monitoring::needs_fresh_consent(&cand) {
@@ -1577,18 +1652,19 @@ impl Service {
     }
 }
 
-/// The partner's interval recheck of an approved check, replacing an earlier one, if the check
-/// has a `recheck_date`.
+/// The partner's interval recheck of an approved check, replacing an earlier one: at its
+/// `recheck_date`, or none without one.
 fn recheck_scheduling(c: &check::Model, now: DateTime<Utc>) -> Vec<SubQueryStatement> {
+    let cancel = tasks::cancelling(&c.id, &[TaskKind::ScheduledRecheck], now).into();
     let Some(date) = c.recheck_date else {
-        return Vec::new();
+        return vec![cancel];
     };
     let at = date
         .and_hms_opt(0, 0, 0)
         .map(|d| d.and_utc())
         .unwrap_or(now);
     vec![
-        tasks::cancelling(&c.id, &[TaskKind::ScheduledRecheck], now).into(),
+        cancel,
         tasks::scheduling(
             &c.partner_id,
             Some(&c.id),

@@ -493,12 +493,15 @@ impl Service {
         Ok(TaskOutcome::Done)
     }
 
-    /// Tasks of a check, oldest first (for GraphQL and tests).
+    /// Tasks of a check, oldest first (for GraphQL and tests). Team members and above: the
+    /// kinds name monitoring's county rechecks (an arrest, charged or not) and errors can quote
+    /// a provider.
     pub async fn tasks_of_check(
         &self,
         actor: &crate::Actor,
         check_id: &str,
     ) -> ServiceResult<Vec<task::Model>> {
+        actor.require(entity::Role::TeamMember)?;
         crate::check::find(&self.db, &actor.partner_id, check_id).await?;
         Ok(task::Entity::find()
             .filter(task::Column::PartnerId.eq(&actor.partner_id))

@@ -87,6 +87,9 @@ pub struct SendSpec {
     pub secrets: Vec<String>,
     /// The endpoint as it was when the delivery was leased (`None` for `callback_url`).
     pub endpoint: Option<endpoint::Model>,
+    /// Why the delivery cannot be signed (a secret that does not decrypt, as after a change of
+    /// the encryption key): it is then not sent, and the attempt records this as its error.
+    pub cannot_sign: Option<String>,
 }
 
 /// Where the endpoint's columns are found in the row of `lease_with_signer_sql`.
@@ -95,7 +98,7 @@ const SIGNER_PREFIX: &str = "signer_";
 /// PostgreSQL: leases the due pending deliveries of a batch (`$1` the lease's end, `$2` their
 /// ids as a JSON array, `$3` due by) and returns each with the endpoint that signs it, its
 /// columns prefixed `SIGNER_PREFIX`: its own endpoint, or for a `callback_url` delivery the
-/// partner's first. An id without a row: nothing to send. The rows are found by their key
+/// partner's oldest enabled one (the oldest of all if none is enabled). An id without a row: nothing to send. The rows are found by their key
 /// alone: `IS TRUE` keeps the planner off the (status, next_attempt_at) index, which, with
 /// statistics that call pending rows rare, it took, scanning the whole overdue backlog in each
 /// batch exactly when there was a backlog.
@@ -120,7 +123,7 @@ SELECT d.*, {} FROM d LEFT JOIN LATERAL (
     UNION ALL
     (SELECT * FROM webhook_endpoints y
      WHERE d.endpoint_id IS NULL AND y.partner_id = d.partner_id
-     ORDER BY y.created_at LIMIT 1)
+     ORDER BY y.enabled DESC, y.created_at LIMIT 1)
 ) e ON true"#,
             signer.join(", ")
         )
@@ -758,6 +761,7 @@ impl Service {
                 None => {
                     endpoint::Entity::find()
                         .filter(endpoint::Column::PartnerId.eq(&d.partner_id))
+                        .order_by_desc(endpoint::Column::Enabled)
                         .order_by_asc(endpoint::Column::CreatedAt)
                         .one(&self.db)
                         .await?
@@ -765,7 +769,7 @@ impl Service {
             };
             (d, signer)
         };
-        let mut secrets = Vec::new();
+        let mut secrets = Ok(Vec::new());
         let leased_endpoint = if d.endpoint_id.is_some() {
             let Some(e) = signer.filter(|e| e.enabled) else {
                 // Queued before its endpoint was disabled or deleted: nothing will send it, so
@@ -777,21 +781,35 @@ impl Service {
                     .await?;
                 return Ok(None);
             };
-            secrets = self.signing_secrets(&e)?;
+            secrets = self.signing_secrets(&e);
             Some(e)
         } else {
-            // Results to a callback_url are signed with the partner's first endpoint's secrets
-            // (both during a rotation), so a partner verifies them the same way; without
-            // endpoints they go unsigned.
+            // Results to a callback_url are signed with the secrets of the partner's oldest
+            // enabled endpoint (both during a rotation), so a partner verifies them the same
+            // way; a disabled one signs only when no endpoint is enabled; without endpoints
+            // they go unsigned.
             if let Some(e) = signer {
-                secrets = self.signing_secrets(&e)?;
+                secrets = self.signing_secrets(&e);
             }
             None
+        };
+        let (secrets, cannot_sign) = match secrets {
+            Ok(secrets) => (secrets, None),
+            Err(e) => {
+                tracing::error!(delivery = %d.id, error = %e, "webhook signing secret does not decrypt");
+                (
+                    Vec::new(),
+                    Some(format!(
+                        "the signing secret could not be decrypted (was CLEARHIRE_ENCRYPTION_KEY changed?): {e}"
+                    )),
+                )
+            }
         };
         Ok(Some(SendSpec {
             delivery: d,
             secrets,
             endpoint: leased_endpoint,
+            cannot_sign,
         }))
     }
 
@@ -830,12 +848,16 @@ impl Service {
                 Some(base) => {
                     let jitter = rand::rng().random_range(0.8..1.2);
                     let mut delay = Duration::milliseconds((*base as f64 * 1000.0 * jitter) as i64);
+                    // A longer `Retry-After` is waited for (up to a day); a shorter one does not
+                    // bring the retry forward, or a receiver answering "retry in 1 s" would spend
+                    // every attempt of the schedule within seconds.
                     if let Some(ra) = r.retry_after
                         && matches!(r.status_code, Some(429 | 503))
                     {
                         delay = Duration::from_std(ra)
                             .unwrap_or(delay)
-                            .min(Duration::hours(24));
+                            .min(Duration::hours(24))
+                            .max(delay);
                     }
                     NextStep::RetryAt(now + delay)
                 }

@@ -147,6 +147,11 @@ pub struct Config {
     #[arg(long, env = "CLEARHIRE_LIVE_TOKEN_CHECK_SECS", default_value_t = 30)]
     pub live_token_check_secs: u64,
 
+    /// Seconds a WebSocket may stay open without a successful `connection_init`; then it is
+    /// closed with 4408 (graphql-transport-ws's "Connection initialisation timeout").
+    #[arg(long, env = "CLEARHIRE_LIVE_INIT_TIMEOUT_SECS", default_value_t = 10)]
+    pub live_init_timeout_secs: u64,
+
     /// Log every SQL statement.
     #[arg(long, env = "CLEARHIRE_LOG_SQL", default_value_t = false)]
     pub log_sql: bool,

@@ -55,10 +55,13 @@ impl Dispatcher {
         let d = &spec.delivery;
         let timestamp = chrono::Utc::now().timestamp();
         let started = Instant::now();
-        let outcome = match url::Url::parse(&d.url)
-            .map_err(|e| e.to_string())
-            .and_then(|u| check_literal(&u, &self.allow))
-        {
+        let vetted = match &spec.cannot_sign {
+            Some(why) => Err(why.clone()),
+            None => url::Url::parse(&d.url)
+                .map_err(|e| e.to_string())
+                .and_then(|u| check_literal(&u, &self.allow)),
+        };
+        let outcome = match vetted {
             Err(e) => AttemptResult {
                 status_code: None,
                 response_body: None,

@@ -23,7 +23,7 @@ struct Cli {
 
 /// Settings only api processes read. A worker accepts them (one environment may serve both) but
 /// does not list them.
-const API_ONLY: [&str; 8] = [
+const API_ONLY: [&str; 9] = [
     "embedded_workers",
     "max_page_size",
     "max_query_depth",
@@ -31,6 +31,7 @@ const API_ONLY: [&str; 8] = [
     "batch_window_ms",
     "token_cache_secs",
     "live_token_check_secs",
+    "live_init_timeout_secs",
     "shutdown_grace_secs",
 ];
 

@@ -134,7 +134,8 @@ impl Check {
     ) -> GqlResult<Option<super::screening::AdverseAction>> {
         super::screening::check_fields::adverse_action(ctx, &self.0.id).await
     }
-    /// The check's timed steps (screening runs, reminders, waiting periods, rechecks).
+    /// The check's timed steps (screening runs, reminders, waiting periods, rechecks). Team
+    /// members and above.
     async fn tasks(&self, ctx: &Context<'_>) -> GqlResult<Vec<super::screening::ScheduledTask>> {
         super::screening::check_fields::tasks(ctx, &self.0.id).await
     }

@@ -60,7 +60,8 @@ pub struct Email {
     /// Recipient.
     pub to: String,
     /// `invitation`, `reminder`, `report_copy`, `pre_adverse_notice`, `final_adverse_notice`,
-    /// `dispute_received`, `dispute_resolved`, `recheck_consent`, `monitoring_consent`.
+    /// `dispute_received`, `dispute_resolved`, `adverse_action_cancelled`, `recheck_consent`,
+    /// `monitoring_consent`.
     pub kind: String,
     /// Subject line.
     pub subject: String,

@@ -7,6 +7,7 @@ use serde::Serialize;
 /// The consumer reporting agency named in the disclosures.
 /// The key of the state summary of rights, the section only some states call for.
 pub const STATE_SUMMARY: &str = "summary_of_state_rights";
+pub const AUTHORIZATION: &str = "authorization_of_background_investigation";
 
 /// The consumer reporting agency the forms and notices name: whoever operates this deployment.
 /// FCRA §615(a) wants its name, address and telephone number in an adverse-action notice, and
@@ -596,7 +597,7 @@ fn authorization(company: &str, agency: &str) -> Section {
          valid as the original.</p>"
     );
     section(
-        "authorization_of_background_investigation",
+        AUTHORIZATION,
         "Authorization of Background Investigation",
         copy,
         &[(

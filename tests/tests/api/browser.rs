@@ -269,6 +269,11 @@ impl Browser {
                 refused.contains(&format!("<h1>{title}")),
                 "the same section again"
             );
+            // The message is tied to the boxes, and the page's title says a correction is due.
+            assert!(
+                refused.contains("aria-describedby=\"err\"") && refused.contains("<title>Error: "),
+                "{refused}"
+            );
             for b in self.find_all("input[type=checkbox]").await {
                 self.keys(&b, SPACE).await;
             }

@@ -138,14 +138,14 @@ async fn a_withdrawal_reads_and_writes_in_two_statements_on_postgresql() {
     app.transition(&check, "withdrawn").await.data();
     let n = app.service.statements_executed() - before;
     // The check with its candidate and partner, then the status update with its history, its
-    // event, closing adverse actions, cancelling timed steps and revoking consent links: on
-    // PostgreSQL one statement, outside a transaction (no BEGIN or COMMIT, which the count
-    // would not show); on SQLite six, in a transaction, as it has no `INSERT` or `UPDATE` in a
-    // `WITH`.
+    // event, closing adverse actions, cancelling monitoring alerts and timed steps and revoking
+    // consent links: on PostgreSQL one statement, outside a transaction (no BEGIN or COMMIT,
+    // which the count would not show); on SQLite seven, in a transaction, as it has no `INSERT`
+    // or `UPDATE` in a `WITH`.
     let expected = if crate::helpers::pg_url().is_some() {
         2
     } else {
-        7
+        8
     };
     assert_eq!(n, expected, "statements for one withdrawal");
 }
@@ -217,4 +217,20 @@ async fn oversized_request_bodies_are_refused() {
     assert_eq!(r.status(), 200);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["data"]["me"]["role"], "super_admin", "{body}");
+    // The candidate pages' forms too, link or no link (before, read whole into memory).
+    for path in [
+        "/consent/no-such-link/sign",
+        "/consent/no-such-link/sections/disclosure",
+        "/report/no-such-link/dispute",
+    ] {
+        let resp = app
+            .client
+            .post(app.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("signature={}", "a".repeat(4 << 20)))
+            .send()
+            .await
+            .expect("response");
+        assert_eq!(resp.status(), 413, "{path}");
+    }
 }

@@ -26,7 +26,13 @@ async fn limited_team_member_sees_candidates_and_statuses_but_no_ssn_dob_or_repo
     assert_eq!(r.data()["candidate"]["checks"][0]["status"], "emailed");
     assert_eq!(r.data()["candidate"]["checks"][0]["statusLabel"], "Emailed");
 
-    for field in ["ssn", "dateOfBirth", "checks { report }"] {
+    // Timed steps name monitoring's county rechecks and quote provider errors: kept too.
+    for field in [
+        "ssn",
+        "dateOfBirth",
+        "checks { report }",
+        "checks { tasks { kind } }",
+    ] {
         let q = format!("query($id: ID!) {{ candidate(id: $id) {{ firstName {field} }} }}");
         let r = app.gql_as(Some(&limited), &q, json!({"id": id})).await;
         r.expect_err("FORBIDDEN", None);

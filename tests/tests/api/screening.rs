@@ -51,13 +51,10 @@ async fn post_form<K: AsRef<str>, V: AsRef<str>>(
     req.send().await.expect("form post")
 }
 
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339()
-}
-
-/// Consent evidence for every section of the form.
-fn timestamps() -> Value {
-    let t = now_rfc3339();
+/// Consent evidence for every section of the form, acknowledged now on the service's clock
+/// (which tests move).
+fn timestamps(app: &TestApp) -> Value {
+    let t = app.service.clock().now().to_rfc3339();
     json!({
         "welcome": [t], "summaryOfRights": [t], "disclosure": [t],
         "summaryOfStateRights": [t], "authorizationOfBackgroundInvestigation": [t], "signature": [t]
@@ -128,7 +125,7 @@ async fn submit_hosted_in(
                 "address": "3 Bagshot Row", "city": city,
                 "driversLicenseNumber": "D1234567", "driversLicenseState": "CA",
                 "consentDocument": SIGNATURE_PNG, "callbackUrl": callback,
-                "timestamps": timestamps(), "ipAddress": "203.0.113.7", "userAgent": "test-suite/1"
+                "timestamps": timestamps(app), "ipAddress": "203.0.113.7", "userAgent": "test-suite/1"
             }}),
         )
         .await;
@@ -327,7 +324,7 @@ async fn hosted_form_starts_a_check_without_address_or_city() {
                 "formId": form["formId"], "firstName": "Nob", "lastName": "Butterbur", "noMiddleName": true,
                 "email": "nob@example.com", "phone": "4155550134", "dateOfBirth": "1975-02-03",
                 "ssn": next_ssn(), "driversLicenseNumber": "D7654321", "driversLicenseState": "CA",
-                "consentDocument": SIGNATURE_PNG, "timestamps": timestamps()
+                "consentDocument": SIGNATURE_PNG, "timestamps": timestamps(&app)
             }}),
         )
         .await;
@@ -896,6 +893,15 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
         r.data()["cancelAdverseAction"]["adverseAction"]["state"],
         "cancelled"
     );
+    // The candidate, who had the pre-adverse notice, is told it no longer applies.
+    assert_eq!(
+        email_kinds(&app, &check2).await,
+        [
+            json!("report_copy"),
+            json!("pre_adverse_notice"),
+            json!("adverse_action_cancelled")
+        ]
+    );
     nothing_follows(&app, &rx, &cand2, "approved").await;
 
     // A dispute recorded by a team member, then found right: the report is corrected, the check
@@ -1170,6 +1176,11 @@ async fn the_consent_page_takes_a_candidate_from_invitation_to_processing() {
     assert_eq!(mail[0]["to"], "frodo@example.com");
     let link = invitation_link(&mail[0]);
     let client = no_redirects();
+    // The link is a credential and the page will show what the candidate types: not cached,
+    // not passed on as a referrer.
+    let first = client.get(&link).send().await.expect("page");
+    assert_eq!(first.headers()["cache-control"], "no-store");
+    assert_eq!(first.headers()["referrer-policy"], "no-referrer");
 
     // Each section in order; continuing without ticking the boxes is refused with a message.
     let seen = acknowledge_every_section(&app, &client, &link).await;
@@ -1272,8 +1283,15 @@ async fn the_consent_page_takes_a_candidate_from_invitation_to_processing() {
         c.data()["candidate"],
         json!({"city": "Hobbiton", "state": "CA", "zip": "94107"})
     );
+    // The state's summary, then the authorization again, so it is given after the summary.
     let state_summary = acknowledge_every_section(&app, &client, &link).await;
-    assert_eq!(state_summary, ["A Summary of Your State Rights"]);
+    assert_eq!(
+        state_summary,
+        [
+            "A Summary of Your State Rights",
+            "Authorization of Background Investigation"
+        ]
+    );
     let sign_page = client.get(&link).send().await.expect("page");
     let html = sign_page.text().await.expect("html");
     assert!(
@@ -1306,6 +1324,25 @@ async fn the_consent_page_takes_a_candidate_from_invitation_to_processing() {
         stamps.as_object().expect("o").len(),
         6,
         "five sections (the state's summary among them) and the signature: {stamps}"
+    );
+    let last = |key: &str| {
+        stamps[key]
+            .as_array()
+            .and_then(|t| t.last())
+            .and_then(|t| t.as_str())
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .unwrap_or_else(|| panic!("{key} in {stamps}"))
+    };
+    assert!(
+        last("summary_of_state_rights") <= last("authorization_of_background_investigation"),
+        "authorized after reading the state's summary: {stamps}"
+    );
+    assert_eq!(
+        stamps["authorization_of_background_investigation"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "the authorization given before the summary is not kept as if after it: {stamps}"
     );
 
     // The link worked once.
@@ -1504,6 +1541,32 @@ async fn rechecks_keep_every_report_and_follow_the_partner_interval() {
         ],
     )
     .await;
+    // The interval turned off: the next approval clears the date, and the recheck that was
+    // scheduled does not run (before, the old date came back and rechecked again and again).
+    app.gql("mutation { updatePartnerSettings(input: {recheckIntervalDays: 0}) { recheckIntervalDays } }", json!({}))
+        .await
+        .data();
+    app.gql(
+        "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
+        json!({"c": check}),
+    )
+    .await
+    .data();
+    app.wait_check_status(&check, "approved").await;
+    let r = app
+        .gql(
+            "query($c: ID!) { check(id: $c) { recheckDate } }",
+            json!({"c": check}),
+        )
+        .await;
+    assert_eq!(r.data()["check"]["recheckDate"], Value::Null);
+    advance(&app, 31);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        reports(&app, &check).await.len(),
+        4,
+        "no recheck without an interval"
+    );
     // Only completed checks can be rechecked.
     let other = app.candidate("busy@example.com").await;
     let busy = app.start_check(&other, true).await;
@@ -1783,6 +1846,90 @@ async fn continuous_monitoring_reports_a_charge_and_stays_silent_without_one() {
         )
         .await;
     assert_eq!(r.data()["check"]["criminalMonitoringTriggered"], false);
+}
+
+/// A charge found while the check cannot go to review (here it is in `review__cm` from an
+/// earlier charge) still reaches the partner: a status update with the monitoring tag and the
+/// state unchanged (before, the report changed silently). Withdrawing a monitored check ends
+/// its monitoring: unenrolled, its open alert cancelled, no new alert taken.
+#[tokio::test]
+async fn a_second_charge_is_reported_and_withdrawal_ends_monitoring() {
+    let (app, rx) = screening_app().await;
+    let (cand, check) = hosted_in_texas(&app, "Rosie", "Cotton").await;
+    app.wait_check_status(&check, "approved").await;
+    enroll_monitoring(&app, &check).await;
+    arrest_alert(&app, &check, true).await;
+    advance(&app, 15);
+    app.wait_check_status(&check, "review__cm").await;
+    arrest_alert(&app, &check, true).await;
+    advance(&app, 15);
+    expect_states(
+        &rx,
+        &cand,
+        &[
+            "consent",
+            "processing",
+            "approved",
+            "review__cm",
+            "review__cm",
+        ],
+    )
+    .await;
+    let update = rx
+        .received()
+        .into_iter()
+        .find(|r| {
+            r.json["worker_id"] == cand.as_str()
+                && r.json["original_state"] == "review__cm"
+                && r.json["state"] == "review__cm"
+        })
+        .expect("the second charge's webhook");
+    assert_eq!(update.json["criminal_monitoring_triggered"], true);
+    let monitoring_reports = reports(&app, &check)
+        .await
+        .iter()
+        .filter(|r| r["kind"] == "monitoring")
+        .count();
+    assert_eq!(monitoring_reports, 2);
+
+    arrest_alert(&app, &check, true).await;
+    app.transition(&check, "withdrawn").await.data();
+    let r = app
+        .gql(
+            "query($c: ID!) { check(id: $c) { cmCriminalEnroll monitoringAlerts { status } } monitoringEnrollments(first: 5) { totalCount } }",
+            json!({"c": check}),
+        )
+        .await;
+    assert_eq!(r.data()["check"]["cmCriminalEnroll"], Value::Null);
+    assert_eq!(r.data()["monitoringEnrollments"]["totalCount"], 0);
+    let mut alerts: Vec<String> = r.data()["check"]["monitoringAlerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .map(|a| a["status"].as_str().unwrap_or("?").to_string())
+        .collect();
+    alerts.sort();
+    assert_eq!(alerts, ["cancelled", "charged", "charged"]);
+    app.gql(
+        "mutation($c: ID!) { sandboxArrestAlert(checkId: $c, county: \"Alameda\", state: \"CA\", chargeFiled: true) { status } }",
+        json!({"c": check}),
+    )
+    .await
+    .expect_err("BAD_USER_INPUT", Some("checkId"));
+    advance(&app, 15);
+    expect_states(
+        &rx,
+        &cand,
+        &[
+            "consent",
+            "processing",
+            "approved",
+            "review__cm",
+            "review__cm",
+            "withdrawn",
+        ],
+    )
+    .await;
 }
 
 /// A county recheck that comes due while a recheck of the whole check is screening the candidate
@@ -2141,11 +2288,12 @@ async fn hosted_form_input_is_validated_and_duplicates_answer_with_the_existing_
             "formId": form_id, "firstName": "Lobelia", "lastName": "Sackville", "middleName": "B",
             "email": "lobelia@example.com", "phone": "4155550134", "dateOfBirth": "1950-01-01",
             "ssn": "212-45-6789", "address": "Bag End", "city": "Hobbiton",
-            "consentDocument": SIGNATURE_PNG, "timestamps": timestamps()
+            "consentDocument": SIGNATURE_PNG, "timestamps": timestamps(&app)
         })
     };
     let rows_before = app.count_rows("candidates").await;
     let f = form(None).await;
+    let now = app.service.clock().now().to_rfc3339();
     for (patch, want) in [
         (json!({"ssn": "123"}), "ssn"),
         (json!({"dateOfBirth": "tomorrow"}), "dateOfBirth"),
@@ -2169,6 +2317,19 @@ async fn hosted_form_input_is_validated_and_duplicates_answer_with_the_existing_
             "timestamps.welcome",
         ),
         (json!({"callbackUrl": "ftp://nope"}), "callbackUrl"),
+        // The form's disclosures were chosen for California (its ZIP code); a candidate in New
+        // York was not shown New York's summary of rights.
+        (json!({"state": "NY"}), "state"),
+        (json!({"ipAddress": "somewhere"}), "ipAddress"),
+        // Evidence from a day after the form was submitted cannot be true.
+        (
+            json!({"timestamps": {
+                "welcome": [(app.service.clock().now() + chrono::Duration::days(1)).to_rfc3339()],
+                "summaryOfRights": [now], "disclosure": [now], "summaryOfStateRights": [now],
+                "authorizationOfBackgroundInvestigation": [now], "signature": [now]
+            }}),
+            "timestamps.welcome",
+        ),
     ] {
         let mut i = base(&f);
         for (k, v) in patch.as_object().expect("o") {
@@ -2258,7 +2419,7 @@ async fn another_partner_cannot_reach_screening_of_this_one() {
     let mut i = json!({
         "formId": form_id, "firstName": "A", "lastName": "B", "noMiddleName": true, "email": "ab@example.com",
         "phone": "4155550134", "dateOfBirth": "1980-01-01", "ssn": next_ssn(),
-        "consentDocument": SIGNATURE_PNG, "timestamps": timestamps()
+        "consentDocument": SIGNATURE_PNG, "timestamps": timestamps(&app)
     });
     // A foreign form answers exactly as a missing one.
     let r = app

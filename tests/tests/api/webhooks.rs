@@ -549,6 +549,24 @@ async fn retry_after_on_429_is_honoured() {
 }
 
 #[tokio::test]
+async fn a_shorter_retry_after_does_not_bring_the_retry_forward() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    // Asks for 1 s; the schedule's first retry is about 5 s (±20%) and stands.
+    rx.answer_with_retry_after(503, 1);
+    endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
+    let cand = app.candidate("busy@example.com").await;
+    app.start_check(&cand, true).await;
+    let got = rx.wait_for("the retry", 15, |g| g.len() >= 2).await;
+    let gap = got[1].timestamp - got[0].timestamp;
+    assert!(
+        (3..=7).contains(&gap),
+        "waited {gap} s, the schedule says about 5"
+    );
+    assert_eq!(got[0].id, got[1].id);
+}
+
+#[tokio::test]
 async fn every_delivery_arrives_within_two_seconds_many_times_over() {
     // The workers' poll strategy must never stall (an idle worker that stops waking up would
     // leave a job until its 30 s heartbeat).
@@ -723,6 +741,68 @@ async fn rotated_secrets_sign_side_by_side_and_resend_keeps_the_webhook_id() {
     assert!(
         verified(&got[0], &old) && verified(&got[0], &new),
         "both secrets sign the results during the grace period"
+    );
+}
+
+#[tokio::test]
+async fn a_secret_that_does_not_decrypt_is_an_attempt_with_its_error() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
+    // As after the encryption key was changed: the stored secret no longer opens.
+    app.service
+        .db()
+        .execute_unprepared("UPDATE webhook_endpoints SET secret_enc = 'sealed-with-another-key'")
+        .await
+        .expect("update");
+    app.start_check(&app.candidate("unsignable@example.com").await, true)
+        .await;
+    let row = eventually("the attempt recorded", 10, || async {
+        let log = app
+            .gql(
+                "{ webhookDeliveries { status attemptCount attempts { statusCode error } } }",
+                json!({}),
+            )
+            .await;
+        let row = log.data()["webhookDeliveries"][0].clone();
+        (row["attemptCount"] == 1).then_some(row)
+    })
+    .await;
+    assert_eq!(row["status"], "pending", "retried on the schedule: {row}");
+    assert_eq!(row["attempts"][0]["statusCode"], Value::Null);
+    let error = row["attempts"][0]["error"].as_str().expect("error");
+    assert!(error.contains("could not be decrypted"), "{error}");
+    assert!(rx.received().is_empty(), "nothing is sent unsigned");
+}
+
+#[tokio::test]
+async fn results_are_signed_by_the_oldest_enabled_endpoint() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    let (first, first_secret) = endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
+    let (_, second_secret) = endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
+    update_endpoint(&app, &first, json!({"enabled": false})).await;
+    let results = Receiver::start().await;
+    let check = app
+        .gql(
+            "mutation($c: ID!, $u: String!) { startCheck(input: {candidateId: $c, callbackUrl: $u}) { id } }",
+            json!({"c": app.candidate("signer@example.com").await, "u": results.url}),
+        )
+        .await
+        .data()["startCheck"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    for s in ["consent", "processing", "approved"] {
+        app.transition(&check, s).await.data();
+    }
+    let got = results
+        .wait_for("the results webhook", 10, |g| !g.is_empty())
+        .await;
+    assert!(
+        verified(&got[0], &second_secret) && !verified(&got[0], &first_secret),
+        "the enabled endpoint signs, not the older disabled one"
     );
 }
 
@@ -1547,6 +1627,47 @@ async fn subscribers_see_their_own_partners_status_changes_live() {
         !matches!(closed, Some(Ok(Message::Text(ref t))) if t.contains("connection_ack")),
         "{closed:?}"
     );
+}
+
+/// A socket that has not authenticated within CLEARHIRE_LIVE_INIT_TIMEOUT_SECS is closed with
+/// 4408, in either protocol; one that has stays open past it.
+#[tokio::test]
+async fn a_socket_without_connection_init_is_closed_in_time() {
+    let app = spawn_app_with(|c| c.live_init_timeout_secs = 1).await;
+    let mut req = format!("ws://{}/graphql", app.addr)
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut silent, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connect");
+    let mut legacy = legacy_connect(&app).await;
+    let mut live = subscribe(
+        &app,
+        &app.token,
+        "subscription { checkStatusChanged { checkId state } }",
+    )
+    .await;
+    for ws in [&mut silent, &mut legacy] {
+        let closed = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("closed in time");
+        match closed {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(u16::from(frame.code), 4408, "{frame:?}");
+            }
+            other => panic!("expected a 4408 close, got {other:?}"),
+        }
+    }
+    // The authenticated socket is still served after the timeout.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.start_check(&app.candidate("late@example.com").await, false)
+        .await;
+    let got = next_json(&mut live).await;
+    assert_eq!(got["type"], "next", "{got}");
 }
 
 /// Identical subscriptions of one partner share one execution, and each subscriber still gets
