@@ -208,20 +208,20 @@ impl Service {
         }
         let total = q.clone().count(&self.db).await?;
         if let Some(cursor) = after {
-            // The cursor is the last check id seen; order is (enroll date, id) descending.
-            let last = crate::check::find(&self.db, &actor.partner_id, cursor)
-                .await
-                .map_err(|_| ServiceError::invalid("after", "not a cursor of this list"))?;
-            let Some(d) = last.cm_criminal_enroll else {
-                return Err(ServiceError::invalid("after", "not a cursor of this list"));
-            };
+            // The cursor is where the last item seen sat in the order, (enrollment date, id)
+            // descending: the page goes on from there even if that check has been unenrolled
+            // or enrolled again since.
+            let (d, id) = cursor
+                .split_once(':')
+                .and_then(|(d, id)| Some((d.parse::<NaiveDate>().ok()?, id)))
+                .ok_or_else(|| ServiceError::invalid("after", "not a cursor of this list"))?;
             q = q.filter(
                 sea_orm::Condition::any()
                     .add(check::Column::CmCriminalEnroll.lt(d))
                     .add(
                         sea_orm::Condition::all()
                             .add(check::Column::CmCriminalEnroll.eq(d))
-                            .add(check::Column::Id.lt(last.id)),
+                            .add(check::Column::Id.lt(id)),
                     ),
             );
         }
@@ -234,7 +234,9 @@ impl Service {
         let has_next_page = items.len() as u64 > first;
         items.truncate(first as usize);
         Ok(EnrolledPage {
-            end_cursor: items.last().map(|c| c.id.clone()),
+            end_cursor: items
+                .last()
+                .and_then(|c| Some(format!("{}:{}", c.cm_criminal_enroll?, c.id))),
             items,
             total,
             has_next_page,
@@ -483,6 +485,10 @@ impl Service {
         }
         let c = crate::check::find(&self.db, partner_id, &alert.check_id).await?;
         if c.cm_criminal_enroll.is_none() {
+            // Unenrolled as the alert was raised (its cancellation did not see it yet).
+            self.db
+                .execute(&cancelling_alerts(&c.id, self.clock.now()))
+                .await?;
             return Ok(TaskOutcome::Done);
         }
         if let Some(later) = self.wait_for_screening(&c) {

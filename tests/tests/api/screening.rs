@@ -1848,6 +1848,53 @@ async fn continuous_monitoring_reports_a_charge_and_stays_silent_without_one() {
     assert_eq!(r.data()["check"]["criminalMonitoringTriggered"], false);
 }
 
+/// The enrollment list's cursor holds its place: the next page follows even after the check it
+/// was taken at has been unenrolled (before, that page was refused).
+#[tokio::test]
+async fn the_enrollment_list_goes_on_after_its_cursor_check_is_unenrolled() {
+    let (app, _rx) = screening_app().await;
+    let (_, a) = hosted_in_texas(&app, "Rosie", "Cotton").await;
+    let (_, b) = hosted_in_texas(&app, "Merry", "Brandybuck").await;
+    for c in [&a, &b] {
+        app.wait_check_status(c, "approved").await;
+        enroll_monitoring(&app, c).await;
+    }
+    let r = app
+        .gql(
+            "{ monitoringEnrollments(first: 1) { endCursor nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    let page = r.data()["monitoringEnrollments"].clone();
+    let seen = page["nodes"][0]["id"].as_str().expect("id").to_string();
+    app.gql(
+        "mutation($c: ID!) { unenrollMonitoring(checkId: $c) { cmCriminalEnroll } }",
+        json!({"c": seen}),
+    )
+    .await
+    .data();
+    let r = app
+        .gql(
+            "query($a: String) { monitoringEnrollments(first: 5, after: $a) { hasNextPage nodes { id } } }",
+            json!({"a": page["endCursor"]}),
+        )
+        .await;
+    let rest: Vec<&str> = r.data()["monitoringEnrollments"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| n["id"].as_str())
+        .collect();
+    let other = if seen == a { &b } else { &a };
+    assert_eq!(rest, [other.as_str()]);
+    app.gql(
+        "{ monitoringEnrollments(first: 5, after: \"not-a-cursor\") { totalCount } }",
+        json!({}),
+    )
+    .await
+    .expect_err("BAD_USER_INPUT", Some("after"));
+}
+
 /// A charge found while the check cannot go to review (here it is in `review__cm` from an
 /// earlier charge) still reaches the partner: a status update with the monitoring tag and the
 /// state unchanged (before, the report changed silently). Withdrawing a monitored check ends
