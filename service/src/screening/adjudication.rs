@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::screening::report::{
-    self, CriminalRecord, Mvr, MvrAccident, Report, SexOffenderRecord, WatchlistRecord,
+    self, CriminalRecord, Mvr, MvrAccident, MvrAction, Report, SexOffenderRecord, WatchlistRecord,
 };
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -217,13 +217,42 @@ fn within_years(date: NaiveDate, years: u32, today: NaiveDate) -> bool {
         .is_none_or(|cutoff| date >= cutoff)
 }
 
-/// The date a lookback measures from: the latest of offense, conviction and disposition, since
-/// a record is as recent as its last court event.
+/// The date a lookback measures from: the latest of the record's events (offense, arrest,
+/// filing, conviction, disposition), since a record is as recent as its last court event: an
+/// old offense filed last year and still open is a recent case.
 fn record_reference_date(r: &CriminalRecord) -> Option<NaiveDate> {
-    [&r.offense_date, &r.conviction_date, &r.disposition_date]
-        .into_iter()
-        .filter_map(|d| d.as_deref().and_then(report::parse_record_date))
-        .max()
+    [
+        &r.offense_date,
+        &r.arrest_date,
+        &r.charges_filed_date,
+        &r.conviction_date,
+        &r.disposition_date,
+    ]
+    .into_iter()
+    .filter_map(|d| d.as_deref().and_then(report::parse_record_date))
+    .max()
+}
+
+/// Words of a disposition that ended a case without a conviction (dismissed, acquitted, not
+/// prosecuted). Such a record is shown in the report but not counted against the candidate:
+/// an arrest or a charge alone is not evidence of conduct. A pending case, a conviction or a
+/// disposition not recognised here counts.
+const NON_CONVICTION_DISPOSITIONS: [&str; 10] = [
+    "dismiss",
+    "not guilty",
+    "acquit",
+    "nolle",
+    "no bill",
+    "not prosecuted",
+    "no information filed",
+    "dropped",
+    "vacated",
+    "expunge",
+];
+
+fn not_a_conviction(disposition: &str) -> bool {
+    let d = disposition.to_ascii_lowercase();
+    NON_CONVICTION_DISPOSITIONS.iter().any(|w| d.contains(w))
 }
 
 struct Collector<'a> {
@@ -271,6 +300,13 @@ impl Collector<'_> {
             kind.clone()
         };
         let what = format!("{label} '{description}' {on} in {county}");
+        if let Some(d) = r.disposition.as_deref().filter(|d| not_a_conviction(d)) {
+            self.notes.push(format!(
+                "{what}: disposition '{}' is not a conviction: not counted",
+                d.trim()
+            ));
+            return;
+        }
         let lookback = match kind.as_str() {
             "infraction" => {
                 self.notes
@@ -376,6 +412,60 @@ impl Collector<'_> {
     }
 }
 
+/// Whether an MVR action (a suspension, a revocation, a cancellation) still holds on `today`:
+/// it has no end date, or it ends today or later. Its end is the actual end when the state
+/// gives one, else the scheduled end or the through date.
+fn action_in_force(a: &MvrAction, today: NaiveDate) -> bool {
+    let end = [&a.actual_end_date, &a.end_date, &a.thru_date]
+        .into_iter()
+        .find_map(|d| d.as_deref().map(str::trim).filter(|d| !d.is_empty()));
+    match end {
+        None => true,
+        // An end date that cannot be read is not taken as a lifted action.
+        Some(d) => NaiveDate::parse_from_str(d, report::ISO_DATE_FORMAT)
+            .ok()
+            .is_none_or(|d| d >= today),
+    }
+}
+
+impl Collector<'_> {
+    fn mvr_licence(&mut self, mvr: &Mvr, today: NaiveDate) {
+        for l in &mvr.licenses {
+            if !l.is_valid || !l.has_valid_status {
+                self.finding(
+                    Search::Mvr,
+                    HitAction::ComplianceReview,
+                    format!(
+                        "MVR: the {} licence is not valid (is_valid {}, has_valid_status {})",
+                        l.state.as_deref().unwrap_or("driver's"),
+                        l.is_valid,
+                        l.has_valid_status
+                    ),
+                );
+            }
+        }
+        for a in mvr.actions.iter().filter(|a| action_in_force(a, today)) {
+            let what = a
+                .action_type
+                .as_deref()
+                .or(a
+                    .descriptions
+                    .first()
+                    .and_then(|d| d.short_description.as_deref()))
+                .unwrap_or("an action");
+            self.finding(
+                Search::Mvr,
+                HitAction::ComplianceReview,
+                format!(
+                    "MVR: {what} ({}) on the licence since {}, still in force",
+                    a.action_code.as_deref().unwrap_or("no code"),
+                    a.start_date.as_deref().unwrap_or("an unknown date")
+                ),
+            );
+        }
+    }
+}
+
 /// Identity comes first: the SSN trace runs before every other search, and a mismatch means
 /// the other results (if any) may be someone else's. The trace counts as run when it reported
 /// an `ssn_status` other than `none`.
@@ -423,10 +513,13 @@ pub fn adjudicate(report: &Report, rules: &AdjudicationRules, today: NaiveDate) 
     for record in checks.watchlist.iter().flatten() {
         c.watchlist(record);
     }
-    if rules.mvr_matrix
-        && let Some(mvr) = &checks.mvr
-    {
-        c.mvr(mvr);
+    if let Some(mvr) = &checks.mvr {
+        if rules.mvr_matrix {
+            c.mvr(mvr);
+        }
+        // Whatever the driving record, a licence that is not valid or under an action
+        // (a suspension, a revocation) is not one to drive on: compliance looks first.
+        c.mvr_licence(mvr, today);
     }
     let mut reasons = c.findings;
     if reasons.is_empty() {
@@ -909,6 +1002,60 @@ mod tests {
     }
 
     #[test]
+    fn an_invalid_licence_or_an_action_in_force_goes_to_mvr_review() {
+        let today = today();
+        let iso = |d: NaiveDate| d.format(report::ISO_DATE_FORMAT).to_string();
+        let clear = sandbox("Ada", "Lovelace");
+        assert_eq!(decide(&clear, &defaults()).status, Approved);
+        let mut invalid = clear.clone();
+        if let Some(m) = invalid.checks.mvr.as_mut() {
+            m.licenses[0].has_valid_status = false;
+        }
+        let d = decide(&invalid, &defaults());
+        assert_eq!(d.status, ReviewMvr);
+        assert!(
+            d.reasons[0].contains("licence is not valid"),
+            "{:?}",
+            d.reasons
+        );
+        // A suspension: in force without an end, or with one still to come; not once ended.
+        let suspension = |end: Option<NaiveDate>| {
+            let mut r = clear.clone();
+            if let Some(m) = r.checks.mvr.as_mut() {
+                m.actions.push(MvrAction {
+                    action_type: Some("Suspension".into()),
+                    action_code: Some("OSWI".into()),
+                    start_date: Some(iso(today - chrono::Duration::days(100))),
+                    end_date: end.map(iso),
+                    ..MvrAction::default()
+                });
+            }
+            decide(&r, &defaults())
+        };
+        let open = suspension(None);
+        assert_eq!(open.status, ReviewMvr);
+        assert!(
+            open.reasons[0].starts_with("MVR: Suspension (OSWI) on the licence since"),
+            "{:?}",
+            open.reasons
+        );
+        assert_eq!(
+            suspension(Some(today + chrono::Duration::days(30))).status,
+            ReviewMvr
+        );
+        assert_eq!(
+            suspension(Some(today - chrono::Duration::days(1))).status,
+            Approved
+        );
+        // Not graded by the matrix, the licence still counts.
+        let rules = AdjudicationRules {
+            mvr_matrix: false,
+            ..defaults()
+        };
+        assert_eq!(decide(&invalid, &rules).status, ReviewMvr);
+    }
+
+    #[test]
     fn an_acceptable_mvr_with_a_violation_is_noted_not_counted() {
         let mut report = sandbox("Ada", "Lovelace");
         if let Some(m) = report.checks.mvr.as_mut() {
@@ -1154,6 +1301,58 @@ mod tests {
             d.reasons,
             ["felony 'Test offense' on 2020-06-01 in Test County, within 7 years"]
         );
+    }
+
+    #[test]
+    fn a_recent_filing_or_arrest_makes_an_old_offense_recent() {
+        let today = date(2026, 3, 14);
+        let mut filed = record("Felony", Some(date(2018, 1, 15)));
+        filed.disposition = Some("Pending".into());
+        filed.charges_filed_date = Some(report::record_date(date(2025, 6, 1)));
+        let d = decide_on(vec![filed], &defaults(), today);
+        assert_eq!(d.status, Pending);
+        assert_eq!(
+            d.reasons,
+            ["felony 'Test offense' on 2025-06-01 in Test County, within 7 years"]
+        );
+        let mut arrested = record("Felony", Some(date(2018, 1, 15)));
+        arrested.arrest_date = Some(report::record_date(date(2024, 2, 1)));
+        assert_eq!(
+            decide_on(vec![arrested], &defaults(), today).status,
+            Pending
+        );
+    }
+
+    #[test]
+    fn a_case_ended_without_a_conviction_is_noted_not_counted() {
+        let today = date(2026, 3, 14);
+        for disposition in [
+            "Dismissed",
+            "NOT GUILTY",
+            "Nolle Prosequi",
+            "Acquitted by jury",
+        ] {
+            let mut r = record("Felony", Some(date(2025, 1, 1)));
+            r.disposition = Some(disposition.into());
+            let d = decide_on(vec![r], &defaults(), today);
+            assert_eq!(d.status, Approved, "{disposition}");
+            assert!(
+                d.reasons.iter().any(|n| n.ends_with(&format!(
+                    "disposition '{disposition}' is not a conviction: not counted"
+                ))),
+                "{:?}",
+                d.reasons
+            );
+        }
+        for disposition in ["Guilty", "Pending", "Convicted - plea"] {
+            let mut r = record("Felony", Some(date(2025, 1, 1)));
+            r.disposition = Some(disposition.into());
+            assert_eq!(
+                decide_on(vec![r], &defaults(), today).status,
+                Pending,
+                "{disposition}"
+            );
+        }
     }
 
     #[test]
