@@ -78,7 +78,10 @@ pub enum TaskOutcome {
     RunAgainAt(DateTime<Utc>),
 }
 
-/// How long a queued or running task is held before the scheduler hands it out again.
+/// How long a queued or running task is held before the scheduler hands it out again. Leases
+/// are on the wall clock (they measure whether a job or a run is still alive), while "due" is
+/// on the service clock tests move: a test moving days ahead would otherwise run out the lease
+/// of a task running at that moment, and the task would be handed out and run again.
 const QUEUE_LEASE: i64 = 30;
 const RUN_LEASE: i64 = 120;
 /// At most this many tasks wait in the job queue at once (queued, lease not run out). Without a
@@ -143,7 +146,8 @@ pub(crate) fn cancelling(
         .into_query()
 }
 
-/// PostgreSQL: [`Service::claim_due_tasks`] in one statement. Each kind of due task (pending
+/// PostgreSQL: [`Service::claim_due_tasks`] in one statement (`$1` the service clock's now,
+/// `$5` the wall clock's, which leases are on). Each kind of due task (pending
 /// and due; queued or running with its lease run out) is read by its own branch in `run_at`
 /// order on `ix_tasks_due` with a limit, and the room below `MAX_QUEUED` (`$3`) is counted the
 /// same way, at most `$3` rows. Every status change of a task writes a new entry in that index,
@@ -157,14 +161,14 @@ const CLAIM_DUE_SQL: &str = r#"WITH due AS (
     (SELECT id, run_at FROM tasks WHERE status = 'pending' AND run_at <= $1
      ORDER BY run_at LIMIT $2)
     UNION ALL
-    (SELECT id, run_at FROM tasks WHERE status = 'queued' AND lease_until < $1
+    (SELECT id, run_at FROM tasks WHERE status = 'queued' AND lease_until < $5
      ORDER BY run_at LIMIT $2)
     UNION ALL
-    (SELECT id, run_at FROM tasks WHERE status = 'running' AND lease_until < $1
+    (SELECT id, run_at FROM tasks WHERE status = 'running' AND lease_until < $5
      ORDER BY run_at LIMIT $2)
 ), room AS (
     SELECT GREATEST(0, $3 - count(*)) AS n FROM (
-        SELECT 1 FROM tasks WHERE status = 'queued' AND lease_until >= $1
+        SELECT 1 FROM tasks WHERE status = 'queued' AND lease_until >= $5
         ORDER BY run_at LIMIT $3) waiting
 ), picked AS (
     SELECT id FROM due ORDER BY run_at LIMIT (SELECT n FROM room)
@@ -172,7 +176,7 @@ const CLAIM_DUE_SQL: &str = r#"WITH due AS (
 UPDATE tasks SET status = 'queued', lease_until = $4, updated_at = $1
 WHERE id = ANY(ARRAY(SELECT id FROM picked))
   AND ((status = 'pending' AND run_at <= $1)
-       OR (status IN ('queued', 'running') AND lease_until < $1)) IS TRUE
+       OR (status IN ('queued', 'running') AND lease_until < $5)) IS TRUE
 RETURNING id"#;
 
 /// PostgreSQL's group commit of a task run's two statements: taking the queued task (`take`)
@@ -201,6 +205,9 @@ struct Finish {
     /// task that waited many rounds still gets its retries when it runs for real.
     reset_attempts: bool,
     updated_at: DateTime<Utc>,
+    /// The run's lease: a run whose lease ran out (and whose task was handed out again) no
+    /// longer records its end over the newer run's.
+    lease_until: DateTime<Utc>,
 }
 
 /// `$1`: a JSON array of [`Take`]s. `= ANY(ARRAY(…))` finds the rows by key whatever the planner
@@ -214,16 +221,18 @@ UPDATE tasks t SET status = 'running', lease_until = v.lease_until,
 FROM v WHERE t.id = v.id AND t.id = ANY(ARRAY(SELECT id FROM v)) AND (t.status = 'queued') IS TRUE
 RETURNING t.*"#;
 
-/// `$1`: a JSON array of [`Finish`]es. A task cancelled while it ran stays cancelled.
+/// `$1`: a JSON array of [`Finish`]es. A task cancelled while it ran stays cancelled, and a run
+/// whose lease was handed on records nothing.
 const FINISH_SQL: &str = r#"WITH v AS (
     SELECT * FROM jsonb_to_recordset(($1::text)::jsonb)
         AS v(id text, status text, last_error text, run_at timestamptz, reset_attempts boolean,
-            updated_at timestamptz)
+            updated_at timestamptz, lease_until timestamptz)
 )
 UPDATE tasks t SET status = v.status, lease_until = NULL, last_error = v.last_error,
     run_at = COALESCE(v.run_at, t.run_at),
     attempts = CASE WHEN v.reset_attempts THEN 0 ELSE t.attempts END, updated_at = v.updated_at
-FROM v WHERE t.id = v.id AND t.id = ANY(ARRAY(SELECT id FROM v)) AND (t.status = 'running') IS TRUE"#;
+FROM v WHERE t.id = v.id AND t.id = ANY(ARRAY(SELECT id FROM v))
+  AND (t.status = 'running' AND t.lease_until = v.lease_until) IS TRUE"#;
 
 impl Batches {
     pub(crate) fn spawn(pg: PlannedEachTime) -> Self {
@@ -259,7 +268,8 @@ impl Service {
     /// [`MAX_QUEUED`] tasks are already waiting in the queue, and only what fits below it.
     pub async fn claim_due_tasks(&self, limit: u64) -> ServiceResult<Vec<String>> {
         let now = self.clock.now();
-        let lease = now
+        let wall = crate::now();
+        let lease = wall
             + Duration::seconds(QUEUE_LEASE)
             + Duration::microseconds(rand::random_range(0..1_000_000));
         if self.db.get_database_backend() == DbBackend::Postgres {
@@ -267,7 +277,8 @@ impl Service {
                 .bind(now)
                 .bind(limit as i64)
                 .bind(MAX_QUEUED as i64)
-                .bind(lease);
+                .bind(lease)
+                .bind(wall);
             let rows = self.planned_each_time().run(query).await?;
             return rows
                 .iter()
@@ -284,7 +295,7 @@ impl Service {
                 .add(
                     Condition::all()
                         .add(task::Column::Status.is_in(["queued", "running"]))
-                        .add(task::Column::LeaseUntil.lt(now)),
+                        .add(task::Column::LeaseUntil.lt(wall)),
                 )
         };
         let mut ids: Vec<String> = task::Entity::find()
@@ -302,7 +313,7 @@ impl Service {
         // Counted only when something is due, so an idle scheduler still runs one statement.
         let waiting = task::Entity::find()
             .filter(task::Column::Status.eq("queued"))
-            .filter(task::Column::LeaseUntil.gte(now))
+            .filter(task::Column::LeaseUntil.gte(wall))
             .count(&self.db)
             .await?;
         ids.truncate(MAX_QUEUED.saturating_sub(waiting) as usize);
@@ -338,9 +349,10 @@ impl Service {
         let now = self.clock.now();
         let take = Take {
             id: id.to_string(),
-            lease_until: now + Duration::seconds(RUN_LEASE),
+            lease_until: crate::now() + Duration::seconds(RUN_LEASE),
             updated_at: now,
         };
+        let lease_until = take.lease_until;
         let Some(t) = self.take_task(take).await? else {
             return Ok(false);
         };
@@ -374,6 +386,7 @@ impl Service {
             run_at,
             reset_attempts,
             updated_at: now,
+            lease_until,
         })
         .await?;
         Ok(true)
@@ -421,6 +434,7 @@ impl Service {
         }
         q.filter(task::Column::Id.eq(f.id))
             .filter(task::Column::Status.eq("running"))
+            .filter(task::Column::LeaseUntil.eq(f.lease_until))
             .exec(&self.db)
             .await?;
         Ok(())

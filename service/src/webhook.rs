@@ -78,6 +78,9 @@ pub enum NextStep {
     GiveUp,
 }
 
+/// The PostgreSQL advisory lock a relay holds while it relays a batch ("relay" in ASCII).
+const RELAY_LOCK_KEY: i64 = 0x72_656c_6179;
+
 /// A delivery ready to send: where, what, and the secrets to sign it with.
 #[derive(Debug, Clone)]
 pub struct SendSpec {
@@ -521,8 +524,9 @@ impl Service {
     /// Claims up to `limit` unpublished outbox events in id order, creates their deliveries (one
     /// per event and destination, whatever happened before), calls `publish` with the events and
     /// marks them published, all in one transaction. A crash before the commit leaves the events
-    /// to be claimed again; concurrent relays skip each other's rows (PostgreSQL `SKIP LOCKED`;
-    /// SQLite serialises writers). Returns the events and the ids of new deliveries.
+    /// to be claimed again; concurrent relays take turns (a PostgreSQL advisory lock, so batches
+    /// are published in order; SQLite serialises writers). Returns the events and the ids of new
+    /// deliveries.
     ///
     /// `after`: only events with a greater id (the relay's window; `None` scans the whole
     /// outbox). Published rows stay in the unpublished index as dead entries until the table
@@ -540,6 +544,24 @@ impl Service {
         Fut: std::future::Future<Output = anyhow::Result<()>>,
     {
         let txn = db::begin_write(&self.db).await?;
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            // One relay at a time (per database): two relays claiming batches side by side
+            // would publish them in either order, so a subscriber could see a check's later
+            // change before its earlier one. The others find the lock taken and wait their turn.
+            let taken = txn
+                .query_one_raw(sea_orm::Statement::from_string(
+                    DbBackend::Postgres,
+                    format!("SELECT pg_try_advisory_xact_lock({RELAY_LOCK_KEY})"),
+                ))
+                .await?
+                .map(|row| row.try_get_by_index::<bool>(0))
+                .transpose()?
+                .unwrap_or(false);
+            if !taken {
+                txn.rollback().await?;
+                return Ok((Vec::new(), Vec::new()));
+            }
+        }
         let mut q = outbox::Entity::find().filter(outbox::Column::PublishedAt.is_null());
         if let Some(after) = after {
             q = q.filter(outbox::Column::Id.gt(after));
@@ -627,7 +649,18 @@ impl Service {
                         .await?
                     && let Some(url) = c.callback_url.clone()
                 {
-                    callback = Some((url, self.results_body(conn, &c, ev).await?));
+                    // A body that cannot be built (a report sealed with another encryption
+                    // key) must not hold up the outbox: every later event of every partner
+                    // waits behind this one. The results are not sent; the error says why.
+                    match self.results_body(conn, &c, ev).await {
+                        Ok(body) => callback = Some((url, body)),
+                        Err(e) => tracing::error!(
+                            check = %c.id,
+                            event = %ev.event_id,
+                            error = %e,
+                            "the results webhook could not be built and is not sent"
+                        ),
+                    }
                 }
             }
             "adverse_action.disputed" => bodies.push((
@@ -985,6 +1018,16 @@ impl Service {
         use sea_orm::PaginatorTrait;
         Ok(outbox::Entity::find()
             .filter(outbox::Column::PublishedAt.is_null())
+            .count(&self.db)
+            .await?)
+    }
+
+    /// How many pending deliveries are due by `before`.
+    pub async fn count_due_deliveries(&self, before: DateTime<Utc>) -> ServiceResult<u64> {
+        use sea_orm::PaginatorTrait;
+        Ok(delivery::Entity::find()
+            .filter(delivery::Column::Status.eq("pending"))
+            .filter(delivery::Column::NextAttemptAt.lte(before))
             .count(&self.db)
             .await?)
     }

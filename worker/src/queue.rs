@@ -76,6 +76,10 @@ impl JobQueue {
         // fell ever further behind during a burst. A finished job's lock means nothing, so it
         // is let go as the job finishes (and, once, in a store written before this).
         for ddl in [
+            // `setup` sets `synchronous = OFF`, and through the one connection it stays: a power
+            // loss could then corrupt jobs.db, and a process whose store does not open does
+            // not start. NORMAL syncs at checkpoints, which WAL needs to stay whole.
+            "PRAGMA synchronous = NORMAL",
             "CREATE TRIGGER IF NOT EXISTS clearhire_unlock_finished AFTER UPDATE OF status ON Jobs \
              WHEN NEW.lock_by IS NOT NULL AND (NEW.status IN ('Done', 'Killed') \
              OR (NEW.status = 'Failed' AND NEW.attempts >= NEW.max_attempts)) \
@@ -223,6 +227,40 @@ impl JobQueue {
                         .await?;
                 }
                 Ok((counts[0], counts[1]))
+            }
+        }
+    }
+
+    /// Delivery jobs due now and not yet taken by a worker (embedded: also those a worker has
+    /// fetched and not begun). The sweeper compares this with the deliveries due, so that it
+    /// re-queues only what has no job, not every delivery that waits behind a backlog.
+    pub async fn waiting_deliveries(&self) -> anyhow::Result<u64> {
+        match self {
+            Self::Sqlite { deliveries, .. } => Ok(sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM Jobs WHERE job_type = ?1 \
+                 AND status IN ('Pending', 'Queued') AND run_at <= strftime('%s', 'now')",
+            )
+            .bind(DELIVERY_QUEUE)
+            .fetch_one(deliveries.pool())
+            .await? as u64),
+            Self::Redis { deliveries, tasks } => {
+                // A job is pushed to the scheduled set (apalis stamps every job with a run
+                // time) and moved to the active list by the next fetch: both are waiting.
+                let (mut conn, [config, _]) = redis_queues(deliveries, tasks);
+                let now = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or_default();
+                let (active, scheduled): (u64, u64) = redis::pipe()
+                    .cmd("LLEN")
+                    .arg(config.active_jobs_list())
+                    .cmd("ZCOUNT")
+                    .arg(config.scheduled_jobs_set())
+                    .arg("-inf")
+                    .arg(now)
+                    .query_async(&mut conn)
+                    .await?;
+                Ok(active + scheduled)
             }
         }
     }

@@ -31,7 +31,13 @@ pub(crate) async fn poll_until_stopped<F, Fut, W, WFut>(
             tokio::select! {
                 _ = tokio::time::sleep(idle) => {}
                 _ = wake() => {}
-                _ = stop.changed() => {}
+                // The handle dropped without a shutdown stops the loop too (a closed channel
+                // would otherwise answer at once, and the loop would spin).
+                changed = stop.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
             }
         }
     }
@@ -140,7 +146,8 @@ const JOB_PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// keep each call near 3 ms.
 const JOB_PRUNE_BATCH: u32 = 250;
 
-/// Re-queues pending deliveries overdue by more than `grace`, every `every`; deletes outbox
+/// Re-queues pending deliveries overdue by more than `grace` that lack a queued job (as many as
+/// the queue lacks), every `every`; deletes outbox
 /// events relayed more than `service::webhook::OUTBOX_RETENTION` ago and, every
 /// `JOB_PRUNE_EVERY`, jobs finished more than `FINISHED_JOB_RETENTION` ago.
 pub async fn run_sweeper(
@@ -177,7 +184,27 @@ pub async fn run_sweeper(
             }
         }
         let cutoff = chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
-        match service.due_deliveries(cutoff, 500).await {
+        // Deliveries due for longer than the grace either wait behind a backlog (their jobs are
+        // queued) or lost their job (a crash, a store wiped): only as many as the queue lacks
+        // are queued again, so a backlog is not doubled every round.
+        let lacking = match (
+            service.count_due_deliveries(cutoff).await,
+            queue.waiting_deliveries().await,
+        ) {
+            (Ok(due), Ok(waiting)) => due.saturating_sub(waiting),
+            (Err(e), _) => {
+                tracing::warn!(error = %e, "sweeper: counting due deliveries failed");
+                continue;
+            }
+            (Ok(due), Err(e)) => {
+                tracing::warn!(error = %e, "sweeper: counting queued jobs failed");
+                due
+            }
+        };
+        if lacking == 0 {
+            continue;
+        }
+        match service.due_deliveries(cutoff, lacking.min(500)).await {
             Ok(due) => {
                 let ids: Vec<String> = due.into_iter().map(|d| d.id).collect();
                 if let Err(e) = queue.enqueue_many(&ids).await {

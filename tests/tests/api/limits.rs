@@ -234,3 +234,25 @@ async fn oversized_request_bodies_are_refused() {
         assert_eq!(resp.status(), 413, "{path}");
     }
 }
+
+/// The embedded job store keeps `synchronous = NORMAL` on its one connection (apalis's set-up
+/// sets OFF, with which a power loss could corrupt jobs.db).
+#[tokio::test]
+async fn the_embedded_job_store_syncs_at_checkpoints() {
+    let dir = std::env::temp_dir().join(format!(
+        "clearhire-jobs-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (_queue, pool) = worker::queue::JobQueue::sqlite(&dir.join("jobs.db"))
+        .await
+        .expect("job store");
+    let (mode,): (i64,) = sea_orm::sqlx::query_as("PRAGMA synchronous")
+        .fetch_one(&pool)
+        .await
+        .expect("pragma");
+    assert_eq!(mode, 1, "NORMAL");
+    pool.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1387,9 +1387,8 @@ async fn invitations_remind_expire_and_resend() {
         }
     };
     sent(2).await;
-    // The reminder's task run again, as when its end was not recorded before its lease ran out
-    // (the lease is measured against the clock these tests move): the candidate was reminded,
-    // and nothing is sent again.
+    // The reminder's task run again, as when its end was not recorded before its lease ran out:
+    // the candidate was reminded, and nothing is sent again.
     let reminder = eventually("the first reminder's task done", 10, || async {
         let r = app
             .gql(
@@ -2560,15 +2559,62 @@ async fn the_scheduler_keeps_at_most_max_queued_tasks_in_the_job_queue() {
     assert_eq!(next.len(), 1, "{next:?}");
     assert!(!first.contains(&next[0]), "a task not handed out before");
 
-    // Leases run out (the jobs were lost): every place is free again, and tasks still queued
-    // are among those handed out anew.
-    svc.clock().advance(chrono::Duration::seconds(31));
+    // Leases run out (the jobs were lost; leases are on the wall clock, so they are moved back
+    // rather than the service clock forward): every place is free again, and tasks still
+    // queued are among those handed out anew.
+    task::Entity::update_many()
+        .col_expr(
+            task::Column::LeaseUntil,
+            sea_orm::sea_query::Expr::value(chrono::Utc::now() - chrono::Duration::seconds(1)),
+        )
+        .filter(task::Column::Status.eq("queued"))
+        .exec(db)
+        .await
+        .expect("leases run out");
     let again = drain().await;
     assert_eq!(again.len() as u64, MAX_QUEUED);
     assert!(
         again.iter().any(|id| first.contains(id)),
         "expired tasks handed out again"
     );
+}
+
+/// A running task's lease is on the wall clock: a test (or a clock) moving the service's time
+/// days ahead does not hand the task out again while it runs.
+#[tokio::test]
+async fn moving_the_clock_does_not_hand_out_a_running_task_again() {
+    use entity::task;
+    use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+
+    let app = spawn_app_with(|c| c.embedded_workers = Some(false)).await;
+    let (svc, db) = (&app.service, app.service.db());
+    let now = svc.clock().now();
+    db.execute(&service::tasks::scheduling(
+        &app.partner_id,
+        None,
+        service::tasks::TaskKind::SendEmail,
+        json!({}),
+        now - chrono::Duration::seconds(1),
+        now,
+    ))
+    .await
+    .expect("task");
+    // Running, as `run_task` leaves it while the task's work is under way.
+    task::Entity::update_many()
+        .col_expr(
+            task::Column::Status,
+            sea_orm::sea_query::Expr::value("running"),
+        )
+        .col_expr(
+            task::Column::LeaseUntil,
+            sea_orm::sea_query::Expr::value(chrono::Utc::now() + chrono::Duration::minutes(2)),
+        )
+        .filter(task::Column::Status.eq("pending"))
+        .exec(db)
+        .await
+        .expect("running");
+    svc.clock().advance(chrono::Duration::days(2));
+    assert!(svc.claim_due_tasks(10).await.expect("claim").is_empty());
 }
 
 /// Of several jobs that run one queued task at once (a re-queue after a lost lease, a duplicate

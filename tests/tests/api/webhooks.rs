@@ -776,6 +776,71 @@ async fn a_secret_that_does_not_decrypt_is_an_attempt_with_its_error() {
     assert!(rx.received().is_empty(), "nothing is sent unsigned");
 }
 
+/// Results whose report does not open (sealed with another key) are not sent, and do not
+/// hold up the events after them (before, the relay retried that event for ever and nothing
+/// after it was relayed).
+#[tokio::test]
+async fn results_that_cannot_be_built_do_not_stop_the_relay() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
+    let results = Receiver::start().await;
+    let check = app
+        .gql(
+            "mutation($c: ID!, $u: String!) { startCheck(input: {candidateId: $c, callbackUrl: $u}) { id } }",
+            json!({"c": app.candidate("unreadable@example.com").await, "u": results.url}),
+        )
+        .await
+        .data()["startCheck"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    for s in ["consent", "processing"] {
+        app.transition(&check, s).await.data();
+    }
+    app.service
+        .db()
+        .execute_unprepared("UPDATE checks SET report_enc = 'sealed-with-another-key'")
+        .await
+        .expect("update");
+    app.transition(&check, "approved").await.data();
+    // A later change of another check still arrives.
+    let later = app.candidate("after@example.com").await;
+    app.start_check(&later, true).await;
+    rx.wait_for("the approval and the later change", 10, |g| {
+        g.iter().any(|r| r.json["state"] == "approved")
+            && g.iter().any(|r| r.json["worker_id"] == later.as_str())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(results.received().is_empty());
+}
+
+/// Deliveries waiting behind a slow receiver have their jobs queued: the sweeper, which
+/// re-queues deliveries whose job was lost, does not queue them again every round (before, each
+/// round added a job for every delivery due for more than 5 s, up to 500).
+#[tokio::test]
+async fn the_sweeper_does_not_queue_a_backlog_again() {
+    let app = spawn_app_with(|c| c.worker_concurrency = 1).await;
+    let rx = Receiver::start().await;
+    // Longer than the 15 s timeout: the first delivery holds the one worker for the whole test.
+    rx.answer_slowly(&[20_000; 25]);
+    endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
+    for i in 0..25 {
+        let cand = app.candidate(&format!("backlog{i}@example.com")).await;
+        app.start_check(&cand, false).await;
+    }
+    // Two or three sweeps (every 5 s) find 24 deliveries due for more than 5 s.
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    let (stored, _) = app.job_queue().await.stored_jobs().await.expect("count");
+    // 25 jobs, and on Redis up to a worker's fetch (10) that the count cannot see as queued.
+    assert!(
+        (25..40).contains(&stored),
+        "{stored} delivery jobs for 25 deliveries"
+    );
+}
+
 #[tokio::test]
 async fn results_are_signed_by_the_oldest_enabled_endpoint() {
     let app = spawn_app().await;
