@@ -1358,6 +1358,37 @@ async fn the_consent_page_takes_a_candidate_from_invitation_to_processing() {
     );
 }
 
+/// Two submissions of the signature page at once (a double click): one signs, and the other is
+/// told the link was used (before, on PostgreSQL, it could get "Link not found").
+#[tokio::test]
+async fn a_double_submission_signs_once_and_says_the_link_was_used() {
+    let (app, _rx) = screening_app().await;
+    let cand = app.candidate("double@example.com").await;
+    let check = app.start_check(&cand, true).await;
+    let link = invitation_link(&emails(&app, &check).await[0]);
+    let client = no_redirects();
+    acknowledge_every_section(&app, &client, &link).await;
+    let sign = format!("{link}/sign");
+    let fields = [
+        ("date_of_birth", "1968-09-22"),
+        ("ssn", "123-45-6789"),
+        ("address", "1 Congress Ave"),
+        ("city", "Austin"),
+        ("state", "TX"),
+        ("zip", "78701"),
+        ("signature", "Test Person"),
+    ];
+    let (a, b) = tokio::join!(
+        post_form(&client, &sign, &fields, None),
+        post_form(&client, &sign, &fields, None)
+    );
+    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 410]);
+    assert_eq!(app.count_rows("consents").await, 1);
+    app.wait_check_status(&check, "approved").await;
+}
+
 #[tokio::test]
 async fn invitations_remind_expire_and_resend() {
     let (app, _rx) = screening_app().await;
