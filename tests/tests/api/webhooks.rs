@@ -180,6 +180,32 @@ async fn update_endpoint(app: &TestApp, endpoint_id: &str, input: Value) {
     .data();
 }
 
+/// Starts a check for a new candidate with its results going to `url`; returns the check's id.
+async fn check_with_callback(app: &TestApp, email: &str, url: &str) -> String {
+    app.gql(
+        "mutation($c: ID!, $u: String!) { startCheck(input: {candidateId: $c, callbackUrl: $u}) { id } }",
+        json!({"c": app.candidate(email).await, "u": url}),
+    )
+    .await
+    .data()["startCheck"]["id"]
+    .as_str()
+    .expect("id")
+    .to_string()
+}
+
+/// The results webhook of a check (with its own receiver as `callbackUrl`) moved to approved.
+async fn approved_results(app: &TestApp, email: &str) -> Received {
+    let results = Receiver::start().await;
+    let check = check_with_callback(app, email, &results.url).await;
+    for s in ["consent", "processing", "approved"] {
+        app.transition(&check, s).await.data();
+    }
+    results
+        .wait_for("the results webhook", 10, |g| !g.is_empty())
+        .await
+        .remove(0)
+}
+
 /// The id of the newest delivery.
 async fn newest_delivery(app: &TestApp) -> String {
     app.gql("{ webhookDeliveries { id } }", json!({}))
@@ -533,37 +559,35 @@ async fn concurrent_410s_disable_the_endpoint_once() {
     );
 }
 
-#[tokio::test]
-async fn retry_after_on_429_is_honoured() {
+/// Seconds between the first attempt of a status webhook and its retry, the receiver having
+/// answered the first with `status` and a `Retry-After` of `secs`; both carry one webhook id.
+async fn retry_gap(status: u16, secs: u64, email: &str) -> i64 {
     let app = spawn_app().await;
     let rx = Receiver::start().await;
-    // Far longer than the first scheduled retry (about 5 s): the header decides.
-    rx.answer_with_retry_after(429, 9);
+    rx.answer_with_retry_after(status, secs);
     endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
-    let cand = app.candidate("slow-down@example.com").await;
+    let cand = app.candidate(email).await;
     app.start_check(&cand, true).await;
     let got = rx.wait_for("the retry", 20, |g| g.len() >= 2).await;
-    let gap = got[1].timestamp - got[0].timestamp;
-    assert!((8..=11).contains(&gap), "waited {gap} s, asked for 9");
     assert_eq!(got[0].id, got[1].id);
+    got[1].timestamp - got[0].timestamp
+}
+
+#[tokio::test]
+async fn retry_after_on_429_is_honoured() {
+    // Far longer than the first scheduled retry (about 5 s): the header decides.
+    let gap = retry_gap(429, 9, "slow-down@example.com").await;
+    assert!((8..=11).contains(&gap), "waited {gap} s, asked for 9");
 }
 
 #[tokio::test]
 async fn a_shorter_retry_after_does_not_bring_the_retry_forward() {
-    let app = spawn_app().await;
-    let rx = Receiver::start().await;
     // Asks for 1 s; the schedule's first retry is about 5 s (±20%) and stands.
-    rx.answer_with_retry_after(503, 1);
-    endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
-    let cand = app.candidate("busy@example.com").await;
-    app.start_check(&cand, true).await;
-    let got = rx.wait_for("the retry", 15, |g| g.len() >= 2).await;
-    let gap = got[1].timestamp - got[0].timestamp;
+    let gap = retry_gap(503, 1, "busy@example.com").await;
     assert!(
         (3..=7).contains(&gap),
         "waited {gap} s, the schedule says about 5"
     );
-    assert_eq!(got[0].id, got[1].id);
 }
 
 #[tokio::test]
@@ -721,25 +745,9 @@ async fn rotated_secrets_sign_side_by_side_and_resend_keeps_the_webhook_id() {
     let got = rx.wait_for("the resend", 10, |g| g.len() >= 2).await;
     assert_eq!(got[0].id, got[1].id);
     // Results to a check's callback_url are signed with the same two secrets.
-    let results = Receiver::start().await;
-    let check = app
-        .gql(
-            "mutation($c: ID!, $u: String!) { startCheck(input: {candidateId: $c, callbackUrl: $u}) { id } }",
-            json!({"c": app.candidate("rotate.results@example.com").await, "u": results.url}),
-        )
-        .await
-        .data()["startCheck"]["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    for s in ["consent", "processing", "approved"] {
-        app.transition(&check, s).await.data();
-    }
-    let got = results
-        .wait_for("the results webhook", 10, |g| !g.is_empty())
-        .await;
+    let got = approved_results(&app, "rotate.results@example.com").await;
     assert!(
-        verified(&got[0], &old) && verified(&got[0], &new),
+        verified(&got, &old) && verified(&got, &new),
         "both secrets sign the results during the grace period"
     );
 }
@@ -786,16 +794,7 @@ async fn results_that_cannot_be_built_do_not_stop_the_relay() {
     let rx = Receiver::start().await;
     endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
     let results = Receiver::start().await;
-    let check = app
-        .gql(
-            "mutation($c: ID!, $u: String!) { startCheck(input: {candidateId: $c, callbackUrl: $u}) { id } }",
-            json!({"c": app.candidate("unreadable@example.com").await, "u": results.url}),
-        )
-        .await
-        .data()["startCheck"]["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let check = check_with_callback(&app, "unreadable@example.com", &results.url).await;
     for s in ["consent", "processing"] {
         app.transition(&check, s).await.data();
     }
@@ -848,25 +847,9 @@ async fn results_are_signed_by_the_oldest_enabled_endpoint() {
     let (first, first_secret) = endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
     let (_, second_secret) = endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
     update_endpoint(&app, &first, json!({"enabled": false})).await;
-    let results = Receiver::start().await;
-    let check = app
-        .gql(
-            "mutation($c: ID!, $u: String!) { startCheck(input: {candidateId: $c, callbackUrl: $u}) { id } }",
-            json!({"c": app.candidate("signer@example.com").await, "u": results.url}),
-        )
-        .await
-        .data()["startCheck"]["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    for s in ["consent", "processing", "approved"] {
-        app.transition(&check, s).await.data();
-    }
-    let got = results
-        .wait_for("the results webhook", 10, |g| !g.is_empty())
-        .await;
+    let got = approved_results(&app, "signer@example.com").await;
     assert!(
-        verified(&got[0], &second_secret) && !verified(&got[0], &first_secret),
+        verified(&got, &second_secret) && !verified(&got, &first_secret),
         "the enabled endpoint signs, not the older disabled one"
     );
 }
