@@ -2648,6 +2648,50 @@ async fn moving_the_clock_does_not_hand_out_a_running_task_again() {
     assert!(svc.claim_due_tasks(10).await.expect("claim").is_empty());
 }
 
+/// A task whose runs never finish (each took the process down) is given up once it has been
+/// taken more times than a task is retried, rather than handed out for ever.
+#[tokio::test]
+async fn a_task_whose_runs_never_finish_is_given_up() {
+    use entity::task;
+    use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+
+    let app = spawn_app_with(|c| c.embedded_workers = Some(false)).await;
+    let (svc, db) = (&app.service, app.service.db());
+    let now = svc.clock().now();
+    db.execute(&service::tasks::scheduling(
+        &app.partner_id,
+        None,
+        service::tasks::TaskKind::SendEmail,
+        json!({}),
+        now - chrono::Duration::seconds(1),
+        now,
+    ))
+    .await
+    .expect("task");
+    let ids = svc.claim_due_tasks(10).await.expect("claim");
+    // Eight runs were taken and none recorded its end.
+    task::Entity::update_many()
+        .col_expr(task::Column::Attempts, sea_orm::sea_query::Expr::value(8))
+        .filter(task::Column::Id.eq(&ids[0]))
+        .exec(db)
+        .await
+        .expect("attempts");
+    assert!(svc.run_task(&ids[0]).await.expect("run"));
+    let t = task::Entity::find_by_id(ids[0].clone())
+        .one(db)
+        .await
+        .expect("read")
+        .expect("task");
+    assert_eq!(t.status, "failed");
+    assert!(
+        t.last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("given up after 8 runs")),
+        "{:?}",
+        t.last_error
+    );
+}
+
 /// Of several jobs that run one queued task at once (a re-queue after a lost lease, a duplicate
 /// job), exactly one runs it, whether the runs take their tasks in one statement (PostgreSQL's
 /// group commit, where one task can be named twice in a batch) or one by one; each run's end is
