@@ -140,11 +140,12 @@ async fn redis_subscriber(
             Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
                 Ok(()) => {
                     backoff = Duration::from_millis(100);
-                    match ready.take() {
-                        Some(r) => {
-                            let _ = r.send(());
-                        }
-                        None => {
+                    // Start-up's wait for the first subscription may have given up (after 5 s):
+                    // then this first one comes late, and what was published before it is lost
+                    // as after a break.
+                    match ready.take().map(|r| r.send(())) {
+                        Some(Ok(())) => {}
+                        Some(Err(())) | None => {
                             // Subscribed again after a break: what was published meanwhile is
                             // lost to this process's subscribers, and they are told so.
                             tracing::warn!(
