@@ -139,7 +139,7 @@ fn graphql_get(
     let svc = svc.clone();
     ws.protocols(ALL_WEBSOCKET_PROTOCOLS)
         .config(websocket_config())
-        .on_upgrade(move |stream| async move {
+        .on_upgrade(move |stream| {
             let (sink, incoming) = stream.split();
             let sink = SharedSink::new(sink);
             let initialised = Arc::new(AtomicBool::new(false));
@@ -177,7 +177,7 @@ fn graphql_get(
                 Ok(data)
             })
             .serve();
-            closing_uninitialised(serve, sink, &initialised, init_timeout).await;
+            closing_uninitialised(Box::pin(serve), sink, initialised, init_timeout)
         })
         .into_response()
 }
