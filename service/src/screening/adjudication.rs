@@ -307,7 +307,13 @@ impl Collector<'_> {
             ));
             return;
         }
-        let lookback = match kind.as_str() {
+        // Providers name the class in their own words ("Gross Misdemeanor", "Misdemeanor -
+        // Class A", "Felony 3rd Degree"): the word decides, a felony's first.
+        let class = ["felony", "misdemeanor", "infraction"]
+            .into_iter()
+            .find(|c| kind.contains(c))
+            .unwrap_or_default();
+        let lookback = match class {
             "infraction" => {
                 self.notes
                     .push(format!("{what}: infractions are not counted"));
@@ -1321,6 +1327,27 @@ mod tests {
             decide_on(vec![arrested], &defaults(), today).status,
             Pending
         );
+    }
+
+    #[test]
+    fn a_crime_type_in_the_providers_words_is_classed_by_its_word() {
+        let today = date(2026, 3, 14);
+        // Two years old: counted as a felony (7 years), not as a misdemeanor (off by default).
+        for (crime_type, status) in [
+            ("Gross Misdemeanor", Approved),
+            ("Misdemeanor - Class A", Approved),
+            ("Traffic Infraction", Approved),
+            ("Felony 3rd Degree", Pending),
+            ("Felony reduced to misdemeanor", Pending),
+            ("Unknown", Pending),
+        ] {
+            let d = decide_on(
+                vec![record(crime_type, Some(date(2024, 3, 1)))],
+                &defaults(),
+                today,
+            );
+            assert_eq!(d.status, status, "{crime_type}: {:?}", d.reasons);
+        }
     }
 
     #[test]
