@@ -50,10 +50,16 @@ i.src=img.value;}})();";
 pub(crate) const FORM_MAX: usize = 3 * 1024 * 1024;
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    // A refused form says so in its title, which is what a screen reader announces first.
+    let error = if status == StatusCode::UNPROCESSABLE_ENTITY {
+        "Error: "
+    } else {
+        ""
+    };
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{t}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
+         <title>{error}{t}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
         t = esc(title),
     );
     // Pages show what the candidate typed (a refused form keeps its values) and come from a
@@ -188,12 +194,7 @@ fn render_consent(
             key = section.key,
             token = esc(token),
         );
-        // A refused page says so in its title, which is what a screen reader announces first.
-        let title = match error {
-            Some(_) => format!("Error: {}", section.title),
-            None => section.title.clone(),
-        };
-        return page(status, &title, &body);
+        return page(status, &section.title, &body);
     }
     let value = |name: &str| {
         values
@@ -283,12 +284,7 @@ fn render_consent(
         name = esc(&view.full_name),
         sig = value("signature"),
     );
-    let title = if field_errors.is_empty() {
-        "Sign your consent"
-    } else {
-        "Error: Sign your consent"
-    };
-    page(status, title, &body)
+    page(status, "Sign your consent", &body)
 }
 
 #[handler]

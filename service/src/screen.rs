@@ -644,8 +644,7 @@ impl Service {
             .await
             .map_err(|_| LinkProblem::Unknown)?;
         let searches = crate::package::searches_of(&package);
-        let acknowledged: BTreeMap<String, Vec<String>> =
-            serde_json::from_str(&link.progress).unwrap_or_default();
+        let acknowledged = progress_of(&link);
         Ok(ConsentView {
             purpose,
             partner_name: partner.name.clone(),
@@ -741,15 +740,15 @@ impl Service {
             .await
             .map_err(|_| LinkProblem::Unknown)?;
         let (link, _) = self.link_by_token(&txn, token, &CONSENT_PAGE_LINKS).await?;
-        let mut progress: BTreeMap<String, Vec<String>> =
-            serde_json::from_str(&link.progress).unwrap_or_default();
+        let mut progress = progress_of(&link);
         progress
             .entry(section.to_string())
             .or_default()
             .push(self.clock.now().to_rfc3339());
-        let mut am: candidate_link::ActiveModel = link.into();
-        am.progress = Set(serde_json::to_string(&progress).unwrap_or_else(|_| "{}".into()));
-        am.update(&txn).await.map_err(|_| LinkProblem::Unknown)?;
+        with_progress(link, &progress)
+            .update(&txn)
+            .await
+            .map_err(|_| LinkProblem::Unknown)?;
         self.commit(txn).await.map_err(|_| LinkProblem::Unknown)?;
         Ok(Ok(()))
     }
@@ -909,15 +908,11 @@ impl Service {
         if summary_unread {
             // The state's summary comes before the authorization: the authorization already
             // given is asked for again after it, so the evidence shows them in order.
-            let mut progress: BTreeMap<String, Vec<String>> =
-                serde_json::from_str(&link.progress).unwrap_or_default();
+            let mut progress = progress_of(&link);
             let reauthorize = progress.remove(disclosures::AUTHORIZATION).is_some();
             let kept = async {
                 if reauthorize {
-                    let mut am: candidate_link::ActiveModel = link.clone().into();
-                    am.progress =
-                        Set(serde_json::to_string(&progress).map_err(anyhow::Error::from)?);
-                    am.update(&txn).await?;
+                    with_progress(link.clone(), &progress).update(&txn).await?;
                 }
                 self.complete_candidate_in(&txn, &candidate_actor, cand, &input)
                     .await
@@ -1702,6 +1697,21 @@ pub(crate) fn reminders(
     writes
 }
 
+/// The sections the holder of `link` has acknowledged, each with its times (RFC 3339).
+fn progress_of(link: &candidate_link::Model) -> BTreeMap<String, Vec<String>> {
+    serde_json::from_str(&link.progress).unwrap_or_default()
+}
+
+/// `link` with its acknowledged sections replaced by `progress`, to update.
+fn with_progress(
+    link: candidate_link::Model,
+    progress: &BTreeMap<String, Vec<String>>,
+) -> candidate_link::ActiveModel {
+    let mut am: candidate_link::ActiveModel = link.into();
+    am.progress = Set(serde_json::to_string(progress).unwrap_or_else(|_| "{}".into()));
+    am
+}
+
 /// The consent a candidate signed on the page with `link`: the sections' acknowledgement times
 /// and the signature's, the signature, IP address and user agent.
 fn consent_evidence(
@@ -1712,8 +1722,7 @@ fn consent_evidence(
     details: &ConsentDetails,
     now: DateTime<Utc>,
 ) -> ServiceResult<consent::ActiveModel> {
-    let mut sections: BTreeMap<String, Vec<String>> =
-        serde_json::from_str(&link.progress).unwrap_or_default();
+    let mut sections = progress_of(link);
     sections.insert("signature".into(), vec![now.to_rfc3339()]);
     Ok(consent::ActiveModel {
         id: Set(ids::uuid()),

@@ -356,29 +356,20 @@ impl Service {
         let Some(t) = self.take_task(take).await? else {
             return Ok(false);
         };
-        if t.attempts > MAX_ATTEMPTS {
+        let result = if t.attempts > MAX_ATTEMPTS {
             // Taken again and again without its end being recorded: each run took the process
-            // down or outlived its lease. It is not run once more.
-            tracing::error!(task = %t.id, kind = %t.kind, attempts = t.attempts, "task given up: its runs did not finish");
-            self.finish_task(Finish {
-                id: t.id,
-                status: "failed",
-                last_error: Some(format!(
-                    "given up after {} runs that did not finish (the process stopped or the run outlived its lease)",
-                    t.attempts - 1
-                )),
-                run_at: None,
-                reset_attempts: false,
-                updated_at: now,
-                lease_until,
-            })
-            .await?;
-            return Ok(true);
-        }
-        let payload: Value = serde_json::from_str(&t.payload).unwrap_or(Value::Null);
-        let result = match TaskKind::parse(&t.kind) {
-            Some(kind) => self.execute_task(kind, &t, &payload).await,
-            None => Err(anyhow::anyhow!("unknown task kind {}", t.kind).into()),
+            // down or outlived its lease. It is not run once more; it fails as a last error does.
+            Err(anyhow::anyhow!(
+                "given up after {} runs that did not finish (the process stopped or the run outlived its lease)",
+                t.attempts - 1
+            )
+            .into())
+        } else {
+            let payload: Value = serde_json::from_str(&t.payload).unwrap_or(Value::Null);
+            match TaskKind::parse(&t.kind) {
+                Some(kind) => self.execute_task(kind, &t, &payload).await,
+                None => Err(anyhow::anyhow!("unknown task kind {}", t.kind).into()),
+            }
         };
         let now = self.clock.now();
         let reset_attempts = matches!(result, Ok(TaskOutcome::RunAgainAt(_)));

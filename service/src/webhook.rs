@@ -1025,11 +1025,7 @@ impl Service {
     /// How many pending deliveries are due by `before`.
     pub async fn count_due_deliveries(&self, before: DateTime<Utc>) -> ServiceResult<u64> {
         use sea_orm::PaginatorTrait;
-        Ok(delivery::Entity::find()
-            .filter(delivery::Column::Status.eq("pending"))
-            .filter(delivery::Column::NextAttemptAt.lte(before))
-            .count(&self.db)
-            .await?)
+        Ok(due_by(before).count(&self.db).await?)
     }
 
     /// Pending deliveries due by `before` (for re-enqueueing after a crash or restart).
@@ -1038,14 +1034,19 @@ impl Service {
         before: DateTime<Utc>,
         limit: u64,
     ) -> ServiceResult<Vec<delivery::Model>> {
-        Ok(delivery::Entity::find()
-            .filter(delivery::Column::Status.eq("pending"))
-            .filter(delivery::Column::NextAttemptAt.lte(before))
+        Ok(due_by(before)
             .order_by_asc(delivery::Column::NextAttemptAt)
             .limit(limit)
             .all(&self.db)
             .await?)
     }
+}
+
+/// Pending deliveries due by `before`.
+fn due_by(before: DateTime<Utc>) -> sea_orm::Select<delivery::Entity> {
+    delivery::Entity::find()
+        .filter(delivery::Column::Status.eq("pending"))
+        .filter(delivery::Column::NextAttemptAt.lte(before))
 }
 
 /// Filters for listing deliveries.

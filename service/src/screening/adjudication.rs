@@ -416,25 +416,7 @@ impl Collector<'_> {
             MvrGrade::Unacceptable => self.finding(Search::Mvr, HitAction::Consider, reason),
         }
     }
-}
 
-/// Whether an MVR action (a suspension, a revocation, a cancellation) still holds on `today`:
-/// it has no end date, or it ends today or later. Its end is the actual end when the state
-/// gives one, else the scheduled end or the through date.
-fn action_in_force(a: &MvrAction, today: NaiveDate) -> bool {
-    let end = [&a.actual_end_date, &a.end_date, &a.thru_date]
-        .into_iter()
-        .find_map(|d| d.as_deref().map(str::trim).filter(|d| !d.is_empty()));
-    match end {
-        None => true,
-        // An end date that cannot be read is not taken as a lifted action.
-        Some(d) => NaiveDate::parse_from_str(d, report::ISO_DATE_FORMAT)
-            .ok()
-            .is_none_or(|d| d >= today),
-    }
-}
-
-impl Collector<'_> {
     fn mvr_licence(&mut self, mvr: &Mvr, today: NaiveDate) {
         for l in &mvr.licenses {
             if !l.is_valid || !l.has_valid_status {
@@ -469,6 +451,22 @@ impl Collector<'_> {
                 ),
             );
         }
+    }
+}
+
+/// Whether an MVR action (a suspension, a revocation, a cancellation) still holds on `today`:
+/// it has no end date, or it ends today or later. Its end is the actual end when the state
+/// gives one, else the scheduled end or the through date.
+fn action_in_force(a: &MvrAction, today: NaiveDate) -> bool {
+    let end = [&a.actual_end_date, &a.end_date, &a.thru_date]
+        .into_iter()
+        .find_map(|d| d.as_deref().map(str::trim).filter(|d| !d.is_empty()));
+    match end {
+        None => true,
+        // An end date that cannot be read is not taken as a lifted action.
+        Some(d) => NaiveDate::parse_from_str(d, report::ISO_DATE_FORMAT)
+            .ok()
+            .is_none_or(|d| d >= today),
     }
 }
 
@@ -1010,7 +1008,6 @@ mod tests {
     #[test]
     fn an_invalid_licence_or_an_action_in_force_goes_to_mvr_review() {
         let today = today();
-        let iso = |d: NaiveDate| d.format(report::ISO_DATE_FORMAT).to_string();
         let clear = sandbox("Ada", "Lovelace");
         assert_eq!(decide(&clear, &defaults()).status, Approved);
         let mut invalid = clear.clone();
@@ -1031,8 +1028,8 @@ mod tests {
                 m.actions.push(MvrAction {
                     action_type: Some("Suspension".into()),
                     action_code: Some("OSWI".into()),
-                    start_date: Some(iso(today - chrono::Duration::days(100))),
-                    end_date: end.map(iso),
+                    start_date: Some(report::iso_date(today - chrono::Duration::days(100))),
+                    end_date: end.map(report::iso_date),
                     ..MvrAction::default()
                 });
             }

@@ -2527,6 +2527,27 @@ async fn another_partner_cannot_reach_screening_of_this_one() {
     .expect_err("FORBIDDEN", None);
 }
 
+/// Writes `n` mail tasks due a second ago, with `payload`, straight into the tasks table (the
+/// scheduler tests drive the scheduler themselves).
+async fn due_email_tasks(app: &TestApp, n: u64, payload: Value) {
+    use sea_orm::ConnectionTrait;
+    let now = app.service.clock().now();
+    for _ in 0..n {
+        app.service
+            .db()
+            .execute(&service::tasks::scheduling(
+                &app.partner_id,
+                None,
+                service::tasks::TaskKind::SendEmail,
+                payload.clone(),
+                now - chrono::Duration::seconds(1),
+                now,
+            ))
+            .await
+            .expect("task");
+    }
+}
+
 /// A backlog of due steps larger than the job queue should hold (a bulk import's invitations)
 /// is handed out [`service::tasks::MAX_QUEUED`] at a time: the scheduler queues more only as
 /// queued ones are taken, so no lease runs out while its job still waits in the queue, and a
@@ -2534,26 +2555,14 @@ async fn another_partner_cannot_reach_screening_of_this_one() {
 #[tokio::test]
 async fn the_scheduler_keeps_at_most_max_queued_tasks_in_the_job_queue() {
     use entity::task;
-    use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
     use service::tasks::MAX_QUEUED;
 
     // No scheduler of the app's own: this test is the scheduler.
     let app = spawn_app_with(|c| c.embedded_workers = Some(false)).await;
     let (svc, db) = (&app.service, app.service.db());
-    let now = svc.clock().now();
     let backlog = MAX_QUEUED + 100;
-    for _ in 0..backlog {
-        db.execute(&service::tasks::scheduling(
-            &app.partner_id,
-            None,
-            service::tasks::TaskKind::SendEmail,
-            json!({}),
-            now - chrono::Duration::seconds(1),
-            now,
-        ))
-        .await
-        .expect("task");
-    }
+    due_email_tasks(&app, backlog, json!({})).await;
     let queued = || async {
         task::Entity::find()
             .filter(task::Column::Status.eq("queued"))
@@ -2615,21 +2624,11 @@ async fn the_scheduler_keeps_at_most_max_queued_tasks_in_the_job_queue() {
 #[tokio::test]
 async fn moving_the_clock_does_not_hand_out_a_running_task_again() {
     use entity::task;
-    use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
     let app = spawn_app_with(|c| c.embedded_workers = Some(false)).await;
     let (svc, db) = (&app.service, app.service.db());
-    let now = svc.clock().now();
-    db.execute(&service::tasks::scheduling(
-        &app.partner_id,
-        None,
-        service::tasks::TaskKind::SendEmail,
-        json!({}),
-        now - chrono::Duration::seconds(1),
-        now,
-    ))
-    .await
-    .expect("task");
+    due_email_tasks(&app, 1, json!({})).await;
     // Running, as `run_task` leaves it while the task's work is under way.
     task::Entity::update_many()
         .col_expr(
@@ -2653,21 +2652,11 @@ async fn moving_the_clock_does_not_hand_out_a_running_task_again() {
 #[tokio::test]
 async fn a_task_whose_runs_never_finish_is_given_up() {
     use entity::task;
-    use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
     let app = spawn_app_with(|c| c.embedded_workers = Some(false)).await;
     let (svc, db) = (&app.service, app.service.db());
-    let now = svc.clock().now();
-    db.execute(&service::tasks::scheduling(
-        &app.partner_id,
-        None,
-        service::tasks::TaskKind::SendEmail,
-        json!({}),
-        now - chrono::Duration::seconds(1),
-        now,
-    ))
-    .await
-    .expect("task");
+    due_email_tasks(&app, 1, json!({})).await;
     let ids = svc.claim_due_tasks(10).await.expect("claim");
     // Eight runs were taken and none recorded its end.
     task::Entity::update_many()
@@ -2699,23 +2688,11 @@ async fn a_task_whose_runs_never_finish_is_given_up() {
 #[tokio::test]
 async fn concurrent_runs_of_a_queued_task_run_it_exactly_once() {
     use entity::task;
-    use sea_orm::{ConnectionTrait, EntityTrait};
+    use sea_orm::EntityTrait;
 
     let app = spawn_app_with(|c| c.embedded_workers = Some(false)).await;
     let (svc, db) = (&app.service, app.service.db());
-    let now = svc.clock().now();
-    for _ in 0..4 {
-        db.execute(&service::tasks::scheduling(
-            &app.partner_id,
-            None,
-            service::tasks::TaskKind::SendEmail,
-            json!({"email_id": "none"}),
-            now - chrono::Duration::seconds(1),
-            now,
-        ))
-        .await
-        .expect("task");
-    }
+    due_email_tasks(&app, 4, json!({"email_id": "none"})).await;
     let ids = svc.claim_due_tasks(10).await.expect("claim");
     assert_eq!(ids.len(), 4, "{ids:?}");
     // Each task run four times, all at once.
