@@ -11,6 +11,7 @@ use service::bootstrap::NewPartner;
 use worker::config::Config;
 use worker::setup::{back_half, service_from, worker_config};
 
+use crate::client_ip::TrustedProxies;
 use crate::graphql::{self, Limits};
 
 /// A server bound to its address, ready to run.
@@ -22,6 +23,7 @@ pub struct Application {
     /// Set when this start provisioned the demo partner on an empty database.
     pub bootstrapped: Option<NewPartner>,
     acceptor: poem::listener::BoxAcceptor,
+    proxies: TrustedProxies,
     config: Config,
 }
 
@@ -41,6 +43,7 @@ impl Application {
         if config.public_base_url.is_none() {
             config.public_base_url = Some(format!("http://{addr}"));
         }
+        let proxies = TrustedProxies::parse(&config.trusted_proxies)?;
         let service = service_from(&config).await?;
         let bootstrapped = service
             .bootstrap_if_empty()
@@ -55,6 +58,7 @@ impl Application {
             queue,
             bootstrapped,
             acceptor: acceptor.boxed(),
+            proxies,
             config,
         })
     }
@@ -94,9 +98,13 @@ impl Application {
             self.service.clone(),
             window,
             Duration::from_secs(self.config.live_token_check_secs.max(1)),
-            Duration::from_secs(self.config.live_init_timeout_secs.max(1)),
+            crate::live::SocketTimes {
+                init_timeout: Duration::from_secs(self.config.live_init_timeout_secs.max(1)),
+                keepalive: (self.config.live_keepalive_secs > 0)
+                    .then(|| Duration::from_secs(self.config.live_keepalive_secs)),
+            },
         );
-        let app = crate::http::routes(schema, self.service.clone(), window, live);
+        let app = crate::http::routes(schema, self.service.clone(), window, live, self.proxies);
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
                 app,

@@ -12,9 +12,10 @@ use poem::web::{Data, Html};
 use poem::{EndpointExt, IntoResponse, Response, Route, get, handler};
 use service::Service;
 
+use crate::client_ip::TrustedProxies;
 use crate::graphql::{self, AppSchema};
 use crate::live::{
-    ConnectionOps, ReadOnWake, SessionToken, SharedSink, SharedSubscriptions, closing_uninitialised,
+    ConnectionOps, ReadOnWake, SessionToken, SharedSink, SharedSubscriptions, supervise,
 };
 use crate::parsed::ParsedQueries;
 
@@ -26,6 +27,7 @@ pub fn routes(
     svc: Service,
     window: graphql::BatchWindow,
     live: SharedSubscriptions,
+    proxies: TrustedProxies,
 ) -> impl poem::Endpoint {
     Route::new()
         .at(
@@ -57,6 +59,7 @@ pub fn routes(
         .data(schema)
         .data(svc)
         .data(window)
+        .data(proxies)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -135,7 +138,7 @@ fn graphql_get(
         .into_response();
     };
     let executor = live.clone();
-    let init_timeout = live.init_timeout();
+    let times = live.socket_times();
     let svc = svc.clone();
     ws.protocols(ALL_WEBSOCKET_PROTOCOLS)
         .config(websocket_config())
@@ -144,40 +147,38 @@ fn graphql_get(
             let sink = SharedSink::new(sink);
             let initialised = Arc::new(AtomicBool::new(false));
             let flag = initialised.clone();
-            let serve = GraphQLWebSocket::new_with_pair(
-                sink.clone(),
-                ReadOnWake::new(incoming),
-                executor,
-                protocol,
-            )
-            .on_connection_init(move |payload| async move {
-                let token = ["Authorization", "authorization", "token"]
-                    .iter()
-                    .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
-                    .map(|t| {
-                        t.strip_prefix("Bearer ")
-                            .or_else(|| t.strip_prefix("bearer "))
-                            .unwrap_or(t)
-                            .trim()
-                            .to_string()
-                    })
-                    .ok_or_else(|| {
-                        graphql::error::gql(service::ServiceError::Unauthenticated(
-                            "send the token in the connection_init payload as Authorization".into(),
-                        ))
-                    })?;
-                // Checked now, and again at every operation (`live`).
-                svc.authenticate(&token)
-                    .await
-                    .map_err(graphql::error::gql)?;
-                let mut data = async_graphql::Data::default();
-                data.insert(SessionToken(token));
-                data.insert(ConnectionOps::default());
-                flag.store(true, Ordering::Release);
-                Ok(data)
-            })
-            .serve();
-            closing_uninitialised(Box::pin(serve), sink, initialised, init_timeout)
+            let incoming = ReadOnWake::new(incoming);
+            let heard = incoming.heard();
+            let serve = GraphQLWebSocket::new_with_pair(sink.clone(), incoming, executor, protocol)
+                .on_connection_init(move |payload| async move {
+                    let token = ["Authorization", "authorization", "token"]
+                        .iter()
+                        .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
+                        .map(|t| {
+                            t.strip_prefix("Bearer ")
+                                .or_else(|| t.strip_prefix("bearer "))
+                                .unwrap_or(t)
+                                .trim()
+                                .to_string()
+                        })
+                        .ok_or_else(|| {
+                            graphql::error::gql(service::ServiceError::Unauthenticated(
+                                "send the token in the connection_init payload as Authorization"
+                                    .into(),
+                            ))
+                        })?;
+                    // Checked now, and again at every operation (`live`).
+                    svc.authenticate(&token)
+                        .await
+                        .map_err(graphql::error::gql)?;
+                    let mut data = async_graphql::Data::default();
+                    data.insert(SessionToken(token));
+                    data.insert(ConnectionOps::default());
+                    flag.store(true, Ordering::Release);
+                    Ok(data)
+                })
+                .serve();
+            supervise(Box::pin(serve), sink, initialised, heard, times)
         })
         .into_response()
 }

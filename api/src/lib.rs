@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod client_ip;
 pub mod graphql;
 pub mod http;
 pub mod live;

@@ -106,8 +106,8 @@ pub struct SharedSubscriptions {
     window: BatchWindow,
     /// How often a running subscription checks its token.
     token_check: Duration,
-    /// How long a connection may wait before its `connection_init` succeeds.
-    init_timeout: Duration,
+    /// How long a connection may wait for its `connection_init`, and how often it is pinged.
+    socket: SocketTimes,
     running: Arc<Registry>,
 }
 
@@ -125,21 +125,21 @@ impl SharedSubscriptions {
         svc: Service,
         window: BatchWindow,
         token_check: Duration,
-        init_timeout: Duration,
+        socket: SocketTimes,
     ) -> Self {
         Self {
             schema,
             svc,
             window,
             token_check,
-            init_timeout,
+            socket,
             running: Arc::default(),
         }
     }
 
-    /// How long a connection may wait before its `connection_init` succeeds.
-    pub fn init_timeout(&self) -> Duration {
-        self.init_timeout
+    /// How long a connection may wait for its `connection_init`, and how often it is pinged.
+    pub fn socket_times(&self) -> SocketTimes {
+        self.socket
     }
 
     /// Executions running now (each serves one or more subscribers).
@@ -370,8 +370,8 @@ impl Executor for SharedSubscriptions {
     }
 }
 
-/// A sink two owners can write to: the WebSocket protocol, and the connection's own close of a
-/// connection whose `connection_init` never succeeded ([`closing_uninitialised`]).
+/// A sink two owners can write to: the WebSocket protocol, and [`supervise`]'s pings and its
+/// close of a connection whose `connection_init` never succeeded.
 pub struct SharedSink<S>(Arc<Mutex<S>>);
 
 impl<S> SharedSink<S> {
@@ -410,34 +410,71 @@ impl<S: Sink<I> + Unpin, I> Sink<I> for SharedSink<S> {
     }
 }
 
-/// Runs a connection (`serve`); if its `connection_init` has not succeeded (`initialised`)
-/// within `timeout`, closes it with 4408, graphql-transport-ws's "Connection initialisation
-/// timeout" (the legacy protocol names no code, and gets the same), so a socket that never
-/// authenticates does not stay open.
+/// A connection's timings: `CLEARHIRE_LIVE_INIT_TIMEOUT_SECS` and
+/// `CLEARHIRE_LIVE_KEEPALIVE_SECS`.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketTimes {
+    /// How long a connection may wait before its `connection_init` succeeds.
+    pub init_timeout: Duration,
+    /// How often an initialised connection is pinged; `None`: never.
+    pub keepalive: Option<Duration>,
+}
+
+/// Runs a connection (`serve`) and watches it:
+/// - if its `connection_init` has not succeeded (`initialised`) within the init timeout, it is
+///   closed with 4408, graphql-transport-ws's "Connection initialisation timeout" (the legacy
+///   protocol names no code, and gets the same), so a socket that never authenticates does not
+///   stay open;
+/// - once initialised, it is sent a WebSocket ping every keepalive interval (browsers and client
+///   libraries answer pings themselves). A connection from which nothing (not even a pong) was
+///   `heard` over a whole interval after a ping is dropped: its peer is gone, and an idle
+///   subscription would otherwise hold its memory until a write to the peer failed, which for a
+///   subscription that sees no events is never.
 ///
 /// `serve` comes boxed, and the caller builds it outside any `async` block: a future holding the
 /// connection inline (or the upgraded stream it was made from, as an `async` block's captures
 /// stay for its whole life) made every idle subscriber 3 KB larger.
-pub async fn closing_uninitialised<S, F>(
+pub async fn supervise<S, F>(
     mut serve: Pin<Box<F>>,
     mut sink: SharedSink<S>,
     initialised: Arc<AtomicBool>,
-    timeout: Duration,
+    heard: Arc<AtomicBool>,
+    times: SocketTimes,
 ) where
     S: Sink<poem::web::websocket::Message> + Unpin,
     F: Future<Output = ()>,
 {
+    use poem::web::websocket::Message;
     tokio::select! {
         () = &mut serve => return,
-        () = tokio::time::sleep(timeout) => {}
+        () = tokio::time::sleep(times.init_timeout) => {}
     }
-    if initialised.load(Ordering::Acquire) {
-        serve.await;
-    } else {
-        let close =
-            poem::web::websocket::Message::close_with(4408u16, "Connection initialisation timeout");
+    if !initialised.load(Ordering::Acquire) {
+        let close = Message::close_with(4408u16, "Connection initialisation timeout");
         // The peer may be gone already; the connection ends either way.
         let _ = sink.send(close).await;
+        return;
+    }
+    let Some(every) = times.keepalive else {
+        serve.await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            () = &mut serve => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        if !heard.swap(false, Ordering::AcqRel) {
+            tracing::debug!("a WebSocket peer stopped answering pings; dropping its connection");
+            return;
+        }
+        // Sent beside the connection, which keeps being served; a peer that does not even take
+        // the ping within an interval is gone.
+        tokio::select! {
+            () = &mut serve => return,
+            _ = sink.send(Message::Ping(Vec::new())) => {}
+            () = tokio::time::sleep(every) => return,
+        }
     }
 }
 
@@ -448,6 +485,8 @@ pub async fn closing_uninitialised<S, F>(
 pub struct ReadOnWake<S> {
     inner: S,
     wake: Arc<WakeFlag>,
+    /// Set at every message read (pongs too); [`supervise`] clears it at each ping.
+    heard: Arc<AtomicBool>,
 }
 
 struct WakeFlag {
@@ -470,7 +509,13 @@ impl<S> ReadOnWake<S> {
                 woken: AtomicBool::new(true),
                 task: AtomicWaker::new(),
             }),
+            heard: Arc::new(AtomicBool::new(true)),
         }
+    }
+
+    /// Set whenever a message is read.
+    pub fn heard(&self) -> Arc<AtomicBool> {
+        self.heard.clone()
     }
 }
 
@@ -487,6 +532,7 @@ impl<S: Stream + Unpin> Stream for ReadOnWake<S> {
         let polled = self.inner.poll_next_unpin(&mut Context::from_waker(&waker));
         if polled.is_ready() {
             self.wake.woken.store(true, Ordering::Release);
+            self.heard.store(true, Ordering::Release);
         }
         polled
     }

@@ -6,6 +6,8 @@ use poem::http::{HeaderMap, StatusCode};
 use poem::web::{Data, Html, Path, RemoteAddr};
 use poem::{Body, IntoResponse, Response, handler};
 use service::Service;
+
+use crate::client_ip::TrustedProxies;
 use service::screen::{
     ConsentDetails, ConsentPurpose, ConsentSubmission, ConsentView, LinkProblem,
 };
@@ -342,12 +344,15 @@ pub async fn consent_sign(
     Path(token): Path<String>,
     svc: Data<&Service>,
     remote: &RemoteAddr,
+    proxies: Data<&TrustedProxies>,
     headers: &HeaderMap,
     body: Body,
 ) -> Response {
     let posted = form(body).await;
     let mut details = ConsentDetails {
-        ip_address: remote.as_socket_addr().map(|a| a.ip().to_string()),
+        ip_address: proxies
+            .client_ip(remote.as_socket_addr().map(|a| a.ip()), headers)
+            .map(|ip| ip.to_string()),
         user_agent: headers
             .get("user-agent")
             .and_then(|v| v.to_str().ok())

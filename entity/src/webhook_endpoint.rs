@@ -21,6 +21,8 @@ pub struct Model {
     pub disabled_reason: Option<String>,
     /// Start of the current run of failed deliveries.
     pub failing_since: Option<DateTimeUtc>,
+    /// The last failed attempt; a run of failures ends when a day passes without one.
+    pub last_failure_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

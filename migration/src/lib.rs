@@ -8,6 +8,7 @@ mod m20261123_000002_webhooks;
 mod m20261123_000003_checks_by_candidate;
 mod m20261123_000004_screening;
 mod m20261201_000005_lookups_by_key;
+mod m20261207_000006_endpoint_last_failure;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_checks_by_candidate::Migration),
             Box::new(m20261123_000004_screening::Migration),
             Box::new(m20261201_000005_lookups_by_key::Migration),
+            Box::new(m20261207_000006_endpoint_last_failure::Migration),
         ]
     }
 }

@@ -234,7 +234,8 @@ impl Service {
     }
 
     /// The candidate's notice that an adverse action they were told of is cancelled (the check
-    /// approved), unless a dispute ends it: the dispute's outcome says so itself.
+    /// approved), unless a dispute resolved in their favour ends it: the dispute's outcome says
+    /// so itself. A dispute still open is closed with it, and the notice says so.
     pub(crate) async fn adverse_cancelled<C: ConnectionTrait>(
         &self,
         conn: &C,
@@ -243,18 +244,21 @@ impl Service {
         partner: &partner::Model,
         now: DateTime<Utc>,
     ) -> ServiceResult<Vec<SubQueryStatement>> {
-        if active(conn, &c.id)
-            .await?
-            .is_some_and(|a| a.state == "disputed")
-        {
+        let disputed = active(conn, &c.id).await?.filter(|a| a.state == "disputed");
+        if disputed.as_ref().is_some_and(|a| a.resolution.is_some()) {
             return Ok(Vec::new());
         }
         let body = format!(
             "Hello {first},\n\n{partner} has cancelled the adverse action on your application. \
              The notice you were sent about your background check no longer applies, and your \
-             application goes ahead.\n",
+             application goes ahead.{closed}\n",
             first = cand.first_name,
             partner = partner.name,
+            closed = if disputed.is_some() {
+                " Your dispute is closed with it: there is no decision left for it to change."
+            } else {
+                ""
+            },
         );
         let subject = format!("{}: adverse action cancelled", partner.name);
         Ok(mail::sending(
@@ -316,7 +320,13 @@ impl Service {
     ) -> ServiceResult<adverse_action::Model> {
         let aa = active(txn, &c.id)
             .await?
-            .filter(|a| a.state == "waiting" && c.status == CheckStatus::PendingFirstNotice)
+            // A dispute after the waiting period ended (its final notice not yet sent) is too
+            // late to pause it.
+            .filter(|a| {
+                a.state == "waiting"
+                    && c.status == CheckStatus::PendingFirstNotice
+                    && a.due_at.is_some_and(|d| d > self.clock.now())
+            })
             .ok_or_else(|| {
                 ServiceError::invalid(
                     "checkId",
@@ -488,9 +498,9 @@ impl Service {
                     actor,
                     c,
                     CheckStatus::Approved,
-                    Some(&format!(
-                        "dispute resolved in the candidate's favour: {resolution}"
-                    )),
+                    // The resolution's words stay with the adverse action, which only team
+                    // members read; a status's reason reaches every role.
+                    Some("dispute resolved in the candidate's favour"),
                     StatusExtras::default(),
                 )
                 .await?
@@ -535,6 +545,8 @@ impl Service {
         actor: &Actor,
         check_id: &str,
     ) -> ServiceResult<Option<adverse_action::Model>> {
+        // Its dispute's reason and resolution speak of the report's records.
+        actor.require(Role::TeamMember)?;
         crate::check::find(&self.db, &actor.partner_id, check_id).await?;
         Ok(adverse_action::Entity::find()
             .filter(adverse_action::Column::PartnerId.eq(&actor.partner_id))

@@ -147,6 +147,21 @@ fn search_text(first: &str, middle: Option<&str>, last: &str, email: &str) -> St
         .to_lowercase()
 }
 
+/// The class of PostgreSQL's two-key advisory locks taken per SSN fingerprint ("ssn\0"); the
+/// two-key space is apart from the relay's one-key lock.
+const SSN_LOCK_CLASS: i32 = 0x7373_6e00;
+
+/// A fingerprint's lock key: its first four bytes (two fingerprints sharing them only wait for
+/// each other).
+fn ssn_lock_key(fingerprint: &str) -> i32 {
+    let b = fingerprint.as_bytes();
+    let mut key = [0u8; 4];
+    for (k, v) in key.iter_mut().zip(b.iter()) {
+        *k = *v;
+    }
+    i32::from_le_bytes(key)
+}
+
 /// What [`Service::create_candidate_unless_same_ssn`] came to.
 pub(crate) enum NewCandidate {
     Created(candidate::Model),
@@ -213,6 +228,19 @@ impl Service {
             Change::Set(ssn) => Some(self.crypto.fingerprint(ssn)),
             _ => None,
         };
+        if let Some(fp) = &fingerprint
+            && txn.get_database_backend() == sea_orm::DbBackend::Postgres
+        {
+            // Two forms with one SSN submitted at once would each find no candidate and both
+            // insert one (PostgreSQL runs them side by side; SQLite's writes take turns). Forms
+            // with the same SSN take turns here, until the first commits its candidate.
+            txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                [SSN_LOCK_CLASS.into(), ssn_lock_key(fp).into()],
+            ))
+            .await?;
+        }
         if let Some(existing) = self
             .ensure_unique(
                 txn,

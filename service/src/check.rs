@@ -75,6 +75,22 @@ pub struct NewCheck {
     pub email_candidate: bool,
 }
 
+/// A check's `callbackUrl`, validated. The results sent there hold the report and the
+/// candidate's date of birth, which a limited team member may not see: they may not name one.
+pub(crate) fn callback_url(actor: &Actor, url: Option<&str>) -> ServiceResult<Option<String>> {
+    let url = domain::opt_text("callbackUrl", url, 2048)?
+        .map(|u| domain::http_url("callbackUrl", &u))
+        .transpose()?;
+    if url.is_some() && !actor.role.may_see_sensitive() {
+        return Err(ServiceError::Forbidden(
+            "callbackUrl receives the check's results (the report, the date of birth), which \
+             the limited_team_member role may not see"
+                .into(),
+        ));
+    }
+    Ok(url)
+}
+
 impl Service {
     pub async fn start_check(
         &self,
@@ -83,9 +99,7 @@ impl Service {
         input: NewCheck,
     ) -> ServiceResult<check::Model> {
         actor.require(Role::LimitedTeamMember)?;
-        let callback_url = domain::opt_text("callbackUrl", input.callback_url.as_deref(), 2048)?
-            .map(|u| domain::http_url("callbackUrl", &u))
-            .transpose()?;
+        let callback_url = callback_url(actor, input.callback_url.as_deref())?;
         let reference_id = domain::opt_text("referenceId", input.reference_id.as_deref(), 200)?;
         let status = if input.do_checks && input.email_candidate {
             CheckStatus::Emailed

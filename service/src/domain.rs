@@ -176,6 +176,11 @@ pub fn http_url(field: &str, value: &str) -> ServiceResult<String> {
             if v.len() > 2048 {
                 return invalid(field, "must be at most 2048 characters");
             }
+            // Credentials in a URL would be stored and shown in the clear wherever the URL is
+            // (delivery logs, events); a receiver authenticates our requests by their signature.
+            if !u.username().is_empty() || u.password().is_some() {
+                return invalid(field, "must not hold a user name or password");
+            }
             Ok(u.to_string())
         }
         _ => invalid(field, "must be an absolute http(s) URL"),
@@ -327,5 +332,7 @@ mod tests {
         assert!(http_url("u", "https://example.com/hook").is_ok());
         assert!(http_url("u", "ftp://example.com").is_err());
         assert!(http_url("u", "not a url").is_err());
+        assert!(http_url("u", "https://user:pass@example.com/hook").is_err());
+        assert!(http_url("u", "https://token@example.com/hook").is_err());
     }
 }

@@ -259,7 +259,7 @@ impl Service {
                 "arrest alerts can only be simulated with the sandbox provider".into(),
             ));
         }
-        let county = domain::text("county", county, 100)?;
+        let county = county_name(&domain::text("county", county, 100)?);
         let state = domain::us_state("state", state)?;
         let txn = db::begin_write(&self.db).await?;
         let (c, cand, partner) =
@@ -563,19 +563,20 @@ impl Service {
             Some(s) => serde_json::from_str(&self.crypto.open(s)?).map_err(anyhow::Error::from)?,
             None => Report::default(),
         };
-        report
-            .checks
-            .criminal
-            .get_or_insert_with(Vec::new)
-            .push(CountyCriminal {
+        // The county's records join its entry when the report has one (one entry per county).
+        let counties = report.checks.criminal.get_or_insert_with(Vec::new);
+        match counties.iter_mut().find(|c| c.county == alert.county) {
+            Some(entry) => entry.value.extend(records),
+            None => counties.push(CountyCriminal {
                 county: alert.county.clone(),
                 value: records,
                 status: "ready".into(),
                 clear_eta: None,
                 hit_eta: None,
-            });
+            }),
+        }
         let reason = format!(
-            "continuous monitoring: a charge was found in {} County, {} after an arrest on {}",
+            "continuous monitoring: a charge was found in {}, {} after an arrest on {}",
             alert.county, alert.state, alert.arrested_on
         );
         // An approved check goes to compliance review. One that cannot (already in review,
@@ -612,5 +613,32 @@ impl Service {
         .await?;
         self.commit(txn).await?;
         Ok(TaskOutcome::Done)
+    }
+}
+
+/// A county as reports name it ("Alameda County"): "Alameda" and "Alameda County" are one.
+fn county_name(county: &str) -> String {
+    let c = county.trim();
+    let named = c
+        .len()
+        .checked_sub(" county".len())
+        .and_then(|i| c.get(i..))
+        .is_some_and(|end| end.eq_ignore_ascii_case(" county"));
+    if named {
+        c.to_string()
+    } else {
+        format!("{c} County")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::county_name;
+
+    #[test]
+    fn a_county_is_named_as_reports_name_it() {
+        assert_eq!(county_name("Alameda"), "Alameda County");
+        assert_eq!(county_name(" Alameda County "), "Alameda County");
+        assert_eq!(county_name("Bernalillo county"), "Bernalillo county");
     }
 }

@@ -1163,9 +1163,7 @@ impl Service {
             }
             timestamps.insert(key.to_string(), times);
         }
-        let callback_url = domain::opt_text("callbackUrl", input.callback_url.as_deref(), 2048)?
-            .map(|u| domain::http_url("callbackUrl", &u))
-            .transpose()?;
+        let callback_url = crate::check::callback_url(actor, input.callback_url.as_deref())?;
         let ip = domain::opt_text("ipAddress", input.ip_address.as_deref(), 64)?;
         if let Some(ip) = &ip
             && ip.parse::<std::net::IpAddr>().is_err()

@@ -38,6 +38,11 @@ pub const RETRY_SCHEDULE_SECS: [i64; 7] = [5, 300, 1800, 7200, 18000, 36000, 360
 /// An endpoint failing without a success for this long is disabled.
 pub const DISABLE_AFTER_FAILING: Duration = Duration::days(5);
 
+/// A run of failures ends when this long passes without a failed attempt (the schedule's
+/// longest wait is 10 h and jitter, so an endpoint failing everything all along fails more
+/// often than this): an endpoint with nothing to send for days is not "failing" meanwhile.
+pub const FAILING_STREAK_GAP: Duration = Duration::hours(24);
+
 /// How long a delivery being sent is reserved for its sender: the 15 s request timeout plus
 /// margin. A sender that dies mid-request leaves it to be sent again after this.
 pub const DELIVERY_LEASE: Duration = Duration::seconds(20);
@@ -378,6 +383,7 @@ impl Service {
             previous_secret_expires_at: Set(None),
             disabled_reason: Set(None),
             failing_since: Set(None),
+            last_failure_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -418,8 +424,11 @@ impl Service {
             .map(|d| domain::opt_text("description", Some(d), 500))
             .transpose()?;
         let txn = db::begin_write(&self.db).await?;
-        let before = find_endpoint(&txn, &actor.partner_id, id).await?;
+        // Read for update: an attempt disabling the endpoint at the same time takes its turn
+        // before or after this change, never between its read and write.
+        let before = find_endpoint_for_update(&txn, &actor.partner_id, id).await?;
         let now = crate::now();
+        let moved = url.as_ref().is_some_and(|u| *u != before.url);
         if let Some(u) = url.as_ref().filter(|u| **u != before.url) {
             // Deliveries not yet delivered go to the new URL: a retry, a resend or a recovery
             // after the URL was fixed must not go to the old one. Delivered ones keep the URL
@@ -455,6 +464,10 @@ impl Service {
                 am.failing_since = Set(None);
             }
         }
+        if moved {
+            // The failures were the old address's.
+            am.failing_since = Set(None);
+        }
         am.updated_at = Set(now);
         let e = am.update(&txn).await?;
         events::record(
@@ -469,19 +482,41 @@ impl Service {
         Ok(e)
     }
 
-    /// New signing secret; the old one keeps signing beside it for 24 hours.
+    /// New signing secret; the old one keeps signing beside it for 24 hours, or, `immediately`
+    /// (a secret that leaked), stops now with any earlier one. A rotation while the secret before
+    /// is still in its 24 hours is refused, as it would cut them short for receivers not yet
+    /// moved to the current one; `immediately` may still be asked for.
     pub async fn rotate_webhook_secret(
         &self,
         actor: &Actor,
         id: &str,
+        immediately: bool,
     ) -> ServiceResult<endpoint::Model> {
         actor.require(Role::SuperAdmin)?;
         let txn = db::begin_write(&self.db).await?;
-        let current = find_endpoint(&txn, &actor.partner_id, id).await?;
+        let current = find_endpoint_for_update(&txn, &actor.partner_id, id).await?;
+        let now = crate::now();
+        if let Some(until) = current.previous_secret_expires_at
+            && until > now
+            && current.previous_secret_enc.is_some()
+            && !immediately
+        {
+            return Err(ServiceError::conflict(format!(
+                "the secret before the current one signs until {}; rotating again now would stop \
+                 it early. Rotate after then, or with `immediately: true` to stop both old \
+                 secrets now",
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )));
+        }
         let old = current.secret_enc.clone();
         let mut am = current.into_active_model();
-        am.previous_secret_enc = Set(Some(old));
-        am.previous_secret_expires_at = Set(Some(crate::now() + PREVIOUS_SECRET_GRACE));
+        if immediately {
+            am.previous_secret_enc = Set(None);
+            am.previous_secret_expires_at = Set(None);
+        } else {
+            am.previous_secret_enc = Set(Some(old));
+            am.previous_secret_expires_at = Set(Some(now + PREVIOUS_SECRET_GRACE));
+        }
         am.secret_enc = Set(self.crypto.seal(&new_secret())?);
         am.updated_at = Set(crate::now());
         let e = am.update(&txn).await?;
@@ -960,7 +995,10 @@ impl Service {
         let Some(e) = q.unique(conn).await? else {
             return Ok(());
         };
-        let failing_since = e.failing_since.unwrap_or(now);
+        let quiet = e
+            .last_failure_at
+            .is_some_and(|t| now - t > FAILING_STREAK_GAP);
+        let failing_since = e.failing_since.filter(|_| !quiet).unwrap_or(now);
         let reason = if !e.enabled {
             // Already disabled (by hand, or by an attempt that finished first).
             None
@@ -974,6 +1012,7 @@ impl Service {
         let (partner_id, id, url) = (e.partner_id.clone(), e.id.clone(), e.url.clone());
         let mut am = e.into_active_model();
         am.failing_since = Set(Some(failing_since));
+        am.last_failure_at = Set(Some(now));
         if let Some(reason) = &reason {
             am.enabled = Set(false);
             am.disabled_reason = Set(Some(reason.clone()));
@@ -1055,6 +1094,8 @@ pub struct DeliveryFilter {
     pub endpoint_id: Option<String>,
     pub status: Option<String>,
     pub event_type: Option<String>,
+    /// The last delivery of the page before: the list goes on with those older than it.
+    pub after: Option<String>,
 }
 
 pub const DELIVERY_STATUSES: [&str; 4] = ["pending", "delivered", "failed", "cancelled"];
@@ -1090,6 +1131,22 @@ impl Service {
         }
         if let Some(t) = &filter.event_type {
             q = q.filter(delivery::Column::EventType.eq(t));
+        }
+        if let Some(after) = &filter.after {
+            let last = delivery::Entity::find_by_id(after.clone())
+                .owned_by(&self.db, delivery::Column::PartnerId, &actor.partner_id)
+                .await?
+                .ok_or_else(|| ServiceError::invalid("after", "no such delivery"))?;
+            // Newest first: after (created_at, id) in that order comes what is below it.
+            q = q.filter(
+                sea_orm::Condition::any()
+                    .add(delivery::Column::CreatedAt.lt(last.created_at))
+                    .add(
+                        sea_orm::Condition::all()
+                            .add(delivery::Column::CreatedAt.eq(last.created_at))
+                            .add(delivery::Column::Id.lt(last.id)),
+                    ),
+            );
         }
         Ok(q.order_by_desc(delivery::Column::CreatedAt)
             .order_by_desc(delivery::Column::Id)
@@ -1144,6 +1201,10 @@ impl Service {
         let mut am = d.into_active_model();
         am.status = Set("pending".into());
         am.attempts = Set(0);
+        // What the earlier attempts came to is in their log; the delivery starts afresh.
+        am.delivered_at = Set(None);
+        am.last_status_code = Set(None);
+        am.last_error = Set(None);
         am.next_attempt_at = Set(Some(crate::now()));
         am.updated_at = Set(crate::now());
         Ok(am.update(&self.db).await?)
@@ -1301,6 +1362,22 @@ async fn find_endpoint<C: ConnectionTrait>(
 ) -> ServiceResult<endpoint::Model> {
     endpoint::Entity::find_by_id(id.to_string())
         .owned_by(conn, endpoint::Column::PartnerId, partner_id)
+        .await?
+        .ok_or(ServiceError::not_found("webhook endpoint"))
+}
+
+/// As [`find_endpoint`], the row locked until the transaction ends (on PostgreSQL; SQLite's
+/// writes take turns anyway).
+async fn find_endpoint_for_update(
+    txn: &sea_orm::DatabaseTransaction,
+    partner_id: &str,
+    id: &str,
+) -> ServiceResult<endpoint::Model> {
+    let mut q = endpoint::Entity::find_by_id(id.to_string());
+    if txn.get_database_backend() == DbBackend::Postgres {
+        q = q.lock_exclusive();
+    }
+    q.owned_by(txn, endpoint::Column::PartnerId, partner_id)
         .await?
         .ok_or(ServiceError::not_found("webhook endpoint"))
 }

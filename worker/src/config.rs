@@ -62,6 +62,13 @@ pub struct Config {
     #[arg(long, env = "CLEARHIRE_WEBHOOK_ALLOWLIST", default_value = "")]
     pub webhook_allowlist: String,
 
+    /// Comma-separated addresses of reverse proxies in front of the api (e.g. 127.0.0.1 for a
+    /// proxy on the same host). A request from one of them is taken to come from the nearest
+    /// address in its `X-Forwarded-For` that is not itself such a proxy (the candidate's address
+    /// in consent evidence); from any other peer the header is not believed.
+    #[arg(long, env = "CLEARHIRE_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+
     /// SMTP server for candidate mail, e.g. `smtps://user:pass@mail.example.com` or
     /// `smtp://127.0.0.1:25`; unset: mail is only kept (GraphQL `emails`) and logged.
     #[arg(long, env = "CLEARHIRE_SMTP_URL", hide_env_values = true)]
@@ -151,6 +158,11 @@ pub struct Config {
     /// closed with 4408 (graphql-transport-ws's "Connection initialisation timeout").
     #[arg(long, env = "CLEARHIRE_LIVE_INIT_TIMEOUT_SECS", default_value_t = 10)]
     pub live_init_timeout_secs: u64,
+
+    /// Seconds between pings of an initialised WebSocket; one from which nothing (not even the
+    /// pong) was heard over a whole interval after a ping is dropped. 0: no pings.
+    #[arg(long, env = "CLEARHIRE_LIVE_KEEPALIVE_SECS", default_value_t = 30)]
+    pub live_keepalive_secs: u64,
 
     /// Log every SQL statement.
     #[arg(long, env = "CLEARHIRE_LOG_SQL", default_value_t = false)]

@@ -191,7 +191,8 @@ impl WebhookQuery {
             .map(WebhookEndpoint)
             .collect())
     }
-    /// Deliveries, newest first, filtered by endpoint, status and event type.
+    /// Deliveries, newest first, filtered by endpoint, status and event type; `first` of them
+    /// after the delivery `after` (the last one of the page before).
     async fn webhook_deliveries(
         &self,
         ctx: &Context<'_>,
@@ -199,11 +200,13 @@ impl WebhookQuery {
         status: Option<String>,
         event_type: Option<String>,
         #[graphql(default = 20)] first: u64,
+        after: Option<ID>,
     ) -> GqlResult<Vec<WebhookDelivery>> {
         let filter = DeliveryFilter {
             endpoint_id: endpoint_id.map(|i| i.0),
             status,
             event_type,
+            after: after.map(|i| i.0),
         };
         let rows = svc(ctx)
             .webhook_deliveries(actor(ctx)?, &filter, first)
@@ -276,11 +279,18 @@ impl WebhookMutation {
                 .map_err(gql)?,
         ))
     }
-    /// New signing secret; the old one keeps signing alongside for 24 hours.
-    async fn rotate_webhook_secret(&self, ctx: &Context<'_>, id: ID) -> GqlResult<WebhookEndpoint> {
+    /// New signing secret; the old one keeps signing alongside for 24 hours. CONFLICT while the
+    /// secret before it is still in its 24 hours (rotating would cut them short). `immediately`
+    /// (for a secret that leaked): the old secrets stop signing now.
+    async fn rotate_webhook_secret(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default = false)] immediately: bool,
+    ) -> GqlResult<WebhookEndpoint> {
         Ok(WebhookEndpoint(
             svc(ctx)
-                .rotate_webhook_secret(actor(ctx)?, &id)
+                .rotate_webhook_secret(actor(ctx)?, &id, immediately)
                 .await
                 .map_err(gql)?,
         ))

@@ -478,9 +478,10 @@ fn identity_reasons(report: &Report) -> Vec<String> {
     let ssn_status = c.ssn_status.as_deref().map(str::trim);
     let trace_run = ssn_status.is_some_and(|s| s != report::NONE);
     let mut reasons = Vec::new();
-    if ssn_status == Some(report::MISMATCH) {
-        reasons
-            .push("identity: the SSN does not match public records (ssn_status 'mismatch')".into());
+    if let Some(s @ (report::MISMATCH | report::NOT_MATCHED)) = ssn_status {
+        reasons.push(format!(
+            "identity: the SSN does not match public records (ssn_status '{s}')"
+        ));
     }
     if trace_run && c.name_status.as_deref().map(str::trim) == Some(report::NOT_MATCHED) {
         reasons.push(format!(
@@ -1082,7 +1083,7 @@ mod tests {
         let d = decide(&sandbox("Pat", "Mismatch"), &defaults());
         assert_eq!(d.status, ReviewIdentity);
         assert_eq!(d.reasons.len(), 2);
-        assert!(d.reasons[0].contains("ssn_status 'mismatch'"));
+        assert!(d.reasons[0].contains("ssn_status 'not_matched'"));
         assert!(d.reasons[1].contains("name_status 'not_matched'"));
 
         // Even with hits elsewhere in the report, identity wins.

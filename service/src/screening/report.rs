@@ -16,9 +16,13 @@ pub const ISO_DATE_FORMAT: &str = "%Y-%m-%d";
 /// Identity statuses (`ssn_status`, `name_status`, `dob_status`, `public_name_status`).
 pub const MATCHED: &str = "matched";
 pub const NOT_MATCHED: &str = "not_matched";
+/// An SSN status some providers give for an SSN that belongs to someone else; the sandbox
+/// gives `not_matched`, as the seed's other identity statuses do, and both are read alike.
 pub const MISMATCH: &str = "mismatch";
 /// The seed's `ssn_status` when no SSN was traced.
 pub const NONE: &str = "none";
+/// The seed's `public_record_date_of_birth` when public records hold no date of birth.
+pub const NO_RECORD_DATE_OF_BIRTH: &str = "1000-01-01";
 /// A criminal record's `*_match` fields.
 pub const EXACT_MATCH: &str = "ExactMatch";
 /// The `county` of criminal results not tied to the candidate's county (national databases).
@@ -66,7 +70,8 @@ pub struct Checks {
     pub mvr: Option<Mvr>,
     pub sex_offender: Option<Vec<SexOffenderRecord>>,
     pub watchlist: Option<Vec<WatchlistRecord>>,
-    pub ssn: Option<String>,
+    /// Turn's SSN details (`number`, `status`, `is_deceased`, ...); the seed shows it `null`.
+    pub ssn: Option<Value>,
     pub candidate_provided_ssn: Option<String>,
     pub partner_provided_name: Option<String>,
     pub dob_status: Option<String>,

@@ -1,6 +1,6 @@
 //! The sandbox screening provider: deterministic reports chosen by the candidate's name, so
 //! partners (and our tests) can drive every adjudication path without a live provider. Same
-//! request, same report: ids come from sha256 of the candidate id, dates from `req.now`, and
+//! request, same report: ids come from sha256 of the candidate id, dates from `req.requested_at`, and
 //! nothing reads the system clock or a random source.
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -42,8 +42,8 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "* Mismatch",
-        "SSN trace: SSN and name do not match public records (ssn_status 'mismatch', \
-         name_status 'not_matched'); no other search runs (criminal, mvr, sex_offender, \
+        "SSN trace: SSN and name do not match public records (ssn_status, name_status and \
+         dob_status 'not_matched', public_provided_name 'No Name Found'); no other search runs (criminal, mvr, sex_offender, \
          watchlist are null). After 'resume checks' (identity_override) the whole report is \
          clear. Needs the SSN trace in the package; without it the report is clear.",
     ),
@@ -626,7 +626,9 @@ fn masked_ssn(ssn: &str) -> Option<String> {
 fn build_report(req: &SearchRequest) -> Report {
     let subject = &req.subject;
     let ids = Ids::new(&subject.candidate_id);
-    let today = req.now.date_naive();
+    // Dates are counted from the request, not from when it is polled, so one check's report
+    // is the same whenever its searches finish.
+    let today = req.requested_at.date_naive();
     let mut scenario = scenario_of(subject);
     let traced = req.runs(SearchKind::SsnTrace);
     // The trace runs before anything else; a mismatch stops the other searches until a team
@@ -654,25 +656,21 @@ fn build_report(req: &SearchRequest) -> Report {
     };
     let mut current_address = None;
     if identity_failed {
-        checks.ssn_status = Some(report::MISMATCH.into());
+        checks.ssn_status = Some(report::NOT_MATCHED.into());
         checks.name_status = Some(report::NOT_MATCHED.into());
         checks.public_name_status = Some(report::NOT_MATCHED.into());
         checks.dob_status = Some(report::NOT_MATCHED.into());
         checks.public_provided_name = Some("No Name Found".into());
+        checks.public_record_date_of_birth = Some(report::NO_RECORD_DATE_OF_BIRTH.into());
         checks.addresses = Some(Vec::new());
     } else if traced {
-        let status_of = |provided: bool| {
-            Some(
-                if provided {
-                    report::MATCHED
-                } else {
-                    report::NONE
-                }
-                .to_owned(),
-            )
+        // Nothing given, nothing traced: the seed's `none` for an SSN, and an empty status
+        // (as in Turn's examples) for a date of birth.
+        let status_of = |provided: bool, otherwise: &str| {
+            Some(if provided { report::MATCHED } else { otherwise }.to_owned())
         };
-        checks.ssn_status = status_of(subject.ssn.is_some());
-        checks.dob_status = status_of(subject.date_of_birth.is_some());
+        checks.ssn_status = status_of(subject.ssn.is_some(), report::NONE);
+        checks.dob_status = status_of(subject.date_of_birth.is_some(), "");
         checks.name_status = Some(report::MATCHED.into());
         checks.public_name_status = Some(report::MATCHED.into());
         checks.public_provided_name = Some(full_name);
@@ -680,7 +678,8 @@ fn build_report(req: &SearchRequest) -> Report {
         checks.addresses = Some(if has_address {
             vec![Address {
                 address1: non_blank(&subject.address),
-                county: Some(home_county(subject)),
+                // An address's county is a real one: none known without a city.
+                county: non_blank(&subject.city).map(|_| home_county(subject)),
                 state: non_blank(&subject.state),
                 zip: non_blank(&subject.zip),
                 city: non_blank(&subject.city),
@@ -876,6 +875,22 @@ mod tests {
     }
 
     #[test]
+    fn a_report_is_the_same_whenever_it_is_polled() {
+        let p = SandboxProvider::new(Duration::ZERO);
+        let mut req = request("Walter", "White", &SearchKind::ALL);
+        req.now = req.requested_at;
+        let Ok(SearchOutcome::Ready(at_once)) = p.run_search(&req) else {
+            panic!("ready at once");
+        };
+        // Polled two days later (a backlog, a restart): the dates still count from the request.
+        req.now = req.requested_at + chrono::Duration::days(2);
+        let Ok(SearchOutcome::Ready(later)) = p.run_search(&req) else {
+            panic!("ready later");
+        };
+        assert_eq!(at_once, later);
+    }
+
+    #[test]
     fn anyone_else_is_clear_with_the_subjects_address() {
         let r = full("Ada", "Lovelace");
         let c = &r.checks;
@@ -1063,8 +1078,12 @@ mod tests {
     fn mismatch_stops_every_other_search() {
         let r = full("Pat", "Mismatch");
         let c = &r.checks;
-        assert_eq!(c.ssn_status.as_deref(), Some("mismatch"));
+        // The seed's statuses for a failed trace.
+        assert_eq!(c.ssn_status.as_deref(), Some("not_matched"));
         assert_eq!(c.name_status.as_deref(), Some("not_matched"));
+        assert_eq!(c.dob_status.as_deref(), Some("not_matched"));
+        assert_eq!(c.public_provided_name.as_deref(), Some("No Name Found"));
+        assert_eq!(c.public_record_date_of_birth.as_deref(), Some("1000-01-01"));
         assert_eq!(c.criminal, None);
         assert_eq!(c.mvr, None);
         assert_eq!(c.sex_offender, None);

@@ -32,6 +32,8 @@ async fn limited_team_member_sees_candidates_and_statuses_but_no_ssn_dob_or_repo
         "dateOfBirth",
         "checks { report }",
         "checks { tasks { kind } }",
+        // A dispute's reason and resolution speak of the report's records.
+        "checks { adverseAction { disputeReason } }",
     ] {
         let q = format!("query($id: ID!) {{ candidate(id: $id) {{ firstName {field} }} }}");
         let r = app.gql_as(Some(&limited), &q, json!({"id": id})).await;
@@ -73,6 +75,19 @@ async fn limited_team_member_sees_candidates_and_statuses_but_no_ssn_dob_or_repo
     );
     // May create candidates and start checks, not adjudicate.
     app.candidate_as(&limited, "limited-made@example.com").await;
+    // Nor may they name a callbackUrl, which would receive the results; a check without one
+    // they may start.
+    let start = "mutation($c: ID!, $u: String) { startCheck(input: {candidateId: $c, doChecks: false, callbackUrl: $u}) { id } }";
+    app.gql_as(
+        Some(&limited),
+        start,
+        json!({"c": id, "u": "https://results.example.com/hook"}),
+    )
+    .await
+    .expect_err("FORBIDDEN", None);
+    app.gql_as(Some(&limited), start, json!({"c": id, "u": null}))
+        .await
+        .data();
     app.gql_as(
         Some(&limited),
         "mutation($c: ID!) { transitionCheck(input: {checkId: $c, status: withdrawn}) { status } }",

@@ -361,6 +361,30 @@ async fn status_and_consent_webhooks_are_signed_and_shaped_as_the_seed() {
         rows.iter()
             .all(|d| d["attemptCount"] == 1 && d["attempts"][0]["statusCode"] == 200)
     );
+    // Paged: two, then the rest after the second, the same three in the same order.
+    let page = |after: Value| {
+        let app = &app;
+        async move {
+            let r = app
+                .gql(
+                    "query($a: ID) { webhookDeliveries(first: 2, after: $a) { id eventId } }",
+                    json!({"a": after}),
+                )
+                .await;
+            r.data()["webhookDeliveries"]
+                .as_array()
+                .expect("page")
+                .clone()
+        }
+    };
+    let first = page(Value::Null).await;
+    assert_eq!(first.len(), 2);
+    let rest = page(first[1]["id"].clone()).await;
+    assert_eq!(rest.len(), 1);
+    let paged: Vec<&Value> = first.iter().chain(&rest).map(|d| &d["eventId"]).collect();
+    let whole: Vec<&Value> = rows.iter().map(|d| &d["eventId"]).collect();
+    assert_eq!(paged, whole);
+    assert!(page(rest[0]["id"].clone()).await.is_empty());
 }
 
 /// Polls `check` for up to `secs` seconds until it returns a value.
@@ -749,6 +773,28 @@ async fn rotated_secrets_sign_side_by_side_and_resend_keeps_the_webhook_id() {
     assert!(
         verified(&got, &old) && verified(&got, &new),
         "both secrets sign the results during the grace period"
+    );
+    // Rotating again while the first old secret is in its 24 hours would cut them short.
+    let rotate = "mutation($id: ID!, $now: Boolean!) { rotateWebhookSecret(id: $id, immediately: $now) { secret previousSecretExpiresAt } }";
+    let r = app
+        .gql(rotate, json!({"id": endpoint_id, "now": false}))
+        .await;
+    r.expect_err("CONFLICT", None);
+    assert!(r.message().contains("immediately"), "{}", r.message());
+    // A leaked secret: the new one alone signs from now on.
+    let r = app
+        .gql(rotate, json!({"id": endpoint_id, "now": true}))
+        .await;
+    let newest = r.data()["rotateWebhookSecret"]["secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    assert!(r.data()["rotateWebhookSecret"]["previousSecretExpiresAt"].is_null());
+    let got = approved_results(&app, "rotate.leaked@example.com").await;
+    assert!(verified(&got, &newest), "the new secret signs");
+    assert!(
+        !verified(&got, &old) && !verified(&got, &new),
+        "neither old secret signs"
     );
 }
 
@@ -1718,6 +1764,61 @@ async fn a_socket_without_connection_init_is_closed_in_time() {
     assert_eq!(got["type"], "next", "{got}");
 }
 
+/// An initialised socket is pinged every `CLEARHIRE_LIVE_KEEPALIVE_SECS`: one whose client
+/// answers (tungstenite answers pings as it reads) is kept, one whose client has stopped reading
+/// is dropped, and so does not hold its subscription for ever.
+#[tokio::test]
+async fn a_socket_whose_peer_stops_answering_pings_is_dropped() {
+    let app = spawn_app_with(|c| {
+        c.live_init_timeout_secs = 1;
+        c.live_keepalive_secs = 1;
+    })
+    .await;
+    let q = "subscription { checkStatusChanged { checkId state } }";
+    let mut answering = subscribe(&app, &app.token, q).await;
+    let mut silent = subscribe(&app, &app.token, q).await;
+    let reader = tokio::spawn(async move {
+        let mut pings = 0;
+        loop {
+            match answering.next().await {
+                Some(Ok(Message::Ping(_))) => pings += 1,
+                Some(Ok(Message::Text(t))) => {
+                    let got: Value = serde_json::from_str(t.as_str()).expect("json");
+                    return (pings, got);
+                }
+                Some(Ok(_)) => {}
+                other => panic!("the answering socket ended: {other:?}"),
+            }
+        }
+    });
+    // Pings at about 2, 3 and 4 s; the silent socket is dropped at about 3 s.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    app.start_check(&app.candidate("pinged@example.com").await, false)
+        .await;
+    let (pings, got) = tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("the event in time")
+        .expect("reader");
+    assert_eq!(got["type"], "next", "{got}");
+    assert!(pings >= 2, "pinged {pings} times");
+    let mut texts = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match silent.next().await {
+                Some(Ok(Message::Text(t))) => texts.push(t.to_string()),
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the silent socket was dropped");
+    assert!(
+        texts.is_empty(),
+        "no event reached the dropped socket: {texts:?}"
+    );
+}
+
 /// Identical subscriptions of one partner share one execution, and each subscriber still gets
 /// every event; one leaving does not end the others'. Other variables, or another partner, run
 /// their own; the last subscriber leaving stops an execution.
@@ -1863,17 +1964,23 @@ async fn an_endpoint_failing_for_five_days_is_disabled_and_an_event_says_so() {
     };
     change(1).await;
     recorded(1).await;
-    // Four days of failures: still enabled.
-    app.service.clock().advance(chrono::Duration::days(4));
+    // A failure, then six days with nothing to send, then another: not five days of failing.
+    app.service.clock().advance(chrono::Duration::days(6));
     change(2).await;
     recorded(2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(enabled().await["enabled"], true);
+    // Failures every 23 hours from there: still enabled after 115 hours.
+    for n in 3..=7 {
+        app.service.clock().advance(chrono::Duration::hours(23));
+        change(n).await;
+        recorded(n as usize).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(enabled().await["enabled"], true);
     // Past five days straight: the next failure disables it, and an event says why.
-    app.service
-        .clock()
-        .advance(chrono::Duration::days(1) + chrono::Duration::hours(1));
-    change(3).await;
+    app.service.clock().advance(chrono::Duration::hours(23));
+    change(8).await;
     let got = watcher
         .wait_for("webhook_endpoint.disabled", 10, |g| !g.is_empty())
         .await;
