@@ -1212,13 +1212,13 @@ impl Service {
 
     /// Makes every failed or cancelled delivery of an endpoint created since `since` due again,
     /// with the whole retry schedule ahead of it, in one statement (however many there are).
-    /// Returns them as they now are.
+    /// Returns their ids, oldest first (only the ids: their bodies may add up to gigabytes).
     pub async fn recover_deliveries(
         &self,
         actor: &Actor,
         endpoint_id: &str,
         since: DateTime<Utc>,
-    ) -> ServiceResult<Vec<delivery::Model>> {
+    ) -> ServiceResult<Vec<String>> {
         let e = self.webhook_endpoint(actor, endpoint_id).await?;
         if !e.enabled {
             return Err(ServiceError::conflict(
@@ -1226,18 +1226,27 @@ impl Service {
             ));
         }
         let now = crate::now();
-        let mut recovered = delivery::Entity::update_many()
-            .col_expr(delivery::Column::Status, Expr::value("pending"))
-            .col_expr(delivery::Column::Attempts, Expr::value(0))
-            .col_expr(delivery::Column::NextAttemptAt, Expr::value(now))
-            .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
-            .filter(delivery::Column::EndpointId.eq(&e.id))
-            .filter(delivery::Column::Status.is_in(["failed", "cancelled"]))
-            .filter(delivery::Column::CreatedAt.gte(since))
-            .exec_with_returning(&self.db)
-            .await?;
-        recovered.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        Ok(recovered)
+        let mut up = sea_orm::sea_query::Query::update();
+        up.table(delivery::Entity)
+            .value(delivery::Column::Status, "pending")
+            .value(delivery::Column::Attempts, 0)
+            .value(delivery::Column::NextAttemptAt, now)
+            .value(delivery::Column::UpdatedAt, now)
+            .and_where(delivery::Column::EndpointId.eq(&e.id))
+            .and_where(delivery::Column::Status.is_in(["failed", "cancelled"]))
+            .and_where(delivery::Column::CreatedAt.gte(since))
+            .returning(
+                sea_orm::sea_query::Query::returning()
+                    .columns([delivery::Column::CreatedAt, delivery::Column::Id]),
+            );
+        let mut recovered = Vec::new();
+        for row in self.db.query_all(&up).await? {
+            let created: DateTime<Utc> = row.try_get("", delivery::Column::CreatedAt.as_str())?;
+            let id: String = row.try_get("", delivery::Column::Id.as_str())?;
+            recovered.push((created, id));
+        }
+        recovered.sort();
+        Ok(recovered.into_iter().map(|(_, id)| id).collect())
     }
 }
 

@@ -56,6 +56,22 @@ impl WebhookEndpoint {
 /// One event for one destination.
 pub struct WebhookDelivery(pub webhook_delivery::Model);
 
+/// The deliveries a recovery made due again (their ids only: a recovery after a long outage
+/// may cover many thousands, whose bodies are not loaded for the answer).
+pub struct WebhookRecovery(Vec<String>);
+
+#[Object]
+impl WebhookRecovery {
+    /// How many deliveries are due again.
+    async fn count(&self) -> usize {
+        self.0.len()
+    }
+    /// Their ids, oldest first.
+    async fn delivery_ids(&self) -> Vec<ID> {
+        self.0.iter().map(|id| ID(id.clone())).collect()
+    }
+}
+
 /// A webhook delivery and its attempts.
 #[Object]
 impl WebhookDelivery {
@@ -323,25 +339,25 @@ impl WebhookMutation {
         Ok(WebhookDelivery(d))
     }
     /// Sends again every failed or cancelled delivery of an endpoint created since `since`, each
-    /// with the whole retry schedule ahead of it. Returns them.
+    /// with the whole retry schedule ahead of it. Answers how many and their ids (oldest first):
+    /// `webhookDeliveries(endpointId, status: "pending")` shows them.
     async fn recover_webhook_deliveries(
         &self,
         ctx: &Context<'_>,
         endpoint_id: ID,
         since: DateTime<Utc>,
-    ) -> GqlResult<Vec<WebhookDelivery>> {
-        let rows = svc(ctx)
+    ) -> GqlResult<WebhookRecovery> {
+        let ids = svc(ctx)
             .recover_deliveries(actor(ctx)?, &endpoint_id, since)
             .await
             .map_err(gql)?;
         let queue = ctx.data_unchecked::<JobQueue>();
-        for chunk in rows.chunks(RECOVER_ENQUEUE_CHUNK) {
-            let ids: Vec<String> = chunk.iter().map(|d| d.id.clone()).collect();
-            if let Err(e) = queue.enqueue_many(&ids).await {
+        for chunk in ids.chunks(RECOVER_ENQUEUE_CHUNK) {
+            if let Err(e) = queue.enqueue_many(chunk).await {
                 // They are pending and due: the sweeper queues them.
-                tracing::warn!(deliveries = ids.len(), error = %e, "recovery: enqueue failed");
+                tracing::warn!(deliveries = chunk.len(), error = %e, "recovery: enqueue failed");
             }
         }
-        Ok(rows.into_iter().map(WebhookDelivery).collect())
+        Ok(WebhookRecovery(ids))
     }
 }

@@ -1001,7 +1001,7 @@ async fn recovery_sends_again_what_failed_since_a_time() {
     // Disabling cancels the three (waiting for their retries); recovery needs it enabled.
     set_enabled(false).await;
     app.gql(
-        "mutation($id: ID!, $s: DateTime!) { recoverWebhookDeliveries(endpointId: $id, since: $s) { id } }",
+        "mutation($id: ID!, $s: DateTime!) { recoverWebhookDeliveries(endpointId: $id, since: $s) { count } }",
         json!({"id": endpoint_id, "s": since.to_rfc3339()}),
     )
     .await
@@ -1009,19 +1009,31 @@ async fn recovery_sends_again_what_failed_since_a_time() {
     set_enabled(true).await;
     let r = app
         .gql(
-            "mutation($id: ID!, $s: DateTime!) { recoverWebhookDeliveries(endpointId: $id, since: $s) { id eventId status attemptCount } }",
+            "mutation($id: ID!, $s: DateTime!) { recoverWebhookDeliveries(endpointId: $id, since: $s) { count deliveryIds } }",
             json!({"id": endpoint_id, "s": since.to_rfc3339()}),
         )
         .await;
-    let rows = r.data()["recoverWebhookDeliveries"]
-        .as_array()
-        .expect("rows")
-        .clone();
-    assert_eq!(rows.len(), 2, "only those created since: {rows:?}");
-    for row in &rows {
-        assert_eq!(row["status"], "pending", "{row}");
-        assert_eq!(row["attemptCount"], 0, "{row}");
+    let recovered = r.data()["recoverWebhookDeliveries"].clone();
+    assert_eq!(
+        recovered["count"], 2,
+        "only those created since: {recovered}"
+    );
+    let ids = recovered["deliveryIds"].as_array().expect("ids").clone();
+    let mut rows = Vec::new();
+    for id in &ids {
+        let d = app
+            .gql(
+                "query($id: ID!) { webhookDelivery(id: $id) { eventId createdAt } }",
+                json!({"id": id}),
+            )
+            .await;
+        rows.push(d.data()["webhookDelivery"].clone());
     }
+    assert!(
+        rows[0]["createdAt"].as_str() <= rows[1]["createdAt"].as_str(),
+        "oldest first: {rows:?}"
+    );
+    assert_eq!(rows.len(), 2, "only those created since: {rows:?}");
     let again = rx.wait_for("the two recovered", 10, |g| g.len() >= 5).await;
     let mut sent: Vec<&str> = again[3..].iter().map(|g| g.id.as_str()).collect();
     let mut want: Vec<&str> = rows
