@@ -772,7 +772,6 @@ impl Service {
             .transpose()?;
         let name = crate::candidate::full_name(&cand);
         let report = report.unwrap_or(Value::Null);
-        let fmt = |d: Option<chrono::NaiveDate>| d.map(|d| d.format("%Y-%m-%d").to_string());
         Ok(json!({
             "checks": report.get("checks").cloned().unwrap_or(Value::Null),
             "current_address": report.get("current_address").cloned().unwrap_or(Value::Null),
@@ -787,10 +786,12 @@ impl Service {
             "reference_id": c.reference_id.as_ref().or(cand.reference_id.as_ref()),
             "callback_uuid": c.id,
             "worker_uuid": cand.id,
-            "consent_date": c.consent_date.map(|d| d.format("%Y-%m-%d").to_string()),
-            "recheck_date": fmt(c.recheck_date),
-            "cm_criminal_enroll": fmt(c.cm_criminal_enroll),
-            "criminal_monitoring_triggered": c.criminal_monitoring_triggered,
+            // As the event has them, which the status update of the same change sends: the
+            // check may have moved on by the time the event is relayed.
+            "consent_date": ev.payload["consent_date"],
+            "recheck_date": ev.payload["recheck_date"],
+            "cm_criminal_enroll": ev.payload["cm_criminal_enroll"],
+            "criminal_monitoring_triggered": ev.payload["criminal_monitoring_triggered"],
         }))
     }
 
