@@ -1,11 +1,12 @@
 //! The `clearhire` command: runs the server (default), applies migrations, prints the schema,
-//! and manages partners and API tokens as an operator.
+//! and manages partners, API tokens and candidates' disputes as an operator.
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
 use api::{Application, Config};
 use clap::{Parser, Subcommand};
 use entity::Role;
+use service::adverse::DisputeOutcome;
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +42,29 @@ enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Candidates' disputes of their reports, which the agency reinvestigates and resolves.
+    #[command(subcommand)]
+    Dispute(DisputeCmd),
+}
+
+#[derive(Subcommand)]
+enum DisputeCmd {
+    /// Open disputes of every partner, oldest first: check id, partner id, disputed at,
+    /// business days left in the waiting period, the candidate's reason.
+    List,
+    /// Ends a dispute after its reinvestigation: `upheld` (the report stands; the waiting period
+    /// resumes with the days it had left) or `corrected` (adverse action cancelled, the check
+    /// approved). The candidate is told in writing; the partner by webhook.
+    Resolve {
+        /// The check whose dispute this ends.
+        check: String,
+        #[arg(long, value_parser = ["upheld", "corrected"])]
+        outcome: String,
+        /// What the reinvestigation found (the candidate's mail and the partner's
+        /// `adverse_action.resumed` webhook quote it).
+        #[arg(long)]
+        resolution: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -134,6 +158,44 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("token_id={}\ntoken={}", t.record.id, t.token);
+            Ok(())
+        }
+        Command::Dispute(DisputeCmd::List) => {
+            let svc = worker::setup::service_from(&config).await?;
+            for d in svc
+                .open_disputes()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    d.check_id,
+                    d.partner_id,
+                    d.disputed_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                    d.remaining_days.unwrap_or_default(),
+                    d.dispute_reason
+                        .unwrap_or_default()
+                        .replace(['\t', '\n'], " ")
+                );
+            }
+            Ok(())
+        }
+        Command::Dispute(DisputeCmd::Resolve {
+            check,
+            outcome,
+            resolution,
+        }) => {
+            let outcome = if outcome == "corrected" {
+                DisputeOutcome::Corrected
+            } else {
+                DisputeOutcome::Upheld
+            };
+            let svc = worker::setup::service_from(&config).await?;
+            let c = svc
+                .agency_resolve_dispute(&check, outcome, &resolution)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}\t{}", c.id, c.status.as_api_str());
             Ok(())
         }
         Command::Token(TokenCmd::Revoke { id }) => {

@@ -170,13 +170,17 @@ async fn a_delivery_interrupted_by_sigkill_is_delivered_after_restart() {
     let token = token.expect("bootstrap token printed");
     wait_ready(port).await;
     let cand = setup_partner(port, &token, &hook_url).await;
-    gql(
+    let started = gql(
         port,
         &token,
         "mutation($c: ID!) { startCheck(input: {candidateId: $c}) { id } }",
         json!({"c": cand}),
     )
     .await;
+    let check = started["startCheck"]["id"]
+        .as_str()
+        .expect("check id")
+        .to_string();
 
     // The first request arrives and hangs; kill the process in the middle of it.
     for _ in 0..200 {
@@ -224,6 +228,32 @@ async fn a_delivery_interrupted_by_sigkill_is_delivered_after_restart() {
     )
     .await;
     assert_eq!(log["webhookDeliveries"][0]["status"], "delivered");
+
+    // The agency's dispute commands reach the same database: none open, and this check has none
+    // to resolve.
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_api"));
+        cmd.args(args).env("RUST_LOG", "warn");
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run api")
+    };
+    let list = run(&["dispute", "list"]);
+    assert!(list.status.success(), "{list:?}");
+    assert!(list.stdout.is_empty(), "{list:?}");
+    let resolve = run(&[
+        "dispute",
+        "resolve",
+        &check,
+        "--outcome",
+        "upheld",
+        "--resolution",
+        "verified",
+    ]);
+    assert!(!resolve.status.success(), "{resolve:?}");
+    let err = String::from_utf8_lossy(&resolve.stderr);
+    assert!(err.contains("no open dispute"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

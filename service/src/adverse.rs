@@ -417,8 +417,36 @@ impl Service {
         Ok(())
     }
 
+    /// Disputes waiting for the agency's reinvestigation, of every partner, oldest first (the
+    /// operator's `api dispute list`).
+    pub async fn open_disputes(&self) -> ServiceResult<Vec<adverse_action::Model>> {
+        Ok(adverse_action::Entity::find()
+            .filter(adverse_action::Column::State.eq("disputed"))
+            .order_by_asc(adverse_action::Column::DisputedAt)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// The agency's outcome of its reinvestigation of a dispute (the operator's
+    /// `api dispute resolve`): see [`Service::resolve_dispute`].
+    pub async fn agency_resolve_dispute(
+        &self,
+        check_id: &str,
+        outcome: DisputeOutcome,
+        resolution: &str,
+    ) -> ServiceResult<check::Model> {
+        let c = check::Entity::find_by_id(check_id.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or(ServiceError::not_found("check"))?;
+        self.resolve_dispute(&Actor::agency(&c.partner_id), check_id, outcome, resolution)
+            .await
+    }
+
     /// Ends a dispute: the report stands (the waiting period resumes with what it had left) or
-    /// was corrected (adverse action cancelled, check approved).
+    /// was corrected (adverse action cancelled, check approved). Only the reporting agency
+    /// decides: the FCRA puts the reinvestigation of its report on the agency, and the partner,
+    /// who took the adverse action, is not the one to judge the candidate's dispute of it.
     pub async fn resolve_dispute(
         &self,
         actor: &Actor,
@@ -426,7 +454,13 @@ impl Service {
         outcome: DisputeOutcome,
         resolution: &str,
     ) -> ServiceResult<check::Model> {
-        actor.require(Role::TeamMember)?;
+        if !actor.is_agency() {
+            return Err(ServiceError::Forbidden(
+                "a dispute is resolved by the reporting agency, which reinvestigates the report \
+                 (`api dispute resolve`)"
+                    .into(),
+            ));
+        }
         let resolution = domain::text("resolution", resolution, 5000)?;
         let txn = db::begin_write(&self.db).await?;
         let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
@@ -486,10 +520,11 @@ impl Service {
                     &txn,
                     &c,
                     &cand,
-                    "We have finished reinvestigating the information you disputed, and the \
-                     report has been corrected. The adverse action on your application is \
-                     cancelled."
-                        .to_string(),
+                    format!(
+                        "We have finished reinvestigating the information you disputed and found \
+                         in your favour: {resolution}. The adverse action on your application is \
+                         cancelled."
+                    ),
                     now,
                 )
                 .await?;

@@ -3,6 +3,9 @@ use entity::Role;
 
 use crate::{ServiceError, ServiceResult};
 
+/// The subject of [`Actor::agency`].
+const AGENCY: &str = "agency";
+
 #[derive(Debug, Clone)]
 pub struct Actor {
     pub partner_id: String,
@@ -24,6 +27,24 @@ impl Actor {
             role: Role::SuperAdmin,
             token_id: None,
         }
+    }
+
+    /// The reporting agency (whoever operates this deployment, through the operator commands)
+    /// acting on a partner's check: what is the agency's to decide and not the partner's, such
+    /// as the outcome of a candidate's dispute of the report.
+    pub fn agency(partner_id: &str) -> Self {
+        Self {
+            partner_id: partner_id.to_string(),
+            subject: AGENCY.into(),
+            email: None,
+            role: Role::SuperAdmin,
+            token_id: None,
+        }
+    }
+
+    /// Whether this is the reporting agency ([`Actor::agency`]); no token acts as it.
+    pub fn is_agency(&self) -> bool {
+        self.subject == AGENCY && self.token_id.is_none()
     }
 
     /// A candidate acting on their own check through a link (consent, dispute): no team role

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{adverse_action, email, monitoring_alert, task};
-use service::adverse::DisputeOutcome as SvcDisputeOutcome;
 use service::candidate::CandidateInput;
 use service::screen::{HostedConsent, HostedConsentResult, ReportEntry};
 
@@ -340,16 +339,6 @@ pub struct SubmitConsentFormInput {
     pub user_agent: Option<String>,
 }
 
-/// How a dispute ended.
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
-pub enum DisputeOutcome {
-    /// The report stands: the waiting period resumes with the business days it had left.
-    Upheld,
-    /// The report was corrected in the candidate's favour: adverse action cancelled, approved.
-    Corrected,
-}
-
 /// A page of checks enrolled in continuous monitoring.
 #[derive(SimpleObject)]
 pub struct MonitoringEnrollments {
@@ -640,25 +629,6 @@ impl ScreeningMutation {
             .await
             .map_err(gql)?
             .into())
-    }
-    /// Ends a dispute: UPHELD resumes the waiting period, CORRECTED approves the check.
-    async fn resolve_dispute(
-        &self,
-        ctx: &Context<'_>,
-        check_id: ID,
-        outcome: DisputeOutcome,
-        resolution: String,
-    ) -> GqlResult<Check> {
-        let outcome = match outcome {
-            DisputeOutcome::Upheld => SvcDisputeOutcome::Upheld,
-            DisputeOutcome::Corrected => SvcDisputeOutcome::Corrected,
-        };
-        Ok(Check(
-            svc(ctx)
-                .resolve_dispute(actor(ctx)?, &check_id, outcome, &resolution)
-                .await
-                .map_err(gql)?,
-        ))
     }
     /// Enrolls an approved check in continuous criminal monitoring (sets `cmCriminalEnroll`).
     async fn enroll_monitoring(&self, ctx: &Context<'_>, check_id: ID) -> GqlResult<Check> {

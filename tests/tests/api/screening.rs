@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use service::adverse::DisputeOutcome;
 
 use crate::helpers::{TestApp, spawn_app_with};
 use crate::webhooks::{Receiver, endpoint, eventually};
@@ -28,6 +29,27 @@ async fn screening_app() -> (TestApp, Receiver) {
     let rx = Receiver::start().await;
     endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
     (app, rx)
+}
+
+/// The agency's outcome of a dispute (the operator's `api dispute resolve`), then the check as
+/// the partner reads it.
+async fn agency_resolves(
+    app: &TestApp,
+    check: &str,
+    outcome: DisputeOutcome,
+    resolution: &str,
+) -> Value {
+    app.service
+        .agency_resolve_dispute(check, outcome, resolution)
+        .await
+        .expect("resolved");
+    app.gql(
+        "query($c: ID!) { check(id: $c) { status adverseAction { state dueAt resolution } } }",
+        json!({"c": check}),
+    )
+    .await
+    .data()["check"]
+        .clone()
 }
 
 /// Posts an HTML form as a browser does.
@@ -789,16 +811,35 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(app.check_status(&check).await, "pending__first_notice");
     // The report stands: the waiting period resumes with what it had left.
-    let r = app
-        .gql(
-            "mutation($c: ID!) { resolveDispute(checkId: $c, outcome: UPHELD, resolution: \"court record verified\") { status adverseAction { state dueAt } } }",
-            json!({"c": check}),
+    // The partner does not decide the dispute of the agency's report: the agency does, after
+    // reinvestigating it (`api dispute resolve`).
+    app.gql(
+        "mutation($c: ID!) { resolveDispute(checkId: $c, outcome: UPHELD, resolution: \"\") { status } }",
+        json!({"c": check}),
+    )
+    .await
+    .expect_err("GRAPHQL_VALIDATION_FAILED", None);
+    let by_partner = app
+        .service
+        .resolve_dispute(
+            &service::Actor::system(&app.partner_id),
+            &check,
+            DisputeOutcome::Upheld,
+            "no",
         )
         .await;
-    assert_eq!(
-        r.data()["resolveDispute"]["adverseAction"]["state"],
-        "waiting"
+    assert!(
+        matches!(by_partner, Err(service::ServiceError::Forbidden(_))),
+        "{by_partner:?}"
     );
+    let r = agency_resolves(
+        &app,
+        &check,
+        DisputeOutcome::Upheld,
+        "court record verified",
+    )
+    .await;
+    assert_eq!(r["adverseAction"]["state"], "waiting");
     // The candidate was told of the dispute's receipt and of its end, with the new date.
     let mail = emails(&app, &check).await;
     let body_of = |kind: &str| {
@@ -809,12 +850,9 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
             .to_string()
     };
     assert!(body_of("dispute_received").contains("different middle name"));
-    let due = chrono::DateTime::parse_from_rfc3339(
-        r.data()["resolveDispute"]["adverseAction"]["dueAt"]
-            .as_str()
-            .expect("dueAt"),
-    )
-    .expect("time");
+    let due =
+        chrono::DateTime::parse_from_rfc3339(r["adverseAction"]["dueAt"].as_str().expect("dueAt"))
+            .expect("time");
     let resolved = body_of("dispute_resolved");
     assert!(resolved.contains("the report stands"), "{resolved}");
     // The date on the business-day clock (UTC−11).
@@ -857,12 +895,8 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
     assert_eq!(
         chrono::DateTime::parse_from_rfc3339(resumed["due_at"].as_str().expect("due_at"))
             .expect("time"),
-        chrono::DateTime::parse_from_rfc3339(
-            r.data()["resolveDispute"]["adverseAction"]["dueAt"]
-                .as_str()
-                .expect("dueAt")
-        )
-        .expect("time")
+        chrono::DateTime::parse_from_rfc3339(r["adverseAction"]["dueAt"].as_str().expect("dueAt"))
+            .expect("time")
     );
     advance_past_waiting_period(&app, &check).await;
     app.wait_check_status(&check, "pending__second_notice")
@@ -914,17 +948,15 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
         )
         .await;
     assert_eq!(r.data()["disputeAdverseAction"]["state"], "disputed");
-    let r = app
-        .gql(
-            "mutation($c: ID!) { resolveDispute(checkId: $c, outcome: CORRECTED, resolution: \"namesake confirmed\") { status adverseAction { state resolution } } }",
-            json!({"c": check4}),
-        )
-        .await;
-    assert_eq!(r.data()["resolveDispute"]["status"], "approved");
-    assert_eq!(
-        r.data()["resolveDispute"]["adverseAction"]["state"],
-        "cancelled"
-    );
+    let r = agency_resolves(
+        &app,
+        &check4,
+        DisputeOutcome::Corrected,
+        "namesake confirmed",
+    )
+    .await;
+    assert_eq!(r["status"], "approved");
+    assert_eq!(r["adverseAction"]["state"], "cancelled");
     let kinds = email_kinds(&app, &check4).await;
     assert_eq!(
         kinds,
@@ -939,7 +971,7 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
     assert!(
         last["body"]
             .as_str()
-            .is_some_and(|b| b.contains("has been corrected")),
+            .is_some_and(|b| b.contains("found in your favour: namesake confirmed")),
         "{last}"
     );
     nothing_follows(&app, &rx, &cand4, "approved").await;
