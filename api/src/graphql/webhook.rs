@@ -56,10 +56,10 @@ impl WebhookEndpoint {
 /// One event for one destination.
 pub struct WebhookDelivery(pub webhook_delivery::Model);
 
-/// The deliveries a recovery made due again (their ids only: a recovery after a long outage
-/// may cover many thousands, whose bodies are not loaded for the answer).
 pub struct WebhookRecovery(Vec<String>);
 
+/// The deliveries a recovery made due again (their ids only: a recovery after a long outage
+/// may cover many thousands, whose bodies are not loaded for the answer).
 #[Object]
 impl WebhookRecovery {
     /// How many deliveries are due again.
