@@ -397,6 +397,12 @@ pub async fn consent_sign(
     }
 }
 
+/// An identity status as the candidate reads it: "n/a" where the report has none (or an
+/// empty one, as for a date of birth that was not given).
+fn status_text(v: &serde_json::Value) -> &str {
+    v.as_str().filter(|s| !s.trim().is_empty()).unwrap_or("n/a")
+}
+
 fn render_report(report: &serde_json::Value) -> String {
     let checks = &report["checks"];
     let mut out = String::new();
@@ -406,9 +412,9 @@ fn render_report(report: &serde_json::Value) -> String {
     out.push_str(&format!(
         "<h2>Identity</h2><p>Name: {} · name status: {} · date of birth status: {} · SSN status: {}</p>",
         esc(name),
-        esc(checks["name_status"].as_str().unwrap_or("n/a")),
-        esc(checks["dob_status"].as_str().unwrap_or("n/a")),
-        esc(checks["ssn_status"].as_str().unwrap_or("n/a")),
+        esc(status_text(&checks["name_status"])),
+        esc(status_text(&checks["dob_status"])),
+        esc(status_text(&checks["ssn_status"])),
     ));
     out.push_str("<h2>Criminal records</h2>");
     match checks["criminal"].as_array() {
@@ -601,7 +607,9 @@ async fn report_page(svc: &Service, token: &str, notice: Option<&str>) -> Respon
         "<h2>Your dispute</h2><p>We are reinvestigating what you disputed. No decision is made \
          on your application until we write to you with the outcome.</p>"
             .to_string()
-    } else if c.status == entity::CheckStatus::PendingFirstNotice {
+    } else if c.status == entity::CheckStatus::PendingFirstNotice
+        && svc.may_dispute(&c.id).await.unwrap_or(false)
+    {
         format!(
             "<h2>Dispute this report</h2><p>If anything here is incomplete or inaccurate, tell us \
              what and why. No decision is made while we reinvestigate.</p>\

@@ -76,6 +76,20 @@ fn final_notice_timer(c: &check::Model, due: DateTime<Utc>, now: DateTime<Utc>) 
     )
 }
 
+/// The check's latest adverse action whose dispute has no outcome yet, whatever its state.
+async fn latest_unresolved_dispute<C: ConnectionTrait>(
+    conn: &C,
+    check_id: &str,
+) -> ServiceResult<Option<adverse_action::Model>> {
+    Ok(adverse_action::Entity::find()
+        .filter(adverse_action::Column::CheckId.eq(check_id))
+        .filter(adverse_action::Column::DisputedAt.is_not_null())
+        .filter(adverse_action::Column::Resolution.is_null())
+        .order_by_desc(adverse_action::Column::StartedAt)
+        .one(conn)
+        .await?)
+}
+
 pub(crate) async fn active<C: ConnectionTrait>(
     conn: &C,
     check_id: &str,
@@ -235,7 +249,7 @@ impl Service {
 
     /// The candidate's notice that an adverse action they were told of is cancelled (the check
     /// approved), unless a dispute resolved in their favour ends it: the dispute's outcome says
-    /// so itself. A dispute still open is closed with it, and the notice says so.
+    /// so itself. A dispute still open stays open for the agency, and the notice says so.
     pub(crate) async fn adverse_cancelled<C: ConnectionTrait>(
         &self,
         conn: &C,
@@ -255,7 +269,8 @@ impl Service {
             first = cand.first_name,
             partner = partner.name,
             closed = if disputed.is_some() {
-                " Your dispute is closed with it: there is no decision left for it to change."
+                " The reinvestigation of what you disputed goes on all the same; we will write \
+                 to you with its outcome."
             } else {
                 ""
             },
@@ -348,6 +363,8 @@ impl Service {
         am.remaining_days = Set(Some(remaining as i32));
         am.dispute_reason = Set(Some(reason.to_string()));
         am.disputed_at = Set(Some(now));
+        // A dispute after an earlier one was upheld is open again: no outcome yet.
+        am.resolution = Set(None);
         am.updated_at = Set(now);
         let aa = am.update(txn).await?;
         tasks::cancel(txn, &c.id, &[TaskKind::AdverseFinalNotice], now).await?;
@@ -418,10 +435,12 @@ impl Service {
     }
 
     /// Disputes waiting for the agency's reinvestigation, of every partner, oldest first (the
-    /// operator's `api dispute list`).
+    /// operator's `api dispute list`): those pausing an adverse action, and those whose adverse
+    /// action ended meanwhile (the reinvestigation is owed all the same).
     pub async fn open_disputes(&self) -> ServiceResult<Vec<adverse_action::Model>> {
         Ok(adverse_action::Entity::find()
-            .filter(adverse_action::Column::State.eq("disputed"))
+            .filter(adverse_action::Column::DisputedAt.is_not_null())
+            .filter(adverse_action::Column::Resolution.is_null())
             .order_by_asc(adverse_action::Column::DisputedAt)
             .all(&self.db)
             .await?)
@@ -464,12 +483,39 @@ impl Service {
         let resolution = domain::text("resolution", resolution, 5000)?;
         let txn = db::begin_write(&self.db).await?;
         let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
-        let aa = active(&txn, &c.id)
-            .await?
-            .filter(|a| a.state == "disputed")
-            .ok_or_else(|| ServiceError::invalid("checkId", "this check has no open dispute"))?;
         let cand = crate::candidate::find(&txn, &c.partner_id, &c.candidate_id).await?;
         let now = self.clock.now();
+        let Some(aa) = active(&txn, &c.id).await?.filter(|a| a.state == "disputed") else {
+            // The adverse action ended (cancelled, the check withdrawn) while the dispute was
+            // reinvestigated: the reinvestigation is still owed, and its outcome is the
+            // candidate's to hear; the check stays as it is.
+            let ended = latest_unresolved_dispute(&txn, &c.id)
+                .await?
+                .ok_or_else(|| {
+                    ServiceError::invalid("checkId", "this check has no open dispute")
+                })?;
+            let mut am = ended.into_active_model();
+            am.resolution = Set(Some(resolution.clone()));
+            am.updated_at = Set(now);
+            am.update(&txn).await?;
+            let found = match outcome {
+                DisputeOutcome::Upheld => "the report stands as it was",
+                DisputeOutcome::Corrected => "found in your favour",
+            };
+            self.dispute_outcome_mail(
+                &txn,
+                &c,
+                &cand,
+                format!(
+                    "We have finished reinvestigating the information you disputed: {found} \
+                     ({resolution}). The adverse action on your application had already ended."
+                ),
+                now,
+            )
+            .await?;
+            self.commit(txn).await?;
+            return Ok(c);
+        };
         let updated = match outcome {
             DisputeOutcome::Upheld => {
                 let c = self.take_turn(&txn, c).await?;
@@ -564,6 +610,15 @@ impl Service {
         );
         db::write_all(txn, notice).await?;
         Ok(())
+    }
+
+    /// Whether the candidate may dispute now: an adverse action's waiting period is running
+    /// (a dispute after it ended is refused, though the final notice may not be out yet).
+    pub async fn may_dispute(&self, check_id: &str) -> ServiceResult<bool> {
+        let now = self.clock.now();
+        Ok(active(&self.db, check_id)
+            .await?
+            .is_some_and(|a| a.state == "waiting" && a.due_at.is_some_and(|d| d > now)))
     }
 
     /// Whether the check's adverse action waits on a dispute (the candidate's report page then

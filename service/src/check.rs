@@ -75,6 +75,44 @@ pub struct NewCheck {
     pub email_candidate: bool,
 }
 
+/// Statuses in which a check is over; a candidate has at most one check in any other.
+const CLOSED: [CheckStatus; 3] = [
+    CheckStatus::Approved,
+    CheckStatus::Rejected,
+    CheckStatus::Withdrawn,
+];
+
+/// The candidate's check in progress (not [`CLOSED`]) other than `except`, if any.
+async fn open_check_of<C: ConnectionTrait>(
+    conn: &C,
+    partner_id: &str,
+    candidate_id: &str,
+    except: Option<&str>,
+) -> ServiceResult<Option<check::Model>> {
+    let mut q = check::Entity::find()
+        .filter(check::Column::CandidateId.eq(candidate_id))
+        .filter(check::Column::Status.is_not_in(CLOSED));
+    if let Some(id) = except {
+        q = q.filter(check::Column::Id.ne(id));
+    }
+    Ok(q.all_owned_by(conn, check::Column::PartnerId, partner_id)
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// The answer to a second check in progress for one candidate.
+fn in_progress(a: check::Model) -> ServiceError {
+    ServiceError::Conflict {
+        field: Some("candidateId".into()),
+        message: format!(
+            "candidate already has check {} in status {}",
+            a.id, a.status
+        ),
+        existing_id: Some(a.id),
+    }
+}
+
 /// A check's `callbackUrl`, validated. The results sent there hold the report and the
 /// candidate's date of birth, which a limited team member may not see: they may not name one.
 pub(crate) fn callback_url(actor: &Actor, url: Option<&str>) -> ServiceResult<Option<String>> {
@@ -111,28 +149,20 @@ impl Service {
         let cand = crate::candidate::find(&txn, &actor.partner_id, candidate_id)
             .await
             .map_err(|_| ServiceError::invalid("candidateId", "no such candidate"))?;
+        if txn.get_database_backend() == DbBackend::Postgres {
+            // Two starts for one candidate take turns (PostgreSQL runs them side by side; SQLite's
+            // writes take turns anyway), so the second sees the first's check.
+            txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT 1 FROM candidates WHERE id = $1 FOR UPDATE",
+                [cand.id.clone().into()],
+            ))
+            .await?;
+        }
         let partner = crate::partner::load(&txn, &actor.partner_id).await?;
         let package = crate::package::usable(&txn, &partner, input.package_id.as_deref()).await?;
-        let active = check::Entity::find()
-            .filter(check::Column::CandidateId.eq(&cand.id))
-            .filter(check::Column::Status.is_not_in([
-                CheckStatus::Approved,
-                CheckStatus::Rejected,
-                CheckStatus::Withdrawn,
-            ]))
-            .all_owned_by(&txn, check::Column::PartnerId, &actor.partner_id)
-            .await?
-            .into_iter()
-            .next();
-        if let Some(a) = active {
-            return Err(ServiceError::Conflict {
-                field: Some("candidateId".into()),
-                message: format!(
-                    "candidate already has check {} in status {}",
-                    a.id, a.status
-                ),
-                existing_id: Some(a.id),
-            });
+        if let Some(a) = open_check_of(&txn, &actor.partner_id, &cand.id, None).await? {
+            return Err(in_progress(a));
         }
         let c = self
             .insert_check(
@@ -387,6 +417,21 @@ impl Service {
                     }
                 ),
             ));
+        }
+        // A check that was over and runs again (a recheck, a reopened decision) must not make a
+        // second check in progress beside one started since. A monitoring charge is the
+        // exception: it is reported whatever the candidate's other checks.
+        if CLOSED.contains(&from) && !CLOSED.contains(&to) && to != CheckStatus::ReviewCm {
+            let other = open_check_of(
+                conn,
+                &current.partner_id,
+                &current.candidate_id,
+                Some(&current.id),
+            )
+            .await?;
+            if let Some(a) = other {
+                return Err(in_progress(a));
+            }
         }
         let now = self.clock.now();
         // Each change is made to the row and to `next`, the row as the update leaves it.

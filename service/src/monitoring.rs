@@ -565,7 +565,16 @@ impl Service {
         };
         // The county's records join its entry when the report has one (one entry per county).
         let counties = report.checks.criminal.get_or_insert_with(Vec::new);
-        match counties.iter_mut().find(|c| c.county == alert.county) {
+        // The same county of the same state: a Washington County of Oregon is not Pennsylvania's.
+        let same = |c: &CountyCriminal| {
+            c.county.eq_ignore_ascii_case(&alert.county)
+                && c.value.iter().all(|r| {
+                    r.suspect_state
+                        .as_deref()
+                        .is_none_or(|s| s.eq_ignore_ascii_case(&alert.state))
+                })
+        };
+        match counties.iter_mut().find(|c| same(c)) {
             Some(entry) => entry.value.extend(records),
             None => counties.push(CountyCriminal {
                 county: alert.county.clone(),
@@ -616,19 +625,19 @@ impl Service {
     }
 }
 
-/// A county as reports name it ("Alameda County"): "Alameda" and "Alameda County" are one.
+/// A county as reports name it ("Alameda County"): "Alameda", "Alameda County" and "alameda
+/// county" are one.
 fn county_name(county: &str) -> String {
     let c = county.trim();
-    let named = c
+    let base = c
         .len()
         .checked_sub(" county".len())
-        .and_then(|i| c.get(i..))
-        .is_some_and(|end| end.eq_ignore_ascii_case(" county"));
-    if named {
-        c.to_string()
-    } else {
-        format!("{c} County")
-    }
+        .filter(|&i| {
+            c.get(i..)
+                .is_some_and(|end| end.eq_ignore_ascii_case(" county"))
+        })
+        .map_or(c, |i| c[..i].trim_end());
+    format!("{base} County")
 }
 
 #[cfg(test)]
@@ -639,6 +648,6 @@ mod tests {
     fn a_county_is_named_as_reports_name_it() {
         assert_eq!(county_name("Alameda"), "Alameda County");
         assert_eq!(county_name(" Alameda County "), "Alameda County");
-        assert_eq!(county_name("Bernalillo county"), "Bernalillo county");
+        assert_eq!(county_name("Bernalillo county"), "Bernalillo County");
     }
 }

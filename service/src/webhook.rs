@@ -38,10 +38,11 @@ pub const RETRY_SCHEDULE_SECS: [i64; 7] = [5, 300, 1800, 7200, 18000, 36000, 360
 /// An endpoint failing without a success for this long is disabled.
 pub const DISABLE_AFTER_FAILING: Duration = Duration::days(5);
 
-/// A run of failures ends when this long passes without a failed attempt (the schedule's
-/// longest wait is 10 h and jitter, so an endpoint failing everything all along fails more
-/// often than this): an endpoint with nothing to send for days is not "failing" meanwhile.
-pub const FAILING_STREAK_GAP: Duration = Duration::hours(24);
+/// A run of failures ends when this long passes without a failed attempt (the longest wait
+/// between two attempts is a `Retry-After` of 24 h, the schedule's 10 h and jitter less, so an
+/// endpoint failing everything all along fails more often than this): an endpoint with nothing
+/// to send for days is not "failing" meanwhile.
+pub const FAILING_STREAK_GAP: Duration = Duration::hours(36);
 
 /// How long a delivery being sent is reserved for its sender: the 15 s request timeout plus
 /// margin. A sender that dies mid-request leaves it to be sent again after this.
@@ -996,9 +997,10 @@ impl Service {
         let Some(e) = q.unique(conn).await? else {
             return Ok(());
         };
+        // No last failure known (a streak begun before the column was added): a fresh start.
         let quiet = e
             .last_failure_at
-            .is_some_and(|t| now - t > FAILING_STREAK_GAP);
+            .is_none_or(|t| now - t > FAILING_STREAK_GAP);
         let failing_since = e.failing_since.filter(|_| !quiet).unwrap_or(now);
         let reason = if !e.enabled {
             // Already disabled (by hand, or by an attempt that finished first).
@@ -1231,6 +1233,9 @@ impl Service {
         up.table(delivery::Entity)
             .value(delivery::Column::Status, "pending")
             .value(delivery::Column::Attempts, 0)
+            .value(delivery::Column::LastStatusCode, Option::<i32>::None)
+            .value(delivery::Column::LastError, Option::<String>::None)
+            .value(delivery::Column::DeliveredAt, Option::<DateTime<Utc>>::None)
             .value(delivery::Column::NextAttemptAt, now)
             .value(delivery::Column::UpdatedAt, now)
             .and_where(delivery::Column::EndpointId.eq(&e.id))

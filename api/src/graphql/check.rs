@@ -127,7 +127,8 @@ impl Check {
     ) -> GqlResult<Vec<super::screening::ScreeningReport>> {
         super::screening::check_fields::reports(ctx, &self.0.id).await
     }
-    /// The check's adverse action (the latest), if one was started.
+    /// The check's adverse action (the latest), if one was started. FORBIDDEN for limited team
+    /// members (a dispute's reason and outcome speak of the report).
     async fn adverse_action(
         &self,
         ctx: &Context<'_>,
@@ -231,7 +232,8 @@ pub struct StartCheckInput {
     pub candidate_id: ID,
     /// Defaults to the partner's default package.
     pub package_id: Option<ID>,
-    /// Where the results webhook is sent.
+    /// Where the results webhook is sent. FORBIDDEN for limited team members (the results hold
+    /// the report and the date of birth).
     pub callback_url: Option<String>,
     /// Your own id for the check.
     pub reference_id: Option<String>,

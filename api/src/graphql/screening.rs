@@ -324,7 +324,8 @@ pub struct SubmitConsentFormInput {
     /// The candidate's drawn signature: a PNG image as a data URL (`data:image/png;base64,…`),
     /// up to 2 MB. Anything else is refused with this field named.
     pub consent_document: String,
-    /// Where the results webhook goes.
+    /// Where the results webhook goes. FORBIDDEN for limited team members (the results hold
+    /// the report and the date of birth).
     pub callback_url: Option<String>,
     /// Your own id for the candidate.
     pub reference_id: Option<String>,
@@ -617,7 +618,8 @@ impl ScreeningMutation {
                 .map_err(gql)?,
         ))
     }
-    /// Records a dispute the candidate raised: the waiting period pauses until it is resolved.
+    /// Records a dispute the candidate raised: the waiting period pauses until the reporting
+    /// agency, having reinvestigated, resolves it (the operator's `api dispute resolve`).
     async fn dispute_adverse_action(
         &self,
         ctx: &Context<'_>,

@@ -400,3 +400,52 @@ async fn check_statuses_describe_the_table_with_labels() {
     assert_eq!(get("withdrawn")["next"], json!([]));
     assert_eq!(get("approved")["active"], false);
 }
+
+/// A candidate has at most one check in progress: a check that was over and would run again
+/// (a recheck, a decision reopened) beside one started since is refused, and two checks
+/// started at once (PostgreSQL runs them side by side) make one.
+#[tokio::test]
+async fn a_candidate_never_has_two_checks_in_progress() {
+    let app = spawn_app().await;
+    let cand = app.candidate("one-at-a-time@example.com").await;
+    let first = app.start_check(&cand, false).await;
+    for s in ["consent", "processing", "approved"] {
+        app.transition(&first, s).await.data();
+    }
+    let second = app.start_check(&cand, false).await;
+    let recheck = app
+        .gql(
+            "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
+            json!({"c": first}),
+        )
+        .await;
+    recheck.expect_err("CONFLICT", Some("candidateId"));
+    assert_eq!(
+        recheck.0["errors"][0]["extensions"]["existingId"],
+        second.as_str()
+    );
+    app.transition(&first, "processing")
+        .await
+        .expect_err("CONFLICT", Some("candidateId"));
+    assert_eq!(app.check_status(&first).await, "approved");
+    // Once the second is over, the first may run again.
+    app.transition(&second, "withdrawn").await.data();
+    app.transition(&first, "processing").await.data();
+
+    let other = app.candidate("at-once@example.com").await;
+    let start = |_: usize| {
+        app.gql(
+            "mutation($c: ID!) { startCheck(input: {candidateId: $c}) { id } }",
+            json!({"c": other}),
+        )
+    };
+    let answers = futures_util::future::join_all((0..8).map(start)).await;
+    let started = answers
+        .iter()
+        .filter(|a| a.0.get("errors").is_none())
+        .count();
+    assert_eq!(started, 1, "{answers:?}");
+    for a in answers.iter().filter(|a| a.0.get("errors").is_some()) {
+        a.expect_err("CONFLICT", Some("candidateId"));
+    }
+}

@@ -976,7 +976,8 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
     );
     nothing_follows(&app, &rx, &cand4, "approved").await;
 
-    // Cancelled while a dispute is open: the candidate is told, and that the dispute is closed.
+    // Cancelled while a dispute is open: the candidate is told, and that the reinvestigation
+    // goes on; the agency still lists the dispute, and its outcome reaches the candidate.
     let (cand5, check5) = in_waiting_period(&app, "Walter", "White").await;
     app.gql(
         "mutation($c: ID!) { disputeAdverseAction(checkId: $c, reason: \"not mine\") { state } }",
@@ -996,10 +997,48 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
     assert!(
         last["body"]
             .as_str()
-            .is_some_and(|b| b.contains("Your dispute is closed")),
+            .is_some_and(|b| b.contains("reinvestigation of what you disputed goes on")),
         "{last}"
     );
+    let open = app.service.open_disputes().await.expect("disputes");
+    assert!(open.iter().any(|d| d.check_id == check5), "{open:?}");
+    let r = agency_resolves(
+        &app,
+        &check5,
+        DisputeOutcome::Upheld,
+        "court record verified",
+    )
+    .await;
+    assert_eq!(r["status"], "approved", "the check stays as it is");
+    let last = emails(&app, &check5).await.pop().expect("mail");
+    assert_eq!(last["kind"], "dispute_resolved", "{last}");
+    assert!(
+        last["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("had already ended")),
+        "{last}"
+    );
+    let open = app.service.open_disputes().await.expect("disputes");
+    assert!(!open.iter().any(|d| d.check_id == check5), "{open:?}");
     nothing_follows(&app, &rx, &cand5, "approved").await;
+
+    // A second dispute after the first was upheld is open again (no outcome shown), and a
+    // cancellation then is still told to the candidate.
+    let (_, check6) = in_waiting_period(&app, "Walter", "White").await;
+    let dispute = "mutation($c: ID!) { disputeAdverseAction(checkId: $c, reason: \"not mine\") { state resolution } }";
+    app.gql(dispute, json!({"c": check6})).await.data();
+    agency_resolves(&app, &check6, DisputeOutcome::Upheld, "verified").await;
+    let again = app.gql(dispute, json!({"c": check6})).await;
+    assert_eq!(again.data()["disputeAdverseAction"]["state"], "disputed");
+    assert!(again.data()["disputeAdverseAction"]["resolution"].is_null());
+    app.gql(
+        "mutation($c: ID!) { cancelAdverseAction(checkId: $c) { status } }",
+        json!({"c": check6}),
+    )
+    .await
+    .data();
+    let last = emails(&app, &check6).await.pop().expect("mail");
+    assert_eq!(last["kind"], "adverse_action_cancelled", "{last}");
 
     // Withdrawing during the waiting period ends the adverse action and its timers too.
     let (cand3, check3) = in_waiting_period(&app, "Walter", "White").await;

@@ -1783,7 +1783,7 @@ async fn a_socket_without_connection_init_is_closed_in_time() {
 async fn a_socket_whose_peer_stops_answering_pings_is_dropped() {
     let app = spawn_app_with(|c| {
         c.live_init_timeout_secs = 1;
-        c.live_keepalive_secs = 1;
+        c.live_keepalive_secs = 2;
     })
     .await;
     let q = "subscription { checkStatusChanged { checkId state } }";
@@ -1803,8 +1803,8 @@ async fn a_socket_whose_peer_stops_answering_pings_is_dropped() {
             }
         }
     });
-    // Pings at about 2, 3 and 4 s; the silent socket is dropped at about 3 s.
-    tokio::time::sleep(Duration::from_millis(4500)).await;
+    // Pings at about 3 and 5 s; the silent socket is dropped at about 5 s.
+    tokio::time::sleep(Duration::from_millis(6500)).await;
     app.start_check(&app.candidate("pinged@example.com").await, false)
         .await;
     let (pings, got) = tokio::time::timeout(Duration::from_secs(10), reader)
