@@ -1601,16 +1601,31 @@ impl Service {
             let writes = self.recheck_consent_request(&c, &cand, &partner, self.clock.now());
             db::write_all(&txn, writes).await?;
         } else {
-            self.apply_transition_of(
-                &txn,
-                &Actor::system(partner_id),
-                c,
-                (&cand, &partner),
-                CheckStatus::Processing,
-                Some("scheduled recheck"),
-                StatusExtras::default(),
-            )
-            .await?;
+            let rechecked = self
+                .apply_transition_of(
+                    &txn,
+                    &Actor::system(partner_id),
+                    c,
+                    (&cand, &partner),
+                    CheckStatus::Processing,
+                    Some("scheduled recheck"),
+                    StatusExtras::default(),
+                )
+                .await;
+            match rechecked {
+                // The candidate has a newer check in progress, which screens them afresh: this
+                // recheck is not run.
+                Err(ServiceError::Conflict {
+                    existing_id: Some(newer),
+                    ..
+                }) => {
+                    tracing::info!(check = %check_id, newer = %newer, "scheduled recheck skipped: a newer check is in progress");
+                    return Ok(TaskOutcome::Done);
+                }
+                other => {
+                    other?;
+                }
+            }
         }
         self.commit(txn).await?;
         Ok(TaskOutcome::Done)

@@ -1653,6 +1653,41 @@ async fn invitations_remind_expire_and_resend() {
     );
 }
 
+/// A scheduled recheck comes due while the candidate has a newer check in progress: it is not
+/// run (the newer check screens them afresh), and its task ends rather than failing on.
+#[tokio::test]
+async fn a_scheduled_recheck_gives_way_to_a_newer_check_in_progress() {
+    let (app, _rx) = screening_app().await;
+    app.gql("mutation { updatePartnerSettings(input: {recheckIntervalDays: 30}) { recheckIntervalDays } }", json!({}))
+        .await
+        .data();
+    let (cand, check) = hosted_in_texas(&app, "Lotho", "Cotton").await;
+    app.wait_check_status(&check, "approved").await;
+    let newer = app.start_check(&cand, false).await;
+    advance(&app, 31);
+    let tasks = eventually("the recheck task ended", 10, || async {
+        let r = app
+            .gql(
+                "query($c: ID!) { check(id: $c) { tasks { kind status } } }",
+                json!({"c": check}),
+            )
+            .await;
+        let tasks = r.data()["check"]["tasks"]
+            .as_array()
+            .expect("tasks")
+            .clone();
+        tasks
+            .iter()
+            .any(|t| t["kind"] == "recheck.scheduled" && t["status"] == "done")
+            .then_some(tasks)
+    })
+    .await;
+    assert!(!tasks.iter().any(|t| t["status"] == "failed"), "{tasks:?}");
+    assert_eq!(app.check_status(&check).await, "approved");
+    assert_eq!(app.check_status(&newer).await, "initiated");
+    assert_eq!(reports(&app, &check).await.len(), 1);
+}
+
 #[tokio::test]
 async fn rechecks_keep_every_report_and_follow_the_partner_interval() {
     let (app, rx) = screening_app().await;
