@@ -567,6 +567,27 @@ async fn partner_rules_change_what_is_decided() {
     )
     .await
     .expect_err("BAD_USER_INPUT", Some("adjudicationRules"));
+    // A key naming no rule (camelCase, as a GraphQL client may write it) is refused too, and
+    // the rules stay as they were.
+    let r = app
+        .gql(
+            "mutation { updatePartnerSettings(input: {adjudicationRules: {felonyLookbackYears: 3}}) { name } }",
+            json!({}),
+        )
+        .await;
+    r.expect_err("BAD_USER_INPUT", Some("adjudicationRules"));
+    assert!(
+        r.message().contains("felonyLookbackYears"),
+        "{}",
+        r.message()
+    );
+    let me = app
+        .gql("{ me { partner { adjudicationRules } } }", json!({}))
+        .await;
+    assert_eq!(
+        me.data()["me"]["partner"]["adjudicationRules"]["felony_lookback_years"],
+        15
+    );
 }
 
 /// A Consider (`pending`) check for a candidate with criminal hits, with adverse action started.
