@@ -2,6 +2,7 @@
 //! checked against the database without a query on every request.
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use entity::Role;
@@ -30,18 +31,24 @@ pub struct TokenAuthority {
     decoding: DecodingKey,
     validation: Validation,
     cache: Mutex<HashMap<String, (Instant, Option<Actor>)>>,
+    /// Counts this process's revocations and role changes: a verdict loaded from the database
+    /// before one of them may be stale, and is not cached ([`TokenAuthority::remember_loaded`]).
+    changes: AtomicU64,
 }
 
 impl TokenAuthority {
     pub fn new(secret: &[u8]) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
+        // Tokens are issued and checked by this deployment's own clocks: no leeway, so a token
+        // is refused from the second it expires.
+        validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub", "jti"]);
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
             cache: Mutex::new(HashMap::new()),
+            changes: AtomicU64::new(0),
         }
     }
 
@@ -75,7 +82,32 @@ impl TokenAuthority {
             .map(|(_, actor)| actor.clone())
     }
 
-    pub(crate) fn remember(&self, jti: &str, verdict: Option<Actor>) {
+    /// Where the process's revocations and role changes stand, before a verdict is loaded.
+    pub(crate) fn changes_seen(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+
+    /// Caches a verdict loaded from the database, unless a revocation or role change happened
+    /// in this process since `seen` ([`Self::changes_seen`] before the load): the load may have
+    /// read the row before it, and would put back what the change took out.
+    pub(crate) fn remember_loaded(&self, jti: &str, verdict: Option<Actor>, seen: u64) {
+        if let Ok(mut cache) = self.cache.lock()
+            && self.changes.load(Ordering::Acquire) == seen
+        {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(jti.to_string(), (Instant::now(), verdict));
+        }
+    }
+
+    /// A revocation: the token is refused from now on in this process.
+    pub(crate) fn revoked(&self, jti: &str) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        self.remember(jti, None);
+    }
+
+    fn remember(&self, jti: &str, verdict: Option<Actor>) {
         if let Ok(mut cache) = self.cache.lock() {
             // Bounded: drop everything when it grows past what any partner set needs.
             if cache.len() > 10_000 {
@@ -86,8 +118,63 @@ impl TokenAuthority {
     }
 
     pub(crate) fn forget_all(&self) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
         if let Ok(mut cache) = self.cache.lock() {
             cache.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn authority() -> TokenAuthority {
+        TokenAuthority::new(b"a test secret of at least thirty-two bytes")
+    }
+
+    fn claims(exp: i64) -> Claims {
+        Claims {
+            partner: "p".into(),
+            sub: "s".into(),
+            role: Role::TeamMember,
+            jti: "t".into(),
+            iat: exp - 60,
+            exp,
+        }
+    }
+
+    #[test]
+    fn a_token_is_refused_from_the_second_it_expires() {
+        let a = authority();
+        let now = chrono::Utc::now().timestamp();
+        let live = a.sign(&claims(now + 30)).expect("sign");
+        assert!(a.verify(&live).is_ok());
+        let expired = a.sign(&claims(now - 1)).expect("sign");
+        assert_eq!(
+            a.verify(&expired).err().as_deref(),
+            Some("the token has expired")
+        );
+    }
+
+    #[test]
+    fn a_verdict_loaded_before_a_revocation_does_not_put_the_token_back() {
+        let a = authority();
+        let ttl = Duration::from_secs(60);
+        // A request read the token row, then the token was revoked, then the request's verdict
+        // came back to be cached.
+        let seen = a.changes_seen();
+        a.revoked("t");
+        a.remember_loaded("t", Some(Actor::system("p")), seen);
+        assert!(matches!(a.cached("t", ttl), Some(None)), "still revoked");
+        // A load begun after it is cached as it is.
+        let seen = a.changes_seen();
+        a.remember_loaded("u", Some(Actor::system("p")), seen);
+        assert!(matches!(a.cached("u", ttl), Some(Some(_))));
+        // A role change (every verdict forgotten) likewise outdates a load begun before it.
+        let seen = a.changes_seen();
+        a.forget_all();
+        a.remember_loaded("v", Some(Actor::system("p")), seen);
+        assert!(a.cached("v", ttl).is_none());
     }
 }

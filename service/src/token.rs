@@ -167,7 +167,7 @@ impl Service {
             t
         };
         self.commit(txn).await?;
-        self.tokens.remember(id, None);
+        self.tokens.revoked(id);
         Ok(t)
     }
 
@@ -184,8 +184,9 @@ impl Service {
         {
             Some(v) => v,
             None => {
+                let seen = self.tokens.changes_seen();
                 let v = self.load_token_actor(&claims).await?;
-                self.tokens.remember(&claims.jti, v.clone());
+                self.tokens.remember_loaded(&claims.jti, v.clone(), seen);
                 v
             }
         };
