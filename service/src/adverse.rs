@@ -407,7 +407,7 @@ impl Service {
         reason: &str,
     ) -> ServiceResult<adverse_action::Model> {
         actor.require(Role::TeamMember)?;
-        let reason = domain::text("reason", reason, 5000)?;
+        let reason = domain::prose("reason", reason, 5000)?;
         let txn = db::begin_write(&self.db).await?;
         let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
         let cand = crate::candidate::find(&txn, &c.partner_id, &c.candidate_id).await?;
@@ -420,7 +420,7 @@ impl Service {
 
     /// The candidate disputes from the link in their pre-adverse notice.
     pub async fn dispute_by_token(&self, token: &str, reason: &str) -> ServiceResult<()> {
-        let reason = domain::text("reason", reason, 5000)?;
+        let reason = domain::prose("reason", reason, 5000)?;
         let (c, cand, _, _) = self
             .report_by_token(token)
             .await
@@ -480,7 +480,7 @@ impl Service {
                     .into(),
             ));
         }
-        let resolution = domain::text("resolution", resolution, 5000)?;
+        let resolution = domain::prose("resolution", resolution, 5000)?;
         let txn = db::begin_write(&self.db).await?;
         let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
         let cand = crate::candidate::find(&txn, &c.partner_id, &c.candidate_id).await?;

@@ -110,8 +110,8 @@ fn parse_optional(i: &CandidateInput) -> ServiceResult<Parsed> {
         city: change(&i.city, |s| domain::text("city", s, 100))?,
         state: change(&i.state, |s| domain::us_state("state", s))?,
         address: change(&i.address, |s| domain::text("address", s, 300))?,
-        experience: change(&i.experience, |s| domain::text("experience", s, 5000))?,
-        interests: change(&i.interests, |s| domain::text("interests", s, 5000))?,
+        experience: change(&i.experience, |s| domain::prose("experience", s, 5000))?,
+        interests: change(&i.interests, |s| domain::prose("interests", s, 5000))?,
         transportation_method: change(&i.transportation_method, |s| {
             domain::text("transportationMethod", s, 50)
         })?,

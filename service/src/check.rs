@@ -279,7 +279,7 @@ impl Service {
         reason: Option<&str>,
     ) -> ServiceResult<check::Model> {
         actor.require(Role::TeamMember)?;
-        let reason = domain::opt_text("reason", reason, 2000)?;
+        let reason = domain::opt_prose("reason", reason, 2000)?;
         let postgres = self.db.get_database_backend() == DbBackend::Postgres;
         // On PostgreSQL the check is read outside a transaction: the update is conditional on
         // what was read, so a change in between makes it match nothing.

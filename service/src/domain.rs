@@ -8,19 +8,11 @@ fn invalid<T>(field: &str, message: impl Into<String>) -> ServiceResult<T> {
     Err(ServiceError::invalid(field, message))
 }
 
-/// A trimmed, non-empty text of bounded length.
+/// A trimmed, non-empty line of bounded length: a name, an address, an id. No line breaks
+/// or other control characters, and none of the invisible characters that make two values
+/// look alike or a text display reversed (zero-width space, bidirectional overrides).
 pub fn text(field: &str, value: &str, max: usize) -> ServiceResult<String> {
-    let v = value.trim();
-    if v.is_empty() {
-        return invalid(field, "must not be empty");
-    }
-    if v.chars().count() > max {
-        return invalid(field, format!("must be at most {max} characters"));
-    }
-    if v.chars().any(|c| c.is_control() && c != '\n') {
-        return invalid(field, "must not contain control characters");
-    }
-    Ok(v.to_string())
+    checked(field, value, max, false)
 }
 
 /// Like [`text`], with empty meaning "absent".
@@ -29,6 +21,46 @@ pub fn opt_text(field: &str, value: Option<&str>, max: usize) -> ServiceResult<O
         None | Some("") => Ok(None),
         Some(v) => text(field, v, max).map(Some),
     }
+}
+
+/// Like [`text`], for free text that may run over several lines (a reason, a description).
+pub fn prose(field: &str, value: &str, max: usize) -> ServiceResult<String> {
+    checked(field, value, max, true)
+}
+
+/// Like [`prose`], with empty meaning "absent".
+pub fn opt_prose(field: &str, value: Option<&str>, max: usize) -> ServiceResult<Option<String>> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => prose(field, v, max).map(Some),
+    }
+}
+
+fn checked(field: &str, value: &str, max: usize, lines: bool) -> ServiceResult<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return invalid(field, "must not be empty");
+    }
+    if v.chars().count() > max {
+        return invalid(field, format!("must be at most {max} characters"));
+    }
+    if v.chars().any(|c| c.is_control() && !(lines && c == '\n')) {
+        return invalid(
+            field,
+            if lines {
+                "must not contain control characters"
+            } else {
+                "must be one line, without control characters"
+            },
+        );
+    }
+    // Zero-width space and no-break, word joiner, bidirectional embeddings, overrides and
+    // isolates (joiners, which some scripts' words need, are kept).
+    let invisible = |c: char| matches!(c, '\u{200B}' | '\u{2060}' | '\u{FEFF}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if v.chars().any(invisible) {
+        return invalid(field, "must not contain invisible formatting characters");
+    }
+    Ok(v.to_string())
 }
 
 /// A lower-cased email address with one `@`, a local part and a dotted domain.
@@ -43,7 +75,8 @@ pub fn email(field: &str, value: &str) -> ServiceResult<String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c))
         && !local.starts_with('.')
-        && !local.ends_with('.');
+        && !local.ends_with('.')
+        && !local.contains("..");
     let labels: Vec<&str> = domain.split('.').collect();
     let ok_domain = labels.len() >= 2
         && domain.len() <= 253
@@ -263,6 +296,29 @@ mod tests {
     }
 
     #[test]
+    fn lines_and_prose() {
+        assert_eq!(text("n", " Frodo ", 10).ok().as_deref(), Some("Frodo"));
+        assert!(
+            text("n", "Frodo\nBaggins", 100).is_err(),
+            "a name is one line"
+        );
+        assert!(
+            text("n", "ext-42\u{200B}", 100).is_err(),
+            "zero-width space"
+        );
+        assert!(text("n", "abc\u{202E}cba", 100).is_err(), "bidi override");
+        // Joiners stay: some scripts' names need them (a Persian name with ZWNJ).
+        assert!(text("n", "\u{0645}\u{06CC}\u{200C}\u{0631}", 100).is_ok());
+        assert_eq!(
+            prose("r", "first line\nsecond", 100).ok().as_deref(),
+            Some("first line\nsecond")
+        );
+        assert!(prose("r", "bell\u{7}", 100).is_err());
+        assert!(prose("r", "abc\u{202E}cba", 100).is_err());
+        assert_eq!(opt_prose("r", Some("  "), 10).ok(), Some(None));
+    }
+
+    #[test]
     fn emails() {
         assert_eq!(
             email("e", " Alec@SadTech.ca ").ok().as_deref(),
@@ -277,6 +333,7 @@ mod tests {
             "a b@c.com",
             "a@b.c0m",
             "a@-b.com",
+            "a..b@c.com",
         ] {
             assert!(email("e", bad).is_err(), "{bad}");
         }

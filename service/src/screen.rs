@@ -1444,7 +1444,7 @@ impl Service {
         reason: Option<&str>,
     ) -> ServiceResult<check::Model> {
         actor.require(Role::TeamMember)?;
-        let reason = domain::opt_text("reason", reason, 2000)?;
+        let reason = domain::opt_prose("reason", reason, 2000)?;
         let txn = db::begin_write(&self.db).await?;
         let (c, cand, partner) =
             crate::check::find_with_owner(&txn, &actor.partner_id, check_id).await?;
@@ -1551,8 +1551,8 @@ impl Service {
         default_reason: &str,
     ) -> ServiceResult<check::Model> {
         actor.require(Role::TeamMember)?;
-        let reason =
-            domain::opt_text("reason", reason, 2000)?.unwrap_or_else(|| default_reason.to_string());
+        let reason = domain::opt_prose("reason", reason, 2000)?
+            .unwrap_or_else(|| default_reason.to_string());
         let txn = db::begin_write(&self.db).await?;
         let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
         if !from.contains(&c.status) {

@@ -368,7 +368,7 @@ impl Service {
     ) -> ServiceResult<endpoint::Model> {
         actor.require(Role::SuperAdmin)?;
         let url = domain::http_url("url", url)?;
-        let description = domain::opt_text("description", description, 500)?;
+        let description = domain::opt_prose("description", description, 500)?;
         let types = validate_event_types(event_types)?;
         let now = crate::now();
         let txn = db::begin_write(&self.db).await?;
@@ -422,7 +422,7 @@ impl Service {
         let description = patch
             .description
             .as_deref()
-            .map(|d| domain::opt_text("description", Some(d), 500))
+            .map(|d| domain::opt_prose("description", Some(d), 500))
             .transpose()?;
         let txn = db::begin_write(&self.db).await?;
         // Read for update: an attempt disabling the endpoint at the same time takes its turn

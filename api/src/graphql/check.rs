@@ -62,12 +62,14 @@ impl Check {
     async fn status_label(&self) -> &'static str {
         self.0.status.dashboard_label()
     }
-    /// The statuses this check may move to next.
+    /// The statuses `transitionCheck` may move this check to next (not `pending__second_notice`,
+    /// which only the end of the waiting period brings; `checkStatuses` has the whole table).
     async fn next_statuses(&self) -> Vec<CheckStatus> {
         self.0
             .status
             .next_statuses()
             .iter()
+            .filter(|s| **s != entity::CheckStatus::PendingSecondNotice)
             .map(|s| (*s).into())
             .collect()
     }

@@ -940,6 +940,17 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
 
     // Cancelling adverse action approves the candidate and stops the clock.
     let (cand2, check2) = in_waiting_period(&app, "Walter", "White").await;
+    // What a dashboard offers: not the final notice, which is the clock's.
+    let next = app
+        .gql(
+            "query($c: ID!) { check(id: $c) { nextStatuses } }",
+            json!({"c": check2}),
+        )
+        .await;
+    assert_eq!(
+        next.data()["check"]["nextStatuses"],
+        json!(["approved", "withdrawn"])
+    );
     let r = app
         .gql("mutation($c: ID!) { cancelAdverseAction(checkId: $c, reason: \"individualized assessment\") { status adverseAction { state } } }", json!({"c": check2}))
         .await;
