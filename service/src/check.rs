@@ -149,16 +149,8 @@ impl Service {
         let cand = crate::candidate::find(&txn, &actor.partner_id, candidate_id)
             .await
             .map_err(|_| ServiceError::invalid("candidateId", "no such candidate"))?;
-        if txn.get_database_backend() == DbBackend::Postgres {
-            // Two starts for one candidate take turns (PostgreSQL runs them side by side; SQLite's
-            // writes take turns anyway), so the second sees the first's check.
-            txn.execute_raw(sea_orm::Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT 1 FROM candidates WHERE id = $1 FOR UPDATE",
-                [cand.id.clone().into()],
-            ))
-            .await?;
-        }
+        // Two starts for one candidate take turns, so the second sees the first's check.
+        db::lock_row(&txn, "candidates", &cand.id).await?;
         let partner = crate::partner::load(&txn, &actor.partner_id).await?;
         let package = crate::package::usable(&txn, &partner, input.package_id.as_deref()).await?;
         if let Some(a) = open_check_of(&txn, &actor.partner_id, &cand.id, None).await? {

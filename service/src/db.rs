@@ -428,3 +428,22 @@ impl<E: sea_orm::EntityTrait> SelectUnique<E> for sea_orm::Select<E> {
         Ok(rows)
     }
 }
+
+/// Locks row `id` of `table` until the transaction ends, on PostgreSQL (SQLite's writes take
+/// turns anyway): callers that read, decide and write (a second check for a candidate, the last
+/// super_admin, the default package) take turns on it instead of deciding side by side.
+pub(crate) async fn lock_row<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    table: &'static str,
+    id: &str,
+) -> Result<(), sea_orm::DbErr> {
+    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        conn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            format!("SELECT 1 FROM {table} WHERE id = $1 FOR UPDATE"),
+            [id.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}

@@ -1,5 +1,6 @@
 use chrono::Utc;
 use entity::Role;
+use sea_orm::ConnectionTrait;
 use serde_json::json;
 use service::auth::{Claims, TokenAuthority};
 
@@ -217,4 +218,56 @@ async fn token_for_a_team_member_carries_their_email_and_follows_their_role() {
     app.gql_as(Some(&token), "{ me { role } }", json!({}))
         .await
         .expect_err("UNAUTHENTICATED", None);
+}
+
+/// Two super_admins demoted at once (PostgreSQL runs both side by side): one goes through and
+/// the other is refused, so the partner keeps a super_admin.
+#[tokio::test]
+async fn demoting_both_super_admins_at_once_keeps_one() {
+    let app = spawn_app().await;
+    app.gql(
+        "mutation { inviteTeamMember(input: {email: \"second@example.com\", role: super_admin}) { id } }",
+        json!({}),
+    )
+    .await
+    .data();
+    let members = app
+        .gql("{ teamMembers { id role } }", json!({}))
+        .await
+        .data()["teamMembers"]
+        .as_array()
+        .expect("members")
+        .clone();
+    let supers: Vec<String> = members
+        .iter()
+        .filter(|m| m["role"] == "super_admin")
+        .map(|m| m["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(supers.len(), 2, "{members:?}");
+    let demote = |id: &String| {
+        app.gql(
+            "mutation($u: ID!) { changeTeamMemberRole(id: $u, role: admin) { role } }",
+            json!({"u": id}),
+        )
+    };
+    let answers = futures_util::future::join_all(supers.iter().map(demote)).await;
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|a| a.0.get("errors").is_some())
+        .collect();
+    assert_eq!(refused.len(), 1, "{answers:?}");
+    refused[0].expect_err("CONFLICT", None);
+    let left = app
+        .service
+        .db()
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.service.db().get_database_backend(),
+            "SELECT COUNT(*) AS n FROM users WHERE role = 'super_admin'",
+        ))
+        .await
+        .expect("count")
+        .expect("row")
+        .try_get::<i64>("", "n")
+        .expect("n");
+    assert_eq!(left, 1);
 }
