@@ -103,6 +103,21 @@ fn problem_page(p: LinkProblem) -> Response {
     )
 }
 
+/// What a report link that does not work says: as [`problem_page`], but an expired one is not
+/// about signing.
+fn report_problem_page(p: LinkProblem) -> Response {
+    match p {
+        LinkProblem::Expired => page(
+            StatusCode::GONE,
+            "Link expired",
+            "<h1>Link expired</h1><p>This link to your report has expired. You may ask the \
+             screening agency for a free copy of your report, and dispute anything in it with \
+             them.</p>",
+        ),
+        other => problem_page(other),
+    }
+}
+
 /// Parsed `application/x-www-form-urlencoded` body.
 async fn form(body: Body) -> Vec<(String, String)> {
     match body.into_bytes().await {
@@ -596,7 +611,7 @@ pub async fn report_get(Path(token): Path<String>, svc: Data<&Service>) -> Respo
 async fn report_page(svc: &Service, token: &str, notice: Option<&str>) -> Response {
     let (c, cand, partner, latest) = match svc.report_by_token(token).await {
         Ok(r) => r,
-        Err(p) => return problem_page(p),
+        Err(p) => return report_problem_page(p),
     };
     let report = latest
         .map(|r| render_report(&r.report))
@@ -659,6 +674,18 @@ pub async fn report_dispute(
             )
             .await
         }
+        // No waiting period running (it ended a moment ago, or the adverse action did).
+        Err(service::ServiceError::Invalid { field, .. }) if field == "checkId" => {
+            report_page(
+                &svc,
+                &token,
+                Some(
+                    "Your dispute was not sent: there is no waiting period before a decision \
+                     running now. Please look below.",
+                ),
+            )
+            .await
+        }
         Err(service::ServiceError::Invalid { message, .. }) => {
             report_page(
                 &svc,
@@ -667,6 +694,8 @@ pub async fn report_dispute(
             )
             .await
         }
+        // The link itself: the report page says what is wrong with it (expired, say).
+        Err(service::ServiceError::NotFound { .. }) => report_page(&svc, &token, None).await,
         // The check changed at that very moment (the waiting period ending, say): the page as
         // it now is says whether a dispute can still be sent.
         Err(service::ServiceError::Conflict { .. }) => {

@@ -1099,6 +1099,24 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
         "{tasks:?}"
     );
     nothing_follows(&app, &rx, &cand3, "withdrawn").await;
+
+    // Months later the first check's report link has expired: the page and a dispute sent
+    // through it say so, as about a report (not about signing).
+    advance(&app, 100);
+    let page = app.client.get(&link).send().await.expect("page");
+    assert_eq!(page.status(), 410);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("link to your report has expired"), "{html}");
+    let late = post_form(
+        &app.client,
+        &format!("{link}/dispute"),
+        &[("reason", "x")],
+        None,
+    )
+    .await;
+    assert_eq!(late.status(), 410);
+    let html = late.text().await.expect("html");
+    assert!(html.contains("link to your report has expired"), "{html}");
 }
 
 /// The consent link in an invitation email.
