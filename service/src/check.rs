@@ -503,7 +503,19 @@ impl Service {
         let event = self.transition_event(&change);
         // What the new status causes, for the check as the change leaves it.
         let effects = if in_place {
-            Vec::new()
+            // Nothing new is caused, but a candidate a decision may go against is sent the
+            // report with the new record.
+            if matches!(
+                to,
+                CheckStatus::Pending
+                    | CheckStatus::PendingFirstNotice
+                    | CheckStatus::PendingSecondNotice
+                    | CheckStatus::Rejected
+            ) {
+                self.updated_report_copy(&next, cand, partner, now)
+            } else {
+                Vec::new()
+            }
         } else {
             self.transition_effects(conn, &next, cand, partner, Some(from), to)
                 .await?

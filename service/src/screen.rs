@@ -304,12 +304,44 @@ impl Service {
         partner: &partner::Model,
         now: DateTime<Utc>,
     ) -> Vec<SubQueryStatement> {
+        let what = format!(
+            "The background check {} asked {} to run is complete.",
+            partner.name, self.settings.agency.name
+        );
+        self.report_copy_saying(c, cand, partner, &what, now)
+    }
+
+    /// The candidate's copy of a report that continuous monitoring added a record to while a
+    /// decision against them is possible or taken (Consider, adverse action, rejected): the
+    /// partner may act on the new record, so the candidate sees it and may dispute it.
+    pub(crate) fn updated_report_copy(
+        &self,
+        c: &check::Model,
+        cand: &candidate::Model,
+        partner: &partner::Model,
+        now: DateTime<Utc>,
+    ) -> Vec<SubQueryStatement> {
+        let what = format!(
+            "Continuous monitoring found a new record, and {} has added it to the background \
+             check report it gave {}.",
+            self.settings.agency.name, partner.name
+        );
+        self.report_copy_saying(c, cand, partner, &what, now)
+    }
+
+    fn report_copy_saying(
+        &self,
+        c: &check::Model,
+        cand: &candidate::Model,
+        partner: &partner::Model,
+        what: &str,
+        now: DateTime<Utc>,
+    ) -> Vec<SubQueryStatement> {
         let (url, link) = self.link(c, LINK_REPORT, Duration::days(REPORT_LINK_DAYS));
         let body = format!(
-            "Hello {},\n\nThe background check {} asked {} to run is complete. You can \
-             read your copy of the report at\n\n  {url}\n\nIf anything in it is incomplete or \
-             inaccurate, you have the right to dispute it.\n",
-            cand.first_name, partner.name, self.settings.agency.name
+            "Hello {},\n\n{what} You can read your copy of the report at\n\n  {url}\n\nIf \
+             anything in it is incomplete or inaccurate, you have the right to dispute it.\n",
+            cand.first_name
         );
         let subject = format!("{}: your background check report", partner.name);
         let mut writes = vec![link.into()];

@@ -2153,6 +2153,47 @@ async fn the_enrollment_list_goes_on_after_its_cursor_check_is_unenrolled() {
 /// earlier charge) still reaches the partner: a status update with the monitoring tag and the
 /// state unchanged (before, the report changed silently). Withdrawing a monitored check ends
 /// its monitoring: unenrolled, its open alert cancelled, no new alert taken.
+/// A charge found while a decision may go against the candidate (here Consider) changes the
+/// report in place; the candidate is sent the updated report, with the right to dispute it.
+#[tokio::test]
+async fn a_charge_on_a_considered_check_sends_the_candidate_the_updated_report() {
+    let (app, rx) = screening_app().await;
+    let (cand, check) = hosted_in_texas(&app, "Lobelia", "Cotton").await;
+    app.wait_check_status(&check, "approved").await;
+    enroll_monitoring(&app, &check).await;
+    arrest_alert(&app, &check, true).await;
+    advance(&app, 15);
+    app.wait_check_status(&check, "review__cm").await;
+    app.transition(&check, "pending").await.data();
+    let copies_before = emails_of_kind(&app, &check, "report_copy").await.len();
+    arrest_alert(&app, &check, true).await;
+    advance(&app, 15);
+    expect_states(
+        &rx,
+        &cand,
+        &[
+            "consent",
+            "processing",
+            "approved",
+            "review__cm",
+            "pending",
+            "pending",
+        ],
+    )
+    .await;
+    let copies = eventually("the updated report mailed", 10, || async {
+        let c = emails_of_kind(&app, &check, "report_copy").await;
+        (c.len() > copies_before).then_some(c)
+    })
+    .await;
+    let last = copies.last().expect("copy");
+    let body = last["body"].as_str().expect("body");
+    assert!(
+        body.contains("Continuous monitoring found a new record") && body.contains("/report/"),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn a_second_charge_is_reported_and_withdrawal_ends_monitoring() {
     let (app, rx) = screening_app().await;
