@@ -4,21 +4,67 @@ use std::net::{IpAddr, SocketAddr};
 
 use poem::http::HeaderMap;
 
-/// The reverse proxies whose `X-Forwarded-For` is believed.
+/// The reverse proxies whose `X-Forwarded-For` is believed: addresses and networks.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpAddr>);
+pub struct TrustedProxies(Vec<Network>);
+
+/// An address with the length of its network prefix (the whole address for a single one).
+#[derive(Debug, Clone, Copy)]
+struct Network {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    fn parse(s: &str) -> anyhow::Result<Self> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.trim().parse::<IpAddr>()?, Some(p.trim().parse::<u8>()?)),
+            None => (s.parse::<IpAddr>()?, None),
+        };
+        let addr = addr.to_canonical();
+        let bits = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(bits);
+        anyhow::ensure!(prefix <= bits, "{s}: a prefix of at most {bits} bits");
+        Ok(Self { addr, prefix })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        fn within(a: u128, b: u128, prefix: u8, bits: u8) -> bool {
+            let shift = u32::from(bits - prefix);
+            shift >= 128 || (a >> shift) == (b >> shift)
+        }
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => within(
+                u128::from(u32::from(n)),
+                u128::from(u32::from(i)),
+                self.prefix,
+                32,
+            ),
+            (IpAddr::V6(n), IpAddr::V6(i)) => {
+                within(u128::from(n), u128::from(i), self.prefix, 128)
+            }
+            _ => false,
+        }
+    }
+}
 
 impl TrustedProxies {
-    /// Comma-separated IP addresses (as `CLEARHIRE_TRUSTED_PROXIES` gives them).
+    /// Comma-separated IP addresses and networks (`10.0.0.0/8`), as
+    /// `CLEARHIRE_TRUSTED_PROXIES` gives them.
     pub fn parse(s: &str) -> anyhow::Result<Self> {
-        let ips = worker::ssrf::Allowlist::parse(s)
-            .map_err(|e| anyhow::anyhow!("CLEARHIRE_TRUSTED_PROXIES: {e}"))?
-            .0;
-        Ok(Self(ips.into_iter().map(|ip| ip.to_canonical()).collect()))
+        s.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|n| {
+                Network::parse(n)
+                    .map_err(|e| anyhow::anyhow!("CLEARHIRE_TRUSTED_PROXIES: {n}: {e}"))
+            })
+            .collect::<anyhow::Result<_>>()
+            .map(Self)
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
-        self.0.contains(&ip)
+        self.0.iter().any(|n| n.contains(ip))
     }
 
     /// The client's address: the peer's, unless the peer is a trusted proxy; then the nearest
@@ -106,7 +152,22 @@ mod tests {
     }
 
     #[test]
+    fn networks_are_trusted_whole() {
+        let t = TrustedProxies::parse("10.0.0.0/8, 2001:db8:1::/48").expect("parse");
+        let h = headers(&["203.0.113.9"]);
+        assert_eq!(t.client_ip(ip("10.200.3.4"), &h), ip("203.0.113.9"));
+        assert_eq!(t.client_ip(ip("11.0.0.1"), &h), ip("11.0.0.1"));
+        assert_eq!(t.client_ip(ip("2001:db8:1:ff::1"), &h), ip("203.0.113.9"));
+        assert_eq!(t.client_ip(ip("2001:db8:2::1"), &h), ip("2001:db8:2::1"));
+        // /0 trusts every peer.
+        let all = TrustedProxies::parse("0.0.0.0/0").expect("parse");
+        assert_eq!(all.client_ip(ip("198.51.100.1"), &h), ip("203.0.113.9"));
+    }
+
+    #[test]
     fn a_bad_list_is_refused() {
-        assert!(TrustedProxies::parse("10.0.0.0/8").is_err());
+        assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
+        assert!(TrustedProxies::parse("10.0.0.0/x").is_err());
+        assert!(TrustedProxies::parse("proxy.internal").is_err());
     }
 }

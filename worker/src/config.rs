@@ -62,8 +62,8 @@ pub struct Config {
     #[arg(long, env = "CLEARHIRE_WEBHOOK_ALLOWLIST", default_value = "")]
     pub webhook_allowlist: String,
 
-    /// Comma-separated addresses of reverse proxies in front of the api (e.g. 127.0.0.1 for a
-    /// proxy on the same host). A request from one of them is taken to come from the nearest
+    /// Comma-separated addresses or networks of reverse proxies in front of the api (e.g.
+    /// 127.0.0.1 for a proxy on the same host, 10.0.0.0/8 for a load balancer's subnet). A request from one of them is taken to come from the nearest
     /// address in its `X-Forwarded-For` that is not itself such a proxy (the candidate's address
     /// in consent evidence); from any other peer the header is not believed.
     #[arg(long, env = "CLEARHIRE_TRUSTED_PROXIES", default_value = "")]
