@@ -6,12 +6,13 @@ use poem::http::{HeaderMap, StatusCode};
 use poem::web::{Data, Html, Path, RemoteAddr};
 use poem::{Body, IntoResponse, Response, handler};
 use service::Service;
-
-use crate::client_ip::TrustedProxies;
+use service::adverse::DisputeWindow;
 use service::screen::{
     ConsentDetails, ConsentPurpose, ConsentSubmission, ConsentView, LinkProblem,
 };
 use service::screening::disclosures::escape_html as esc;
+
+use crate::client_ip::TrustedProxies;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;\
 padding:0 1rem;line-height:1.5;color:#1b1b1b}label{display:block;margin-top:1rem;font-weight:600}\
@@ -73,18 +74,31 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         .into_response()
 }
 
+/// The page of a consent link that does not work.
 fn problem_page(p: LinkProblem) -> Response {
+    link_problem_page(
+        p,
+        "This link has expired or was replaced by a newer one. If you still need to sign, ask the company that asked for your background check, or the screening agency, for a new link.",
+    )
+}
+
+/// The page of a report link that does not work: an expired one is not about signing.
+fn report_problem_page(p: LinkProblem) -> Response {
+    link_problem_page(
+        p,
+        "This link to your report has expired. You may ask the screening agency for a free copy of your report, and dispute anything in it with them.",
+    )
+}
+
+/// What a link that does not work says, `expired` when it has expired.
+fn link_problem_page(p: LinkProblem, expired: &str) -> Response {
     let (status, title, text) = match p {
         LinkProblem::Unknown => (
             StatusCode::NOT_FOUND,
             "Link not found",
             "This link is not valid. Check that you opened the whole link from your email.",
         ),
-        LinkProblem::Expired => (
-            StatusCode::GONE,
-            "Link expired",
-            "This link has expired or was replaced by a newer one. If you still need to sign, ask the company that asked for your background check, or the screening agency, for a new link.",
-        ),
+        LinkProblem::Expired => (StatusCode::GONE, "Link expired", expired),
         LinkProblem::Used => (
             StatusCode::GONE,
             "Link already used",
@@ -101,21 +115,6 @@ fn problem_page(p: LinkProblem) -> Response {
         title,
         &format!("<h1>{}</h1><p>{}</p>", esc(title), esc(text)),
     )
-}
-
-/// What a report link that does not work says: as [`problem_page`], but an expired one is not
-/// about signing.
-fn report_problem_page(p: LinkProblem) -> Response {
-    match p {
-        LinkProblem::Expired => page(
-            StatusCode::GONE,
-            "Link expired",
-            "<h1>Link expired</h1><p>This link to your report has expired. You may ask the \
-             screening agency for a free copy of your report, and dispute anything in it with \
-             them.</p>",
-        ),
-        other => problem_page(other),
-    }
 }
 
 /// Parsed `application/x-www-form-urlencoded` body.
@@ -616,16 +615,16 @@ async fn report_page(svc: &Service, token: &str, notice: Option<&str>) -> Respon
     let report = latest
         .map(|r| render_report(&r.report))
         .unwrap_or_else(|| "<p>Your report is not ready yet.</p>".into());
-    let disputed = c.status == entity::CheckStatus::PendingFirstNotice
-        && svc.dispute_open(&c.id).await.unwrap_or(false);
-    let dispute = if disputed {
-        "<h2>Your dispute</h2><p>We are reinvestigating what you disputed. No decision is made \
-         on your application until we write to you with the outcome.</p>"
-            .to_string()
-    } else if c.status == entity::CheckStatus::PendingFirstNotice
-        && svc.may_dispute(&c.id).await.unwrap_or(false)
-    {
-        format!(
+    let window = svc
+        .dispute_window(&c)
+        .await
+        .unwrap_or(DisputeWindow::Closed);
+    let dispute = match window {
+        DisputeWindow::Open => "<h2>Your dispute</h2><p>We are reinvestigating what you \
+             disputed. No decision is made on your application until we write to you with the \
+             outcome.</p>"
+            .to_string(),
+        DisputeWindow::Offered => format!(
             "<h2>Dispute this report</h2><p>If anything here is incomplete or inaccurate, tell us \
              what and why. No decision is made while we reinvestigate.</p>\
              <form method=\"post\" action=\"/report/{t}/dispute\">\
@@ -633,9 +632,8 @@ async fn report_page(svc: &Service, token: &str, notice: Option<&str>) -> Respon
              <textarea id=\"reason\" name=\"reason\" rows=\"5\" cols=\"60\" required></textarea>\
              <button type=\"submit\">Send dispute</button></form>",
             t = esc(token)
-        )
-    } else {
-        String::new()
+        ),
+        DisputeWindow::Closed => String::new(),
     };
     let notice = notice
         .map(|n| format!("<p role=\"status\"><strong>{}</strong></p>", esc(n)))

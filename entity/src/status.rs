@@ -65,6 +65,9 @@ pub enum CheckStatus {
 
 use CheckStatus::*;
 
+/// The statuses in which a check is over; a candidate has at most one check in any other.
+pub const FINISHED: [CheckStatus; 3] = [Approved, Rejected, Withdrawn];
+
 /// Every status, in the lifecycle order a dashboard shows them.
 pub const ALL_STATUSES: [CheckStatus; 16] = [
     Initiated,
@@ -220,9 +223,9 @@ impl CheckStatus {
     }
 
     /// Whether the check is still being worked on (a new check for the same candidate would
-    /// compete with it).
+    /// compete with it): not one of [`FINISHED`].
     pub fn is_active(self) -> bool {
-        !matches!(self, Approved | Rejected | Withdrawn)
+        !FINISHED.contains(&self)
     }
 
     pub fn is_review(self) -> bool {

@@ -76,18 +76,27 @@ fn final_notice_timer(c: &check::Model, due: DateTime<Utc>, now: DateTime<Utc>) 
     )
 }
 
-/// The check's latest adverse action whose dispute has no outcome yet, whatever its state.
-async fn latest_unresolved_dispute<C: ConnectionTrait>(
-    conn: &C,
-    check_id: &str,
-) -> ServiceResult<Option<adverse_action::Model>> {
-    Ok(adverse_action::Entity::find()
-        .filter(adverse_action::Column::CheckId.eq(check_id))
+/// Adverse actions whose dispute has no outcome yet, whatever their state.
+fn unresolved_disputes() -> sea_orm::Select<adverse_action::Entity> {
+    adverse_action::Entity::find()
         .filter(adverse_action::Column::DisputedAt.is_not_null())
         .filter(adverse_action::Column::Resolution.is_null())
-        .order_by_desc(adverse_action::Column::StartedAt)
-        .one(conn)
-        .await?)
+}
+
+/// Whether a candidate may dispute during `a` at `now`: its waiting period is running.
+fn open_to_dispute(a: &adverse_action::Model, now: DateTime<Utc>) -> bool {
+    a.state == "waiting" && a.due_at.is_some_and(|d| d > now)
+}
+
+/// Where a candidate stands with disputing a check's report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisputeWindow {
+    /// A dispute of theirs is being reinvestigated.
+    Open,
+    /// The waiting period runs: they may dispute.
+    Offered,
+    /// Neither.
+    Closed,
 }
 
 pub(crate) async fn active<C: ConnectionTrait>(
@@ -338,9 +347,7 @@ impl Service {
             // A dispute after the waiting period ended (its final notice not yet sent) is too
             // late to pause it.
             .filter(|a| {
-                a.state == "waiting"
-                    && c.status == CheckStatus::PendingFirstNotice
-                    && a.due_at.is_some_and(|d| d > self.clock.now())
+                c.status == CheckStatus::PendingFirstNotice && open_to_dispute(a, self.clock.now())
             })
             .ok_or_else(|| {
                 ServiceError::invalid(
@@ -438,9 +445,7 @@ impl Service {
     /// operator's `api dispute list`): those pausing an adverse action, and those whose adverse
     /// action ended meanwhile (the reinvestigation is owed all the same).
     pub async fn open_disputes(&self) -> ServiceResult<Vec<adverse_action::Model>> {
-        Ok(adverse_action::Entity::find()
-            .filter(adverse_action::Column::DisputedAt.is_not_null())
-            .filter(adverse_action::Column::Resolution.is_null())
+        Ok(unresolved_disputes()
             .order_by_asc(adverse_action::Column::DisputedAt)
             .all(&self.db)
             .await?)
@@ -489,7 +494,10 @@ impl Service {
             // The adverse action ended (cancelled, the check withdrawn) while the dispute was
             // reinvestigated: the reinvestigation is still owed, and its outcome is the
             // candidate's to hear; the check stays as it is.
-            let ended = latest_unresolved_dispute(&txn, &c.id)
+            let ended = unresolved_disputes()
+                .filter(adverse_action::Column::CheckId.eq(&c.id))
+                .order_by_desc(adverse_action::Column::StartedAt)
+                .one(&txn)
                 .await?
                 .ok_or_else(|| {
                     ServiceError::invalid("checkId", "this check has no open dispute")
@@ -612,21 +620,19 @@ impl Service {
         Ok(())
     }
 
-    /// Whether the candidate may dispute now: an adverse action's waiting period is running
-    /// (a dispute after it ended is refused, though the final notice may not be out yet).
-    pub async fn may_dispute(&self, check_id: &str) -> ServiceResult<bool> {
+    /// Where the candidate stands with disputing the check's report: a dispute of theirs waits
+    /// on the reinvestigation (no second one is offered), or the waiting period runs (a dispute
+    /// after it ended is refused, though the final notice may not be out yet), or neither.
+    pub async fn dispute_window(&self, c: &check::Model) -> ServiceResult<DisputeWindow> {
+        if c.status != CheckStatus::PendingFirstNotice {
+            return Ok(DisputeWindow::Closed);
+        }
         let now = self.clock.now();
-        Ok(active(&self.db, check_id)
-            .await?
-            .is_some_and(|a| a.state == "waiting" && a.due_at.is_some_and(|d| d > now)))
-    }
-
-    /// Whether the check's adverse action waits on a dispute (the candidate's report page then
-    /// offers no second one).
-    pub async fn dispute_open(&self, check_id: &str) -> ServiceResult<bool> {
-        Ok(active(&self.db, check_id)
-            .await?
-            .is_some_and(|a| a.state == "disputed"))
+        Ok(match active(&self.db, &c.id).await? {
+            Some(a) if a.state == "disputed" => DisputeWindow::Open,
+            Some(a) if open_to_dispute(&a, now) => DisputeWindow::Offered,
+            _ => DisputeWindow::Closed,
+        })
     }
 
     /// The adverse action of a check (the latest), for GraphQL.

@@ -75,14 +75,7 @@ pub struct NewCheck {
     pub email_candidate: bool,
 }
 
-/// Statuses in which a check is over; a candidate has at most one check in any other.
-const CLOSED: [CheckStatus; 3] = [
-    CheckStatus::Approved,
-    CheckStatus::Rejected,
-    CheckStatus::Withdrawn,
-];
-
-/// The candidate's check in progress (not [`CLOSED`]) other than `except`, if any.
+/// The candidate's check in progress (not finished) other than `except`, if any.
 async fn open_check_of<C: ConnectionTrait>(
     conn: &C,
     partner_id: &str,
@@ -91,7 +84,7 @@ async fn open_check_of<C: ConnectionTrait>(
 ) -> ServiceResult<Option<check::Model>> {
     let mut q = check::Entity::find()
         .filter(check::Column::CandidateId.eq(candidate_id))
-        .filter(check::Column::Status.is_not_in(CLOSED));
+        .filter(check::Column::Status.is_not_in(entity::status::FINISHED));
     if let Some(id) = except {
         q = q.filter(check::Column::Id.ne(id));
     }
@@ -413,7 +406,7 @@ impl Service {
         // A check that was over and runs again (a recheck, a reopened decision) must not make a
         // second check in progress beside one started since. A monitoring charge is the
         // exception: it is reported whatever the candidate's other checks.
-        if CLOSED.contains(&from) && !CLOSED.contains(&to) && to != CheckStatus::ReviewCm {
+        if !from.is_active() && to.is_active() && to != CheckStatus::ReviewCm {
             let other = open_check_of(
                 conn,
                 &current.partner_id,
@@ -512,7 +505,13 @@ impl Service {
                     | CheckStatus::PendingSecondNotice
                     | CheckStatus::Rejected
             ) {
-                self.updated_report_copy(&next, cand, partner, now)
+                self.report_copy(
+                    &next,
+                    cand,
+                    partner,
+                    crate::screen::ReportCopy::MonitoringRecord,
+                    now,
+                )
             } else {
                 Vec::new()
             }

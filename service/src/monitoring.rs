@@ -25,7 +25,7 @@ use crate::events::{self, EventType};
 use crate::screen::LINK_MONITORING_CONSENT;
 use crate::screening::calendar;
 use crate::screening::provider::ArrestAlert;
-use crate::screening::report::{CountyCriminal, Report};
+use crate::screening::report::{self, CountyCriminal, Report};
 use crate::tasks::{self, TaskKind, TaskOutcome};
 use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids, mail};
 
@@ -259,7 +259,7 @@ impl Service {
                 "arrest alerts can only be simulated with the sandbox provider".into(),
             ));
         }
-        let county = county_name(&domain::text("county", county, 100)?);
+        let county = report::county_name(&domain::text("county", county, 100)?);
         let state = domain::us_state("state", state)?;
         let txn = db::begin_write(&self.db).await?;
         let (c, cand, partner) =
@@ -622,32 +622,5 @@ impl Service {
         .await?;
         self.commit(txn).await?;
         Ok(TaskOutcome::Done)
-    }
-}
-
-/// A county as reports name it ("Alameda County"): "Alameda", "Alameda County" and "alameda
-/// county" are one.
-fn county_name(county: &str) -> String {
-    let c = county.trim();
-    let base = c
-        .len()
-        .checked_sub(" county".len())
-        .filter(|&i| {
-            c.get(i..)
-                .is_some_and(|end| end.eq_ignore_ascii_case(" county"))
-        })
-        .map_or(c, |i| c[..i].trim_end());
-    format!("{base} County")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::county_name;
-
-    #[test]
-    fn a_county_is_named_as_reports_name_it() {
-        assert_eq!(county_name("Alameda"), "Alameda County");
-        assert_eq!(county_name(" Alameda County "), "Alameda County");
-        assert_eq!(county_name("Bernalillo county"), "Bernalillo County");
     }
 }

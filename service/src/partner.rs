@@ -51,25 +51,10 @@ impl Service {
             None => None,
             Some("") => Some(None),
             Some(r) => {
-                use crate::screening::adjudication::AdjudicationRules;
-                let invalid = |e: String| ServiceError::invalid("adjudicationRules", e);
-                let given: serde_json::Value = serde_json::from_str(r)
-                    .map_err(|e| invalid(format!("not valid rules: {e}")))?;
-                // A key that names no rule (a typo, `felonyLookbackYears`) would otherwise be
-                // dropped and the rule left at its default without a word.
-                let known = serde_json::to_value(AdjudicationRules::default())
-                    .map_err(anyhow::Error::from)?;
-                if let (Some(given), Some(known)) = (given.as_object(), known.as_object())
-                    && let Some(unknown) = given.keys().find(|k| !known.contains_key(*k))
-                {
-                    let names: Vec<&str> = known.keys().map(String::as_str).collect();
-                    return Err(invalid(format!(
-                        "no rule is named {unknown}; the rules are {}",
-                        names.join(", ")
-                    )));
-                }
-                let parsed: AdjudicationRules = serde_json::from_value(given)
-                    .map_err(|e| invalid(format!("not valid rules: {e}")))?;
+                let parsed: crate::screening::adjudication::AdjudicationRules =
+                    serde_json::from_str(r).map_err(|e| {
+                        ServiceError::invalid("adjudicationRules", format!("not valid rules: {e}"))
+                    })?;
                 Some(Some(
                     serde_json::to_string(&parsed).map_err(anyhow::Error::from)?,
                 ))

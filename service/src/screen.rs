@@ -194,6 +194,16 @@ pub enum HostedConsentResult {
     CandidateExists { candidate: candidate::Model },
 }
 
+/// Why the candidate is sent a copy of their report.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ReportCopy {
+    /// The results are in.
+    Complete,
+    /// Continuous monitoring added a record while a decision may go against them (Consider,
+    /// adverse action, rejected): the partner may act on it, so they see it and may dispute it.
+    MonitoringRecord,
+}
+
 /// A report of a check, opened.
 #[derive(Debug, Clone)]
 pub struct ReportEntry {
@@ -252,7 +262,7 @@ impl Service {
                 if from.is_some_and(|f| f == CheckStatus::Processing || f.is_review()) =>
             {
                 // Results are in: the candidate gets their copy, as the FCRA entitles them.
-                let mut writes = self.report_copy(c, cand, partner, now);
+                let mut writes = self.report_copy(c, cand, partner, ReportCopy::Complete, now);
                 if to == CheckStatus::Approved {
                     writes.extend(recheck_scheduling(c, now));
                 }
@@ -296,47 +306,27 @@ impl Service {
         })
     }
 
-    /// The candidate's copy of the report: a link to it, mailed.
-    fn report_copy(
+    /// The candidate's copy of the report: a link to it, mailed, saying why it is sent.
+    pub(crate) fn report_copy(
         &self,
         c: &check::Model,
         cand: &candidate::Model,
         partner: &partner::Model,
+        why: ReportCopy,
         now: DateTime<Utc>,
     ) -> Vec<SubQueryStatement> {
-        let what = format!(
-            "The background check {} asked {} to run is complete.",
-            partner.name, self.settings.agency.name
-        );
-        self.report_copy_saying(c, cand, partner, &what, now)
-    }
-
-    /// The candidate's copy of a report that continuous monitoring added a record to while a
-    /// decision against them is possible or taken (Consider, adverse action, rejected): the
-    /// partner may act on the new record, so the candidate sees it and may dispute it.
-    pub(crate) fn updated_report_copy(
-        &self,
-        c: &check::Model,
-        cand: &candidate::Model,
-        partner: &partner::Model,
-        now: DateTime<Utc>,
-    ) -> Vec<SubQueryStatement> {
-        let what = format!(
-            "Continuous monitoring found a new record, and {} has added it to the background \
-             check report it gave {}.",
-            self.settings.agency.name, partner.name
-        );
-        self.report_copy_saying(c, cand, partner, &what, now)
-    }
-
-    fn report_copy_saying(
-        &self,
-        c: &check::Model,
-        cand: &candidate::Model,
-        partner: &partner::Model,
-        what: &str,
-        now: DateTime<Utc>,
-    ) -> Vec<SubQueryStatement> {
+        let agency = &self.settings.agency.name;
+        let what = match why {
+            ReportCopy::Complete => format!(
+                "The background check {} asked {agency} to run is complete.",
+                partner.name
+            ),
+            ReportCopy::MonitoringRecord => format!(
+                "Continuous monitoring found a new record, and {agency} has added it to the \
+                 background check report it gave {}.",
+                partner.name
+            ),
+        };
         let (url, link) = self.link(c, LINK_REPORT, Duration::days(REPORT_LINK_DAYS));
         let body = format!(
             "Hello {},\n\n{what} You can read your copy of the report at\n\n  {url}\n\nIf \

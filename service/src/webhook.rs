@@ -429,8 +429,9 @@ impl Service {
         // before or after this change, never between its read and write.
         let before = find_endpoint_for_update(&txn, &actor.partner_id, id).await?;
         let now = crate::now();
-        let moved = url.as_ref().is_some_and(|u| *u != before.url);
-        if let Some(u) = url.as_ref().filter(|u| **u != before.url) {
+        let moved_to = url.as_ref().filter(|u| **u != before.url);
+        let moved = moved_to.is_some();
+        if let Some(u) = moved_to {
             // Deliveries not yet delivered go to the new URL: a retry, a resend or a recovery
             // after the URL was fixed must not go to the old one. Delivered ones keep the URL
             // they went to.
@@ -519,7 +520,7 @@ impl Service {
             am.previous_secret_expires_at = Set(Some(now + PREVIOUS_SECRET_GRACE));
         }
         am.secret_enc = Set(self.crypto.seal(&new_secret())?);
-        am.updated_at = Set(crate::now());
+        am.updated_at = Set(now);
         let e = am.update(&txn).await?;
         events::record(
             &txn,
@@ -1084,6 +1085,22 @@ impl Service {
     }
 }
 
+/// Makes deliveries due again at `now` with the whole retry schedule ahead of them (a resend, a
+/// recovery); what their earlier attempts came to stays in the attempts' log. The caller says
+/// which deliveries.
+fn due_again(now: DateTime<Utc>) -> sea_orm::sea_query::UpdateStatement {
+    let mut up = sea_orm::sea_query::Query::update();
+    up.table(delivery::Entity)
+        .value(delivery::Column::Status, "pending")
+        .value(delivery::Column::Attempts, 0)
+        .value(delivery::Column::LastStatusCode, Option::<i32>::None)
+        .value(delivery::Column::LastError, Option::<String>::None)
+        .value(delivery::Column::DeliveredAt, Option::<DateTime<Utc>>::None)
+        .value(delivery::Column::NextAttemptAt, now)
+        .value(delivery::Column::UpdatedAt, now);
+    up
+}
+
 /// Pending deliveries due by `before`.
 fn due_by(before: DateTime<Utc>) -> sea_orm::Select<delivery::Entity> {
     delivery::Entity::find()
@@ -1201,16 +1218,15 @@ impl Service {
                 ));
             }
         }
-        let mut am = d.into_active_model();
-        am.status = Set("pending".into());
-        am.attempts = Set(0);
-        // What the earlier attempts came to is in their log; the delivery starts afresh.
-        am.delivered_at = Set(None);
-        am.last_status_code = Set(None);
-        am.last_error = Set(None);
-        am.next_attempt_at = Set(Some(crate::now()));
-        am.updated_at = Set(crate::now());
-        Ok(am.update(&self.db).await?)
+        let mut up = due_again(crate::now());
+        up.and_where(delivery::Column::Id.eq(&d.id))
+            .returning(sea_orm::sea_query::Query::returning().all());
+        let row = self
+            .db
+            .query_one(&up)
+            .await?
+            .ok_or(ServiceError::not_found("webhook delivery"))?;
+        Ok(delivery::Model::from_query_result(&row, "")?)
     }
 
     /// Makes every failed or cancelled delivery of an endpoint created since `since` due again,
@@ -1228,17 +1244,8 @@ impl Service {
                 "enable the endpoint before recovering its deliveries",
             ));
         }
-        let now = crate::now();
-        let mut up = sea_orm::sea_query::Query::update();
-        up.table(delivery::Entity)
-            .value(delivery::Column::Status, "pending")
-            .value(delivery::Column::Attempts, 0)
-            .value(delivery::Column::LastStatusCode, Option::<i32>::None)
-            .value(delivery::Column::LastError, Option::<String>::None)
-            .value(delivery::Column::DeliveredAt, Option::<DateTime<Utc>>::None)
-            .value(delivery::Column::NextAttemptAt, now)
-            .value(delivery::Column::UpdatedAt, now)
-            .and_where(delivery::Column::EndpointId.eq(&e.id))
+        let mut up = due_again(crate::now());
+        up.and_where(delivery::Column::EndpointId.eq(&e.id))
             .and_where(delivery::Column::Status.is_in(["failed", "cancelled"]))
             .and_where(delivery::Column::CreatedAt.gte(since))
             .returning(

@@ -10,8 +10,10 @@ use crate::screening::report::{
     self, CriminalRecord, Mvr, MvrAccident, MvrAction, Report, SexOffenderRecord, WatchlistRecord,
 };
 
+/// A key naming no rule (a typo, `felonyLookbackYears`) is refused rather than dropped, which
+/// would leave that rule at its default without a word.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AdjudicationRules {
     /// Felonies count when dated within this many years (7 by default, the FCRA horizon many
     /// states use).

@@ -30,6 +30,21 @@ pub const OTHER_COUNTIES: &str = "Other Counties";
 /// A county search's `status` once its results are in.
 pub const READY: &str = "ready";
 
+/// A county as reports name it ("Alameda County"): "Alameda", "Alameda County" and "alameda
+/// county" are one.
+pub fn county_name(county: &str) -> String {
+    let c = county.trim();
+    let base = c
+        .len()
+        .checked_sub(" county".len())
+        .filter(|&i| {
+            c.get(i..)
+                .is_some_and(|end| end.eq_ignore_ascii_case(" county"))
+        })
+        .map_or(c, |i| c[..i].trim_end());
+    format!("{base} County")
+}
+
 pub fn record_date(d: NaiveDate) -> String {
     d.format(RECORD_DATE_FORMAT).to_string()
 }
@@ -421,6 +436,13 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+
+    #[test]
+    fn a_county_is_named_as_reports_name_it() {
+        assert_eq!(county_name("Alameda"), "Alameda County");
+        assert_eq!(county_name(" Alameda County "), "Alameda County");
+        assert_eq!(county_name("Bernalillo county"), "Bernalillo County");
+    }
 
     /// The seed's example `checks` object, verbatim.
     const SEED_CHECKS: &str = r#"{

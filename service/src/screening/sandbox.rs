@@ -43,8 +43,8 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     (
         "* Mismatch",
         "SSN trace: SSN and name do not match public records (ssn_status, name_status and \
-         dob_status 'not_matched', public_provided_name 'No Name Found'); no other search runs (criminal, mvr, sex_offender, \
-         watchlist are null). After 'resume checks' (identity_override) the whole report is \
+         dob_status 'not_matched', public_provided_name 'No Name Found'); no other search runs \
+         (criminal, mvr, sex_offender, watchlist are null). After 'resume checks' (identity_override) the whole report is \
          clear. Needs the SSN trace in the package; without it the report is clear.",
     ),
     (
@@ -256,7 +256,7 @@ fn non_blank(s: &Option<String>) -> Option<String> {
 fn home_county(subject: &Subject) -> String {
     non_blank(&subject.city).map_or_else(
         || report::OTHER_COUNTIES.to_owned(),
-        |c| format!("{c} County"),
+        |c| report::county_name(&c),
     )
 }
 
@@ -679,7 +679,7 @@ fn build_report(req: &SearchRequest) -> Report {
             vec![Address {
                 address1: non_blank(&subject.address),
                 // An address's county is a real one: none known without a city.
-                county: non_blank(&subject.city).map(|_| home_county(subject)),
+                county: non_blank(&subject.city).map(|c| report::county_name(&c)),
                 state: non_blank(&subject.state),
                 zip: non_blank(&subject.zip),
                 city: non_blank(&subject.city),
