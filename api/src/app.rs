@@ -73,6 +73,13 @@ impl Application {
             depth: self.config.max_query_depth,
             complexity: self.config.max_query_complexity,
         };
+        if !self.config.is_sqlite() && self.config.redis_url.is_none() {
+            tracing::warn!(
+                "PostgreSQL without REDIS_URL: this process's relay publishes events to its own \
+                 subscribers only; with several api processes, set REDIS_URL so that live \
+                 subscriptions see every change"
+            );
+        }
         let workers = if self.config.runs_embedded_workers() {
             Some(
                 worker::start(

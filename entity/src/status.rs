@@ -231,6 +231,40 @@ impl CheckStatus {
     pub fn is_review(self) -> bool {
         REVIEWS.contains(&self)
     }
+
+    /// Whether a person (a team member's `transitionCheck`) may move a check from this status
+    /// to `to`: a decision on a review queue or on Consider, the start of adverse action, its
+    /// cancellation, the rejection after the final notice, a withdrawal. The rest of the table
+    /// is the system's: consent comes from the candidate, the searches decide a check in
+    /// `processing`, the waiting period's end brings the final notice, and rechecks and resumed
+    /// searches have their own mutations. `review__identity` may not be approved by hand: its
+    /// searches stopped at the identity, so nothing else was searched.
+    pub fn person_may(self, to: CheckStatus) -> bool {
+        if !self.can_transition_to(to) {
+            return false;
+        }
+        match to {
+            Withdrawn => true,
+            Approved => {
+                (self.is_review() && self != ReviewIdentity)
+                    || matches!(self, Pending | PendingFirstNotice | PendingSecondNotice)
+            }
+            Pending => self.is_review(),
+            PendingFirstNotice => self == Pending,
+            Rejected => self == PendingSecondNotice,
+            to if to.is_review() => self.is_review(),
+            _ => false,
+        }
+    }
+
+    /// The statuses a person may move a check in this status to ([`Self::person_may`]).
+    pub fn person_choices(self) -> Vec<CheckStatus> {
+        self.next_statuses()
+            .iter()
+            .copied()
+            .filter(|to| self.person_may(*to))
+            .collect()
+    }
 }
 
 impl std::fmt::Display for CheckStatus {
@@ -260,6 +294,29 @@ mod tests {
             assert_eq!(CheckStatus::from_api_str(st.as_api_str()), Some(st));
             let json = serde_json::to_string(&st).expect("serialize");
             assert_eq!(json, format!("\"{}\"", st.as_api_str()));
+        }
+    }
+
+    #[test]
+    fn a_person_decides_reviews_and_consider_but_not_what_the_system_does() {
+        assert_eq!(Processing.person_choices(), [Withdrawn]);
+        assert_eq!(Emailed.person_choices(), [Withdrawn]);
+        assert_eq!(Initiated.person_choices(), [Withdrawn]);
+        assert!(!ReviewIdentity.person_may(Approved));
+        assert!(ReviewIdentity.person_may(Pending));
+        assert!(ReviewSo.person_may(Approved) && ReviewSo.person_may(Pending));
+        assert!(Pending.person_may(Approved) && Pending.person_may(PendingFirstNotice));
+        assert!(
+            !Pending.person_may(Processing),
+            "a recheck has its own mutation"
+        );
+        assert!(!PendingFirstNotice.person_may(PendingSecondNotice));
+        assert!(PendingSecondNotice.person_may(Rejected));
+        assert!(Approved.person_choices().is_empty());
+        for st in ALL_STATUSES {
+            for to in st.person_choices() {
+                assert!(st.can_transition_to(to), "{st} → {to}");
+            }
         }
     }
 

@@ -277,22 +277,17 @@ impl Service {
             Some(txn) => find_with_owner(txn, &actor.partner_id, check_id).await?,
             None => find_with_owner(&self.db, &actor.partner_id, check_id).await?,
         };
-        if to == CheckStatus::PendingSecondNotice {
-            // The FCRA waiting period is the clock's to end, not a person's.
-            return Err(ServiceError::invalid(
-                "status",
-                "the final notice is sent when the waiting period ends; dispute or cancel the adverse action instead",
-            ));
-        }
-        if current.status.is_review()
-            && matches!(to, CheckStatus::Approved | CheckStatus::Pending)
-            && reason.is_none()
-        {
-            // An adjudicator's decision on a review queue is kept with its reason.
-            return Err(ServiceError::invalid(
-                "reason",
-                "a decision on a check in review needs a reason",
-            ));
+        if !actor.is_system() {
+            if let Some(refusal) = person_refusal(current.status, to) {
+                return Err(ServiceError::invalid("status", refusal));
+            }
+            if matches!(to, CheckStatus::Approved | CheckStatus::Pending) && reason.is_none() {
+                // An adjudicator's decision is kept with its reason.
+                return Err(ServiceError::invalid(
+                    "reason",
+                    format!("a decision to move a check to {to} needs a reason"),
+                ));
+            }
         }
         let extras = StatusExtras::default();
         let reason = reason.as_deref();
@@ -433,12 +428,24 @@ impl Service {
         }
         if to == CheckStatus::Approved {
             // The next interval recheck, or none once the partner has turned the interval off
-            // (an earlier date, left behind, would be rechecked at once and again forever).
-            let date = partner
-                .recheck_interval_days
-                .map(|days| (now + chrono::Duration::days(i64::from(days))).date_naive());
+            // (an earlier date, left behind, would be rechecked at once and again forever). The
+            // date is the business calendar's (UTC−11), and the recheck runs when that day
+            // begins there: on the date itself in every US time zone.
+            let date = partner.recheck_interval_days.map(|days| {
+                (now + chrono::Duration::days(i64::from(days)))
+                    .with_timezone(&crate::screening::calendar::zone())
+                    .date_naive()
+            });
             update = update.col_expr(check::Column::RecheckDate, Expr::value(date));
             next.recheck_date = date;
+        } else if from == CheckStatus::Approved && current.recheck_date.is_some() {
+            // Leaving approved (a recheck, a monitoring charge): no interval recheck is due
+            // until the check is approved again, which sets a new date.
+            update = update.col_expr(
+                check::Column::RecheckDate,
+                Expr::value(Option::<chrono::NaiveDate>::None),
+            );
+            next.recheck_date = None;
         }
         if to == CheckStatus::Withdrawn && current.cm_criminal_enroll.is_some() {
             // A withdrawn check is no longer monitored (its open alerts are cancelled with it).
@@ -821,4 +828,43 @@ pub(crate) async fn find_with_owner<C: ConnectionTrait>(
     // Another partner's check answers as a missing one.
     .filter(|(c, _, _)| c.partner_id == partner_id)
     .ok_or(ServiceError::not_found("check"))
+}
+
+/// Why a person may not move a check from `from` to `to` ([`CheckStatus::person_may`]), naming
+/// what moves it instead; `None` when they may, or when the table refuses the move anyway (its
+/// message lists the legal next statuses).
+fn person_refusal(from: CheckStatus, to: CheckStatus) -> Option<String> {
+    use CheckStatus::*;
+    if from.person_may(to) || !from.can_transition_to(to) {
+        return None;
+    }
+    let why = match (from, to) {
+        (_, Emailed) => "the candidate is invited with sendInvitation".to_string(),
+        (_, Consent) => {
+            "consent is the candidate's: they sign on the consent page, or you submit their signed form with submitConsentForm".to_string()
+        }
+        (ReviewIdentity, Processing) => "resumeChecks continues the searches once the identity is fixed".to_string(),
+        (_, Processing) => "recheckCheck runs a finished check again".to_string(),
+        (ReviewIdentity, Approved) => {
+            "the searches stopped at the identity, so nothing else was searched: fix the candidate's details and resumeChecks, or mark it Consider (pending)".to_string()
+        }
+        (_, PendingSecondNotice) => {
+            "the final notice is sent when the waiting period ends; dispute or cancel the adverse action instead".to_string()
+        }
+        (Processing, _) => "the searches decide a check in processing; it can only be withdrawn".to_string(),
+        _ => format!("{to} is reached by the system, not by hand"),
+    };
+    let choices: Vec<&str> = from
+        .person_choices()
+        .iter()
+        .map(|s| s.as_api_str())
+        .collect();
+    Some(format!(
+        "cannot move a check from {from} to {to} by hand: {why}; you may choose: {}",
+        if choices.is_empty() {
+            "none".to_string()
+        } else {
+            choices.join(", ")
+        }
+    ))
 }

@@ -42,6 +42,12 @@ impl Actor {
         }
     }
 
+    /// Whether this is the system itself ([`Actor::system`]: workers, start-up, the operator's
+    /// commands) rather than a person or a machine token.
+    pub fn is_system(&self) -> bool {
+        self.subject == "system" && self.token_id.is_none()
+    }
+
     /// Whether this is the reporting agency ([`Actor::agency`]); no token acts as it.
     pub fn is_agency(&self) -> bool {
         self.subject == AGENCY && self.token_id.is_none()

@@ -35,6 +35,21 @@ pub mod kind {
     pub const RECHECK_CONSENT: &str = "recheck_consent";
 }
 
+/// When a mailed link stops working, as the message says it: the day and the time of day, in
+/// UTC (a date alone would read as the whole day in the candidate's own zone, and the link would
+/// stop working hours before it ends there).
+pub(crate) fn link_expiry(at: DateTime<Utc>) -> String {
+    at.format("%B %-d, %Y at %H:%M UTC").to_string()
+}
+
+/// Kinds of mail that ask the candidate to sign on the consent page.
+const CONSENT_REQUESTS: [&str; 4] = [
+    kind::INVITATION,
+    kind::REMINDER,
+    kind::MONITORING_CONSENT,
+    kind::RECHECK_CONSENT,
+];
+
 /// A message to `cand` and the task that hands it to the mail server, as the writes
 /// ([`crate::db::write_all`]) of the change that sends it.
 pub(crate) fn sending(
@@ -90,6 +105,15 @@ impl Service {
         if m.sent_at.is_some() {
             return Ok(TaskOutcome::Done);
         }
+        if CONSENT_REQUESTS.contains(&m.kind.as_str())
+            && self.consent_request_open(&m.body).await == Some(false)
+        {
+            // Signed, withdrawn or replaced while the message waited (a mail server down, a
+            // retry): a request whose link no longer opens the page is not sent (`sentAt`
+            // stays empty).
+            tracing::info!(email = %m.id, kind = %m.kind, check = ?m.check_id, "consent request no longer needed: not sent");
+            return Ok(TaskOutcome::Done);
+        }
         mailer.send(&m).await?;
         email::Entity::update_many()
             .col_expr(
@@ -113,9 +137,62 @@ impl Service {
         if let Some(c) = check_id {
             q = q.filter(email::Column::CheckId.eq(c));
         }
-        Ok(q.order_by_desc(email::Column::CreatedAt)
+        let mut mail = q
+            .order_by_desc(email::Column::CreatedAt)
             .order_by_desc(email::Column::Id)
             .all(&self.db)
-            .await?)
+            .await?;
+        if self.mailer.is_some() {
+            // Mail goes out to candidates: their links are credentials (whoever holds one may
+            // sign as the candidate, or read their report), so the partner sees the message
+            // with the links' tokens blanked. Without a mail server nothing reaches a
+            // candidate and this list is the developer's outbox, links and all.
+            for m in &mut mail {
+                m.body = without_link_tokens(&m.body);
+            }
+        }
+        Ok(mail)
+    }
+}
+
+/// The paths of the links mailed to candidates, each followed by its token.
+const LINK_PATHS: [&str; 2] = ["/consent/", "/report/"];
+
+/// `body` with the token after each candidate link's path replaced by `…`.
+pub(crate) fn without_link_tokens(body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some((at, path)) = LINK_PATHS
+        .iter()
+        .filter_map(|p| rest.find(p).map(|i| (i, *p)))
+        .min_by_key(|(i, _)| *i)
+    {
+        let after = at + path.len();
+        out.push_str(&rest[..after]);
+        rest = &rest[after..];
+        let token_end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .unwrap_or(rest.len());
+        if token_end > 0 {
+            out.push('…');
+        }
+        rest = &rest[token_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_link_tokens;
+
+    #[test]
+    fn link_tokens_are_blanked_and_the_rest_kept() {
+        assert_eq!(
+            without_link_tokens(
+                "Sign at\n\n  https://x.example/consent/AbC-12_x\n\nand read https://x.example/report/Zz9 today.\n/consent/"
+            ),
+            "Sign at\n\n  https://x.example/consent/…\n\nand read https://x.example/report/… today.\n/consent/"
+        );
     }
 }

@@ -58,14 +58,11 @@ pub mod alert_status {
 const NOT_EVERGREEN_STATES: [&str; 1] = ["CA"];
 
 /// Whether a new search on `cand` (a monitoring hit's county recheck, a recheck) needs their
-/// fresh consent: they live in a state that is not evergreen, going by the ZIP code they gave
-/// (as Turn decides its California rechecks), else the state on file.
+/// fresh consent: they live in a state that is not evergreen (the state on file, else the one
+/// their ZIP code is in, as the consent page decides which state's rights to show).
 pub fn needs_fresh_consent(cand: &candidate::Model) -> bool {
-    let lives_in = cand
-        .zip
-        .as_deref()
-        .and_then(crate::screening::zipstate::state_for_zip)
-        .or(cand.state.as_deref());
+    let lives_in =
+        crate::screening::zipstate::home_state(cand.state.as_deref(), cand.zip.as_deref());
     lives_in.is_some_and(|s| {
         NOT_EVERGREEN_STATES
             .iter()
@@ -108,6 +105,10 @@ impl Service {
     ) -> ServiceResult<check::Model> {
         actor.require(Role::TeamMember)?;
         let txn = db::begin_write(&self.db).await?;
+        // On PostgreSQL the check is locked before it is read, so a withdrawal or another
+        // enrollment waits for this decision (and then finds the row changed) instead of being
+        // overwritten by it.
+        db::lock_row(&txn, "checks", check_id).await?;
         let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
         if enroll && !matches!(c.status, CheckStatus::Approved | CheckStatus::ReviewCm) {
             return Err(ServiceError::invalid(
@@ -121,6 +122,30 @@ impl Service {
         if enroll == c.cm_criminal_enroll.is_some() {
             self.commit(txn).await?;
             return Ok(c);
+        }
+        if enroll {
+            // Monitoring follows a person, as Turn enrolls a worker: one enrolled check per
+            // candidate (the candidate's row is the turn two enrollments take).
+            db::lock_row(&txn, "candidates", &c.candidate_id).await?;
+            let other = check::Entity::find()
+                .select_only()
+                .column(check::Column::Id)
+                .filter(check::Column::PartnerId.eq(&c.partner_id))
+                .filter(check::Column::CandidateId.eq(&c.candidate_id))
+                .filter(check::Column::Id.ne(&c.id))
+                .filter(check::Column::CmCriminalEnroll.is_not_null())
+                .into_tuple::<String>()
+                .one(&txn)
+                .await?;
+            if let Some(other) = other {
+                return Err(ServiceError::Conflict {
+                    field: Some("checkId".into()),
+                    message: format!(
+                        "the worker is already enrolled in monitoring through check {other}; unenroll it first"
+                    ),
+                    existing_id: Some(other),
+                });
+            }
         }
         let now = self.clock.now();
         let date: Option<NaiveDate> = enroll.then(|| now.date_naive());
@@ -262,6 +287,9 @@ impl Service {
         let county = report::county_name(&domain::text("county", county, 100)?);
         let state = domain::us_state("state", state)?;
         let txn = db::begin_write(&self.db).await?;
+        // Locked as enrollment locks it: an unenrollment committing meanwhile is not followed
+        // by an alert (and a consent request) on a check no longer monitored.
+        db::lock_row(&txn, "checks", check_id).await?;
         let (c, cand, partner) =
             crate::check::find_with_owner(&txn, &actor.partner_id, check_id).await?;
         if c.cm_criminal_enroll.is_none() {
@@ -339,7 +367,7 @@ impl Service {
             first = cand.first_name,
             partner = partner.name,
             agency = self.settings.agency.name,
-            expires = expires.format("%B %-d, %Y"),
+            expires = mail::link_expiry(expires),
         );
         let subject = format!(
             "{}: your consent is needed to update your background check",
@@ -419,10 +447,15 @@ impl Service {
 
     /// While a recheck is screening the candidate, the county recheck waits: the recheck's
     /// report will replace the one a charge would be added to, and from `processing` the check
-    /// cannot go to `review__cm`. It runs again an hour later, on the recheck's outcome.
+    /// cannot go to `review__cm`. A recheck held for identity (`review__identity`) is still
+    /// screening: resuming it runs the searches again into a new report. The county recheck
+    /// runs again an hour later, on the recheck's outcome.
     fn wait_for_screening(&self, c: &check::Model) -> Option<TaskOutcome> {
-        (c.status == CheckStatus::Processing)
-            .then(|| TaskOutcome::RunAgainAt(self.clock.now() + Duration::hours(1)))
+        matches!(
+            c.status,
+            CheckStatus::Processing | CheckStatus::ReviewIdentity
+        )
+        .then(|| TaskOutcome::RunAgainAt(self.clock.now() + Duration::hours(1)))
     }
 
     /// A county recheck due before the candidate gave the fresh consent it needs waits for it,

@@ -2,12 +2,20 @@
 use entity::{Role, SearchKind, package, partner};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, Set,
 };
 use serde_json::json;
 
 use crate::db::SelectUnique;
+
+/// The statuses of a check whose searches are settled by its package as it is now: consented,
+/// being searched, or held for identity (resuming runs the package's searches).
+const SCREENING: [entity::CheckStatus; 3] = [
+    entity::CheckStatus::Consent,
+    entity::CheckStatus::Processing,
+    entity::CheckStatus::ReviewIdentity,
+];
 use crate::events::{self, EventType};
 use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};
 
@@ -123,6 +131,8 @@ impl Service {
         Ok(p)
     }
 
+    /// Changes a package. Its searches cannot change while a check of it is between consent and
+    /// its results ([`SCREENING`]).
     pub async fn update_package(
         &self,
         actor: &Actor,
@@ -152,6 +162,24 @@ impl Service {
                 "makeDefault",
                 "make another package the default instead; a partner always has one",
             ));
+        }
+        if let Some(s) = searches.as_ref().filter(|s| **s != current.searches) {
+            // A check runs the searches its package has when they run: one consented to, or
+            // being screened, would otherwise run searches the candidate was not asked the
+            // details for (or fewer than were ordered).
+            let screening = entity::check::Entity::find()
+                .filter(entity::check::Column::PartnerId.eq(&actor.partner_id))
+                .filter(entity::check::Column::PackageId.eq(&current.id))
+                .filter(
+                    entity::check::Column::Status.is_in(SCREENING.iter().map(|st| st.as_api_str())),
+                )
+                .count(&txn)
+                .await?;
+            if screening > 0 {
+                return Err(ServiceError::conflict(format!(
+                    "{screening} check(s) of this package are being screened; change its searches (to {s}) once they are done, or create a new package"
+                )));
+            }
         }
         let mut am = current.into_active_model();
         if let Some(n) = name {

@@ -105,6 +105,10 @@ impl Service {
                 "public_base_url": p.public_base_url,
                 "adverse_action_days": p.adverse_action_days,
                 "recheck_interval_days": p.recheck_interval_days,
+                "adjudication_rules": p
+                    .adjudication_rules
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok()),
                 "actor": actor.subject,
             }),
         )
@@ -134,16 +138,23 @@ impl Service {
         Ok(p)
     }
 
-    /// The partner's adjudication rules (the defaults when it has set none).
+    /// The partner's adjudication rules (the defaults when it has set none). Stored rules that
+    /// no longer read (a rule renamed by an upgrade) are an error, not the defaults: deciding
+    /// checks by rules the partner never chose would be wrong without anyone knowing.
     pub fn adjudication_rules(
         &self,
         partner: &partner::Model,
-    ) -> crate::screening::adjudication::AdjudicationRules {
-        partner
-            .adjudication_rules
-            .as_deref()
-            .and_then(|r| serde_json::from_str(r).ok())
-            .unwrap_or_default()
+    ) -> ServiceResult<crate::screening::adjudication::AdjudicationRules> {
+        let Some(stored) = partner.adjudication_rules.as_deref() else {
+            return Ok(Default::default());
+        };
+        serde_json::from_str(stored).map_err(|e| {
+            tracing::error!(partner = %partner.id, error = %e, "stored adjudication rules do not read");
+            ServiceError::Internal(anyhow::anyhow!(
+                "the adjudication rules of partner {} do not read: {e}",
+                partner.id
+            ))
+        })
     }
 
     /// Base URL for links into the partner dashboard.

@@ -22,6 +22,7 @@ use crate::check::StatusExtras;
 use crate::db::SelectUnique;
 use crate::screening::disclosures::{self, RequiredField, Section};
 use crate::screening::provider::{SearchOutcome, SearchRequest, Subject};
+use crate::screening::zipstate::home_state;
 use crate::screening::{adjudication, report::Report};
 use crate::tasks::{self, TaskKind, TaskOutcome};
 use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids, mail};
@@ -412,7 +413,7 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Vec<SubQueryStatement> {
         let (url, mut writes) = self.fresh_consent_link(c, now, true);
-        let expires = (now + Duration::days(CONSENT_LINK_DAYS)).format("%B %-d, %Y");
+        let expires = mail::link_expiry(now + Duration::days(CONSENT_LINK_DAYS));
         let body = format!(
             "Hello {first},\n\n{partner} has asked {agency} to run a background check on you. \
              Before anything is searched we need your consent: please read the disclosures and \
@@ -679,11 +680,7 @@ impl Service {
             sections: disclosures::sections(
                 &partner.name,
                 &self.settings.agency,
-                cand.state.as_deref().or_else(|| {
-                    cand.zip
-                        .as_deref()
-                        .and_then(crate::screening::zipstate::state_for_zip)
-                }),
+                home_state(cand.state.as_deref(), cand.zip.as_deref()),
             )
             .into_iter()
             .map(|mut s| {
@@ -705,6 +702,26 @@ impl Service {
     /// What a consent page link is for, if its check still needs that consent: an invitation's
     /// while the check is `emailed` (or `initiated`, for a link the partner sends), a monitoring link's while an alert of the enrolled check
     /// waits for it.
+    /// Whether a message asking for consent (an invitation, a reminder, a request for fresh
+    /// consent) still has something to ask: the consent-page link in `body` still opens the
+    /// page. `None` when the body holds no such link.
+    pub(crate) async fn consent_request_open(&self, body: &str) -> Option<bool> {
+        let token = body
+            .split(&format!("/{LINK_CONSENT}/"))
+            .nth(1)?
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .next()
+            .filter(|t| !t.is_empty())?;
+        let open = match self
+            .link_by_token(&self.db, token, &CONSENT_PAGE_LINKS)
+            .await
+        {
+            Ok((link, c)) => self.consent_needed(&self.db, &link, &c).await.is_ok(),
+            Err(_) => false,
+        };
+        Some(open)
+    }
+
     async fn consent_needed<C: sea_orm::ConnectionTrait>(
         &self,
         conn: &C,
@@ -845,8 +862,12 @@ impl Service {
         } else {
             if typed.is_empty() {
                 errors.push(("signature".into(), "Type your full name to sign.".into()));
-            } else if typed.chars().count() > 200 {
-                errors.push(("signature".into(), "Must be at most 200 characters.".into()));
+            } else if let Err(ServiceError::Invalid { message, .. }) =
+                domain::text("signature", typed, 200)
+            {
+                // One line of visible text: no line breaks, and no invisible or
+                // direction-changing characters that would make the evidence read otherwise.
+                errors.push(("signature".into(), capitalise(&message)));
             }
             typed
         };
@@ -912,26 +933,30 @@ impl Service {
             .await
             .map_err(|_| LinkProblem::Unknown)?;
         let candidate_actor = Actor::candidate(&c.partner_id, &cand.id);
-        // Where the candidate lives once these details are kept, as the page will read it.
-        let lives_in = cand.state.clone().or(input.state.clone()).or_else(|| {
-            cand.zip
-                .as_deref()
-                .or(input.zip.as_deref())
-                .and_then(crate::screening::zipstate::state_for_zip)
-                .map(str::to_string)
-        });
-        let summary_unread = !view
+        // Where the candidate lives once these details are kept, as the page will read it,
+        // and where the page just shown took them to live (its state summary was that state's).
+        let lives_in = home_state(
+            cand.state.as_deref().or(input.state.as_deref()),
+            cand.zip.as_deref().or(input.zip.as_deref()),
+        )
+        .map(str::to_string);
+        let shown_for = home_state(cand.state.as_deref(), cand.zip.as_deref());
+        let summary_shown = view
             .sections
             .iter()
-            .any(|s| s.key == disclosures::STATE_SUMMARY)
-            && lives_in
-                .as_deref()
-                .is_some_and(disclosures::state_requires_summary);
+            .any(|s| s.key == disclosures::STATE_SUMMARY);
+        let summary_unread = lives_in
+            .as_deref()
+            .is_some_and(disclosures::state_requires_summary)
+            && (!summary_shown || !same_state(shown_for, lives_in.as_deref()));
         if summary_unread {
             // The state's summary comes before the authorization: the authorization already
-            // given is asked for again after it, so the evidence shows them in order.
+            // given is asked for again after it, so the evidence shows them in order. A summary
+            // acknowledged for another state (the ZIP code's, before the candidate gave theirs)
+            // is asked for again too, as the new state's.
             let mut progress = progress_of(&link);
-            let reauthorize = progress.remove(disclosures::AUTHORIZATION).is_some();
+            let reread = progress.remove(disclosures::STATE_SUMMARY).is_some();
+            let reauthorize = progress.remove(disclosures::AUTHORIZATION).is_some() || reread;
             let kept = async {
                 if reauthorize {
                     with_progress(link.clone(), &progress).update(&txn).await?;
@@ -993,6 +1018,9 @@ impl Service {
                 Ok(ConsentSubmission::Signed(purpose))
             }
             Ok(false) => Err(LinkProblem::Used),
+            // Signed at the same moment through another of the candidate's links (the
+            // invitation's and a reminder's, in two tabs): the other signature won.
+            Err(ServiceError::Conflict { .. }) => Err(LinkProblem::Used),
             Err(ServiceError::Invalid { field, message }) => {
                 Ok(ConsentSubmission::Invalid(vec![(
                     field,
@@ -1155,6 +1183,10 @@ impl Service {
             }
         }
         let mut timestamps = BTreeMap::new();
+        // The sections are read in order and signed last: each one's first acknowledgment comes
+        // no earlier than the one before it's, or the evidence would show an authorization
+        // given before its disclosure.
+        let mut previous: Option<(&str, DateTime<chrono::FixedOffset>)> = None;
         for key in sections.iter().map(|s| s.key).chain(["signature"]) {
             let times = input.timestamps.get(key).cloned().unwrap_or_default();
             if times.is_empty() {
@@ -1183,6 +1215,23 @@ impl Service {
                     ));
                 }
             }
+            let first = times
+                .iter()
+                .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
+                .min();
+            if let (Some((before, at_before)), Some(at)) = (previous, first)
+                && at < at_before
+            {
+                return Err(ServiceError::invalid(
+                    format!("timestamps.{key}"),
+                    format!(
+                        "{key} was acknowledged at {} before {before} ({}): the sections are read in order and signed last",
+                        at.to_rfc3339(),
+                        at_before.to_rfc3339()
+                    ),
+                ));
+            }
+            previous = first.map(|at| (key, at)).or(previous);
             timestamps.insert(key.to_string(), times);
         }
         let callback_url = crate::check::callback_url(actor, input.callback_url.as_deref())?;
@@ -1333,12 +1382,13 @@ impl Service {
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
             .map(|d| d.with_timezone(&Utc))
             .unwrap_or(now);
+        let identity_override = payload["identity_override"].as_bool().unwrap_or(false);
         let req = SearchRequest {
             subject: self.subject_of(&cand)?,
             searches: crate::package::searches_of(&package),
             requested_at,
             now,
-            identity_override: payload["identity_override"].as_bool().unwrap_or(false),
+            identity_override,
         };
         let report = match self.provider.search(&req).await? {
             SearchOutcome::NotReady { eta } => return Ok(TaskOutcome::RunAgainAt(eta)),
@@ -1346,8 +1396,9 @@ impl Service {
         };
         let decision = adjudication::adjudicate(
             &report,
-            &self.adjudication_rules(&partner),
+            &self.adjudication_rules(&partner)?,
             now.date_naive(),
+            identity_override,
         );
         let kind = payload["kind"].as_str().unwrap_or("initial").to_string();
         let txn = db::begin_write(&self.db).await?;
@@ -1510,7 +1561,7 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Vec<SubQueryStatement> {
         let (url, link) = self.link(c, LINK_RECHECK_CONSENT, Duration::days(CONSENT_LINK_DAYS));
-        let expires = (now + Duration::days(CONSENT_LINK_DAYS)).format("%B %-d, %Y");
+        let expires = mail::link_expiry(now + Duration::days(CONSENT_LINK_DAYS));
         let body = format!(
             "Hello {first},\n\n{partner} has asked {agency} to run a new background check on \
              you, an update of your earlier one. California law asks for your consent to each \
@@ -1612,11 +1663,32 @@ impl Service {
         };
         // Only while the partner still rechecks on an interval, and not before the check's date
         // (the interval may have been turned off, or the date moved, since this was scheduled).
-        let today = self.clock.now().date_naive();
+        let today = self
+            .clock
+            .now()
+            .with_timezone(&crate::screening::calendar::zone())
+            .date_naive();
         if c.status != CheckStatus::Approved
             || partner.recheck_interval_days.is_none()
             || c.recheck_date.is_none_or(|d| d > today)
         {
+            if c.status == CheckStatus::Approved
+                && partner.recheck_interval_days.is_none()
+                && c.recheck_date.is_some()
+            {
+                // The partner turned the interval off: the date no longer promises a recheck,
+                // and the status webhooks stop carrying it.
+                check::Entity::update_many()
+                    .col_expr(
+                        check::Column::RecheckDate,
+                        Expr::value(Option::<chrono::NaiveDate>::None),
+                    )
+                    .filter(check::Column::Id.eq(&c.id))
+                    .filter(check::Column::Status.eq(CheckStatus::Approved.as_api_str()))
+                    .exec(&txn)
+                    .await?;
+                self.commit(txn).await?;
+            }
             return Ok(TaskOutcome::Done);
         }
         if crate::monitoring::needs_fresh_consent(&cand) {
@@ -1689,9 +1761,15 @@ fn recheck_scheduling(c: &check::Model, now: DateTime<Utc>) -> Vec<SubQueryState
     let Some(date) = c.recheck_date else {
         return vec![cancel];
     };
+    // The start of the date on the business calendar's clock (UTC−11), which is that date
+    // in every US time zone.
     let at = date
         .and_hms_opt(0, 0, 0)
-        .map(|d| d.and_utc())
+        .and_then(|d| {
+            d.and_local_timezone(crate::screening::calendar::zone())
+                .single()
+        })
+        .map(|d| d.with_timezone(&Utc))
         .unwrap_or(now);
     vec![
         cancel,
@@ -1827,4 +1905,14 @@ fn strip_tags(s: &str) -> String {
         }
     }
     out
+}
+
+/// Whether two state codes name the same state (case and spaces aside); two unknowns are the
+/// same (no state's law applies to either).
+fn same_state(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.trim().eq_ignore_ascii_case(b.trim()),
+        (None, None) => true,
+        _ => false,
+    }
 }

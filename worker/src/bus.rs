@@ -59,6 +59,11 @@ impl BusEvent {
 /// How many events a subscriber may fall behind before it lags.
 pub const BUS_CAPACITY: usize = 4096;
 
+/// How often the subscribe connection is checked with a PING. A connection that went half-open
+/// (a NAT's idle timeout, a failover without a reset) never ends by itself: without the check,
+/// this process's subscribers would stop hearing other processes' events, silently.
+pub const BUS_PING_EVERY: Duration = Duration::from_secs(10);
+
 #[derive(Clone)]
 pub struct Bus {
     local: broadcast::Sender<Arc<BusEvent>>,
@@ -81,6 +86,15 @@ impl Bus {
     /// Redis pub/sub on `{prefix}:events`. Spawns the process's one subscriber task, which
     /// reconnects on its own if Redis goes away.
     pub async fn redis(url: &str, prefix: &str) -> anyhow::Result<Self> {
+        Self::redis_checked_every(url, prefix, BUS_PING_EVERY).await
+    }
+
+    /// [`Self::redis`], its subscribe connection checked with a PING every `ping_every`.
+    pub async fn redis_checked_every(
+        url: &str,
+        prefix: &str,
+        ping_every: Duration,
+    ) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
         let conn = client.get_connection_manager().await?;
         let channel = format!("{prefix}:events");
@@ -93,7 +107,9 @@ impl Bus {
             }),
         };
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(redis_subscriber(client, channel, local, ready_tx));
+        tokio::spawn(redis_subscriber(
+            client, channel, local, ready_tx, ping_every,
+        ));
         // Subscribed before we return, so nothing published after start-up is missed.
         let _ = tokio::time::timeout(Duration::from_secs(5), ready_rx).await;
         Ok(bus)
@@ -132,6 +148,7 @@ async fn redis_subscriber(
     channel: String,
     local: broadcast::Sender<Arc<BusEvent>>,
     ready: tokio::sync::oneshot::Sender<()>,
+    ping_every: Duration,
 ) {
     let mut ready = Some(ready);
     let mut backoff = Duration::from_millis(100);
@@ -154,19 +171,41 @@ async fn redis_subscriber(
                             let _ = local.send(Arc::new(BusEvent::gap()));
                         }
                     }
-                    let mut stream = pubsub.on_message();
-                    while let Some(msg) = stream.next().await {
-                        let Ok(text) = msg.get_payload::<String>() else {
-                            continue;
-                        };
-                        match serde_json::from_str::<BusEvent>(&text) {
-                            Ok(e) => {
-                                let _ = local.send(Arc::new(e));
+                    let (mut sink, mut stream) = pubsub.split();
+                    let mut ping = tokio::time::interval(ping_every);
+                    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    ping.tick().await;
+                    let why = loop {
+                        tokio::select! {
+                            msg = stream.next() => {
+                                let Some(msg) = msg else {
+                                    break "the subscription ended".to_string();
+                                };
+                                let Ok(text) = msg.get_payload::<String>() else {
+                                    continue;
+                                };
+                                match serde_json::from_str::<BusEvent>(&text) {
+                                    Ok(e) => {
+                                        let _ = local.send(Arc::new(e));
+                                    }
+                                    Err(err) => tracing::warn!(error = %err, "bus: unreadable message"),
+                                }
                             }
-                            Err(err) => tracing::warn!(error = %err, "bus: unreadable message"),
+                            _ = ping.tick() => {
+                                // Answered within the interval, or the connection is taken
+                                // for broken.
+                                match tokio::time::timeout(ping_every, sink.ping::<redis::Value>()).await {
+                                    Ok(Ok(_)) => {}
+                                    Ok(Err(e)) => break format!("PING failed: {e}"),
+                                    Err(_) => break "PING unanswered".to_string(),
+                                }
+                            }
                         }
-                    }
-                    tracing::warn!("bus: Redis subscription ended; reconnecting");
+                    };
+                    // Events published from now until the subscription is back never reach this
+                    // process: subscribers are told at once, and again once it is back.
+                    tracing::warn!(reason = %why, "bus: Redis subscription lost; reconnecting");
+                    let _ = local.send(Arc::new(BusEvent::gap()));
                 }
                 Err(e) => tracing::warn!(error = %e, "bus: subscribe failed"),
             },

@@ -51,11 +51,11 @@ pub struct Config {
     pub embedded_workers: Option<bool>,
 
     /// Concurrent webhook deliveries per worker process.
-    #[arg(long, env = "CLEARHIRE_WORKER_CONCURRENCY", default_value_t = 32)]
+    #[arg(long, env = "CLEARHIRE_WORKER_CONCURRENCY", default_value_t = 32, value_parser = at_least_one_usize)]
     pub worker_concurrency: usize,
 
     /// Milliseconds between polls of idle job queues and the outbox.
-    #[arg(long, env = "CLEARHIRE_POLL_INTERVAL_MS", default_value_t = 50)]
+    #[arg(long, env = "CLEARHIRE_POLL_INTERVAL_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
     pub poll_interval_ms: u64,
 
     /// Comma-separated non-public IP addresses webhooks may still be delivered to (e.g. 127.0.0.1).
@@ -307,6 +307,15 @@ fn write_private(path: &Path, value: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A count that must be at least 1 (0 workers would run nothing, silently).
+fn at_least_one_usize(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -323,6 +332,16 @@ mod tests {
         Cli::try_parse_from(std::iter::once("clearhire").chain(args.iter().copied()))
             .expect("arguments")
             .config
+    }
+
+    #[test]
+    fn a_poll_interval_or_a_concurrency_of_zero_is_refused() {
+        for args in [["--poll-interval-ms", "0"], ["--worker-concurrency", "0"]] {
+            let refused = Cli::try_parse_from(std::iter::once("clearhire").chain(args));
+            assert!(refused.is_err(), "{args:?}");
+        }
+        let c = parse(&["--poll-interval-ms", "1", "--worker-concurrency", "1"]);
+        assert_eq!((c.poll_interval_ms, c.worker_concurrency), (1, 1));
     }
 
     #[test]

@@ -169,7 +169,9 @@ async fn the_worker_binary_delivers_the_outbox_and_stops_on_sigterm() {
         )
         .await
         .expect("check");
-    svc.transition_check(&actor, &check.id, CheckStatus::Processing, None)
+    // Consent given and searches under way: the system's move, not a team member's.
+    let system = service::Actor::system(&actor.partner_id);
+    svc.transition_check(&system, &check.id, CheckStatus::Processing, None)
         .await
         .expect("transition");
     svc.db().clone().close().await.expect("close");

@@ -62,15 +62,16 @@ impl Check {
     async fn status_label(&self) -> &'static str {
         self.0.status.dashboard_label()
     }
-    /// The statuses `transitionCheck` may move this check to next (not `pending__second_notice`,
-    /// which only the end of the waiting period brings; `checkStatuses` has the whole table).
+    /// The statuses a team member may move this check to with `transitionCheck`: decisions on
+    /// review and Consider, adverse action, a withdrawal. What the system does (consent, the
+    /// searches' outcome, the final notice) is not among them; `checkStatuses` has the whole
+    /// table.
     async fn next_statuses(&self) -> Vec<CheckStatus> {
         self.0
             .status
-            .next_statuses()
-            .iter()
-            .filter(|s| **s != entity::CheckStatus::PendingSecondNotice)
-            .map(|s| (*s).into())
+            .person_choices()
+            .into_iter()
+            .map(CheckStatus::from)
             .collect()
     }
     /// The candidate checked.
@@ -223,6 +224,9 @@ pub struct CheckStatusInfo {
     pub label: &'static str,
     /// Legal next statuses.
     pub next: Vec<CheckStatus>,
+    /// The next statuses a team member may choose with `transitionCheck` (the rest are the
+    /// system's, or have their own mutation: `recheckCheck`, `resumeChecks`).
+    pub by_hand: Vec<CheckStatus>,
     /// Whether a check in this status is still being worked on.
     pub active: bool,
 }
@@ -254,10 +258,9 @@ pub struct StartCheckInput {
 pub struct TransitionCheckInput {
     /// The check to move.
     pub check_id: ID,
-    /// The status to move to; must be legal from the current one.
+    /// The status to move to: one of the check's `nextStatuses` (what a team member may choose).
     pub status: CheckStatus,
-    /// Why, kept in the history; required for a decision (`approved` or `pending`) on a check in
-    /// review.
+    /// Why, kept in the history; required for a decision (`approved` or `pending`).
     pub reason: Option<String>,
 }
 
@@ -279,6 +282,11 @@ impl CheckQuery {
                 status: (*s).into(),
                 label: s.dashboard_label(),
                 next: s.next_statuses().iter().map(|n| (*n).into()).collect(),
+                by_hand: s
+                    .person_choices()
+                    .into_iter()
+                    .map(CheckStatus::from)
+                    .collect(),
                 active: s.is_active(),
             })
             .collect())
@@ -310,7 +318,10 @@ impl CheckMutation {
             .map_err(gql)?;
         Ok(Check(c))
     }
-    /// Moves a check to a new status, if the transition table allows it. Team members and above.
+    /// A team member's decision on a check: one of its `nextStatuses` (approve or mark Consider
+    /// from review, approve from Consider, start or cancel adverse action, reject after the final
+    /// notice, withdraw). Anything else is the system's and answers `BAD_USER_INPUT` naming what
+    /// moves the check instead. Team members and above.
     async fn transition_check(
         &self,
         ctx: &Context<'_>,

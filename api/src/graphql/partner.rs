@@ -40,10 +40,11 @@ impl Partner {
     async fn adjudication_rules(
         &self,
         ctx: &Context<'_>,
-    ) -> async_graphql::Json<serde_json::Value> {
-        async_graphql::Json(
-            serde_json::to_value(svc(ctx).adjudication_rules(&self.0)).unwrap_or_default(),
-        )
+    ) -> GqlResult<async_graphql::Json<serde_json::Value>> {
+        let rules = svc(ctx).adjudication_rules(&self.0).map_err(gql)?;
+        Ok(async_graphql::Json(
+            serde_json::to_value(rules).unwrap_or_default(),
+        ))
     }
     /// Business days between the pre-adverse and the final adverse action notice.
     async fn adverse_action_days(&self) -> i32 {

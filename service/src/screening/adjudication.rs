@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::screening::report::{
-    self, CriminalRecord, Mvr, MvrAccident, MvrAction, Report, SexOffenderRecord, WatchlistRecord,
+    self, CriminalRecord, Mvr, MvrAccident, MvrAction, MvrViolation, Report, SexOffenderRecord,
+    WatchlistRecord,
 };
 
 /// A key naming no rule (a typo, `felonyLookbackYears`) is refused rather than dropped, which
@@ -24,6 +25,10 @@ pub struct AdjudicationRules {
     pub watchlist: HitAction,
     /// Whether the MVR is graded by the matrix of docs-mvr-matrix.md.
     pub mvr_matrix: bool,
+    /// The matrix counts violations and accidents dated within this many years (3 by default,
+    /// the span most motor-vehicle matrices read); 0 counts the whole record. An undated entry
+    /// counts.
+    pub mvr_lookback_years: u32,
     /// What a counting criminal record does.
     pub criminal: HitAction,
 }
@@ -36,6 +41,7 @@ impl Default for AdjudicationRules {
             sex_offender: HitAction::ComplianceReview,
             watchlist: HitAction::Review,
             mvr_matrix: true,
+            mvr_lookback_years: 3,
             criminal: HitAction::Consider,
         }
     }
@@ -108,7 +114,8 @@ pub fn mvr_grade(moving_violations: u32, at_fault_accidents: u32, has_major: boo
 pub struct MvrSummary {
     pub moving_violations: u32,
     pub at_fault_accidents: u32,
-    /// The ACD A-codes found (DUI, reckless driving, ...); any one is a major violation.
+    /// The ACD A-codes found (offences of alcohol and drugs: DUI, DWI, ...); any one is a
+    /// major violation.
     pub major_codes: Vec<String>,
 }
 
@@ -141,10 +148,32 @@ fn at_fault(a: &MvrAccident) -> bool {
     }
 }
 
-pub fn summarize_mvr(mvr: &Mvr) -> MvrSummary {
+/// Whether an MVR entry dated by `dates` (the first readable one is taken) falls in the
+/// lookback of `years` before `today` (0: any age). An entry with no readable date counts.
+fn mvr_entry_counts(dates: &[&Option<String>], years: u32, today: NaiveDate) -> bool {
+    let date = dates.iter().find_map(|d| {
+        d.as_deref()
+            .and_then(|d| NaiveDate::parse_from_str(d.trim(), report::ISO_DATE_FORMAT).ok())
+    });
+    years == 0 || date.is_none_or(|d| within_years(d, years, today))
+}
+
+/// What the matrix counts on `mvr`: the violations and at-fault accidents of the last
+/// `lookback_years` years before `today` (0: the whole record).
+pub fn summarize_mvr(mvr: &Mvr, lookback_years: u32, today: NaiveDate) -> MvrSummary {
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-    let major_codes = mvr
+    let violations: Vec<&MvrViolation> = mvr
         .violations
+        .iter()
+        .filter(|v| {
+            mvr_entry_counts(
+                &[&v.conviction_date, &v.incident_date],
+                lookback_years,
+                today,
+            )
+        })
+        .collect();
+    let major_codes = violations
         .iter()
         .flat_map(|v| &v.sub_violations)
         .filter_map(|s| s.acd_code.as_deref())
@@ -152,9 +181,13 @@ pub fn summarize_mvr(mvr: &Mvr) -> MvrSummary {
         .filter(|c| c.starts_with(['A', 'a']))
         .map(str::to_owned)
         .collect();
+    let accidents = mvr
+        .accidents
+        .iter()
+        .filter(|a| at_fault(a) && mvr_entry_counts(&[&a.incident_date], lookback_years, today));
     MvrSummary {
-        moving_violations: count(mvr.violations.len()),
-        at_fault_accidents: count(mvr.accidents.iter().filter(|a| at_fault(a)).count()),
+        moving_violations: count(violations.len()),
+        at_fault_accidents: count(accidents.count()),
         major_codes,
     }
 }
@@ -252,9 +285,17 @@ const NON_CONVICTION_DISPOSITIONS: [&str; 10] = [
     "expunge",
 ];
 
+/// Words of a disposition that convicted on some count ("guilty" other than "not guilty", a
+/// plea, a sentence). A mixed disposition ("Guilty - counts 2-3 dismissed") is a conviction.
+const CONVICTION_DISPOSITIONS: [&str; 6] = ["guilty", "convict", "plea", "pled", "sentenc", "nolo"];
+
 fn not_a_conviction(disposition: &str) -> bool {
     let d = disposition.to_ascii_lowercase();
-    NON_CONVICTION_DISPOSITIONS.iter().any(|w| d.contains(w))
+    let convicted_on_some_count = {
+        let rest = d.replace("not guilty", "");
+        CONVICTION_DISPOSITIONS.iter().any(|w| rest.contains(w))
+    };
+    !convicted_on_some_count && NON_CONVICTION_DISPOSITIONS.iter().any(|w| d.contains(w))
 }
 
 struct Collector<'a> {
@@ -385,8 +426,8 @@ impl Collector<'_> {
         self.finding(Search::Watchlist, self.rules.watchlist, reason);
     }
 
-    fn mvr(&mut self, mvr: &Mvr) {
-        let s = summarize_mvr(mvr);
+    fn mvr(&mut self, mvr: &Mvr, today: NaiveDate) {
+        let s = summarize_mvr(mvr, self.rules.mvr_lookback_years, today);
         let plural =
             |n: u32, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         let major = if s.has_major() {
@@ -456,10 +497,30 @@ impl Collector<'_> {
     }
 }
 
+/// Words of an MVR action that lifts or merely warns rather than restricts: such an entry is
+/// never "in force" against the driver.
+const NON_RESTRICTIVE_ACTIONS: [&str; 4] = ["reinstat", "restor", "warning", "clear"];
+
 /// Whether an MVR action (a suspension, a revocation, a cancellation) still holds on `today`:
 /// it has no end date, or it ends today or later. Its end is the actual end when the state
-/// gives one, else the scheduled end or the through date.
+/// gives one, else the scheduled end or the through date. A reinstatement, a restoration or a
+/// warning letter restricts nothing. Any other action (state codes vary) counts, so that
+/// compliance looks at what it cannot name.
 fn action_in_force(a: &MvrAction, today: NaiveDate) -> bool {
+    let described = a
+        .action_type
+        .iter()
+        .chain(&a.action_code)
+        .chain(
+            a.descriptions
+                .iter()
+                .filter_map(|d| d.short_description.as_ref()),
+        )
+        .map(|t| t.to_ascii_lowercase())
+        .any(|t| NON_RESTRICTIVE_ACTIONS.iter().any(|w| t.contains(w)));
+    if described {
+        return false;
+    }
     let end = [&a.actual_end_date, &a.end_date, &a.thru_date]
         .into_iter()
         .find_map(|d| d.as_deref().map(str::trim).filter(|d| !d.is_empty()));
@@ -474,29 +535,58 @@ fn action_in_force(a: &MvrAction, today: NaiveDate) -> bool {
 
 /// Identity comes first: the SSN trace runs before every other search, and a mismatch means
 /// the other results (if any) may be someone else's. The trace counts as run when it reported
-/// an `ssn_status` other than `none`.
+/// an `ssn_status` other than `none`. Besides a mismatch, an SSN the SSA never issued
+/// (`ssn.status` `invalid`: Turn says such a candidate "should not be approved") or one in the
+/// Death Master File (`ssn.is_deceased`) stops the check. Statuses are compared without regard
+/// to case.
 fn identity_reasons(report: &Report) -> Vec<String> {
     let c = &report.checks;
-    let ssn_status = c.ssn_status.as_deref().map(str::trim);
-    let trace_run = ssn_status.is_some_and(|s| s != report::NONE);
+    let status_of = |v: Option<&str>| v.map(|s| s.trim().to_ascii_lowercase());
+    let ssn_status = status_of(c.ssn_status.as_deref());
+    let trace_run = ssn_status.as_deref().is_some_and(|s| s != report::NONE);
     let mut reasons = Vec::new();
-    if let Some(s @ (report::MISMATCH | report::NOT_MATCHED)) = ssn_status {
+    if let Some(s @ (report::MISMATCH | report::NOT_MATCHED)) = ssn_status.as_deref() {
         reasons.push(format!(
             "identity: the SSN does not match public records (ssn_status '{s}')"
         ));
     }
-    if trace_run && c.name_status.as_deref().map(str::trim) == Some(report::NOT_MATCHED) {
-        reasons.push(format!(
-            "identity: the name does not match public records (name_status 'not_matched', public records: '{}')",
-            c.public_provided_name.as_deref().unwrap_or("no name")
-        ));
+    let ssn = c.ssn.as_ref().and_then(Value::as_object);
+    let ssn_field = |k: &str| ssn.and_then(|o| o.get(k));
+    if status_of(ssn_field("status").and_then(Value::as_str)).as_deref() == Some("invalid") {
+        reasons.push("identity: the SSN was never issued by the SSA (ssn.status 'invalid')".into());
+    }
+    if ssn_field("is_deceased").and_then(Value::as_bool) == Some(true) {
+        reasons.push("identity: the SSN belongs to a deceased person (Death Master File)".into());
+    }
+    if trace_run {
+        let not_matched = |v: Option<&str>| status_of(v).as_deref() == Some(report::NOT_MATCHED);
+        if not_matched(c.name_status.as_deref()) {
+            reasons.push(format!(
+                "identity: the name does not match public records (name_status 'not_matched', public records: '{}')",
+                c.public_provided_name.as_deref().unwrap_or("no name")
+            ));
+        }
+        if not_matched(c.dob_status.as_deref()) {
+            reasons.push(format!(
+                "identity: the date of birth does not match public records (dob_status 'not_matched', public records: '{}')",
+                c.public_record_date_of_birth.as_deref().unwrap_or("none")
+            ));
+        }
     }
     reasons
 }
 
-pub fn adjudicate(report: &Report, rules: &AdjudicationRules, today: NaiveDate) -> Decision {
+/// Decides a report under `rules`. `identity_confirmed` is a team member's word, given by
+/// resuming a check held in `review__identity`, that the candidate is who they say: the
+/// identity findings are then kept as notes and the rest of the report decides.
+pub fn adjudicate(
+    report: &Report,
+    rules: &AdjudicationRules,
+    today: NaiveDate,
+    identity_confirmed: bool,
+) -> Decision {
     let identity = identity_reasons(report);
-    if !identity.is_empty() {
+    if !identity.is_empty() && !identity_confirmed {
         return Decision {
             status: CheckStatus::ReviewIdentity,
             reasons: identity,
@@ -506,7 +596,10 @@ pub fn adjudicate(report: &Report, rules: &AdjudicationRules, today: NaiveDate) 
         rules,
         status: CheckStatus::Approved,
         findings: Vec::new(),
-        notes: Vec::new(),
+        notes: identity
+            .into_iter()
+            .map(|r| format!("{r}; confirmed by a team member, who resumed the checks"))
+            .collect(),
     };
     let checks = &report.checks;
     for county in checks.criminal.iter().flatten() {
@@ -522,7 +615,7 @@ pub fn adjudicate(report: &Report, rules: &AdjudicationRules, today: NaiveDate) 
     }
     if let Some(mvr) = &checks.mvr {
         if rules.mvr_matrix {
-            c.mvr(mvr);
+            c.mvr(mvr, today);
         }
         // Whatever the driving record, a licence that is not valid or under an action
         // (a suspension, a revocation) is not one to drive on: compliance looks first.
@@ -548,7 +641,7 @@ mod tests {
 
     use super::*;
     use crate::screening::provider::{SearchOutcome, SearchRequest, Subject};
-    use crate::screening::report::{CountyCriminal, MvrSubViolation, MvrViolation};
+    use crate::screening::report::{CountyCriminal, MvrSubViolation};
     use crate::screening::sandbox::SandboxProvider;
 
     use CheckStatus::*;
@@ -608,7 +701,7 @@ mod tests {
     }
 
     fn decide(r: &Report, rules: &AdjudicationRules) -> Decision {
-        adjudicate(r, rules, today())
+        adjudicate(r, rules, today(), false)
     }
 
     fn status(first: &str, last: &str, rules: &AdjudicationRules) -> CheckStatus {
@@ -732,11 +825,42 @@ mod tests {
             violations: vec![violation("S92"), violation("M42"), violation(" a20")],
             ..Mvr::default()
         };
-        let s = summarize_mvr(&mvr);
+        let s = summarize_mvr(&mvr, 3, today());
         assert_eq!(s.moving_violations, 3);
         assert_eq!(s.at_fault_accidents, 4);
         assert_eq!(s.major_codes, ["a20"]);
         assert_eq!(s.grade(), U);
+    }
+
+    #[test]
+    fn the_matrix_reads_the_lookback_and_counts_undated_entries() {
+        let today = today();
+        let dated = |acd: &str, date: &str| MvrViolation {
+            conviction_date: Some(date.into()),
+            ..violation(acd)
+        };
+        let crash = |date: Option<&str>| MvrAccident {
+            incident_date: date.map(str::to_owned),
+            ..accident(None)
+        };
+        let three_years_ago = today - chrono::Duration::days(3 * 365 - 2);
+        let mvr = Mvr {
+            violations: vec![
+                dated("S92", "2012-04-01"),
+                dated("A20", "2011-01-01"),
+                dated("M42", &report::iso_date(three_years_ago)),
+                violation("S93"),
+            ],
+            accidents: vec![crash(Some("2010-06-01")), crash(None)],
+            ..Mvr::default()
+        };
+        let s = summarize_mvr(&mvr, 3, today);
+        assert_eq!(s.moving_violations, 2, "the recent one and the undated one");
+        assert_eq!(s.at_fault_accidents, 1);
+        assert!(!s.has_major(), "the old DUI is outside the lookback");
+        let whole = summarize_mvr(&mvr, 0, today);
+        assert_eq!((whole.moving_violations, whole.at_fault_accidents), (4, 2));
+        assert!(whole.has_major());
     }
 
     // --- defaults ---------------------------------------------------------------------------
@@ -1053,6 +1177,18 @@ mod tests {
             suspension(Some(today - chrono::Duration::days(1))).status,
             Approved
         );
+        // A reinstatement or a warning letter has no end date and restricts nothing.
+        for kind in ["Reinstatement", "Warning letter"] {
+            let mut r = clear.clone();
+            if let Some(m) = r.checks.mvr.as_mut() {
+                m.actions.push(MvrAction {
+                    action_type: Some(kind.into()),
+                    start_date: Some(report::iso_date(today - chrono::Duration::days(10))),
+                    ..MvrAction::default()
+                });
+            }
+            assert_eq!(decide(&r, &defaults()).status, Approved, "{kind}");
+        }
         // Not graded by the matrix, the licence still counts.
         let rules = AdjudicationRules {
             mvr_matrix: false,
@@ -1084,9 +1220,10 @@ mod tests {
     fn identity_mismatch_comes_first() {
         let d = decide(&sandbox("Pat", "Mismatch"), &defaults());
         assert_eq!(d.status, ReviewIdentity);
-        assert_eq!(d.reasons.len(), 2);
+        assert_eq!(d.reasons.len(), 3);
         assert!(d.reasons[0].contains("ssn_status 'not_matched'"));
         assert!(d.reasons[1].contains("name_status 'not_matched'"));
+        assert!(d.reasons[2].contains("dob_status 'not_matched'"));
 
         // Even with hits elsewhere in the report, identity wins.
         let mut report = sandbox("Darth", "Vader");
@@ -1099,6 +1236,56 @@ mod tests {
         let mut req = sandbox_request("Pat", "Mismatch");
         req.identity_override = true;
         assert_eq!(decide(&run(&req), &defaults()).status, Approved);
+    }
+
+    #[test]
+    fn an_invalid_or_deceased_ssn_or_an_unmatched_birth_date_is_an_identity_question() {
+        let clear = || sandbox("Ada", "Lovelace");
+        let mut invalid = clear();
+        invalid.checks.ssn = Some(serde_json::json!({"status": "Invalid", "is_deceased": false}));
+        let d = decide(&invalid, &defaults());
+        assert_eq!(d.status, ReviewIdentity);
+        assert_eq!(d.reasons.len(), 1, "{:?}", d.reasons);
+        assert!(d.reasons[0].contains("never issued"), "{:?}", d.reasons);
+        let mut deceased = clear();
+        deceased.checks.ssn = Some(serde_json::json!({"status": "valid", "is_deceased": true}));
+        assert_eq!(decide(&deceased, &defaults()).status, ReviewIdentity);
+        let mut valid = clear();
+        valid.checks.ssn = Some(serde_json::json!({"status": "valid", "is_deceased": false}));
+        assert_eq!(decide(&valid, &defaults()).status, Approved);
+        let mut dob = clear();
+        dob.checks.dob_status = Some("NOT_MATCHED".into());
+        assert_eq!(decide(&dob, &defaults()).status, ReviewIdentity);
+        let mut upper = clear();
+        upper.checks.ssn_status = Some("Mismatch".into());
+        assert_eq!(decide(&upper, &defaults()).status, ReviewIdentity);
+    }
+
+    #[test]
+    fn a_confirmed_identity_is_noted_and_the_rest_decides() {
+        // A provider that reports the mismatch again after "resume checks": the team member's
+        // word stands, the other findings decide, and the mismatch stays among the reasons.
+        let mut report = sandbox("Walter", "White");
+        report.checks.ssn_status = Some("not_matched".into());
+        let d = adjudicate(&report, &defaults(), today(), true);
+        assert_eq!(d.status, Pending);
+        assert!(
+            d.reasons.iter().any(|r| r.contains("felony")),
+            "{:?}",
+            d.reasons
+        );
+        assert!(
+            d.reasons
+                .iter()
+                .any(|r| r.contains("ssn_status 'not_matched'") && r.contains("confirmed")),
+            "{:?}",
+            d.reasons
+        );
+        let mut clear = sandbox("Ada", "Lovelace");
+        clear.checks.ssn_status = Some("mismatch".into());
+        let d = adjudicate(&clear, &defaults(), today(), true);
+        assert_eq!(d.status, Approved);
+        assert_eq!(d.reasons[0], "no reportable records");
     }
 
     #[test]
@@ -1192,7 +1379,7 @@ mod tests {
         rules: &AdjudicationRules,
         today: NaiveDate,
     ) -> Decision {
-        adjudicate(&with_records(records), rules, today)
+        adjudicate(&with_records(records), rules, today, false)
     }
 
     #[test]
@@ -1371,7 +1558,13 @@ mod tests {
                 d.reasons
             );
         }
-        for disposition in ["Guilty", "Pending", "Convicted - plea"] {
+        for disposition in [
+            "Guilty",
+            "Pending",
+            "Convicted - plea",
+            "Guilty - counts 2-3 dismissed",
+            "Pled guilty to count 1; count 2 nolle prosequi",
+        ] {
             let mut r = record("Felony", Some(date(2025, 1, 1)));
             r.disposition = Some(disposition.into());
             assert_eq!(

@@ -489,9 +489,22 @@ fn state_summary(state: &str, agency: &Agency) -> Option<Section> {
         ),
         "NY" => (
             "New York",
-            "<p>You will be given a copy of Article 23-A of the New York Correction Law, which \
-             governs the employment of persons previously convicted of one or more criminal \
-             offenses. You have the right, upon written request, to be informed whether an \
+            "<p>Article 23-A of the New York Correction Law governs the employment of persons \
+             previously convicted of one or more criminal offenses. In short: an employer may \
+             not deny you employment because of a prior conviction unless there is a direct \
+             relationship between the offense and the job, or employing you would involve an \
+             unreasonable risk to property or to the safety of others (section 752). In deciding, \
+             the employer must weigh the factors of section 753: the public policy of New York \
+             to encourage the employment of persons previously convicted; the duties of the \
+             job; the bearing of the offense on your fitness for them; the time since the \
+             offense; your age at the time; its seriousness; any information about your \
+             rehabilitation and good conduct; and the employer's interest in protecting \
+             property and people. A certificate of relief from disabilities or of good conduct \
+             creates a presumption of rehabilitation. If you are denied employment, you may ask \
+             for a written statement of the reasons, which must be given within 30 days \
+             (section 754). The full text of Article 23-A is at \
+             <a href=\"https://www.nysenate.gov/legislation/laws/COR/A23-A\">nysenate.gov/legislation/laws/COR/A23-A</a>.</p>\
+             <p>You have the right, upon written request, to be informed whether an \
              investigative consumer report was requested about you; if one was, you will be \
              given the name and address of the consumer reporting agency that provided it, so \
              that you may inspect and receive a copy of the report.</p>"
@@ -718,11 +731,13 @@ mod tests {
             ca[3].checkboxes,
             [COPY_OF_REPORT_CHECKBOX, READ_SUMMARY_CHECKBOX]
         );
+        let ny = &sections("Acme", &Agency::default(), Some("NY"))[3].copy_html;
+        // What Article 23-A says, and where its full text is, rather than a promise of a copy.
         assert!(
-            sections("Acme", &Agency::default(), Some("NY"))[3]
-                .copy_html
-                .contains("Article 23-A")
+            ny.contains("Article 23-A") && ny.contains("section 753"),
+            "{ny}"
         );
+        assert!(ny.contains("href=\"https://www.nysenate.gov/legislation/laws/COR/A23-A\""));
     }
 
     /// The operator's agency is named in every section that names one, and California's summary

@@ -9,14 +9,20 @@ const RANGES: &[(u16, u16, &str)] = &[
     (28, 29, "RI"),
     (30, 38, "NH"),
     (39, 49, "ME"),
-    (50, 59, "VT"),
+    (50, 54, "VT"),
+    // Andover, Massachusetts (IRS).
+    (55, 55, "MA"),
+    (56, 59, "VT"),
     (60, 69, "CT"),
     (70, 89, "NJ"),
     (90, 99, "AE"),
     (100, 149, "NY"),
     (150, 196, "PA"),
     (197, 199, "DE"),
-    (200, 205, "DC"),
+    (200, 200, "DC"),
+    // Dulles, Virginia (Herndon, Reston, Leesburg, Sterling).
+    (201, 201, "VA"),
+    (202, 205, "DC"),
     (206, 219, "MD"),
     (220, 246, "VA"),
     (247, 268, "WV"),
@@ -67,6 +73,16 @@ const RANGES: &[(u16, u16, &str)] = &[
 ];
 
 /// The two-letter state of a 5-digit ZIP code, if its prefix is assigned to one.
+/// Where a candidate lives, for the law that follows them (a state's summary of rights, fresh
+/// consent to a recheck): the state they gave, else the one their ZIP code is in. The one rule
+/// every such decision reads.
+pub fn home_state<'a>(state: Option<&'a str>, zip: Option<&str>) -> Option<&'a str> {
+    state
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .or_else(|| zip.and_then(state_for_zip))
+}
+
 pub fn state_for_zip(zip: &str) -> Option<&'static str> {
     let prefix: u16 = zip.get(0..3)?.parse().ok()?;
     RANGES
@@ -92,6 +108,10 @@ mod tests {
             ("02108", Some("MA")),
             ("73301", Some("TX")),
             ("20500", Some("DC")),
+            ("20171", Some("VA")),
+            ("20001", Some("DC")),
+            ("05501", Some("MA")),
+            ("05401", Some("VT")),
             ("99501", Some("AK")),
             ("09001", None),
             ("00000", None),

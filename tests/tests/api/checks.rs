@@ -58,19 +58,33 @@ pub(crate) async fn outbox_events(app: &TestApp, aggregate: &str) -> Vec<(String
         .collect()
 }
 
-/// Makes one legal move as its owner makes it: a team member's transition, or, for the final
-/// adverse-action notice, the end of the waiting period (nobody may send it early).
+/// Makes one legal move as its owner makes it: a team member's decision through
+/// `transitionCheck`; the final adverse-action notice at the end of the waiting period (nobody may
+/// send it early); any other move (consent, the searches' outcome, a recheck) by the system, after
+/// checking that a team member's `transitionCheck` is refused with a reason.
 async fn step_to(app: &TestApp, check: &str, to: CheckStatus) {
-    if to != CheckStatus::PendingSecondNotice {
+    let from = CheckStatus::from_api_str(&app.check_status(check).await).expect("status");
+    if from.person_may(to) {
         let r = app.transition(check, to.as_api_str()).await;
         assert_eq!(r.data()["transitionCheck"]["status"], to.as_api_str());
         return;
     }
-    app.transition(check, to.as_api_str())
-        .await
-        .expect_err("BAD_USER_INPUT", Some("status"));
-    crate::screening::advance_past_waiting_period(app, check).await;
-    app.wait_check_status(check, to.as_api_str()).await;
+    let refused = app.transition(check, to.as_api_str()).await;
+    refused.expect_err("BAD_USER_INPUT", Some("status"));
+    let message = refused.0["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("by hand") && message.contains("you may choose"),
+        "{from} -> {to}: {message}"
+    );
+    if to == CheckStatus::PendingSecondNotice {
+        crate::screening::advance_past_waiting_period(app, check).await;
+        app.wait_check_status(check, to.as_api_str()).await;
+    } else {
+        app.system_moves(check, to.as_api_str()).await;
+    }
+    assert_eq!(app.check_status(check).await, to.as_api_str());
 }
 
 #[tokio::test]
@@ -133,9 +147,12 @@ async fn history_and_outbox_are_written_with_each_change() {
     assert_eq!(created[0].1["email"], "hist@example.com");
 
     let check = app.start_check(&cand, true).await;
-    for s in ["consent", "processing", "pending"] {
-        app.transition(&check, s).await.data();
+    // The candidate's consent and the searches are the system's moves; the decision on the
+    // review is the team member's.
+    for s in ["consent", "processing", "review"] {
+        app.system_moves(&check, s).await;
     }
+    app.transition(&check, "pending").await.data();
     let me = app.gql("{ me { subject email } }", json!({})).await;
     let subject = me.data()["me"]["subject"]
         .as_str()
@@ -157,13 +174,19 @@ async fn history_and_outbox_are_written_with_each_change() {
             (Value::Null, json!("emailed")),
             (json!("emailed"), json!("consent")),
             (json!("consent"), json!("processing")),
-            (json!("processing"), json!("pending")),
+            (json!("processing"), json!("review")),
+            (json!("review"), json!("pending")),
         ]
     );
-    assert!(
-        hist.iter()
-            .all(|e| e["actorId"] == subject.as_str()
-                && e["actorEmail"] == "admin@demo.clearhire.dev")
+    let actors: Vec<(Value, Value)> = hist
+        .iter()
+        .map(|e| (e["actorId"].clone(), e["actorEmail"].clone()))
+        .collect();
+    let admin = (json!(subject), json!("admin@demo.clearhire.dev"));
+    let system = (json!("system"), Value::Null);
+    assert_eq!(
+        actors,
+        [admin.clone(), system.clone(), system.clone(), system, admin]
     );
     assert_eq!(hist[1]["reason"], "test");
 
@@ -176,11 +199,17 @@ async fn history_and_outbox_are_written_with_each_change() {
             "check.status_changed",
             "check.status_changed",
             "check.status_changed",
+            "check.status_changed",
             "check.status_changed"
         ]
     );
-    let last = &events[4].1;
-    assert_eq!(last["original_state"], "processing");
+    assert_eq!(
+        events[2].1["team_member_email"],
+        Value::Null,
+        "consent is no team member's"
+    );
+    let last = &events[5].1;
+    assert_eq!(last["original_state"], "review");
     assert_eq!(last["state"], "pending");
     assert_eq!(last["worker_id"], cand.as_str());
     assert_eq!(last["worker_email"], "hist@example.com");
@@ -238,7 +267,8 @@ async fn start_check_defaults_conflicts_and_package_rules() {
     );
     assert_eq!(c["criminalMonitoringTriggered"], false);
     assert!(c["report"].is_null());
-    assert_eq!(c["nextStatuses"], json!(["consent", "withdrawn"]));
+    // Consent is the candidate's to give: a team member may only withdraw an emailed check.
+    assert_eq!(c["nextStatuses"], json!(["withdrawn"]));
     let first = c["id"].as_str().expect("id").to_string();
 
     // One active check at a time.
@@ -285,24 +315,29 @@ async fn start_check_defaults_conflicts_and_package_rules() {
 #[tokio::test]
 async fn concurrent_transitions_of_one_check_have_one_winner() {
     let app = spawn_app().await;
+    let system = service::Actor::system(&app.partner_id);
     for i in 0..5 {
         let cand = app.candidate(&format!("race{i}@example.com")).await;
         let check = app.start_check(&cand, true).await;
-        // The same move twice at once: whichever commits second finds it no longer legal.
-        let (a, b) = tokio::join!(
-            app.transition(&check, "consent"),
-            app.transition(&check, "consent")
+        // The same move twice at once (consent, whose effects need a transaction): whichever
+        // commits second finds it no longer legal.
+        let consent = || {
+            app.service
+                .transition_check(&system, &check, CheckStatus::Consent, None)
+        };
+        let (a, b) = tokio::join!(consent(), consent());
+        assert_eq!(
+            [&a, &b].iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{a:?} / {b:?}"
         );
-        let wins = [&a, &b]
-            .iter()
-            .filter(|g| g.0.get("errors").is_none())
-            .count();
-        assert_eq!(wins, 1, "{} / {}", a.0, b.0);
-        let loser = if a.0.get("errors").is_some() { &a } else { &b };
+        let loser = if a.is_err() { a } else { b };
         assert!(
-            ["CONFLICT", "BAD_USER_INPUT"].contains(&loser.code()),
-            "{}",
-            loser.0
+            matches!(
+                loser,
+                Err(service::ServiceError::Conflict { .. } | service::ServiceError::Invalid { .. })
+            ),
+            "{loser:?}"
         );
         let h = app
             .gql(
@@ -385,7 +420,10 @@ async fn concurrent_withdrawals_write_one_history_row_and_one_event() {
 async fn check_statuses_describe_the_table_with_labels() {
     let app = spawn_app().await;
     let r = app
-        .gql("{ checkStatuses { status label next active } }", json!({}))
+        .gql(
+            "{ checkStatuses { status label next byHand active } }",
+            json!({}),
+        )
         .await;
     let list = r.data()["checkStatuses"].as_array().expect("list").clone();
     assert_eq!(list.len(), 16);
@@ -396,6 +434,15 @@ async fn check_statuses_describe_the_table_with_labels() {
     assert_eq!(
         get("pending__first_notice")["next"],
         json!(["pending__second_notice", "approved", "withdrawn"])
+    );
+    assert_eq!(
+        get("pending__first_notice")["byHand"],
+        json!(["approved", "withdrawn"])
+    );
+    assert_eq!(get("processing")["byHand"], json!(["withdrawn"]));
+    assert_eq!(
+        get("review__identity")["byHand"],
+        json!(["review", "pending", "withdrawn"])
     );
     assert_eq!(get("withdrawn")["next"], json!([]));
     assert_eq!(get("approved")["active"], false);
@@ -410,7 +457,7 @@ async fn a_candidate_never_has_two_checks_in_progress() {
     let cand = app.candidate("one-at-a-time@example.com").await;
     let first = app.start_check(&cand, false).await;
     for s in ["consent", "processing", "approved"] {
-        app.transition(&first, s).await.data();
+        app.system_moves(&first, s).await;
     }
     let second = app.start_check(&cand, false).await;
     let recheck = app
@@ -424,13 +471,16 @@ async fn a_candidate_never_has_two_checks_in_progress() {
         recheck.0["errors"][0]["extensions"]["existingId"],
         second.as_str()
     );
-    app.transition(&first, "processing")
-        .await
-        .expect_err("CONFLICT", Some("candidateId"));
     assert_eq!(app.check_status(&first).await, "approved");
     // Once the second is over, the first may run again.
     app.transition(&second, "withdrawn").await.data();
-    app.transition(&first, "processing").await.data();
+    app.gql(
+        "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
+        json!({"c": first}),
+    )
+    .await
+    .data();
+    assert_eq!(app.check_status(&first).await, "processing");
 
     let other = app.candidate("at-once@example.com").await;
     let start = |_: usize| {
@@ -447,5 +497,53 @@ async fn a_candidate_never_has_two_checks_in_progress() {
     assert_eq!(started, 1, "{answers:?}");
     for a in answers.iter().filter(|a| a.0.get("errors").is_some()) {
         a.expect_err("CONFLICT", Some("candidateId"));
+    }
+}
+
+/// Monitoring follows the worker, as Turn enrolls a worker: of two of a candidate's approved
+/// checks enrolled at once (PostgreSQL runs them side by side), one is enrolled and the other
+/// answers CONFLICT naming it.
+#[tokio::test]
+async fn a_worker_is_enrolled_in_monitoring_through_one_check_at_a_time() {
+    let app = spawn_app().await;
+    let cand = app.candidate("enrolled-once@example.com").await;
+    let mut checks = Vec::new();
+    for _ in 0..2 {
+        let check = app.start_check(&cand, false).await;
+        for s in ["consent", "processing", "approved"] {
+            app.system_moves(&check, s).await;
+        }
+        checks.push(check);
+    }
+    let enroll = |c: &str| {
+        app.gql(
+            "mutation($c: ID!) { enrollMonitoring(checkId: $c) { id cmCriminalEnroll } }",
+            json!({"c": c}),
+        )
+    };
+    for _ in 0..5 {
+        let (a, b) = tokio::join!(enroll(&checks[0]), enroll(&checks[1]));
+        let won: Vec<&str> = [&a, &b]
+            .iter()
+            .filter(|r| r.0.get("errors").is_none())
+            .map(|r| r.data()["enrollMonitoring"]["id"].as_str().expect("id"))
+            .collect();
+        assert_eq!(won.len(), 1, "{} / {}", a.0, b.0);
+        let lost = if a.0.get("errors").is_some() { &a } else { &b };
+        lost.expect_err("CONFLICT", Some("checkId"));
+        assert_eq!(lost.0["errors"][0]["extensions"]["existingId"], won[0]);
+        let enrolled = app
+            .gql(
+                "{ monitoringEnrollments(first: 10) { totalCount } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(enrolled.data()["monitoringEnrollments"]["totalCount"], 1);
+        app.gql(
+            "mutation($c: ID!) { unenrollMonitoring(checkId: $c) { id } }",
+            json!({"c": won[0]}),
+        )
+        .await
+        .data();
     }
 }

@@ -335,6 +335,21 @@ impl TestApp {
         .await
     }
 
+    /// A move the system makes (consent arriving, searches finishing), made through the service
+    /// as the workers make it, for tests that walk a check by hand without the sandbox.
+    pub async fn system_moves(&self, check_id: &str, status: &str) {
+        let to = entity::CheckStatus::from_api_str(status).expect("status");
+        self.service
+            .transition_check(
+                &service::Actor::system(&self.partner_id),
+                check_id,
+                to,
+                Some("test"),
+            )
+            .await
+            .expect("system move");
+    }
+
     /// Every row of a table (all partners, every column) as JSON, as an attacker with the
     /// database file would read it.
     pub async fn dump(&self, table: &str) -> Vec<Value> {

@@ -149,6 +149,28 @@ async fn candidate_mail_goes_through_smtp_and_a_refusal_is_retried() {
     })
     .await;
     assert_eq!(sent["kind"], "invitation");
+    // Mail really goes out, so the partner's copy does not carry the candidate's credential.
+    let listed = app
+        .gql(
+            "query($c: ID) { emails(checkId: $c) { body } }",
+            json!({"c": check}),
+        )
+        .await;
+    let body = listed.data()["emails"][0]["body"]
+        .as_str()
+        .expect("body")
+        .to_string();
+    let token = m
+        .data
+        .split("/consent/")
+        .nth(1)
+        .and_then(|t| t.split(|c: char| c.is_whitespace()).next())
+        .expect("the token in the sent mail")
+        .to_string();
+    assert!(
+        body.contains("/consent/…") && !body.contains(&token),
+        "{body}"
+    );
     let tasks = app
         .gql(
             "query($c: ID!) { check(id: $c) { tasks { kind status attempts lastError } } }",
@@ -169,4 +191,56 @@ async fn candidate_mail_goes_through_smtp_and_a_refusal_is_retried() {
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(smtp.accepted().len(), 1, "not sent twice");
+}
+
+/// A request for consent that waited for the mail server (refused, retried) is not sent once
+/// it asks for nothing: the check was withdrawn meanwhile, and its link no longer opens.
+#[tokio::test]
+async fn a_consent_request_overtaken_while_it_waits_for_the_mail_server_is_not_sent() {
+    let (smtp, url) = FakeSmtp::start().await;
+    *smtp.refuse.lock().expect("lock") = 1;
+    let app = spawn_app_with(|c| {
+        c.smtp_url = Some(url.parse().expect("url"));
+    })
+    .await;
+    let cand = app.candidate("pippin@example.com").await;
+    let check = app.start_check(&cand, true).await;
+    let mail_task = || async {
+        let r = app
+            .gql(
+                "query($c: ID!) { check(id: $c) { tasks { kind status attempts } } }",
+                json!({"c": check}),
+            )
+            .await;
+        r.data()["check"]["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .find(|t| t["kind"] == "mail.send")
+            .cloned()
+            .expect("a mail task")
+    };
+    eventually("the refused first try", 10, || async {
+        let t = mail_task().await;
+        (t["attempts"].as_i64() >= Some(1)).then_some(())
+    })
+    .await;
+    app.transition(&check, "withdrawn").await.data();
+    let done = eventually("the retry", 20, || async {
+        let t = mail_task().await;
+        (t["status"] == "done").then_some(t)
+    })
+    .await;
+    assert_eq!(done["attempts"], 2, "{done}");
+    assert!(smtp.accepted().is_empty(), "nothing reached the candidate");
+    let sent = app
+        .gql(
+            "query($c: ID) { emails(checkId: $c) { kind sentAt } }",
+            json!({"c": check}),
+        )
+        .await;
+    assert_eq!(
+        sent.data()["emails"],
+        json!([{"kind": "invitation", "sentAt": null}])
+    );
 }

@@ -1298,9 +1298,50 @@ async fn the_consent_page_shows_the_state_summary_for_the_zip_codes_state() {
     assert!(c["state"].is_null(), "{c}");
     let check = app.start_check(c["id"].as_str().expect("id"), true).await;
     let link = invitation_link(&emails(&app, &check).await[0]);
-    let seen = acknowledge_every_section(&app, &no_redirects(), &link).await;
+    let client = no_redirects();
+    let seen = acknowledge_every_section(&app, &client, &link).await;
     assert_eq!(seen.len(), 5, "{seen:?}");
     assert_eq!(seen[3], "A Summary of Your State Rights", "{seen:?}");
+
+    // The candidate says they live in New York: California's summary, acknowledged for the
+    // ZIP code, does not stand for New York's, which is shown and acknowledged before the
+    // authorization is given again.
+    let moved = post_form(
+        &client,
+        &format!("{link}/sign"),
+        &[
+            ("date_of_birth", "1990-03-01"),
+            ("ssn", "123-45-6780"),
+            ("address", "1 Great Smials"),
+            ("city", "Tuckborough"),
+            ("state", "NY"),
+            ("signature", "Pippin Took"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(moved.status(), 303);
+    assert_eq!(app.check_status(&check).await, "emailed");
+    let page = client
+        .get(&link)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains("New York") && !page.contains("Investigative Consumer Reporting"),
+        "New York's summary, not California's: {page}"
+    );
+    let again = acknowledge_every_section(&app, &client, &link).await;
+    assert_eq!(
+        again,
+        [
+            "A Summary of Your State Rights",
+            "Authorization of Background Investigation"
+        ]
+    );
 }
 
 /// The value of `name="…" value="…"`-style attributes is not needed: the page is driven by
@@ -1752,7 +1793,9 @@ async fn rechecks_keep_every_report_and_follow_the_partner_interval() {
             json!({"c": check}),
         )
         .await;
+    // A date on the business calendar's clock (UTC−11).
     let expected = (app.service.clock().now() + chrono::Duration::days(30))
+        .with_timezone(&service::screening::calendar::zone())
         .date_naive()
         .to_string();
     assert_eq!(r.data()["check"]["recheckDate"], expected.as_str());
@@ -2672,6 +2715,16 @@ async fn hosted_form_input_is_validated_and_duplicates_answer_with_the_existing_
             }}),
             "timestamps.welcome",
         ),
+        // Authorized before the disclosure was read: out of order.
+        (
+            json!({"timestamps": {
+                "welcome": [now], "summaryOfRights": [now], "disclosure": [now],
+                "summaryOfStateRights": [now],
+                "authorizationOfBackgroundInvestigation": [(app.service.clock().now() - chrono::Duration::seconds(30)).to_rfc3339()],
+                "signature": [now]
+            }}),
+            "timestamps.authorization_of_background_investigation",
+        ),
     ] {
         let mut i = base(&f);
         for (k, v) in patch.as_object().expect("o") {
@@ -3159,6 +3212,8 @@ async fn every_field_read_from_its_own_columns_answers_as_a_full_read() {
     .data();
     advance(&app, 15);
     app.wait_check_status(&check, "review__cm").await;
+    // Cleared after review: approved again, with the monitoring tag and a new recheck date.
+    app.transition(&check, "approved").await.data();
     // Other candidates on the page: one whose check has what the hosted form does not set (a
     // reference id), one without checks.
     let other = app.candidate("other@example.com").await;

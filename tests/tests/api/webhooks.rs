@@ -198,7 +198,7 @@ async fn approved_results(app: &TestApp, email: &str) -> Received {
     let results = Receiver::start().await;
     let check = check_with_callback(app, email, &results.url).await;
     for s in ["consent", "processing", "approved"] {
-        app.transition(&check, s).await.data();
+        app.system_moves(&check, s).await;
     }
     results
         .wait_for("the results webhook", 10, |g| !g.is_empty())
@@ -252,7 +252,7 @@ async fn status_and_consent_webhooks_are_signed_and_shaped_as_the_seed() {
     let (_, secret) = endpoint(&app, &rx.url, json!([])).await;
     let cand = app.candidate("hooks@example.com").await;
     let check = app.start_check(&cand, true).await;
-    app.transition(&check, "consent").await.data();
+    app.system_moves(&check, "consent").await;
     let got = rx
         .wait_for("2 status updates and a consent confirmation", 10, |g| {
             g.len() >= 3
@@ -303,7 +303,13 @@ async fn status_and_consent_webhooks_are_signed_and_shaped_as_the_seed() {
         assert!(r.json["timestamp"].is_i64());
         assert_eq!(r.json["worker_id"], cand.as_str());
         assert_eq!(r.json["worker_email"], "hooks@example.com");
-        assert_eq!(r.json["team_member_email"], "admin@demo.clearhire.dev");
+        // The team member who started the check; consent is the candidate's, no team member's.
+        let team_member = if r.json["state"] == "emailed" {
+            json!("admin@demo.clearhire.dev")
+        } else {
+            Value::Null
+        };
+        assert_eq!(r.json["team_member_email"], team_member);
         assert_eq!(
             r.json["dashboard_url"],
             format!("http://{}/workers/{cand}", app.addr)
@@ -428,7 +434,7 @@ async fn results_go_to_the_checks_callback_url_when_it_reaches_pending() {
         .expect("id")
         .to_string();
     for s in ["consent", "processing", "pending"] {
-        app.transition(&check, s).await.data();
+        app.system_moves(&check, s).await;
     }
     let got = rx
         .wait_for("the results webhook", 10, |g| !g.is_empty())
@@ -518,7 +524,7 @@ async fn a_failing_receiver_gets_the_same_event_again_then_410_disables_the_endp
         .as_str()
         .expect("check")
         .to_string();
-    app.transition(&check_id, "consent").await.data();
+    app.system_moves(&check_id, "consent").await;
     rx.wait_for("the 410", 10, |g| g.len() >= 3).await;
     let ep = eventually("the endpoint disabled", 5, || async {
         let e = app
@@ -538,7 +544,7 @@ async fn a_failing_receiver_gets_the_same_event_again_then_410_disables_the_endp
             .is_some_and(|r| r.contains("410")),
         "{ep}"
     );
-    app.transition(&check_id, "processing").await.data();
+    app.system_moves(&check_id, "processing").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         rx.received().len(),
@@ -842,14 +848,14 @@ async fn results_that_cannot_be_built_do_not_stop_the_relay() {
     let results = Receiver::start().await;
     let check = check_with_callback(&app, "unreadable@example.com", &results.url).await;
     for s in ["consent", "processing"] {
-        app.transition(&check, s).await.data();
+        app.system_moves(&check, s).await;
     }
     app.service
         .db()
         .execute_unprepared("UPDATE checks SET report_enc = 'sealed-with-another-key'")
         .await
         .expect("update");
-    app.transition(&check, "approved").await.data();
+    app.system_moves(&check, "approved").await;
     // A later change of another check still arrives.
     let later = app.candidate("after@example.com").await;
     app.start_check(&later, true).await;
@@ -1135,7 +1141,7 @@ async fn undelivered_deliveries_follow_their_endpoints_url_and_state() {
 
     // Disabled while a delivery waits for its retry: it is cancelled, not left pending.
     fixed.answer(&[503]);
-    app.transition(&check, "consent").await.data();
+    app.system_moves(&check, "consent").await;
     fixed
         .wait_for("the failed attempt", 10, |g| g.len() >= 2)
         .await;
@@ -1290,7 +1296,7 @@ async fn the_legacy_graphql_ws_protocol_works() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let cand = app.candidate("legacy.ws@example.com").await;
     let check = app.start_check(&cand, true).await;
-    app.transition(&check, "consent").await.data();
+    app.system_moves(&check, "consent").await;
 
     let mut states = Vec::new();
     while states.len() < 2 {
@@ -1685,13 +1691,14 @@ async fn subscribers_see_their_own_partners_status_changes_live() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let cand = app.candidate("live@example.com").await;
     let check = app.start_check(&cand, true).await;
-    app.transition(&check, "consent").await.data();
+    app.system_moves(&check, "consent").await;
     let first = next_json(&mut mine).await;
     assert_eq!(first["type"], "next", "{first}");
     let e = &first["payload"]["data"]["checkStatusChanged"];
     assert_eq!(e["checkId"], check.as_str());
     assert_eq!(e["state"], "emailed");
     assert!(e["originalState"].is_null());
+    assert_eq!(e["teamMemberEmail"], "admin@demo.clearhire.dev");
     let second = next_json(&mut mine).await;
     let e = &second["payload"]["data"]["checkStatusChanged"];
     assert_eq!(
@@ -1702,7 +1709,10 @@ async fn subscribers_see_their_own_partners_status_changes_live() {
         ),
         (Some("emailed"), Some("consent"), Some("Consent"))
     );
-    assert_eq!(e["teamMemberEmail"], "admin@demo.clearhire.dev");
+    assert!(
+        e["teamMemberEmail"].is_null(),
+        "consent is no team member's: {e}"
+    );
     // The other partner's subscriber saw none of it.
     let nothing = tokio::time::timeout(Duration::from_millis(500), theirs.next()).await;
     assert!(
