@@ -14,6 +14,7 @@ use service::Service;
 
 use crate::client_ip::TrustedProxies;
 use crate::graphql::{self, AppSchema};
+use crate::live::protocol::Rules;
 use crate::live::{
     ConnectionOps, ReadOnWake, SessionToken, SharedSink, SharedSubscriptions, supervise,
 };
@@ -147,38 +148,43 @@ fn graphql_get(
             let sink = SharedSink::new(sink);
             let initialised = Arc::new(AtomicBool::new(false));
             let flag = initialised.clone();
+            let rules = Rules::new(protocol.0, initialised.clone());
             let incoming = ReadOnWake::new(incoming);
             let heard = incoming.heard();
-            let serve = GraphQLWebSocket::new_with_pair(sink.clone(), incoming, executor, protocol)
-                .on_connection_init(move |payload| async move {
-                    let token = ["Authorization", "authorization", "token"]
-                        .iter()
-                        .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
-                        .map(|t| {
-                            t.strip_prefix("Bearer ")
-                                .or_else(|| t.strip_prefix("bearer "))
-                                .unwrap_or(t)
-                                .trim()
-                                .to_string()
-                        })
-                        .ok_or_else(|| {
-                            graphql::error::gql(service::ServiceError::Unauthenticated(
-                                "send the token in the connection_init payload as Authorization"
-                                    .into(),
-                            ))
-                        })?;
-                    // Checked now, and again at every operation (`live`).
-                    svc.authenticate(&token)
-                        .await
-                        .map_err(graphql::error::gql)?;
-                    let mut data = async_graphql::Data::default();
-                    data.insert(SessionToken(token));
-                    data.insert(ConnectionOps::default());
-                    flag.store(true, Ordering::Release);
-                    Ok(data)
-                })
-                .serve();
-            supervise(Box::pin(serve), sink, initialised, heard, times)
+            let serve = GraphQLWebSocket::new_with_pair(
+                rules.outgoing(sink.clone()),
+                rules.incoming(incoming),
+                executor,
+                protocol,
+            )
+            .on_connection_init(move |payload| async move {
+                let token = ["Authorization", "authorization", "token"]
+                    .iter()
+                    .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
+                    .map(|t| {
+                        t.strip_prefix("Bearer ")
+                            .or_else(|| t.strip_prefix("bearer "))
+                            .unwrap_or(t)
+                            .trim()
+                            .to_string()
+                    })
+                    .ok_or_else(|| {
+                        graphql::error::gql(service::ServiceError::Unauthenticated(
+                            "send the token in the connection_init payload as Authorization".into(),
+                        ))
+                    })?;
+                // Checked now, and again at every operation (`live`).
+                svc.authenticate(&token)
+                    .await
+                    .map_err(graphql::error::gql)?;
+                let mut data = async_graphql::Data::default();
+                data.insert(SessionToken(token));
+                data.insert(ConnectionOps::default());
+                flag.store(true, Ordering::Release);
+                Ok(data)
+            })
+            .serve();
+            supervise(Box::pin(serve), sink, initialised, heard, times, rules)
         })
         .into_response()
 }

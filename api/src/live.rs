@@ -37,6 +37,9 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::graphql::error::{gql, lagged, response, with_codes};
+use crate::live::protocol::Rules;
+
+pub mod protocol;
 use crate::graphql::{AppSchema, BatchWindow};
 
 /// How many responses a member of a shared execution may fall behind before it lags (and is
@@ -431,12 +434,33 @@ pub struct SocketTimes {
 ///   subscription would otherwise hold its memory until a write to the peer failed, which for a
 ///   subscription that sees no events is never.
 ///
+/// - once the connection ends over a broken protocol rule ([`protocol`]), it is closed with that
+///   rule's code.
+///
 /// `serve` comes boxed, and the caller builds it outside any `async` block: a future holding the
 /// connection inline (or the upgraded stream it was made from, as an `async` block's captures
 /// stay for its whole life) made every idle subscriber 3 KB larger.
 pub async fn supervise<S, F>(
-    mut serve: Pin<Box<F>>,
+    serve: Pin<Box<F>>,
     mut sink: SharedSink<S>,
+    initialised: Arc<AtomicBool>,
+    heard: Arc<AtomicBool>,
+    times: SocketTimes,
+    rules: Rules,
+) where
+    S: Sink<poem::web::websocket::Message> + Unpin,
+    F: Future<Output = ()>,
+{
+    watch(serve, &mut sink, initialised, heard, times).await;
+    if let Some(close) = rules.broken() {
+        // The peer may be gone already.
+        let _ = sink.send(close).await;
+    }
+}
+
+async fn watch<S, F>(
+    mut serve: Pin<Box<F>>,
+    sink: &mut SharedSink<S>,
     initialised: Arc<AtomicBool>,
     heard: Arc<AtomicBool>,
     times: SocketTimes,

@@ -28,7 +28,7 @@ enum Command {
     /// Run the relay and job workers only, as the `worker` binary does (scale-out: beside api
     /// processes, with REDIS_URL).
     Worker {
-        /// Also run the outbox relay and the sweeper in this process.
+        /// Also run the outbox relay, the sweeper and the task scheduler in this process.
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         relay: bool,
     },

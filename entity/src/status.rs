@@ -252,7 +252,7 @@ impl CheckStatus {
             Pending => self.is_review(),
             PendingFirstNotice => self == Pending,
             Rejected => self == PendingSecondNotice,
-            to if to.is_review() => self.is_review(),
+            to if to.is_review() => self.is_review() && self != ReviewIdentity,
             _ => false,
         }
     }

@@ -281,7 +281,10 @@ impl Service {
             if let Some(refusal) = person_refusal(current.status, to) {
                 return Err(ServiceError::invalid("status", refusal));
             }
-            if matches!(to, CheckStatus::Approved | CheckStatus::Pending) && reason.is_none() {
+            if matches!(to, CheckStatus::Approved | CheckStatus::Pending)
+                && reason.is_none()
+                && current.status.can_transition_to(to)
+            {
                 // An adjudicator's decision is kept with its reason.
                 return Err(ServiceError::invalid(
                     "reason",
@@ -845,6 +848,9 @@ fn person_refusal(from: CheckStatus, to: CheckStatus) -> Option<String> {
         }
         (ReviewIdentity, Processing) => "resumeChecks continues the searches once the identity is fixed".to_string(),
         (_, Processing) => "recheckCheck runs a finished check again".to_string(),
+        (ReviewIdentity, t) if t.is_review() => {
+            "an identity hold ends when resumeChecks continues the searches once the details are fixed, or when you mark it Consider (pending)".to_string()
+        }
         (ReviewIdentity, Approved) => {
             "the searches stopped at the identity, so nothing else was searched: fix the candidate's details and resumeChecks, or mark it Consider (pending)".to_string()
         }

@@ -106,7 +106,7 @@ impl Service {
             return Ok(TaskOutcome::Done);
         }
         if CONSENT_REQUESTS.contains(&m.kind.as_str())
-            && self.consent_request_open(&m.body).await == Some(false)
+            && self.consent_request_open(&m.body).await? == Some(false)
         {
             // Signed, withdrawn or replaced while the message waited (a mail server down, a
             // retry): a request whose link no longer opens the page is not sent (`sentAt`

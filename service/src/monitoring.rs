@@ -58,16 +58,21 @@ pub mod alert_status {
 const NOT_EVERGREEN_STATES: [&str; 1] = ["CA"];
 
 /// Whether a new search on `cand` (a monitoring hit's county recheck, a recheck) needs their
-/// fresh consent: they live in a state that is not evergreen (the state on file, else the one
-/// their ZIP code is in, as the consent page decides which state's rights to show).
+/// fresh consent: the state on file or the one their ZIP code is in is not evergreen (Turn: "CA
+/// Recheck works based on the zip code"; the state on file counts too, so either asking is
+/// enough).
 pub fn needs_fresh_consent(cand: &candidate::Model) -> bool {
-    let lives_in =
-        crate::screening::zipstate::home_state(cand.state.as_deref(), cand.zip.as_deref());
-    lives_in.is_some_and(|s| {
+    let not_evergreen = |s: &str| {
         NOT_EVERGREEN_STATES
             .iter()
             .any(|e| e.eq_ignore_ascii_case(s.trim()))
-    })
+    };
+    cand.state.as_deref().is_some_and(not_evergreen)
+        || cand
+            .zip
+            .as_deref()
+            .and_then(crate::screening::zipstate::state_for_zip)
+            .is_some_and(not_evergreen)
 }
 
 /// The statement that ends a check's open alerts (`cancelled`): it was unenrolled or withdrawn.

@@ -11,8 +11,8 @@ use entity::{
 };
 use sea_orm::sea_query::{Expr, InsertStatement, SubQueryStatement, UpdateStatement};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QueryTrait, Set,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QueryTrait, Set,
 };
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -478,6 +478,51 @@ impl Service {
         Ok(updated)
     }
 
+    /// Starts the searches of a check submitted through a hosted form with `doChecks: false`
+    /// (Turn's `POST /fcra_check/form/{check_id}/run`): `consent` → `processing`, with the
+    /// consent evidence the form gave. A check whose searches have already started is refused.
+    pub async fn run_check(&self, actor: &Actor, check_id: &str) -> ServiceResult<check::Model> {
+        actor.require(Role::LimitedTeamMember)?;
+        let txn = db::begin_write(&self.db).await?;
+        let (c, cand, partner) =
+            crate::check::find_with_owner(&txn, &actor.partner_id, check_id).await?;
+        let signed = consent::Entity::find()
+            .filter(consent::Column::CheckId.eq(&c.id))
+            .count(&txn)
+            .await?
+            > 0;
+        if c.status != CheckStatus::Consent || !signed {
+            return Err(ServiceError::conflict(format!(
+                "only a check whose consent was given through a hosted form with doChecks false \
+                 waits to be run; this one is {}",
+                c.status
+            )));
+        }
+        let started = self.start_searches(&txn, c, (&cand, &partner)).await?;
+        self.commit(txn).await?;
+        Ok(started)
+    }
+
+    /// A consented check's searches start (`consent` → `processing`, the system's move).
+    async fn start_searches(
+        &self,
+        txn: &DatabaseTransaction,
+        c: check::Model,
+        owner: (&candidate::Model, &partner::Model),
+    ) -> ServiceResult<check::Model> {
+        let system = Actor::system(&c.partner_id);
+        self.apply_transition_of(
+            txn,
+            &system,
+            c,
+            owner,
+            CheckStatus::Processing,
+            Some("searches started"),
+            StatusExtras::default(),
+        )
+        .await
+    }
+
     /// A consent link for the partner to bring the candidate to the consent page itself (by
     /// its own email, text message or app; Turn's `candidate_consent_url` with
     /// `email_candidate: false`), for a check waiting for consent (`initiated` or `emailed`).
@@ -699,29 +744,44 @@ impl Service {
         })
     }
 
-    /// What a consent page link is for, if its check still needs that consent: an invitation's
-    /// while the check is `emailed` (or `initiated`, for a link the partner sends), a monitoring link's while an alert of the enrolled check
-    /// waits for it.
     /// Whether a message asking for consent (an invitation, a reminder, a request for fresh
     /// consent) still has something to ask: the consent-page link in `body` still opens the
-    /// page. `None` when the body holds no such link.
-    pub(crate) async fn consent_request_open(&self, body: &str) -> Option<bool> {
-        let token = body
+    /// page. `None` when the body holds no such link; an error when the database does not answer
+    /// (the message is then tried again, not dropped).
+    pub(crate) async fn consent_request_open(&self, body: &str) -> ServiceResult<Option<bool>> {
+        let Some(token) = body
             .split(&format!("/{LINK_CONSENT}/"))
-            .nth(1)?
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-            .next()
-            .filter(|t| !t.is_empty())?;
-        let open = match self
+            .nth(1)
+            .and_then(|rest| {
+                rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                    .next()
+            })
+            .filter(|t| !t.is_empty())
+        else {
+            return Ok(None);
+        };
+        let needed = match self
             .link_by_token(&self.db, token, &CONSENT_PAGE_LINKS)
             .await
         {
-            Ok((link, c)) => self.consent_needed(&self.db, &link, &c).await.is_ok(),
-            Err(_) => false,
+            Ok((link, c)) => self.consent_needed(&self.db, &link, &c).await.map(|_| ()),
+            Err(problem) => Err(problem),
         };
-        Some(open)
+        match needed {
+            Ok(()) => Ok(Some(true)),
+            // `Unknown` is also what a failed read answers: only a database that answers makes
+            // it "no such link".
+            Err(LinkProblem::Unknown) => {
+                self.db.ping().await?;
+                Ok(Some(false))
+            }
+            Err(_) => Ok(Some(false)),
+        }
     }
 
+    /// What a consent page link is for, if its check still needs that consent: an invitation's
+    /// while the check is `emailed` (or `initiated`, for a link the partner sends), a monitoring
+    /// link's while an alert of the enrolled check waits for it.
     async fn consent_needed<C: sea_orm::ConnectionTrait>(
         &self,
         conn: &C,
@@ -1045,10 +1105,24 @@ impl Service {
     ) -> ServiceResult<FormSpec> {
         actor.require(Role::LimitedTeamMember)?;
         let zipcode = domain::zip("zipcode", zipcode)?;
+        let zip_state = crate::screening::zipstate::state_for_zip(&zipcode);
         let state = match state.map(str::trim).filter(|s| !s.is_empty()) {
             Some(s) => Some(domain::us_state("state", s)?),
-            None => crate::screening::zipstate::state_for_zip(&zipcode).map(str::to_string),
+            None => zip_state.map(str::to_string),
         };
+        // A `state` must not hide the summary of rights the zip code's state asks for.
+        if let Some(zs) = zip_state
+            && state.as_deref() != Some(zs)
+            && disclosures::state_requires_summary(zs)
+        {
+            return Err(ServiceError::invalid(
+                "state",
+                format!(
+                    "zip code {zipcode} is in {zs}, whose law asks for its own summary of rights; \
+                     leave out state or give {zs}"
+                ),
+            ));
+        }
         let partner = crate::partner::load(&self.db, &actor.partner_id).await?;
         let package = crate::package::usable(&self.db, &partner, package_id).await?;
         let searches = crate::package::searches_of(&package);
@@ -1116,6 +1190,18 @@ impl Service {
         }
         let searches = crate::package::searches_of(&package);
         let cand_in = &input.candidate;
+        // The disclosures were chosen for the form's zip code (Turn: "Zipcodes do not match").
+        if let Some(zip) = cand_in.zip.as_deref().filter(|z| !z.trim().is_empty())
+            && domain::zip("zipcode", zip)? != form.zipcode
+        {
+            return Err(ServiceError::invalid(
+                "zipcode",
+                format!(
+                    "Zipcodes do not match: this form was made for {}",
+                    form.zipcode
+                ),
+            ));
+        }
         // Address and city are not required (Turn: "While not mandatory, we encourage you to
         // provide this data"); they are validated when given.
         let required: [(&str, &Option<String>); 3] = [
@@ -1303,16 +1389,7 @@ impl Service {
             ));
         }
         let c = if input.do_checks {
-            self.apply_transition_of(
-                &txn,
-                &Actor::system(&actor.partner_id),
-                c,
-                (&cand, &partner),
-                CheckStatus::Processing,
-                Some("searches started"),
-                StatusExtras::default(),
-            )
-            .await?
+            self.start_searches(&txn, c, (&cand, &partner)).await?
         } else {
             c
         };
@@ -1394,11 +1471,26 @@ impl Service {
             SearchOutcome::NotReady { eta } => return Ok(TaskOutcome::RunAgainAt(eta)),
             SearchOutcome::Ready(r) => r,
         };
+        // Resumed: the team member vouched for what held the check, the last identity hold's
+        // reasons.
+        let confirmed: Vec<String> = if identity_override {
+            check_report::Entity::find()
+                .filter(check_report::Column::PartnerId.eq(partner_id))
+                .filter(check_report::Column::CheckId.eq(check_id))
+                .filter(check_report::Column::Decision.eq(CheckStatus::ReviewIdentity.as_api_str()))
+                .order_by_desc(check_report::Column::Id)
+                .one(&self.db)
+                .await?
+                .and_then(|r| serde_json::from_str(&r.reasons).ok())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let decision = adjudication::adjudicate(
             &report,
             &self.adjudication_rules(&partner)?,
             now.date_naive(),
-            identity_override,
+            &confirmed,
         );
         let kind = payload["kind"].as_str().unwrap_or("initial").to_string();
         let txn = db::begin_write(&self.db).await?;
@@ -1689,6 +1781,17 @@ impl Service {
                     .await?;
                 self.commit(txn).await?;
             }
+            // Early for its date (a task scheduled at the date's start in UTC, before dates were
+            // kept in the calendar's zone): it waits for the date.
+            if c.status == CheckStatus::Approved
+                && partner.recheck_interval_days.is_some()
+                && let Some(at) = c
+                    .recheck_date
+                    .filter(|d| *d > today)
+                    .and_then(recheck_start)
+            {
+                return Ok(TaskOutcome::RunAgainAt(at));
+            }
             return Ok(TaskOutcome::Done);
         }
         if crate::monitoring::needs_fresh_consent(&cand) {
@@ -1754,6 +1857,17 @@ impl Service {
     }
 }
 
+/// The start of a recheck date on the business calendar's clock (UTC−11), which is that date in
+/// every US time zone.
+fn recheck_start(date: NaiveDate) -> Option<DateTime<Utc>> {
+    date.and_hms_opt(0, 0, 0)
+        .and_then(|d| {
+            d.and_local_timezone(crate::screening::calendar::zone())
+                .single()
+        })
+        .map(|d| d.with_timezone(&Utc))
+}
+
 /// The partner's interval recheck of an approved check, replacing an earlier one: at its
 /// `recheck_date`, or none without one.
 fn recheck_scheduling(c: &check::Model, now: DateTime<Utc>) -> Vec<SubQueryStatement> {
@@ -1761,16 +1875,7 @@ fn recheck_scheduling(c: &check::Model, now: DateTime<Utc>) -> Vec<SubQueryState
     let Some(date) = c.recheck_date else {
         return vec![cancel];
     };
-    // The start of the date on the business calendar's clock (UTC−11), which is that date
-    // in every US time zone.
-    let at = date
-        .and_hms_opt(0, 0, 0)
-        .and_then(|d| {
-            d.and_local_timezone(crate::screening::calendar::zone())
-                .single()
-        })
-        .map(|d| d.with_timezone(&Utc))
-        .unwrap_or(now);
+    let at = recheck_start(date).unwrap_or(now);
     vec![
         cancel,
         tasks::scheduling(

@@ -16,15 +16,17 @@ use worker::config::Config;
 struct Cli {
     #[command(flatten)]
     config: Config,
-    /// Also run the outbox relay and the sweeper in this process.
+    /// Also run the outbox relay, the sweeper and the task scheduler in this process.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     relay: bool,
 }
 
 /// Settings only api processes read. A worker accepts them (one environment may serve both) but
 /// does not list them.
-const API_ONLY: [&str; 9] = [
+const API_ONLY: [&str; 11] = [
     "embedded_workers",
+    "trusted_proxies",
+    "live_keepalive_secs",
     "max_page_size",
     "max_query_depth",
     "max_query_complexity",

@@ -312,6 +312,8 @@ fn worker_help_lists_the_settings_a_worker_reads() {
         "--batch-window-ms",
         "--embedded-workers",
         "--shutdown-grace-secs",
+        "--trusted-proxies",
+        "--live-keepalive-secs",
     ] {
         assert!(!help.contains(hidden), "{hidden} listed in\n{help}");
     }

@@ -317,6 +317,9 @@ pub struct SubmitConsentFormInput {
     pub city: Option<String>,
     /// Two-letter state; defaults to the form's.
     pub state: Option<String>,
+    /// The candidate's zip code; if given, it must be the form's (Turn: "Zipcodes do not
+    /// match").
+    pub zipcode: Option<String>,
     /// Required when the package has an MVR search.
     pub drivers_license_number: Option<String>,
     /// Required when the package has an MVR search.
@@ -431,6 +434,17 @@ impl ScreeningMutation {
                 .map_err(gql)?,
         ))
     }
+    /// Starts the searches of a check submitted with `submitConsentForm(doChecks: false)`
+    /// (Turn's `/fcra_check/form/{check_id}/run`): `consent` → `processing`. A check already
+    /// run is refused (`CONFLICT`).
+    async fn run_check(&self, ctx: &Context<'_>, check_id: ID) -> GqlResult<Check> {
+        Ok(Check(
+            svc(ctx)
+                .run_check(actor(ctx)?, &check_id)
+                .await
+                .map_err(gql)?,
+        ))
+    }
     /// A single-use link to the consent page for a check waiting for consent (`initiated` or
     /// `emailed`), for you to send the candidate yourself or embed in your app (Turn's
     /// `candidate_consent_url`, with `emailCandidate: false` on `startCheck`). Nothing is
@@ -522,6 +536,7 @@ impl ScreeningMutation {
                 ssn: Some(input.ssn),
                 city: input.city.filter(|c| !c.trim().is_empty()),
                 state: input.state,
+                zip: input.zipcode,
                 address: input.address.filter(|a| !a.trim().is_empty()),
                 drivers_license_number: input.drivers_license_number,
                 drivers_license_state: input.drivers_license_state,

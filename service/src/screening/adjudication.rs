@@ -173,7 +173,10 @@ pub fn summarize_mvr(mvr: &Mvr, lookback_years: u32, today: NaiveDate) -> MvrSum
             )
         })
         .collect();
-    let major_codes = violations
+    // The matrix's "any Major" has no window: a major violation counts over the whole record
+    // the state reports.
+    let major_codes = mvr
+        .violations
         .iter()
         .flat_map(|v| &v.sub_violations)
         .filter_map(|s| s.acd_code.as_deref())
@@ -272,7 +275,7 @@ fn record_reference_date(r: &CriminalRecord) -> Option<NaiveDate> {
 /// prosecuted). Such a record is shown in the report but not counted against the candidate:
 /// an arrest or a charge alone is not evidence of conduct. A pending case, a conviction or a
 /// disposition not recognised here counts.
-const NON_CONVICTION_DISPOSITIONS: [&str; 10] = [
+const NON_CONVICTION_DISPOSITIONS: [&str; 8] = [
     "dismiss",
     "not guilty",
     "acquit",
@@ -281,16 +284,40 @@ const NON_CONVICTION_DISPOSITIONS: [&str; 10] = [
     "not prosecuted",
     "no information filed",
     "dropped",
+];
+
+/// Words of a disposition whose conviction was undone ("Conviction vacated", "Expunged -
+/// conviction set aside"): not counted, whatever else the disposition says.
+const CONVICTION_UNDONE: [&str; 6] = [
     "vacated",
     "expunge",
+    "set aside",
+    "overturned",
+    "reversed",
+    "annul",
 ];
 
 /// Words of a disposition that convicted on some count ("guilty" other than "not guilty", a
 /// plea, a sentence). A mixed disposition ("Guilty - counts 2-3 dismissed") is a conviction.
 const CONVICTION_DISPOSITIONS: [&str; 6] = ["guilty", "convict", "plea", "pled", "sentenc", "nolo"];
 
+/// A plea of not guilty, in the ways dispositions write it: neither a plea that convicts nor a
+/// verdict of not guilty ("Plea of not guilty" alone is a case still open).
+const NOT_GUILTY_PLEAS: [&str; 4] = [
+    "pleaded not guilty",
+    "plea of not guilty",
+    "not guilty plea",
+    "pled not guilty",
+];
+
 fn not_a_conviction(disposition: &str) -> bool {
     let d = disposition.to_ascii_lowercase();
+    if CONVICTION_UNDONE.iter().any(|w| d.contains(w)) {
+        return true;
+    }
+    let d = NOT_GUILTY_PLEAS
+        .iter()
+        .fold(d, |rest, plea| rest.replace(plea, ""));
     let convicted_on_some_count = {
         let rest = d.replace("not guilty", "");
         CONVICTION_DISPOSITIONS.iter().any(|w| rest.contains(w))
@@ -576,22 +603,36 @@ fn identity_reasons(report: &Report) -> Vec<String> {
     reasons
 }
 
-/// Decides a report under `rules`. `identity_confirmed` is a team member's word, given by
-/// resuming a check held in `review__identity`, that the candidate is who they say: the
-/// identity findings are then kept as notes and the rest of the report decides.
+/// What an identity reason is about (the SSN's match, its issue, a death record, the name, the
+/// date of birth), without the values it quotes.
+fn identity_kind(reason: &str) -> &str {
+    reason.split(" (").next().unwrap_or(reason)
+}
+
+/// Decides a report under `rules`. `confirmed` are the identity reasons of the hold a team
+/// member resumed (`review__identity`), their word that the candidate is who they say: those
+/// findings are then kept as notes and the rest of the report decides. An identity finding of
+/// another kind (the resumed searches found a death record where the hold was for the name)
+/// holds the check again.
 pub fn adjudicate(
     report: &Report,
     rules: &AdjudicationRules,
     today: NaiveDate,
-    identity_confirmed: bool,
+    confirmed: &[String],
 ) -> Decision {
-    let identity = identity_reasons(report);
-    if !identity.is_empty() && !identity_confirmed {
+    let (confirmed_now, unconfirmed): (Vec<String>, Vec<String>) =
+        identity_reasons(report).into_iter().partition(|r| {
+            confirmed
+                .iter()
+                .any(|c| identity_kind(c) == identity_kind(r))
+        });
+    if !unconfirmed.is_empty() {
         return Decision {
             status: CheckStatus::ReviewIdentity,
-            reasons: identity,
+            reasons: unconfirmed,
         };
     }
+    let identity = confirmed_now;
     let mut c = Collector {
         rules,
         status: CheckStatus::Approved,
@@ -701,7 +742,7 @@ mod tests {
     }
 
     fn decide(r: &Report, rules: &AdjudicationRules) -> Decision {
-        adjudicate(r, rules, today(), false)
+        adjudicate(r, rules, today(), &[])
     }
 
     fn status(first: &str, last: &str, rules: &AdjudicationRules) -> CheckStatus {
@@ -857,7 +898,7 @@ mod tests {
         let s = summarize_mvr(&mvr, 3, today);
         assert_eq!(s.moving_violations, 2, "the recent one and the undated one");
         assert_eq!(s.at_fault_accidents, 1);
-        assert!(!s.has_major(), "the old DUI is outside the lookback");
+        assert!(s.has_major(), "a major violation counts whatever its age");
         let whole = summarize_mvr(&mvr, 0, today);
         assert_eq!((whole.moving_violations, whole.at_fault_accidents), (4, 2));
         assert!(whole.has_major());
@@ -1265,9 +1306,12 @@ mod tests {
     fn a_confirmed_identity_is_noted_and_the_rest_decides() {
         // A provider that reports the mismatch again after "resume checks": the team member's
         // word stands, the other findings decide, and the mismatch stays among the reasons.
+        let held = [
+            "identity: the SSN does not match public records (ssn_status 'mismatch')".to_string(),
+        ];
         let mut report = sandbox("Walter", "White");
         report.checks.ssn_status = Some("not_matched".into());
-        let d = adjudicate(&report, &defaults(), today(), true);
+        let d = adjudicate(&report, &defaults(), today(), &held);
         assert_eq!(d.status, Pending);
         assert!(
             d.reasons.iter().any(|r| r.contains("felony")),
@@ -1283,9 +1327,16 @@ mod tests {
         );
         let mut clear = sandbox("Ada", "Lovelace");
         clear.checks.ssn_status = Some("mismatch".into());
-        let d = adjudicate(&clear, &defaults(), today(), true);
+        let d = adjudicate(&clear, &defaults(), today(), &held);
         assert_eq!(d.status, Approved);
         assert_eq!(d.reasons[0], "no reportable records");
+        // The word given was about the SSN's match: a death record the resumed searches found
+        // holds the check again, for that alone.
+        clear.checks.ssn = Some(serde_json::json!({"status": "valid", "is_deceased": true}));
+        let d = adjudicate(&clear, &defaults(), today(), &held);
+        assert_eq!(d.status, ReviewIdentity);
+        assert_eq!(d.reasons.len(), 1, "{:?}", d.reasons);
+        assert!(d.reasons[0].contains("deceased"), "{:?}", d.reasons);
     }
 
     #[test]
@@ -1379,7 +1430,7 @@ mod tests {
         rules: &AdjudicationRules,
         today: NaiveDate,
     ) -> Decision {
-        adjudicate(&with_records(records), rules, today, false)
+        adjudicate(&with_records(records), rules, today, &[])
     }
 
     #[test]
@@ -1545,6 +1596,11 @@ mod tests {
             "NOT GUILTY",
             "Nolle Prosequi",
             "Acquitted by jury",
+            "Conviction vacated",
+            "Expunged - conviction set aside",
+            "Pled not guilty - acquitted",
+            "Plea of not guilty; case dismissed",
+            "Guilty - reversed on appeal",
         ] {
             let mut r = record("Felony", Some(date(2025, 1, 1)));
             r.disposition = Some(disposition.into());
@@ -1564,6 +1620,8 @@ mod tests {
             "Convicted - plea",
             "Guilty - counts 2-3 dismissed",
             "Pled guilty to count 1; count 2 nolle prosequi",
+            "Pled not guilty; found guilty by jury",
+            "Plea of not guilty",
         ] {
             let mut r = record("Felony", Some(date(2025, 1, 1)));
             r.disposition = Some(disposition.into());

@@ -442,7 +442,7 @@ async fn check_statuses_describe_the_table_with_labels() {
     assert_eq!(get("processing")["byHand"], json!(["withdrawn"]));
     assert_eq!(
         get("review__identity")["byHand"],
-        json!(["review", "pending", "withdrawn"])
+        json!(["pending", "withdrawn"])
     );
     assert_eq!(get("withdrawn")["next"], json!([]));
     assert_eq!(get("approved")["active"], false);

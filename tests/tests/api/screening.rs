@@ -355,6 +355,76 @@ async fn hosted_form_starts_a_check_without_address_or_city() {
     assert_eq!(d["check"]["status"], "processing");
 }
 
+/// Turn's `/fcra_check/form/{check_id}/run`: a form submitted with `doChecks: false` keeps the
+/// consented check at `consent` until `runCheck` starts it, once. A `zipcode` in step two must
+/// be the form's, and a `state` in step one may not hide the summary of rights the ZIP code's
+/// state asks for.
+#[tokio::test]
+async fn a_hosted_form_held_with_do_checks_false_runs_when_asked() {
+    let (app, rx) = screening_app().await;
+    let submit = |form_id: String, zip: &'static str, ssn: String| {
+        let app = &app;
+        async move {
+            app.gql(
+                SUBMIT,
+                json!({"i": {
+                    "formId": form_id, "firstName": "Nob", "lastName": "Butterbur", "noMiddleName": true,
+                    "email": format!("nob{ssn}@example.com"), "phone": "4155550134", "dateOfBirth": "1975-02-03",
+                    "ssn": ssn, "zipcode": zip, "doChecks": false,
+                    "driversLicenseNumber": "D7654321", "driversLicenseState": "CA",
+                    "consentDocument": SIGNATURE_PNG, "timestamps": timestamps(app)
+                }}),
+            )
+            .await
+        }
+    };
+    let form_id = form_for(&app, "94107", None).await;
+    submit(form_id.clone(), "78701", next_ssn())
+        .await
+        .expect_err("BAD_USER_INPUT", Some("zipcode"));
+    let r = submit(form_id, "94107", next_ssn()).await;
+    let d = &r.data()["submitConsentForm"];
+    assert_eq!(d["outcome"], "STARTED", "{}", r.0);
+    assert_eq!(d["check"]["status"], "consent");
+    let check = d["check"]["id"].as_str().expect("check id").to_string();
+    let cand = d["candidate"]["id"]
+        .as_str()
+        .expect("candidate id")
+        .to_string();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.check_status(&check).await, "consent", "held until run");
+    let run = "mutation($c: ID!) { runCheck(checkId: $c) { id status } }";
+    let r = app.gql(run, json!({"c": check})).await;
+    assert_eq!(r.data()["runCheck"]["status"], "processing");
+    app.wait_check_status(&check, "approved").await;
+    app.gql(run, json!({"c": check}))
+        .await
+        .expect_err("CONFLICT", None);
+    expect_states(&rx, &cand, &["consent", "processing", "approved"]).await;
+    // A check that came by invitation is not run this way.
+    let invited = app
+        .start_check(&app.candidate("invited@example.com").await, true)
+        .await;
+    app.gql(run, json!({"c": invited}))
+        .await
+        .expect_err("CONFLICT", None);
+
+    // 94107 is in California, whose summary of rights a Texas form would not show.
+    app.gql(
+        "mutation { createConsentForm(zipcode: \"94107\", state: \"TX\") { formId } }",
+        json!({}),
+    )
+    .await
+    .expect_err("BAD_USER_INPUT", Some("state"));
+    let f = app
+        .gql(
+            "mutation { createConsentForm(zipcode: \"94107\", state: \"ca\") { state } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(f.data()["createConsentForm"]["state"], "CA");
+}
+
 #[tokio::test]
 async fn hosted_form_runs_a_clear_candidate_to_approved_with_results_and_webhooks() {
     let (app, rx) = screening_app().await;
@@ -1838,11 +1908,27 @@ async fn rechecks_keep_every_report_and_follow_the_partner_interval() {
         ],
     )
     .await;
-    // The interval turned off: the next approval clears the date, and the recheck that was
-    // scheduled does not run (before, the old date came back and rechecked again and again).
+    // The interval turned off: the date goes at once, the next approval sets none, and the
+    // recheck that was scheduled does not run (before, the old date came back and rechecked
+    // again and again).
+    let dated = app
+        .gql(
+            "query($c: ID!) { check(id: $c) { recheckDate } }",
+            json!({"c": check}),
+        )
+        .await;
+    let date = &dated.data()["check"]["recheckDate"];
+    assert!(date.is_string(), "{date}");
     app.gql("mutation { updatePartnerSettings(input: {recheckIntervalDays: 0}) { recheckIntervalDays } }", json!({}))
         .await
         .data();
+    let undated = app
+        .gql(
+            "query($c: ID!) { check(id: $c) { recheckDate } }",
+            json!({"c": check}),
+        )
+        .await;
+    assert_eq!(undated.data()["check"]["recheckDate"], Value::Null);
     app.gql(
         "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
         json!({"c": check}),

@@ -1427,6 +1427,19 @@ async fn subscribe_with(
     token: &str,
     payload: Value,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut ws = transport_ws_init(app, token).await;
+    ws.send(Message::text(
+        json!({"id": "1", "type": "subscribe", "payload": payload}).to_string(),
+    ))
+    .await
+    .expect("subscribe");
+    ws
+}
+
+/// A graphql-transport-ws connection, not yet initialised.
+async fn transport_ws_connect(
+    app: &TestApp,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     let mut req = format!("ws://{}/graphql", app.addr)
         .into_client_request()
         .expect("request");
@@ -1434,9 +1447,18 @@ async fn subscribe_with(
         "sec-websocket-protocol",
         "graphql-transport-ws".parse().expect("header"),
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+    let (ws, _) = tokio_tungstenite::connect_async(req)
         .await
         .expect("connect");
+    ws
+}
+
+/// A graphql-transport-ws connection, initialised and acknowledged.
+async fn transport_ws_init(
+    app: &TestApp,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut ws = transport_ws_connect(app).await;
     ws.send(Message::text(
         json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}})
             .to_string(),
@@ -1445,12 +1467,100 @@ async fn subscribe_with(
     .expect("init");
     let ack = next_json(&mut ws).await;
     assert_eq!(ack["type"], "connection_ack", "{ack}");
+    ws
+}
+
+/// The code and reason the server closed the connection with (text messages before it are
+/// skipped), within 5 s.
+async fn close_frame(
+    ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+) -> (u16, String) {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("closed in time");
+        match msg {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return (u16::from(frame.code), frame.reason.to_string());
+            }
+            Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_))) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+/// graphql-transport-ws's rules for a connection's life, as the graphql-ws client library
+/// expects them: an unknown message closes with 4400, `subscribe` before the acknowledgement
+/// with 4401, a rejected `connection_init` with 4403, and `subscribe` with the id of a running
+/// operation with 4409 (the running one is not silently replaced); an id completed by either side
+/// may be used again.
+#[tokio::test]
+async fn graphql_transport_ws_close_codes_and_operation_ids() {
+    let app = spawn_app().await;
+    let q = "subscription { checkStatusChanged { checkId state } }";
+
+    let mut ws = transport_ws_connect(&app).await;
+    ws.send(operation("1", q)).await.expect("subscribe");
+    assert_eq!(close_frame(&mut ws).await, (4401, "Unauthorized".into()));
+
+    let mut ws = transport_ws_init(&app, &app.token).await;
+    ws.send(Message::text(r#"{"type":"subscribe","id":"1"}"#))
+        .await
+        .expect("send");
+    assert_eq!(
+        close_frame(&mut ws).await,
+        (4400, "Invalid message received".into())
+    );
+
+    let mut ws = transport_ws_connect(&app).await;
     ws.send(Message::text(
-        json!({"id": "1", "type": "subscribe", "payload": payload}).to_string(),
+        json!({"type": "connection_init", "payload": {"Authorization": "Bearer nope"}}).to_string(),
     ))
     .await
-    .expect("subscribe");
-    ws
+    .expect("init");
+    let (code, reason) = close_frame(&mut ws).await;
+    assert_eq!(code, 4403, "{reason}");
+
+    // Ids: "1" runs; a query as "q" completes by itself and frees its id; "1" completed by the
+    // client is free again; a second "1" while it runs closes the connection.
+    let mut ws = transport_ws_init(&app, &app.token).await;
+    ws.send(operation("1", q)).await.expect("subscribe");
+    for round in 0..2 {
+        ws.send(operation("q", "{ __typename }"))
+            .await
+            .expect("query");
+        let mut seen = Vec::new();
+        read_until(&mut ws, &mut seen, "the query's completion", |s| {
+            s.iter().any(|m| m["id"] == "q" && m["type"] == "complete")
+        })
+        .await;
+        assert_eq!(
+            next_of(&seen, "q").map(|p| p["data"]["__typename"].clone()),
+            Some(json!("Query")),
+            "round {round}: {seen:?}"
+        );
+    }
+    ws.send(Message::text(r#"{"type":"complete","id":"1"}"#))
+        .await
+        .expect("complete");
+    ws.send(operation("1", q)).await.expect("subscribe again");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let candidate = app.candidate("ids@example.com").await;
+    app.start_check(&candidate, false).await;
+    let mut seen = Vec::new();
+    read_until(&mut ws, &mut seen, "the change on the reused id", |s| {
+        next_of(s, "1").is_some()
+    })
+    .await;
+    assert_eq!(
+        next_of(&seen, "1").expect("next")["data"]["checkStatusChanged"]["state"],
+        "initiated"
+    );
+    ws.send(operation("1", q)).await.expect("subscribe twice");
+    assert_eq!(
+        close_frame(&mut ws).await,
+        (4409, "Subscriber for 1 already exists".into())
+    );
 }
 
 pub(crate) async fn next_json(
@@ -1720,29 +1830,15 @@ async fn subscribers_see_their_own_partners_status_changes_live() {
         "another partner's subscriber received {nothing:?}"
     );
 
-    // Without a valid token the connection is refused.
-    let mut req = format!("ws://{}/graphql", app.addr)
-        .into_client_request()
-        .expect("request");
-    req.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().expect("header"),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("connect");
+    // Without a valid token the connection is refused (4403, graphql-transport-ws's Forbidden).
+    let mut ws = transport_ws_connect(&app).await;
     ws.send(Message::text(
         json!({"type": "connection_init", "payload": {"Authorization": "Bearer nope"}}).to_string(),
     ))
     .await
     .expect("init");
-    let closed = tokio::time::timeout(Duration::from_secs(5), ws.next())
-        .await
-        .expect("answer in time");
-    assert!(
-        !matches!(closed, Some(Ok(Message::Text(ref t))) if t.contains("connection_ack")),
-        "{closed:?}"
-    );
+    let (code, reason) = close_frame(&mut ws).await;
+    assert_eq!(code, 4403, "{reason}");
 }
 
 /// A socket that has not authenticated within CLEARHIRE_LIVE_INIT_TIMEOUT_SECS is closed with
@@ -1750,16 +1846,7 @@ async fn subscribers_see_their_own_partners_status_changes_live() {
 #[tokio::test]
 async fn a_socket_without_connection_init_is_closed_in_time() {
     let app = spawn_app_with(|c| c.live_init_timeout_secs = 1).await;
-    let mut req = format!("ws://{}/graphql", app.addr)
-        .into_client_request()
-        .expect("request");
-    req.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().expect("header"),
-    );
-    let (mut silent, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("connect");
+    let mut silent = transport_ws_connect(&app).await;
     let mut legacy = legacy_connect(&app).await;
     let mut live = subscribe(
         &app,
@@ -1768,15 +1855,8 @@ async fn a_socket_without_connection_init_is_closed_in_time() {
     )
     .await;
     for ws in [&mut silent, &mut legacy] {
-        let closed = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("closed in time");
-        match closed {
-            Some(Ok(Message::Close(Some(frame)))) => {
-                assert_eq!(u16::from(frame.code), 4408, "{frame:?}");
-            }
-            other => panic!("expected a 4408 close, got {other:?}"),
-        }
+        let (code, reason) = close_frame(ws).await;
+        assert_eq!(code, 4408, "{reason}");
     }
     // The authenticated socket is still served after the timeout.
     tokio::time::sleep(Duration::from_millis(500)).await;
