@@ -2,6 +2,9 @@
 //! order, each acknowledged, then the missing details and the signature) and the candidate's
 //! copy of their report with a dispute form. Plain server-rendered HTML forms; the one script is
 //! the signature pad, which only adds drawing as an alternative to typing one's name.
+use std::sync::LazyLock;
+
+use base64::Engine;
 use poem::http::{HeaderMap, StatusCode};
 use poem::web::{Data, Html, Path, RemoteAddr};
 use poem::{Body, IntoResponse, Response, handler};
@@ -52,6 +55,21 @@ i.src=img.value;}})();";
 /// longer by form encoding).
 pub(crate) const FORM_MAX: usize = 3 * 1024 * 1024;
 
+/// What the pages may load and run: their own style and the signature pad's script (by hash),
+/// images from data URLs (the pad redraws a kept drawing), forms posted back to this server, and
+/// never inside another site's frame (a page with a signing link in it must not be
+/// clickjacked).
+static CONTENT_SECURITY_POLICY: LazyLock<String> = LazyLock::new(|| {
+    use sha2::Digest;
+    let hash = |s: &str| base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(s));
+    format!(
+        "default-src 'none'; style-src 'sha256-{}'; script-src 'sha256-{}'; img-src data:; \
+         form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        hash(STYLE),
+        hash(PAD_SCRIPT)
+    )
+});
+
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
     // A refused form says so in its title, which is what a screen reader announces first.
     let error = if status == StatusCode::UNPROCESSABLE_ENTITY {
@@ -71,6 +89,9 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         .with_status(status)
         .with_header("cache-control", "no-store")
         .with_header("referrer-policy", "no-referrer")
+        .with_header("content-security-policy", CONTENT_SECURITY_POLICY.as_str())
+        .with_header("x-frame-options", "DENY")
+        .with_header("x-content-type-options", "nosniff")
         .into_response()
 }
 
@@ -212,13 +233,28 @@ fn render_consent(
         );
         return page(status, &section.title, &body);
     }
+    // What the candidate typed comes back with a refusal, except the SSN: a page is not where
+    // it should sit (typed again, as the field's note says).
     let value = |name: &str| {
         values
             .iter()
-            .find(|(k, _)| k == name)
+            .find(|(k, _)| k == name && name != "ssn")
             .map(|(_, v)| esc(v))
             .unwrap_or_default()
     };
+    // The first field in error takes the focus (without a script), so a keyboard or screen
+    // reader user lands on it.
+    let first_error = view
+        .missing
+        .iter()
+        .find(|f| field_errors.iter().any(|(k, _)| k == *f))
+        .copied()
+        .or_else(|| {
+            field_errors
+                .iter()
+                .any(|(k, _)| k == "signature")
+                .then_some("signature")
+        });
     let mut fields = String::new();
     for f in &view.missing {
         let (label, kind, auto) = field_label(f);
@@ -229,12 +265,29 @@ fn render_consent(
                 format!(" aria-describedby=\"{f}-error\""),
                 format!("<span class=\"error\" id=\"{f}-error\">{}</span>", esc(m)),
             ),
+            // A refused submission does not show the SSN again: say why it is empty.
+            None if *f == "ssn" && !field_errors.is_empty() => (
+                "",
+                " aria-describedby=\"ssn-note\"".to_string(),
+                "<span id=\"ssn-note\">For your security, please enter it again.</span>"
+                    .to_string(),
+            ),
             None => ("", String::new(), String::new()),
+        };
+        let numeric = if matches!(*f, "ssn" | "zip") {
+            " inputmode=\"numeric\""
+        } else {
+            ""
+        };
+        let focus = if first_error == Some(*f) {
+            " autofocus"
+        } else {
+            ""
         };
         fields.push_str(&format!(
             "<label for=\"{f}\">{label}</label>{msg}\
              <input type=\"{kind}\" id=\"{f}\" name=\"{f}\" autocomplete=\"{auto}\" required \
-             value=\"{v}\"{invalid}{described}>",
+             value=\"{v}\"{numeric}{invalid}{described}{focus}>",
             v = value(f),
         ));
     }
@@ -286,7 +339,7 @@ fn render_consent(
          <fieldset><legend>Signature</legend>\
          <label for=\"signature\">Type your full name ({name}) to sign</label>{sig_msg}\
          <input type=\"text\" id=\"signature\" name=\"signature\" autocomplete=\"name\" required \
-         value=\"{sig}\"{sig_invalid}>\
+         value=\"{sig}\"{sig_invalid}{sig_focus}>\
          <div id=\"pad\" hidden><p id=\"pad-help\">Or draw your signature in the box with a mouse, \
          finger or pen instead of typing your name.</p>\
          <canvas id=\"pad-canvas\" width=\"600\" height=\"160\" aria-label=\"Signature drawing area\" \
@@ -298,6 +351,11 @@ fn render_consent(
         subject = consent_subject(view),
         token = esc(token),
         name = esc(&view.full_name),
+        sig_focus = if first_error == Some("signature") {
+            " autofocus"
+        } else {
+            ""
+        },
         sig = value("signature"),
     );
     page(status, "Sign your consent", &body)

@@ -33,6 +33,9 @@ struct Transition<'a> {
     to: CheckStatus,
     reason: Option<&'a str>,
     at: chrono::DateTime<chrono::Utc>,
+    /// The candidate's consent is first dated by this change (their signature on the consent
+    /// page, a hosted form, also one held at `initiated`): the consent confirmation webhook.
+    consented_now: bool,
 }
 
 /// A status change worked out and not yet written.
@@ -159,6 +162,7 @@ impl Service {
                 callback_url,
                 reference_id,
                 status,
+                false,
             )
             .await?;
         self.commit(txn).await?;
@@ -166,6 +170,8 @@ impl Service {
     }
 
     /// Inserts a check in its first status with its event, history and effects, on `txn`.
+    /// `consented`: the candidate has signed (a hosted form), which dates its consent now even
+    /// if the check waits at `initiated`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn insert_check(
         &self,
@@ -177,6 +183,7 @@ impl Service {
         callback_url: Option<String>,
         reference_id: Option<String>,
         status: CheckStatus,
+        consented: bool,
     ) -> ServiceResult<check::Model> {
         let now = self.clock.now();
         let new = check::Model {
@@ -187,7 +194,7 @@ impl Service {
             status,
             callback_url,
             reference_id,
-            consent_date: (status == CheckStatus::Consent).then_some(now),
+            consent_date: (consented || status == CheckStatus::Consent).then_some(now),
             recheck_date: None,
             cm_criminal_enroll: None,
             criminal_monitoring_triggered: false,
@@ -215,6 +222,7 @@ impl Service {
             to: status,
             reason: None,
             at: now,
+            consented_now: new.consent_date.is_some(),
         };
         let insert =
             check::Entity::insert(check::ActiveModel::from(new.clone()).reset_all()).into_query();
@@ -424,8 +432,9 @@ impl Service {
         let mut update = check::Entity::update_many()
             .col_expr(check::Column::Status, Expr::value(to.as_api_str()))
             .col_expr(check::Column::UpdatedAt, Expr::value(now));
-        if to == CheckStatus::Consent {
-            // Disclosure and authorization signed: the seed's consent_date.
+        if to == CheckStatus::Consent && current.consent_date.is_none() {
+            // Disclosure and authorization signed: the seed's consent_date (a hosted form held
+            // at `initiated` was dated when the candidate signed it).
             update = update.col_expr(check::Column::ConsentDate, Expr::value(now));
             next.consent_date = Some(now);
         }
@@ -501,6 +510,7 @@ impl Service {
             to,
             reason,
             at: now,
+            consented_now: current.consent_date.is_none() && next.consent_date.is_some(),
         };
         let history = self.transition_history(&change);
         let event = self.transition_event(&change);
@@ -715,6 +725,8 @@ impl Service {
             "recheck_date": fmt_date(c.recheck_date),
             "cm_criminal_enroll": fmt_date(c.cm_criminal_enroll),
             "criminal_monitoring_triggered": c.criminal_monitoring_triggered,
+            "consent_confirmed": t.consented_now,
+            "results_ready": results_ready(t.from, t.to),
         })
     }
 
@@ -836,6 +848,15 @@ pub(crate) async fn find_with_owner<C: ConnectionTrait>(
 /// Why a person may not move a check from `from` to `to` ([`CheckStatus::person_may`]), naming
 /// what moves it instead; `None` when they may, or when the table refuses the move anyway (its
 /// message lists the legal next statuses).
+/// Whether a change completes a screening: its searches (or a review of them) reached a
+/// decision, `approved` or `pending` (Consider), coming from `processing` or a review queue. The
+/// results webhook and the candidate's copy of the report go out then, and not when a decision
+/// is changed afterwards (Consider approved, adverse action cancelled).
+pub(crate) fn results_ready(from: Option<CheckStatus>, to: CheckStatus) -> bool {
+    matches!(to, CheckStatus::Approved | CheckStatus::Pending)
+        && from.is_some_and(|f| f == CheckStatus::Processing || f.is_review())
+}
+
 fn person_refusal(from: CheckStatus, to: CheckStatus) -> Option<String> {
     use CheckStatus::*;
     if from.person_may(to) || !from.can_transition_to(to) {

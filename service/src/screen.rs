@@ -260,7 +260,7 @@ impl Service {
                 ]
             }
             CheckStatus::Approved | CheckStatus::Pending
-                if from.is_some_and(|f| f == CheckStatus::Processing || f.is_review()) =>
+                if crate::check::results_ready(from, to) =>
             {
                 // Results are in: the candidate gets their copy, as the FCRA entitles them.
                 let mut writes = self.report_copy(c, cand, partner, ReportCopy::Complete, now);
@@ -449,6 +449,9 @@ impl Service {
         let txn = db::begin_write(&self.db).await?;
         let (c, cand, partner) =
             crate::check::find_with_owner(&txn, &actor.partner_id, check_id).await?;
+        if c.status == CheckStatus::Initiated && signed_form(&txn, &c.id).await? {
+            return Err(already_signed());
+        }
         let updated = match c.status {
             CheckStatus::Initiated => {
                 self.apply_transition_of(
@@ -478,27 +481,36 @@ impl Service {
         Ok(updated)
     }
 
-    /// Starts the searches of a check submitted through a hosted form with `doChecks: false`
-    /// (Turn's `POST /fcra_check/form/{check_id}/run`): `consent` → `processing`, with the
-    /// consent evidence the form gave. A check whose searches have already started is refused.
+    /// Starts a check submitted through a hosted form with `doChecks: false` (Turn's
+    /// `POST /fcra_check/form/{check_id}/run`), with the consent the form gave: `initiated` →
+    /// `consent` → `processing`. A check that has already run, or one without a signed form, is
+    /// refused.
     pub async fn run_check(&self, actor: &Actor, check_id: &str) -> ServiceResult<check::Model> {
         actor.require(Role::LimitedTeamMember)?;
         let txn = db::begin_write(&self.db).await?;
         let (c, cand, partner) =
             crate::check::find_with_owner(&txn, &actor.partner_id, check_id).await?;
-        let signed = consent::Entity::find()
-            .filter(consent::Column::CheckId.eq(&c.id))
-            .count(&txn)
-            .await?
-            > 0;
-        if c.status != CheckStatus::Consent || !signed {
+        if c.status != CheckStatus::Initiated || !signed_form(&txn, &c.id).await? {
             return Err(ServiceError::conflict(format!(
                 "only a check whose consent was given through a hosted form with doChecks false \
                  waits to be run; this one is {}",
                 c.status
             )));
         }
-        let started = self.start_searches(&txn, c, (&cand, &partner)).await?;
+        let consented = self
+            .apply_transition_of(
+                &txn,
+                &Actor::system(&actor.partner_id),
+                c,
+                (&cand, &partner),
+                CheckStatus::Consent,
+                Some("consent given on the partner's form; check run"),
+                StatusExtras::default(),
+            )
+            .await?;
+        let started = self
+            .start_searches(&txn, consented, (&cand, &partner))
+            .await?;
         self.commit(txn).await?;
         Ok(started)
     }
@@ -536,6 +548,9 @@ impl Service {
         actor.require(Role::LimitedTeamMember)?;
         let txn = db::begin_write(&self.db).await?;
         let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
+        if c.status == CheckStatus::Initiated && signed_form(&txn, &c.id).await? {
+            return Err(already_signed());
+        }
         if !matches!(c.status, CheckStatus::Initiated | CheckStatus::Emailed) {
             return Err(ServiceError::invalid(
                 "checkId",
@@ -1358,7 +1373,14 @@ impl Service {
                 &package.id,
                 callback_url,
                 cand.reference_id.clone(),
-                CheckStatus::Consent,
+                // Turn: with `do_checks` false the check waits at `initiated` (no communication,
+                // no charge) until it is run.
+                if input.do_checks {
+                    CheckStatus::Consent
+                } else {
+                    CheckStatus::Initiated
+                },
+                true,
             )
             .await?;
         consent::ActiveModel {
@@ -1932,6 +1954,25 @@ fn with_progress(
 
 /// The consent a candidate signed on the page with `link`: the sections' acknowledgement times
 /// and the signature's, the signature, IP address and user agent.
+/// The answer to asking a candidate who signed a hosted form (held with `doChecks: false`)
+/// for consent again.
+fn already_signed() -> ServiceError {
+    ServiceError::invalid(
+        "checkId",
+        "the candidate signed your consent form for this check: start it with runCheck",
+    )
+}
+
+/// Whether a check's candidate signed a partner-hosted form for it.
+async fn signed_form(txn: &DatabaseTransaction, check_id: &str) -> ServiceResult<bool> {
+    Ok(consent::Entity::find()
+        .filter(consent::Column::CheckId.eq(check_id))
+        .filter(consent::Column::Method.eq("hosted_form"))
+        .count(txn)
+        .await?
+        > 0)
+}
+
 fn consent_evidence(
     c: &check::Model,
     link: &candidate_link::Model,

@@ -676,11 +676,16 @@ impl Service {
                 let state = ev.payload["state"]
                     .as_str()
                     .and_then(CheckStatus::from_api_str);
-                if state == Some(CheckStatus::Consent) {
+                // Events written before these flags: consent at `consent`, results at
+                // `approved` or `pending`.
+                let flag = |k: &str, before: bool| ev.payload[k].as_bool().unwrap_or(before);
+                if flag("consent_confirmed", state == Some(CheckStatus::Consent)) {
                     bodies.push(("check.consent_confirmed", consent_body(ev)));
                 }
-                if matches!(state, Some(CheckStatus::Approved | CheckStatus::Pending))
-                    && let Some(check_id) = ev.payload["check_id"].as_str()
+                if flag(
+                    "results_ready",
+                    matches!(state, Some(CheckStatus::Approved | CheckStatus::Pending)),
+                ) && let Some(check_id) = ev.payload["check_id"].as_str()
                     && let Some(c) = check::Entity::find_by_id(check_id.to_string())
                         .unique(conn)
                         .await?

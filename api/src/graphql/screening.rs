@@ -249,8 +249,8 @@ pub struct ConsentForm {
 /// What step two came to.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum ConsentFormOutcome {
-    /// Candidate and check created; the check is processing (or at `consent` with
-    /// `doChecks: false`). Turn's code 9200.
+    /// Candidate and check created; the check is processing (or, with `doChecks: false`,
+    /// `initiated` until `runCheck`). Turn's code 9200.
     Started,
     /// A candidate with this SSN already exists; nothing was started. Turn's code 9400.
     CandidateExists,
@@ -332,7 +332,8 @@ pub struct SubmitConsentFormInput {
     pub callback_url: Option<String>,
     /// Your own id for the candidate.
     pub reference_id: Option<String>,
-    /// `false` stores the consented check without running it.
+    /// `false` stores the consented check at `initiated` without running it (nothing is sent
+    /// to the candidate) until `runCheck`.
     #[graphql(default = true)]
     pub do_checks: bool,
     /// When each section was acknowledged.
@@ -434,9 +435,9 @@ impl ScreeningMutation {
                 .map_err(gql)?,
         ))
     }
-    /// Starts the searches of a check submitted with `submitConsentForm(doChecks: false)`
-    /// (Turn's `/fcra_check/form/{check_id}/run`): `consent` → `processing`. A check already
-    /// run is refused (`CONFLICT`).
+    /// Starts a check submitted with `submitConsentForm(doChecks: false)` (Turn's
+    /// `/fcra_check/form/{check_id}/run`) with the consent the form gave: `initiated` →
+    /// `consent` → `processing`. A check already run is refused (`CONFLICT`).
     async fn run_check(&self, ctx: &Context<'_>, check_id: ID) -> GqlResult<Check> {
         Ok(Check(
             svc(ctx)

@@ -400,7 +400,7 @@ fn summary_of_rights() -> Section {
     ];
 
     let mut html = format!(
-        "<p>Para información en español, visite {LEARN_MORE} o escribe a la Consumer Financial \
+        "<p lang=\"es\">Para información en español, visite {LEARN_MORE} o escribe a la Consumer Financial \
          Protection Bureau, 1700 G Street N.W., Washington, DC 20552.</p>\
          <p><strong>A Summary of Your Rights Under the Fair Credit Reporting Act</strong></p>\
          <p>The federal Fair Credit Reporting Act (FCRA) promotes the accuracy, fairness, and \

@@ -391,7 +391,11 @@ async fn a_candidate_consents_in_headless_chromium_with_the_keyboard() {
     let zip = browser.find("#zip").await;
     browser.clear(&zip).await;
     browser.keys(&zip, "75001").await;
-    // The other answers were kept; the signature is typed again.
+    // The other answers were kept; the SSN (not written back into the page) and the signature
+    // are typed again.
+    let ssn = browser.find("#ssn").await;
+    browser.clear(&ssn).await;
+    browser.keys(&ssn, "123-45-6780").await;
     let sig = browser.find("#signature").await;
     browser.clear(&sig).await;
     browser.keys(&sig, "Test Person").await;
@@ -485,6 +489,13 @@ async fn a_candidate_signs_by_drawing_in_headless_chromium() {
     let zip = browser.find("#zip").await;
     browser.clear(&zip).await;
     browser.keys(&zip, "75001").await;
+    let ssn = browser.find("#ssn").await;
+    assert_eq!(
+        browser.property(&ssn, "value").await,
+        "",
+        "not written back"
+    );
+    browser.keys(&ssn, "123-45-6781").await;
     let resubmitted = browser
         .property(&browser.find("#signature_image").await, "value")
         .await;

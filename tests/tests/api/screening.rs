@@ -356,12 +356,22 @@ async fn hosted_form_starts_a_check_without_address_or_city() {
 }
 
 /// Turn's `/fcra_check/form/{check_id}/run`: a form submitted with `doChecks: false` keeps the
-/// consented check at `consent` until `runCheck` starts it, once. A `zipcode` in step two must
+/// consented check at `initiated` until `runCheck` starts it, once. A `zipcode` in step two must
 /// be the form's, and a `state` in step one may not hide the summary of rights the ZIP code's
 /// state asks for.
 #[tokio::test]
 async fn a_hosted_form_held_with_do_checks_false_runs_when_asked() {
     let (app, rx) = screening_app().await;
+    let all = Receiver::start().await;
+    endpoint(&app, &all.url, json!([])).await;
+    let confirmations = |cand: &str| {
+        all.received()
+            .iter()
+            .filter(|r| {
+                r.json["hook_type"] == "CONSENT_CONFIRMATION" && r.json["worker_id"] == cand
+            })
+            .count()
+    };
     let submit = |form_id: String, zip: &'static str, ssn: String| {
         let app = &app;
         async move {
@@ -385,14 +395,44 @@ async fn a_hosted_form_held_with_do_checks_false_runs_when_asked() {
     let r = submit(form_id, "94107", next_ssn()).await;
     let d = &r.data()["submitConsentForm"];
     assert_eq!(d["outcome"], "STARTED", "{}", r.0);
-    assert_eq!(d["check"]["status"], "consent");
+    // Turn: "The check will be in an initiated status".
+    assert_eq!(d["check"]["status"], "initiated");
     let check = d["check"]["id"].as_str().expect("check id").to_string();
     let cand = d["candidate"]["id"]
         .as_str()
         .expect("candidate id")
         .to_string();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(app.check_status(&check).await, "consent", "held until run");
+    assert_eq!(
+        app.check_status(&check).await,
+        "initiated",
+        "held until run"
+    );
+    // Seed 003: the consent confirmation is "particularly helpful when your flow involves
+    // storing applicants to be run at a later time": it comes when they sign, not when run.
+    eventually("the consent confirmation", 10, || async {
+        (confirmations(&cand) == 1).then_some(())
+    })
+    .await;
+    let consent_date = app
+        .gql(
+            "query($c: ID!) { check(id: $c) { consentDate } }",
+            json!({"c": check}),
+        )
+        .await;
+    assert!(
+        consent_date.data()["check"]["consentDate"].is_string(),
+        "dated when signed"
+    );
+    // The candidate signed already: no invitation, no consent link.
+    for ask in [
+        "mutation($c: ID!) { sendInvitation(checkId: $c) { id } }",
+        "mutation($c: ID!) { issueConsentLink(checkId: $c) { url } }",
+    ] {
+        app.gql(ask, json!({"c": check}))
+            .await
+            .expect_err("BAD_USER_INPUT", Some("checkId"));
+    }
     let run = "mutation($c: ID!) { runCheck(checkId: $c) { id status } }";
     let r = app.gql(run, json!({"c": check})).await;
     assert_eq!(r.data()["runCheck"]["status"], "processing");
@@ -400,7 +440,13 @@ async fn a_hosted_form_held_with_do_checks_false_runs_when_asked() {
     app.gql(run, json!({"c": check}))
         .await
         .expect_err("CONFLICT", None);
-    expect_states(&rx, &cand, &["consent", "processing", "approved"]).await;
+    expect_states(
+        &rx,
+        &cand,
+        &["initiated", "consent", "processing", "approved"],
+    )
+    .await;
+    assert_eq!(confirmations(&cand), 1, "confirmed once");
     // A check that came by invitation is not run this way.
     let invited = app
         .start_check(&app.candidate("invited@example.com").await, true)
@@ -423,6 +469,55 @@ async fn a_hosted_form_held_with_do_checks_false_runs_when_asked() {
         )
         .await;
     assert_eq!(f.data()["createConsentForm"]["state"], "CA");
+}
+
+/// Seed 003: the results are sent when the check completes, by its searches or after a review
+/// of them, to `approved` or `pending`; a later change of decision (Consider approved) is a
+/// status update, not new results. A recheck completes again and sends them again.
+#[tokio::test]
+async fn results_are_sent_when_a_screening_completes_and_not_when_its_decision_changes() {
+    let (app, rx) = screening_app().await;
+    let callback = Receiver::start().await;
+    // In Texas, where a recheck needs no fresh consent.
+    let form_id = form_for(&app, "78701", None).await;
+    let (cand, check) = submit_hosted_in(
+        &app,
+        &form_id,
+        "Walter",
+        "White",
+        Some(&callback.url),
+        "Austin",
+    )
+    .await;
+    app.wait_check_status(&check, "pending").await;
+    callback
+        .wait_for("the results webhook", 10, |g| g.len() == 1)
+        .await;
+    app.gql(
+        "mutation($c: ID!) { transitionCheck(input: {checkId: $c, status: approved, reason: \"offense unrelated to the job\"}) { status } }",
+        json!({"c": check}),
+    )
+    .await
+    .data();
+    expect_states(
+        &rx,
+        &cand,
+        &["consent", "processing", "pending", "approved"],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = callback.received();
+    assert_eq!(got.len(), 1, "no new results for a changed decision");
+    assert_eq!(got[0].json["partner_worker_status"], "pending");
+    app.gql(
+        "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
+        json!({"c": check}),
+    )
+    .await
+    .data();
+    callback
+        .wait_for("the recheck's results", 10, |g| g.len() == 2)
+        .await;
 }
 
 #[tokio::test]
@@ -1471,10 +1566,33 @@ async fn the_consent_page_takes_a_candidate_from_invitation_to_processing() {
     )
     .await;
     assert_eq!(bad.status(), 422);
+    // The page may not be framed by another site, and runs only its own style and script.
+    let header = |name: &str| {
+        bad.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(header("x-frame-options"), "DENY");
+    let csp = header("content-security-policy");
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'sha256-"),
+        "{csp}"
+    );
+    assert_eq!(header("referrer-policy"), "no-referrer");
     let html = bad.text().await.expect("html");
     assert!(
         html.contains("Your drawn signature could not be read"),
         "{html}"
+    );
+    assert!(
+        !html.contains("value=\"123\""),
+        "the SSN is not written back into the page: {html}"
+    );
+    assert!(
+        html.contains("id=\"date_of_birth\" name=\"date_of_birth\"") && html.contains("autofocus"),
+        "the first field in error takes the focus: {html}"
     );
     assert!(
         !html.contains("svg+xml"),
