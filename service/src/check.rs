@@ -726,7 +726,6 @@ impl Service {
             "cm_criminal_enroll": fmt_date(c.cm_criminal_enroll),
             "criminal_monitoring_triggered": c.criminal_monitoring_triggered,
             "consent_confirmed": t.consented_now,
-            "results_ready": results_ready(t.from, t.to),
         })
     }
 
@@ -850,8 +849,8 @@ pub(crate) async fn find_with_owner<C: ConnectionTrait>(
 /// message lists the legal next statuses).
 /// Whether a change completes a screening: its searches (or a review of them) reached a
 /// decision, `approved` or `pending` (Consider), coming from `processing` or a review queue. The
-/// results webhook and the candidate's copy of the report go out then, and not when a decision
-/// is changed afterwards (Consider approved, adverse action cancelled).
+/// candidate's copy of the report goes out then, and not when a decision is changed afterwards
+/// (Consider approved, adverse action cancelled).
 pub(crate) fn results_ready(from: Option<CheckStatus>, to: CheckStatus) -> bool {
     matches!(to, CheckStatus::Approved | CheckStatus::Pending)
         && from.is_some_and(|f| f == CheckStatus::Processing || f.is_review())

@@ -676,16 +676,19 @@ impl Service {
                 let state = ev.payload["state"]
                     .as_str()
                     .and_then(CheckStatus::from_api_str);
-                // Events written before these flags: consent at `consent`, results at
-                // `approved` or `pending`.
-                let flag = |k: &str, before: bool| ev.payload[k].as_bool().unwrap_or(before);
-                if flag("consent_confirmed", state == Some(CheckStatus::Consent)) {
+                // The consent is confirmed by the change that first dates it (events written
+                // before the flag: the move to `consent`).
+                if ev.payload["consent_confirmed"]
+                    .as_bool()
+                    .unwrap_or(state == Some(CheckStatus::Consent))
+                {
                     bodies.push(("check.consent_confirmed", consent_body(ev)));
                 }
-                if flag(
-                    "results_ready",
-                    matches!(state, Some(CheckStatus::Approved | CheckStatus::Pending)),
-                ) && let Some(check_id) = ev.payload["check_id"].as_str()
+                // Every time the check reaches `approved` or `pending`: its callback URL may be
+                // all a partner listens to, so a decision changed later (Consider approved)
+                // is sent as results too.
+                if matches!(state, Some(CheckStatus::Approved | CheckStatus::Pending))
+                    && let Some(check_id) = ev.payload["check_id"].as_str()
                     && let Some(c) = check::Entity::find_by_id(check_id.to_string())
                         .unique(conn)
                         .await?

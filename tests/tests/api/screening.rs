@@ -471,11 +471,11 @@ async fn a_hosted_form_held_with_do_checks_false_runs_when_asked() {
     assert_eq!(f.data()["createConsentForm"]["state"], "CA");
 }
 
-/// Seed 003: the results are sent when the check completes, by its searches or after a review
-/// of them, to `approved` or `pending`; a later change of decision (Consider approved) is a
-/// status update, not new results. A recheck completes again and sends them again.
+/// The results go to the check's callback URL every time it reaches `approved` or `pending`:
+/// when its screening completes, when a team member approves a Consider (the callback URL may
+/// be all the partner listens to), and when a recheck completes.
 #[tokio::test]
-async fn results_are_sent_when_a_screening_completes_and_not_when_its_decision_changes() {
+async fn results_are_sent_whenever_a_check_reaches_approved_or_pending() {
     let (app, rx) = screening_app().await;
     let callback = Receiver::start().await;
     // In Texas, where a recheck needs no fresh consent.
@@ -505,10 +505,15 @@ async fn results_are_sent_when_a_screening_completes_and_not_when_its_decision_c
         &["consent", "processing", "pending", "approved"],
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let got = callback.received();
-    assert_eq!(got.len(), 1, "no new results for a changed decision");
-    assert_eq!(got[0].json["partner_worker_status"], "pending");
+    let got = callback
+        .wait_for("the approval's results", 10, |g| g.len() == 2)
+        .await;
+    let mut statuses: Vec<&str> = got
+        .iter()
+        .map(|r| r.json["partner_worker_status"].as_str().unwrap_or("?"))
+        .collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, ["approved", "pending"]);
     app.gql(
         "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
         json!({"c": check}),
@@ -516,7 +521,7 @@ async fn results_are_sent_when_a_screening_completes_and_not_when_its_decision_c
     .await
     .data();
     callback
-        .wait_for("the recheck's results", 10, |g| g.len() == 2)
+        .wait_for("the recheck's results", 10, |g| g.len() == 3)
         .await;
 }
 
