@@ -662,10 +662,17 @@ fn fields(r: &serde_json::Value, keys: &[(&str, &str)]) -> String {
 
 #[handler]
 pub async fn report_get(Path(token): Path<String>, svc: Data<&Service>) -> Response {
-    report_page(&svc, &token, None).await
+    report_page(&svc, &token, None, None).await
 }
 
-async fn report_page(svc: &Service, token: &str, notice: Option<&str>) -> Response {
+/// The report page, with a `notice` on top; `refused`: the dispute the candidate typed, refused
+/// for what the notice says (422, kept in the form and tied to the notice).
+async fn report_page(
+    svc: &Service,
+    token: &str,
+    notice: Option<&str>,
+    refused: Option<&str>,
+) -> Response {
     let (c, cand, partner, latest) = match svc.report_by_token(token).await {
         Ok(r) => r,
         Err(p) => return report_problem_page(p),
@@ -687,17 +694,33 @@ async fn report_page(svc: &Service, token: &str, notice: Option<&str>) -> Respon
              what and why. No decision is made while we reinvestigate.</p>\
              <form method=\"post\" action=\"/report/{t}/dispute\">\
              <label for=\"reason\">What is wrong in the report</label>\
-             <textarea id=\"reason\" name=\"reason\" rows=\"5\" cols=\"60\" required></textarea>\
+             <textarea id=\"reason\" name=\"reason\" rows=\"5\" cols=\"60\" required{invalid}>{typed}</textarea>\
              <button type=\"submit\">Send dispute</button></form>",
-            t = esc(token)
+            t = esc(token),
+            invalid = if refused.is_some() {
+                " aria-invalid=\"true\" aria-describedby=\"notice\" autofocus"
+            } else {
+                ""
+            },
+            typed = esc(refused.unwrap_or_default()),
         ),
         DisputeWindow::Closed => String::new(),
     };
     let notice = notice
-        .map(|n| format!("<p role=\"status\"><strong>{}</strong></p>", esc(n)))
+        .map(|n| {
+            format!(
+                "<p id=\"notice\" role=\"{}\"><strong>{}</strong></p>",
+                if refused.is_some() { "alert" } else { "status" },
+                esc(n)
+            )
+        })
         .unwrap_or_default();
     page(
-        StatusCode::OK,
+        if refused.is_some() {
+            StatusCode::UNPROCESSABLE_ENTITY
+        } else {
+            StatusCode::OK
+        },
         "Your background check report",
         &format!(
             "<h1>Your background check report</h1>{notice}<p>Prepared for {partner} about {name}, \
@@ -727,6 +750,7 @@ pub async fn report_dispute(
                 &svc,
                 &token,
                 Some("Your dispute was received. We will reinvestigate and write to you."),
+                None,
             )
             .await
         }
@@ -739,6 +763,7 @@ pub async fn report_dispute(
                     "Your dispute was not sent: there is no waiting period before a decision \
                      running now. Please look below.",
                 ),
+                None,
             )
             .await
         }
@@ -747,11 +772,14 @@ pub async fn report_dispute(
                 &svc,
                 &token,
                 Some(&format!("Your dispute was not sent: {message}.")),
+                Some(reason),
             )
             .await
         }
         // The link itself: the report page says what is wrong with it (expired, say).
-        Err(service::ServiceError::NotFound { .. }) => report_page(&svc, &token, None).await,
+        Err(service::ServiceError::NotFound { .. }) => {
+            report_page(&svc, &token, None, None).await
+        }
         // The check changed at that very moment (the waiting period ending, say): the page as
         // it now is says whether a dispute can still be sent.
         Err(service::ServiceError::Conflict { .. }) => {
@@ -759,6 +787,7 @@ pub async fn report_dispute(
                 &svc,
                 &token,
                 Some("Your dispute was not sent: your application changed at that moment. Please look below."),
+                None,
             )
             .await
         }

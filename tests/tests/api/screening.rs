@@ -969,6 +969,23 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
         html.contains("Dispute this report") && html.contains("Felony"),
         "{html}"
     );
+    // Too long: refused, with what was typed kept in the form and the message tied to it.
+    let long = format!("The 2024 case is not mine. {}", "x".repeat(5000));
+    let refused = post_form(
+        &app.client,
+        &format!("{link}/dispute"),
+        &[("reason", long.as_str())],
+        None,
+    )
+    .await;
+    assert_eq!(refused.status(), 422);
+    let html = refused.text().await.expect("html");
+    assert!(
+        html.contains("Your dispute was not sent")
+            && html.contains("aria-describedby=\"notice\"")
+            && html.contains("The 2024 case is not mine. xxx"),
+        "{html}"
+    );
     let sent = post_form(
         &app.client,
         &format!("{link}/dispute"),
@@ -979,6 +996,7 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
         None,
     )
     .await;
+    assert_eq!(sent.status(), 200);
     let html = sent.text().await.expect("html");
     assert!(html.contains("Your dispute was received"), "{html}");
     // While it is reinvestigated the page offers no second dispute.
