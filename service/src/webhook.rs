@@ -971,6 +971,13 @@ impl Service {
             return Ok(next);
         }
         let txn = db::begin_write(&self.db).await?;
+        if let Some(e) = &spec.endpoint
+            && !success
+        {
+            // The endpoint first, as a change of the endpoint takes it (and then its
+            // deliveries): taken after the delivery, the two could each wait for the other.
+            db::lock_row(&txn, "webhook_endpoints", &e.id).await?;
+        }
         record.row().insert(&txn).await?;
         record.delivery_update().exec(&txn).await?;
         if let Some(e) = &spec.endpoint {
