@@ -37,10 +37,10 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::graphql::error::{gql, lagged, response, with_codes};
+use crate::graphql::{AppSchema, BatchWindow};
 use crate::live::protocol::Rules;
 
 pub mod protocol;
-use crate::graphql::{AppSchema, BatchWindow};
 
 /// How many responses a member of a shared execution may fall behind before it lags (and is
 /// told how many it missed). Slots are allocated up front, so this is kept small.

@@ -844,18 +844,22 @@ pub(crate) async fn find_with_owner<C: ConnectionTrait>(
     .ok_or(ServiceError::not_found("check"))
 }
 
+/// Clears the `recheck_date` of approved checks (callers narrow it to a check or a partner):
+/// without the partner's interval the date no longer promises a recheck, and the status
+/// webhooks stop carrying it.
+pub(crate) fn recheck_dates_cleared() -> sea_orm::UpdateMany<check::Entity> {
+    check::Entity::update_many()
+        .col_expr(
+            check::Column::RecheckDate,
+            Expr::value(Option::<chrono::NaiveDate>::None),
+        )
+        .filter(check::Column::Status.eq(CheckStatus::Approved.as_api_str()))
+        .filter(check::Column::RecheckDate.is_not_null())
+}
+
 /// Why a person may not move a check from `from` to `to` ([`CheckStatus::person_may`]), naming
 /// what moves it instead; `None` when they may, or when the table refuses the move anyway (its
 /// message lists the legal next statuses).
-/// Whether a change completes a screening: its searches (or a review of them) reached a
-/// decision, `approved` or `pending` (Consider), coming from `processing` or a review queue. The
-/// candidate's copy of the report goes out then, and not when a decision is changed afterwards
-/// (Consider approved, adverse action cancelled).
-pub(crate) fn results_ready(from: Option<CheckStatus>, to: CheckStatus) -> bool {
-    matches!(to, CheckStatus::Approved | CheckStatus::Pending)
-        && from.is_some_and(|f| f == CheckStatus::Processing || f.is_review())
-}
-
 fn person_refusal(from: CheckStatus, to: CheckStatus) -> Option<String> {
     use CheckStatus::*;
     if from.person_may(to) || !from.can_transition_to(to) {

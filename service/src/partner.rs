@@ -1,6 +1,5 @@
 //! Partner (tenant) settings.
-use entity::{CheckStatus, Role, partner};
-use sea_orm::sea_query::Expr;
+use entity::{Role, partner};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set,
 };
@@ -99,16 +98,9 @@ impl Service {
         am.updated_at = Set(crate::now());
         let p = am.update(&txn).await?;
         if p.recheck_interval_days.is_none() {
-            // The interval is off: approved checks' dates no longer promise a recheck (their
-            // scheduled tasks find the interval off and do nothing).
-            entity::check::Entity::update_many()
-                .col_expr(
-                    entity::check::Column::RecheckDate,
-                    Expr::value(Option::<chrono::NaiveDate>::None),
-                )
+            // The interval is off (the checks' scheduled tasks find it so and do nothing).
+            crate::check::recheck_dates_cleared()
                 .filter(entity::check::Column::PartnerId.eq(&p.id))
-                .filter(entity::check::Column::Status.eq(CheckStatus::Approved.as_api_str()))
-                .filter(entity::check::Column::RecheckDate.is_not_null())
                 .exec(&txn)
                 .await?;
         }

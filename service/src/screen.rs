@@ -11,8 +11,8 @@ use entity::{
 };
 use sea_orm::sea_query::{Expr, InsertStatement, SubQueryStatement, UpdateStatement};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QueryTrait, Set,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QueryTrait, Set,
 };
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -260,7 +260,7 @@ impl Service {
                 ]
             }
             CheckStatus::Approved | CheckStatus::Pending
-                if crate::check::results_ready(from, to) =>
+                if from.is_some_and(|f| f == CheckStatus::Processing || f.is_review()) =>
             {
                 // Results are in: the candidate gets their copy, as the FCRA entitles them.
                 let mut writes = self.report_copy(c, cand, partner, ReportCopy::Complete, now);
@@ -449,7 +449,7 @@ impl Service {
         let txn = db::begin_write(&self.db).await?;
         let (c, cand, partner) =
             crate::check::find_with_owner(&txn, &actor.partner_id, check_id).await?;
-        if c.status == CheckStatus::Initiated && signed_form(&txn, &c.id).await? {
+        if signed_and_held(&c) {
             return Err(already_signed());
         }
         let updated = match c.status {
@@ -490,7 +490,7 @@ impl Service {
         let txn = db::begin_write(&self.db).await?;
         let (c, cand, partner) =
             crate::check::find_with_owner(&txn, &actor.partner_id, check_id).await?;
-        if c.status != CheckStatus::Initiated || !signed_form(&txn, &c.id).await? {
+        if !signed_and_held(&c) {
             return Err(ServiceError::conflict(format!(
                 "only a check whose consent was given through a hosted form with doChecks false \
                  waits to be run; this one is {}",
@@ -548,7 +548,7 @@ impl Service {
         actor.require(Role::LimitedTeamMember)?;
         let txn = db::begin_write(&self.db).await?;
         let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
-        if c.status == CheckStatus::Initiated && signed_form(&txn, &c.id).await? {
+        if signed_and_held(&c) {
             return Err(already_signed());
         }
         if !matches!(c.status, CheckStatus::Initiated | CheckStatus::Emailed) {
@@ -1790,15 +1790,10 @@ impl Service {
                 && partner.recheck_interval_days.is_none()
                 && c.recheck_date.is_some()
             {
-                // The partner turned the interval off: the date no longer promises a recheck,
-                // and the status webhooks stop carrying it.
-                check::Entity::update_many()
-                    .col_expr(
-                        check::Column::RecheckDate,
-                        Expr::value(Option::<chrono::NaiveDate>::None),
-                    )
+                // The partner turned the interval off (before turning it off cleared the
+                // dates of its approved checks at once).
+                crate::check::recheck_dates_cleared()
                     .filter(check::Column::Id.eq(&c.id))
-                    .filter(check::Column::Status.eq(CheckStatus::Approved.as_api_str()))
                     .exec(&txn)
                     .await?;
                 self.commit(txn).await?;
@@ -1963,14 +1958,10 @@ fn already_signed() -> ServiceError {
     )
 }
 
-/// Whether a check's candidate signed a partner-hosted form for it.
-async fn signed_form(txn: &DatabaseTransaction, check_id: &str) -> ServiceResult<bool> {
-    Ok(consent::Entity::find()
-        .filter(consent::Column::CheckId.eq(check_id))
-        .filter(consent::Column::Method.eq("hosted_form"))
-        .count(txn)
-        .await?
-        > 0)
+/// Whether a check waits at `initiated` with its consent already given: a hosted form submitted
+/// with `doChecks: false`, the one way an `initiated` check has a consent date.
+fn signed_and_held(c: &check::Model) -> bool {
+    c.status == CheckStatus::Initiated && c.consent_date.is_some()
 }
 
 fn consent_evidence(

@@ -167,15 +167,12 @@ where
             return Poll::Ready(None);
         }
         let polled = self.inner.poll_next_unpin(cx);
-        if let Poll::Ready(Some(Ok(Message::Text(text)))) = &polled
-            && !self.rules.heard(text.as_bytes())
-        {
-            self.ended = true;
-            return Poll::Ready(None);
-        }
-        if let Poll::Ready(Some(Ok(Message::Binary(bytes)))) = &polled
-            && !self.rules.heard(bytes)
-        {
+        let bytes = match &polled {
+            Poll::Ready(Some(Ok(Message::Text(text)))) => Some(text.as_bytes()),
+            Poll::Ready(Some(Ok(Message::Binary(bytes)))) => Some(bytes.as_slice()),
+            _ => None,
+        };
+        if bytes.is_some_and(|b| !self.rules.heard(b)) {
             self.ended = true;
             return Poll::Ready(None);
         }
