@@ -130,12 +130,22 @@ fn link_problem_page(p: LinkProblem, expired: &str) -> Response {
             "Nothing to sign",
             "This background check no longer needs your consent.",
         ),
+        LinkProblem::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Please try again",
+            "We could not open this page just now. Your link still works: please try again in a few minutes.",
+        ),
     };
-    page(
+    let response = page(
         status,
         title,
         &format!("<h1>{}</h1><p>{}</p>", esc(title), esc(text)),
-    )
+    );
+    if p == LinkProblem::Unavailable {
+        response.with_header("retry-after", "60").into_response()
+    } else {
+        response
+    }
 }
 
 /// Parsed `application/x-www-form-urlencoded` body.
@@ -197,17 +207,21 @@ fn render_consent(
             .unwrap_or(0)
             + 1;
         let mut boxes = String::new();
-        // A refusal's message is tied to the boxes, so a screen reader reads it with each.
-        let invalid = if error.is_some() {
-            " aria-invalid=\"true\" aria-describedby=\"err\""
-        } else {
-            ""
-        };
         for (i, b) in section.checkboxes.iter().enumerate() {
+            // A refused page keeps the boxes the candidate ticked (an optional one too: the
+            // copy of the report they asked for); the refusal's message is tied to the others,
+            // so a screen reader reads it with each.
+            let name = format!("box{i}");
+            let ticked = values.iter().any(|(k, v)| *k == name && v == "on");
+            let state = match (ticked, error.is_some()) {
+                (true, _) => " checked",
+                (false, true) => " aria-invalid=\"true\" aria-describedby=\"err\"",
+                (false, false) => "",
+            };
             // Checkbox labels are our own HTML (they may carry links to terms).
             boxes.push_str(&format!(
-                "<div class=\"check\"><input type=\"checkbox\" id=\"box{i}\" name=\"box{i}\" value=\"on\"{invalid}> \
-                 <label for=\"box{i}\">{b}</label></div>"
+                "<div class=\"check\"><input type=\"checkbox\" id=\"{name}\" name=\"{name}\" value=\"on\"{state}> \
+                 <label for=\"{name}\">{b}</label></div>"
             ));
         }
         let err = error
@@ -399,7 +413,7 @@ pub async fn consent_section(
         .unwrap_or_default();
     match svc.acknowledge_section(&token, &key, &ticked).await {
         Ok(Ok(())) => see_other(&format!("/consent/{token}")),
-        Ok(Err(message)) => render_consent(&token, &view, Some(&message), &[], &[]),
+        Ok(Err(message)) => render_consent(&token, &view, Some(&message), &[], &posted),
         Err(p) => problem_page(p),
     }
 }
@@ -791,7 +805,7 @@ pub async fn report_dispute(
             )
             .await
         }
-        Err(_) => problem_page(LinkProblem::Unknown),
+        Err(_) => report_problem_page(LinkProblem::Unavailable),
     }
 }
 

@@ -428,10 +428,12 @@ impl Service {
     /// The candidate disputes from the link in their pre-adverse notice.
     pub async fn dispute_by_token(&self, token: &str, reason: &str) -> ServiceResult<()> {
         let reason = domain::prose("reason", reason, 5000)?;
-        let (c, cand, _, _) = self
-            .report_by_token(token)
-            .await
-            .map_err(|_| ServiceError::not_found("link"))?;
+        let (c, cand, _, _) = self.report_by_token(token).await.map_err(|p| match p {
+            crate::screen::LinkProblem::Unavailable => {
+                ServiceError::Internal(anyhow::anyhow!("the report link could not be read"))
+            }
+            _ => ServiceError::not_found("link"),
+        })?;
         let txn = db::begin_write(&self.db).await?;
         let c = crate::check::find(&txn, &c.partner_id, &c.id).await?;
         let actor = Actor::candidate(&c.partner_id, &cand.id);

@@ -358,6 +358,31 @@ impl Service {
         input: CandidateInput,
     ) -> ServiceResult<candidate::Model> {
         actor.require(Role::LimitedTeamMember)?;
+        if !actor.role.may_see_sensitive() && (input.ssn.is_some() || input.date_of_birth.is_some())
+        {
+            // Writing them blind is allowed on create; changing what one cannot see is not.
+            return Err(ServiceError::Forbidden(
+                "limited team members cannot change SSN or date of birth".into(),
+            ));
+        }
+        let txn = db::begin_write(&self.db).await?;
+        let current = find(&txn, &actor.partner_id, id).await?;
+        let c = self
+            .update_candidate_in(&txn, actor, current, &input)
+            .await?;
+        self.commit(txn).await?;
+        Ok(c)
+    }
+
+    /// Sets the fields given in `input` on `current` (names and email too, each still unique
+    /// where it must be), with the update event, on the caller's transaction.
+    pub(crate) async fn update_candidate_in(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        actor: &Actor,
+        current: candidate::Model,
+        input: &CandidateInput,
+    ) -> ServiceResult<candidate::Model> {
         let first = input
             .first_name
             .as_deref()
@@ -373,19 +398,9 @@ impl Service {
             .as_deref()
             .map(|s| domain::email("email", s))
             .transpose()?;
-        let p = parse_optional(&input)?;
-        if !actor.role.may_see_sensitive() && (input.ssn.is_some() || input.date_of_birth.is_some())
-        {
-            // Writing them blind is allowed on create; changing what one cannot see is not.
-            return Err(ServiceError::Forbidden(
-                "limited team members cannot change SSN or date of birth".into(),
-            ));
-        }
-
-        let txn = db::begin_write(&self.db).await?;
-        let current = find(&txn, &actor.partner_id, id).await?;
+        let p = parse_optional(input)?;
         self.ensure_unique(
-            &txn,
+            txn,
             actor,
             Some(&current.id),
             email.as_deref(),
@@ -411,16 +426,15 @@ impl Service {
             am.email.as_ref(),
         ));
         am.updated_at = Set(crate::now());
-        let c = am.update(&txn).await?;
+        let c = am.update(txn).await?;
         events::record(
-            &txn,
+            txn,
             &actor.partner_id,
             EventType::CandidateUpdated,
             &c.id,
             candidate_event(&c, actor),
         )
         .await?;
-        self.commit(txn).await?;
         Ok(c)
     }
 

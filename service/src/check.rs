@@ -79,7 +79,7 @@ pub struct NewCheck {
 }
 
 /// The candidate's check in progress (not finished) other than `except`, if any.
-async fn open_check_of<C: ConnectionTrait>(
+pub(crate) async fn open_check_of<C: ConnectionTrait>(
     conn: &C,
     partner_id: &str,
     candidate_id: &str,
@@ -98,7 +98,7 @@ async fn open_check_of<C: ConnectionTrait>(
 }
 
 /// The answer to a second check in progress for one candidate.
-fn in_progress(a: check::Model) -> ServiceError {
+pub(crate) fn in_progress(a: check::Model) -> ServiceError {
     ServiceError::Conflict {
         field: Some("candidateId".into()),
         message: format!(

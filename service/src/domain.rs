@@ -119,10 +119,17 @@ pub fn us_phone(field: &str, value: &str) -> ServiceResult<String> {
 /// A 5-digit US ZIP code.
 pub fn zip(field: &str, value: &str) -> ServiceResult<String> {
     let v = value.trim();
-    if v.len() == 5 && v.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(v.to_string())
-    } else {
+    if v.len() != 5 || !v.bytes().all(|b| b.is_ascii_digit()) {
         invalid(field, "must be a 5-digit ZIP code")
+    } else if !crate::screening::zipstate::is_assigned(v) {
+        invalid(
+            field,
+            format!(
+                "{v} is not a ZIP code in use (no US state or territory has its first three digits)"
+            ),
+        )
+    } else {
+        Ok(v.to_string())
     }
 }
 
@@ -380,6 +387,7 @@ mod tests {
     fn zips_states_dobs_urls() {
         assert!(zip("z", "94107").is_ok());
         assert!(zip("z", "9410").is_err() && zip("z", "94107-1234").is_err());
+        assert!(zip("z", "00000").is_err() && zip("z", "96201").is_ok());
         assert_eq!(us_state("s", "ca").ok().as_deref(), Some("CA"));
         assert!(us_state("s", "XX").is_err());
         assert!(date_of_birth("d", "1990-02-28").is_ok());

@@ -74,6 +74,28 @@ pub enum LinkProblem {
     Used,
     /// The check moved on (withdrawn, or consent no longer needed).
     NotNeeded,
+    /// The link could not be read or used just now (the database did not answer): the
+    /// candidate should try again, not be told the link is bad. Logged where it happens.
+    Unavailable,
+}
+
+/// A failed read or write answers `Unavailable`; a row that is not there, `Unknown`.
+impl From<ServiceError> for LinkProblem {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotFound { .. } => LinkProblem::Unknown,
+            e => {
+                tracing::error!(error = %e.detail(), "a candidate link could not be served");
+                LinkProblem::Unavailable
+            }
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for LinkProblem {
+    fn from(e: sea_orm::DbErr) -> Self {
+        ServiceError::from(e).into()
+    }
 }
 
 /// What a consent page link asks the candidate to consent to.
@@ -173,6 +195,10 @@ pub struct HostedConsent {
     pub callback_url: Option<String>,
     /// `false` keeps the check at `consent` without running it.
     pub do_checks: bool,
+    /// Turn's `bypass_dupe`: a candidate with this SSN on file is screened again (their
+    /// profile takes the form's details, and a new check starts for them) instead of the
+    /// answer being [`HostedConsentResult::CandidateExists`].
+    pub bypass_dupe: bool,
     /// Section key (Turn's `timestamps` keys, plus `signature`) → RFC 3339 times.
     pub timestamps: BTreeMap<String, Vec<String>>,
     pub ip_address: Option<String>,
@@ -666,8 +692,7 @@ impl Service {
             .filter(candidate_link::Column::TokenHash.eq(hash_token(token)))
             .filter(candidate_link::Column::Purpose.is_in(purposes.iter().copied()))
             .unique(conn)
-            .await
-            .map_err(|_| LinkProblem::Unknown)?
+            .await?
             .ok_or(LinkProblem::Unknown)?;
         if link.used_at.is_some() {
             return Err(LinkProblem::Used);
@@ -675,9 +700,7 @@ impl Service {
         if link.revoked_at.is_some() || link.expires_at <= self.clock.now() {
             return Err(LinkProblem::Expired);
         }
-        let c = crate::check::find(conn, &link.partner_id, &link.check_id)
-            .await
-            .map_err(|_| LinkProblem::Unknown)?;
+        let c = crate::check::find(conn, &link.partner_id, &link.check_id).await?;
         Ok((link, c))
     }
 
@@ -717,15 +740,9 @@ impl Service {
             .link_by_token(&self.db, token, &CONSENT_PAGE_LINKS)
             .await?;
         let purpose = self.consent_needed(&self.db, &link, &c).await?;
-        let cand = crate::candidate::find(&self.db, &c.partner_id, &c.candidate_id)
-            .await
-            .map_err(|_| LinkProblem::Unknown)?;
-        let partner = crate::partner::load(&self.db, &c.partner_id)
-            .await
-            .map_err(|_| LinkProblem::Unknown)?;
-        let package = crate::package::find(&self.db, &c.partner_id, &c.package_id)
-            .await
-            .map_err(|_| LinkProblem::Unknown)?;
+        let cand = crate::candidate::find(&self.db, &c.partner_id, &c.candidate_id).await?;
+        let partner = crate::partner::load(&self.db, &c.partner_id).await?;
+        let package = crate::package::find(&self.db, &c.partner_id, &c.package_id).await?;
         let searches = crate::package::searches_of(&package);
         let acknowledged = progress_of(&link);
         Ok(ConsentView {
@@ -784,12 +801,9 @@ impl Service {
         };
         match needed {
             Ok(()) => Ok(Some(true)),
-            // `Unknown` is also what a failed read answers: only a database that answers makes
-            // it "no such link".
-            Err(LinkProblem::Unknown) => {
-                self.db.ping().await?;
-                Ok(Some(false))
-            }
+            Err(LinkProblem::Unavailable) => Err(ServiceError::Internal(anyhow::anyhow!(
+                "the consent link of a message could not be read"
+            ))),
             Err(_) => Ok(Some(false)),
         }
     }
@@ -814,7 +828,7 @@ impl Service {
             return match self.awaits_fresh_consent(conn, c).await {
                 Ok(true) => Ok(ConsentPurpose::MonitoringRecheck),
                 Ok(false) => Err(LinkProblem::NotNeeded),
-                Err(_) => Err(LinkProblem::Unknown),
+                Err(e) => Err(e.into()),
             };
         }
         // `initiated`: a link the partner asked for to send itself.
@@ -850,20 +864,15 @@ impl Service {
                 strip_tags(missing)
             )));
         }
-        let txn = db::begin_write(&self.db)
-            .await
-            .map_err(|_| LinkProblem::Unknown)?;
+        let txn = db::begin_write(&self.db).await?;
         let (link, _) = self.link_by_token(&txn, token, &CONSENT_PAGE_LINKS).await?;
         let mut progress = progress_of(&link);
         progress
             .entry(section.to_string())
             .or_default()
             .push(self.clock.now().to_rfc3339());
-        with_progress(link, &progress)
-            .update(&txn)
-            .await
-            .map_err(|_| LinkProblem::Unknown)?;
-        self.commit(txn).await.map_err(|_| LinkProblem::Unknown)?;
+        with_progress(link, &progress).update(&txn).await?;
+        self.commit(txn).await?;
         Ok(Ok(()))
     }
 
@@ -949,8 +958,7 @@ impl Service {
         if !errors.is_empty() {
             return Ok(ConsentSubmission::Invalid(errors));
         }
-        let problem = |_| LinkProblem::Unknown;
-        let txn = db::begin_write(&self.db).await.map_err(problem)?;
+        let txn = db::begin_write(&self.db).await?;
         let (link, c) = self.link_by_token(&txn, token, &CONSENT_PAGE_LINKS).await?;
         let purpose = self.consent_needed(&txn, &link, &c).await?;
         let now = self.clock.now();
@@ -998,15 +1006,10 @@ impl Service {
             return match result {
                 Ok(true) => Ok(ConsentSubmission::Signed(purpose)),
                 Ok(false) => Err(LinkProblem::Used),
-                Err(e) => {
-                    tracing::error!(error = ?e, "consent submission failed");
-                    Err(LinkProblem::Unknown)
-                }
+                Err(e) => Err(e.into()),
             };
         }
-        let cand = crate::candidate::find(&txn, &c.partner_id, &c.candidate_id)
-            .await
-            .map_err(|_| LinkProblem::Unknown)?;
+        let cand = crate::candidate::find(&txn, &c.partner_id, &c.candidate_id).await?;
         let candidate_actor = Actor::candidate(&c.partner_id, &cand.id);
         // Where the candidate lives once these details are kept, as the page will read it,
         // and where the page just shown took them to live (its state summary was that state's).
@@ -1042,16 +1045,13 @@ impl Service {
             .await;
             return match kept {
                 Ok(_) => {
-                    self.commit(txn).await.map_err(problem)?;
+                    self.commit(txn).await?;
                     Ok(ConsentSubmission::StateSummaryDue)
                 }
                 Err(ServiceError::Invalid { field, message }) => Ok(ConsentSubmission::Invalid(
                     vec![(field, capitalise(&message))],
                 )),
-                Err(e) => {
-                    tracing::error!(error = ?e, "keeping the consent page's details failed");
-                    Err(LinkProblem::Unknown)
-                }
+                Err(e) => Err(e.into()),
             };
         }
         let result: ServiceResult<bool> = async {
@@ -1089,7 +1089,7 @@ impl Service {
         .await;
         match result {
             Ok(true) => {
-                self.commit(txn).await.map_err(problem)?;
+                self.commit(txn).await?;
                 Ok(ConsentSubmission::Signed(purpose))
             }
             Ok(false) => Err(LinkProblem::Used),
@@ -1102,10 +1102,7 @@ impl Service {
                     capitalise(&message),
                 )]))
             }
-            Err(e) => {
-                tracing::error!(error = ?e, "consent submission failed");
-                Err(LinkProblem::Unknown)
-            }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -1357,6 +1354,25 @@ impl Service {
             .await?
         {
             NewCandidate::Created(cand) => cand,
+            NewCandidate::SameSsn(existing) if input.bypass_dupe => {
+                // A returning candidate: one person, one profile, screened again with what
+                // they just gave and signed for, unless a check of theirs is still running.
+                if !actor.role.may_see_sensitive() {
+                    return Err(ServiceError::Forbidden(
+                        "bypassDupe updates the profile of the candidate with this SSN, date \
+                         of birth included, which limited team members cannot change"
+                            .into(),
+                    ));
+                }
+                db::lock_row(&txn, "candidates", &existing.id).await?;
+                if let Some(running) =
+                    crate::check::open_check_of(&txn, &actor.partner_id, &existing.id, None).await?
+                {
+                    return Err(crate::check::in_progress(running));
+                }
+                self.update_candidate_in(&txn, actor, existing, &cand_input)
+                    .await?
+            }
             NewCandidate::SameSsn(existing) => {
                 self.commit(txn).await?;
                 return Ok(HostedConsentResult::CandidateExists {
@@ -1859,17 +1875,9 @@ impl Service {
         LinkProblem,
     > {
         let (_, c) = self.link_by_token(&self.db, token, &[LINK_REPORT]).await?;
-        let cand = crate::candidate::find(&self.db, &c.partner_id, &c.candidate_id)
-            .await
-            .map_err(|_| LinkProblem::Unknown)?;
-        let partner = crate::partner::load(&self.db, &c.partner_id)
-            .await
-            .map_err(|_| LinkProblem::Unknown)?;
-        let latest = self
-            .reports_of(&self.db, &c.partner_id, &c.id)
-            .await
-            .map_err(|_| LinkProblem::Unknown)?
-            .pop();
+        let cand = crate::candidate::find(&self.db, &c.partner_id, &c.candidate_id).await?;
+        let partner = crate::partner::load(&self.db, &c.partner_id).await?;
+        let latest = self.reports_of(&self.db, &c.partner_id, &c.id).await?.pop();
         Ok((c, cand, partner, latest))
     }
 }

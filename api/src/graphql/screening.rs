@@ -249,10 +249,11 @@ pub struct ConsentForm {
 /// What step two came to.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum ConsentFormOutcome {
-    /// Candidate and check created; the check is processing (or, with `doChecks: false`,
-    /// `initiated` until `runCheck`). Turn's code 9200.
+    /// Check created, and the candidate unless `bypassDupe` found them on file; the check is
+    /// processing (or, with `doChecks: false`, `initiated` until `runCheck`). Turn's code 9200.
     Started,
-    /// A candidate with this SSN already exists; nothing was started. Turn's code 9400.
+    /// A candidate with this SSN already exists; nothing was started (`bypassDupe: true`
+    /// screens them again instead). Turn's code 9400.
     CandidateExists,
 }
 
@@ -336,6 +337,12 @@ pub struct SubmitConsentFormInput {
     /// to the candidate) until `runCheck`.
     #[graphql(default = true)]
     pub do_checks: bool,
+    /// Turn's `bypass_dupe`. `true` screens a returning candidate: when a candidate with this
+    /// SSN is on file, their profile takes this form's details and a new check starts for them
+    /// (same `turnId`; CONFLICT while a check of theirs is still in progress, FORBIDDEN for
+    /// limited team members) instead of the answer `CANDIDATE_EXISTS`.
+    #[graphql(default)]
+    pub bypass_dupe: bool,
     /// When each section was acknowledged.
     pub timestamps: ConsentTimestampsInput,
     /// The candidate's IP address.
@@ -548,6 +555,7 @@ impl ScreeningMutation {
             consent_document: input.consent_document,
             callback_url: input.callback_url,
             do_checks: input.do_checks,
+            bypass_dupe: input.bypass_dupe,
             timestamps,
             ip_address: input.ip_address,
             user_agent: input.user_agent,

@@ -72,7 +72,6 @@ const RANGES: &[(u16, u16, &str)] = &[
     (995, 999, "AK"),
 ];
 
-/// The two-letter state of a 5-digit ZIP code, if its prefix is assigned to one.
 /// Where a candidate lives, for the law that follows them (a state's summary of rights, fresh
 /// consent to a recheck): the state they gave, else the one their ZIP code is in. The one rule
 /// every such decision reads.
@@ -83,19 +82,30 @@ pub fn home_state<'a>(state: Option<&'a str>, zip: Option<&str>) -> Option<&'a s
         .or_else(|| zip.and_then(state_for_zip))
 }
 
+/// The two-letter state of a 5-digit ZIP code, if its prefix is assigned to one.
 pub fn state_for_zip(zip: &str) -> Option<&'static str> {
+    region_of(zip)
+        // Military mail (AE/AP) has no state disclosures of its own.
+        .filter(|s| *s != "AE" && *s != "AP")
+}
+
+/// Whether a ZIP code's first three digits are assigned at all (to a state, a territory or
+/// military mail): `00000` or `00312` is no one's address.
+pub fn is_assigned(zip: &str) -> bool {
+    region_of(zip).is_some()
+}
+
+fn region_of(zip: &str) -> Option<&'static str> {
     let prefix: u16 = zip.get(0..3)?.parse().ok()?;
     RANGES
         .iter()
         .find(|(lo, hi, _)| (*lo..=*hi).contains(&prefix))
         .map(|(_, _, s)| *s)
-        // Military mail (AE/AP) has no state disclosures of its own.
-        .filter(|s| *s != "AE" && *s != "AP")
 }
 
 #[cfg(test)]
 mod tests {
-    use super::state_for_zip;
+    use super::{is_assigned, state_for_zip};
 
     #[test]
     fn known_zip_codes() {
@@ -117,6 +127,19 @@ mod tests {
             ("00000", None),
         ] {
             assert_eq!(state_for_zip(zip), state, "{zip}");
+        }
+    }
+
+    #[test]
+    fn unassigned_prefixes_are_no_ones_address() {
+        for zip in [
+            "00000", "00312", "00401", "26901", "42801", "69401", "81701", "88601",
+        ] {
+            assert!(!is_assigned(zip), "{zip}");
+        }
+        // Military mail is assigned, though it has no state.
+        for zip in ["09001", "96201", "00501", "94107", "99950"] {
+            assert!(is_assigned(zip), "{zip}");
         }
     }
 }

@@ -1326,7 +1326,8 @@ fn no_redirects() -> reqwest::Client {
 }
 
 /// Walks the consent page's sections in order as a candidate does (each refused first without
-/// its boxes ticked, with a message), up to the signature; returns the sections' titles.
+/// its required boxes ticked, with a message), up to the signature; returns the sections'
+/// titles.
 async fn acknowledge_every_section(
     app: &TestApp,
     client: &reqwest::Client,
@@ -1355,9 +1356,21 @@ async fn acknowledge_every_section(
             .to_string();
         seen.push(title);
         let action = format!("{base}{}", form_action(&html));
-        let refused = post_form(client, &action, &[("nothing", "")], None).await;
+        // With two boxes (California's summary: the optional copy of the report, then the
+        // required one), the optional one alone is refused and stays ticked on the page.
+        let two = html.contains("id=\"box1\"");
+        let first_try = if two { ("box0", "on") } else { ("nothing", "") };
+        let refused = post_form(client, &action, &[first_try], None).await;
         assert_eq!(refused.status(), 422);
-        assert!(refused.text().await.expect("html").contains("Please tick"));
+        let again = refused.text().await.expect("html");
+        assert!(again.contains("Please tick"), "{again}");
+        if two {
+            assert!(
+                again.contains("name=\"box0\" value=\"on\" checked>")
+                    && again.contains("name=\"box1\" value=\"on\" aria-invalid=\"true\""),
+                "the ticked box stays ticked, the other is marked: {again}"
+            );
+        }
         let boxes: Vec<(String, String)> = (0..4)
             .map(|i| (format!("box{i}"), "on".to_string()))
             .collect();
@@ -1790,6 +1803,73 @@ async fn a_double_submission_signs_once_and_says_the_link_was_used() {
     assert_eq!(statuses, [200, 410]);
     assert_eq!(app.count_rows("consents").await, 1);
     app.wait_check_status(&check, "approved").await;
+}
+
+/// A consent link the database cannot read just now is not a bad link: the candidate is asked
+/// to try again (503 with `Retry-After`), nothing is written, and the link works once the
+/// database answers. (The links' table is renamed away to make every read of it fail.)
+#[tokio::test]
+async fn a_link_the_database_cannot_read_asks_the_candidate_to_try_again() {
+    let (app, _rx) = screening_app().await;
+    let cand = app.candidate("unavailable@example.com").await;
+    let check = app.start_check(&cand, true).await;
+    let link = invitation_link(&emails(&app, &check).await[0]);
+    let client = no_redirects();
+    let first = client.get(&link).send().await.expect("page");
+    assert_eq!(first.status(), 200);
+    let html = first.text().await.expect("html");
+    let action = format!("{}{}", app.url(""), form_action(&html));
+    let rename = |from: &str, to: &str| {
+        let db = app.service.db();
+        let sql = format!("ALTER TABLE {from} RENAME TO {to}");
+        async move {
+            sea_orm::ConnectionTrait::execute_unprepared(db, &sql)
+                .await
+                .expect("rename");
+        }
+    };
+
+    rename("candidate_links", "candidate_links_away").await;
+    let page = client.get(&link).send().await.expect("page");
+    assert_eq!(page.status(), 503);
+    assert_eq!(
+        page.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("60")
+    );
+    let busy = page.text().await.expect("html");
+    assert!(busy.contains("Please try again"), "{busy}");
+    assert!(!busy.contains("not valid"), "{busy}");
+    let boxes: Vec<(String, String)> = (0..4)
+        .map(|i| (format!("box{i}"), "on".to_string()))
+        .collect();
+    let posted = post_form(&client, &action, &boxes, None).await;
+    assert_eq!(posted.status(), 503);
+    let signed = post_form(
+        &client,
+        &format!("{link}/sign"),
+        &[("signature", "A B")],
+        None,
+    )
+    .await;
+    assert_eq!(signed.status(), 503);
+    rename("candidate_links_away", "candidate_links").await;
+
+    // Nothing was kept: the same first section is due, and the check still waits.
+    let again = client.get(&link).send().await.expect("page");
+    assert_eq!(again.status(), 200);
+    let again = again.text().await.expect("html");
+    assert_eq!(form_action(&again), form_action(&html));
+    assert_eq!(app.check_status(&check).await, "emailed");
+    assert_eq!(app.count_rows("consents").await, 0);
+    // A token that was never issued is still "not found".
+    let unknown = client
+        .get(app.url("/consent/not-a-token"))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(unknown.status(), 404);
 }
 
 /// Behind a reverse proxy named in `CLEARHIRE_TRUSTED_PROXIES` the consent evidence keeps the
@@ -2886,6 +2966,10 @@ async fn hosted_form_input_is_validated_and_duplicates_answer_with_the_existing_
     app.gql(FORM, json!({"z": "9410"}))
         .await
         .expect_err("BAD_USER_INPUT", Some("zipcode"));
+    // Five digits, but no one's address: its disclosures could not be chosen.
+    app.gql(FORM, json!({"z": "00000"}))
+        .await
+        .expect_err("BAD_USER_INPUT", Some("zipcode"));
     app.gql(FORM, json!({"z": "94107", "p": "P0000000000"}))
         .await
         .expect_err("BAD_USER_INPUT", Some("packageId"));
@@ -2995,6 +3079,68 @@ async fn hosted_form_input_is_validated_and_duplicates_answer_with_the_existing_
     assert_eq!(d["candidate"]["turnId"], turn_id);
     assert!(d["check"].is_null());
     assert_eq!(app.count_rows("checks").await, 1);
+
+    // Turn's `bypass_dupe`: the returning candidate is screened again, but not while a check
+    // of theirs is still in progress.
+    let first_check = ok.data()["submitConsentForm"]["check"]["id"]
+        .as_str()
+        .expect("check")
+        .to_string();
+    let candidate_id = d["candidate"]["id"].clone();
+    app.wait_check_status(&first_check, "approved").await;
+    let mut returning = base(&f2);
+    returning["bypassDupe"] = json!(true);
+    returning["email"] = json!("lobelia.new@example.com");
+    returning["address"] = json!("1 Sackville Lane");
+    // A limited team member may not rewrite the profile's date of birth this way.
+    let limited = app.token_with_role("limited_team_member").await;
+    app.gql_as(Some(&limited), SUBMIT, json!({"i": returning.clone()}))
+        .await
+        .expect_err("FORBIDDEN", None);
+    // Held at `initiated` (`doChecks: false`), it is in progress until run.
+    returning["doChecks"] = json!(false);
+    let again = app.gql(SUBMIT, json!({"i": returning.clone()})).await;
+    let d = &again.data()["submitConsentForm"];
+    assert_eq!(d["outcome"], "STARTED", "{}", again.0);
+    assert_eq!(d["code"], 9200);
+    assert_eq!(d["candidate"]["id"], candidate_id);
+    assert_eq!(d["candidate"]["turnId"], turn_id);
+    assert_eq!(d["check"]["status"], "initiated");
+    let second_check = d["check"]["id"].as_str().expect("check").to_string();
+    assert_ne!(second_check, first_check);
+    let mut third = returning.clone();
+    third["formId"] = json!(form(None).await);
+    let running = app.gql(SUBMIT, json!({"i": third})).await;
+    running.expect_err("CONFLICT", Some("candidateId"));
+    assert!(running.message().contains(&second_check), "{}", running.0);
+    assert_eq!(app.count_rows("checks").await, 2);
+    assert_eq!(app.count_rows("candidates").await, rows_before + 1);
+    app.gql(
+        "mutation($c: ID!) { runCheck(checkId: $c) { status } }",
+        json!({"c": second_check}),
+    )
+    .await
+    .data();
+    app.wait_check_status(&second_check, "approved").await;
+    let profile = app
+        .gql(
+            "query($id: ID!) { candidate(id: $id) { email address checks { id } } }",
+            json!({"id": candidate_id}),
+        )
+        .await;
+    assert_eq!(
+        profile.data()["candidate"]["email"],
+        "lobelia.new@example.com"
+    );
+    assert_eq!(profile.data()["candidate"]["address"], "1 Sackville Lane");
+    assert_eq!(
+        profile.data()["candidate"]["checks"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "{}",
+        profile.0
+    );
 }
 
 #[tokio::test]
