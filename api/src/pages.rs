@@ -209,11 +209,12 @@ fn render_consent(
         let mut boxes = String::new();
         for (i, b) in section.checkboxes.iter().enumerate() {
             // A refused page keeps the boxes the candidate ticked (an optional one too: the
-            // copy of the report they asked for); the refusal's message is tied to the others,
-            // so a screen reader reads it with each.
+            // copy of the report they asked for); the refusal's message is tied to the required
+            // ones left unticked, so a screen reader reads it with each.
             let name = format!("box{i}");
             let ticked = values.iter().any(|(k, v)| *k == name && v == "on");
-            let state = match (ticked, error.is_some()) {
+            let required = section.required_checkboxes.contains(b);
+            let state = match (ticked, error.is_some() && required) {
                 (true, _) => " checked",
                 (false, true) => " aria-invalid=\"true\" aria-describedby=\"err\"",
                 (false, false) => "",
@@ -694,10 +695,14 @@ async fn report_page(
     let report = latest
         .map(|r| render_report(&r.report))
         .unwrap_or_else(|| "<p>Your report is not ready yet.</p>".into());
-    let window = svc
-        .dispute_window(&c)
-        .await
-        .unwrap_or(DisputeWindow::Closed);
+    // Not knowing whether the candidate may dispute is not "they may not": the page waits.
+    let window = match svc.dispute_window(&c).await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e.detail(), "a report page's dispute window could not be read");
+            return report_problem_page(LinkProblem::Unavailable);
+        }
+    };
     let dispute = match window {
         DisputeWindow::Open => "<h2>Your dispute</h2><p>We are reinvestigating what you \
              disputed. No decision is made on your application until we write to you with the \

@@ -98,6 +98,36 @@ struct Parsed {
     reference_id: Change<String>,
 }
 
+/// A profile change, validated: the names and email it sets, and the optional fields.
+pub(crate) struct CandidateUpdate {
+    first: Option<String>,
+    last: Option<String>,
+    email: Option<String>,
+    optional: Parsed,
+}
+
+/// Validates a profile change (every field it gives).
+pub(crate) fn parse_update(input: &CandidateInput) -> ServiceResult<CandidateUpdate> {
+    Ok(CandidateUpdate {
+        first: input
+            .first_name
+            .as_deref()
+            .map(|s| domain::text("firstName", s, 100))
+            .transpose()?,
+        last: input
+            .last_name
+            .as_deref()
+            .map(|s| domain::text("lastName", s, 100))
+            .transpose()?,
+        email: input
+            .email
+            .as_deref()
+            .map(|s| domain::email("email", s))
+            .transpose()?,
+        optional: parse_optional(input)?,
+    })
+}
+
 fn parse_optional(i: &CandidateInput) -> ServiceResult<Parsed> {
     Ok(Parsed {
         middle_name: change(&i.middle_name, |s| domain::text("middleName", s, 100))?,
@@ -358,6 +388,7 @@ impl Service {
         input: CandidateInput,
     ) -> ServiceResult<candidate::Model> {
         actor.require(Role::LimitedTeamMember)?;
+        let update = parse_update(&input)?;
         if !actor.role.may_see_sensitive() && (input.ssn.is_some() || input.date_of_birth.is_some())
         {
             // Writing them blind is allowed on create; changing what one cannot see is not.
@@ -368,37 +399,27 @@ impl Service {
         let txn = db::begin_write(&self.db).await?;
         let current = find(&txn, &actor.partner_id, id).await?;
         let c = self
-            .update_candidate_in(&txn, actor, current, &input)
+            .update_candidate_in(&txn, actor, current, update)
             .await?;
         self.commit(txn).await?;
         Ok(c)
     }
 
-    /// Sets the fields given in `input` on `current` (names and email too, each still unique
-    /// where it must be), with the update event, on the caller's transaction.
+    /// Sets the fields of `update` on `current` (names and email too, each still unique where
+    /// it must be), with the update event, on the caller's transaction.
     pub(crate) async fn update_candidate_in(
         &self,
         txn: &sea_orm::DatabaseTransaction,
         actor: &Actor,
         current: candidate::Model,
-        input: &CandidateInput,
+        update: CandidateUpdate,
     ) -> ServiceResult<candidate::Model> {
-        let first = input
-            .first_name
-            .as_deref()
-            .map(|s| domain::text("firstName", s, 100))
-            .transpose()?;
-        let last = input
-            .last_name
-            .as_deref()
-            .map(|s| domain::text("lastName", s, 100))
-            .transpose()?;
-        let email = input
-            .email
-            .as_deref()
-            .map(|s| domain::email("email", s))
-            .transpose()?;
-        let p = parse_optional(input)?;
+        let CandidateUpdate {
+            first,
+            last,
+            email,
+            optional: p,
+        } = update;
         self.ensure_unique(
             txn,
             actor,

@@ -1006,6 +1006,11 @@ impl Service {
             return match result {
                 Ok(true) => Ok(ConsentSubmission::Signed(purpose)),
                 Ok(false) => Err(LinkProblem::Used),
+                // The check cannot take the recheck now (a newer check of the candidate's is
+                // running, or the check moved on): trying again would not help.
+                Err(ServiceError::Conflict { .. } | ServiceError::Invalid { .. }) => {
+                    Err(LinkProblem::NotNeeded)
+                }
                 Err(e) => Err(e.into()),
             };
         }
@@ -1365,12 +1370,25 @@ impl Service {
                     ));
                 }
                 db::lock_row(&txn, "candidates", &existing.id).await?;
+                let existing =
+                    crate::candidate::find(&txn, &actor.partner_id, &existing.id).await?;
                 if let Some(running) =
                     crate::check::open_check_of(&txn, &actor.partner_id, &existing.id, None).await?
                 {
                     return Err(crate::check::in_progress(running));
                 }
-                self.update_candidate_in(&txn, actor, existing, &cand_input)
+                // The form is the candidate's whole current story: what it leaves out of their
+                // name and address is cleared, not kept from before (the licence, and the
+                // partner's referenceId for them, are kept unless given).
+                let mut now_given = cand_input.clone();
+                if input.no_middle_name {
+                    now_given.middle_name = Some(String::new());
+                }
+                for slot in [&mut now_given.address, &mut now_given.city] {
+                    slot.get_or_insert_with(String::new);
+                }
+                let update = crate::candidate::parse_update(&now_given)?;
+                self.update_candidate_in(&txn, actor, existing, update)
                     .await?
             }
             NewCandidate::SameSsn(existing) => {

@@ -934,7 +934,7 @@ impl Service {
                         && matches!(r.status_code, Some(429 | 503))
                     {
                         delay = Duration::from_std(ra)
-                            .unwrap_or(delay)
+                            .unwrap_or(Duration::hours(24))
                             .min(Duration::hours(24))
                             .max(delay);
                     }

@@ -90,11 +90,13 @@ impl Dispatcher {
                             .get("retry-after")
                             .and_then(|v| v.to_str().ok())
                             .and_then(|v| retry_after(v, chrono::Utc::now()));
-                        let body = capped_body(resp).await;
+                        let (body, read_error) = capped_body(resp).await;
                         AttemptResult {
                             status_code: Some(status),
                             response_body: body,
-                            error: None,
+                            // The status decides the outcome; a body that could not be read
+                            // (the timeout, a reset) is said in the log all the same.
+                            error: read_error,
                             duration_ms: started.elapsed().as_millis() as i64,
                             retry_after,
                         }
@@ -119,36 +121,41 @@ impl Dispatcher {
     }
 }
 
-/// A `Retry-After` value: delay-seconds, or an HTTP-date (RFC 9110: IMF-fixdate, which RFC 2822
-/// parsing reads) as the time left until then.
+/// A `Retry-After` value: delay-seconds (a number too large for a `u64` reads as the longest
+/// wait), or an HTTP-date in any of the three forms RFC 9110 has recipients read (IMF-fixdate,
+/// RFC 850, asctime) as the time left until then.
 fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(
+            value.parse::<u64>().unwrap_or(u64::MAX),
+        ));
     }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    Some(
-        (at.with_timezone(&chrono::Utc) - now)
-            .to_std()
-            .unwrap_or_default(),
-    )
+    let at = chrono::DateTime::<chrono::Utc>::from(httpdate::parse_http_date(value).ok()?);
+    Some((at - now).to_std().unwrap_or_default())
 }
 
 /// The first `BODY_CAP` bytes of the response body: read until then and no further, so a large
-/// body is neither held in memory nor waited for. `None` if reading failed before any byte.
-async fn capped_body(mut resp: reqwest::Response) -> Option<String> {
+/// body is neither held in memory nor waited for. The body is `None` if reading failed before
+/// any byte; the error, if reading failed.
+async fn capped_body(mut resp: reqwest::Response) -> (Option<String>, Option<String>) {
     let mut kept = Vec::new();
+    let mut failed = None;
     while kept.len() < BODY_CAP {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
                 kept.extend_from_slice(&chunk[..chunk.len().min(BODY_CAP - kept.len())])
             }
             Ok(None) => break,
-            Err(_) if kept.is_empty() => return None,
-            Err(_) => break,
+            Err(e) => {
+                failed = Some(format!("reading the response body: {}", error_chain(&e)));
+                break;
+            }
         }
     }
-    Some(String::from_utf8_lossy(&kept).into_owned())
+    let body =
+        (failed.is_none() || !kept.is_empty()).then(|| String::from_utf8_lossy(&kept).into_owned());
+    (body, failed)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -191,11 +198,27 @@ mod tests {
             retry_after("Fri, 04 Dec 2026 10:05:00 GMT", now),
             Some(Duration::from_secs(300))
         );
+        // The two obsolete forms recipients must read too.
+        assert_eq!(
+            retry_after("Friday, 04-Dec-26 10:05:00 GMT", now),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            retry_after("Fri Dec  4 10:05:00 2026", now),
+            Some(Duration::from_secs(300))
+        );
         // A date already past: retry now.
         assert_eq!(
             retry_after("Fri, 04 Dec 2026 09:00:00 GMT", now),
             Some(Duration::ZERO)
         );
+        // More seconds than fit: as long as can be (the sender caps it at a day).
+        assert_eq!(
+            retry_after("99999999999999999999999", now),
+            Some(Duration::from_secs(u64::MAX))
+        );
         assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("-5", now), None);
+        assert_eq!(retry_after("", now), None);
     }
 }

@@ -2311,6 +2311,30 @@ async fn a_california_recheck_asks_the_candidate_to_consent_again() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.check_status(&check).await, "approved");
     assert_eq!(reports(&app, &check).await.len(), 2);
+
+    // A newer check of the candidate's starts before they sign: the recheck can no longer run
+    // beside it, and signing says there is nothing to sign (410), not "try again" (503).
+    let asks = emails_of_kind(&app, &check, "recheck_consent").await;
+    let link = invitation_link(&asks[2]);
+    acknowledge_every_section(&app, &client, &link).await;
+    let newer = app.start_check(&cand, true).await;
+    let html = client
+        .get(&link)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    let action = format!("{}{}", app.url(""), form_action(&html));
+    let late = post_form(&client, &action, &[("signature", "Fatty Bolger")], None).await;
+    assert_eq!(late.status(), 410);
+    assert!(
+        late.text().await.expect("html").contains("Nothing to sign"),
+        "the check moved on"
+    );
+    assert_eq!(app.check_status(&check).await, "approved");
+    assert_eq!(app.check_status(&newer).await, "emailed");
 }
 
 #[tokio::test]
@@ -3092,11 +3116,17 @@ async fn hosted_form_input_is_validated_and_duplicates_answer_with_the_existing_
     returning["bypassDupe"] = json!(true);
     returning["email"] = json!("lobelia.new@example.com");
     returning["address"] = json!("1 Sackville Lane");
+    // What the form leaves out of the name and address is cleared from the profile.
+    returning["middleName"] = json!(null);
+    returning["noMiddleName"] = json!(true);
+    returning.as_object_mut().expect("input").remove("city");
     // A limited team member may not rewrite the profile's date of birth this way.
     let limited = app.token_with_role("limited_team_member").await;
-    app.gql_as(Some(&limited), SUBMIT, json!({"i": returning.clone()}))
-        .await
-        .expect_err("FORBIDDEN", None);
+    let refused = app
+        .gql_as(Some(&limited), SUBMIT, json!({"i": returning.clone()}))
+        .await;
+    refused.expect_err("FORBIDDEN", None);
+    assert!(refused.message().contains("bypassDupe"), "{}", refused.0);
     // Held at `initiated` (`doChecks: false`), it is in progress until run.
     returning["doChecks"] = json!(false);
     let again = app.gql(SUBMIT, json!({"i": returning.clone()})).await;
@@ -3124,10 +3154,20 @@ async fn hosted_form_input_is_validated_and_duplicates_answer_with_the_existing_
     app.wait_check_status(&second_check, "approved").await;
     let profile = app
         .gql(
-            "query($id: ID!) { candidate(id: $id) { email address checks { id } } }",
+            "query($id: ID!) { candidate(id: $id) { email address city middleName checks { id } } }",
             json!({"id": candidate_id}),
         )
         .await;
+    assert!(
+        profile.data()["candidate"]["city"].is_null(),
+        "{}",
+        profile.0
+    );
+    assert!(
+        profile.data()["candidate"]["middleName"].is_null(),
+        "{}",
+        profile.0
+    );
     assert_eq!(
         profile.data()["candidate"]["email"],
         "lobelia.new@example.com"

@@ -695,6 +695,64 @@ async fn an_attempts_response_body_is_capped() {
     assert_eq!(kept, &big[..4096]);
 }
 
+/// An endpoint that answers a status and then breaks off its body (it promised 100 bytes and
+/// closed after 7): the attempt keeps the status and what came, and says the body was cut.
+#[tokio::test]
+async fn an_attempt_whose_body_breaks_off_says_so() {
+    let app = spawn_app().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            // The whole request first (headers, then content-length bytes of body), so the
+            // early close cannot reset it.
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 8192];
+            loop {
+                let Ok(n) = socket.read(&mut chunk).await else {
+                    break;
+                };
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            let _ = socket
+                .write_all(
+                    b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 100\r\n\r\npartial",
+                )
+                .await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    endpoint(&app, &url, json!([])).await;
+    let cand = app.candidate("cut@example.com").await;
+    app.start_check(&cand, true).await;
+    let a = first_attempt(&app, "statusCode responseBody error").await;
+    assert_eq!(a["statusCode"], 500, "{a}");
+    assert_eq!(a["responseBody"], "partial", "{a}");
+    assert!(
+        a["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("reading the response body")),
+        "{a}"
+    );
+}
+
 #[tokio::test]
 async fn endpoints_and_delivery_logs_are_per_partner_and_super_admin_only() {
     let app = spawn_app().await;
