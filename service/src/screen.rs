@@ -54,6 +54,10 @@ const RECHECKABLE: [CheckStatus; 3] = [
     CheckStatus::Rejected,
 ];
 
+/// The key, among a consent's section times, of the candidate ticking "I want to receive a copy
+/// of my Background Report" (when they ticked it).
+pub const COPY_OF_REPORT_REQUESTED: &str = "copy_of_report_requested";
+
 fn hash_token(token: &str) -> String {
     let digest = sha2::Sha256::digest(token.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
@@ -867,10 +871,21 @@ impl Service {
         let txn = db::begin_write(&self.db).await?;
         let (link, _) = self.link_by_token(&txn, token, &CONSENT_PAGE_LINKS).await?;
         let mut progress = progress_of(&link);
+        let now = self.clock.now().to_rfc3339();
         progress
             .entry(section.to_string())
             .or_default()
-            .push(self.clock.now().to_rfc3339());
+            .push(now.clone());
+        // The optional box of a state's summary: the candidate's answer is evidence too.
+        if ticked
+            .iter()
+            .any(|t| t == disclosures::COPY_OF_REPORT_CHECKBOX)
+        {
+            progress
+                .entry(COPY_OF_REPORT_REQUESTED.to_string())
+                .or_default()
+                .push(now);
+        }
         with_progress(link, &progress).update(&txn).await?;
         self.commit(txn).await?;
         Ok(Ok(()))
@@ -1623,6 +1638,28 @@ impl Service {
         self.reports_of(&self.db, &actor.partner_id, check_id).await
     }
 
+    /// The consents signed for a check, oldest first: the first (the consent page or your form),
+    /// then any for a recheck or a monitoring recheck. They hold the signature, IP address and
+    /// user agent: team members and above.
+    pub async fn check_consents(
+        &self,
+        actor: &Actor,
+        check_id: &str,
+    ) -> ServiceResult<Vec<consent::Model>> {
+        if !actor.role.may_see_sensitive() {
+            return Err(ServiceError::Forbidden(
+                "your role may not see consent evidence (signatures, IP addresses)".into(),
+            ));
+        }
+        crate::check::find(&self.db, &actor.partner_id, check_id).await?;
+        Ok(consent::Entity::find()
+            .filter(consent::Column::PartnerId.eq(&actor.partner_id))
+            .filter(consent::Column::CheckId.eq(check_id))
+            .order_by_asc(consent::Column::SignedAt)
+            .all(&self.db)
+            .await?)
+    }
+
     /// Reports of a check on `conn` (inside a write transaction, pass the transaction: another
     /// pooled connection could wait on the very lock that transaction holds).
     pub(crate) async fn reports_of<C: sea_orm::ConnectionTrait>(
@@ -1973,8 +2010,6 @@ fn with_progress(
     am
 }
 
-/// The consent a candidate signed on the page with `link`: the sections' acknowledgement times
-/// and the signature's, the signature, IP address and user agent.
 /// The answer to asking a candidate who signed a hosted form (held with `doChecks: false`)
 /// for consent again.
 fn already_signed() -> ServiceError {
@@ -1990,6 +2025,8 @@ fn signed_and_held(c: &check::Model) -> bool {
     c.status == CheckStatus::Initiated && c.consent_date.is_some()
 }
 
+/// The consent a candidate signed on the page with `link`: the sections' acknowledgement times
+/// and the signature's, the signature, IP address and user agent.
 fn consent_evidence(
     c: &check::Model,
     link: &candidate_link::Model,

@@ -138,6 +138,15 @@ impl Check {
     ) -> GqlResult<Option<super::screening::AdverseAction>> {
         super::screening::check_fields::adverse_action(ctx, &self.0.id).await
     }
+    /// The consents the candidate signed for this check, oldest first (the first, then any
+    /// for a recheck or a monitoring recheck), with their evidence: section times, signature,
+    /// IP address, user agent. FORBIDDEN for limited team members.
+    async fn consents(
+        &self,
+        ctx: &Context<'_>,
+    ) -> GqlResult<Vec<super::screening::ConsentEvidence>> {
+        super::screening::check_fields::consents(ctx, &self.0.id).await
+    }
     /// The check's timed steps (screening runs, reminders, waiting periods, rechecks). Team
     /// members and above.
     async fn tasks(&self, ctx: &Context<'_>) -> GqlResult<Vec<super::screening::ScheduledTask>> {

@@ -130,6 +130,86 @@ impl From<adverse_action::Model> for AdverseAction {
     }
 }
 
+/// A consent the candidate signed for a check, with its evidence.
+#[derive(SimpleObject)]
+pub struct ConsentEvidence {
+    /// `consent_page` (our page), `hosted_form` (your form), `recheck_consent_page` or
+    /// `monitoring_consent_page`.
+    pub method: String,
+    /// When it was signed.
+    pub signed_at: DateTime<Utc>,
+    /// When each section was acknowledged, in reading order, ending with `signature`. A section
+    /// read again (the state's summary, once the candidate gave another state) has each time.
+    pub sections: Vec<ConsentSectionTimes>,
+    /// The candidate ticked "I want to receive a copy of my Background Report" (offered with
+    /// the summaries of states whose law asks for it; every candidate is sent a copy).
+    pub copy_of_report_requested: bool,
+    /// The typed name, or the drawn signature as a `data:image/png;base64,` URL.
+    pub signature: String,
+    /// The candidate's IP address.
+    pub ip_address: Option<String>,
+    /// The candidate's browser or app.
+    pub user_agent: Option<String>,
+}
+
+/// When one section of the disclosures was acknowledged.
+#[derive(SimpleObject)]
+pub struct ConsentSectionTimes {
+    /// The section's key (`welcome`, `summary_of_rights`, `disclosure`,
+    /// `summary_of_state_rights`, `authorization_of_background_investigation`, `signature`).
+    pub section: String,
+    /// Each time, earliest first.
+    pub acknowledged_at: Vec<DateTime<Utc>>,
+}
+
+impl From<entity::consent::Model> for ConsentEvidence {
+    fn from(c: entity::consent::Model) -> Self {
+        let mut times: BTreeMap<String, Vec<String>> =
+            serde_json::from_str(&c.section_timestamps).unwrap_or_default();
+        let copy_of_report_requested = times
+            .remove(service::screen::COPY_OF_REPORT_REQUESTED)
+            .is_some();
+        let mut sections: Vec<ConsentSectionTimes> = times
+            .into_iter()
+            .map(|(section, at)| {
+                let mut acknowledged_at: Vec<DateTime<Utc>> = at
+                    .iter()
+                    .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&Utc))
+                    .collect();
+                acknowledged_at.sort();
+                ConsentSectionTimes {
+                    section,
+                    acknowledged_at,
+                }
+            })
+            .collect();
+        // Reading order, then the signature (the times of a hosted form may all be one).
+        let rank = |key: &str| {
+            service::screening::disclosures::READING_ORDER
+                .iter()
+                .position(|k| *k == key)
+                .unwrap_or(service::screening::disclosures::READING_ORDER.len())
+        };
+        sections.sort_by_key(|s| {
+            (
+                s.section == "signature",
+                rank(&s.section),
+                s.acknowledged_at.first().copied(),
+            )
+        });
+        Self {
+            method: c.method,
+            signed_at: c.signed_at,
+            sections,
+            copy_of_report_requested,
+            signature: c.signature,
+            ip_address: c.ip_address,
+            user_agent: c.user_agent,
+        }
+    }
+}
+
 /// A timed step of a check (screening run, reminder, end of a waiting period, recheck).
 #[derive(SimpleObject)]
 pub struct ScheduledTask {
@@ -718,6 +798,16 @@ pub(crate) mod check_fields {
             .await
             .map_err(gql)?
             .map(Into::into))
+    }
+
+    pub async fn consents(ctx: &Context<'_>, check_id: &str) -> GqlResult<Vec<ConsentEvidence>> {
+        Ok(svc(ctx)
+            .check_consents(actor(ctx)?, check_id)
+            .await
+            .map_err(gql)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     pub async fn tasks(ctx: &Context<'_>, check_id: &str) -> GqlResult<Vec<ScheduledTask>> {

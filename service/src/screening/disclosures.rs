@@ -4,10 +4,19 @@
 use entity::SearchKind;
 use serde::Serialize;
 
-/// The consumer reporting agency named in the disclosures.
 /// The key of the state summary of rights, the section only some states call for.
 pub const STATE_SUMMARY: &str = "summary_of_state_rights";
 pub const AUTHORIZATION: &str = "authorization_of_background_investigation";
+
+/// Every section's key, in the order a candidate reads them (the state summary only where the
+/// state calls for it).
+pub const READING_ORDER: [&str; 5] = [
+    "welcome",
+    "summary_of_rights",
+    "disclosure",
+    STATE_SUMMARY,
+    AUTHORIZATION,
+];
 
 /// The consumer reporting agency the forms and notices name: whoever operates this deployment.
 /// FCRA §615(a) wants its name, address and telephone number in an adverse-action notice, and
@@ -714,6 +723,7 @@ mod tests {
                         "authorization_of_background_investigation"
                     ]
                 );
+                assert_eq!(keys(&s), READING_ORDER);
                 assert_eq!(
                     s.iter().map(|s| s.order).collect::<Vec<_>>(),
                     [1, 2, 3, 4, 5]

@@ -605,6 +605,20 @@ async fn hosted_form_runs_a_clear_candidate_to_approved_with_results_and_webhook
         6,
         "five sections and the signature"
     );
+    let evidence = app
+        .gql(
+            "query($id: ID!) { check(id: $id) { consents { method signature ipAddress copyOfReportRequested sections { section } } } }",
+            json!({"id": check}),
+        )
+        .await;
+    let e = &evidence.data()["check"]["consents"][0];
+    assert_eq!(e["method"], "hosted_form");
+    assert_eq!(e["signature"], SIGNATURE_PNG);
+    assert_eq!(e["ipAddress"], "203.0.113.7");
+    assert_eq!(e["copyOfReportRequested"], false);
+    assert_eq!(e["sections"].as_array().map(Vec::len), Some(6), "{e}");
+    assert_eq!(e["sections"][0]["section"], "welcome", "{e}");
+    assert_eq!(e["sections"][5]["section"], "signature", "{e}");
 }
 
 #[tokio::test]
@@ -1738,8 +1752,9 @@ async fn the_consent_page_takes_a_candidate_from_invitation_to_processing() {
         serde_json::from_str(consent[0]["section_timestamps"].as_str().expect("s")).expect("json");
     assert_eq!(
         stamps.as_object().expect("o").len(),
-        6,
-        "five sections (the state's summary among them) and the signature: {stamps}"
+        7,
+        "five sections (the state's summary among them), the signature, and the copy of the \
+         report asked for on the summary: {stamps}"
     );
     let last = |key: &str| {
         stamps[key]
@@ -1760,6 +1775,42 @@ async fn the_consent_page_takes_a_candidate_from_invitation_to_processing() {
         Some(1),
         "the authorization given before the summary is not kept as if after it: {stamps}"
     );
+    // The evidence through GraphQL, in reading order; not for limited team members.
+    const CONSENTS: &str = "query($id: ID!) { check(id: $id) { consents { method signedAt copyOfReportRequested signature ipAddress userAgent sections { section acknowledgedAt } } } }";
+    let evidence = app.gql(CONSENTS, json!({"id": check})).await;
+    let consents = &evidence.data()["check"]["consents"];
+    assert_eq!(consents.as_array().map(Vec::len), Some(1), "{consents}");
+    let e = &consents[0];
+    assert_eq!(e["method"], "consent_page");
+    assert_eq!(e["signature"], "Test Person");
+    assert_eq!(e["ipAddress"], "127.0.0.1");
+    assert_eq!(e["userAgent"], "Chromium-test");
+    assert_eq!(e["copyOfReportRequested"], true);
+    let order: Vec<&str> = e["sections"]
+        .as_array()
+        .expect("sections")
+        .iter()
+        .filter_map(|s| s["section"].as_str())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "welcome",
+            "summary_of_rights",
+            "disclosure",
+            "summary_of_state_rights",
+            "authorization_of_background_investigation",
+            "signature"
+        ]
+    );
+    assert_eq!(
+        e["sections"][5]["acknowledgedAt"][0], e["signedAt"],
+        "signed when the signature was given: {e}"
+    );
+    let limited = app.token_with_role("limited_team_member").await;
+    app.gql_as(Some(&limited), CONSENTS, json!({"id": check}))
+        .await
+        .expect_err("FORBIDDEN", None);
 
     // The link worked once.
     assert_eq!(client.get(&link).send().await.expect("page").status(), 410);
