@@ -711,10 +711,7 @@ async fn an_attempt_whose_body_breaks_off_says_so() {
             // early close cannot reset it.
             let mut request = Vec::new();
             let mut chunk = [0u8; 8192];
-            loop {
-                let Ok(n) = socket.read(&mut chunk).await else {
-                    break;
-                };
+            while let Ok(n) = socket.read(&mut chunk).await {
                 if n == 0 {
                     break;
                 }
