@@ -1022,8 +1022,10 @@ impl Service {
                 Ok(true) => Ok(ConsentSubmission::Signed(purpose)),
                 Ok(false) => Err(LinkProblem::Used),
                 // The check cannot take the recheck now (a newer check of the candidate's is
-                // running, or the check moved on): trying again would not help.
-                Err(ServiceError::Conflict { .. } | ServiceError::Invalid { .. }) => {
+                // running, or the check moved on): trying again would not help. Any other
+                // failure (a concurrent write, the database) may pass: "try again".
+                Err(e) if refused_for_good(&e) => {
+                    tracing::info!(check = %link.check_id, reason = %e, "a signed recheck consent came too late");
                     Err(LinkProblem::NotNeeded)
                 }
                 Err(e) => Err(e.into()),
@@ -1054,6 +1056,9 @@ impl Service {
             // is asked for again too, as the new state's.
             let mut progress = progress_of(&link);
             let reread = progress.remove(disclosures::STATE_SUMMARY).is_some();
+            // The answer given on that summary goes with it: the new state's summary asks
+            // again, if it offers the box at all.
+            progress.remove(COPY_OF_REPORT_REQUESTED);
             let reauthorize = progress.remove(disclosures::AUTHORIZATION).is_some() || reread;
             let kept = async {
                 if reauthorize {
@@ -1397,7 +1402,7 @@ impl Service {
                 // partner's referenceId for them, are kept unless given).
                 let mut now_given = cand_input.clone();
                 if input.no_middle_name {
-                    now_given.middle_name = Some(String::new());
+                    now_given.middle_name.get_or_insert_with(String::new);
                 }
                 for slot in [&mut now_given.address, &mut now_given.city] {
                     slot.get_or_insert_with(String::new);
@@ -2008,6 +2013,18 @@ fn with_progress(
     let mut am: candidate_link::ActiveModel = link.into();
     am.progress = Set(serde_json::to_string(progress).unwrap_or_else(|_| "{}".into()));
     am
+}
+
+/// Whether a status change was refused for good, not for the moment: another check of the
+/// candidate's is in progress, or the check's status no longer allows the move.
+fn refused_for_good(e: &ServiceError) -> bool {
+    matches!(
+        e,
+        ServiceError::Conflict {
+            existing_id: Some(_),
+            ..
+        }
+    ) || matches!(e, ServiceError::Invalid { field, .. } if field == "status")
 }
 
 /// The answer to asking a candidate who signed a hosted form (held with `doChecks: false`)

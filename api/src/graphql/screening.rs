@@ -141,9 +141,10 @@ pub struct ConsentEvidence {
     /// When each section was acknowledged, in reading order, ending with `signature`. A section
     /// read again (the state's summary, once the candidate gave another state) has each time.
     pub sections: Vec<ConsentSectionTimes>,
-    /// The candidate ticked "I want to receive a copy of my Background Report" (offered with
-    /// the summaries of states whose law asks for it; every candidate is sent a copy).
-    pub copy_of_report_requested: bool,
+    /// Whether the candidate ticked "I want to receive a copy of my Background Report" on our
+    /// page (offered with the summaries of states whose law asks for it; every candidate is
+    /// sent a copy). Null for your own form, whose answer to that box is not passed to us.
+    pub copy_of_report_requested: Option<bool>,
     /// The typed name, or the drawn signature as a `data:image/png;base64,` URL.
     pub signature: String,
     /// The candidate's IP address.
@@ -164,18 +165,29 @@ pub struct ConsentSectionTimes {
 
 impl From<entity::consent::Model> for ConsentEvidence {
     fn from(c: entity::consent::Model) -> Self {
+        // Both writers store RFC 3339 times by section key; anything else is said in the log
+        // rather than dropped without a word.
         let mut times: BTreeMap<String, Vec<String>> =
-            serde_json::from_str(&c.section_timestamps).unwrap_or_default();
-        let copy_of_report_requested = times
+            serde_json::from_str(&c.section_timestamps).unwrap_or_else(|e| {
+                tracing::error!(consent = %c.id, error = %e, "consent evidence's section times do not read");
+                BTreeMap::new()
+            });
+        let asked = times
             .remove(service::screen::COPY_OF_REPORT_REQUESTED)
             .is_some();
+        let copy_of_report_requested = (c.method != "hosted_form").then_some(asked);
         let mut sections: Vec<ConsentSectionTimes> = times
             .into_iter()
             .map(|(section, at)| {
                 let mut acknowledged_at: Vec<DateTime<Utc>> = at
                     .iter()
-                    .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
-                    .map(|t| t.with_timezone(&Utc))
+                    .filter_map(|t| match DateTime::parse_from_rfc3339(t) {
+                        Ok(t) => Some(t.with_timezone(&Utc)),
+                        Err(e) => {
+                            tracing::error!(consent = %c.id, time = %t, error = %e, "a consent section time does not read");
+                            None
+                        }
+                    })
                     .collect();
                 acknowledged_at.sort();
                 ConsentSectionTimes {

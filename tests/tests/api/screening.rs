@@ -615,7 +615,10 @@ async fn hosted_form_runs_a_clear_candidate_to_approved_with_results_and_webhook
     assert_eq!(e["method"], "hosted_form");
     assert_eq!(e["signature"], SIGNATURE_PNG);
     assert_eq!(e["ipAddress"], "203.0.113.7");
-    assert_eq!(e["copyOfReportRequested"], false);
+    assert!(
+        e["copyOfReportRequested"].is_null(),
+        "your form does not pass that answer: {e}"
+    );
     assert_eq!(e["sections"].as_array().map(Vec::len), Some(6), "{e}");
     assert_eq!(e["sections"][0]["section"], "welcome", "{e}");
     assert_eq!(e["sections"][5]["section"], "signature", "{e}");
@@ -1556,6 +1559,28 @@ async fn the_consent_page_shows_the_state_summary_for_the_zip_codes_state() {
             "A Summary of Your State Rights",
             "Authorization of Background Investigation"
         ]
+    );
+    // The copy of the report asked for on California's summary went with it: New York's
+    // summary does not offer the box.
+    let signed = post_form(
+        &client,
+        &format!("{link}/sign"),
+        &[("signature", "Pippin Took")],
+        None,
+    )
+    .await;
+    assert_eq!(signed.status(), 200);
+    let evidence = app
+        .gql(
+            "query($id: ID!) { check(id: $id) { consents { copyOfReportRequested sections { section } } } }",
+            json!({"id": check}),
+        )
+        .await;
+    let e = &evidence.data()["check"]["consents"][0];
+    assert_eq!(e["copyOfReportRequested"], false, "{e}");
+    assert_eq!(
+        e["sections"][3]["section"], "summary_of_state_rights",
+        "{e}"
     );
 }
 
