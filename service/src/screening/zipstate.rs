@@ -1,10 +1,13 @@
-//! The state of a US ZIP code from its first three digits (USPS prefix ranges), so a hosted
-//! form given only a zip code shows the right state disclosures.
+//! The state of a US ZIP code from its first three digits (USPS prefix ranges; the whole code
+//! where territories share a prefix), so a hosted form given only a zip code shows the right
+//! state disclosures.
 
 /// (first prefix, last prefix, state), inclusive, in order.
 const RANGES: &[(u16, u16, &str)] = &[
     (5, 5, "NY"),
-    (6, 9, "PR"),
+    (6, 7, "PR"),
+    (8, 8, "VI"),
+    (9, 9, "PR"),
     (10, 27, "MA"),
     (28, 29, "RI"),
     (30, 38, "NH"),
@@ -29,7 +32,10 @@ const RANGES: &[(u16, u16, &str)] = &[
     (270, 289, "NC"),
     (290, 299, "SC"),
     (300, 319, "GA"),
-    (320, 349, "FL"),
+    (320, 339, "FL"),
+    // Military mail, the Americas.
+    (340, 340, "AA"),
+    (341, 349, "FL"),
     (350, 369, "AL"),
     (370, 385, "TN"),
     (386, 397, "MS"),
@@ -65,8 +71,11 @@ const RANGES: &[(u16, u16, &str)] = &[
     (889, 898, "NV"),
     (900, 961, "CA"),
     (962, 966, "AP"),
+    // 96799 is American Samoa's (see `region_of`).
     (967, 968, "HI"),
-    (969, 969, "GU"),
+    // Guam, the Northern Mariana Islands, and the freely associated states (Palau, Micronesia,
+    // the Marshall Islands) by their full codes (see `region_of`).
+    (969, 969, "969"),
     (970, 979, "OR"),
     (980, 994, "WA"),
     (995, 999, "AK"),
@@ -82,11 +91,12 @@ pub fn home_state<'a>(state: Option<&'a str>, zip: Option<&str>) -> Option<&'a s
         .or_else(|| zip.and_then(state_for_zip))
 }
 
-/// The two-letter state of a 5-digit ZIP code, if its prefix is assigned to one.
+/// The two-letter state or territory of a 5-digit ZIP code, if it has one.
 pub fn state_for_zip(zip: &str) -> Option<&'static str> {
     region_of(zip)
-        // Military mail (AE/AP) has no state disclosures of its own.
-        .filter(|s| *s != "AE" && *s != "AP")
+        // Military mail (AA/AE/AP) and the freely associated states (FM/MH/PW) have no state
+        // disclosures of their own, nor a US state code a candidate's address takes.
+        .filter(|s| !matches!(*s, "AA" | "AE" | "AP" | "FM" | "MH" | "PW" | "969"))
 }
 
 /// Whether a ZIP code's first three digits are assigned at all (to a state, a territory or
@@ -97,10 +107,22 @@ pub fn is_assigned(zip: &str) -> bool {
 
 fn region_of(zip: &str) -> Option<&'static str> {
     let prefix: u16 = zip.get(0..3)?.parse().ok()?;
-    RANGES
+    let region = RANGES
         .iter()
         .find(|(lo, hi, _)| (*lo..=*hi).contains(&prefix))
-        .map(|(_, _, s)| *s)
+        .map(|(_, _, s)| *s)?;
+    // Prefixes shared by several territories: told apart by the whole code.
+    let code: u32 = zip.get(0..5)?.parse().ok()?;
+    Some(match (region, code) {
+        ("HI", 96799) => "AS",
+        ("969", 96910..=96932) => "GU",
+        ("969", 96939..=96940) => "PW",
+        ("969", 96941..=96944) => "FM",
+        ("969", 96950..=96952) => "MP",
+        ("969", 96960 | 96970) => "MH",
+        // Another island code: assigned, with no state we know.
+        (region, _) => region,
+    })
 }
 
 #[cfg(test)]
@@ -125,6 +147,19 @@ mod tests {
             ("99501", Some("AK")),
             ("09001", None),
             ("00000", None),
+            ("00601", Some("PR")),
+            ("00802", Some("VI")),
+            ("00901", Some("PR")),
+            ("96799", Some("AS")),
+            ("96701", Some("HI")),
+            ("96910", Some("GU")),
+            ("96950", Some("MP")),
+            ("96940", None),
+            ("96960", None),
+            ("96999", None),
+            ("34002", None),
+            ("33101", Some("FL")),
+            ("34102", Some("FL")),
         ] {
             assert_eq!(state_for_zip(zip), state, "{zip}");
         }
@@ -137,8 +172,11 @@ mod tests {
         ] {
             assert!(!is_assigned(zip), "{zip}");
         }
-        // Military mail is assigned, though it has no state.
-        for zip in ["09001", "96201", "00501", "94107", "99950"] {
+        // Military mail and the freely associated states are assigned, though they have no
+        // state.
+        for zip in [
+            "09001", "96201", "34002", "96940", "96941", "96970", "00501", "94107", "99950",
+        ] {
             assert!(is_assigned(zip), "{zip}");
         }
     }
