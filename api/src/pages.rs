@@ -698,10 +698,7 @@ async fn report_page(
     // Not knowing whether the candidate may dispute is not "they may not": the page waits.
     let window = match svc.dispute_window(&c).await {
         Ok(w) => w,
-        Err(e) => {
-            tracing::error!(error = %e.detail(), "a report page's dispute window could not be read");
-            return report_problem_page(LinkProblem::Unavailable);
-        }
+        Err(e) => return report_problem_page(e.into()),
     };
     let dispute = match window {
         DisputeWindow::Open => "<h2>Your dispute</h2><p>We are reinvestigating what you \
@@ -810,7 +807,7 @@ pub async fn report_dispute(
             )
             .await
         }
-        Err(_) => report_problem_page(LinkProblem::Unavailable),
+        Err(e) => report_problem_page(e.into()),
     }
 }
 

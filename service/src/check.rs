@@ -79,7 +79,7 @@ pub struct NewCheck {
 }
 
 /// The candidate's check in progress (not finished) other than `except`, if any.
-pub(crate) async fn open_check_of<C: ConnectionTrait>(
+async fn open_check_of<C: ConnectionTrait>(
     conn: &C,
     partner_id: &str,
     candidate_id: &str,
@@ -98,7 +98,7 @@ pub(crate) async fn open_check_of<C: ConnectionTrait>(
 }
 
 /// The answer to a second check in progress for one candidate.
-pub(crate) fn in_progress(a: check::Model) -> ServiceError {
+fn in_progress(a: check::Model) -> ServiceError {
     ServiceError::Conflict {
         field: Some("candidateId".into()),
         message: format!(
@@ -106,6 +106,20 @@ pub(crate) fn in_progress(a: check::Model) -> ServiceError {
             a.id, a.status
         ),
         existing_id: Some(a.id),
+    }
+}
+
+/// Takes the candidate's row, the turn two new checks of one candidate take, and refuses when a
+/// check of theirs is in progress: a new check may start (on `txn`) once this answers `Ok`.
+pub(crate) async fn may_start_a_check(
+    txn: &DatabaseTransaction,
+    partner_id: &str,
+    candidate_id: &str,
+) -> ServiceResult<()> {
+    db::lock_row(txn, "candidates", candidate_id).await?;
+    match open_check_of(txn, partner_id, candidate_id, None).await? {
+        Some(a) => Err(in_progress(a)),
+        None => Ok(()),
     }
 }
 
@@ -146,12 +160,9 @@ impl Service {
             .await
             .map_err(|_| ServiceError::invalid("candidateId", "no such candidate"))?;
         // Two starts for one candidate take turns, so the second sees the first's check.
-        db::lock_row(&txn, "candidates", &cand.id).await?;
+        may_start_a_check(&txn, &actor.partner_id, &cand.id).await?;
         let partner = crate::partner::load(&txn, &actor.partner_id).await?;
         let package = crate::package::usable(&txn, &partner, input.package_id.as_deref()).await?;
-        if let Some(a) = open_check_of(&txn, &actor.partner_id, &cand.id, None).await? {
-            return Err(in_progress(a));
-        }
         let c = self
             .insert_check(
                 &txn,

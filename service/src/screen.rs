@@ -56,7 +56,10 @@ const RECHECKABLE: [CheckStatus; 3] = [
 
 /// The key, among a consent's section times, of the candidate ticking "I want to receive a copy
 /// of my Background Report" (when they ticked it).
-pub const COPY_OF_REPORT_REQUESTED: &str = "copy_of_report_requested";
+const COPY_OF_REPORT_REQUESTED: &str = "copy_of_report_requested";
+
+/// The consent `method` of a partner-hosted form.
+const HOSTED_FORM: &str = "hosted_form";
 
 fn hash_token(token: &str) -> String {
     let digest = sha2::Sha256::digest(token.as_bytes());
@@ -99,6 +102,71 @@ impl From<ServiceError> for LinkProblem {
 impl From<sea_orm::DbErr> for LinkProblem {
     fn from(e: sea_orm::DbErr) -> Self {
         ServiceError::from(e).into()
+    }
+}
+
+/// A consent signed for a check, as its evidence reads.
+#[derive(Debug, Clone)]
+pub struct ConsentRecord {
+    /// `consent_page`, `hosted_form`, `recheck_consent_page` or `monitoring_consent_page`.
+    pub method: String,
+    pub signed_at: DateTime<Utc>,
+    /// Each section's key and acknowledgement times (earliest first), in reading order, the
+    /// signature last.
+    pub sections: Vec<(String, Vec<DateTime<Utc>>)>,
+    /// The answer to the optional "copy of my report" box on our page; `None` for a hosted
+    /// form, whose answer is not passed to us.
+    pub copy_of_report_requested: Option<bool>,
+    /// The typed name, or the drawn signature as a data URL.
+    pub signature: String,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl From<consent::Model> for ConsentRecord {
+    fn from(c: consent::Model) -> Self {
+        // Both writers store RFC 3339 times by section key; anything else is said in the log
+        // rather than dropped without a word.
+        let mut times: BTreeMap<String, Vec<String>> =
+            serde_json::from_str(&c.section_timestamps).unwrap_or_else(|e| {
+                tracing::error!(consent = %c.id, error = %e, "consent evidence's section times do not read");
+                BTreeMap::new()
+            });
+        let asked = times.remove(COPY_OF_REPORT_REQUESTED).is_some();
+        let mut sections: Vec<(String, Vec<DateTime<Utc>>)> = times
+            .into_iter()
+            .map(|(section, at)| {
+                let mut parsed: Vec<DateTime<Utc>> = at
+                    .iter()
+                    .filter_map(|t| match DateTime::parse_from_rfc3339(t) {
+                        Ok(t) => Some(t.with_timezone(&Utc)),
+                        Err(e) => {
+                            tracing::error!(consent = %c.id, time = %t, error = %e, "a consent section time does not read");
+                            None
+                        }
+                    })
+                    .collect();
+                parsed.sort();
+                (section, parsed)
+            })
+            .collect();
+        // Reading order, then the signature (the times of a hosted form may all be one).
+        let rank = |key: &str| {
+            disclosures::READING_ORDER
+                .iter()
+                .position(|k| *k == key)
+                .unwrap_or(disclosures::READING_ORDER.len())
+        };
+        sections.sort_by_key(|(key, at)| (key == "signature", rank(key), at.first().copied()));
+        Self {
+            copy_of_report_requested: (c.method != HOSTED_FORM).then_some(asked),
+            method: c.method,
+            signed_at: c.signed_at,
+            sections,
+            signature: c.signature,
+            ip_address: c.ip_address,
+            user_agent: c.user_agent,
+        }
     }
 }
 
@@ -1389,14 +1457,9 @@ impl Service {
                             .into(),
                     ));
                 }
-                db::lock_row(&txn, "candidates", &existing.id).await?;
+                crate::check::may_start_a_check(&txn, &actor.partner_id, &existing.id).await?;
                 let existing =
                     crate::candidate::find(&txn, &actor.partner_id, &existing.id).await?;
-                if let Some(running) =
-                    crate::check::open_check_of(&txn, &actor.partner_id, &existing.id, None).await?
-                {
-                    return Err(crate::check::in_progress(running));
-                }
                 // The form is the candidate's whole current story: what it leaves out of their
                 // name and address is cleared, not kept from before (the licence, and the
                 // partner's referenceId for them, are kept unless given).
@@ -1441,7 +1504,7 @@ impl Service {
             id: Set(ids::uuid()),
             partner_id: Set(actor.partner_id.clone()),
             check_id: Set(c.id.clone()),
-            method: Set("hosted_form".into()),
+            method: Set(HOSTED_FORM.into()),
             section_timestamps: Set(
                 serde_json::to_string(&timestamps).map_err(anyhow::Error::from)?
             ),
@@ -1650,7 +1713,7 @@ impl Service {
         &self,
         actor: &Actor,
         check_id: &str,
-    ) -> ServiceResult<Vec<consent::Model>> {
+    ) -> ServiceResult<Vec<ConsentRecord>> {
         if !actor.role.may_see_sensitive() {
             return Err(ServiceError::Forbidden(
                 "your role may not see consent evidence (signatures, IP addresses)".into(),
@@ -1662,7 +1725,10 @@ impl Service {
             .filter(consent::Column::CheckId.eq(check_id))
             .order_by_asc(consent::Column::SignedAt)
             .all(&self.db)
-            .await?)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     /// Reports of a check on `conn` (inside a write transaction, pass the transaction: another

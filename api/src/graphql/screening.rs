@@ -7,7 +7,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{adverse_action, email, monitoring_alert, task};
 use service::candidate::CandidateInput;
-use service::screen::{HostedConsent, HostedConsentResult, ReportEntry};
+use service::screen::{ConsentRecord, HostedConsent, HostedConsentResult, ReportEntry};
 
 use super::candidate::Candidate;
 use super::check::Check;
@@ -163,58 +163,20 @@ pub struct ConsentSectionTimes {
     pub acknowledged_at: Vec<DateTime<Utc>>,
 }
 
-impl From<entity::consent::Model> for ConsentEvidence {
-    fn from(c: entity::consent::Model) -> Self {
-        // Both writers store RFC 3339 times by section key; anything else is said in the log
-        // rather than dropped without a word.
-        let mut times: BTreeMap<String, Vec<String>> =
-            serde_json::from_str(&c.section_timestamps).unwrap_or_else(|e| {
-                tracing::error!(consent = %c.id, error = %e, "consent evidence's section times do not read");
-                BTreeMap::new()
-            });
-        let asked = times
-            .remove(service::screen::COPY_OF_REPORT_REQUESTED)
-            .is_some();
-        let copy_of_report_requested = (c.method != "hosted_form").then_some(asked);
-        let mut sections: Vec<ConsentSectionTimes> = times
-            .into_iter()
-            .map(|(section, at)| {
-                let mut acknowledged_at: Vec<DateTime<Utc>> = at
-                    .iter()
-                    .filter_map(|t| match DateTime::parse_from_rfc3339(t) {
-                        Ok(t) => Some(t.with_timezone(&Utc)),
-                        Err(e) => {
-                            tracing::error!(consent = %c.id, time = %t, error = %e, "a consent section time does not read");
-                            None
-                        }
-                    })
-                    .collect();
-                acknowledged_at.sort();
-                ConsentSectionTimes {
-                    section,
-                    acknowledged_at,
-                }
-            })
-            .collect();
-        // Reading order, then the signature (the times of a hosted form may all be one).
-        let rank = |key: &str| {
-            service::screening::disclosures::READING_ORDER
-                .iter()
-                .position(|k| *k == key)
-                .unwrap_or(service::screening::disclosures::READING_ORDER.len())
-        };
-        sections.sort_by_key(|s| {
-            (
-                s.section == "signature",
-                rank(&s.section),
-                s.acknowledged_at.first().copied(),
-            )
-        });
+impl From<ConsentRecord> for ConsentEvidence {
+    fn from(c: ConsentRecord) -> Self {
         Self {
             method: c.method,
             signed_at: c.signed_at,
-            sections,
-            copy_of_report_requested,
+            sections: c
+                .sections
+                .into_iter()
+                .map(|(section, acknowledged_at)| ConsentSectionTimes {
+                    section,
+                    acknowledged_at,
+                })
+                .collect(),
+            copy_of_report_requested: c.copy_of_report_requested,
             signature: c.signature,
             ip_address: c.ip_address,
             user_agent: c.user_agent,
