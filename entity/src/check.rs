@@ -12,6 +12,9 @@ pub struct Model {
     pub partner_id: String,
     pub candidate_id: String,
     pub package_id: String,
+    /// JSON array of the search kinds the check runs: its package's when it was started. A
+    /// recheck runs them again; a later change to the package does not reach it.
+    pub searches: Json,
     pub status: CheckStatus,
     pub callback_url: Option<String>,
     pub reference_id: Option<String>,

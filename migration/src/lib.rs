@@ -9,6 +9,7 @@ mod m20261123_000003_checks_by_candidate;
 mod m20261123_000004_screening;
 mod m20261201_000005_lookups_by_key;
 mod m20261207_000006_endpoint_last_failure;
+mod m20261207_000007_check_searches;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_screening::Migration),
             Box::new(m20261201_000005_lookups_by_key::Migration),
             Box::new(m20261207_000006_endpoint_last_failure::Migration),
+            Box::new(m20261207_000007_check_searches::Migration),
         ]
     }
 }

@@ -2,20 +2,13 @@
 use entity::{Role, SearchKind, package, partner};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, Set,
 };
 use serde_json::json;
 
 use crate::db::SelectUnique;
 
-/// The statuses of a check whose searches are settled by its package as it is now: consented,
-/// being searched, or held for identity (resuming runs the package's searches).
-const SCREENING: [entity::CheckStatus; 3] = [
-    entity::CheckStatus::Consent,
-    entity::CheckStatus::Processing,
-    entity::CheckStatus::ReviewIdentity,
-];
 use crate::events::{self, EventType};
 use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids};
 
@@ -27,9 +20,10 @@ pub struct PackagePatch {
     pub make_default: Option<bool>,
 }
 
-/// The searches of a package, parsed from its JSON column.
-pub fn searches_of(p: &package::Model) -> Vec<SearchKind> {
-    p.searches
+/// The searches in a JSON column of them: a package's, or a check's (the ones it was ordered
+/// with).
+pub fn searches_of(searches: &serde_json::Value) -> Vec<SearchKind> {
+    searches
         .as_array()
         .map(|a| {
             a.iter()
@@ -37,6 +31,22 @@ pub fn searches_of(p: &package::Model) -> Vec<SearchKind> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The searches a check runs: the ones it was started with. A check without any was written by
+/// a process older than `checks.searches` (during a rolling upgrade); it runs its package's, as
+/// such a process would have.
+pub(crate) async fn searches_of_check<C: ConnectionTrait>(
+    conn: &C,
+    c: &entity::check::Model,
+) -> ServiceResult<Vec<SearchKind>> {
+    let searches = searches_of(&c.searches);
+    if !searches.is_empty() {
+        return Ok(searches);
+    }
+    Ok(searches_of(
+        &find(conn, &c.partner_id, &c.package_id).await?.searches,
+    ))
 }
 
 fn validate_searches(searches: &[SearchKind]) -> ServiceResult<serde_json::Value> {
@@ -131,8 +141,8 @@ impl Service {
         Ok(p)
     }
 
-    /// Changes a package. Its searches cannot change while a check of it is between consent and
-    /// its results ([`SCREENING`]).
+    /// Changes a package. A change of its searches applies to checks started after it: a check
+    /// keeps the searches it was started with (`checks.searches`).
     pub async fn update_package(
         &self,
         actor: &Actor,
@@ -162,24 +172,6 @@ impl Service {
                 "makeDefault",
                 "make another package the default instead; a partner always has one",
             ));
-        }
-        if let Some(s) = searches.as_ref().filter(|s| **s != current.searches) {
-            // A check runs the searches its package has when they run: one consented to, or
-            // being screened, would otherwise run searches the candidate was not asked the
-            // details for (or fewer than were ordered).
-            let screening = entity::check::Entity::find()
-                .filter(entity::check::Column::PartnerId.eq(&actor.partner_id))
-                .filter(entity::check::Column::PackageId.eq(&current.id))
-                .filter(
-                    entity::check::Column::Status.is_in(SCREENING.iter().map(|st| st.as_api_str())),
-                )
-                .count(&txn)
-                .await?;
-            if screening > 0 {
-                return Err(ServiceError::conflict(format!(
-                    "{screening} check(s) of this package are being screened; change its searches (to {s}) once they are done, or create a new package"
-                )));
-            }
         }
         let mut am = current.into_active_model();
         if let Some(n) = name {

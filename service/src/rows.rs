@@ -219,6 +219,7 @@ positional!(check {
     partner_id,
     candidate_id,
     package_id,
+    searches,
     status: String => status,
     callback_url,
     reference_id,

@@ -814,8 +814,7 @@ impl Service {
         let purpose = self.consent_needed(&self.db, &link, &c).await?;
         let cand = crate::candidate::find(&self.db, &c.partner_id, &c.candidate_id).await?;
         let partner = crate::partner::load(&self.db, &c.partner_id).await?;
-        let package = crate::package::find(&self.db, &c.partner_id, &c.package_id).await?;
-        let searches = crate::package::searches_of(&package);
+        let searches = crate::package::searches_of_check(&self.db, &c).await?;
         let acknowledged = progress_of(&link);
         Ok(ConsentView {
             purpose,
@@ -1230,7 +1229,7 @@ impl Service {
         }
         let partner = crate::partner::load(&self.db, &actor.partner_id).await?;
         let package = crate::package::usable(&self.db, &partner, package_id).await?;
-        let searches = crate::package::searches_of(&package);
+        let searches = crate::package::searches_of(&package.searches);
         let now = self.clock.now();
         let form = form_session::ActiveModel {
             id: Set(ids::uuid()),
@@ -1293,7 +1292,7 @@ impl Service {
                 "this form has expired; start again",
             ));
         }
-        let searches = crate::package::searches_of(&package);
+        let searches = crate::package::searches_of(&package.searches);
         let cand_in = &input.candidate;
         // The disclosures were chosen for the form's zip code (Turn: "Zipcodes do not match").
         if let Some(zip) = cand_in.zip.as_deref().filter(|z| !z.trim().is_empty())
@@ -1487,7 +1486,7 @@ impl Service {
                 actor,
                 &cand,
                 &partner,
-                &package.id,
+                &package,
                 callback_url,
                 cand.reference_id.clone(),
                 // Turn: with `do_checks` false the check waits at `initiated` (no communication,
@@ -1591,7 +1590,6 @@ impl Service {
         if c.status != CheckStatus::Processing {
             return Ok(TaskOutcome::Done);
         }
-        let package = crate::package::find(&self.db, partner_id, &c.package_id).await?;
         let now = self.clock.now();
         let requested_at = payload["requested_at"]
             .as_str()
@@ -1601,7 +1599,7 @@ impl Service {
         let identity_override = payload["identity_override"].as_bool().unwrap_or(false);
         let req = SearchRequest {
             subject: self.subject_of(&cand)?,
-            searches: crate::package::searches_of(&package),
+            searches: crate::package::searches_of_check(&self.db, &c).await?,
             requested_at,
             now,
             identity_override,

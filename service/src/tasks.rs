@@ -18,7 +18,7 @@ use crate::{Service, ServiceResult, db, ids, screen};
 /// What a task does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskKind {
-    /// Run (or poll) the package's searches of a `processing` check, then adjudicate.
+    /// Run (or poll) the searches of a `processing` check, then adjudicate.
     Screening,
     /// Remind a candidate who has not consented yet to their check.
     InviteReminder,

@@ -55,12 +55,24 @@ impl Dispatcher {
         let d = &spec.delivery;
         let timestamp = chrono::Utc::now().timestamp();
         let started = Instant::now();
-        let vetted = match &spec.cannot_sign {
+        // A secret that decrypts but does not sign (not base64) is the attempt's error, like one
+        // that does not decrypt: the attempt is logged and retried, not the job aborted.
+        let signature = match &spec.cannot_sign {
             Some(why) => Err(why.clone()),
-            None => url::Url::parse(&d.url)
-                .map_err(|e| e.to_string())
-                .and_then(|u| check_literal(&u, &self.allow)),
+            None if spec.secrets.is_empty() => Ok(None),
+            None => sign::header(&spec.secrets, &d.event_id, timestamp, &d.body)
+                .map(Some)
+                .map_err(|e| {
+                    tracing::error!(delivery = %d.id, error = %e, "webhook signing secret does not sign");
+                    format!("the signing secret could not sign: {e}")
+                }),
         };
+        let vetted = signature.and_then(|sig| {
+            url::Url::parse(&d.url)
+                .map_err(|e| e.to_string())
+                .and_then(|u| check_literal(&u, &self.allow))
+                .map(|()| sig)
+        });
         let outcome = match vetted {
             Err(e) => AttemptResult {
                 status_code: None,
@@ -69,18 +81,15 @@ impl Dispatcher {
                 duration_ms: 0,
                 retry_after: None,
             },
-            Ok(()) => {
+            Ok(signature) => {
                 let mut req = self
                     .http
                     .post(&d.url)
                     .header("content-type", "application/json")
                     .header("webhook-id", &d.event_id)
                     .header("webhook-timestamp", timestamp.to_string());
-                if !spec.secrets.is_empty() {
-                    req = req.header(
-                        "webhook-signature",
-                        sign::header(&spec.secrets, &d.event_id, timestamp, &d.body)?,
-                    );
+                if let Some(signature) = signature {
+                    req = req.header("webhook-signature", signature);
                 }
                 match req.body(d.body.clone()).send().await {
                     Ok(resp) => {

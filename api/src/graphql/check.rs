@@ -10,7 +10,8 @@ use super::candidate::Candidate;
 use super::error::{GqlResult, actor, gql, svc};
 use super::loaders::{CandidateById, HistoryByCheck, PackageById};
 use super::package::Package;
-use super::types::CheckStatus;
+use super::types::{CheckStatus, SearchKind};
+use service::package::searches_of;
 
 /// A background check of one candidate with one package.
 #[derive(Clone)]
@@ -31,6 +32,7 @@ pub(crate) fn columns_read<'a>(
             "status" | "statusLabel" | "nextStatuses" => &[C::Status],
             "candidate" => &[C::CandidateId],
             "package" => &[C::PackageId],
+            "searches" => &[C::Searches],
             "callbackUrl" => &[C::CallbackUrl],
             "referenceId" => &[C::ReferenceId],
             "consentDate" => &[C::ConsentDate],
@@ -89,6 +91,14 @@ impl Check {
             .load_one(self.0.package_id.clone())
             .await?
             .map(Package))
+    }
+    /// The searches the check runs: its package's when it was started. A later change to the
+    /// package applies to checks started after it; a recheck runs these again.
+    async fn searches(&self) -> Vec<SearchKind> {
+        searches_of(&self.0.searches)
+            .into_iter()
+            .map(Into::into)
+            .collect()
     }
     /// Where the results webhook goes.
     async fn callback_url(&self) -> Option<&str> {

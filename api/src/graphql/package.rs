@@ -21,9 +21,13 @@ impl Package {
     async fn name(&self) -> &str {
         &self.0.name
     }
-    /// The searches a check with this package runs.
+    /// The searches a check started with this package runs (a check keeps the ones it was
+    /// started with: a change applies to checks started after it).
     async fn searches(&self) -> Vec<SearchKind> {
-        searches_of(&self.0).into_iter().map(Into::into).collect()
+        searches_of(&self.0.searches)
+            .into_iter()
+            .map(Into::into)
+            .collect()
     }
     /// Whether checks started without a package use this one. Exactly one package is the default.
     async fn is_default(&self) -> bool {

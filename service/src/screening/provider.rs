@@ -1,4 +1,4 @@
-//! The screening-provider interface: what the engine asks a provider (run a package's searches,
+//! The screening-provider interface: what the engine asks a provider (run a check's searches,
 //! recheck a county after an arrest alert) and what it gets back. Implementations: the
 //! deterministic [`crate::screening::sandbox::SandboxProvider`]; a live provider plugs in here.
 use chrono::{DateTime, NaiveDate, Utc};
@@ -86,7 +86,7 @@ pub type BoxFut<'a, T> =
 pub trait Provider: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
-    /// Runs the package's searches (only those), or says when to ask again.
+    /// Runs the check's searches (only those), or says when to ask again.
     fn search<'a>(&'a self, req: &'a SearchRequest) -> BoxFut<'a, SearchOutcome>;
 
     /// Continuous monitoring: the county recheck after an arrest alert; the records found there.

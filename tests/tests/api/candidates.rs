@@ -311,8 +311,9 @@ async fn the_lookup_indexes_migration_rolls_back_and_forward_keeping_the_data() 
     let names = index_names(db).await;
     assert!(has(&names, &new) && none(&names, &old), "{names:?}");
 
-    // Down past it (and the endpoints' last failure after it), then up again.
-    migration::Migrator::down(db, Some(2)).await.expect("down");
+    // Down past it (and the two after it: endpoints' last failure, checks' searches), then up
+    // again.
+    migration::Migrator::down(db, Some(3)).await.expect("down");
     let names = index_names(db).await;
     assert!(has(&names, &old) && none(&names, &new), "{names:?}");
 
@@ -326,4 +327,29 @@ async fn the_lookup_indexes_migration_rolls_back_and_forward_keeping_the_data() 
         )
         .await;
     assert_eq!(r.data()["candidate"]["email"], "kept@example.com");
+}
+
+/// Checks made before checks kept their searches take their package's.
+#[tokio::test]
+async fn the_check_searches_migration_gives_older_checks_their_packages_searches() {
+    use migration::MigratorTrait;
+    let app = spawn_app_with(|c| c.embedded_workers = Some(false)).await;
+    let check = app
+        .start_check(&app.candidate("ordered@example.com").await, true)
+        .await;
+    let db = app.service.db();
+    migration::Migrator::down(db, Some(1)).await.expect("down");
+    migration::Migrator::up(db, None).await.expect("up");
+    let r = app
+        .gql(
+            "query($c: ID!) { check(id: $c) { searches package { searches } } }",
+            json!({"c": check}),
+        )
+        .await;
+    let c = &r.data()["check"];
+    assert!(
+        !c["searches"].as_array().expect("searches").is_empty(),
+        "{c}"
+    );
+    assert_eq!(c["searches"], c["package"]["searches"]);
 }

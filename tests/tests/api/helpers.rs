@@ -17,6 +17,8 @@ pub struct TestApp {
     pub service: Service,
     pub client: reqwest::Client,
     pub jwt_secret: String,
+    /// The key the app encrypts with (to seal values as it would).
+    pub encryption_key: [u8; 32],
     /// The Redis URL and key prefix of the app's job queue in scale-out, `None` embedded.
     pub redis: Option<(String, String)>,
     _shutdown: oneshot::Sender<()>,
@@ -137,6 +139,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         addr,
         token,
         partner_id,
+        encryption_key: key,
         service,
         client: reqwest::Client::new(),
         jwt_secret,

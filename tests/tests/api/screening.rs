@@ -471,6 +471,174 @@ async fn a_hosted_form_held_with_do_checks_false_runs_when_asked() {
     assert_eq!(f.data()["createConsentForm"]["state"], "CA");
 }
 
+/// A check runs the searches it was started with. A change to its package applies to checks
+/// started after it, whatever the older checks' statuses (a check held at `initiated`, one being
+/// screened): each runs, and is rechecked with, what its candidate consented to and gave the
+/// details for.
+#[tokio::test]
+async fn a_check_runs_the_searches_it_was_started_with() {
+    let (app, _rx) = screening_app().await;
+    let drivers = mvr_package(&app).await;
+    let searches = |check: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .gql(
+                    "query($c: ID!) { check(id: $c) { searches package { searches } } }",
+                    json!({"c": check}),
+                )
+                .await;
+            (
+                r.data()["check"]["searches"].clone(),
+                r.data()["check"]["package"]["searches"].clone(),
+            )
+        }
+    };
+    let mvr_ran = |check: String| {
+        let app = &app;
+        async move {
+            reports(app, &check)
+                .await
+                .iter()
+                .map(|r| !r["report"]["checks"]["mvr"].is_null())
+                .collect::<Vec<_>>()
+        }
+    };
+    // Texas, where a recheck needs no fresh consent.
+    let form_id = form_for(&app, "78701", Some(&drivers)).await;
+    let (_, screened) = submit_hosted_in(&app, &form_id, "Rosie", "Cotton", None, "Austin").await;
+    let form_id = form_for(&app, "78701", Some(&drivers)).await;
+    let r = app
+        .gql(
+            SUBMIT,
+            json!({"i": {
+                "formId": form_id, "firstName": "Tom", "lastName": "Cotton", "noMiddleName": true,
+                "email": "tom.cotton@example.com", "phone": "4155550134", "dateOfBirth": "1975-02-03",
+                "ssn": next_ssn(), "address": "5 Bywater Road", "city": "Austin", "doChecks": false,
+                "driversLicenseNumber": "D7654321", "driversLicenseState": "TX",
+                "consentDocument": SIGNATURE_PNG, "timestamps": timestamps(&app)
+            }}),
+        )
+        .await;
+    let held = r.data()["submitConsentForm"]["check"]["id"]
+        .as_str()
+        .expect("held check")
+        .to_string();
+    let ordered = json!(["criminal", "mvr", "ssn_trace"]);
+    assert_eq!(
+        searches(held.clone()).await,
+        (ordered.clone(), ordered.clone())
+    );
+    // Invited, not yet consented: the consent page asks for the licence an MVR needs.
+    let invite = |email: &'static str| {
+        let app = &app;
+        let drivers = &drivers;
+        async move {
+            let cand = app.candidate(email).await;
+            let r = app
+                .gql(
+                    "mutation($c: ID!, $p: ID) { startCheck(input: {candidateId: $c, packageId: $p}) { id } }",
+                    json!({"c": cand, "p": drivers}),
+                )
+                .await;
+            r.data()["startCheck"]["id"]
+                .as_str()
+                .expect("check")
+                .to_string()
+        }
+    };
+    let asks_for_licence = |check: String| {
+        let app = &app;
+        async move {
+            let link = invitation_link(&emails(app, &check).await[0]);
+            let client = no_redirects();
+            acknowledge_every_section(app, &client, &link).await;
+            let page = client
+                .get(&link)
+                .send()
+                .await
+                .expect("page")
+                .text()
+                .await
+                .expect("html");
+            assert!(page.contains("name=\"ssn\""), "the details form: {page}");
+            page.contains("name=\"drivers_license_number\"")
+        }
+    };
+    let invited = invite("invited.before@example.com").await;
+
+    // The package drops its MVR while one check is held and the other is being screened (or
+    // already done: the sandbox answers at once).
+    let changed = app
+        .gql(
+            "mutation($id: ID!) { updatePackage(id: $id, input: {searches: [criminal, ssn_trace]}) { searches } }",
+            json!({"id": drivers}),
+        )
+        .await;
+    let now = json!(["criminal", "ssn_trace"]);
+    assert_eq!(changed.data()["updatePackage"]["searches"], now);
+    for check in [&held, &screened] {
+        assert_eq!(
+            searches(check.clone()).await,
+            (ordered.clone(), now.clone())
+        );
+    }
+
+    assert!(asks_for_licence(invited).await, "ordered with an MVR");
+    let invited_after = invite("invited.after@example.com").await;
+    assert!(!asks_for_licence(invited_after).await, "ordered without");
+
+    app.gql(
+        "mutation($c: ID!) { runCheck(checkId: $c) { status } }",
+        json!({"c": held}),
+    )
+    .await
+    .data();
+    app.wait_check_status(&held, "approved").await;
+    assert_eq!(mvr_ran(held.clone()).await, [true]);
+    app.wait_check_status(&screened, "approved").await;
+    app.gql(
+        "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
+        json!({"c": screened}),
+    )
+    .await
+    .data();
+    eventually("the recheck's report", 10, || async {
+        (reports(&app, &screened).await.len() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(mvr_ran(screened).await, [true, true]);
+
+    // A check started after the change runs the package as it is now.
+    let form_id = form_for(&app, "78701", Some(&drivers)).await;
+    let (_, later) = submit_hosted_in(&app, &form_id, "Lotho", "Sackville", None, "Austin").await;
+    assert_eq!(searches(later.clone()).await, (now.clone(), now));
+    app.wait_check_status(&later, "approved").await;
+    assert_eq!(mvr_ran(later).await, [false]);
+
+    // A check written without searches (by a process older than the column, during an
+    // upgrade) runs its package's, not none.
+    sea_orm::ConnectionTrait::execute_unprepared(
+        app.service.db(),
+        &format!("UPDATE checks SET searches = '[]' WHERE id = '{held}'"),
+    )
+    .await
+    .expect("update");
+    app.gql(
+        "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
+        json!({"c": held}),
+    )
+    .await
+    .data();
+    eventually("the recheck's report", 10, || async {
+        (reports(&app, &held).await.len() == 2).then_some(())
+    })
+    .await;
+    let last = reports(&app, &held).await.pop().expect("report");
+    assert!(last["report"]["checks"]["mvr"].is_null(), "{last}");
+    assert!(!last["report"]["checks"]["criminal"].is_null(), "{last}");
+}
+
 /// The results go to the check's callback URL every time it reaches `approved` or `pending`:
 /// when its screening completes, when a team member approves a Consider (the callback URL may
 /// be all the partner listens to), and when a recheck completes.

@@ -100,40 +100,6 @@ async fn packages_keep_exactly_one_default() {
     );
 }
 
-/// A package's searches stay as they are while a check of it is being screened: the candidate
-/// consented to, and gave the details for, the searches it had.
-#[tokio::test]
-async fn a_package_being_screened_keeps_its_searches() {
-    let app = spawn_app().await;
-    let default = app.gql("{ packages { id } }", json!({})).await.data()["packages"][0]["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    let cand = app.candidate("screened@example.com").await;
-    let check = app.start_check(&cand, true).await;
-    let change = |searches: &'static [&'static str]| {
-        app.gql(
-            "mutation($id: ID!, $s: [SearchKind!]) { updatePackage(id: $id, input: {searches: $s}) { searches } }",
-            json!({"id": default, "s": searches}),
-        )
-    };
-    // Invited, not yet consented: the consent page asks for what the package needs then.
-    change(&["ssn_trace", "criminal", "mvr"]).await.data();
-    app.system_moves(&check, "consent").await;
-    change(&["ssn_trace", "criminal"])
-        .await
-        .expect_err("CONFLICT", None);
-    // The name may change; the searches may once the check is done.
-    app.gql(
-        "mutation($id: ID!) { updatePackage(id: $id, input: {name: \"Standard v2\"}) { name } }",
-        json!({"id": default}),
-    )
-    .await
-    .data();
-    app.transition(&check, "withdrawn").await.data();
-    change(&["ssn_trace", "criminal"]).await.data();
-}
-
 #[tokio::test]
 async fn team_members_are_invited_listed_changed_and_removed() {
     let app = spawn_app().await;

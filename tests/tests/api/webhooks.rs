@@ -889,6 +889,50 @@ async fn a_secret_that_does_not_decrypt_is_an_attempt_with_its_error() {
     let error = row["attempts"][0]["error"].as_str().expect("error");
     assert!(error.contains("could not be decrypted"), "{error}");
     assert!(rx.received().is_empty(), "nothing is sent unsigned");
+
+    // A secret that opens but is no key (not base64): an attempt with its error too, not a job
+    // that fails before anything is logged (and is queued again for ever).
+    let sealed = service::crypto::Crypto::new(&app.encryption_key)
+        .seal("whsec_not*base64")
+        .expect("seal");
+    app.service
+        .db()
+        // Base64 and `v1:`: nothing to quote.
+        .execute_unprepared(&format!(
+            "UPDATE webhook_endpoints SET secret_enc = '{sealed}'"
+        ))
+        .await
+        .expect("update");
+    let id = app
+        .gql("{ webhookDeliveries { id } }", json!({}))
+        .await
+        .data()["webhookDeliveries"][0]["id"]
+        .clone();
+    app.gql(
+        "mutation($id: ID!) { resendWebhookDelivery(id: $id) { id } }",
+        json!({"id": id}),
+    )
+    .await
+    .data();
+    let row = eventually("the second attempt recorded", 10, || async {
+        let log = app
+            .gql(
+                "{ webhookDeliveries { attemptCount attempts { statusCode error } } }",
+                json!({}),
+            )
+            .await;
+        let row = log.data()["webhookDeliveries"][0].clone();
+        (row["attemptCount"] == 2).then_some(row)
+    })
+    .await;
+    let errors: Vec<&str> = row["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .filter_map(|a| a["error"].as_str())
+        .collect();
+    assert!(errors.iter().any(|e| e.contains("could not sign")), "{row}");
+    assert!(rx.received().is_empty(), "nothing is sent unsigned");
 }
 
 /// Results whose report does not open (sealed with another key) are not sent, and do not
