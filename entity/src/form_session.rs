@@ -9,6 +9,9 @@ pub struct Model {
     pub id: String,
     pub partner_id: String,
     pub package_id: String,
+    /// JSON array of the package's search kinds when the form was made: the ones whose required
+    /// fields it handed out, which the check it starts runs.
+    pub searches: Json,
     pub zipcode: String,
     pub state: Option<String>,
     pub expires_at: DateTimeUtc,

@@ -1,56 +1,60 @@
-//! A check keeps the searches it was ordered with. A package's searches may then change at any
-//! time: the change applies to checks started after it, and a check being screened, or rechecked
-//! later, runs what the candidate was asked to consent to and give the details for.
+//! A check keeps the searches it was ordered with, and a hosted form the searches whose required
+//! fields it handed out. A package's searches may then change at any time: the change applies to
+//! checks started (and forms made) after it, and a check being screened, or rechecked later, runs
+//! what its candidate was asked to consent to and give the details for.
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
+/// The tables that take a `searches` column, each with its package id.
+const TABLES: [&str; 2] = ["checks", "form_sessions"];
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Checks::Table)
-                    .add_column(
-                        ColumnDef::new(Checks::Searches)
-                            .json_binary()
-                            .not_null()
-                            .default("[]"),
-                    )
-                    .to_owned(),
-            )
-            .await?;
-        // Checks made before this migration take their package's searches as they are now. For a
-        // check between consent and its results that is what it runs with (a package's searches
-        // could not change then); a check finished before a change shows the package's new ones.
-        // A row written without the column (by a process older than it) keeps the empty
-        // default, and the service runs its package's searches for it.
-        manager
-            .get_connection()
-            .execute_unprepared(
-                "UPDATE checks SET searches = \
-                 (SELECT packages.searches FROM packages WHERE packages.id = checks.package_id)",
-            )
-            .await
-            .map(|_| ())
+        for table in TABLES {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Alias::new(table))
+                        .add_column(
+                            ColumnDef::new(Alias::new("searches"))
+                                .json_binary()
+                                .not_null()
+                                .default("[]"),
+                        )
+                        .to_owned(),
+                )
+                .await?;
+            // Rows made before this migration take their package's searches as they are now.
+            // For a check between consent and its results that is what it runs with (a
+            // package's searches could not change then); a check finished before a change
+            // shows the package's new ones. A row written without the column (by a process
+            // older than it) keeps the empty default, and the service uses its package's
+            // searches for it.
+            manager
+                .get_connection()
+                .execute_unprepared(&format!(
+                    "UPDATE {table} SET searches = \
+                     (SELECT packages.searches FROM packages WHERE packages.id = {table}.package_id)"
+                ))
+                .await?;
+        }
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Checks::Table)
-                    .drop_column(Checks::Searches)
-                    .to_owned(),
-            )
-            .await
+        for table in TABLES {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Alias::new(table))
+                        .drop_column(Alias::new("searches"))
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
     }
-}
-
-#[derive(DeriveIden)]
-enum Checks {
-    Table,
-    Searches,
 }

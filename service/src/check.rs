@@ -169,7 +169,7 @@ impl Service {
                 actor,
                 &cand,
                 &partner,
-                &package,
+                (&package.id, &package.searches),
                 callback_url,
                 reference_id,
                 status,
@@ -180,7 +180,8 @@ impl Service {
         Ok(c)
     }
 
-    /// Inserts a check in its first status with its event, history and effects, on `txn`.
+    /// Inserts a check in its first status with its event, history and effects, on `txn`. It
+    /// runs `searches` (a JSON array of search kinds) of the package `package_id`.
     /// `consented`: the candidate has signed (a hosted form), which dates its consent now even
     /// if the check waits at `initiated`.
     #[allow(clippy::too_many_arguments)]
@@ -190,7 +191,7 @@ impl Service {
         actor: &Actor,
         cand: &candidate::Model,
         partner: &partner::Model,
-        package: &entity::package::Model,
+        (package_id, searches): (&str, &serde_json::Value),
         callback_url: Option<String>,
         reference_id: Option<String>,
         status: CheckStatus,
@@ -201,8 +202,8 @@ impl Service {
             id: ids::uuid(),
             partner_id: actor.partner_id.clone(),
             candidate_id: cand.id.clone(),
-            package_id: package.id.clone(),
-            searches: package.searches.clone(),
+            package_id: package_id.to_string(),
+            searches: searches.clone(),
             status,
             callback_url,
             reference_id,

@@ -1235,6 +1235,7 @@ impl Service {
             id: Set(ids::uuid()),
             partner_id: Set(actor.partner_id.clone()),
             package_id: Set(package.id.clone()),
+            searches: Set(package.searches.clone()),
             zipcode: Set(zipcode),
             state: Set(state.clone()),
             expires_at: Set(now + Duration::hours(FORM_SESSION_HOURS)),
@@ -1292,7 +1293,14 @@ impl Service {
                 "this form has expired; start again",
             ));
         }
-        let searches = crate::package::searches_of(&package.searches);
+        // The searches whose required fields step one handed out, which the check runs (a form
+        // made by a process older than `form_sessions.searches` has none: its package's).
+        let ordered = if crate::package::searches_of(&form.searches).is_empty() {
+            &package.searches
+        } else {
+            &form.searches
+        };
+        let searches = crate::package::searches_of(ordered);
         let cand_in = &input.candidate;
         // The disclosures were chosen for the form's zip code (Turn: "Zipcodes do not match").
         if let Some(zip) = cand_in.zip.as_deref().filter(|z| !z.trim().is_empty())
@@ -1486,7 +1494,7 @@ impl Service {
                 actor,
                 &cand,
                 &partner,
-                &package,
+                (&package.id, ordered),
                 callback_url,
                 cand.reference_id.clone(),
                 // Turn: with `do_checks` false the check waits at `initiated` (no communication,

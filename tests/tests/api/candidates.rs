@@ -1,4 +1,4 @@
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{insert_past_a_taken_id, spawn_app, spawn_app_with};
 
@@ -329,7 +329,7 @@ async fn the_lookup_indexes_migration_rolls_back_and_forward_keeping_the_data() 
     assert_eq!(r.data()["candidate"]["email"], "kept@example.com");
 }
 
-/// Checks made before checks kept their searches take their package's.
+/// Checks and hosted forms made before they kept their searches take their package's.
 #[tokio::test]
 async fn the_check_searches_migration_gives_older_checks_their_packages_searches() {
     use migration::MigratorTrait;
@@ -337,6 +337,12 @@ async fn the_check_searches_migration_gives_older_checks_their_packages_searches
     let check = app
         .start_check(&app.candidate("ordered@example.com").await, true)
         .await;
+    app.gql(
+        "mutation { createConsentForm(zipcode: \"94107\") { formId } }",
+        json!({}),
+    )
+    .await
+    .data();
     let db = app.service.db();
     migration::Migrator::down(db, Some(1)).await.expect("down");
     migration::Migrator::up(db, None).await.expect("up");
@@ -352,4 +358,10 @@ async fn the_check_searches_migration_gives_older_checks_their_packages_searches
         "{c}"
     );
     assert_eq!(c["searches"], c["package"]["searches"]);
+    // A JSON column reads as text on SQLite.
+    let form = match app.dump("form_sessions").await[0]["searches"].clone() {
+        Value::String(s) => serde_json::from_str(&s).expect("json"),
+        v => v,
+    };
+    assert_eq!(form, c["package"]["searches"]);
 }

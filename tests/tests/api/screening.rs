@@ -566,6 +566,8 @@ async fn a_check_runs_the_searches_it_was_started_with() {
         }
     };
     let invited = invite("invited.before@example.com").await;
+    // A hosted form made now hands out the fields for an MVR.
+    let form_before = form_for(&app, "78701", Some(&drivers)).await;
 
     // The package drops its MVR while one check is held and the other is being screened (or
     // already done: the sandbox answers at once).
@@ -587,6 +589,14 @@ async fn a_check_runs_the_searches_it_was_started_with() {
     assert!(asks_for_licence(invited).await, "ordered with an MVR");
     let invited_after = invite("invited.after@example.com").await;
     assert!(!asks_for_licence(invited_after).await, "ordered without");
+    // Submitted after the change, that form's check runs the searches it collected for.
+    let (_, formed) = submit_hosted_in(&app, &form_before, "Daisy", "Gamgee", None, "Austin").await;
+    assert_eq!(
+        searches(formed.clone()).await,
+        (ordered.clone(), now.clone())
+    );
+    app.wait_check_status(&formed, "approved").await;
+    assert_eq!(mvr_ran(formed).await, [true]);
 
     app.gql(
         "mutation($c: ID!) { runCheck(checkId: $c) { status } }",
