@@ -553,14 +553,7 @@ async fn a_check_runs_the_searches_it_was_started_with() {
             let link = invitation_link(&emails(app, &check).await[0]);
             let client = no_redirects();
             acknowledge_every_section(app, &client, &link).await;
-            let page = client
-                .get(&link)
-                .send()
-                .await
-                .expect("page")
-                .text()
-                .await
-                .expect("html");
+            let page = page_html(&client, &link).await;
             assert!(page.contains("name=\"ssn\""), "the details form: {page}");
             page.contains("name=\"drivers_license_number\"")
         }
@@ -606,17 +599,25 @@ async fn a_check_runs_the_searches_it_was_started_with() {
     .data();
     app.wait_check_status(&held, "approved").await;
     assert_eq!(mvr_ran(held.clone()).await, [true]);
+    // A recheck of a check with one report; its reports then.
+    let recheck = |check: String| {
+        let app = &app;
+        async move {
+            app.gql(
+                "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
+                json!({"c": check}),
+            )
+            .await
+            .data();
+            eventually("the recheck's report", 10, || async {
+                let r = reports(app, &check).await;
+                (r.len() == 2).then_some(r)
+            })
+            .await
+        }
+    };
     app.wait_check_status(&screened, "approved").await;
-    app.gql(
-        "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
-        json!({"c": screened}),
-    )
-    .await
-    .data();
-    eventually("the recheck's report", 10, || async {
-        (reports(&app, &screened).await.len() == 2).then_some(())
-    })
-    .await;
+    recheck(screened.clone()).await;
     assert_eq!(mvr_ran(screened).await, [true, true]);
 
     // A check started after the change runs the package as it is now.
@@ -634,17 +635,7 @@ async fn a_check_runs_the_searches_it_was_started_with() {
     )
     .await
     .expect("update");
-    app.gql(
-        "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
-        json!({"c": held}),
-    )
-    .await
-    .data();
-    eventually("the recheck's report", 10, || async {
-        (reports(&app, &held).await.len() == 2).then_some(())
-    })
-    .await;
-    let last = reports(&app, &held).await.pop().expect("report");
+    let last = recheck(held).await.pop().expect("report");
     assert!(last["report"]["checks"]["mvr"].is_null(), "{last}");
     assert!(!last["report"]["checks"]["criminal"].is_null(), "{last}");
 }
@@ -1513,6 +1504,18 @@ fn invitation_link(mail: &Value) -> String {
         .to_string()
 }
 
+/// The HTML of a candidate page.
+async fn page_html(client: &reqwest::Client, url: &str) -> String {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html")
+}
+
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -1531,14 +1534,7 @@ async fn acknowledge_every_section(
     let base = app.url("");
     let mut seen = Vec::new();
     loop {
-        let html = client
-            .get(link)
-            .send()
-            .await
-            .expect("page")
-            .text()
-            .await
-            .expect("html");
+        let html = page_html(&client, &link).await;
         if !html.contains("/sections/") {
             assert!(html.contains("Sign your consent"), "{html}");
             break;
@@ -1620,14 +1616,7 @@ async fn a_partner_sends_the_consent_link_itself() {
     assert!(emails(&app, &check).await.is_empty(), "nothing is mailed");
 
     acknowledge_every_section(&app, &client, &link).await;
-    let html = client
-        .get(&link)
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
+    let html = page_html(&client, &link).await;
     let action = format!("{}{}", app.url(""), form_action(&html));
     let signed = post_form(
         &client,
@@ -1718,14 +1707,7 @@ async fn the_consent_page_shows_the_state_summary_for_the_zip_codes_state() {
     .await;
     assert_eq!(moved.status(), 303);
     assert_eq!(app.check_status(&check).await, "emailed");
-    let page = client
-        .get(&link)
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
+    let page = page_html(&client, &link).await;
     assert!(
         page.contains("New York") && !page.contains("Investigative Consumer Reporting"),
         "New York's summary, not California's: {page}"
@@ -2510,14 +2492,7 @@ async fn a_california_recheck_asks_the_candidate_to_consent_again() {
 
     let seen = acknowledge_every_section(&app, &client, &link).await;
     assert_eq!(seen.len(), 5, "{seen:?}");
-    let html = client
-        .get(&link)
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
+    let html = page_html(&client, &link).await;
     assert!(html.contains("an update of your earlier one"), "{html}");
     assert!(html.contains("We have all the details we need"), "{html}");
     let action = format!("{}{}", app.url(""), form_action(&html));
@@ -2572,14 +2547,7 @@ async fn a_california_recheck_asks_the_candidate_to_consent_again() {
     let link = invitation_link(&asks[2]);
     acknowledge_every_section(&app, &client, &link).await;
     let newer = app.start_check(&cand, true).await;
-    let html = client
-        .get(&link)
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
+    let html = page_html(&client, &link).await;
     let action = format!("{}{}", app.url(""), form_action(&html));
     let late = post_form(&client, &action, &[("signature", "Fatty Bolger")], None).await;
     assert_eq!(late.status(), 410);
@@ -3124,14 +3092,7 @@ async fn a_california_monitoring_hit_runs_its_recheck_only_with_fresh_consent() 
     let seen = acknowledge_every_section(&app, &client, &link).await;
     assert_eq!(seen.len(), 5, "{seen:?}");
     assert_eq!(seen[3], "A Summary of Your State Rights", "{seen:?}");
-    let html = client
-        .get(&link)
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
+    let html = page_html(&client, &link).await;
     assert!(
         html.contains("a new search of county court records"),
         "{html}"

@@ -865,25 +865,38 @@ async fn a_secret_that_does_not_decrypt_is_an_attempt_with_its_error() {
     let app = spawn_app().await;
     let rx = Receiver::start().await;
     endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
+    let set_secret = |sealed: String| {
+        let app = &app;
+        async move {
+            app.service
+                .db()
+                // Base64 and `v1:`, or plain words: nothing to quote.
+                .execute_unprepared(&format!(
+                    "UPDATE webhook_endpoints SET secret_enc = '{sealed}'"
+                ))
+                .await
+                .expect("update");
+        }
+    };
+    // The delivery once it has `n` attempts.
+    let after_attempts = |n: i64| {
+        let app = &app;
+        eventually("the attempt recorded", 10, move || async move {
+            let log = app
+                .gql(
+                    "{ webhookDeliveries { id status attemptCount attempts { statusCode error } } }",
+                    json!({}),
+                )
+                .await;
+            let row = log.data()["webhookDeliveries"][0].clone();
+            (row["attemptCount"] == n).then_some(row)
+        })
+    };
     // As after the encryption key was changed: the stored secret no longer opens.
-    app.service
-        .db()
-        .execute_unprepared("UPDATE webhook_endpoints SET secret_enc = 'sealed-with-another-key'")
-        .await
-        .expect("update");
+    set_secret("sealed-with-another-key".into()).await;
     app.start_check(&app.candidate("unsignable@example.com").await, true)
         .await;
-    let row = eventually("the attempt recorded", 10, || async {
-        let log = app
-            .gql(
-                "{ webhookDeliveries { status attemptCount attempts { statusCode error } } }",
-                json!({}),
-            )
-            .await;
-        let row = log.data()["webhookDeliveries"][0].clone();
-        (row["attemptCount"] == 1).then_some(row)
-    })
-    .await;
+    let row = after_attempts(1).await;
     assert_eq!(row["status"], "pending", "retried on the schedule: {row}");
     assert_eq!(row["attempts"][0]["statusCode"], Value::Null);
     let error = row["attempts"][0]["error"].as_str().expect("error");
@@ -892,39 +905,19 @@ async fn a_secret_that_does_not_decrypt_is_an_attempt_with_its_error() {
 
     // A secret that opens but is no key (not base64): an attempt with its error too, not a job
     // that fails before anything is logged (and is queued again for ever).
-    let sealed = service::crypto::Crypto::new(&app.encryption_key)
-        .seal("whsec_not*base64")
-        .expect("seal");
-    app.service
-        .db()
-        // Base64 and `v1:`: nothing to quote.
-        .execute_unprepared(&format!(
-            "UPDATE webhook_endpoints SET secret_enc = '{sealed}'"
-        ))
-        .await
-        .expect("update");
-    let id = app
-        .gql("{ webhookDeliveries { id } }", json!({}))
-        .await
-        .data()["webhookDeliveries"][0]["id"]
-        .clone();
+    set_secret(
+        service::crypto::Crypto::new(&app.encryption_key)
+            .seal("whsec_not*base64")
+            .expect("seal"),
+    )
+    .await;
     app.gql(
         "mutation($id: ID!) { resendWebhookDelivery(id: $id) { id } }",
-        json!({"id": id}),
+        json!({"id": row["id"]}),
     )
     .await
     .data();
-    let row = eventually("the second attempt recorded", 10, || async {
-        let log = app
-            .gql(
-                "{ webhookDeliveries { attemptCount attempts { statusCode error } } }",
-                json!({}),
-            )
-            .await;
-        let row = log.data()["webhookDeliveries"][0].clone();
-        (row["attemptCount"] == 2).then_some(row)
-    })
-    .await;
+    let row = after_attempts(2).await;
     let errors: Vec<&str> = row["attempts"]
         .as_array()
         .expect("attempts")
