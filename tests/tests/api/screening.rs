@@ -1534,7 +1534,7 @@ async fn acknowledge_every_section(
     let base = app.url("");
     let mut seen = Vec::new();
     loop {
-        let html = page_html(&client, &link).await;
+        let html = page_html(client, link).await;
         if !html.contains("/sections/") {
             assert!(html.contains("Sign your consent"), "{html}");
             break;
