@@ -62,9 +62,11 @@ impl Dispatcher {
             None if spec.secrets.is_empty() => Ok(None),
             None => sign::header(&spec.secrets, &d.event_id, timestamp, &d.body)
                 .map(Some)
-                .map_err(|e| {
-                    tracing::error!(delivery = %d.id, error = %e, "webhook signing secret does not sign");
-                    format!("the signing secret could not sign: {e}")
+                // The decoder's message names a character of the secret: neither the log nor
+                // the attempt (which the partner reads) repeats it.
+                .map_err(|_| {
+                    tracing::error!(delivery = %d.id, "webhook signing secret is not a whsec_ key (base64)");
+                    "the signing secret could not sign: it is not a whsec_ key (base64)".to_string()
                 }),
         };
         let vetted = signature.and_then(|sig| {

@@ -19,6 +19,8 @@ pub struct TestApp {
     pub jwt_secret: String,
     /// The key the app encrypts with (to seal values as it would).
     pub encryption_key: [u8; 32],
+    /// The app's database.
+    pub database_url: String,
     /// The Redis URL and key prefix of the app's job queue in scale-out, `None` embedded.
     pub redis: Option<(String, String)>,
     _shutdown: oneshot::Sender<()>,
@@ -89,7 +91,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         )
         .for_each(|(k, r)| *k = *r);
     let mut config = Config::defaults();
-    config.database_url = Some(fresh_database(&dir).await);
+    let database_url = fresh_database(&dir).await;
+    config.database_url = Some(database_url.clone());
     config.listen = "127.0.0.1:0".parse().expect("addr");
     config.data_dir = dir.clone();
     config.db_max_connections = Some(5);
@@ -140,6 +143,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         token,
         partner_id,
         encryption_key: key,
+        database_url,
         service,
         client: reqwest::Client::new(),
         jwt_secret,

@@ -623,7 +623,7 @@ async fn a_check_runs_the_searches_it_was_started_with() {
     // A check started after the change runs the package as it is now.
     let form_id = form_for(&app, "78701", Some(&drivers)).await;
     let (_, later) = submit_hosted_in(&app, &form_id, "Lotho", "Sackville", None, "Austin").await;
-    assert_eq!(searches(later.clone()).await, (now.clone(), now));
+    assert_eq!(searches(later.clone()).await, (now.clone(), now.clone()));
     app.wait_check_status(&later, "approved").await;
     assert_eq!(mvr_ran(later).await, [false]);
 
@@ -635,6 +635,7 @@ async fn a_check_runs_the_searches_it_was_started_with() {
     )
     .await
     .expect("update");
+    assert_eq!(searches(held.clone()).await, (now.clone(), now));
     let last = recheck(held).await.pop().expect("report");
     assert!(last["report"]["checks"]["mvr"].is_null(), "{last}");
     assert!(!last["report"]["checks"]["criminal"].is_null(), "{last}");
