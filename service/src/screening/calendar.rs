@@ -52,27 +52,49 @@ pub fn is_business_day(d: NaiveDate) -> bool {
     Holidays::default().is_business_day(d)
 }
 
-/// The clock business days are counted on: UTC−11 all year (Samoa time, no daylight saving),
-/// the westernmost zone of any place under US law. A business day there has ended only when it
-/// has ended everywhere in the US, so a waiting period counted on it is never shorter, in a
-/// candidate's own local business days, than the days it promises, wherever the candidate is.
-/// (On UTC dates, a notice sent on a Friday evening in California would count from the
-/// Saturday, and its period would end a business day early there.)
+/// The clock dates are printed and recheck dates kept on: UTC−11 all year (Samoa time, no
+/// daylight saving), the westernmost zone of any place under US law. A date there has begun
+/// only once it has begun everywhere in the US, so "not before <date>" on its date is true in
+/// every US time zone.
 pub fn zone() -> FixedOffset {
     FixedOffset::west_opt(11 * 3600).expect("a valid offset")
 }
 
-/// `n` business days of business time after `from`: the same time of day (on [`zone`]'s clock)
-/// on the `n`-th business day after `from`'s date. A `from` outside business days (a weekend, a
-/// holiday) counts from the start of the next business day, so its period is not shortened by
-/// the hours left of the first day. `n = 0` returns `from` unchanged. Saturates at chrono's last
-/// representable date.
+/// The UTC offsets, in hours, of every US time zone people live in, standard and daylight time:
+/// American Samoa, Hawaii, Alaska, Pacific, Mountain, Central, Eastern, Atlantic (Puerto Rico,
+/// the Virgin Islands), and Chamorro (Guam, the Northern Marianas).
+const US_OFFSETS: [i32; 9] = [-11, -10, -9, -8, -7, -6, -5, -4, 10];
+
+/// `n` business days of business time after `from`, wherever in the US the candidate is: the
+/// latest of the periods counted on each US clock ([`US_OFFSETS`]). On one clock, a period ends
+/// at the same time of day on the `n`-th business day after `from`'s date; a `from` outside
+/// business days (a weekend, a holiday) counts from the start of the next business day, so its
+/// period is not shortened by the hours left of the first day. Counted on one clock alone, a
+/// period would end early elsewhere: on UTC−11, a notice sent at 03:00 on a Friday in New York
+/// (still Thursday there) would count from the Thursday and end a business day early in New York;
+/// on UTC, a Friday evening notice in California would count from the Saturday. `n = 0` returns
+/// `from` unchanged. Saturates at chrono's last representable date.
 pub fn add_business_days(from: DateTime<Utc>, n: u32) -> DateTime<Utc> {
     if n == 0 {
         return from;
     }
     let mut holidays = Holidays::default();
-    let local = from.with_timezone(&zone()).naive_local();
+    US_OFFSETS
+        .iter()
+        .filter_map(|h| FixedOffset::east_opt(h * 3600))
+        .map(|clock| add_on_clock(&mut holidays, clock, from, n))
+        .max()
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// [`add_business_days`] on one clock.
+fn add_on_clock(
+    holidays: &mut Holidays,
+    clock: FixedOffset,
+    from: DateTime<Utc>,
+    n: u32,
+) -> DateTime<Utc> {
+    let local = from.with_timezone(&clock).naive_local();
     let mut day = local.date();
     let mut time = local.time();
     if !holidays.is_business_day(day) {
@@ -91,7 +113,7 @@ pub fn add_business_days(from: DateTime<Utc>, n: u32) -> DateTime<Utc> {
         }
     }
     NaiveDateTime::new(day, time)
-        .and_local_timezone(zone())
+        .and_local_timezone(clock)
         .single()
         .map_or(DateTime::<Utc>::MAX_UTC, |t| t.with_timezone(&Utc))
 }
@@ -100,12 +122,27 @@ pub fn add_business_days(from: DateTime<Utc>, n: u32) -> DateTime<Utc> {
 /// with `add_business_days(now, n) >= due` (0 once `due` has passed). A period paused now and
 /// resumed later with `n` business days is never shorter than what it had left.
 pub fn business_days_left(now: DateTime<Utc>, due: DateTime<Utc>) -> u32 {
-    let mut n = 0;
-    // A period runs at most a few weeks; the bound only stops a far-future `due` from looping.
-    while n < 3660 && add_business_days(now, n) < due {
-        n += 1;
+    // `add_business_days(now, n)` grows with `n`: double `n` until it reaches `due`, then halve
+    // the interval. The bound only stops a far-future `due` from looping.
+    const MOST: u32 = 4096;
+    if add_business_days(now, 0) >= due {
+        return 0;
     }
-    n
+    let mut hi = 1;
+    while hi < MOST && add_business_days(now, hi) < due {
+        hi *= 2;
+    }
+    // `add(lo) < due <= add(hi)`, or `hi` is the bound.
+    let mut lo = hi / 2;
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if add_business_days(now, mid) < due {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
 }
 
 /// The date `t` falls on by [`zone`]'s clock: the date to print for a deadline counted by it.
@@ -276,12 +313,13 @@ mod tests {
     fn seven_business_days_over_thanksgiving() {
         // Wed 18 Nov 2026: Thu 19 (1), Fri 20 (2), Mon 23 (3), Tue 24 (4), Wed 25 (5),
         // Thu 26 Thanksgiving, Fri 27 (6), Mon 30 (7).
-        let from = at(2026, 11, 18, 15, 30);
+        // 01:30 in Samoa is 22:30 the same day in Guam: the same date on every US clock.
+        let from = at(2026, 11, 18, 1, 30);
         let to = add_business_days(from, 7);
-        assert_eq!(to, at(2026, 11, 30, 15, 30));
+        assert_eq!(to, at(2026, 11, 30, 1, 30));
         assert_eq!(business_days_left(from, to), 7);
-        assert_eq!(add_business_days(from, 5), at(2026, 11, 25, 15, 30));
-        assert_eq!(add_business_days(from, 6), at(2026, 11, 27, 15, 30));
+        assert_eq!(add_business_days(from, 5), at(2026, 11, 25, 1, 30));
+        assert_eq!(add_business_days(from, 6), at(2026, 11, 27, 1, 30));
     }
 
     #[test]
@@ -296,24 +334,24 @@ mod tests {
 
     #[test]
     fn christmas_weeks() {
-        // 2026: Christmas on a Friday.
-        let wed = at(2026, 12, 23, 9, 0);
-        assert_eq!(add_business_days(wed, 1), at(2026, 12, 24, 9, 0));
-        assert_eq!(add_business_days(wed, 2), at(2026, 12, 28, 9, 0));
+        // At 01:00 in Samoa, the same date on every US clock. 2026: Christmas on a Friday.
+        let wed = at(2026, 12, 23, 1, 0);
+        assert_eq!(add_business_days(wed, 1), at(2026, 12, 24, 1, 0));
+        assert_eq!(add_business_days(wed, 2), at(2026, 12, 28, 1, 0));
         // 2027: Christmas observed Fri 24 Dec, New Year's Day 2028 observed Fri 31 Dec.
-        let thu = at(2027, 12, 23, 9, 0);
-        assert_eq!(add_business_days(thu, 1), at(2027, 12, 27, 9, 0));
-        assert_eq!(add_business_days(thu, 4), at(2027, 12, 30, 9, 0));
-        assert_eq!(add_business_days(thu, 5), at(2028, 1, 3, 9, 0));
-        assert_eq!(business_days_left(thu, at(2028, 1, 3, 9, 0)), 5);
+        let thu = at(2027, 12, 23, 1, 0);
+        assert_eq!(add_business_days(thu, 1), at(2027, 12, 27, 1, 0));
+        assert_eq!(add_business_days(thu, 4), at(2027, 12, 30, 1, 0));
+        assert_eq!(add_business_days(thu, 5), at(2028, 1, 3, 1, 0));
+        assert_eq!(business_days_left(thu, at(2028, 1, 3, 1, 0)), 5);
         // 2021 into 2022: Dec 24 and Dec 31 both off.
         assert_eq!(
-            add_business_days(at(2021, 12, 23, 9, 0), 1),
-            at(2021, 12, 27, 9, 0)
+            add_business_days(at(2021, 12, 23, 1, 0), 1),
+            at(2021, 12, 27, 1, 0)
         );
         assert_eq!(
-            add_business_days(at(2021, 12, 30, 9, 0), 1),
-            at(2022, 1, 3, 9, 0)
+            add_business_days(at(2021, 12, 30, 1, 0), 1),
+            at(2022, 1, 3, 1, 0)
         );
     }
 
@@ -351,6 +389,53 @@ mod tests {
         );
     }
 
+    /// Every US clock.
+    fn clocks() -> impl Iterator<Item = FixedOffset> {
+        US_OFFSETS
+            .iter()
+            .map(|h| FixedOffset::east_opt(h * 3600).expect("offset"))
+    }
+
+    #[test]
+    fn us_mornings_and_guam_count_on_their_own_date() {
+        // 03:00 on Friday 16 January 2026 in New York (08:00 UTC) is still Thursday in Samoa.
+        // Five business days (Monday 19 is Martin Luther King Jr. Day) end on Monday 26 at
+        // 03:00 in New York, not on Saturday 24 (Friday 23 on Samoa's clock).
+        let friday_morning_est = Utc.with_ymd_and_hms(2026, 1, 16, 8, 0, 0).unwrap();
+        assert_eq!(
+            add_business_days(friday_morning_est, 5),
+            Utc.with_ymd_and_hms(2026, 1, 26, 8, 0, 0).unwrap()
+        );
+        // 20:00 on the same Friday in Guam (10:00 UTC): Monday 26 at 20:00 in Guam.
+        let friday_evening_guam = Utc.with_ymd_and_hms(2026, 1, 16, 10, 0, 0).unwrap();
+        let due = add_business_days(friday_evening_guam, 5);
+        assert_eq!(due, Utc.with_ymd_and_hms(2026, 1, 26, 10, 0, 0).unwrap());
+        // The date printed ("not before") is Samoa's, true on every clock.
+        assert_eq!(local_date(due), date(2026, 1, 25));
+        assert_eq!(business_days_left(friday_evening_guam, due), 5);
+    }
+
+    #[test]
+    fn sunday_holidays_move_to_monday() {
+        for (sunday, monday) in [
+            (date(2023, 1, 1), date(2023, 1, 2)),
+            (date(2022, 6, 19), date(2022, 6, 20)),
+            (date(2022, 12, 25), date(2022, 12, 26)),
+            (date(2029, 11, 11), date(2029, 11, 12)),
+        ] {
+            assert_eq!(sunday.weekday(), Weekday::Sun);
+            assert!(!is_business_day(monday), "{monday}");
+            assert!(us_federal_holidays(monday.year()).contains(&monday));
+        }
+        // Veterans Day 2023 is a Saturday: observed on Friday 10 November.
+        assert!(!is_business_day(date(2023, 11, 10)));
+        // Friday 30 December 2022 + 1: Monday 2 January 2023 is New Year's Day observed.
+        assert_eq!(
+            add_business_days(at(2022, 12, 30, 1, 0), 1),
+            at(2023, 1, 3, 1, 0)
+        );
+    }
+
     #[test]
     fn what_is_left_rounds_up() {
         // Notice Monday 2 March 2026 noon, due Wednesday 11 March noon; disputed 90 minutes in:
@@ -372,19 +457,23 @@ mod tests {
         while start < end {
             let t = start + Duration::hours(hour % 24) + Duration::minutes(hour * 7 % 60);
             let mut previous = t;
-            for n in 0..=30 {
+            // Periods as partners set them (a week or two), and a long one.
+            for n in (0..=12).chain([20, 30]) {
                 let later = add_business_days(t, n);
                 assert_eq!(business_days_left(t, later), n, "{t} + {n} = {later}");
                 if n > 0 {
                     assert!(later > previous, "{t} + {n} = {later}");
-                    assert!(is_business_day(local_date(later)), "{t} + {n} = {later}");
+                    assert!(
+                        clocks().any(|c| is_business_day(later.with_timezone(&c).date_naive())),
+                        "{t} + {n} = {later}"
+                    );
                     assert_eq!(
                         business_days_left(t, later - Duration::seconds(1)),
                         n,
                         "{t} + {n}"
                     );
                 }
-                if is_business_day(local_date(t)) {
+                if clocks().all(|c| is_business_day(t.with_timezone(&c).date_naive())) {
                     assert_eq!(later.time(), t.time(), "{t} + {n} = {later}");
                 }
                 previous = later;
