@@ -1228,6 +1228,7 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
         matches!(by_partner, Err(service::ServiceError::Forbidden(_))),
         "{by_partner:?}"
     );
+    let before = app.service.clock().now();
     let r = agency_resolves(
         &app,
         &check,
@@ -1235,7 +1236,20 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
         "court record verified",
     )
     .await;
+    let after = app.service.clock().now();
     assert_eq!(r["adverseAction"]["state"], "waiting");
+    // The clock runs again from the resolution with the business days it had left.
+    let left = u32::try_from(aa["remainingBusinessDays"].as_i64().expect("left")).expect("u32");
+    let resumed_due: chrono::DateTime<chrono::Utc> = r["adverseAction"]["dueAt"]
+        .as_str()
+        .expect("dueAt")
+        .parse()
+        .expect("time");
+    let add = service::screening::calendar::add_business_days;
+    assert!(
+        add(before, left) <= resumed_due && resumed_due <= add(after, left),
+        "{before} … {after} + {left} business days: {resumed_due}"
+    );
     // The candidate was told of the dispute's receipt and of its end, with the new date.
     let mail = emails(&app, &check).await;
     let body_of = |kind: &str| {
