@@ -31,6 +31,17 @@ pub const ENDPOINT_EVENT_TYPES: [&str; 5] = [
     "webhook_endpoint.disabled",
 ];
 
+/// The event types of deliveries: an endpoint's, and the results sent to a check's
+/// `callback_url`.
+const DELIVERY_EVENT_TYPES: [&str; 6] = [
+    ENDPOINT_EVENT_TYPES[0],
+    ENDPOINT_EVENT_TYPES[1],
+    ENDPOINT_EVENT_TYPES[2],
+    ENDPOINT_EVENT_TYPES[3],
+    ENDPOINT_EVENT_TYPES[4],
+    "check.results",
+];
+
 /// Retry delays after each failed attempt (then jittered by ±20%): about 5 s, 5 min, 30 min,
 /// 2 h, 5 h, 10 h, 10 h. After the last, the delivery has failed.
 pub const RETRY_SCHEDULE_SECS: [i64; 7] = [5, 300, 1800, 7200, 18000, 36000, 36000];
@@ -1102,10 +1113,18 @@ impl Service {
 
 /// Makes deliveries due again at `now` with the whole retry schedule ahead of them (a resend, a
 /// recovery); what their earlier attempts came to stays in the attempts' log. The caller says
-/// which deliveries.
+/// which deliveries. An endpoint's delivery goes to the endpoint's URL as it is now: one
+/// delivered before the URL changed kept the URL it went to, which may be a host given up since.
 fn due_again(now: DateTime<Utc>) -> sea_orm::sea_query::UpdateStatement {
     let mut up = sea_orm::sea_query::Query::update();
     up.table(delivery::Entity)
+        .value(
+            delivery::Column::Url,
+            Expr::cust(
+                "COALESCE((SELECT e.url FROM webhook_endpoints e \
+                 WHERE e.id = webhook_deliveries.endpoint_id), url)",
+            ),
+        )
         .value(delivery::Column::Status, "pending")
         .value(delivery::Column::Attempts, 0)
         .value(delivery::Column::LastStatusCode, Option::<i32>::None)
@@ -1165,6 +1184,13 @@ impl Service {
             q = q.filter(delivery::Column::Status.eq(st));
         }
         if let Some(t) = &filter.event_type {
+            // A misspelt type would list nothing, as if nothing had been sent.
+            if !DELIVERY_EVENT_TYPES.contains(&t.as_str()) {
+                return Err(ServiceError::invalid(
+                    "eventType",
+                    format!("one of {}", DELIVERY_EVENT_TYPES.join(", ")),
+                ));
+            }
             q = q.filter(delivery::Column::EventType.eq(t));
         }
         if let Some(after) = &filter.after {

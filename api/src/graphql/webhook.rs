@@ -207,8 +207,9 @@ impl WebhookQuery {
             .map(WebhookEndpoint)
             .collect())
     }
-    /// Deliveries, newest first, filtered by endpoint, status and event type; `first` of them
-    /// after the delivery `after` (the last one of the page before).
+    /// Deliveries, newest first, filtered by endpoint, status and event type (an endpoint event
+    /// type or `check.results`); `first` of them after the delivery `after` (the last one of the
+    /// page before).
     async fn webhook_deliveries(
         &self,
         ctx: &Context<'_>,

@@ -1237,6 +1237,33 @@ async fn undelivered_deliveries_follow_their_endpoints_url_and_state() {
         log["attempts"],
         json!([{"url": broken.url, "statusCode": 503}, {"url": fixed.url, "statusCode": 200}])
     );
+    // Moved again, a resend of that delivered delivery goes to where the endpoint is now, not
+    // to the URL it was delivered to.
+    let moved = Receiver::start().await;
+    set(json!({"url": moved.url})).await;
+    let delivered_id = app
+        .gql("{ webhookDeliveries { id } }", json!({}))
+        .await
+        .data()["webhookDeliveries"][0]["id"]
+        .clone();
+    app.gql(
+        "mutation($id: ID!) { resendWebhookDelivery(id: $id) { id } }",
+        json!({"id": delivered_id}),
+    )
+    .await
+    .data();
+    let got = moved
+        .wait_for("the resend at the endpoint's URL", 10, |g| !g.is_empty())
+        .await;
+    assert_eq!(got[0].id, first[0].id);
+    set(json!({"url": fixed.url})).await;
+    // A misspelt event type is refused, not answered with an empty list.
+    app.gql(
+        "{ webhookDeliveries(eventType: \"check.status_change\") { id } }",
+        json!({}),
+    )
+    .await
+    .expect_err("BAD_USER_INPUT", Some("eventType"));
 
     // Disabled while a delivery waits for its retry: it is cancelled, not left pending.
     fixed.answer(&[503]);
