@@ -169,7 +169,8 @@ impl Service {
                 actor,
                 &cand,
                 &partner,
-                (&package.id, &package.searches),
+                &package.id,
+                &crate::package::searches_of(&package.searches),
                 callback_url,
                 reference_id,
                 status,
@@ -181,7 +182,7 @@ impl Service {
     }
 
     /// Inserts a check in its first status with its event, history and effects, on `txn`. It
-    /// runs `searches` (a JSON array of search kinds) of the package `package_id`.
+    /// runs `searches` of the package `package_id`.
     /// `consented`: the candidate has signed (a hosted form), which dates its consent now even
     /// if the check waits at `initiated`.
     #[allow(clippy::too_many_arguments)]
@@ -191,7 +192,8 @@ impl Service {
         actor: &Actor,
         cand: &candidate::Model,
         partner: &partner::Model,
-        (package_id, searches): (&str, &serde_json::Value),
+        package_id: &str,
+        searches: &[entity::SearchKind],
         callback_url: Option<String>,
         reference_id: Option<String>,
         status: CheckStatus,
@@ -203,7 +205,7 @@ impl Service {
             partner_id: actor.partner_id.clone(),
             candidate_id: cand.id.clone(),
             package_id: package_id.to_string(),
-            searches: searches.clone(),
+            searches: crate::package::searches_json(searches),
             status,
             callback_url,
             reference_id,

@@ -33,20 +33,30 @@ pub fn searches_of(searches: &serde_json::Value) -> Vec<SearchKind> {
         .unwrap_or_default()
 }
 
-/// The searches a check runs: the ones it was started with. A check without any was written by
-/// a process older than `checks.searches` (during a rolling upgrade); it runs its package's, as
-/// such a process would have.
+/// The searches recorded on a check or a hosted form (the ones it was ordered with), or `None`
+/// when none are: a row written by a process older than the column (during a rolling upgrade),
+/// which runs its package's, as such a process would have.
+pub fn recorded_searches(recorded: &serde_json::Value) -> Option<Vec<SearchKind>> {
+    let searches = searches_of(recorded);
+    (!searches.is_empty()).then_some(searches)
+}
+
+/// The JSON column of `searches`, in their order.
+pub(crate) fn searches_json(searches: &[SearchKind]) -> serde_json::Value {
+    json!(searches.iter().map(|k| k.as_str()).collect::<Vec<_>>())
+}
+
+/// The searches a check runs ([`recorded_searches`], else its package's).
 pub(crate) async fn searches_of_check<C: ConnectionTrait>(
     conn: &C,
     c: &entity::check::Model,
 ) -> ServiceResult<Vec<SearchKind>> {
-    let searches = searches_of(&c.searches);
-    if !searches.is_empty() {
-        return Ok(searches);
+    match recorded_searches(&c.searches) {
+        Some(searches) => Ok(searches),
+        None => Ok(searches_of(
+            &find(conn, &c.partner_id, &c.package_id).await?.searches,
+        )),
     }
-    Ok(searches_of(
-        &find(conn, &c.partner_id, &c.package_id).await?.searches,
-    ))
 }
 
 fn validate_searches(searches: &[SearchKind]) -> ServiceResult<serde_json::Value> {
@@ -59,7 +69,7 @@ fn validate_searches(searches: &[SearchKind]) -> ServiceResult<serde_json::Value
     let mut s = searches.to_vec();
     s.sort();
     s.dedup();
-    Ok(json!(s.iter().map(|k| k.as_str()).collect::<Vec<_>>()))
+    Ok(searches_json(&s))
 }
 
 impl Service {

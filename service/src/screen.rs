@@ -1293,14 +1293,9 @@ impl Service {
                 "this form has expired; start again",
             ));
         }
-        // The searches whose required fields step one handed out, which the check runs (a form
-        // made by a process older than `form_sessions.searches` has none: its package's).
-        let ordered = if crate::package::searches_of(&form.searches).is_empty() {
-            &package.searches
-        } else {
-            &form.searches
-        };
-        let searches = crate::package::searches_of(ordered);
+        // The searches whose required fields step one handed out, which the check runs.
+        let searches = crate::package::recorded_searches(&form.searches)
+            .unwrap_or_else(|| crate::package::searches_of(&package.searches));
         let cand_in = &input.candidate;
         // The disclosures were chosen for the form's zip code (Turn: "Zipcodes do not match").
         if let Some(zip) = cand_in.zip.as_deref().filter(|z| !z.trim().is_empty())
@@ -1494,7 +1489,8 @@ impl Service {
                 actor,
                 &cand,
                 &partner,
-                (&package.id, ordered),
+                &package.id,
+                &searches,
                 callback_url,
                 cand.reference_id.clone(),
                 // Turn: with `do_checks` false the check waits at `initiated` (no communication,
@@ -1697,18 +1693,31 @@ impl Service {
         Ok(sealed)
     }
 
+    /// Refuses a role that may not see a check's sensitive evidence (`what` names it), and a
+    /// check that is not the partner's.
+    async fn may_see_evidence_of(
+        &self,
+        actor: &Actor,
+        check_id: &str,
+        what: &str,
+    ) -> ServiceResult<()> {
+        if !actor.role.may_see_sensitive() {
+            return Err(ServiceError::Forbidden(format!(
+                "your role may not see {what}"
+            )));
+        }
+        crate::check::find(&self.db, &actor.partner_id, check_id).await?;
+        Ok(())
+    }
+
     /// Every report of a check, oldest first, for roles that may see reports.
     pub async fn check_reports(
         &self,
         actor: &Actor,
         check_id: &str,
     ) -> ServiceResult<Vec<ReportEntry>> {
-        if !actor.role.may_see_sensitive() {
-            return Err(ServiceError::Forbidden(
-                "your role may not see report contents".into(),
-            ));
-        }
-        crate::check::find(&self.db, &actor.partner_id, check_id).await?;
+        self.may_see_evidence_of(actor, check_id, "report contents")
+            .await?;
         self.reports_of(&self.db, &actor.partner_id, check_id).await
     }
 
@@ -1720,12 +1729,12 @@ impl Service {
         actor: &Actor,
         check_id: &str,
     ) -> ServiceResult<Vec<ConsentRecord>> {
-        if !actor.role.may_see_sensitive() {
-            return Err(ServiceError::Forbidden(
-                "your role may not see consent evidence (signatures, IP addresses)".into(),
-            ));
-        }
-        crate::check::find(&self.db, &actor.partner_id, check_id).await?;
+        self.may_see_evidence_of(
+            actor,
+            check_id,
+            "consent evidence (signatures, IP addresses)",
+        )
+        .await?;
         Ok(consent::Entity::find()
             .filter(consent::Column::PartnerId.eq(&actor.partner_id))
             .filter(consent::Column::CheckId.eq(check_id))

@@ -11,7 +11,7 @@ use super::error::{GqlResult, actor, gql, svc};
 use super::loaders::{CandidateById, HistoryByCheck, PackageById};
 use super::package::Package;
 use super::types::{CheckStatus, SearchKind};
-use service::package::searches_of;
+use service::package::{recorded_searches, searches_of};
 
 /// A background check of one candidate with one package.
 #[derive(Clone)]
@@ -95,15 +95,16 @@ impl Check {
     /// The searches the check runs: its package's when it was started. A later change to the
     /// package applies to checks started after it; a recheck runs these again.
     async fn searches(&self, ctx: &Context<'_>) -> GqlResult<Vec<SearchKind>> {
-        let mut searches = searches_of(&self.0.searches);
-        // None recorded (a check written by a process older than the column): it runs its
-        // package's.
-        if searches.is_empty() {
-            let loader = ctx.data_unchecked::<DataLoader<PackageById>>();
-            if let Some(p) = loader.load_one(self.0.package_id.clone()).await? {
-                searches = searches_of(&p.searches);
-            }
-        }
+        let searches = match recorded_searches(&self.0.searches) {
+            Some(searches) => searches,
+            // None recorded: the check runs its package's.
+            None => ctx
+                .data_unchecked::<DataLoader<PackageById>>()
+                .load_one(self.0.package_id.clone())
+                .await?
+                .map(|p| searches_of(&p.searches))
+                .unwrap_or_default(),
+        };
         Ok(searches.into_iter().map(Into::into).collect())
     }
     /// Where the results webhook goes.
