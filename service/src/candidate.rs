@@ -398,6 +398,21 @@ impl Service {
         }
         let txn = db::begin_write(&self.db).await?;
         let current = find(&txn, &actor.partner_id, id).await?;
+        if !actor.role.may_see_sensitive()
+            && update.email.as_ref().is_some_and(|e| *e != current.email)
+            && check::Entity::find()
+                .filter(check::Column::CandidateId.eq(&current.id))
+                .one(&txn)
+                .await?
+                .is_some()
+        {
+            // Their consent link, the adverse-action notices and their copy of the report go
+            // to this address: moving it would hand the report to whoever chose the new one.
+            return Err(ServiceError::Forbidden(
+                "limited team members cannot change the email of a candidate who has a check:                  the candidate's links and copy of their report go there"
+                    .into(),
+            ));
+        }
         let c = self
             .update_candidate_in(&txn, actor, current, update)
             .await?;

@@ -116,7 +116,7 @@ pub(crate) async fn may_start_a_check(
     partner_id: &str,
     candidate_id: &str,
 ) -> ServiceResult<()> {
-    db::lock_row(txn, "candidates", candidate_id).await?;
+    db::lock_row(txn, "candidates", partner_id, candidate_id).await?;
     match open_check_of(txn, partner_id, candidate_id, None).await? {
         Some(a) => Err(in_progress(a)),
         None => Ok(()),

@@ -431,17 +431,25 @@ impl<E: sea_orm::EntityTrait> SelectUnique<E> for sea_orm::Select<E> {
 
 /// Locks row `id` of `table` until the transaction ends, on PostgreSQL (SQLite's writes take
 /// turns anyway): callers that read, decide and write (a second check for a candidate, the last
-/// super_admin, the default package) take turns on it instead of deciding side by side.
+/// super_admin, the default package) take turns on it instead of deciding side by side. Only a
+/// row of `partner_id` is locked (`partners` is keyed by it), so a caller naming another
+/// partner's id holds nothing of theirs while it is refused.
 pub(crate) async fn lock_row<C: sea_orm::ConnectionTrait>(
     conn: &C,
     table: &'static str,
+    partner_id: &str,
     id: &str,
 ) -> Result<(), sea_orm::DbErr> {
     if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        let owner = if table == "partners" {
+            "id"
+        } else {
+            "partner_id"
+        };
         conn.execute_raw(sea_orm::Statement::from_sql_and_values(
             sea_orm::DbBackend::Postgres,
-            format!("SELECT 1 FROM {table} WHERE id = $1 FOR UPDATE"),
-            [id.into()],
+            format!("SELECT 1 FROM {table} WHERE id = $1 AND {owner} = $2 FOR UPDATE"),
+            [id.into(), partner_id.into()],
         ))
         .await?;
     }

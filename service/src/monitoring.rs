@@ -113,8 +113,14 @@ impl Service {
         // On PostgreSQL the check is locked before it is read, so a withdrawal or another
         // enrollment waits for this decision (and then finds the row changed) instead of being
         // overwritten by it.
-        db::lock_row(&txn, "checks", check_id).await?;
+        db::lock_row(&txn, "checks", &actor.partner_id, check_id).await?;
         let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
+        if enroll == c.cm_criminal_enroll.is_some() {
+            // Already as asked (an enrolled check whose charge put it in review since is
+            // still enrolled).
+            self.commit(txn).await?;
+            return Ok(c);
+        }
         if enroll && !matches!(c.status, CheckStatus::Approved | CheckStatus::ReviewCm) {
             return Err(ServiceError::invalid(
                 "checkId",
@@ -124,14 +130,10 @@ impl Service {
                 ),
             ));
         }
-        if enroll == c.cm_criminal_enroll.is_some() {
-            self.commit(txn).await?;
-            return Ok(c);
-        }
         if enroll {
             // Monitoring follows a person, as Turn enrolls a worker: one enrolled check per
             // candidate (the candidate's row is the turn two enrollments take).
-            db::lock_row(&txn, "candidates", &c.candidate_id).await?;
+            db::lock_row(&txn, "candidates", &c.partner_id, &c.candidate_id).await?;
             let other = check::Entity::find()
                 .select_only()
                 .column(check::Column::Id)
@@ -227,6 +229,14 @@ impl Service {
                 format!("must be 1 to {}", self.settings.max_page_size),
             ));
         }
+        if let (Some(from), Some(to)) = (enrolled_from, enrolled_to)
+            && from > to
+        {
+            return Err(ServiceError::invalid(
+                "enrolledTo",
+                format!("{to} is before enrolledFrom ({from}); both dates are included"),
+            ));
+        }
         let mut q = check::Entity::find()
             .filter(check::Column::PartnerId.eq(&actor.partner_id))
             .filter(check::Column::CmCriminalEnroll.is_not_null());
@@ -294,7 +304,7 @@ impl Service {
         let txn = db::begin_write(&self.db).await?;
         // Locked as enrollment locks it: an unenrollment committing meanwhile is not followed
         // by an alert (and a consent request) on a check no longer monitored.
-        db::lock_row(&txn, "checks", check_id).await?;
+        db::lock_row(&txn, "checks", &actor.partner_id, check_id).await?;
         let (c, cand, partner) =
             crate::check::find_with_owner(&txn, &actor.partner_id, check_id).await?;
         if c.cm_criminal_enroll.is_none() {
@@ -549,6 +559,10 @@ impl Service {
             )
             .await?;
         let txn = db::begin_write(&self.db).await?;
+        // The check first, as an enrollment change takes it (and then the alerts): taken after
+        // the alert, the two could each wait for the other on PostgreSQL, and an unenrollment
+        // between this read and the commit could miss the follow-up recheck written here.
+        db::lock_row(&txn, "checks", partner_id, &alert.check_id).await?;
         let c = crate::check::find(&txn, partner_id, &alert.check_id).await?;
         if c.cm_criminal_enroll.is_none() || c.status == CheckStatus::Withdrawn {
             // Unenrolled or withdrawn while the provider searched.

@@ -261,7 +261,7 @@ async fn set_default<C: ConnectionTrait>(
 ) -> ServiceResult<package::Model> {
     let partner_id = actor.partner_id.as_str();
     // Two packages made the default at once take turns: the second clears the first.
-    crate::db::lock_row(conn, "partners", partner_id).await?;
+    crate::db::lock_row(conn, "partners", partner_id, partner_id).await?;
     let previous = package::Entity::update_many()
         .col_expr(package::Column::IsDefault, Expr::value(false))
         .col_expr(package::Column::UpdatedAt, Expr::value(crate::now()))

@@ -1476,6 +1476,17 @@ impl Service {
                 self.update_candidate_in(&txn, actor, existing, update)
                     .await?
             }
+            NewCandidate::SameSsn(_) if !actor.role.may_see_sensitive() => {
+                // Naming the candidate would tell a role that may not see SSNs whose SSN was
+                // typed: a form submitted with one person's email and guessed numbers would
+                // find theirs. Only that some candidate has it is said.
+                return Err(ServiceError::Conflict {
+                    field: Some("ssn".into()),
+                    message: "a candidate of yours already has this SSN; a team member can                               see which, and screen them again with bypassDupe"
+                        .into(),
+                    existing_id: None,
+                });
+            }
             NewCandidate::SameSsn(existing) => {
                 self.commit(txn).await?;
                 return Ok(HostedConsentResult::CandidateExists {

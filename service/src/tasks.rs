@@ -90,8 +90,23 @@ const RUN_LEASE: i64 = 120;
 /// queued them again: 86,000 jobs for 20,000 tasks. Bounded, the queue holds a few seconds of
 /// work and a lease runs out only when its job was lost.
 pub const MAX_QUEUED: u64 = 500;
-/// Failed runs are retried with backoff this many times, then the task is marked failed.
-const MAX_ATTEMPTS: i32 = 8;
+/// A task is run at most this many times: a run that fails is tried again after
+/// [`retry_delay`], and the last failure marks the task failed. Twenty runs span about ten
+/// hours, so an outage of the provider, the mail server or the database (a county recheck or
+/// an adverse-action notice coming due during it) delays a timed step rather than dropping it.
+pub const MAX_ATTEMPTS: i32 = 20;
+
+/// The longest wait between two runs of a failing task.
+const MAX_RETRY_DELAY_SECS: i64 = 3_600;
+
+/// How long after its `attempts`th failed run a task runs again: doubling from 2 s, at most an
+/// hour; `None` once it has had its [`MAX_ATTEMPTS`] runs.
+pub fn retry_delay(attempts: i32) -> Option<Duration> {
+    (attempts < MAX_ATTEMPTS).then(|| {
+        let doubling = 2_i64.pow(attempts.clamp(0, 12).unsigned_abs());
+        Duration::seconds(Ord::min(doubling, MAX_RETRY_DELAY_SECS))
+    })
+}
 
 /// The statement that writes a task, for the transaction of the change that causes it (or a
 /// test setting up a backlog).
@@ -381,11 +396,9 @@ impl Service {
                 tracing::warn!(task = %t.id, kind = %t.kind, attempt = t.attempts, error = %msg, "task failed");
                 // An error can quote what another system answered.
                 let msg = db::without_nul(&msg);
-                if t.attempts >= MAX_ATTEMPTS {
-                    ("failed", None, Some(msg))
-                } else {
-                    let backoff = Duration::seconds(2_i64.pow(t.attempts.clamp(0, 12) as u32));
-                    ("pending", Some(now + backoff), Some(msg))
+                match retry_delay(t.attempts) {
+                    Some(delay) => ("pending", Some(now + delay), Some(msg)),
+                    None => ("failed", None, Some(msg)),
                 }
             }
         };
@@ -542,5 +555,24 @@ impl Service {
             .filter(task::Column::RunAt.lte(self.clock.now()))
             .count(&self.db)
             .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_task_is_retried_for_about_ten_hours() {
+        assert_eq!(retry_delay(1), Some(Duration::seconds(2)));
+        assert_eq!(retry_delay(8), Some(Duration::seconds(256)));
+        assert_eq!(retry_delay(12), Some(Duration::hours(1)));
+        assert_eq!(retry_delay(MAX_ATTEMPTS - 1), Some(Duration::hours(1)));
+        assert_eq!(retry_delay(MAX_ATTEMPTS), None);
+        let span: Duration = (1..MAX_ATTEMPTS).filter_map(retry_delay).sum();
+        assert!(
+            (Duration::hours(9)..Duration::hours(11)).contains(&span),
+            "{span}"
+        );
     }
 }

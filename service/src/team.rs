@@ -181,7 +181,7 @@ async fn ensure_another_super_admin(
     use sea_orm::PaginatorTrait;
     // Two super_admins demoting or removing each other at once take turns: the second sees
     // the first's change and is refused.
-    crate::db::lock_row(txn, "partners", partner_id).await?;
+    crate::db::lock_row(txn, "partners", partner_id, partner_id).await?;
     let others = user::Entity::find()
         .filter(user::Column::PartnerId.eq(partner_id))
         .filter(user::Column::Role.eq(Role::SuperAdmin))

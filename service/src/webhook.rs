@@ -987,7 +987,7 @@ impl Service {
         {
             // The endpoint first, as a change of the endpoint takes it (and then its
             // deliveries): taken after the delivery, the two could each wait for the other.
-            db::lock_row(&txn, "webhook_endpoints", &e.id).await?;
+            db::lock_row(&txn, "webhook_endpoints", &e.partner_id, &e.id).await?;
         }
         record.row().insert(&txn).await?;
         record.delivery_update().exec(&txn).await?;

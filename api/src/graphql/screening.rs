@@ -442,7 +442,8 @@ impl ScreeningQuery {
             .map(Into::into)
             .collect())
     }
-    /// Checks enrolled in continuous criminal monitoring, by enrollment date.
+    /// Checks enrolled in continuous criminal monitoring, newest enrollment date first;
+    /// `enrolledFrom` and `enrolledTo` (UTC dates, as `cmCriminalEnroll`) are both included.
     async fn monitoring_enrollments(
         &self,
         ctx: &Context<'_>,
@@ -564,7 +565,8 @@ impl ScreeningMutation {
     }
     /// Step two (Turn's `POST /fcra_check/form/:check_id`): the candidate's data and consent
     /// evidence. The check starts processing at once; a candidate whose SSN you already have
-    /// is answered with that candidate (CANDIDATE_EXISTS) and nothing is started.
+    /// is answered with that candidate (CANDIDATE_EXISTS) and nothing is started (a limited
+    /// team member, who may not see SSNs, gets CONFLICT on `ssn` without the candidate).
     async fn submit_consent_form(
         &self,
         ctx: &Context<'_>,

@@ -70,7 +70,7 @@ async fn limited_team_member_sees_candidates_and_statuses_but_no_ssn_dob_or_repo
     assert!(seen[1]["reason"].is_null(), "{seen}");
     let tm = app.token_with_role("team_member").await;
     assert_eq!(
-        history(tm).await[1]["reason"],
+        history(tm.clone()).await[1]["reason"],
         "felony found in Travis County"
     );
     // May create candidates and start checks, not adjudicate.
@@ -103,6 +103,49 @@ async fn limited_team_member_sees_candidates_and_statuses_but_no_ssn_dob_or_repo
     )
     .await
     .expect_err("FORBIDDEN", None);
+    // Nor move a screened candidate's email, where the candidate's copy of the report goes.
+    let move_email = "mutation($id: ID!, $e: String!) { updateCandidate(id: $id, input: {email: $e}) { email } }";
+    let moved = app
+        .gql_as(
+            Some(&limited),
+            move_email,
+            json!({"id": id, "e": "limited.inbox@example.com"}),
+        )
+        .await;
+    moved.expect_err("FORBIDDEN", None);
+    assert!(moved.message().contains("email"), "{}", moved.0);
+    let kept = app
+        .gql(
+            "query($id: ID!) { candidate(id: $id) { email } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(kept.data()["candidate"]["email"], "sam@shire.example.com");
+    // The same address again is no change; a team member may move it; and a candidate without
+    // a check is the limited member's to correct.
+    app.gql_as(
+        Some(&limited),
+        move_email,
+        json!({"id": id, "e": "sam@shire.example.com"}),
+    )
+    .await
+    .data();
+    app.gql_as(
+        Some(&tm),
+        move_email,
+        json!({"id": id, "e": "samwise@shire.example.com"}),
+    )
+    .await
+    .data();
+    let unscreened = app.candidate("typo@exmaple.com").await;
+    let fixed = app
+        .gql_as(
+            Some(&limited),
+            move_email,
+            json!({"id": unscreened, "e": "typo@example.com"}),
+        )
+        .await;
+    assert_eq!(fixed.data()["updateCandidate"]["email"], "typo@example.com");
 }
 
 #[tokio::test]

@@ -2581,9 +2581,40 @@ async fn continuous_monitoring_reports_a_charge_and_stays_silent_without_one() {
     let (quiet_cand, quiet) = hosted_in_texas(&app, "Merry", "Brandybuck").await;
     app.wait_check_status(&charged, "approved").await;
     app.wait_check_status(&quiet, "approved").await;
+    let mut enrolled_on = Vec::new();
     for c in [&charged, &quiet] {
-        assert!(enroll_monitoring(&app, c).await["cmCriminalEnroll"].is_string());
+        let on = enroll_monitoring(&app, c).await["cmCriminalEnroll"].clone();
+        enrolled_on.push(
+            chrono::NaiveDate::parse_from_str(on.as_str().expect("a date"), "%Y-%m-%d")
+                .expect("YYYY-MM-DD"),
+        );
     }
+    // The enrollment-date filters include both ends.
+    let day = enrolled_on[0];
+    let (before, after) = (day.pred_opt().expect("day"), day.succ_opt().expect("day"));
+    let window = "query($f: NaiveDate, $t: NaiveDate) { monitoringEnrollments(enrolledFrom: $f, enrolledTo: $t) { totalCount nodes { id } } }";
+    for (from, to) in [
+        (Some(day), Some(day)),
+        (Some(before), None),
+        (None, Some(after)),
+        (Some(after), None),
+        (None, Some(before)),
+    ] {
+        // Both enrolled on `day`, unless midnight fell between them.
+        let want = enrolled_on
+            .iter()
+            .filter(|d| from.is_none_or(|f| **d >= f) && to.is_none_or(|t| **d <= t))
+            .count();
+        let r = app.gql(window, json!({"f": from, "t": to})).await;
+        assert_eq!(
+            r.data()["monitoringEnrollments"]["totalCount"],
+            want,
+            "{from:?}..{to:?}"
+        );
+    }
+    app.gql(window, json!({"f": after, "t": before}))
+        .await
+        .expect_err("BAD_USER_INPUT", Some("enrolledTo"));
     let r = app
         .gql(
             "{ monitoringEnrollments(first: 1) { totalCount hasNextPage endCursor nodes { id } } }",
@@ -3333,6 +3364,20 @@ async fn hosted_form_input_is_validated_and_duplicates_answer_with_the_existing_
     assert_eq!(d["candidate"]["turnId"], turn_id);
     assert!(d["check"].is_null());
     assert_eq!(app.count_rows("checks").await, 1);
+    // A limited team member, who may not see SSNs, is not told whose it is.
+    let limited = app.token_with_role("limited_team_member").await;
+    let mut probe = base(&form(None).await);
+    probe["email"] = json!("probe@example.com");
+    let hidden = app
+        .gql_as(Some(&limited), SUBMIT, json!({"i": probe}))
+        .await;
+    hidden.expect_err("CONFLICT", Some("ssn"));
+    let text = hidden.0.to_string();
+    assert!(
+        !text.contains(turn_id.as_str().expect("turnId")) && !text.contains("Lobelia"),
+        "{text}"
+    );
+    assert_eq!(app.count_rows("checks").await, 1);
 
     // Turn's `bypass_dupe`: the returning candidate is screened again, but not while a check
     // of theirs is still in progress.
@@ -3668,9 +3713,13 @@ async fn a_task_whose_runs_never_finish_is_given_up() {
     let (svc, db) = (&app.service, app.service.db());
     due_email_tasks(&app, 1, json!({})).await;
     let ids = svc.claim_due_tasks(10).await.expect("claim");
-    // Eight runs were taken and none recorded its end.
+    // Every run a task may have was taken and none recorded its end.
+    let most = service::tasks::MAX_ATTEMPTS;
     task::Entity::update_many()
-        .col_expr(task::Column::Attempts, sea_orm::sea_query::Expr::value(8))
+        .col_expr(
+            task::Column::Attempts,
+            sea_orm::sea_query::Expr::value(most),
+        )
         .filter(task::Column::Id.eq(&ids[0]))
         .exec(db)
         .await
@@ -3685,7 +3734,7 @@ async fn a_task_whose_runs_never_finish_is_given_up() {
     assert!(
         t.last_error
             .as_deref()
-            .is_some_and(|e| e.starts_with("given up after 8 runs")),
+            .is_some_and(|e| e.starts_with(&format!("given up after {most} runs"))),
         "{:?}",
         t.last_error
     );

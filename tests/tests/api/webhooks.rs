@@ -793,13 +793,205 @@ async fn endpoints_and_delivery_logs_are_per_partner_and_super_admin_only() {
     )
     .await
     .expect_err("NOT_FOUND", None);
+    // Nothing of another partner's can be changed, resent, recovered or deleted, and a
+    // refusal reads as for an id that does not exist.
+    let writes = [
+        (
+            "mutation($id: ID!) { updateWebhookEndpoint(id: $id, input: {url: \"https://y.example.com\", enabled: false}) { id } }",
+            endpoint_id.as_str(),
+        ),
+        (
+            "mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { id } }",
+            endpoint_id.as_str(),
+        ),
+        (
+            "mutation($id: ID!) { resendWebhookDelivery(id: $id) { id } }",
+            delivery.as_str(),
+        ),
+        (
+            "mutation($id: ID!) { recoverWebhookDeliveries(endpointId: $id, since: \"2020-01-01T00:00:00Z\") { count } }",
+            endpoint_id.as_str(),
+        ),
+    ];
+    for (query, id) in writes {
+        let theirs = app.gql_as(Some(&other), query, json!({"id": id})).await;
+        let missing = app
+            .gql_as(
+                Some(&other),
+                query,
+                json!({"id": uuid::Uuid::new_v4().to_string()}),
+            )
+            .await;
+        theirs.expect_err("NOT_FOUND", None);
+        assert_eq!(theirs.message(), missing.message(), "{query}");
+    }
+    let own = app
+        .gql(
+            "{ webhookEndpoints { id url enabled } webhookDeliveries { id attemptCount status } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        own.data()["webhookEndpoints"],
+        json!([{"id": endpoint_id, "url": rx.url, "enabled": true}]),
+        "the owner's endpoint is untouched"
+    );
+    assert!(
+        own.data()["webhookDeliveries"]
+            .as_array()
+            .expect("deliveries")
+            .iter()
+            .all(|d| d["status"] == "delivered" && d["attemptCount"] == 1),
+        "nothing was sent again: {}",
+        own.data()
+    );
+
+    // A partner's admin (below super_admin) can neither read nor change its webhooks.
     let admin = app.token_with_role("admin").await;
-    app.gql_as(Some(&admin), "{ webhookEndpoints { id } }", json!({}))
-        .await
-        .expect_err("FORBIDDEN", None);
+    let admin_ops = [
+        ("{ webhookEndpoints { id } }", json!({})),
+        ("{ webhookDeliveries { id } }", json!({})),
+        (
+            "query($id: ID!) { webhookDelivery(id: $id) { id } }",
+            json!({"id": delivery}),
+        ),
+        (
+            "mutation { createWebhookEndpoint(input: {url: \"https://z.example.com\", eventTypes: []}) { id } }",
+            json!({}),
+        ),
+        (
+            "mutation($id: ID!) { updateWebhookEndpoint(id: $id, input: {enabled: false}) { id } }",
+            json!({"id": endpoint_id}),
+        ),
+        (
+            "mutation($id: ID!) { rotateWebhookSecret(id: $id) { id } }",
+            json!({"id": endpoint_id}),
+        ),
+        (
+            "mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { id } }",
+            json!({"id": endpoint_id}),
+        ),
+        (
+            "mutation($id: ID!) { resendWebhookDelivery(id: $id) { id } }",
+            json!({"id": delivery}),
+        ),
+        (
+            "mutation($id: ID!) { recoverWebhookDeliveries(endpointId: $id, since: \"2020-01-01T00:00:00Z\") { count } }",
+            json!({"id": endpoint_id}),
+        ),
+    ];
+    for (query, vars) in admin_ops {
+        app.gql_as(Some(&admin), query, vars)
+            .await
+            .expect_err("FORBIDDEN", None);
+    }
+    let after = app
+        .gql(
+            "{ webhookEndpoints { id enabled previousSecretExpiresAt } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        after.data()["webhookEndpoints"],
+        json!([{"id": endpoint_id, "enabled": true, "previousSecretExpiresAt": null}]),
+        "nothing the admin tried took effect"
+    );
+    assert_eq!(rx.received().len(), 1, "nothing was sent again");
     app.gql("mutation { createWebhookEndpoint(input: {url: \"https://x.example.com\", eventTypes: [\"nope\"]}) { id } }", json!({}))
         .await
         .expect_err("BAD_USER_INPUT", Some("eventTypes"));
+}
+
+/// Deleting an endpoint cancels what it had pending (a failed first attempt waiting for its
+/// retry), its deliveries cannot be resent or recovered, later events make no delivery for it,
+/// and an event records the deletion.
+#[tokio::test]
+async fn a_deleted_endpoint_gets_nothing_more() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    rx.answer(&[503]);
+    let (endpoint_id, _) = endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
+    app.start_check(&app.candidate("deleted@example.com").await, true)
+        .await;
+    // The 503 leaves the delivery pending, its retry about 5 s away.
+    let pending = eventually("the 503 recorded", 5, || async {
+        let d = app
+            .gql(
+                "{ webhookDeliveries { id status attemptCount } }",
+                json!({}),
+            )
+            .await;
+        let row = d.data()["webhookDeliveries"][0].clone();
+        (row["attemptCount"] == 1 && row["status"] == "pending")
+            .then(|| row["id"].as_str().expect("id").to_string())
+    })
+    .await;
+    let deleted = app
+        .gql(
+            "mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { id url } }",
+            json!({"id": endpoint_id}),
+        )
+        .await;
+    assert_eq!(
+        deleted.data()["deleteWebhookEndpoint"],
+        json!({"id": endpoint_id, "url": rx.url})
+    );
+    let after = app
+        .gql(
+            "query($id: ID!) { webhookEndpoints { id } webhookDelivery(id: $id) { status nextAttemptAt } }",
+            json!({"id": pending}),
+        )
+        .await;
+    assert_eq!(after.data()["webhookEndpoints"], json!([]));
+    assert_eq!(
+        after.data()["webhookDelivery"],
+        json!({"status": "cancelled", "nextAttemptAt": null}),
+        "its pending delivery is cancelled"
+    );
+    app.gql(
+        "mutation($id: ID!) { resendWebhookDelivery(id: $id) { id } }",
+        json!({"id": pending}),
+    )
+    .await
+    .expect_err("CONFLICT", None);
+    app.gql(
+        "mutation($id: ID!) { recoverWebhookDeliveries(endpointId: $id, since: \"2020-01-01T00:00:00Z\") { count } }",
+        json!({"id": endpoint_id}),
+    )
+    .await
+    .expect_err("NOT_FOUND", None);
+    app.gql(
+        "mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { id } }",
+        json!({"id": endpoint_id}),
+    )
+    .await
+    .expect_err("NOT_FOUND", None);
+
+    // A later status change makes no delivery; the deletion itself is an event.
+    app.start_check(&app.candidate("after@example.com").await, true)
+        .await;
+    let recorded: Vec<String> = crate::checks::outbox_events(&app, &endpoint_id)
+        .await
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(
+        recorded,
+        ["webhook_endpoint.created", "webhook_endpoint.deleted"]
+    );
+    // Past the cancelled delivery's retry time (about 5 s after its 503), nothing came.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let ids: Vec<Value> = app
+        .gql("{ webhookDeliveries { id } }", json!({}))
+        .await
+        .data()["webhookDeliveries"]
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .map(|d| d["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!(pending)], "no delivery after the deletion");
+    assert_eq!(rx.received().len(), 1, "only the first attempt was sent");
 }
 
 #[tokio::test]
@@ -842,6 +1034,32 @@ async fn rotated_secrets_sign_side_by_side_and_resend_keeps_the_webhook_id() {
         .await;
     r.expect_err("CONFLICT", None);
     assert!(r.message().contains("immediately"), "{}", r.message());
+    // 24 hours on, the old secret no longer signs, and rotating is allowed again.
+    {
+        use entity::webhook_endpoint as ep;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+        ep::Entity::update_many()
+            .col_expr(
+                ep::Column::PreviousSecretExpiresAt,
+                Expr::value(chrono::Utc::now() - chrono::Duration::seconds(1)),
+            )
+            .filter(ep::Column::Id.eq(&endpoint_id))
+            .exec(app.service.db())
+            .await
+            .expect("the 24 hours over");
+    }
+    let got = approved_results(&app, "rotate.expired@example.com").await;
+    assert!(
+        verified(&got, &new) && !verified(&got, &old),
+        "the old secret stops signing after its 24 hours"
+    );
+    let r = app
+        .gql(rotate, json!({"id": endpoint_id, "now": false}))
+        .await;
+    assert!(
+        r.data()["rotateWebhookSecret"]["previousSecretExpiresAt"].is_string(),
+        "a rotation after the 24 hours starts another grace period"
+    );
     // A leaked secret: the new one alone signs from now on.
     let r = app
         .gql(rotate, json!({"id": endpoint_id, "now": true}))
