@@ -1624,8 +1624,9 @@ impl Service {
             SearchOutcome::Ready(r) => r,
         };
         // Resumed: the team member vouched for what held the check, the last identity hold's
-        // reasons.
-        let confirmed: Vec<String> = if identity_override {
+        // reasons; and the screening goes on as what it was (a recheck held for identity
+        // stays a recheck).
+        let held = if identity_override {
             check_report::Entity::find()
                 .filter(check_report::Column::PartnerId.eq(partner_id))
                 .filter(check_report::Column::CheckId.eq(check_id))
@@ -1633,18 +1634,23 @@ impl Service {
                 .order_by_desc(check_report::Column::Id)
                 .one(&self.db)
                 .await?
-                .and_then(|r| serde_json::from_str(&r.reasons).ok())
-                .unwrap_or_default()
         } else {
-            Vec::new()
+            None
         };
+        let confirmed: Vec<String> = held
+            .as_ref()
+            .and_then(|r| serde_json::from_str(&r.reasons).ok())
+            .unwrap_or_default();
         let decision = adjudication::adjudicate(
             &report,
             &self.adjudication_rules(&partner)?,
             now.date_naive(),
             &confirmed,
         );
-        let kind = payload["kind"].as_str().unwrap_or("initial").to_string();
+        let kind = held.map_or_else(
+            || payload["kind"].as_str().unwrap_or("initial").to_string(),
+            |r| r.kind,
+        );
         let txn = db::begin_write(&self.db).await?;
         // Read again with the candidate and the partner as they are now: the event reports them.
         let (c, cand, partner) = crate::check::find_with_owner(&txn, partner_id, check_id).await?;

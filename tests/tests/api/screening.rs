@@ -897,6 +897,51 @@ async fn sandbox_scenarios_are_adjudicated_by_the_default_rules() {
     .expect_err("BAD_USER_INPUT", Some("checkId"));
 }
 
+/// A recheck held for identity verification and resumed is still a recheck: its report is
+/// kept as one, as the first screening's resumed report is kept as the first.
+#[tokio::test]
+async fn a_resumed_recheck_keeps_its_report_as_a_recheck() {
+    let (app, rx) = screening_app().await;
+    let (cand, check) = hosted_in_texas(&app, "Ivy", "Mismatch").await;
+    let resume =
+        "mutation($c: ID!) { resumeChecks(checkId: $c, reason: \"card seen\") { status } }";
+    for round in 0..2 {
+        if round == 1 {
+            app.gql(
+                "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
+                json!({"c": check}),
+            )
+            .await
+            .data();
+        }
+        app.wait_check_status(&check, "review__identity").await;
+        app.gql(resume, json!({"c": check})).await.data();
+        app.wait_check_status(&check, "approved").await;
+    }
+    let kinds: Vec<Value> = reports(&app, &check)
+        .await
+        .iter()
+        .map(|r| r["kind"].clone())
+        .collect();
+    assert_eq!(kinds, ["initial", "initial", "recheck", "recheck"]);
+    expect_states(
+        &rx,
+        &cand,
+        &[
+            "consent",
+            "processing",
+            "review__identity",
+            "processing",
+            "approved",
+            "processing",
+            "review__identity",
+            "processing",
+            "approved",
+        ],
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn partner_rules_change_what_is_decided() {
     let (app, _rx) = screening_app().await;

@@ -124,6 +124,31 @@ async fn another_partners_ids_answer_as_missing_ids() {
             json!({"id": missing_uuid}),
         ),
     ];
+    // Every mutation on a check, whatever state it needs, refuses another partner's as missing
+    // before it looks at the state.
+    let mut cases: Vec<(String, Value, Value)> = cases
+        .into_iter()
+        .map(|(q, a, m)| (q.to_owned(), a, m))
+        .collect();
+    for op in [
+        "sendInvitation(checkId: $id) { id }",
+        "runCheck(checkId: $id) { id }",
+        "issueConsentLink(checkId: $id) { url }",
+        "resumeChecks(checkId: $id) { id }",
+        "recheckCheck(checkId: $id) { id }",
+        "startAdverseAction(checkId: $id) { id }",
+        "cancelAdverseAction(checkId: $id) { id }",
+        "disputeAdverseAction(checkId: $id, reason: \"not me\") { state }",
+        "enrollMonitoring(checkId: $id) { id }",
+        "unenrollMonitoring(checkId: $id) { id }",
+        "sandboxArrestAlert(checkId: $id, county: \"Travis\", state: \"TX\") { status }",
+    ] {
+        cases.push((
+            format!("mutation($id: ID!) {{ {op} }}"),
+            json!({"id": check_id}),
+            json!({"id": missing_uuid}),
+        ));
+    }
     for (q, theirs, missing) in &cases {
         let a = app.gql_as(Some(&b), q, theirs.clone()).await;
         let m = app.gql_as(Some(&b), q, missing.clone()).await;
@@ -178,6 +203,64 @@ async fn another_partners_ids_answer_as_missing_ids() {
         again.0["errors"][0]["extensions"]["existingId"], b_cand_id,
         "{}",
         again.0
+    );
+
+    // Nor can B use A's package for its own candidate, or mint a token for A's member. (A
+    // refusal may quote the id it was given.)
+    for (q, theirs, missing, (their_id, missing_id)) in [
+        (
+            "mutation($c: ID!, $p: ID!) { startCheck(input: {candidateId: $c, packageId: $p}) { id } }",
+            json!({"c": b_cand_id, "p": pkg_id}),
+            json!({"c": b_cand_id, "p": "P0000000000"}),
+            (&pkg_id, "P0000000000"),
+        ),
+        (
+            "mutation($p: ID!) { createConsentForm(zipcode: \"78701\", packageId: $p) { formId } }",
+            json!({"p": pkg_id}),
+            json!({"p": "P0000000000"}),
+            (&pkg_id, "P0000000000"),
+        ),
+        (
+            "mutation($u: ID!) { createApiToken(input: {name: \"t\", role: team_member, userId: $u}) { token } }",
+            json!({"u": member_id}),
+            json!({"u": missing_uuid}),
+            (&member_id, missing_uuid.as_str()),
+        ),
+    ] {
+        let a = app.gql_as(Some(&b), q, theirs).await;
+        let m = app.gql_as(Some(&b), q, missing).await;
+        let mut shape = error_shape(&a);
+        shape["message"] = json!(
+            shape["message"]
+                .as_str()
+                .expect("message")
+                .replace(their_id.as_str(), missing_id)
+        );
+        assert_eq!(shape, error_shape(&m), "{q}");
+    }
+    // A's check's mail is not B's, and B enrolls nothing of A's.
+    let b_view = app
+        .gql_as(
+            Some(&b),
+            "query($c: ID) { emails(checkId: $c) { id } monitoringEnrollments { totalCount } }",
+            json!({"c": check_id}),
+        )
+        .await;
+    assert_eq!(
+        b_view.data().clone(),
+        json!({"emails": [], "monitoringEnrollments": {"totalCount": 0}})
+    );
+    assert!(
+        !app.gql(
+            "query($c: ID) { emails(checkId: $c) { id } }",
+            json!({"c": check_id})
+        )
+        .await
+        .data()["emails"]
+            .as_array()
+            .expect("emails")
+            .is_empty(),
+        "A's own check has its invitation"
     );
 
     // And A's data is untouched by B's attempts.

@@ -786,6 +786,22 @@ async fn endpoints_and_delivery_logs_are_per_partner_and_super_admin_only() {
         .await;
     assert_eq!(theirs.code(), "NOT_FOUND");
     assert_eq!(theirs.message(), missing.message());
+    let by_endpoint = "query($id: ID!) { webhookDeliveries(endpointId: $id) { id } }";
+    let theirs = app
+        .gql_as(Some(&other), by_endpoint, json!({"id": endpoint_id}))
+        .await;
+    let missing = app
+        .gql_as(
+            Some(&other),
+            by_endpoint,
+            json!({"id": uuid::Uuid::new_v4().to_string()}),
+        )
+        .await;
+    assert_eq!(
+        theirs.0, missing.0,
+        "another partner's endpoint reads as missing"
+    );
+    assert!(!theirs.0.to_string().contains(&delivery), "{}", theirs.0);
     app.gql_as(
         Some(&other),
         "mutation($id: ID!) { rotateWebhookSecret(id: $id) { id } }",
