@@ -2158,6 +2158,7 @@ async fn subscribers_see_their_own_partners_status_changes_live() {
     let q = "subscription { checkStatusChanged { eventId checkId candidateId originalState state stateLabel teamMemberEmail } }";
     let mut mine = subscribe(&app, &app.token, q).await;
     let mut theirs = subscribe(&app, &other, q).await;
+    let mut their_events = subscribe(&app, &other, "subscription { events { eventType } }").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let cand = app.candidate("live@example.com").await;
     let check = app.start_check(&cand, true).await;
@@ -2188,6 +2189,18 @@ async fn subscribers_see_their_own_partners_status_changes_live() {
     assert!(
         nothing.is_err(),
         "another partner's subscriber received {nothing:?}"
+    );
+    // Their event stream may carry their own token's creation, and nothing of this partner's.
+    let mut got = Vec::new();
+    while let Ok(Some(Ok(m))) =
+        tokio::time::timeout(Duration::from_millis(300), their_events.next()).await
+    {
+        got.push(m.to_text().unwrap_or_default().to_string());
+    }
+    assert!(
+        got.iter()
+            .all(|m| !m.contains("candidate.created") && !m.contains("check.status_changed")),
+        "another partner's event stream received {got:?}"
     );
 
     // Without a valid token the connection is refused (4403, graphql-transport-ws's Forbidden).
