@@ -313,6 +313,8 @@ impl Service {
         check_id: &str,
         reason: Option<&str>,
     ) -> ServiceResult<check::Model> {
+        // Refused by role before anything of the check is said.
+        actor.require(Role::TeamMember)?;
         let c = self.check(actor, check_id).await?;
         if !matches!(
             c.status,

@@ -88,13 +88,15 @@ async fn limited_team_member_sees_candidates_and_statuses_but_no_ssn_dob_or_repo
     app.gql_as(Some(&limited), start, json!({"c": id, "u": null}))
         .await
         .data();
-    app.gql_as(
-        Some(&limited),
+    for adjudicate in [
         "mutation($c: ID!) { transitionCheck(input: {checkId: $c, status: withdrawn}) { status } }",
-        json!({"c": check}),
-    )
-    .await
-    .expect_err("FORBIDDEN", None);
+        // Refused as a role, whatever state the check is in.
+        "mutation($c: ID!) { cancelAdverseAction(checkId: $c) { status } }",
+    ] {
+        app.gql_as(Some(&limited), adjudicate, json!({"c": check}))
+            .await
+            .expect_err("FORBIDDEN", None);
+    }
     // May not change what they cannot see.
     app.gql_as(
         Some(&limited),
