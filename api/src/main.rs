@@ -50,7 +50,7 @@ enum Command {
 #[derive(Subcommand)]
 enum DisputeCmd {
     /// Open disputes of every partner, oldest first: check id, partner id, disputed at,
-    /// business days left in the waiting period, the candidate's reason.
+    /// business days left in the waiting period, the candidate's reason, the dispute's id.
     List,
     /// Ends a dispute after its reinvestigation: `upheld` (the report stands; the waiting period
     /// resumes with the days it had left) or `corrected` (adverse action cancelled, the check
@@ -58,6 +58,10 @@ enum DisputeCmd {
     Resolve {
         /// The check whose dispute this ends.
         check: String,
+        /// The dispute (its id from `dispute list`); needed only when the check has more
+        /// than one open.
+        #[arg(long)]
+        dispute: Option<String>,
         #[arg(long, value_parser = ["upheld", "corrected"])]
         outcome: String,
         /// What the reinvestigation found (the candidate's mail and the partner's
@@ -168,20 +172,22 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?
             {
                 println!(
-                    "{}\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}",
                     d.check_id,
                     d.partner_id,
                     d.disputed_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
                     d.remaining_days.unwrap_or_default(),
                     d.dispute_reason
                         .unwrap_or_default()
-                        .replace(['\t', '\n'], " ")
+                        .replace(['\t', '\n'], " "),
+                    d.id
                 );
             }
             Ok(())
         }
         Command::Dispute(DisputeCmd::Resolve {
             check,
+            dispute,
             outcome,
             resolution,
         }) => {
@@ -192,7 +198,7 @@ async fn main() -> anyhow::Result<()> {
             };
             let svc = worker::setup::service_from(&config).await?;
             let c = svc
-                .agency_resolve_dispute(&check, outcome, &resolution)
+                .agency_resolve_dispute(&check, dispute.as_deref(), outcome, &resolution)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}\t{}", c.id, c.status.as_api_str());

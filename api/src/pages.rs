@@ -200,6 +200,14 @@ fn render_consent(
     };
     let total = view.sections.len();
     if let Some(section) = view.next_section() {
+        // A signature posted while a section is still due (a stale tab, a direct post) comes
+        // back to that section, saying why.
+        let error = error.or_else(|| {
+            field_errors
+                .iter()
+                .find(|(k, _)| k == "sections")
+                .map(|(_, m)| m.as_str())
+        });
         let step = view
             .sections
             .iter()

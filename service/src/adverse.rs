@@ -183,7 +183,16 @@ impl Service {
             rights = SUMMARY_OF_RIGHTS,
         );
         let subject = format!("{}: pre-adverse action notice", partner.name);
-        let mut writes = vec![action.into(), link.into()];
+        // A recheck asked for before (a California candidate's consent link, its reminders)
+        // ends here: once the adverse action is over the check could be rechecked again, and
+        // the old link would start a recheck no one asked for then.
+        let mut writes = vec![
+            action.into(),
+            link.into(),
+            crate::screen::revoking_links(&c.id, &[crate::screen::LINK_RECHECK_CONSENT], now)
+                .into(),
+            tasks::cancelling(&c.id, &[TaskKind::RecheckConsentReminder], now).into(),
+        ];
         writes.extend(mail::sending(
             cand,
             &c.id,
@@ -460,6 +469,7 @@ impl Service {
     pub async fn agency_resolve_dispute(
         &self,
         check_id: &str,
+        dispute_id: Option<&str>,
         outcome: DisputeOutcome,
         resolution: &str,
     ) -> ServiceResult<check::Model> {
@@ -467,18 +477,30 @@ impl Service {
             .one(&self.db)
             .await?
             .ok_or(ServiceError::not_found("check"))?;
-        self.resolve_dispute(&Actor::agency(&c.partner_id), check_id, outcome, resolution)
-            .await
+        self.resolve_dispute(
+            &Actor::agency(&c.partner_id),
+            check_id,
+            dispute_id,
+            outcome,
+            resolution,
+        )
+        .await
     }
 
     /// Ends a dispute: the report stands (the waiting period resumes with what it had left) or
     /// was corrected (adverse action cancelled, check approved). Only the reporting agency
     /// decides: the FCRA puts the reinvestigation of its report on the agency, and the partner,
     /// who took the adverse action, is not the one to judge the candidate's dispute of it.
+    ///
+    /// `dispute_id` (the adverse action's id, as `api dispute list` prints it) names the
+    /// dispute; it may be left out while the check has one open dispute. A check can have two
+    /// (one whose adverse action was cancelled while it was reinvestigated, and a later one),
+    /// and then the outcome of one reinvestigation must not land on the other.
     pub async fn resolve_dispute(
         &self,
         actor: &Actor,
         check_id: &str,
+        dispute_id: Option<&str>,
         outcome: DisputeOutcome,
         resolution: &str,
     ) -> ServiceResult<check::Model> {
@@ -494,18 +516,42 @@ impl Service {
         let c = crate::check::find(&txn, &actor.partner_id, check_id).await?;
         let cand = crate::candidate::find(&txn, &c.partner_id, &c.candidate_id).await?;
         let now = self.clock.now();
-        let Some(aa) = active(&txn, &c.id).await?.filter(|a| a.state == "disputed") else {
+        let open = unresolved_disputes()
+            .filter(adverse_action::Column::CheckId.eq(&c.id))
+            .order_by_asc(adverse_action::Column::DisputedAt)
+            .all(&txn)
+            .await?;
+        let target = match dispute_id {
+            Some(id) => open.into_iter().find(|a| a.id == id).ok_or_else(|| {
+                ServiceError::invalid(
+                    "disputeId",
+                    format!("{id} is not an open dispute of check {}", c.id),
+                )
+            })?,
+            None if open.len() > 1 => {
+                let ids: Vec<&str> = open.iter().map(|a| a.id.as_str()).collect();
+                return Err(ServiceError::invalid(
+                    "disputeId",
+                    format!(
+                        "check {} has {} open disputes ({}): name the one this ends",
+                        c.id,
+                        ids.len(),
+                        ids.join(", ")
+                    ),
+                ));
+            }
+            None => open.into_iter().next().ok_or_else(|| {
+                ServiceError::invalid("checkId", "this check has no open dispute")
+            })?,
+        };
+        let Some(aa) = active(&txn, &c.id)
+            .await?
+            .filter(|a| a.state == "disputed" && a.id == target.id)
+        else {
             // The adverse action ended (cancelled, the check withdrawn) while the dispute was
             // reinvestigated: the reinvestigation is still owed, and its outcome is the
             // candidate's to hear; the check stays as it is.
-            let ended = unresolved_disputes()
-                .filter(adverse_action::Column::CheckId.eq(&c.id))
-                .order_by_desc(adverse_action::Column::StartedAt)
-                .one(&txn)
-                .await?
-                .ok_or_else(|| {
-                    ServiceError::invalid("checkId", "this check has no open dispute")
-                })?;
+            let ended = target;
             let mut am = ended.into_active_model();
             am.resolution = Set(Some(resolution.clone()));
             am.updated_at = Set(now);

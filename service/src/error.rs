@@ -54,6 +54,12 @@ impl ServiceError {
         }
     }
 
+    /// Whether this is an error of the database or of the way to it (as opposed to one of the
+    /// data read, such as a secret that does not open).
+    pub(crate) fn is_database_error(&self) -> bool {
+        matches!(self, Self::Internal(e) if e.downcast_ref::<DbErr>().is_some())
+    }
+
     /// Whether the database (or the service) refused the statement for what it was asked to
     /// write, as opposed to the statement being lost on its way (a connection, a pool, a
     /// timeout): the former is about the items, the latter about the moment.
@@ -97,4 +103,18 @@ impl From<DbErr> for ServiceError {
 /// (an index or column name).
 pub(crate) fn is_unique_violation(err: &DbErr, needle: &str) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(msg)) if msg.contains(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_error_is_told_from_one_of_the_data() {
+        let db: ServiceError = DbErr::Conn(RuntimeErr::Internal("connection reset".into())).into();
+        assert!(db.is_database_error());
+        let data = ServiceError::Internal(anyhow::anyhow!("the secret does not open"));
+        assert!(!data.is_database_error());
+        assert!(!ServiceError::not_found("candidate").is_database_error());
+    }
 }

@@ -2219,7 +2219,17 @@ fn strip_tags(s: &str) -> String {
             _ => {}
         }
     }
-    out
+    // The label's text as plain text (the page escapes it again): the entities
+    // `escape_html` writes, `&amp;` last so that `&amp;lt;` stays `&lt;`.
+    [
+        ("&lt;", "<"),
+        ("&gt;", ">"),
+        ("&quot;", "\""),
+        ("&#39;", "'"),
+        ("&amp;", "&"),
+    ]
+    .iter()
+    .fold(out, |text, (entity, c)| text.replace(entity, c))
 }
 
 /// Whether two state codes name the same state (case and spaces aside); two unknowns are the
@@ -2229,5 +2239,24 @@ fn same_state(a: Option<&str>, b: Option<&str>) -> bool {
         (Some(a), Some(b)) => a.trim().eq_ignore_ascii_case(b.trim()),
         (None, None) => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_tags;
+    use crate::screening::disclosures::escape_html;
+
+    #[test]
+    fn a_checkbox_label_is_named_as_plain_text() {
+        let label = format!(
+            "I agree to {}’s <a href=\"/terms\">Terms</a>",
+            escape_html("Smith & Sons <Ltd> \"O'Neil\"")
+        );
+        assert_eq!(
+            strip_tags(&label),
+            "I agree to Smith & Sons <Ltd> \"O'Neil\"’s Terms"
+        );
+        assert_eq!(strip_tags("&amp;lt;"), "&lt;");
     }
 }

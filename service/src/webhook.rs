@@ -112,6 +112,14 @@ pub struct SendSpec {
     pub cannot_sign: Option<String>,
 }
 
+/// Why an endpoint's secrets cannot sign.
+enum SecretProblem {
+    /// Sealed with another key (as after `CLEARHIRE_ENCRYPTION_KEY` changed).
+    DoesNotDecrypt(anyhow::Error),
+    /// It opens, but is not a `whsec_` key: its key part is not base64.
+    NotAKey,
+}
+
 /// Where the endpoint's columns are found in the row of `lease_with_signer_sql`.
 const SIGNER_PREFIX: &str = "signer_";
 
@@ -708,8 +716,12 @@ impl Service {
                     // A body that cannot be built (a report sealed with another encryption
                     // key) must not hold up the outbox: every later event of every partner
                     // waits behind this one. The results are not sent; the error says why.
+                    // A database error is the moment's, not the event's: the batch fails
+                    // and is relayed again (SQLite would otherwise commit the batch without
+                    // these results, its transaction going on after a failed statement).
                     match self.results_body(conn, &c, ev).await {
                         Ok(body) => callback = Some((url, body)),
+                        Err(e) if e.is_database_error() => return Err(e),
                         Err(e) => tracing::error!(
                             check = %c.id,
                             event = %ev.event_id,
@@ -885,13 +897,25 @@ impl Service {
         };
         let (secrets, cannot_sign) = match secrets {
             Ok(secrets) => (secrets, None),
-            Err(e) => {
+            Err(SecretProblem::DoesNotDecrypt(e)) => {
                 tracing::error!(delivery = %d.id, error = %e, "webhook signing secret does not decrypt");
                 (
                     Vec::new(),
                     Some(format!(
                         "the signing secret could not be decrypted (was CLEARHIRE_ENCRYPTION_KEY changed?): {e}"
                     )),
+                )
+            }
+            Err(SecretProblem::NotAKey) => {
+                // The decoder's message names a character of the secret: neither the log nor
+                // the attempt (which the partner reads) repeats it.
+                tracing::error!(delivery = %d.id, "webhook signing secret is not a whsec_ key (base64)");
+                (
+                    Vec::new(),
+                    Some(
+                        "the signing secret could not sign: it is not a whsec_ key (base64)"
+                            .to_string(),
+                    ),
                 )
             }
         };
@@ -904,15 +928,24 @@ impl Service {
     }
 
     /// The secrets that sign for an endpoint: its current one and, for 24 h after a rotation,
-    /// the one before.
-    fn signing_secrets(&self, e: &endpoint::Model) -> ServiceResult<Vec<String>> {
-        let mut secrets = vec![self.crypto.open(&e.secret_enc)?];
+    /// the one before; each a `whsec_` key whose base64 part decodes.
+    fn signing_secrets(&self, e: &endpoint::Model) -> Result<Vec<String>, SecretProblem> {
+        let mut sealed = vec![&e.secret_enc];
         if let (Some(prev), Some(until)) = (&e.previous_secret_enc, e.previous_secret_expires_at)
             && until > Utc::now()
         {
-            secrets.push(self.crypto.open(prev)?);
+            sealed.push(prev);
         }
-        Ok(secrets)
+        sealed
+            .into_iter()
+            .map(|s| {
+                let secret = self.crypto.open(s).map_err(SecretProblem::DoesNotDecrypt)?;
+                let key = secret.strip_prefix("whsec_").unwrap_or(&secret);
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, key)
+                    .map_err(|_| SecretProblem::NotAKey)?;
+                Ok(secret)
+            })
+            .collect()
     }
 
     /// Records one attempt of a leased delivery and decides what follows: done, a retry at a
@@ -974,7 +1007,10 @@ impl Service {
             endpoint_id: spec.endpoint.as_ref().map(|e| e.id.clone()),
             leased_until: d.next_attempt_at,
         };
-        let reads_endpoint = spec.endpoint.is_some() && !success;
+        // A delivery we could not sign was never sent: that failure is ours, not the
+        // endpoint's, and does not count toward disabling it.
+        let counts_for_endpoint = spec.cannot_sign.is_none();
+        let reads_endpoint = spec.endpoint.is_some() && !success && counts_for_endpoint;
         if !reads_endpoint && let Some(batches) = self.pg_batches().map(|b| &b.webhook) {
             // The usual case, a success (or a callback's attempt): concurrent senders record
             // theirs in one statement (group commit).
@@ -983,7 +1019,7 @@ impl Service {
         }
         let txn = db::begin_write(&self.db).await?;
         if let Some(e) = &spec.endpoint
-            && !success
+            && reads_endpoint
         {
             // The endpoint first, as a change of the endpoint takes it (and then its
             // deliveries): taken after the delivery, the two could each wait for the other.
@@ -991,7 +1027,9 @@ impl Service {
         }
         record.row().insert(&txn).await?;
         record.delivery_update().exec(&txn).await?;
-        if let Some(e) = &spec.endpoint {
+        if let Some(e) = &spec.endpoint
+            && counts_for_endpoint
+        {
             if success {
                 endpoint_healthy(&e.id).exec(&txn).await?;
             } else {

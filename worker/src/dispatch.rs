@@ -55,19 +55,16 @@ impl Dispatcher {
         let d = &spec.delivery;
         let timestamp = chrono::Utc::now().timestamp();
         let started = Instant::now();
-        // A secret that decrypts but does not sign (not base64) is the attempt's error, like one
-        // that does not decrypt: the attempt is logged and retried, not the job aborted.
+        // A secret that cannot sign (it does not decrypt, or is no whsec_ key: the service has
+        // checked both) is the attempt's error: the attempt is logged and retried, not the job
+        // aborted.
         let signature = match &spec.cannot_sign {
             Some(why) => Err(why.clone()),
             None if spec.secrets.is_empty() => Ok(None),
             None => sign::header(&spec.secrets, &d.event_id, timestamp, &d.body)
                 .map(Some)
-                // The decoder's message names a character of the secret: neither the log nor
-                // the attempt (which the partner reads) repeats it.
-                .map_err(|_| {
-                    tracing::error!(delivery = %d.id, "webhook signing secret is not a whsec_ key (base64)");
-                    "the signing secret could not sign: it is not a whsec_ key (base64)".to_string()
-                }),
+                // The decoder's message could name a character of the secret: not repeated.
+                .map_err(|_| "the signing secret could not sign".to_string()),
         };
         let vetted = signature.and_then(|sig| {
             url::Url::parse(&d.url)

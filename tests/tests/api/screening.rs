@@ -40,7 +40,7 @@ async fn agency_resolves(
     resolution: &str,
 ) -> Value {
     app.service
-        .agency_resolve_dispute(check, outcome, resolution)
+        .agency_resolve_dispute(check, None, outcome, resolution)
         .await
         .expect("resolved");
     app.gql(
@@ -1124,6 +1124,112 @@ async fn adverse_action_runs_in_the_fcra_order_on_business_days() {
 /// PostgreSQL: a dispute and a concurrent change of the check (here a change committed while the
 /// dispute waits for the row, as the final notice coming due would be) cannot both go through:
 /// the dispute, second, is refused, and the adverse action stays as it was.
+/// A check can owe two reinvestigations: a dispute whose adverse action was cancelled, and
+/// one of a later adverse action after a recheck. The agency names the one it ends; each
+/// outcome lands on its own dispute.
+#[tokio::test]
+async fn each_of_two_open_disputes_of_a_check_is_resolved_on_its_own() {
+    let (app, _rx) = screening_app().await;
+    let (_, check) = hosted_in_texas(&app, "Walter", "White").await;
+    let dispute = |reason: &'static str| {
+        let app = &app;
+        let check = check.clone();
+        async move {
+            app.gql(
+                "mutation($c: ID!, $r: String!) { disputeAdverseAction(checkId: $c, reason: $r) { state } }",
+                json!({"c": check, "r": reason}),
+            )
+            .await
+            .data();
+        }
+    };
+    let start = "mutation($c: ID!) { startAdverseAction(checkId: $c) { status } }";
+    app.wait_check_status(&check, "pending").await;
+    app.gql(start, json!({"c": check})).await.data();
+    dispute("the first case is not mine").await;
+    app.gql(
+        "mutation($c: ID!) { cancelAdverseAction(checkId: $c) { status } }",
+        json!({"c": check}),
+    )
+    .await
+    .data();
+    app.gql(
+        "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
+        json!({"c": check}),
+    )
+    .await
+    .data();
+    app.wait_check_status(&check, "pending").await;
+    app.gql(start, json!({"c": check})).await.data();
+    dispute("the second case is not mine either").await;
+    let open: Vec<_> = app
+        .service
+        .open_disputes()
+        .await
+        .expect("disputes")
+        .into_iter()
+        .filter(|d| d.check_id == check)
+        .collect();
+    assert_eq!(open.len(), 2, "{open:?}");
+    let (first, second) = (open[0].id.clone(), open[1].id.clone());
+
+    let unnamed = app
+        .service
+        .agency_resolve_dispute(&check, None, DisputeOutcome::Corrected, "namesake")
+        .await;
+    match unnamed {
+        Err(service::ServiceError::Invalid { field, message }) => {
+            assert_eq!(field, "disputeId");
+            assert!(
+                message.contains(&first) && message.contains(&second),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // The first (its adverse action cancelled): the check and the running dispute stay.
+    app.service
+        .agency_resolve_dispute(&check, Some(&first), DisputeOutcome::Corrected, "namesake")
+        .await
+        .expect("resolved");
+    let r = app
+        .gql(
+            "query($c: ID!) { check(id: $c) { status adverseAction { state resolution } } }",
+            json!({"c": check}),
+        )
+        .await;
+    assert_eq!(
+        r.data()["check"],
+        json!({"status": "pending__first_notice", "adverseAction": {"state": "disputed", "resolution": null}})
+    );
+    let last = emails(&app, &check).await.pop().expect("mail");
+    assert!(
+        last["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("had already ended")),
+        "{last}"
+    );
+    // The second, now the only one, needs no name.
+    let r = agency_resolves(
+        &app,
+        &check,
+        DisputeOutcome::Upheld,
+        "court record verified",
+    )
+    .await;
+    assert_eq!(r["status"], "pending__first_notice");
+    assert_eq!(r["adverseAction"]["state"], "waiting");
+    assert_eq!(r["adverseAction"]["resolution"], "court record verified");
+    assert!(
+        !app.service
+            .open_disputes()
+            .await
+            .expect("disputes")
+            .iter()
+            .any(|d| d.check_id == check)
+    );
+}
+
 #[tokio::test]
 async fn a_dispute_loses_to_a_change_of_the_check_committed_first() {
     use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
@@ -1265,6 +1371,7 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
         .resolve_dispute(
             &service::Actor::system(&app.partner_id),
             &check,
+            None,
             DisputeOutcome::Upheld,
             "no",
         )
@@ -1828,6 +1935,22 @@ async fn the_consent_page_takes_a_candidate_from_invitation_to_processing() {
     let first = client.get(&link).send().await.expect("page");
     assert_eq!(first.headers()["cache-control"], "no-store");
     assert_eq!(first.headers()["referrer-policy"], "no-referrer");
+    // Signing before the sections are read (a stale tab, a direct post) is refused, and the
+    // section page that comes back says why.
+    let early = post_form(
+        &client,
+        &format!("{link}/sign"),
+        &[("signature", "Frodo Baggins")],
+        None,
+    )
+    .await;
+    assert_eq!(early.status(), 422);
+    let html = early.text().await.expect("html");
+    assert!(
+        html.contains("Please read and acknowledge every section first.")
+            && html.contains("<h1>Welcome</h1>"),
+        "{html}"
+    );
 
     // Each section in order; continuing without ticking the boxes is refused with a message.
     let seen = acknowledge_every_section(&app, &client, &link).await;
@@ -2617,6 +2740,58 @@ async fn a_california_recheck_asks_the_candidate_to_consent_again() {
     );
     assert_eq!(app.check_status(&check).await, "approved");
     assert_eq!(app.check_status(&newer).await, "emailed");
+}
+
+/// A California recheck asked for on a Consider check ends when adverse action starts: its
+/// link does not come back to life when the adverse action is cancelled, and its reminders stop.
+#[tokio::test]
+async fn adverse_action_ends_a_recheck_waiting_for_consent() {
+    let (app, _rx) = screening_app().await;
+    let (_, check) = hosted(&app, "Darth", "Vader", None, None).await;
+    app.wait_check_status(&check, "pending").await;
+    let r = app
+        .gql(
+            "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
+            json!({"c": check}),
+        )
+        .await;
+    assert_eq!(r.data()["recheckCheck"]["status"], "pending");
+    let link = invitation_link(&emails_of_kind(&app, &check, "recheck_consent").await[0]);
+    let client = no_redirects();
+    assert_eq!(client.get(&link).send().await.expect("page").status(), 200);
+    for (mutation, to) in [
+        ("startAdverseAction", "pending__first_notice"),
+        ("cancelAdverseAction", "approved"),
+    ] {
+        let r = app
+            .gql(
+                &format!("mutation($c: ID!) {{ {mutation}(checkId: $c) {{ status }} }}"),
+                json!({"c": check}),
+            )
+            .await;
+        assert_eq!(r.data()[mutation]["status"], to);
+    }
+    assert_eq!(
+        client.get(&link).send().await.expect("page").status(),
+        410,
+        "the recheck asked for before the adverse action is not waiting any more"
+    );
+    let tasks = app
+        .gql(
+            "query($c: ID!) { check(id: $c) { tasks { kind status } } }",
+            json!({"c": check}),
+        )
+        .await;
+    let reminders: Vec<&Value> = tasks.data()["check"]["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter(|t| t["kind"] == "recheck.consent_reminder")
+        .collect();
+    assert!(
+        !reminders.is_empty() && reminders.iter().all(|t| t["status"] == "cancelled"),
+        "{reminders:?}"
+    );
 }
 
 #[tokio::test]

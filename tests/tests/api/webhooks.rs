@@ -1167,6 +1167,12 @@ async fn a_secret_that_does_not_decrypt_is_an_attempt_with_its_error() {
         .collect();
     assert!(errors.iter().any(|e| e.contains("could not sign")), "{row}");
     assert!(rx.received().is_empty(), "nothing is sent unsigned");
+    // Those failures were ours, not the endpoint's: no failing streak toward disabling it.
+    let endpoints = app.dump("webhook_endpoints").await;
+    assert!(
+        endpoints[0]["failing_since"].is_null() && endpoints[0]["enabled"] != json!(false),
+        "{endpoints:?}"
+    );
 }
 
 /// Results whose report does not open (sealed with another key) are not sent, and do not
