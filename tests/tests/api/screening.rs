@@ -204,6 +204,21 @@ async fn expect_states(rx: &Receiver, worker: &str, want: &[&str]) {
     assert_eq!(states_of(rx, worker), want, "no further status webhooks");
 }
 
+/// Runs `mutation` (one taking only `checkId`, such as `recheckCheck`) on a check; returns
+/// the status it answers.
+async fn on_check(app: &TestApp, mutation: &str, check: &str) -> String {
+    let r = app
+        .gql(
+            &format!("mutation($c: ID!) {{ {mutation}(checkId: $c) {{ status }} }}"),
+            json!({"c": check}),
+        )
+        .await;
+    r.data()[mutation]["status"]
+        .as_str()
+        .expect("status")
+        .to_string()
+}
+
 async fn enroll_monitoring(app: &TestApp, check: &str) -> Value {
     let r = app
         .gql(
@@ -907,12 +922,7 @@ async fn a_resumed_recheck_keeps_its_report_as_a_recheck() {
         "mutation($c: ID!) { resumeChecks(checkId: $c, reason: \"card seen\") { status } }";
     for round in 0..2 {
         if round == 1 {
-            app.gql(
-                "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
-                json!({"c": check}),
-            )
-            .await
-            .data();
+            on_check(&app, "recheckCheck", &check).await;
         }
         app.wait_check_status(&check, "review__identity").await;
         app.gql(resume, json!({"c": check})).await.data();
@@ -1143,24 +1153,16 @@ async fn each_of_two_open_disputes_of_a_check_is_resolved_on_its_own() {
             .data();
         }
     };
-    let start = "mutation($c: ID!) { startAdverseAction(checkId: $c) { status } }";
     app.wait_check_status(&check, "pending").await;
-    app.gql(start, json!({"c": check})).await.data();
+    on_check(&app, "startAdverseAction", &check).await;
     dispute("the first case is not mine").await;
-    app.gql(
-        "mutation($c: ID!) { cancelAdverseAction(checkId: $c) { status } }",
-        json!({"c": check}),
-    )
-    .await
-    .data();
-    app.gql(
-        "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
-        json!({"c": check}),
-    )
-    .await
-    .data();
+    assert_eq!(
+        on_check(&app, "cancelAdverseAction", &check).await,
+        "approved"
+    );
+    on_check(&app, "recheckCheck", &check).await;
     app.wait_check_status(&check, "pending").await;
-    app.gql(start, json!({"c": check})).await.data();
+    on_check(&app, "startAdverseAction", &check).await;
     dispute("the second case is not mine either").await;
     let open: Vec<_> = app
         .service
@@ -2749,13 +2751,7 @@ async fn adverse_action_ends_a_recheck_waiting_for_consent() {
     let (app, _rx) = screening_app().await;
     let (_, check) = hosted(&app, "Darth", "Vader", None, None).await;
     app.wait_check_status(&check, "pending").await;
-    let r = app
-        .gql(
-            "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
-            json!({"c": check}),
-        )
-        .await;
-    assert_eq!(r.data()["recheckCheck"]["status"], "pending");
+    assert_eq!(on_check(&app, "recheckCheck", &check).await, "pending");
     let link = invitation_link(&emails_of_kind(&app, &check, "recheck_consent").await[0]);
     let client = no_redirects();
     assert_eq!(client.get(&link).send().await.expect("page").status(), 200);
@@ -2763,13 +2759,7 @@ async fn adverse_action_ends_a_recheck_waiting_for_consent() {
         ("startAdverseAction", "pending__first_notice"),
         ("cancelAdverseAction", "approved"),
     ] {
-        let r = app
-            .gql(
-                &format!("mutation($c: ID!) {{ {mutation}(checkId: $c) {{ status }} }}"),
-                json!({"c": check}),
-            )
-            .await;
-        assert_eq!(r.data()[mutation]["status"], to);
+        assert_eq!(on_check(&app, mutation, &check).await, to);
     }
     assert_eq!(
         client.get(&link).send().await.expect("page").status(),

@@ -206,6 +206,23 @@ async fn approved_results(app: &TestApp, email: &str) -> Received {
         .remove(0)
 }
 
+/// The id of the newest delivery once its first attempt has failed and it waits, pending, for
+/// its retry.
+async fn failed_once(app: &TestApp) -> String {
+    eventually("the failed first attempt recorded", 5, || async {
+        let d = app
+            .gql(
+                "{ webhookDeliveries { id status attemptCount } }",
+                json!({}),
+            )
+            .await;
+        let row = d.data()["webhookDeliveries"][0].clone();
+        (row["attemptCount"] == 1 && row["status"] == "pending")
+            .then(|| row["id"].as_str().expect("id").to_string())
+    })
+    .await
+}
+
 /// The id of the newest delivery.
 async fn newest_delivery(app: &TestApp) -> String {
     app.gql("{ webhookDeliveries { id } }", json!({}))
@@ -930,18 +947,7 @@ async fn a_deleted_endpoint_gets_nothing_more() {
     app.start_check(&app.candidate("deleted@example.com").await, true)
         .await;
     // The 503 leaves the delivery pending, its retry about 5 s away.
-    let pending = eventually("the 503 recorded", 5, || async {
-        let d = app
-            .gql(
-                "{ webhookDeliveries { id status attemptCount } }",
-                json!({}),
-            )
-            .await;
-        let row = d.data()["webhookDeliveries"][0].clone();
-        (row["attemptCount"] == 1 && row["status"] == "pending")
-            .then(|| row["id"].as_str().expect("id").to_string())
-    })
-    .await;
+    let pending = failed_once(&app).await;
     let deleted = app
         .gql(
             "mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { id url } }",
@@ -1262,18 +1268,7 @@ async fn disabling_an_endpoint_does_not_wait_for_a_delivery_in_flight() {
     app.start_check(&app.candidate("held@example.com").await, true)
         .await;
     // The first delivery failed (503) and waits for its retry, about 5 s away.
-    let held = eventually("the 503 recorded", 5, || async {
-        let d = app
-            .gql(
-                "{ webhookDeliveries { id status attemptCount } }",
-                json!({}),
-            )
-            .await;
-        let row = d.data()["webhookDeliveries"][0].clone();
-        (row["attemptCount"] == 1 && row["status"] == "pending")
-            .then(|| row["id"].as_str().expect("id").to_string())
-    })
-    .await;
+    let held = failed_once(&app).await;
     let txn = db.begin().await.expect("begin");
     txn.query_one_raw(Statement::from_sql_and_values(
         sea_orm::DbBackend::Postgres,
