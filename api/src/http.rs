@@ -81,6 +81,9 @@ async fn graphql_post(
     req: GraphQLRequest,
 ) -> GraphQLResponse {
     let req = req.0;
+    if let Err(e) = graphql::without_nul(&req) {
+        return error(e);
+    }
     let mut req = match bearer(headers) {
         None if headers.contains_key("authorization") => {
             return unauthenticated("the Authorization header must be `Bearer <token>`");

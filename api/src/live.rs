@@ -310,6 +310,9 @@ impl SharedSubscriptions {
             Ok(a) => a,
             Err(e) => return only(response(gql(e))),
         };
+        if let Err(e) = crate::graphql::without_nul(&request) {
+            return only(response(gql(e)));
+        }
         if !is_subscription(&request) {
             // A query or mutation: run for this caller alone, as over HTTP.
             let request = crate::graphql::with_actor(request, &self.svc, actor, self.window);

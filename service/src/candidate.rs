@@ -396,7 +396,16 @@ impl Service {
                 "limited team members cannot change SSN or date of birth".into(),
             ));
         }
+        // The row is taken before it is read: two updates at once on PostgreSQL would each
+        // write the search text made from the names and email they read, the second losing
+        // the first's; and a check started meanwhile (which takes it too) waits for the
+        // email rule below.
+        let keys = (
+            update.email.clone(),
+            opt_ref(&update.optional.reference_id).map(str::to_string),
+        );
         let txn = db::begin_write(&self.db).await?;
+        db::lock_row(&txn, "candidates", &actor.partner_id, id).await?;
         let current = find(&txn, &actor.partner_id, id).await?;
         if !actor.role.may_see_sensitive()
             && update.email.as_ref().is_some_and(|e| *e != current.email)
@@ -409,15 +418,39 @@ impl Service {
             // Their consent link, the adverse-action notices and their copy of the report go
             // to this address: moving it would hand the report to whoever chose the new one.
             return Err(ServiceError::Forbidden(
-                "limited team members cannot change the email of a candidate who has a check:                  the candidate's links and copy of their report go there"
+                "limited team members cannot change the email of a candidate who has a check: \
+                 the candidate's links and copy of their report go there"
                     .into(),
             ));
         }
-        let c = self
-            .update_candidate_in(&txn, actor, current, update)
-            .await?;
-        self.commit(txn).await?;
-        Ok(c)
+        let updated = async {
+            let c = self
+                .update_candidate_in(&txn, actor, current, update)
+                .await?;
+            self.commit(txn).await?;
+            Ok(c)
+        }
+        .await;
+        match updated {
+            // Another candidate took the same e-mail or reference id between this one's look
+            // and its write (PostgreSQL runs both at once): name that candidate as the look
+            // would have.
+            Err(ServiceError::Conflict {
+                existing_id: None, ..
+            }) => {
+                self.ensure_unique(
+                    &self.db,
+                    actor,
+                    Some(id),
+                    keys.0.as_deref(),
+                    keys.1.as_deref(),
+                    None,
+                )
+                .await?;
+                updated
+            }
+            other => other,
+        }
     }
 
     /// Sets the fields of `update` on `current` (names and email too, each still unique where

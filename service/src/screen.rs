@@ -1482,7 +1482,8 @@ impl Service {
                 // find theirs. Only that some candidate has it is said.
                 return Err(ServiceError::Conflict {
                     field: Some("ssn".into()),
-                    message: "a candidate of yours already has this SSN; a team member can                               see which, and screen them again with bypassDupe"
+                    message: "a candidate of yours already has this SSN; a team member can \
+                              see which, and screen them again with bypassDupe"
                         .into(),
                     existing_id: None,
                 });

@@ -367,10 +367,14 @@ impl Service {
             lease_until: crate::now() + Duration::seconds(RUN_LEASE),
             updated_at: now,
         };
-        let lease_until = take.lease_until;
+        let asked = take.lease_until;
         let Some(t) = self.take_task(take).await? else {
             return Ok(false);
         };
+        // The run's end is recorded against the lease the row was given. On PostgreSQL two
+        // takes of one task in one group-committed statement write the row once, with either
+        // lease, and the row goes to the first of them: its own lease may not be the row's.
+        let lease_until = t.lease_until.unwrap_or(asked);
         let result = if t.attempts > MAX_ATTEMPTS {
             // Taken again and again without its end being recorded: each run took the process
             // down or outlived its lease. It is not run once more; it fails as a last error does.

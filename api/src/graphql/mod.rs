@@ -75,6 +75,36 @@ pub fn sdl() -> String {
     .sdl()
 }
 
+/// Refuses a request carrying the NUL character (U+0000) in a variable or in the query's
+/// text (as a `\u0000` escape): no field takes one, and PostgreSQL refuses it in any text
+/// parameter, so an id or a search holding one would be an internal error there and a plain
+/// "not found" on SQLite.
+pub fn without_nul(req: &Request) -> Result<(), service::ServiceError> {
+    fn holds_nul(v: &async_graphql::Value) -> bool {
+        match v {
+            async_graphql::Value::String(s) => s.contains('\0'),
+            async_graphql::Value::List(items) => items.iter().any(holds_nul),
+            async_graphql::Value::Object(fields) => {
+                fields.iter().any(|(k, v)| k.contains('\0') || holds_nul(v))
+            }
+            _ => false,
+        }
+    }
+    let refused = |field: &str| {
+        Err(service::ServiceError::invalid(
+            field,
+            "text may not contain the NUL character (U+0000)",
+        ))
+    };
+    if let Some((name, _)) = req.variables.iter().find(|(_, v)| holds_nul(v)) {
+        return refused(name.as_str());
+    }
+    if req.query.contains('\0') || req.query.to_ascii_lowercase().contains("\\u0000") {
+        return refused("query");
+    }
+    Ok(())
+}
+
 /// Adds the caller and per-request, caller-scoped batch loaders to a request.
 pub fn with_actor(req: Request, svc: &Service, actor: Actor, window: BatchWindow) -> Request {
     // Cached per request, so `candidates` can feed it the page's checks in one query.

@@ -126,6 +126,70 @@ async fn concurrent_duplicates_are_conflicts_naming_the_one_created() {
     }
 }
 
+/// Updates at once: two candidates moved to one email, one wins and the other's conflict names
+/// it; and two updates of one candidate, one of the name and one of the email, both show in
+/// its search (each used to write the search text of the row as it had read it).
+#[tokio::test]
+async fn concurrent_updates_keep_emails_unique_and_the_search_whole() {
+    let app = spawn_app().await;
+    for round in 0..4 {
+        let a = app.candidate(&format!("a{round}@mill.example.com")).await;
+        let b = app.candidate(&format!("b{round}@mill.example.com")).await;
+        let target = format!("same{round}@mill.example.com");
+        let update = |id: String| {
+            app.gql(
+                "mutation($id: ID!, $e: String!) { updateCandidate(id: $id, input: {email: $e}) { id } }",
+                json!({"id": id, "e": target}),
+            )
+        };
+        let answers = futures_util::future::join(update(a.clone()), update(b.clone())).await;
+        let [first, second] = [&answers.0, &answers.1];
+        let (won, lost) = if first.0["data"]["updateCandidate"].is_null() {
+            (second, first)
+        } else {
+            (first, second)
+        };
+        let winner = won.data()["updateCandidate"]["id"].clone();
+        lost.expect_err("CONFLICT", Some("email"));
+        assert_eq!(
+            lost.0["errors"][0]["extensions"]["existingId"], winner,
+            "{}",
+            lost.0
+        );
+
+        let c = app.candidate(&format!("c{round}@mill.example.com")).await;
+        let rename = app.gql(
+            "mutation($id: ID!) { updateCandidate(id: $id, input: {firstName: \"Rosamunda\"}) { id } }",
+            json!({"id": c}),
+        );
+        let new_email = format!("took{round}@mill.example.com");
+        let move_email = app.gql(
+            "mutation($id: ID!, $e: String!) { updateCandidate(id: $id, input: {email: $e}) { id } }",
+            json!({"id": c, "e": new_email}),
+        );
+        let (r1, r2) = futures_util::future::join(rename, move_email).await;
+        r1.data();
+        r2.data();
+        for term in ["rosamunda", new_email.as_str()] {
+            let found = app
+                .gql(
+                    "query($s: String) { candidates(filter: {search: $s}) { edges { node { id } } } }",
+                    json!({"s": term}),
+                )
+                .await;
+            assert!(
+                found.data()["candidates"]["edges"]
+                    .as_array()
+                    .expect("edges")
+                    .iter()
+                    .any(|e| e["node"]["id"] == c.as_str()),
+                "{term} finds the candidate: {}",
+                found.0
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn every_bad_input_names_its_field_and_writes_nothing() {
     let app = spawn_app().await;

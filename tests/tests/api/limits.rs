@@ -256,3 +256,45 @@ async fn the_embedded_job_store_syncs_at_checkpoints() {
     pool.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The NUL character is refused in any text of a request, naming the variable (or the query,
+/// for a literal), with the same answer on SQLite and PostgreSQL (which refuses NUL in a text
+/// parameter: a lookup or a search holding one was an internal error there).
+#[tokio::test]
+async fn text_with_a_nul_character_is_refused_on_every_backend() {
+    let app = spawn_app().await;
+    for (query, vars, field) in [
+        (
+            "query($s: String) { candidates(filter: {search: $s}) { totalCount } }",
+            json!({"s": "a\u{0}"}),
+            "s",
+        ),
+        (
+            "query($id: ID!) { check(id: $id) { id } }",
+            json!({"id": "\u{0}"}),
+            "id",
+        ),
+        (
+            "mutation($i: UpdateCandidateInput!) { updateCandidate(id: \"x\", input: $i) { id } }",
+            json!({"i": {"firstName": "A\u{0}"}}),
+            "i",
+        ),
+        (
+            r#"{ candidate(referenceId: "ref\u0000") { id } }"#,
+            json!({}),
+            "query",
+        ),
+    ] {
+        let r = app.gql(query, vars).await;
+        r.expect_err("BAD_USER_INPUT", Some(field));
+        assert!(r.message().contains("NUL"), "{}", r.0);
+    }
+    // Other escapes still work.
+    let r = app
+        .gql(
+            r#"{ candidates(filter: {search: "caf\u00e9"}) { totalCount } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.data()["candidates"]["totalCount"], 0);
+}
