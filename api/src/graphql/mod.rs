@@ -99,10 +99,24 @@ pub fn without_nul(req: &Request) -> Result<(), service::ServiceError> {
     if let Some((name, _)) = req.variables.iter().find(|(_, v)| holds_nul(v)) {
         return refused(name.as_str());
     }
-    if req.query.contains('\0') || req.query.to_ascii_lowercase().contains("\\u0000") {
+    if req.query.contains('\0') || escapes_nul(&req.query) {
         return refused("query");
     }
     Ok(())
+}
+
+/// Whether GraphQL text holds an escape of NUL: `\u0000`, or the braced form `\u{0}` (any
+/// number of zeros).
+fn escapes_nul(text: &str) -> bool {
+    text.match_indices("\\u").any(|(at, _)| {
+        let rest = &text[at + 2..];
+        match rest.strip_prefix('{') {
+            Some(braced) => braced
+                .split_once('}')
+                .is_some_and(|(hex, _)| !hex.is_empty() && hex.bytes().all(|b| b == b'0')),
+            None => rest.starts_with("0000"),
+        }
+    })
 }
 
 /// Adds the caller and per-request, caller-scoped batch loaders to a request.
@@ -146,4 +160,25 @@ pub fn with_actor(req: Request, svc: &Service, actor: Actor, window: BatchWindow
         .data(history)
         .data(packages)
         .data(candidates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escapes_nul;
+
+    #[test]
+    fn nul_escapes_are_found_and_others_are_not() {
+        for text in [r#""a\u0000""#, r#""\u{0}""#, r#""x\u{0000}y""#] {
+            assert!(escapes_nul(text), "{text}");
+        }
+        for text in [
+            r#""caf\u00e9""#,
+            r#""\u{1F600}""#,
+            r#""\u{}""#,
+            r#""u0000""#,
+            "{ a }",
+        ] {
+            assert!(!escapes_nul(text), "{text}");
+        }
+    }
 }
