@@ -112,17 +112,20 @@ impl Application {
             },
         );
         let app = crate::http::routes(schema, self.service.clone(), window, live, self.proxies);
-        Server::new_with_acceptor(self.acceptor)
+        let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
                 app,
                 shutdown,
                 Some(Duration::from_secs(self.config.shutdown_grace_secs)),
             )
-            .await?;
+            .await;
+        // The in-process workers finish their jobs in flight however the server ended (an
+        // error of the listener too), before the database closes under them.
         if let Some(w) = workers {
             w.shutdown().await;
         }
         self.service.db().clone().close().await.ok();
+        served?;
         tracing::info!("stopped");
         Ok(())
     }
