@@ -204,6 +204,23 @@ async fn expect_states(rx: &Receiver, worker: &str, want: &[&str]) {
     assert_eq!(states_of(rx, worker), want, "no further status webhooks");
 }
 
+/// A check's timed steps of `kind`, with their status and attempts, as a partner reads them.
+async fn tasks_of_kind(app: &TestApp, check: &str, kind: &str) -> Vec<Value> {
+    let r = app
+        .gql(
+            "query($c: ID!) { check(id: $c) { tasks { kind status attempts } } }",
+            json!({"c": check}),
+        )
+        .await;
+    r.data()["check"]["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter(|t| t["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
 /// Runs `mutation` (one taking only `checkId`, such as `recheckCheck`) on a check; returns
 /// the status it answers.
 async fn on_check(app: &TestApp, mutation: &str, check: &str) -> String {
@@ -2766,18 +2783,7 @@ async fn adverse_action_ends_a_recheck_waiting_for_consent() {
         410,
         "the recheck asked for before the adverse action is not waiting any more"
     );
-    let tasks = app
-        .gql(
-            "query($c: ID!) { check(id: $c) { tasks { kind status } } }",
-            json!({"c": check}),
-        )
-        .await;
-    let reminders: Vec<&Value> = tasks.data()["check"]["tasks"]
-        .as_array()
-        .expect("tasks")
-        .iter()
-        .filter(|t| t["kind"] == "recheck.consent_reminder")
-        .collect();
+    let reminders = tasks_of_kind(&app, &check, "recheck.consent_reminder").await;
     assert!(
         !reminders.is_empty() && reminders.iter().all(|t| t["status"] == "cancelled"),
         "{reminders:?}"
@@ -3313,18 +3319,7 @@ async fn a_california_monitoring_hit_runs_its_recheck_only_with_fresh_consent() 
         json!({"status": "awaiting_consent", "rechecks": 0})
     );
     assert_eq!(app.check_status(&signer).await, "approved");
-    let r = app
-        .gql(
-            "query($c: ID!) { check(id: $c) { tasks { kind attempts } } }",
-            json!({"c": signer}),
-        )
-        .await;
-    let waiting: Vec<&Value> = r.data()["check"]["tasks"]
-        .as_array()
-        .expect("tasks")
-        .iter()
-        .filter(|t| t["kind"] == "monitoring.county_recheck")
-        .collect();
+    let waiting = tasks_of_kind(&app, &signer, "monitoring.county_recheck").await;
     assert_eq!(waiting.len(), 1);
     assert_eq!(waiting[0]["attempts"], 0, "{waiting:?}");
     // The monitoring request's second reminder, with a link still good; the recheck's link
