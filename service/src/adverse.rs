@@ -544,15 +544,12 @@ impl Service {
                 ServiceError::invalid("checkId", "this check has no open dispute")
             })?,
         };
-        let Some(aa) = active(&txn, &c.id)
-            .await?
-            .filter(|a| a.state == "disputed" && a.id == target.id)
-        else {
+        // Only the check's active adverse action can be `disputed`.
+        if target.state != "disputed" {
             // The adverse action ended (cancelled, the check withdrawn) while the dispute was
             // reinvestigated: the reinvestigation is still owed, and its outcome is the
             // candidate's to hear; the check stays as it is.
-            let ended = target;
-            let mut am = ended.into_active_model();
+            let mut am = target.into_active_model();
             am.resolution = Set(Some(resolution.clone()));
             am.updated_at = Set(now);
             am.update(&txn).await?;
@@ -573,7 +570,8 @@ impl Service {
             .await?;
             self.commit(txn).await?;
             return Ok(c);
-        };
+        }
+        let aa = target;
         let updated = match outcome {
             DisputeOutcome::Upheld => {
                 let c = self.take_turn(&txn, c).await?;

@@ -226,16 +226,29 @@ impl Service {
             Ok(c)
         }
         .await;
-        match created {
-            // Another request inserted the same e-mail or reference id between this one's look
-            // and its insert (PostgreSQL runs both at once): name that candidate as the look
-            // would have.
+        self.naming_a_raced_conflict(created, actor, None, keys.0, keys.1)
+            .await
+    }
+
+    /// `written` as it is, unless it is the unique index's conflict (no candidate named):
+    /// another request wrote the same e-mail or reference id between this one's look and its
+    /// write (PostgreSQL runs both at once). Then the look is made again, to name that
+    /// candidate as it would have.
+    async fn naming_a_raced_conflict(
+        &self,
+        written: ServiceResult<candidate::Model>,
+        actor: &Actor,
+        except: Option<&str>,
+        email: Option<&str>,
+        reference_id: Option<&str>,
+    ) -> ServiceResult<candidate::Model> {
+        match written {
             Err(ServiceError::Conflict {
                 existing_id: None, ..
             }) => {
-                self.ensure_unique(&self.db, actor, None, keys.0, keys.1, None)
+                self.ensure_unique(&self.db, actor, except, email, reference_id, None)
                     .await?;
-                created
+                written
             }
             other => other,
         }
@@ -431,26 +444,14 @@ impl Service {
             Ok(c)
         }
         .await;
-        match updated {
-            // Another candidate took the same e-mail or reference id between this one's look
-            // and its write (PostgreSQL runs both at once): name that candidate as the look
-            // would have.
-            Err(ServiceError::Conflict {
-                existing_id: None, ..
-            }) => {
-                self.ensure_unique(
-                    &self.db,
-                    actor,
-                    Some(id),
-                    keys.0.as_deref(),
-                    keys.1.as_deref(),
-                    None,
-                )
-                .await?;
-                updated
-            }
-            other => other,
-        }
+        self.naming_a_raced_conflict(
+            updated,
+            actor,
+            Some(id),
+            keys.0.as_deref(),
+            keys.1.as_deref(),
+        )
+        .await
     }
 
     /// Sets the fields of `update` on `current` (names and email too, each still unique where

@@ -158,13 +158,7 @@ impl Service {
         let txn = db::begin_write(&self.db).await?;
         let cand = crate::candidate::find(&txn, &actor.partner_id, candidate_id)
             .await
-            .map_err(|e| match e {
-                // A database failure stays one (INTERNAL, logged), not "no such candidate".
-                ServiceError::NotFound { .. } => {
-                    ServiceError::invalid("candidateId", "no such candidate")
-                }
-                other => other,
-            })?;
+            .map_err(|e| e.missing_as_invalid("candidateId", "no such candidate"))?;
         // Two starts for one candidate take turns, so the second sees the first's check.
         may_start_a_check(&txn, &actor.partner_id, &cand.id).await?;
         let partner = crate::partner::load(&txn, &actor.partner_id).await?;

@@ -54,6 +54,15 @@ impl ServiceError {
         }
     }
 
+    /// A `NOT_FOUND` of a row an input names, as that input's error (`field`, `message`);
+    /// any other error (a database failure) stays as it is.
+    pub fn missing_as_invalid(self, field: &str, message: impl Into<String>) -> Self {
+        match self {
+            Self::NotFound { .. } => Self::invalid(field, message),
+            other => other,
+        }
+    }
+
     /// Whether this is an error of the database or of the way to it (as opposed to one of the
     /// data read, such as a secret that does not open).
     pub(crate) fn is_database_error(&self) -> bool {

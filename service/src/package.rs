@@ -307,14 +307,9 @@ pub(crate) async fn usable<C: ConnectionTrait>(
             ServiceError::invalid("packageId", "the partner has no default package; name one")
         })?,
     };
-    let package = find(conn, &partner.id, &package_id)
-        .await
-        .map_err(|e| match e {
-            ServiceError::NotFound { .. } => {
-                ServiceError::invalid("packageId", format!("package {package_id} does not exist"))
-            }
-            other => other,
-        })?;
+    let package = find(conn, &partner.id, &package_id).await.map_err(|e| {
+        e.missing_as_invalid("packageId", format!("package {package_id} does not exist"))
+    })?;
     if package.archived_at.is_some() {
         return Err(ServiceError::invalid(
             "packageId",

@@ -31,15 +31,17 @@ pub const ENDPOINT_EVENT_TYPES: [&str; 5] = [
     "webhook_endpoint.disabled",
 ];
 
-/// The event types of deliveries: an endpoint's, and the results sent to a check's
-/// `callback_url`.
+/// The event type of the results sent to a check's `callback_url`.
+const RESULTS_EVENT_TYPE: &str = "check.results";
+
+/// The event types of deliveries: an endpoint's, and the results.
 const DELIVERY_EVENT_TYPES: [&str; 6] = [
     ENDPOINT_EVENT_TYPES[0],
     ENDPOINT_EVENT_TYPES[1],
     ENDPOINT_EVENT_TYPES[2],
     ENDPOINT_EVENT_TYPES[3],
     ENDPOINT_EVENT_TYPES[4],
-    "check.results",
+    RESULTS_EVENT_TYPE,
 ];
 
 /// Retry delays after each failed attempt (then jittered by ±20%): about 5 s, 5 min, 30 min,
@@ -780,7 +782,7 @@ impl Service {
             }
         }
         if let Some((url, body)) = callback {
-            out.push(make(None, url, "check.results", &body));
+            out.push(make(None, url, RESULTS_EVENT_TYPE, &body));
         }
         Ok(out)
     }
@@ -1350,7 +1352,7 @@ impl Service {
 fn message_id(event_id: &str, event_type: &str) -> String {
     match event_type {
         "check.consent_confirmed" => format!("{event_id}-consent"),
-        "check.results" => format!("{event_id}-results"),
+        RESULTS_EVENT_TYPE => format!("{event_id}-results"),
         _ => event_id.to_string(),
     }
 }

@@ -334,6 +334,24 @@ impl TestApp {
         panic!("check {check_id} never reached {want}; it is {last}");
     }
 
+    /// A check's timed steps of `kind`, with their status and attempts, as a partner reads
+    /// them.
+    pub async fn tasks_of_kind(&self, check_id: &str, kind: &str) -> Vec<Value> {
+        let r = self
+            .gql(
+                "query($c: ID!) { check(id: $c) { tasks { kind status attempts } } }",
+                json!({"c": check_id}),
+            )
+            .await;
+        r.data()["check"]["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .filter(|t| t["kind"] == kind)
+            .cloned()
+            .collect()
+    }
+
     pub async fn transition(&self, check_id: &str, status: &str) -> Gql {
         self.gql(
             "mutation($c: ID!, $s: CheckStatus!) { transitionCheck(input: {checkId: $c, status: $s, reason: \"test\"}) { id status } }",

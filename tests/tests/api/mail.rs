@@ -206,18 +206,10 @@ async fn a_consent_request_overtaken_while_it_waits_for_the_mail_server_is_not_s
     let cand = app.candidate("pippin@example.com").await;
     let check = app.start_check(&cand, true).await;
     let mail_task = || async {
-        let r = app
-            .gql(
-                "query($c: ID!) { check(id: $c) { tasks { kind status attempts } } }",
-                json!({"c": check}),
-            )
-            .await;
-        r.data()["check"]["tasks"]
-            .as_array()
-            .expect("tasks")
-            .iter()
-            .find(|t| t["kind"] == "mail.send")
-            .cloned()
+        app.tasks_of_kind(&check, "mail.send")
+            .await
+            .into_iter()
+            .next()
             .expect("a mail task")
     };
     eventually("the refused first try", 10, || async {

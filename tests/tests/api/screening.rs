@@ -39,8 +39,19 @@ async fn agency_resolves(
     outcome: DisputeOutcome,
     resolution: &str,
 ) -> Value {
+    agency_resolves_dispute(app, check, None, outcome, resolution).await
+}
+
+/// As [`agency_resolves`], naming the dispute (`--dispute`).
+async fn agency_resolves_dispute(
+    app: &TestApp,
+    check: &str,
+    dispute: Option<&str>,
+    outcome: DisputeOutcome,
+    resolution: &str,
+) -> Value {
     app.service
-        .agency_resolve_dispute(check, None, outcome, resolution)
+        .agency_resolve_dispute(check, dispute, outcome, resolution)
         .await
         .expect("resolved");
     app.gql(
@@ -202,23 +213,6 @@ async fn expect_states(rx: &Receiver, worker: &str, want: &[&str]) {
     // Nothing more arrives.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(states_of(rx, worker), want, "no further status webhooks");
-}
-
-/// A check's timed steps of `kind`, with their status and attempts, as a partner reads them.
-async fn tasks_of_kind(app: &TestApp, check: &str, kind: &str) -> Vec<Value> {
-    let r = app
-        .gql(
-            "query($c: ID!) { check(id: $c) { tasks { kind status attempts } } }",
-            json!({"c": check}),
-        )
-        .await;
-    r.data()["check"]["tasks"]
-        .as_array()
-        .expect("tasks")
-        .iter()
-        .filter(|t| t["kind"] == kind)
-        .cloned()
-        .collect()
 }
 
 /// Runs `mutation` (one taking only `checkId`, such as `recheckCheck`) on a check; returns
@@ -1207,20 +1201,17 @@ async fn each_of_two_open_disputes_of_a_check_is_resolved_on_its_own() {
         other => panic!("{other:?}"),
     }
     // The first (its adverse action cancelled): the check and the running dispute stay.
-    app.service
-        .agency_resolve_dispute(&check, Some(&first), DisputeOutcome::Corrected, "namesake")
-        .await
-        .expect("resolved");
-    let r = app
-        .gql(
-            "query($c: ID!) { check(id: $c) { status adverseAction { state resolution } } }",
-            json!({"c": check}),
-        )
-        .await;
-    assert_eq!(
-        r.data()["check"],
-        json!({"status": "pending__first_notice", "adverseAction": {"state": "disputed", "resolution": null}})
-    );
+    let r = agency_resolves_dispute(
+        &app,
+        &check,
+        Some(&first),
+        DisputeOutcome::Corrected,
+        "namesake",
+    )
+    .await;
+    assert_eq!(r["status"], "pending__first_notice");
+    assert_eq!(r["adverseAction"]["state"], "disputed");
+    assert_eq!(r["adverseAction"]["resolution"], Value::Null);
     let last = emails(&app, &check).await.pop().expect("mail");
     assert!(
         last["body"]
@@ -2783,7 +2774,7 @@ async fn adverse_action_ends_a_recheck_waiting_for_consent() {
         410,
         "the recheck asked for before the adverse action is not waiting any more"
     );
-    let reminders = tasks_of_kind(&app, &check, "recheck.consent_reminder").await;
+    let reminders = app.tasks_of_kind(&check, "recheck.consent_reminder").await;
     assert!(
         !reminders.is_empty() && reminders.iter().all(|t| t["status"] == "cancelled"),
         "{reminders:?}"
@@ -3319,7 +3310,9 @@ async fn a_california_monitoring_hit_runs_its_recheck_only_with_fresh_consent() 
         json!({"status": "awaiting_consent", "rechecks": 0})
     );
     assert_eq!(app.check_status(&signer).await, "approved");
-    let waiting = tasks_of_kind(&app, &signer, "monitoring.county_recheck").await;
+    let waiting = app
+        .tasks_of_kind(&signer, "monitoring.county_recheck")
+        .await;
     assert_eq!(waiting.len(), 1);
     assert_eq!(waiting[0]["attempts"], 0, "{waiting:?}");
     // The monitoring request's second reminder, with a link still good; the recheck's link

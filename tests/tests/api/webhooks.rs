@@ -787,22 +787,47 @@ async fn endpoints_and_delivery_logs_are_per_partner_and_super_admin_only() {
         .await;
     assert_eq!(o.data()["webhookEndpoints"], json!([]));
     assert_eq!(o.data()["webhookDeliveries"], json!([]));
-    let theirs = app
-        .gql_as(
-            Some(&other),
+    // Every webhook operation on one id, with the id it is given.
+    let on_an_id = [
+        (
             "query($id: ID!) { webhookDelivery(id: $id) { id } }",
-            json!({"id": delivery}),
-        )
-        .await;
-    let missing = app
-        .gql_as(
-            Some(&other),
-            "query($id: ID!) { webhookDelivery(id: $id) { id } }",
-            json!({"id": uuid::Uuid::new_v4().to_string()}),
-        )
-        .await;
-    assert_eq!(theirs.code(), "NOT_FOUND");
-    assert_eq!(theirs.message(), missing.message());
+            delivery.as_str(),
+        ),
+        (
+            "mutation($id: ID!) { updateWebhookEndpoint(id: $id, input: {url: \"https://y.example.com\", enabled: false}) { id } }",
+            endpoint_id.as_str(),
+        ),
+        (
+            "mutation($id: ID!) { rotateWebhookSecret(id: $id) { id } }",
+            endpoint_id.as_str(),
+        ),
+        (
+            "mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { id } }",
+            endpoint_id.as_str(),
+        ),
+        (
+            "mutation($id: ID!) { resendWebhookDelivery(id: $id) { id } }",
+            delivery.as_str(),
+        ),
+        (
+            "mutation($id: ID!) { recoverWebhookDeliveries(endpointId: $id, since: \"2020-01-01T00:00:00Z\") { count } }",
+            endpoint_id.as_str(),
+        ),
+    ];
+    // Nothing of another partner's can be read, changed, resent, recovered or deleted, and a
+    // refusal reads exactly as for an id that does not exist.
+    for (query, id) in on_an_id {
+        let theirs = app.gql_as(Some(&other), query, json!({"id": id})).await;
+        let missing = app
+            .gql_as(
+                Some(&other),
+                query,
+                json!({"id": uuid::Uuid::new_v4().to_string()}),
+            )
+            .await;
+        theirs.expect_err("NOT_FOUND", None);
+        assert_eq!(theirs.0, missing.0, "{query}");
+    }
     let by_endpoint = "query($id: ID!) { webhookDeliveries(endpointId: $id) { id } }";
     let theirs = app
         .gql_as(Some(&other), by_endpoint, json!({"id": endpoint_id}))
@@ -819,45 +844,6 @@ async fn endpoints_and_delivery_logs_are_per_partner_and_super_admin_only() {
         "another partner's endpoint reads as missing"
     );
     assert!(!theirs.0.to_string().contains(&delivery), "{}", theirs.0);
-    app.gql_as(
-        Some(&other),
-        "mutation($id: ID!) { rotateWebhookSecret(id: $id) { id } }",
-        json!({"id": endpoint_id}),
-    )
-    .await
-    .expect_err("NOT_FOUND", None);
-    // Nothing of another partner's can be changed, resent, recovered or deleted, and a
-    // refusal reads as for an id that does not exist.
-    let writes = [
-        (
-            "mutation($id: ID!) { updateWebhookEndpoint(id: $id, input: {url: \"https://y.example.com\", enabled: false}) { id } }",
-            endpoint_id.as_str(),
-        ),
-        (
-            "mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { id } }",
-            endpoint_id.as_str(),
-        ),
-        (
-            "mutation($id: ID!) { resendWebhookDelivery(id: $id) { id } }",
-            delivery.as_str(),
-        ),
-        (
-            "mutation($id: ID!) { recoverWebhookDeliveries(endpointId: $id, since: \"2020-01-01T00:00:00Z\") { count } }",
-            endpoint_id.as_str(),
-        ),
-    ];
-    for (query, id) in writes {
-        let theirs = app.gql_as(Some(&other), query, json!({"id": id})).await;
-        let missing = app
-            .gql_as(
-                Some(&other),
-                query,
-                json!({"id": uuid::Uuid::new_v4().to_string()}),
-            )
-            .await;
-        theirs.expect_err("NOT_FOUND", None);
-        assert_eq!(theirs.message(), missing.message(), "{query}");
-    }
     let own = app
         .gql(
             "{ webhookEndpoints { id url enabled } webhookDeliveries { id attemptCount status } }",
@@ -881,38 +867,15 @@ async fn endpoints_and_delivery_logs_are_per_partner_and_super_admin_only() {
 
     // A partner's admin (below super_admin) can neither read nor change its webhooks.
     let admin = app.token_with_role("admin").await;
-    let admin_ops = [
-        ("{ webhookEndpoints { id } }", json!({})),
-        ("{ webhookDeliveries { id } }", json!({})),
-        (
-            "query($id: ID!) { webhookDelivery(id: $id) { id } }",
-            json!({"id": delivery}),
-        ),
-        (
-            "mutation { createWebhookEndpoint(input: {url: \"https://z.example.com\", eventTypes: []}) { id } }",
-            json!({}),
-        ),
-        (
-            "mutation($id: ID!) { updateWebhookEndpoint(id: $id, input: {enabled: false}) { id } }",
-            json!({"id": endpoint_id}),
-        ),
-        (
-            "mutation($id: ID!) { rotateWebhookSecret(id: $id) { id } }",
-            json!({"id": endpoint_id}),
-        ),
-        (
-            "mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { id } }",
-            json!({"id": endpoint_id}),
-        ),
-        (
-            "mutation($id: ID!) { resendWebhookDelivery(id: $id) { id } }",
-            json!({"id": delivery}),
-        ),
-        (
-            "mutation($id: ID!) { recoverWebhookDeliveries(endpointId: $id, since: \"2020-01-01T00:00:00Z\") { count } }",
-            json!({"id": endpoint_id}),
-        ),
+    let lists = [
+        "{ webhookEndpoints { id } }",
+        "{ webhookDeliveries { id } }",
+        "mutation { createWebhookEndpoint(input: {url: \"https://z.example.com\", eventTypes: []}) { id } }",
     ];
+    let admin_ops = lists
+        .into_iter()
+        .map(|q| (q, json!({})))
+        .chain(on_an_id.iter().map(|(q, id)| (*q, json!({"id": id}))));
     for (query, vars) in admin_ops {
         app.gql_as(Some(&admin), query, vars)
             .await
