@@ -151,7 +151,9 @@ fn graphql_get(
             let sink = SharedSink::new(sink);
             let initialised = Arc::new(AtomicBool::new(false));
             let flag = initialised.clone();
-            let rules = Rules::new(protocol.0, initialised.clone());
+            let received = Arc::new(AtomicBool::new(false));
+            let init_arrived = received.clone();
+            let rules = Rules::new(protocol.0, initialised);
             let incoming = ReadOnWake::new(incoming);
             let heard = incoming.heard();
             let serve = GraphQLWebSocket::new_with_pair(
@@ -161,6 +163,7 @@ fn graphql_get(
                 protocol,
             )
             .on_connection_init(move |payload| async move {
+                init_arrived.store(true, Ordering::Release);
                 let token = ["Authorization", "authorization", "token"]
                     .iter()
                     .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
@@ -187,7 +190,7 @@ fn graphql_get(
                 Ok(data)
             })
             .serve();
-            supervise(Box::pin(serve), sink, initialised, heard, times, rules)
+            supervise(Box::pin(serve), sink, received, heard, times, rules)
         })
         .into_response()
 }

@@ -21,7 +21,7 @@
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll};
 
@@ -67,21 +67,33 @@ impl Drop for OpSlot {
 }
 
 /// What makes two subscriptions the same: who asks (a partner's events, seen with a role's
-/// rights) and what they ask.
+/// rights) and what they ask (a SHA-256 of the query text, operation name and variables: the
+/// text itself, up to a message's 1 MiB, is not kept a second time for every execution).
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Key {
     partner_id: String,
     role: entity::Role,
-    query: String,
-    operation_name: Option<String>,
-    variables: String,
+    request: [u8; 32],
 }
 
-type Registry = Mutex<HashMap<Key, Weak<Execution>>>;
+/// The running executions by key, each with the number it was started under.
+type Registry = Mutex<HashMap<Key, (u64, Weak<Execution>)>>;
+
+/// Numbers the executions, so that one ending removes its own registry entry and no newer one.
+static EXECUTIONS_STARTED: AtomicU64 = AtomicU64::new(0);
+
+/// Removes execution `number`'s entry for `key`, if the entry is still its own.
+fn unregister(registry: &Registry, key: &Key, number: u64) {
+    let mut map = registry.lock().unwrap_or_else(PoisonError::into_inner);
+    if map.get(key).is_some_and(|(n, _)| *n == number) {
+        map.remove(key);
+    }
+}
 
 /// One running execution and its members. The last member to leave stops it.
 struct Execution {
     key: Key,
+    number: u64,
     responses: broadcast::WeakSender<Arc<Response>>,
     task: tokio::task::AbortHandle,
     registry: Weak<Registry>,
@@ -91,11 +103,8 @@ impl Drop for Execution {
     fn drop(&mut self) {
         self.task.abort();
         if let Some(registry) = self.registry.upgrade() {
-            let mut map = registry.lock().unwrap_or_else(PoisonError::into_inner);
             // Only this execution's own entry: a newer one may already hold the key.
-            if map.get(&self.key).is_some_and(|w| w.strong_count() == 0) {
-                map.remove(&self.key);
-            }
+            unregister(&registry, &self.key, self.number);
         }
     }
 }
@@ -115,12 +124,15 @@ pub struct SharedSubscriptions {
 }
 
 impl SharedSubscriptions {
-    /// The schema's stream for a subscription, its errors given codes as over HTTP.
+    /// The schema's stream for a subscription, its errors given codes as over HTTP, and a
+    /// refusal marked as one ([`MarkRefusal`]).
     fn stream(&self, request: Request, session: Arc<Data>) -> BoxStream<'static, Response> {
-        self.schema
-            .execute_stream_with_session_data(request, session)
-            .map(with_codes)
-            .boxed()
+        MarkRefusal::new(
+            self.schema
+                .execute_stream_with_session_data(request, session)
+                .map(with_codes),
+        )
+        .boxed()
     }
 
     pub fn new(
@@ -148,7 +160,7 @@ impl SharedSubscriptions {
     /// Executions running now (each serves one or more subscribers).
     pub fn executions(&self) -> usize {
         let map = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        map.values().filter(|w| w.strong_count() > 0).count()
+        map.values().filter(|(_, w)| w.strong_count() > 0).count()
     }
 
     /// Joins the running execution for `key`, or starts one. Returns it with a receiver that
@@ -163,7 +175,7 @@ impl SharedSubscriptions {
         // An execution whose stream has ended: dropped only once the lock is released, since
         // dropping the last reference takes the lock.
         let mut ended = None;
-        if let Some(running) = map.get(&key).and_then(Weak::upgrade) {
+        if let Some(running) = map.get(&key).and_then(|(_, w)| w.upgrade()) {
             if let Some(tx) = running.responses.upgrade() {
                 let rx = tx.subscribe();
                 return (running, rx);
@@ -173,9 +185,20 @@ impl SharedSubscriptions {
         let (tx, rx) = broadcast::channel(MEMBER_CAPACITY);
         let responses = tx.downgrade();
         let mut stream = self.stream(request, session);
+        let number = EXECUTIONS_STARTED.fetch_add(1, Ordering::Relaxed);
+        let registry = Arc::downgrade(&self.running);
+        let task_key = key.clone();
         // The stream ends (an invalid request, say) → the sender drops → members see the end.
         let task = tokio::spawn(async move {
             while let Some(response) = stream.next().await {
+                // A refusal is the whole answer: the execution leaves the registry before
+                // sending it, so a subscriber arriving after it starts an execution of its own
+                // (and is refused in turn) instead of joining one that has nothing more to say.
+                if is_refusal(&response)
+                    && let Some(registry) = registry.upgrade()
+                {
+                    unregister(&registry, &task_key, number);
+                }
                 // No receivers means every member has left; dropping the execution aborts this.
                 let _ = tx.send(Arc::new(response));
             }
@@ -183,11 +206,12 @@ impl SharedSubscriptions {
         .abort_handle();
         let execution = Arc::new(Execution {
             key: key.clone(),
+            number,
             responses,
             task,
             registry: Arc::downgrade(&self.running),
         });
-        map.insert(key, Arc::downgrade(&execution));
+        map.insert(key, (number, Arc::downgrade(&execution)));
         drop(map);
         drop(ended);
         (execution, rx)
@@ -200,13 +224,23 @@ fn key(request: &Request, actor: &Actor) -> Option<Key> {
     if !request.data.is_empty() || !request.uploads.is_empty() || !request.extensions.is_empty() {
         return None;
     }
+    use sha2::Digest;
+    // A BTreeMap: the same variables always give the same text.
+    let variables = serde_json::to_string(&request.variables).ok()?;
+    let mut digest = sha2::Sha256::new();
+    // Each part with its length first, so no two different requests run together into one.
+    for part in [
+        request.query.as_str(),
+        request.operation_name.as_deref().unwrap_or("\0none"),
+        &variables,
+    ] {
+        digest.update((part.len() as u64).to_le_bytes());
+        digest.update(part.as_bytes());
+    }
     Some(Key {
         partner_id: actor.partner_id.clone(),
         role: actor.role,
-        query: request.query.clone(),
-        operation_name: request.operation_name.clone(),
-        // A BTreeMap: the same variables always give the same text.
-        variables: serde_json::to_string(&request.variables).ok()?,
+        request: digest.finalize().into(),
     })
 }
 
@@ -234,6 +268,90 @@ fn member(
     .boxed()
 }
 
+/// The response extension that marks an operation refused before it ran: a request the schema
+/// refuses (it does not parse or validate), a token that no longer holds, one operation too
+/// many. [`protocol`] sends such a response as graphql-transport-ws's `error` message (the legacy
+/// protocol's `data`), and takes the mark out.
+pub const REFUSAL_MARK: &str = "clearhireRefusal";
+
+/// `r`, marked as a refusal.
+fn refusal(mut r: Response) -> Response {
+    r.extensions.insert(
+        REFUSAL_MARK.to_string(),
+        async_graphql::Value::Boolean(true),
+    );
+    r
+}
+
+fn is_refusal(r: &Response) -> bool {
+    r.extensions.contains_key(REFUSAL_MARK)
+}
+
+/// A subscription's stream, its refusal marked: a first response of errors alone (no data)
+/// after which the stream ends at once is the schema refusing the request (it does not
+/// validate, or its resolver refused to start). A first response of errors that the stream
+/// goes on after is an event's, and stays as it is.
+struct MarkRefusal<S> {
+    inner: S,
+    first: bool,
+    /// An item read while looking past the first.
+    ahead: Option<Response>,
+    ended: bool,
+}
+
+impl<S> MarkRefusal<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            first: true,
+            ahead: None,
+            ended: false,
+        }
+    }
+}
+
+impl<S: Stream<Item = Response> + Unpin> Stream for MarkRefusal<S> {
+    type Item = Response;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Response>> {
+        if let Some(r) = self.ahead.take() {
+            return Poll::Ready(Some(r));
+        }
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let r = match self.inner.poll_next_unpin(cx) {
+            Poll::Ready(Some(r)) => r,
+            Poll::Ready(None) => {
+                self.ended = true;
+                return Poll::Ready(None);
+            }
+            Poll::Pending => return Poll::Pending,
+        };
+        if !std::mem::take(&mut self.first)
+            || r.data != async_graphql::Value::Null
+            || r.errors.is_empty()
+        {
+            return Poll::Ready(Some(r));
+        }
+        // Looked past without waiting: a refusal's stream has already ended. (A `Pending` here
+        // registered a waker that does nothing, which is harmless: the caller polls again after
+        // this item, with its own.)
+        let mut look = Context::from_waker(futures_util::task::noop_waker_ref());
+        match self.inner.poll_next_unpin(&mut look) {
+            Poll::Ready(None) => {
+                self.ended = true;
+                Poll::Ready(Some(refusal(r)))
+            }
+            Poll::Ready(Some(next)) => {
+                self.ahead = Some(next);
+                Poll::Ready(Some(r))
+            }
+            Poll::Pending => Poll::Ready(Some(r)),
+        }
+    }
+}
+
 /// A stream of one response.
 fn only(r: Response) -> BoxStream<'static, Response> {
     futures_util::stream::once(std::future::ready(r)).boxed()
@@ -244,7 +362,7 @@ fn session_get<T: 'static>(session: &Data) -> Option<&T> {
 }
 
 /// Whether the request's operation is a subscription. A request that does not parse, or names
-/// no operation it has, is not: the schema answers it with the error.
+/// no operation it has (or several, none named), is not: the schema answers it with the error.
 fn is_subscription(request: &Request) -> bool {
     let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
         return false;
@@ -252,14 +370,19 @@ fn is_subscription(request: &Request) -> bool {
     let ty = match (&doc.operations, request.operation_name.as_deref()) {
         (DocumentOperations::Single(op), _) => Some(op.node.ty),
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        // One named operation needs no name to be chosen (`subscription Watch { … }` sent
+        // without `operationName`, as the graphql-ws client does).
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| op.node.ty)
+        }
         (DocumentOperations::Multiple(_), None) => None,
     };
     ty == Some(OperationType::Subscription)
 }
 
 /// `stream` until the connection's token stops holding for `actor` (checked every `every`, the
-/// first check at a spread-out offset so subscribers that started together don't check
-/// together); then one error item, and the end.
+/// first check at a spread-out offset within the first `every`, so subscribers that started
+/// together don't check together); then one error item, and the end.
 fn until_revoked(
     stream: BoxStream<'static, Response>,
     svc: Service,
@@ -272,7 +395,7 @@ fn until_revoked(
         .map_or(0, |d| u64::from(d.subsec_nanos()))
         % (every.as_millis() as u64).max(1);
     let ended = Box::pin(async move {
-        let mut wait = every + Duration::from_millis(spread);
+        let mut wait = Duration::from_millis(spread);
         loop {
             tokio::time::sleep(wait).await;
             wait = every;
@@ -308,15 +431,21 @@ impl SharedSubscriptions {
     async fn operation(self, request: Request, token: String) -> BoxStream<'static, Response> {
         let actor = match self.svc.authenticate(&token).await {
             Ok(a) => a,
-            Err(e) => return only(response(gql(e))),
+            Err(e) => return only(refusal(response(gql(e)))),
         };
         if let Err(e) = crate::graphql::without_nul(&request) {
-            return only(response(gql(e)));
+            return only(refusal(response(gql(e))));
         }
         if !is_subscription(&request) {
-            // A query or mutation: run for this caller alone, as over HTTP.
+            // A query or mutation: run for this caller alone, as over HTTP. One that did not
+            // run at all (it does not parse or validate: data null, no error with a path) is a
+            // refusal; errors of a run are part of its result.
             let request = crate::graphql::with_actor(request, &self.svc, actor, self.window);
-            return only(with_codes(self.schema.execute(request).await));
+            let answer = with_codes(self.schema.execute(request).await);
+            let never_ran = answer.data == async_graphql::Value::Null
+                && !answer.errors.is_empty()
+                && answer.errors.iter().all(|e| e.path.is_empty());
+            return only(if never_ran { refusal(answer) } else { answer });
         }
         let key = key(&request, &actor);
         let mut data = Data::default();
@@ -345,9 +474,9 @@ impl Executor for SharedSubscriptions {
     ) -> BoxStream<'static, Response> {
         let session = session_data.unwrap_or_default();
         let Some(token) = session_get::<SessionToken>(&session).map(|t| t.0.clone()) else {
-            return only(response(gql(ServiceError::Unauthenticated(
+            return only(refusal(response(gql(ServiceError::Unauthenticated(
                 "send the token in the connection_init payload as Authorization".into(),
-            ))));
+            )))));
         };
         // Operations the connection was running before this one.
         let mut running = 0;
@@ -356,12 +485,12 @@ impl Executor for SharedSubscriptions {
             OpSlot(ops.0.clone())
         });
         if running >= MAX_OPERATIONS_PER_CONNECTION {
-            return only(response(
+            return only(refusal(response(
                 async_graphql::Error::new(format!(
                     "at most {MAX_OPERATIONS_PER_CONNECTION} operations at once on one connection"
                 ))
                 .extend_with(|_, ext| ext.set("code", "TOO_MANY_OPERATIONS")),
-            ));
+            )));
         }
         // Boxed: the operation's future (the authentication, a query's whole execution) is
         // freed once it has made the stream, not kept inline beside every idle subscription.
@@ -416,6 +545,9 @@ impl<S: Sink<I> + Unpin, I> Sink<I> for SharedSink<S> {
     }
 }
 
+/// The longest interval between a legacy-protocol connection's `ka` messages.
+const LEGACY_KEEPALIVE_MAX: Duration = Duration::from_secs(10);
+
 /// A connection's timings: `CLEARHIRE_LIVE_INIT_TIMEOUT_SECS` and
 /// `CLEARHIRE_LIVE_KEEPALIVE_SECS`.
 #[derive(Debug, Clone, Copy)]
@@ -427,15 +559,15 @@ pub struct SocketTimes {
 }
 
 /// Runs a connection (`serve`) and watches it:
-/// - if its `connection_init` has not succeeded (`initialised`) within the init timeout, it is
+/// - if its `connection_init` has not arrived (`received`) within the init timeout, it is
 ///   closed with 4408, graphql-transport-ws's "Connection initialisation timeout" (the legacy
 ///   protocol names no code, and gets the same), so a socket that never authenticates does not
-///   stay open;
-/// - once initialised, it is sent a WebSocket ping every keepalive interval (browsers and client
-///   libraries answer pings themselves). A connection from which nothing (not even a pong) was
-///   `heard` over a whole interval after a ping is dropped: its peer is gone, and an idle
-///   subscription would otherwise hold its memory until a write to the peer failed, which for a
-///   subscription that sees no events is never.
+///   stay open; one that arrived in time is not cut off while its token is being looked up;
+/// - it is sent a WebSocket ping every keepalive interval (browsers and client libraries answer
+///   pings themselves), and on the legacy protocol its `ka` message too. A connection from
+///   which nothing (not even a pong) was `heard` over a whole interval after a ping is dropped:
+///   its peer is gone, and an idle subscription would otherwise hold its memory until a write to
+///   the peer failed, which for a subscription that sees no events is never.
 ///
 /// - once the connection ends over a broken protocol rule ([`protocol`]), it is closed with that
 ///   rule's code.
@@ -446,7 +578,7 @@ pub struct SocketTimes {
 pub async fn supervise<S, F>(
     serve: Pin<Box<F>>,
     mut sink: SharedSink<S>,
-    initialised: Arc<AtomicBool>,
+    received: Arc<AtomicBool>,
     heard: Arc<AtomicBool>,
     times: SocketTimes,
     rules: Rules,
@@ -454,7 +586,7 @@ pub async fn supervise<S, F>(
     S: Sink<poem::web::websocket::Message> + Unpin,
     F: Future<Output = ()>,
 {
-    watch(serve, &mut sink, initialised, heard, times).await;
+    watch(serve, &mut sink, received, heard, times, rules.keepalive()).await;
     if let Some(close) = rules.broken() {
         // The peer may be gone already.
         let _ = sink.send(close).await;
@@ -464,9 +596,10 @@ pub async fn supervise<S, F>(
 async fn watch<S, F>(
     mut serve: Pin<Box<F>>,
     sink: &mut SharedSink<S>,
-    initialised: Arc<AtomicBool>,
+    received: Arc<AtomicBool>,
     heard: Arc<AtomicBool>,
     times: SocketTimes,
+    keepalive_message: Option<poem::web::websocket::Message>,
 ) where
     S: Sink<poem::web::websocket::Message> + Unpin,
     F: Future<Output = ()>,
@@ -476,16 +609,21 @@ async fn watch<S, F>(
         () = &mut serve => return,
         () = tokio::time::sleep(times.init_timeout) => {}
     }
-    if !initialised.load(Ordering::Acquire) {
+    if !received.load(Ordering::Acquire) {
         let close = Message::close_with(4408u16, "Connection initialisation timeout");
         // The peer may be gone already; the connection ends either way.
         let _ = sink.send(close).await;
         return;
     }
-    let Some(every) = times.keepalive else {
+    let Some(mut every) = times.keepalive else {
         serve.await;
         return;
     };
+    // A subscriptions-transport-ws client takes a connection whose `ka` did not come within its
+    // timeout (30 s by default) for dead: it is sent well within that.
+    if keepalive_message.is_some() {
+        every = every.min(LEGACY_KEEPALIVE_MAX);
+    }
     loop {
         tokio::select! {
             () = &mut serve => return,
@@ -497,9 +635,15 @@ async fn watch<S, F>(
         }
         // Sent beside the connection, which keeps being served; a peer that does not even take
         // the ping within an interval is gone.
+        let keepalive = async {
+            if let Some(ka) = keepalive_message.clone() {
+                sink.send(ka).await?;
+            }
+            sink.send(Message::Ping(Vec::new())).await
+        };
         tokio::select! {
             () = &mut serve => return,
-            _ = sink.send(Message::Ping(Vec::new())) => {}
+            _ = keepalive => {}
             () = tokio::time::sleep(every) => return,
         }
     }

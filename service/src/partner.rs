@@ -57,6 +57,12 @@ impl Service {
                     serde_json::from_str(r).map_err(|e| {
                         ServiceError::invalid("adjudicationRules", format!("not valid rules: {e}"))
                     })?;
+                if let Some(problem) = parsed.problem() {
+                    return Err(ServiceError::invalid(
+                        "adjudicationRules",
+                        format!("not valid rules: {problem}"),
+                    ));
+                }
                 Some(Some(
                     serde_json::to_string(&parsed).map_err(anyhow::Error::from)?,
                 ))

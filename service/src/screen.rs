@@ -852,23 +852,31 @@ impl Service {
     /// page. `None` when the body holds no such link; an error when the database does not answer
     /// (the message is then tried again, not dropped).
     pub(crate) async fn consent_request_open(&self, body: &str) -> ServiceResult<Option<bool>> {
-        let Some(token) = body
-            .split(&format!("/{LINK_CONSENT}/"))
-            .nth(1)
-            .and_then(|rest| {
-                rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-                    .next()
-            })
-            .filter(|t| !t.is_empty())
-        else {
+        // Every "/consent/<token>" of the body, in order: the names before the link are the
+        // candidate's and the partner's own text, and one may hold the path too ("a/consent/x").
+        // The first token that names a link decides.
+        let path = format!("/{LINK_CONSENT}/");
+        let tokens = body.split(&path).skip(1).filter_map(|rest| {
+            rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                .next()
+                .filter(|t| !t.is_empty())
+        });
+        let mut needed = None;
+        for token in tokens {
+            let found = match self
+                .link_by_token(&self.db, token, &CONSENT_PAGE_LINKS)
+                .await
+            {
+                Ok((link, c)) => self.consent_needed(&self.db, &link, &c).await.map(|_| ()),
+                Err(problem) => Err(problem),
+            };
+            needed = Some(found);
+            if needed != Some(Err(LinkProblem::Unknown)) {
+                break;
+            }
+        }
+        let Some(needed) = needed else {
             return Ok(None);
-        };
-        let needed = match self
-            .link_by_token(&self.db, token, &CONSENT_PAGE_LINKS)
-            .await
-        {
-            Ok((link, c)) => self.consent_needed(&self.db, &link, &c).await.map(|_| ()),
-            Err(problem) => Err(problem),
         };
         match needed {
             Ok(()) => Ok(Some(true)),
@@ -1293,6 +1301,16 @@ impl Service {
                 "this form has expired; start again",
             ));
         }
+        // Archived since step one: no new check runs on it, as step one would refuse now.
+        if package.archived_at.is_some() {
+            return Err(ServiceError::invalid(
+                "formId",
+                format!(
+                    "package {} was archived after this form was made; start again with another",
+                    package.id
+                ),
+            ));
+        }
         // The searches whose required fields step one handed out, which the check runs.
         let searches = crate::package::recorded_searches(&form.searches)
             .unwrap_or_else(|| crate::package::searches_of(&package.searches));
@@ -1359,11 +1377,16 @@ impl Service {
         let sections =
             disclosures::sections(&partner.name, &self.settings.agency, form.state.as_deref());
         // The disclosures were chosen in step one for the form's state; a candidate who gives
-        // another state whose law asks for its own summary of rights was never shown it.
+        // another state whose law asks for its own summary of rights was never shown it. Nor
+        // may a given state put aside the ZIP code's, when that one asks for its summary (step
+        // one refuses the same): the candidate would be kept as living elsewhere, and later
+        // consents (a recheck's, a monitoring alert's) would be asked for without it.
         if let Some(given) = cand_in.state.as_deref().filter(|s| !s.trim().is_empty()) {
             let given = domain::us_state("state", given)?;
+            let zip_asks = crate::screening::zipstate::state_for_zip(&form.zipcode)
+                .is_some_and(disclosures::state_requires_summary);
             if form.state.as_deref() != Some(given.as_str())
-                && disclosures::state_requires_summary(&given)
+                && (zip_asks || disclosures::state_requires_summary(&given))
             {
                 return Err(ServiceError::invalid(
                     "state",
@@ -1469,7 +1492,11 @@ impl Service {
                 if input.no_middle_name {
                     now_given.middle_name.get_or_insert_with(String::new);
                 }
-                for slot in [&mut now_given.address, &mut now_given.city] {
+                for slot in [
+                    &mut now_given.address,
+                    &mut now_given.city,
+                    &mut now_given.state,
+                ] {
                     slot.get_or_insert_with(String::new);
                 }
                 let update = crate::candidate::parse_update(&now_given)?;
@@ -1607,11 +1634,14 @@ impl Service {
             return Ok(TaskOutcome::Done);
         }
         let now = self.clock.now();
+        // A task written without its request time (none is, but a row may be damaged) takes
+        // the check's last change, the move to `processing`: taking `now` would put the
+        // provider's answer always a latency away, and the task would never finish.
         let requested_at = payload["requested_at"]
             .as_str()
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
             .map(|d| d.with_timezone(&Utc))
-            .unwrap_or(now);
+            .unwrap_or(c.updated_at);
         let identity_override = payload["identity_override"].as_bool().unwrap_or(false);
         let req = SearchRequest {
             subject: self.subject_of(&cand)?,

@@ -181,15 +181,21 @@ async fn redis_subscriber(
                                 let Some(msg) = msg else {
                                     break "the subscription ended".to_string();
                                 };
-                                let Ok(text) = msg.get_payload::<String>() else {
-                                    continue;
-                                };
-                                match serde_json::from_str::<BusEvent>(&text) {
-                                    Ok(e) => {
-                                        let _ = local.send(Arc::new(e));
-                                    }
-                                    Err(err) => tracing::warn!(error = %err, "bus: unreadable message"),
-                                }
+                                // An event this process cannot read (a publisher of another
+                                // version, during a rolling upgrade) is one its subscribers
+                                // miss: they are told, as after a break.
+                                let event = msg
+                                    .get_payload::<String>()
+                                    .map_err(|e| e.to_string())
+                                    .and_then(|text| {
+                                        serde_json::from_str::<BusEvent>(&text)
+                                            .map_err(|e| e.to_string())
+                                    });
+                                let event = event.unwrap_or_else(|err| {
+                                    tracing::warn!(error = %err, "bus: unreadable message; subscribers told of a gap");
+                                    BusEvent::gap()
+                                });
+                                let _ = local.send(Arc::new(event));
                             }
                             _ = ping.tick() => {
                                 // Answered within the interval, or the connection is taken

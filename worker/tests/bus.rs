@@ -146,6 +146,18 @@ async fn a_half_open_subscribe_connection_is_noticed_and_replaced() {
         "before"
     );
 
+    // A message this process cannot read (another version's event) is a gap its subscribers
+    // are told of, and the events after it flow.
+    let unreadable: i64 = redis::cmd("PUBLISH")
+        .arg(format!("{prefix}:events"))
+        .arg(r#"{"event_id":"x","shape":"of another version"}"#)
+        .query_async(&mut conn.clone())
+        .await
+        .expect("publish");
+    assert_eq!(unreadable, 1);
+    let gap = next_event(&mut rx, Duration::from_secs(5)).await;
+    assert!(gap.is_gap(), "{gap:?}");
+
     // A healthy connection answers its PINGs: several periods pass without a gap.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(

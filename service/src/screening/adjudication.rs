@@ -47,6 +47,31 @@ impl Default for AdjudicationRules {
     }
 }
 
+/// The longest lookback a rule takes, in years: a record older than that is as good as any age.
+pub const MAX_LOOKBACK_YEARS: u32 = 99;
+
+impl AdjudicationRules {
+    /// The first rule whose value makes no sense, named with why. A felony lookback of 0 would
+    /// count no felony (and no unclassified record) at all: a partner that wants that sets
+    /// `criminal` to `ignore` instead.
+    pub fn problem(&self) -> Option<String> {
+        let max = MAX_LOOKBACK_YEARS;
+        if !(1..=max).contains(&self.felony_lookback_years) {
+            return Some(format!("felony_lookback_years must be 1 to {max}"));
+        }
+        [
+            (
+                "misdemeanor_lookback_years",
+                self.misdemeanor_lookback_years,
+            ),
+            ("mvr_lookback_years", self.mvr_lookback_years),
+        ]
+        .into_iter()
+        .find(|(_, years)| *years > max)
+        .map(|(rule, _)| format!("{rule} must be 0 to {max}"))
+    }
+}
+
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum HitAction {
@@ -158,6 +183,29 @@ fn mvr_entry_counts(dates: &[&Option<String>], years: u32, today: NaiveDate) -> 
     years == 0 || date.is_none_or(|d| within_years(d, years, today))
 }
 
+/// ACD code families that are not moving violations: equipment and vehicle defects (`E`, `F`)
+/// and licence withdrawals (`W`, an action recorded as a conviction line).
+const NON_MOVING_ACD_FAMILIES: [char; 3] = ['E', 'F', 'W'];
+
+/// Whether a violation is a moving one, as the matrix's rows count: any violation but one whose
+/// every ACD code is of a non-moving family. A violation without an ACD code counts, so that a
+/// state's uncoded entry is not passed over.
+fn is_moving(v: &MvrViolation) -> bool {
+    let mut codes = v
+        .sub_violations
+        .iter()
+        .filter_map(|s| s.acd_code.as_deref())
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .peekable();
+    codes.peek().is_none()
+        || codes.any(|c| {
+            !c.chars()
+                .next()
+                .is_some_and(|f| NON_MOVING_ACD_FAMILIES.contains(&f.to_ascii_uppercase()))
+        })
+}
+
 /// What the matrix counts on `mvr`: the violations and at-fault accidents of the last
 /// `lookback_years` years before `today` (0: the whole record).
 pub fn summarize_mvr(mvr: &Mvr, lookback_years: u32, today: NaiveDate) -> MvrSummary {
@@ -165,6 +213,7 @@ pub fn summarize_mvr(mvr: &Mvr, lookback_years: u32, today: NaiveDate) -> MvrSum
     let violations: Vec<&MvrViolation> = mvr
         .violations
         .iter()
+        .filter(|v| is_moving(v))
         .filter(|v| {
             mvr_entry_counts(
                 &[&v.conviction_date, &v.incident_date],
@@ -524,18 +573,19 @@ impl Collector<'_> {
     }
 }
 
-/// Words of an MVR action that lifts or merely warns rather than restricts: such an entry is
-/// never "in force" against the driver.
-const NON_RESTRICTIVE_ACTIONS: [&str; 4] = ["reinstat", "restor", "warning", "clear"];
+/// Words of an MVR action that restricts the licence.
+const RESTRICTIVE_ACTIONS: [&str; 6] =
+    ["suspen", "revo", "cancel", "disqual", "denial", "withdraw"];
+/// Words of an MVR action that lifts or merely warns rather than restricts.
+const NON_RESTRICTIVE_ACTIONS: [&str; 4] = ["reinstat", "restor", "warning", "cleared"];
 
-/// Whether an MVR action (a suspension, a revocation, a cancellation) still holds on `today`:
-/// it has no end date, or it ends today or later. Its end is the actual end when the state
-/// gives one, else the scheduled end or the through date. A reinstatement, a restoration or a
-/// warning letter restricts nothing. Any other action (state codes vary) counts, so that
-/// compliance looks at what it cannot name.
-fn action_in_force(a: &MvrAction, today: NaiveDate) -> bool {
-    let described = a
-        .action_type
+/// What an MVR action's own words say it is: the first of its type, its code and its
+/// descriptions that names a kind decides, and within one text the word that comes first
+/// ("Suspended until reinstatement fee paid" restricts, "Reinstatement after suspension"
+/// lifts). `None` when none names one.
+fn action_restricts(a: &MvrAction) -> Option<bool> {
+    let first_at = |text: &str, words: &[&str]| words.iter().filter_map(|w| text.find(w)).min();
+    a.action_type
         .iter()
         .chain(&a.action_code)
         .chain(
@@ -544,8 +594,26 @@ fn action_in_force(a: &MvrAction, today: NaiveDate) -> bool {
                 .filter_map(|d| d.short_description.as_ref()),
         )
         .map(|t| t.to_ascii_lowercase())
-        .any(|t| NON_RESTRICTIVE_ACTIONS.iter().any(|w| t.contains(w)));
-    if described {
+        .find_map(|t| {
+            match (
+                first_at(&t, &RESTRICTIVE_ACTIONS),
+                first_at(&t, &NON_RESTRICTIVE_ACTIONS),
+            ) {
+                (Some(r), Some(n)) => Some(r < n),
+                (Some(_), None) => Some(true),
+                (None, Some(_)) => Some(false),
+                (None, None) => None,
+            }
+        })
+}
+
+/// Whether an MVR action (a suspension, a revocation, a cancellation) still holds on `today`:
+/// it has no end date, or it ends today or later. Its end is the actual end when the state
+/// gives one, else the scheduled end or the through date. A reinstatement, a restoration or a
+/// warning letter restricts nothing. Any other action (state codes vary) counts, so that
+/// compliance looks at what it cannot name.
+fn action_in_force(a: &MvrAction, today: NaiveDate) -> bool {
+    if action_restricts(a) == Some(false) {
         return false;
     }
     let end = [&a.actual_end_date, &a.end_date, &a.thru_date]
@@ -561,8 +629,9 @@ fn action_in_force(a: &MvrAction, today: NaiveDate) -> bool {
 }
 
 /// Identity comes first: the SSN trace runs before every other search, and a mismatch means
-/// the other results (if any) may be someone else's. The trace counts as run when it reported
-/// an `ssn_status` other than `none`. Besides a mismatch, an SSN the SSA never issued
+/// the other results (if any) may be someone else's. The trace counts as run when the report
+/// carries its `ssn` object or an `ssn_status` other than `none` (Turn's own example reports a
+/// trace with `ssn_status` `none`). Besides a mismatch, an SSN the SSA never issued
 /// (`ssn.status` `invalid`: Turn says such a candidate "should not be approved") or one in the
 /// Death Master File (`ssn.is_deceased`) stops the check. Statuses are compared without regard
 /// to case.
@@ -570,14 +639,14 @@ fn identity_reasons(report: &Report) -> Vec<String> {
     let c = &report.checks;
     let status_of = |v: Option<&str>| v.map(|s| s.trim().to_ascii_lowercase());
     let ssn_status = status_of(c.ssn_status.as_deref());
-    let trace_run = ssn_status.as_deref().is_some_and(|s| s != report::NONE);
+    let ssn = c.ssn.as_ref().and_then(Value::as_object);
+    let trace_run = ssn.is_some() || ssn_status.as_deref().is_some_and(|s| s != report::NONE);
     let mut reasons = Vec::new();
     if let Some(s @ (report::MISMATCH | report::NOT_MATCHED)) = ssn_status.as_deref() {
         reasons.push(format!(
             "identity: the SSN does not match public records (ssn_status '{s}')"
         ));
     }
-    let ssn = c.ssn.as_ref().and_then(Value::as_object);
     let ssn_field = |k: &str| ssn.and_then(|o| o.get(k));
     if status_of(ssn_field("status").and_then(Value::as_str)).as_deref() == Some("invalid") {
         reasons.push("identity: the SSN was never issued by the SSA (ssn.status 'invalid')".into());
@@ -874,6 +943,36 @@ mod tests {
     }
 
     #[test]
+    fn equipment_and_withdrawal_lines_are_not_moving_violations() {
+        let uncoded = MvrViolation::default();
+        let mixed = MvrViolation {
+            sub_violations: vec![
+                violation("E31").sub_violations[0].clone(),
+                violation("S92").sub_violations[0].clone(),
+            ],
+            ..MvrViolation::default()
+        };
+        let mvr = Mvr {
+            violations: vec![
+                violation("E31"),
+                violation("e01"),
+                violation("F02"),
+                violation("W05"),
+                violation("M42"),
+                mixed,
+                uncoded,
+            ],
+            ..Mvr::default()
+        };
+        let s = summarize_mvr(&mvr, 3, today());
+        assert_eq!(
+            s.moving_violations, 3,
+            "the maneuver, the line with a speeding code beside an equipment one, the uncoded one"
+        );
+        assert_eq!(s.grade(), A);
+    }
+
+    #[test]
     fn the_matrix_reads_the_lookback_and_counts_undated_entries() {
         let today = today();
         let dated = |acd: &str, date: &str| MvrViolation {
@@ -905,6 +1004,40 @@ mod tests {
     }
 
     // --- defaults ---------------------------------------------------------------------------
+
+    #[test]
+    fn lookbacks_out_of_range_are_named() {
+        assert_eq!(defaults().problem(), None);
+        let with = |f: fn(&mut AdjudicationRules)| {
+            let mut r = defaults();
+            f(&mut r);
+            r.problem()
+        };
+        assert_eq!(
+            with(|r| r.felony_lookback_years = 0).as_deref(),
+            Some("felony_lookback_years must be 1 to 99")
+        );
+        assert_eq!(
+            with(|r| r.felony_lookback_years = 100).as_deref(),
+            Some("felony_lookback_years must be 1 to 99")
+        );
+        assert_eq!(
+            with(|r| r.mvr_lookback_years = 4_000_000_000).as_deref(),
+            Some("mvr_lookback_years must be 0 to 99")
+        );
+        assert_eq!(
+            with(|r| r.misdemeanor_lookback_years = 100).as_deref(),
+            Some("misdemeanor_lookback_years must be 0 to 99")
+        );
+        assert_eq!(
+            with(|r| {
+                r.felony_lookback_years = 99;
+                r.misdemeanor_lookback_years = 99;
+                r.mvr_lookback_years = 0;
+            }),
+            None
+        );
+    }
 
     #[test]
     fn default_rules() {
@@ -1230,6 +1363,37 @@ mod tests {
             }
             assert_eq!(decide(&r, &defaults()).status, Approved, "{kind}");
         }
+        // The action's own words decide, the first text naming a kind, and within it the first
+        // word: a suspension whose description mentions its reinstatement still restricts.
+        let described = |kind: Option<&str>, description: &str| {
+            let mut r = clear.clone();
+            if let Some(m) = r.checks.mvr.as_mut() {
+                m.actions.push(MvrAction {
+                    action_type: kind.map(Into::into),
+                    descriptions: vec![report::MvrDescription {
+                        short_description: Some(description.into()),
+                        ..report::MvrDescription::default()
+                    }],
+                    ..MvrAction::default()
+                });
+            }
+            decide(&r, &defaults()).status
+        };
+        assert_eq!(
+            described(None, "Suspended until reinstatement fee paid"),
+            ReviewMvr
+        );
+        assert_eq!(
+            described(Some("SUSPENSION"), "Failure to clear citation"),
+            ReviewMvr
+        );
+        assert_eq!(described(Some("Warning"), "Suspension avoided"), Approved);
+        assert_eq!(described(None, "Reinstatement after suspension"), Approved);
+        assert_eq!(
+            described(Some("Points assessed"), "No further action"),
+            ReviewMvr,
+            "an action it cannot name is looked at"
+        );
         // Not graded by the matrix, the licence still counts.
         let rules = AdjudicationRules {
             mvr_matrix: false,
@@ -1344,9 +1508,14 @@ mod tests {
         let mut report = sandbox("Ada", "Lovelace");
         report.checks.name_status = Some("not_matched".into());
         assert_eq!(decide(&report, &defaults()).status, ReviewIdentity);
-        // The seed's own example: no SSN traced ("none"), so the name status alone decides
-        // nothing, and neither does a report without a trace at all.
+        // Turn's own example reports a trace (an `ssn` object) with `ssn_status` "none": the
+        // trace ran, so the name's mismatch holds.
         report.checks.ssn_status = Some("none".into());
+        report.checks.ssn = Some(serde_json::json!({"number": "*****6789", "status": "valid"}));
+        assert_eq!(decide(&report, &defaults()).status, ReviewIdentity);
+        // The seed's example: no SSN traced ("none", no `ssn`), so the name status alone
+        // decides nothing, and neither does a report without a trace at all.
+        report.checks.ssn = None;
         assert_eq!(decide(&report, &defaults()).status, Approved);
         report.checks.ssn_status = None;
         assert_eq!(decide(&report, &defaults()).status, Approved);

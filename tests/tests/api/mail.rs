@@ -236,3 +236,30 @@ async fn a_consent_request_overtaken_while_it_waits_for_the_mail_server_is_not_s
         json!([{"kind": "invitation", "sentAt": null}])
     );
 }
+
+/// A name holding the link's path ("Sam/consent/x": names are the partner's free text, and come
+/// before the link in the body) does not stop the invitation: the link that names a real one
+/// decides whether it is still worth sending.
+#[tokio::test]
+async fn a_name_holding_the_links_path_does_not_stop_the_invitation() {
+    let (smtp, url) = FakeSmtp::start().await;
+    let app = spawn_app_with(|c| c.smtp_url = Some(url.parse().expect("url"))).await;
+    let r = app
+        .gql(
+            "mutation { createCandidate(input: {firstName: \"Sam/consent/x\", lastName: \"Path\", email: \"sam.path@example.com\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    let cand = r.data()["createCandidate"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    app.start_check(&cand, true).await;
+    let got = eventually("the invitation at the SMTP server", 15, || async {
+        let a = smtp.accepted();
+        (!a.is_empty()).then_some(a)
+    })
+    .await;
+    assert!(got[0].data.contains("Sam/consent/x"), "{}", got[0].data);
+    assert_eq!(got[0].to, vec!["<sam.path@example.com>".to_string()]);
+}

@@ -1004,6 +1004,23 @@ async fn partner_rules_change_what_is_decided() {
         "{}",
         r.message()
     );
+    // A lookback that counts no felony, or one of centuries, is refused naming the rule.
+    for rules in [
+        "{felony_lookback_years: 0}",
+        "{mvr_lookback_years: 4000000000}",
+    ] {
+        let r = app
+            .gql(
+                &format!(
+                    "mutation {{ updatePartnerSettings(input: {{adjudicationRules: {rules}}}) {{ name }} }}"
+                ),
+                json!({}),
+            )
+            .await;
+        r.expect_err("BAD_USER_INPUT", Some("adjudicationRules"));
+        let rule = rules[1..].split(':').next().unwrap_or_default();
+        assert!(r.message().contains(rule), "{rules}: {}", r.message());
+    }
     let me = app
         .gql("{ me { partner { adjudicationRules } } }", json!({}))
         .await;
@@ -3504,6 +3521,9 @@ async fn hosted_form_input_is_validated_and_duplicates_answer_with_the_existing_
         // The form's disclosures were chosen for California (its ZIP code); a candidate in New
         // York was not shown New York's summary of rights.
         (json!({"state": "NY"}), "state"),
+        // Nor may a state put aside the ZIP code's, whose law asks for its summary: the
+        // candidate would be kept as living in Texas, and asked for later consents without it.
+        (json!({"state": "TX"}), "state"),
         (json!({"ipAddress": "somewhere"}), "ipAddress"),
         // Evidence from a day after the form was submitted cannot be true.
         (
@@ -3534,10 +3554,23 @@ async fn hosted_form_input_is_validated_and_duplicates_answer_with_the_existing_
             .expect_err("BAD_USER_INPUT", Some(want));
     }
     // An MVR package needs the licence.
-    let fm = form(Some(drivers)).await;
+    let fm = form(Some(drivers.clone())).await;
     app.gql(SUBMIT, json!({"i": base(&fm)}))
         .await
         .expect_err("BAD_USER_INPUT", Some("driversLicenseNumber"));
+    // A package archived after step one starts no check: step two refuses the form.
+    app.gql(
+        "mutation($id: ID!) { archivePackage(id: $id) { archivedAt } }",
+        json!({"id": drivers}),
+    )
+    .await
+    .data();
+    let mut licensed = base(&fm);
+    licensed["driversLicenseNumber"] = json!("D1234567");
+    licensed["driversLicenseState"] = json!("CA");
+    let archived = app.gql(SUBMIT, json!({"i": licensed})).await;
+    archived.expect_err("BAD_USER_INPUT", Some("formId"));
+    assert!(archived.message().contains("archived"), "{}", archived.0);
     assert_eq!(
         app.count_rows("candidates").await,
         rows_before,
@@ -3651,6 +3684,31 @@ async fn hosted_form_input_is_validated_and_duplicates_answer_with_the_existing_
             .as_array()
             .map(Vec::len),
         Some(2),
+        "{}",
+        profile.0
+    );
+    // Screened again from a military ZIP code, which has no state: California, on file
+    // before, goes too, or the profile would keep her under California's rules with no
+    // California disclosure in the evidence.
+    let abroad_form = app.gql(FORM, json!({"z": "09001"})).await;
+    let mut abroad = returning.clone();
+    abroad["formId"] = abroad_form.data()["createConsentForm"]["formId"].clone();
+    let r = app.gql(SUBMIT, json!({"i": abroad})).await;
+    assert_eq!(
+        r.data()["submitConsentForm"]["outcome"],
+        "STARTED",
+        "{}",
+        r.0
+    );
+    let profile = app
+        .gql(
+            "query($id: ID!) { candidate(id: $id) { state zip } }",
+            json!({"id": candidate_id}),
+        )
+        .await;
+    assert_eq!(
+        profile.data()["candidate"],
+        json!({"state": null, "zip": "09001"}),
         "{}",
         profile.0
     );

@@ -1589,22 +1589,76 @@ async fn the_event_stream_shows_each_role_what_it_may_read() {
     assert!(p["worker_id"].is_string(), "{p}");
 }
 
-/// A subscription the schema refuses says why with a code over WebSocket, as over HTTP.
+/// A subscription the schema refuses says why with a code over WebSocket, as over HTTP: on
+/// graphql-transport-ws as the protocol's `error` message (a list of errors) and no `complete`;
+/// on the legacy protocol as its `data` and `complete`. The same refused twice at once is
+/// refused twice (a refusal is not shared). A named subscription sent without `operationName`
+/// runs (graphql-ws clients send none).
 #[tokio::test]
 async fn a_refused_subscription_carries_a_code() {
     let app = spawn_app().await;
-    let mut ws = subscribe(
-        &app,
-        &app.token,
-        "subscription { checkStatusChanged { nope } }",
-    )
+    let bad = "subscription { checkStatusChanged { nope } }";
+    let mut ws = subscribe(&app, &app.token, bad).await;
+    ws.send(operation("2", bad)).await.expect("subscribe");
+    ws.send(operation("3", "{ me { role } }"))
+        .await
+        .expect("query");
+    let mut seen = Vec::new();
+    read_until(&mut ws, &mut seen, "both refusals and the query", |s| {
+        error_of(s, "1").is_some()
+            && error_of(s, "2").is_some()
+            && s.iter().any(|m| m["id"] == "3" && m["type"] == "complete")
+    })
     .await;
-    let msg = next_json(&mut ws).await;
-    assert_eq!(msg["type"], "next", "{msg}");
+    for id in ["1", "2"] {
+        let errors = error_of(&seen, id).expect("error");
+        assert_eq!(
+            errors[0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+            "{errors}"
+        );
+        assert!(errors.as_array().is_some_and(|e| e.len() == 1), "{errors}");
+    }
+    assert!(
+        !seen.iter().any(
+            |m| ["1", "2"].contains(&m["id"].as_str().unwrap_or_default()) && m["type"] != "error"
+        ),
+        "an error alone, without next or complete: {seen:?}"
+    );
+    let names = seen
+        .iter()
+        .flat_map(|m| m["payload"].as_object().into_iter().flat_map(|p| p.keys()))
+        .filter(|k| k.contains("clearhire"))
+        .count();
+    assert_eq!(names, 0, "no mark of ours goes out: {seen:?}");
+    // The ids are free again.
+    ws.send(operation(
+        "1",
+        "subscription Watch { checkStatusChanged { checkId state } }",
+    ))
+    .await
+    .expect("subscribe");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let check = app
+        .start_check(&app.candidate("named@example.com").await, false)
+        .await;
+    read_until(&mut ws, &mut seen, "the named subscription's event", |s| {
+        next_of(s, "1").is_some()
+    })
+    .await;
+    assert_eq!(
+        next_of(&seen, "1").expect("next")["data"]["checkStatusChanged"]["checkId"],
+        check.as_str()
+    );
+
+    let mut legacy = legacy_subscribe(&app, &app.token, bad).await;
+    let msg = next_json(&mut legacy).await;
+    assert_eq!(msg["type"], "data", "{msg}");
     assert_eq!(
         msg["payload"]["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
         "{msg}"
     );
+    assert!(msg["payload"].get("extensions").is_none(), "{msg}");
+    assert_eq!(next_json(&mut legacy).await["type"], "complete");
 }
 
 /// A client on the legacy graphql-ws protocol (subscriptions-transport-ws: `start`, `data`,
@@ -1922,6 +1976,13 @@ async fn read_until(
     }
 }
 
+/// The errors of operation `id`'s `error` message (graphql-transport-ws: it was refused).
+fn error_of<'a>(seen: &'a [Value], id: &str) -> Option<&'a Value> {
+    seen.iter()
+        .find(|m| m["id"] == id && m["type"] == "error")
+        .map(|m| &m["payload"])
+}
+
 /// The payload of operation `id`'s first `next` message.
 fn next_of<'a>(seen: &'a [Value], id: &str) -> Option<&'a Value> {
     seen.iter()
@@ -2005,20 +2066,20 @@ async fn a_socket_follows_its_token() {
         &mut seen,
         "the refusal and the subscription's end",
         |s| {
-            let refused = |id: &str| {
-                s.iter().any(|m| {
-                    m["id"] == id
+            // The mutation is refused before it runs (`error`); the subscription that was
+            // running ends with an error item and `complete`.
+            error_of(s, "after").is_some_and(|e| e[0]["extensions"]["code"] == "UNAUTHENTICATED")
+                && s.iter().any(|m| {
+                    m["id"] == "1"
+                        && m["type"] == "next"
                         && m["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
                 })
-            };
-            refused("after")
-                && refused("1")
                 && s.iter().any(|m| m["id"] == "1" && m["type"] == "complete")
         },
     )
     .await;
     assert!(
-        next_of(&seen, "after").is_some_and(|p| p["data"].is_null()),
+        next_of(&seen, "after").is_none(),
         "nothing minted after the revocation"
     );
 }
@@ -2043,10 +2104,7 @@ async fn a_connection_runs_at_most_a_hundred_operations() {
     }
     let mut seen = Vec::new();
     read_until(&mut ws, &mut seen, "the 101st refused", |s| {
-        s.iter().any(|m| {
-            m["id"] == "s100"
-                && m["payload"]["errors"][0]["extensions"]["code"] == "TOO_MANY_OPERATIONS"
-        })
+        error_of(s, "s100").is_some_and(|e| e[0]["extensions"]["code"] == "TOO_MANY_OPERATIONS")
     })
     .await;
     assert!(
@@ -2205,7 +2263,8 @@ async fn a_socket_without_connection_init_is_closed_in_time() {
 
 /// An initialised socket is pinged every `CLEARHIRE_LIVE_KEEPALIVE_SECS`: one whose client
 /// answers (tungstenite answers pings as it reads) is kept, one whose client has stopped reading
-/// is dropped, and so does not hold its subscription for ever.
+/// is dropped, and so does not hold its subscription for ever. A legacy-protocol socket is sent
+/// the protocol's `ka` with each ping, which its clients watch to notice a dead server.
 #[tokio::test]
 async fn a_socket_whose_peer_stops_answering_pings_is_dropped() {
     let app = spawn_app_with(|c| {
@@ -2216,6 +2275,24 @@ async fn a_socket_whose_peer_stops_answering_pings_is_dropped() {
     let q = "subscription { checkStatusChanged { checkId state } }";
     let mut answering = subscribe(&app, &app.token, q).await;
     let mut silent = subscribe(&app, &app.token, q).await;
+    let mut legacy = legacy_subscribe(&app, &app.token, q).await;
+    let legacy_reader = tokio::spawn(async move {
+        let mut kas = 0;
+        loop {
+            match legacy.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let got: Value = serde_json::from_str(t.as_str()).expect("json");
+                    if got["type"] == "ka" {
+                        kas += 1;
+                    } else {
+                        return (kas, got);
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => panic!("the legacy socket ended: {other:?}"),
+            }
+        }
+    });
     let reader = tokio::spawn(async move {
         let mut pings = 0;
         loop {
@@ -2240,6 +2317,12 @@ async fn a_socket_whose_peer_stops_answering_pings_is_dropped() {
         .expect("reader");
     assert_eq!(got["type"], "next", "{got}");
     assert!(pings >= 2, "pinged {pings} times");
+    let (kas, got) = tokio::time::timeout(Duration::from_secs(10), legacy_reader)
+        .await
+        .expect("the legacy event in time")
+        .expect("legacy reader");
+    assert_eq!(got["type"], "data", "{got}");
+    assert!(kas >= 2, "sent `ka` {kas} times");
     let mut texts = Vec::new();
     let ended = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
