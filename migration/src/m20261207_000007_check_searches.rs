@@ -12,6 +12,12 @@ const TABLES: [&str; 2] = ["checks", "form_sessions"];
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
+    /// In a transaction on SQLite too (its DDL is transactional): a run cut short leaves the
+    /// database as it was, not half migrated.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in TABLES {
             // On SQLite a migration is not one transaction: a run stopped part way has left the

@@ -429,6 +429,17 @@ impl Service {
         // second check in progress beside one started since. A monitoring charge is the
         // exception: it is reported whatever the candidate's other checks.
         if !from.is_active() && to.is_active() && to != CheckStatus::ReviewCm {
+            // The candidate's row, as a check started for them takes it (after this check's,
+            // the order monitoring enrollment takes them in): of a recheck and a new check at
+            // once, the second to take it sees the first's check.
+            db::lock_row(conn, "checks", &current.partner_id, &current.id).await?;
+            db::lock_row(
+                conn,
+                "candidates",
+                &current.partner_id,
+                &current.candidate_id,
+            )
+            .await?;
             let other = open_check_of(
                 conn,
                 &current.partner_id,

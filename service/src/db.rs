@@ -119,8 +119,29 @@ pub async fn connect(opts: &DbOptions) -> anyhow::Result<(DatabaseConnection, St
     Ok((db, counter))
 }
 
+/// The PostgreSQL advisory lock key processes take turns on to migrate ("clearhir" in ASCII).
+const MIGRATION_LOCK: i64 = 0x636c_6561_7268_6972;
+
+/// Applies pending migrations. On PostgreSQL, processes starting together (api and worker
+/// replicas rolled out at once) take turns on an advisory lock, held by a session of its own
+/// outside the pool: without it the second to start ran the same migration beside the first
+/// and failed on "already exists".
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    Migrator::up(db, None).await?;
+    if db.get_database_backend() != DbBackend::Postgres {
+        Migrator::up(db, None).await?;
+        return Ok(());
+    }
+    use sea_orm::sqlx::Connection;
+    let options = db.get_postgres_connection_pool().connect_options();
+    let mut session = sea_orm::sqlx::PgConnection::connect_with(&options).await?;
+    sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut session)
+        .await?;
+    let migrated = Migrator::up(db, None).await;
+    // Ending the session releases the lock, whatever became of the migrations.
+    let _ = session.close().await;
+    migrated?;
     Ok(())
 }
 

@@ -213,7 +213,8 @@ pub fn http_url(field: &str, value: &str) -> ServiceResult<String> {
             if (u.scheme() == "https" || u.scheme() == "http")
                 && u.host_str().is_some_and(|h| !h.is_empty()) =>
         {
-            if v.len() > 2048 {
+            // Measured as stored: escaping and punycode can make a URL longer than it was typed.
+            if v.len() > 2048 || u.as_str().len() > 2048 {
                 return invalid(field, "must be at most 2048 characters");
             }
             // Credentials in a URL would be stored and shown in the clear wherever the URL is
@@ -399,5 +400,10 @@ mod tests {
         assert!(http_url("u", "not a url").is_err());
         assert!(http_url("u", "https://user:pass@example.com/hook").is_err());
         assert!(http_url("u", "https://token@example.com/hook").is_err());
+        // 2,000 typed characters that escape to 6,000 stored are too long.
+        let typed = format!("https://example.com/{}", "é".repeat(990));
+        assert!(typed.len() <= 2048);
+        assert!(http_url("u", &typed).is_err());
+        assert!(http_url("u", &format!("https://example.com/{}", "a".repeat(2000))).is_ok());
     }
 }

@@ -171,6 +171,10 @@ impl Service {
             .map(validate_searches)
             .transpose()?;
         let txn = db::begin_write(&self.db).await?;
+        // The partner's row first, as making a default and archiving take it: otherwise a
+        // package archived while it was made the default ends both (and every check started
+        // without a package is refused).
+        db::lock_row(&txn, "partners", &actor.partner_id, &actor.partner_id).await?;
         let current = find(&txn, &actor.partner_id, id).await?;
         if current.archived_at.is_some() {
             return Err(ServiceError::conflict(
@@ -210,6 +214,8 @@ impl Service {
     pub async fn archive_package(&self, actor: &Actor, id: &str) -> ServiceResult<package::Model> {
         actor.require(Role::Admin)?;
         let txn = db::begin_write(&self.db).await?;
+        // See `update_package`: the partner's row orders this after a change of the default.
+        db::lock_row(&txn, "partners", &actor.partner_id, &actor.partner_id).await?;
         let current = find(&txn, &actor.partner_id, id).await?;
         if current.is_default {
             return Err(ServiceError::conflict(

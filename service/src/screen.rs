@@ -564,6 +564,9 @@ impl Service {
                 .await?
             }
             CheckStatus::Emailed => {
+                // Conditional on the check as read: a candidate signing at this moment moves it
+                // on, and then no "please consent" mail goes out after their consent.
+                let c = self.take_turn(&txn, c).await?;
                 let writes = self.invitation(&c, &cand, &partner, self.clock.now());
                 db::write_all(&txn, writes).await?;
                 c
@@ -658,6 +661,9 @@ impl Service {
                 ),
             ));
         }
+        // Conditional on the check as read, as `send_invitation`: no fresh link for a candidate
+        // consenting at this moment.
+        let c = self.take_turn(&txn, c).await?;
         let now = self.clock.now();
         let (url, mut writes) = self.fresh_consent_link(&c, now, true);
         // The partner reaches the candidate now: our reminders (of an invitation) stop.
@@ -944,7 +950,14 @@ impl Service {
             )));
         }
         let txn = db::begin_write(&self.db).await?;
-        let (link, _) = self.link_by_token(&txn, token, &CONSENT_PAGE_LINKS).await?;
+        let (mut link, _) = self.link_by_token(&txn, token, &CONSENT_PAGE_LINKS).await?;
+        // Two acknowledgments at once (a double click, two tabs) each add theirs to the
+        // progress as the other left it: on PostgreSQL the link's row is taken, then read
+        // again (SQLite's write transaction is the whole database's already).
+        if sea_orm::ConnectionTrait::get_database_backend(&txn) == sea_orm::DbBackend::Postgres {
+            db::lock_row(&txn, "candidate_links", &link.partner_id, &link.id).await?;
+            (link, _) = self.link_by_token(&txn, token, &CONSENT_PAGE_LINKS).await?;
+        }
         let mut progress = progress_of(&link);
         let now = self.clock.now().to_rfc3339();
         progress
@@ -1449,6 +1462,31 @@ impl Service {
             }
             previous = first.map(|at| (key, at)).or(previous);
             timestamps.insert(key.to_string(), times);
+        }
+        // And signed last: no section's acknowledgment comes after the last signature.
+        let parsed = |key: &str| {
+            timestamps
+                .get(key)
+                .into_iter()
+                .flatten()
+                .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
+                .collect::<Vec<_>>()
+        };
+        if let Some(signed) = parsed("signature").into_iter().max()
+            && let Some((key, at)) = sections
+                .iter()
+                .flat_map(|s| parsed(s.key).into_iter().map(move |at| (s.key, at)))
+                .find(|(_, at)| *at > signed)
+        {
+            return Err(ServiceError::invalid(
+                format!("timestamps.{key}"),
+                format!(
+                    "{key} was acknowledged at {} after the signature ({}): the sections are \
+                     read in order and signed last",
+                    at.to_rfc3339(),
+                    signed.to_rfc3339()
+                ),
+            ));
         }
         let callback_url = crate::check::callback_url(actor, input.callback_url.as_deref())?;
         let ip = domain::opt_text("ipAddress", input.ip_address.as_deref(), 64)?;

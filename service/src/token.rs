@@ -201,18 +201,25 @@ impl Service {
         else {
             return Ok(None);
         };
-        let email = match &row.user_id {
-            Some(uid) => user::Entity::find_by_id(uid.clone())
+        // A member's token holds only while the member does, and never above their role now:
+        // removing or demoting them revokes or lowers the tokens committed by then, and this
+        // covers one minted at the same moment.
+        let (email, role) = match &row.user_id {
+            Some(uid) => match user::Entity::find_by_id(uid.clone())
                 .unique(&self.db)
                 .await?
-                .map(|u| u.email),
-            None => None,
+            {
+                Some(u) if u.role.at_least(row.role) => (Some(u.email), row.role),
+                Some(u) => (Some(u.email), u.role),
+                None => return Ok(None),
+            },
+            None => (None, row.role),
         };
         Ok(Some(Actor {
             partner_id: row.partner_id,
             subject: claims.sub.clone(),
             email,
-            role: row.role,
+            role,
             token_id: Some(row.id),
         }))
     }

@@ -12,8 +12,8 @@ use rand::{Rng, RngCore};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
-    IdenStatic, IntoActiveModel, Iterable, QueryFilter, QueryOrder, QuerySelect, Set, UpdateMany,
-    sqlx,
+    IdenStatic, IntoActiveModel, Iterable, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set, UpdateMany, sqlx,
 };
 use serde_json::{Value, json};
 
@@ -220,7 +220,8 @@ struct AttemptRecord {
     status: &'static str,
     delivered_at: Option<DateTime<Utc>>,
     next_attempt_at: Option<DateTime<Utc>>,
-    /// The endpoint whose failing streak the success clears.
+    /// The endpoint whose failing streak the success clears (if it is still at `url`); none
+    /// for any other outcome.
     endpoint_id: Option<String>,
     /// The lease the attempt was made under (the delivery's `next_attempt_at` as leased): the
     /// delivery takes the attempt's outcome only while it still holds it. A resend or a
@@ -293,6 +294,7 @@ const ATTEMPTS_BATCH_SQL: &str = r#"WITH v AS (
 )
 UPDATE webhook_endpoints SET failing_since = NULL
 WHERE id = ANY(ARRAY(SELECT endpoint_id FROM v WHERE endpoint_id IS NOT NULL))
+  AND (id, url) IN (SELECT endpoint_id, url FROM v WHERE endpoint_id IS NOT NULL)
   AND failing_since IS NOT NULL"#;
 
 async fn attempts_batch(
@@ -303,16 +305,21 @@ async fn attempts_batch(
     Ok(vec![(); records.len()])
 }
 
-/// Clears an endpoint's failing streak: one statement that changes nothing while it is healthy.
-fn endpoint_healthy(endpoint_id: &str) -> UpdateMany<endpoint::Entity> {
+/// Clears an endpoint's failing streak after a success at `url`, unless the endpoint has moved
+/// to another URL since: one statement that changes nothing while it is healthy.
+fn endpoint_healthy(endpoint_id: &str, url: &str) -> UpdateMany<endpoint::Entity> {
     endpoint::Entity::update_many()
         .col_expr(
             endpoint::Column::FailingSince,
             Expr::value(Option::<DateTime<Utc>>::None),
         )
         .filter(endpoint::Column::Id.eq(endpoint_id))
+        .filter(endpoint::Column::Url.eq(url))
         .filter(endpoint::Column::FailingSince.is_not_null())
 }
+
+/// The most webhook endpoints one partner has.
+pub const MAX_ENDPOINTS_PER_PARTNER: u64 = 50;
 
 fn new_secret() -> String {
     use base64::Engine;
@@ -393,6 +400,24 @@ impl Service {
         let types = validate_event_types(event_types)?;
         let now = crate::now();
         let txn = db::begin_write(&self.db).await?;
+        // Every event goes to every enabled endpoint in the relay's transaction: a partner's
+        // endpoints are few. The partner's row is taken first, so two creations at once count
+        // one after the other.
+        db::lock_row(&txn, "partners", &actor.partner_id, &actor.partner_id).await?;
+        let existing = endpoint::Entity::find()
+            .filter(endpoint::Column::PartnerId.eq(&actor.partner_id))
+            .count(&txn)
+            .await?;
+        if existing >= MAX_ENDPOINTS_PER_PARTNER {
+            return Err(ServiceError::Conflict {
+                field: None,
+                message: format!(
+                    "a partner has at most {MAX_ENDPOINTS_PER_PARTNER} webhook endpoints; \
+                     delete one first"
+                ),
+                existing_id: None,
+            });
+        }
         let e = endpoint::ActiveModel {
             id: Set(ids::uuid()),
             partner_id: Set(actor.partner_id.clone()),
@@ -873,6 +898,7 @@ impl Service {
             };
             (d, signer)
         };
+        let mut d = d;
         let mut secrets = Ok(Vec::new());
         let leased_endpoint = if d.endpoint_id.is_some() {
             let Some(e) = signer.filter(|e| e.enabled) else {
@@ -885,6 +911,18 @@ impl Service {
                     .await?;
                 return Ok(None);
             };
+            if d.url != e.url {
+                // Made by a relay that read the endpoint just before its URL changed (the move
+                // rewrote the deliveries committed by then, not this one): it goes where the
+                // endpoint is now.
+                delivery::Entity::update_many()
+                    .col_expr(delivery::Column::Url, Expr::value(e.url.clone()))
+                    .filter(delivery::Column::Id.eq(&d.id))
+                    .filter(delivery::Column::Status.eq("pending"))
+                    .exec(&self.db)
+                    .await?;
+                d.url.clone_from(&e.url);
+            }
             secrets = self.signing_secrets(&e);
             Some(e)
         } else {
@@ -1006,7 +1044,11 @@ impl Service {
             status,
             delivered_at,
             next_attempt_at,
-            endpoint_id: spec.endpoint.as_ref().map(|e| e.id.clone()),
+            endpoint_id: spec
+                .endpoint
+                .as_ref()
+                .filter(|_| success)
+                .map(|e| e.id.clone()),
             leased_until: d.next_attempt_at,
         };
         // A delivery we could not sign was never sent: that failure is ours, not the
@@ -1033,11 +1075,11 @@ impl Service {
             && counts_for_endpoint
         {
             if success {
-                endpoint_healthy(&e.id).exec(&txn).await?;
+                endpoint_healthy(&e.id, &d.url).exec(&txn).await?;
             } else {
                 // Health is measured on the service clock (which tests move over days); retries
                 // stay on the wall clock the job queue schedules by. In production they agree.
-                self.track_endpoint_failure(&txn, &e.id, gone, self.clock.now())
+                self.track_endpoint_failure(&txn, &e.id, &d.url, gone, self.clock.now())
                     .await?;
             }
         }
@@ -1046,12 +1088,15 @@ impl Service {
         Ok(next)
     }
 
-    /// A failed attempt at an endpoint: when it started failing, and whether it is now disabled
-    /// (410 Gone, or failing for `DISABLE_AFTER_FAILING`).
+    /// A failed attempt at an endpoint at `url`: when it started failing, and whether it is now
+    /// disabled (410 Gone, or failing for `DISABLE_AFTER_FAILING`). An attempt at a URL the
+    /// endpoint has since left (it was in flight during the move) says nothing of the endpoint
+    /// as it is now.
     async fn track_endpoint_failure<C: ConnectionTrait>(
         &self,
         conn: &C,
         endpoint_id: &str,
+        url: &str,
         gone: bool,
         now: DateTime<Utc>,
     ) -> ServiceResult<()> {
@@ -1061,7 +1106,7 @@ impl Service {
             // event recorded) once.
             q = q.lock_exclusive();
         }
-        let Some(e) = q.unique(conn).await? else {
+        let Some(e) = q.unique(conn).await?.filter(|e| e.url == url) else {
             return Ok(());
         };
         // No last failure known (a streak begun before the column was added): a fresh start.

@@ -83,14 +83,24 @@ impl Resolve for GuardedResolver {
         let allow = self.allow.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            // One answer for a name that does not resolve and one that resolves only to
+            // addresses the guard refuses: the attempt log, which the partner reads, must not
+            // tell which names exist inside our network.
+            let refused = || format!("{host} does not resolve to a public address").into();
+            let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host.as_str(), 0)).await {
+                Ok(addrs) => addrs.collect(),
+                Err(e) => {
+                    tracing::info!(host = %host, error = %e, "webhook host lookup failed");
+                    return Err(refused());
+                }
+            };
             let permitted: Vec<SocketAddr> = addrs
                 .into_iter()
                 .filter(|a| allow.permits(a.ip()))
                 .collect();
             if permitted.is_empty() {
-                return Err(format!("{host} resolves only to non-public addresses").into());
+                tracing::info!(host = %host, "webhook host resolves only to refused addresses");
+                return Err(refused());
             }
             let out: Addrs = Box::new(permitted.into_iter());
             Ok(out)

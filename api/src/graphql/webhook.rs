@@ -39,9 +39,15 @@ impl WebhookEndpoint {
     async fn disabled_reason(&self) -> Option<&str> {
         self.0.disabled_reason.as_deref()
     }
-    /// The `whsec_…` signing secret. Verify `webhook-signature` with it.
-    async fn secret(&self, ctx: &Context<'_>) -> GqlResult<String> {
-        svc(ctx).webhook_secret(actor(ctx)?, &self.0).map_err(gql)
+    /// The `whsec_…` signing secret. Verify `webhook-signature` with it. Null, with an error
+    /// naming this endpoint, when it cannot be read (it was sealed with another
+    /// `CLEARHIRE_ENCRYPTION_KEY`): the other endpoints are still listed, and
+    /// `rotateWebhookSecret(id, immediately: true)` gives this one a new secret.
+    async fn secret(&self, ctx: &Context<'_>) -> GqlResult<Option<String>> {
+        svc(ctx)
+            .webhook_secret(actor(ctx)?, &self.0)
+            .map(Some)
+            .map_err(gql)
     }
     /// Until when the secret replaced by the last rotation still signs alongside.
     async fn previous_secret_expires_at(&self) -> Option<DateTime<Utc>> {

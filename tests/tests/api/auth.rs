@@ -220,6 +220,65 @@ async fn token_for_a_team_member_carries_their_email_and_follows_their_role() {
         .expect_err("UNAUTHENTICATED", None);
 }
 
+/// A member's token holds only while the member does, and never above their role now, even
+/// one the removal or the demotion did not reach (minted at that same moment): here the member's
+/// row is changed under the token directly, as such a race leaves it.
+#[tokio::test]
+async fn a_members_token_never_outlives_or_outranks_the_member() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    let member = |email: &'static str| {
+        let app = &app;
+        async move {
+            let m = app
+                .gql(
+                    "mutation($e: String!) { inviteTeamMember(input: {email: $e, role: admin}) { id } }",
+                    json!({"e": email}),
+                )
+                .await;
+            let uid = m.data()["inviteTeamMember"]["id"]
+                .as_str()
+                .expect("id")
+                .to_string();
+            let t = app
+                .gql(
+                    "mutation($u: ID!) { createApiToken(input: {name: \"x\", role: admin, userId: $u}) { token } }",
+                    json!({"u": uid}),
+                )
+                .await;
+            let token = t.data()["createApiToken"]["token"]
+                .as_str()
+                .expect("token")
+                .to_string();
+            (uid, token)
+        }
+    };
+    let sql = |q: String| {
+        let app = &app;
+        async move {
+            app.service
+                .db()
+                .execute_unprepared(&q)
+                .await
+                .expect("statement");
+        }
+    };
+    let (gone, gone_token) = member("gone@example.com").await;
+    sql(format!("DELETE FROM users WHERE id = '{gone}'")).await;
+    app.gql_as(Some(&gone_token), "{ me { role } }", json!({}))
+        .await
+        .expect_err("UNAUTHENTICATED", None);
+    let (lowered, lowered_token) = member("lowered@example.com").await;
+    sql(format!(
+        "UPDATE users SET role = 'limited_team_member' WHERE id = '{lowered}'"
+    ))
+    .await;
+    let me = app
+        .gql_as(Some(&lowered_token), "{ me { role } }", json!({}))
+        .await;
+    assert_eq!(me.data()["me"]["role"], "limited_team_member");
+}
+
 /// Two super_admins demoted at once (PostgreSQL runs both side by side): one goes through and
 /// the other is refused, so the partner keeps a super_admin.
 #[tokio::test]

@@ -419,8 +419,8 @@ async fn the_check_searches_migration_gives_older_checks_their_packages_searches
     .await
     .expect("connect");
     migration::Migrator::down(&db, Some(1)).await.expect("down");
-    // As after a run stopped part way (on SQLite a migration is not one transaction): the
-    // first table has its column, the next run goes on.
+    // As after a run stopped part way (as one could before migrations ran in a transaction on
+    // SQLite too): the first table has its column, the next run goes on.
     let json = match db.get_database_backend() {
         sea_orm::DbBackend::Postgres => "jsonb",
         _ => "text",
@@ -449,4 +449,37 @@ async fn the_check_searches_migration_gives_older_checks_their_packages_searches
         v => v,
     };
     assert_eq!(form, c["package"]["searches"]);
+}
+
+/// Processes starting together on a new PostgreSQL database (api and worker replicas rolled out
+/// at once) take turns migrating it, and both start.
+#[tokio::test]
+async fn processes_starting_together_migrate_the_database_between_them() {
+    if crate::helpers::pg_url().is_none() {
+        eprintln!("CLEARHIRE_TEST_PG_URL unset: concurrent migrations are PostgreSQL's case");
+        return;
+    }
+    let dir = std::env::temp_dir();
+    let url = crate::helpers::fresh_database(&dir).await;
+    let connect = || async {
+        sea_orm::Database::connect(url.as_str())
+            .await
+            .expect("connect")
+    };
+    let (a, b, c) = tokio::join!(connect(), connect(), connect());
+    let (ra, rb, rc) = tokio::join!(
+        service::db::migrate(&a),
+        service::db::migrate(&b),
+        service::db::migrate(&c)
+    );
+    for r in [ra, rb, rc] {
+        r.expect("each process starts");
+    }
+    use migration::MigratorTrait;
+    assert!(
+        migration::Migrator::get_pending_migrations(&a)
+            .await
+            .expect("status")
+            .is_empty()
+    );
 }

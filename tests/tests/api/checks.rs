@@ -498,6 +498,46 @@ async fn a_candidate_never_has_two_checks_in_progress() {
     for a in answers.iter().filter(|a| a.0.get("errors").is_some()) {
         a.expect_err("CONFLICT", Some("candidateId"));
     }
+
+    // A recheck of a finished check and a new check for its candidate at once: one runs.
+    for round in 0..5 {
+        let cand = app
+            .candidate(&format!("recheck-race-{round}@example.com"))
+            .await;
+        let done = app.start_check(&cand, false).await;
+        for s in ["consent", "processing", "approved"] {
+            app.system_moves(&done, s).await;
+        }
+        let (recheck, start) = tokio::join!(
+            app.gql(
+                "mutation($c: ID!) { recheckCheck(checkId: $c) { status } }",
+                json!({"c": done}),
+            ),
+            app.gql(
+                "mutation($c: ID!) { startCheck(input: {candidateId: $c}) { id } }",
+                json!({"c": cand}),
+            )
+        );
+        let ran = [&recheck, &start]
+            .iter()
+            .filter(|r| r.0.get("errors").is_none())
+            .count();
+        assert_eq!(ran, 1, "round {round}: {} / {}", recheck.0, start.0);
+        let active = app
+            .gql(
+                "query($c: ID!) { candidate(id: $c) { checks { status } } }",
+                json!({"c": cand}),
+            )
+            .await;
+        let in_progress = active.data()["candidate"]["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .filter(|c| c["status"] != "approved")
+            .count();
+        // (A recheck that won may already be screened and approved again.)
+        assert!(in_progress <= 1, "round {round}: {}", active.0);
+    }
 }
 
 /// Monitoring follows the worker, as Turn enrolls a worker: of two of a candidate's approved

@@ -46,7 +46,7 @@ pub fn pg_url() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-async fn fresh_database(dir: &std::path::Path) -> String {
+pub(crate) async fn fresh_database(dir: &std::path::Path) -> String {
     match pg_url() {
         None => format!("sqlite://{}/clearhire.db?mode=rwc", dir.display()),
         Some(admin) => {

@@ -107,6 +107,15 @@ impl FakeSmtp {
     fn accepted(&self) -> Vec<Accepted> {
         self.accepted.lock().expect("lock").clone()
     }
+
+    /// What the server has accepted, once it has accepted something (within 15 s).
+    async fn first_messages(&self) -> Vec<Accepted> {
+        eventually("a message at the SMTP server", 15, || async {
+            let a = self.accepted();
+            (!a.is_empty()).then_some(a)
+        })
+        .await
+    }
 }
 
 #[tokio::test]
@@ -121,11 +130,7 @@ async fn candidate_mail_goes_through_smtp_and_a_refusal_is_retried() {
     let cand = app.candidate("merry@example.com").await;
     let check = app.start_check(&cand, true).await;
     // The first try is refused with 451; the task retries after its backoff.
-    let got = eventually("the invitation at the SMTP server", 15, || async {
-        let a = smtp.accepted();
-        (!a.is_empty()).then_some(a)
-    })
-    .await;
+    let got = smtp.first_messages().await;
     assert_eq!(got.len(), 1, "one message, however often it was tried");
     let m = &got[0];
     assert_eq!(m.from, "<screening@acme.example.com>");
@@ -255,11 +260,7 @@ async fn a_name_holding_the_links_path_does_not_stop_the_invitation() {
         .expect("id")
         .to_string();
     app.start_check(&cand, true).await;
-    let got = eventually("the invitation at the SMTP server", 15, || async {
-        let a = smtp.accepted();
-        (!a.is_empty()).then_some(a)
-    })
-    .await;
+    let got = smtp.first_messages().await;
     assert!(got[0].data.contains("Sam/consent/x"), "{}", got[0].data);
     assert_eq!(got[0].to, vec!["<sam.path@example.com>".to_string()]);
 }

@@ -3544,6 +3544,16 @@ async fn hosted_form_input_is_validated_and_duplicates_answer_with_the_existing_
             }}),
             "timestamps.authorization_of_background_investigation",
         ),
+        // Acknowledged again a minute after the signature: signed before it was read.
+        (
+            json!({"timestamps": {
+                "welcome": [now], "summaryOfRights": [now], "disclosure": [now],
+                "summaryOfStateRights": [now],
+                "authorizationOfBackgroundInvestigation": [now, (app.service.clock().now() + chrono::Duration::seconds(60)).to_rfc3339()],
+                "signature": [now]
+            }}),
+            "timestamps.authorization_of_background_investigation",
+        ),
     ] {
         let mut i = base(&f);
         for (k, v) in patch.as_object().expect("o") {

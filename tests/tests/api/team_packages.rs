@@ -208,3 +208,43 @@ async fn a_taken_package_id_is_replaced_without_spoiling_the_transaction() {
     assert_eq!(got.data()["a"]["name"], "Second");
     assert_eq!(got.data()["b"]["name"], "Taken");
 }
+
+/// A package archived while it is made the default (PostgreSQL runs the two side by side) ends
+/// one way or the other, never both: an archived default would refuse every check started
+/// without a package.
+#[tokio::test]
+async fn a_package_is_never_both_archived_and_the_default() {
+    let app = spawn_app().await;
+    let truthy = |v: &serde_json::Value| *v == json!(true) || *v == json!(1);
+    for round in 0..5 {
+        let p = app
+            .gql(
+                "mutation($n: String!) { createPackage(input: {name: $n, searches: [criminal]}) { id } }",
+                json!({"n": format!("Race {round}")}),
+            )
+            .await;
+        let id = p.data()["createPackage"]["id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        let (archived, made_default) = tokio::join!(
+            app.gql(
+                "mutation($id: ID!) { archivePackage(id: $id) { id } }",
+                json!({"id": id}),
+            ),
+            app.gql(
+                "mutation($id: ID!) { updatePackage(id: $id, input: {makeDefault: true}) { id } }",
+                json!({"id": id}),
+            )
+        );
+        let rows = app.dump("packages").await;
+        let defaults: Vec<_> = rows.iter().filter(|r| truthy(&r["is_default"])).collect();
+        assert_eq!(defaults.len(), 1, "round {round}: {rows:?}");
+        assert!(
+            defaults[0]["archived_at"].is_null(),
+            "round {round}: the default is archived ({} / {}): {rows:?}",
+            archived.0,
+            made_default.0
+        );
+    }
+}

@@ -1068,6 +1068,15 @@ async fn a_secret_that_does_not_decrypt_is_an_attempt_with_its_error() {
     let app = spawn_app().await;
     let rx = Receiver::start().await;
     endpoint(&app, &rx.url, json!(["check.status_changed"])).await;
+    // A failing streak under way (a 503), which what follows must neither end nor extend.
+    rx.answer(&[503]);
+    app.start_check(&app.candidate("streak@example.com").await, false)
+        .await;
+    let streak = eventually("the failing streak", 10, || async {
+        let e = app.dump("webhook_endpoints").await[0].clone();
+        (!e["failing_since"].is_null()).then_some(e)
+    })
+    .await;
     let set_secret = |sealed: String| {
         let app = &app;
         async move {
@@ -1092,15 +1101,19 @@ async fn a_secret_that_does_not_decrypt_is_an_attempt_with_its_error() {
                 json!({}),
             )
             .await;
-        let row = log.data()["webhookDeliveries"][0].clone();
-        (row["attemptCount"] == 1).then_some(row)
+        // The change's delivery (the streak's is the one whose first attempt was sent).
+        log.data()["webhookDeliveries"]
+            .as_array()
+            .expect("deliveries")
+            .iter()
+            .find(|r| r["attemptCount"] == 1 && r["attempts"][0]["statusCode"].is_null())
+            .cloned()
     })
     .await;
     assert_eq!(row["status"], "pending", "retried on the schedule: {row}");
-    assert_eq!(row["attempts"][0]["statusCode"], Value::Null);
     let error = row["attempts"][0]["error"].as_str().expect("error");
     assert!(error.contains("could not be decrypted"), "{error}");
-    assert!(rx.received().is_empty(), "nothing is sent unsigned");
+    assert_eq!(rx.received().len(), 1, "nothing is sent unsigned");
 
     // A secret that opens but is no key (not base64): an attempt with its error too, not a job
     // that fails before anything is logged (and is queued again for ever).
@@ -1120,11 +1133,11 @@ async fn a_secret_that_does_not_decrypt_is_an_attempt_with_its_error() {
     let row = eventually("the resend's attempt recorded", 10, || async {
         let log = app
             .gql(
-                "{ webhookDeliveries { attempts { statusCode error } } }",
-                json!({}),
+                "query($id: ID!) { webhookDelivery(id: $id) { attempts { statusCode error } } }",
+                json!({"id": row["id"]}),
             )
             .await;
-        let row = log.data()["webhookDeliveries"][0].clone();
+        let row = log.data()["webhookDelivery"].clone();
         (row["attempts"].as_array().map_or(0, Vec::len) >= 2).then_some(row)
     })
     .await;
@@ -1135,13 +1148,19 @@ async fn a_secret_that_does_not_decrypt_is_an_attempt_with_its_error() {
         .filter_map(|a| a["error"].as_str())
         .collect();
     assert!(errors.iter().any(|e| e.contains("could not sign")), "{row}");
-    assert!(rx.received().is_empty(), "nothing is sent unsigned");
-    // Those failures were ours, not the endpoint's: no failing streak toward disabling it.
+    assert_eq!(rx.received().len(), 1, "nothing is sent unsigned");
+    // Those failures were ours, not the endpoint's: the streak is as it was, neither longer
+    // nor ended (an unsent attempt is no success either).
     let endpoints = app.dump("webhook_endpoints").await;
-    assert!(
-        endpoints[0]["failing_since"].is_null() && endpoints[0]["enabled"] != json!(false),
+    assert_eq!(
+        (
+            &endpoints[0]["failing_since"],
+            &endpoints[0]["last_failure_at"]
+        ),
+        (&streak["failing_since"], &streak["last_failure_at"]),
         "{endpoints:?}"
     );
+    assert_ne!(endpoints[0]["enabled"], json!(false), "{endpoints:?}");
 }
 
 /// Results whose report does not open (sealed with another key) are not sent, and do not
@@ -2866,4 +2885,37 @@ async fn concurrent_leases_of_a_delivery_hand_it_to_exactly_one_sender() {
                 .is_none()
         );
     }
+}
+
+/// Every event goes to every enabled endpoint of the partner: a partner has at most 50, and
+/// one deleted makes room for another.
+#[tokio::test]
+async fn a_partner_has_at_most_fifty_endpoints() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for n in 0..50 {
+        let (id, _) = endpoint(
+            &app,
+            &format!("https://hooks{n}.example.com/turn"),
+            json!(["check.status_changed"]),
+        )
+        .await;
+        ids.push(id);
+    }
+    let create =
+        "mutation($u: String!) { createWebhookEndpoint(input: {url: $u, eventTypes: []}) { id } }";
+    let one_more = app
+        .gql(create, json!({"u": "https://one-more.example.com/turn"}))
+        .await;
+    one_more.expect_err("CONFLICT", None);
+    assert!(one_more.message().contains("at most 50"), "{}", one_more.0);
+    app.gql(
+        "mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { id } }",
+        json!({"id": ids[0]}),
+    )
+    .await
+    .data();
+    app.gql(create, json!({"u": "https://one-more.example.com/turn"}))
+        .await
+        .data();
 }
