@@ -2919,3 +2919,49 @@ async fn a_partner_has_at_most_fifty_endpoints() {
         .await
         .data();
 }
+
+/// An attempt still in flight when its endpoint moves says nothing of the endpoint at its new
+/// URL: the old receiver's 410 is logged, but does not disable the endpoint, and the next
+/// change reaches the new URL.
+#[tokio::test]
+async fn an_answer_from_the_url_an_endpoint_left_does_not_disable_it() {
+    let app = spawn_app().await;
+    let old = Receiver::start().await;
+    old.answer(&[410]);
+    old.answer_slowly(&[1500]);
+    let new = Receiver::start().await;
+    let (id, _) = endpoint(&app, &old.url, json!(["check.status_changed"])).await;
+    let check = app
+        .start_check(&app.candidate("moving.on@example.com").await, false)
+        .await;
+    old.wait_for("the attempt in flight", 10, |g| !g.is_empty())
+        .await;
+    update_endpoint(&app, &id, json!({"url": new.url})).await;
+    let attempt = eventually("the old URL's answer logged", 10, || async {
+        let d = app
+            .gql(
+                "{ webhookDeliveries { attempts { url statusCode } } }",
+                json!({}),
+            )
+            .await;
+        let a = d.data()["webhookDeliveries"][0]["attempts"][0].clone();
+        (!a.is_null()).then_some(a)
+    })
+    .await;
+    assert_eq!(attempt, json!({"url": old.url, "statusCode": 410}));
+    let e = app
+        .gql("{ webhookEndpoints { enabled disabledReason } }", json!({}))
+        .await;
+    assert_eq!(
+        e.data()["webhookEndpoints"][0],
+        json!({"enabled": true, "disabledReason": null}),
+        "{}",
+        e.0
+    );
+    app.system_moves(&check, "consent").await;
+    let got = new
+        .wait_for("the next change at the new URL", 10, |g| !g.is_empty())
+        .await;
+    assert_eq!(got[0].json["state"], "consent");
+    assert_eq!(old.received().len(), 1);
+}
