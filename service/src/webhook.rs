@@ -1001,7 +1001,7 @@ impl Service {
         let attempts = d.attempts + 1;
         let success = r.status_code.is_some_and(|c| (200..300).contains(&c));
         let gone = r.status_code == Some(410);
-        let next = if success {
+        let mut next = if success {
             NextStep::Done
         } else if gone {
             NextStep::GiveUp
@@ -1031,7 +1031,7 @@ impl Service {
             NextStep::RetryAt(at) => ("pending", None, Some(*at)),
             NextStep::GiveUp => ("failed", None, None),
         };
-        let record = AttemptRecord {
+        let mut record = AttemptRecord {
             partner_id: d.partner_id.clone(),
             delivery_id: d.id.clone(),
             url: d.url.clone(),
@@ -1068,6 +1068,20 @@ impl Service {
             // The endpoint first, as a change of the endpoint takes it (and then its
             // deliveries): taken after the delivery, the two could each wait for the other.
             db::lock_row(&txn, "webhook_endpoints", &e.partner_id, &e.id).await?;
+            // Moved while this attempt was in flight: the answer was the old URL's, and says
+            // nothing of the delivery at the new one, which it goes to at once (the attempt is
+            // logged, and counts as one of the schedule's).
+            let moved = endpoint::Entity::find_by_id(e.id.clone())
+                .unique(&txn)
+                .await?
+                .is_some_and(|now_at| now_at.url != d.url);
+            let retries_left =
+                usize::try_from(attempts).is_ok_and(|a| a <= RETRY_SCHEDULE_SECS.len());
+            if moved && retries_left {
+                next = NextStep::RetryAt(now);
+                record.status = "pending";
+                record.next_attempt_at = Some(now);
+            }
         }
         record.row().insert(&txn).await?;
         record.delivery_update().exec(&txn).await?;

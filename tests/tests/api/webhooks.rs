@@ -2921,10 +2921,11 @@ async fn a_partner_has_at_most_fifty_endpoints() {
 }
 
 /// An attempt still in flight when its endpoint moves says nothing of the endpoint at its new
-/// URL: the old receiver's 410 is logged, but does not disable the endpoint, and the next
-/// change reaches the new URL.
+/// URL: the old receiver's 410 is logged, but neither disables the endpoint nor gives the
+/// delivery up, which goes to the new URL at once (same webhook-id); the next change reaches
+/// the new URL too.
 #[tokio::test]
-async fn an_answer_from_the_url_an_endpoint_left_does_not_disable_it() {
+async fn an_answer_from_the_url_an_endpoint_left_neither_disables_it_nor_ends_the_delivery() {
     let app = spawn_app().await;
     let old = Receiver::start().await;
     old.answer(&[410]);
@@ -2958,10 +2959,15 @@ async fn an_answer_from_the_url_an_endpoint_left_does_not_disable_it() {
         "{}",
         e.0
     );
+    let got = new
+        .wait_for("the delivery at the new URL", 10, |g| !g.is_empty())
+        .await;
+    assert_eq!(got[0].json["state"], "initiated");
+    assert_eq!(got[0].id, old.received()[0].id, "the same webhook-id");
     app.system_moves(&check, "consent").await;
     let got = new
-        .wait_for("the next change at the new URL", 10, |g| !g.is_empty())
+        .wait_for("the next change at the new URL", 10, |g| g.len() >= 2)
         .await;
-    assert_eq!(got[0].json["state"], "consent");
+    assert_eq!(got[1].json["state"], "consent");
     assert_eq!(old.received().len(), 1);
 }
