@@ -1416,6 +1416,8 @@ impl Service {
         // no earlier than the one before it's, or the evidence would show an authorization
         // given before its disclosure.
         let mut previous: Option<(&str, DateTime<chrono::FixedOffset>)> = None;
+        // The latest acknowledgment of any section: the signature comes after it.
+        let mut latest: Option<(&str, DateTime<chrono::FixedOffset>)> = None;
         for key in sections.iter().map(|s| s.key).chain(["signature"]) {
             let times = input.timestamps.get(key).cloned().unwrap_or_default();
             if times.is_empty() {
@@ -1424,6 +1426,7 @@ impl Service {
                     "every section needs the time the candidate acknowledged it",
                 ));
             }
+            let mut parsed = Vec::with_capacity(times.len());
             for t in &times {
                 let Ok(at) = DateTime::parse_from_rfc3339(t) else {
                     return Err(ServiceError::invalid(
@@ -1443,11 +1446,9 @@ impl Service {
                         ),
                     ));
                 }
+                parsed.push(at);
             }
-            let first = times
-                .iter()
-                .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
-                .min();
+            let first = parsed.iter().min().copied();
             if let (Some((before, at_before)), Some(at)) = (previous, first)
                 && at < at_before
             {
@@ -1461,32 +1462,28 @@ impl Service {
                 ));
             }
             previous = first.map(|at| (key, at)).or(previous);
+            let last = parsed.iter().max().copied();
+            if key == "signature" {
+                // And signed last: no section's acknowledgment comes after the last signature.
+                if let (Some((section, at)), Some(signed)) = (latest, last)
+                    && at > signed
+                {
+                    return Err(ServiceError::invalid(
+                        format!("timestamps.{section}"),
+                        format!(
+                            "{section} was acknowledged at {} after the signature ({}): the \
+                             sections are read in order and signed last",
+                            at.to_rfc3339(),
+                            signed.to_rfc3339()
+                        ),
+                    ));
+                }
+            } else if let Some(at) = last
+                && latest.is_none_or(|(_, l)| at > l)
+            {
+                latest = Some((key, at));
+            }
             timestamps.insert(key.to_string(), times);
-        }
-        // And signed last: no section's acknowledgment comes after the last signature.
-        let parsed = |key: &str| {
-            timestamps
-                .get(key)
-                .into_iter()
-                .flatten()
-                .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
-                .collect::<Vec<_>>()
-        };
-        if let Some(signed) = parsed("signature").into_iter().max()
-            && let Some((key, at)) = sections
-                .iter()
-                .flat_map(|s| parsed(s.key).into_iter().map(move |at| (s.key, at)))
-                .find(|(_, at)| *at > signed)
-        {
-            return Err(ServiceError::invalid(
-                format!("timestamps.{key}"),
-                format!(
-                    "{key} was acknowledged at {} after the signature ({}): the sections are \
-                     read in order and signed last",
-                    at.to_rfc3339(),
-                    signed.to_rfc3339()
-                ),
-            ));
         }
         let callback_url = crate::check::callback_url(actor, input.callback_url.as_deref())?;
         let ip = domain::opt_text("ipAddress", input.ip_address.as_deref(), 64)?;

@@ -861,7 +861,7 @@ impl Service {
     /// one statement; on SQLite (no `UPDATE` in a `WITH`), two.
     pub async fn delivery_to_send(&self, delivery_id: &str) -> ServiceResult<Option<SendSpec>> {
         // Lease it: of several jobs for one delivery (a sweeper re-queue, a resend), one sends.
-        let (d, signer) = if let Some(batches) = self.pg_batches().map(|b| &b.webhook) {
+        let (mut d, signer) = if let Some(batches) = self.pg_batches().map(|b| &b.webhook) {
             // Concurrent senders lease in one statement (group commit).
             let Some(leased) = batches.lease.call(delivery_id.to_string()).await? else {
                 return Ok(None);
@@ -898,7 +898,6 @@ impl Service {
             };
             (d, signer)
         };
-        let mut d = d;
         let mut secrets = Ok(Vec::new());
         let leased_endpoint = if d.endpoint_id.is_some() {
             let Some(e) = signer.filter(|e| e.enabled) else {
@@ -1001,12 +1000,14 @@ impl Service {
         let attempts = d.attempts + 1;
         let success = r.status_code.is_some_and(|c| (200..300).contains(&c));
         let gone = r.status_code == Some(410);
+        // The schedule's delay after this attempt, if it has one left.
+        let scheduled = RETRY_SCHEDULE_SECS.get((attempts - 1) as usize);
         let mut next = if success {
             NextStep::Done
         } else if gone {
             NextStep::GiveUp
         } else {
-            match RETRY_SCHEDULE_SECS.get((attempts - 1) as usize) {
+            match scheduled {
                 None => NextStep::GiveUp,
                 Some(base) => {
                     let jitter = rand::rng().random_range(0.8..1.2);
@@ -1062,67 +1063,61 @@ impl Service {
             return Ok(next);
         }
         let txn = db::begin_write(&self.db).await?;
+        // The failed endpoint, while it is still at the attempt's URL.
+        let mut failed_endpoint = None;
         if let Some(e) = &spec.endpoint
             && reads_endpoint
         {
             // The endpoint first, as a change of the endpoint takes it (and then its
-            // deliveries): taken after the delivery, the two could each wait for the other.
-            db::lock_row(&txn, "webhook_endpoints", &e.partner_id, &e.id).await?;
-            // Moved while this attempt was in flight: the answer was the old URL's, and says
-            // nothing of the delivery at the new one, which it goes to at once (the attempt is
-            // logged, and counts as one of the schedule's).
-            let moved = endpoint::Entity::find_by_id(e.id.clone())
-                .unique(&txn)
-                .await?
-                .is_some_and(|now_at| now_at.url != d.url);
-            let retries_left =
-                usize::try_from(attempts).is_ok_and(|a| a <= RETRY_SCHEDULE_SECS.len());
-            if moved && retries_left {
-                next = NextStep::RetryAt(now);
-                record.status = "pending";
-                record.next_attempt_at = Some(now);
+            // deliveries): taken after the delivery, the two could each wait for the other. On
+            // PostgreSQL concurrent failed attempts at it take turns, so it is disabled (and its
+            // event recorded) once.
+            let mut q = endpoint::Entity::find_by_id(e.id.clone());
+            if txn.get_database_backend() == DbBackend::Postgres {
+                q = q.lock_exclusive();
+            }
+            match q.unique(&txn).await? {
+                Some(now_at) if now_at.url == d.url => failed_endpoint = Some(now_at),
+                // Moved while this attempt was in flight: the answer was the old URL's, and
+                // says nothing of the endpoint or of the delivery at the new one, which it goes
+                // to at once (the attempt is logged, and counts as one of the schedule's).
+                Some(_) if scheduled.is_some() => {
+                    next = NextStep::RetryAt(now);
+                    record.status = "pending";
+                    record.next_attempt_at = Some(now);
+                }
+                _ => {}
             }
         }
         record.row().insert(&txn).await?;
         record.delivery_update().exec(&txn).await?;
-        if let Some(e) = &spec.endpoint
+        if success
             && counts_for_endpoint
+            && let Some(e) = &spec.endpoint
         {
-            if success {
-                endpoint_healthy(&e.id, &d.url).exec(&txn).await?;
-            } else {
-                // Health is measured on the service clock (which tests move over days); retries
-                // stay on the wall clock the job queue schedules by. In production they agree.
-                self.track_endpoint_failure(&txn, &e.id, &d.url, gone, self.clock.now())
-                    .await?;
-            }
+            endpoint_healthy(&e.id, &d.url).exec(&txn).await?;
+        }
+        if let Some(e) = failed_endpoint {
+            // Health is measured on the service clock (which tests move over days); retries
+            // stay on the wall clock the job queue schedules by. In production they agree.
+            self.track_endpoint_failure(&txn, e, gone, self.clock.now())
+                .await?;
         }
         // Through `commit`: an endpoint disabled here has an event for the relay to send now.
         self.commit(txn).await?;
         Ok(next)
     }
 
-    /// A failed attempt at an endpoint at `url`: when it started failing, and whether it is now
-    /// disabled (410 Gone, or failing for `DISABLE_AFTER_FAILING`). An attempt at a URL the
-    /// endpoint has since left (it was in flight during the move) says nothing of the endpoint
-    /// as it is now.
+    /// A failed attempt at endpoint `e` (read, and on PostgreSQL locked, in `conn`'s
+    /// transaction): when it started failing, and whether it is now disabled (410 Gone, or
+    /// failing for `DISABLE_AFTER_FAILING`).
     async fn track_endpoint_failure<C: ConnectionTrait>(
         &self,
         conn: &C,
-        endpoint_id: &str,
-        url: &str,
+        e: endpoint::Model,
         gone: bool,
         now: DateTime<Utc>,
     ) -> ServiceResult<()> {
-        let mut q = endpoint::Entity::find_by_id(endpoint_id.to_string());
-        if conn.get_database_backend() == DbBackend::Postgres {
-            // Concurrent failed attempts at one endpoint take turns, so it is disabled (and its
-            // event recorded) once.
-            q = q.lock_exclusive();
-        }
-        let Some(e) = q.unique(conn).await?.filter(|e| e.url == url) else {
-            return Ok(());
-        };
         // No last failure known (a streak begun before the column was added): a fresh start.
         let quiet = e
             .last_failure_at
