@@ -4,7 +4,9 @@
 # mutation to arrival, and the server's RSS per idle subscriber. Each subscriber is one open file
 # on the server and one in `loadgen`: keep BENCH_SUBSCRIBERS under `ulimit -n` (20000 here, and
 # not raisable in this container). Knobs (env): BENCH_SUBSCRIBERS, BENCH_PORT (18888), BENCH_OUT,
-# BENCH_API_BIN and BENCH_LOADGEN_BIN (below). Writes nothing into the repository.
+# BENCH_LOADGEN_THREADS (the load generator's runtime threads; 0, the default, runs it on one
+# thread, leaving the server the other core), BENCH_API_BIN and
+# BENCH_LOADGEN_BIN (below). Writes nothing into the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -33,5 +35,5 @@ for _ in $(seq 1 100); do
     if [[ -n "$token" ]]; then break; fi
     sleep 0.2
 done
-LOADGEN_TOKEN="$token" "$LOADGEN" fanout --url "http://127.0.0.1:$PORT" \
+LOADGEN_TOKEN="$token" "$LOADGEN" --threads "${BENCH_LOADGEN_THREADS:-0}" fanout --url "http://127.0.0.1:$PORT" \
     --subscribers "$SUBSCRIBERS" --server-pid "$PID"

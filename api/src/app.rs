@@ -80,6 +80,13 @@ impl Application {
                  subscriptions see every change"
             );
         }
+        if !self.config.runs_embedded_workers() && self.config.redis_url.is_none() {
+            tracing::warn!(
+                "CLEARHIRE_EMBEDDED_WORKERS=false without REDIS_URL: this process runs no relay \
+                 and has no shared bus, so its live subscriptions see no events; run the workers \
+                 inside it, or set REDIS_URL here and in the worker processes"
+            );
+        }
         let workers = if self.config.runs_embedded_workers() {
             Some(
                 worker::start(

@@ -778,18 +778,21 @@ pub async fn report_dispute(
             )
             .await
         }
-        // No waiting period running (it ended a moment ago, or the adverse action did).
+        // No waiting period running: the candidate's dispute already paused it (the form sent
+        // twice), or it ended a moment ago, or the adverse action did.
         Err(service::ServiceError::Invalid { field, .. }) if field == "checkId" => {
-            report_page(
-                &svc,
-                &token,
-                Some(
-                    "Your dispute was not sent: there is no waiting period before a decision \
-                     running now. Please look below.",
-                ),
-                None,
-            )
-            .await
+            let disputed = match svc.report_by_token(&token).await {
+                Ok((c, ..)) => matches!(svc.dispute_window(&c).await, Ok(DisputeWindow::Open)),
+                Err(_) => false,
+            };
+            let notice = if disputed {
+                "We already have your dispute: it is being reinvestigated, and we will write to \
+                 you."
+            } else {
+                "Your dispute was not sent: there is no waiting period before a decision running \
+                 now. Please look below."
+            };
+            report_page(&svc, &token, Some(notice), None).await
         }
         Err(service::ServiceError::Invalid { message, .. }) => {
             report_page(
@@ -801,17 +804,16 @@ pub async fn report_dispute(
             .await
         }
         // The link itself: the report page says what is wrong with it (expired, say).
-        Err(service::ServiceError::NotFound { .. }) => {
-            report_page(&svc, &token, None, None).await
-        }
+        Err(service::ServiceError::NotFound { .. }) => report_page(&svc, &token, None, None).await,
         // The check changed at that very moment (the waiting period ending, say): the page as
         // it now is says whether a dispute can still be sent.
         Err(service::ServiceError::Conflict { .. }) => {
+            // What they wrote stays in the form, should it still be offered.
             report_page(
                 &svc,
                 &token,
                 Some("Your dispute was not sent: your application changed at that moment. Please look below."),
-                None,
+                Some(reason),
             )
             .await
         }

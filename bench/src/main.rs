@@ -32,7 +32,7 @@ use clap::{Args, Parser, Subcommand};
     about = "Seeds a clearhire server and measures it under GraphQL read load"
 )]
 struct Cli {
-    /// Tokio worker threads of the load generator.
+    /// Tokio worker threads of the load generator; 0 runs everything on the main thread.
     #[arg(long, global = true, default_value_t = 2)]
     threads: usize,
     #[command(subcommand)]
@@ -90,11 +90,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cli.threads.max(1))
-        .enable_all()
-        .build()
-        .context("building the tokio runtime")?;
+    let rt = if cli.threads == 0 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(cli.threads);
+        b
+    }
+    .enable_all()
+    .build()
+    .context("building the tokio runtime")?;
     rt.block_on(async {
         match cli.command {
             Command::Seed(args) => seed::seed(args).await,

@@ -77,6 +77,51 @@ fn final_notice_timer(c: &check::Model, due: DateTime<Utc>, now: DateTime<Utc>) 
 }
 
 /// Adverse actions whose dispute has no outcome yet, whatever their state.
+/// A record added to the report during the pre-adverse waiting period (a monitoring charge) gives
+/// the candidate the whole period again to dispute it: a running period ends no sooner than its
+/// length in business days from `now`, and one paused by a dispute resumes with all its days.
+/// The final notice's timer, finding the later end, waits for it.
+pub(crate) async fn restart_waiting_period<C: ConnectionTrait>(
+    conn: &C,
+    check_id: &str,
+    now: DateTime<Utc>,
+) -> ServiceResult<()> {
+    let Some(aa) = active(conn, check_id).await? else {
+        return Ok(());
+    };
+    let days = aa.waiting_days.max(1);
+    let update = adverse_action::Entity::update_many()
+        .col_expr(adverse_action::Column::UpdatedAt, Expr::value(now))
+        .filter(adverse_action::Column::Id.eq(&aa.id))
+        .filter(adverse_action::Column::State.eq(aa.state.as_str()));
+    match aa.state.as_str() {
+        "waiting" => {
+            let due = calendar::add_business_days(now, days.unsigned_abs());
+            if aa.due_at.is_none_or(|d| d < due) {
+                update
+                    .col_expr(adverse_action::Column::DueAt, Expr::value(due))
+                    .exec(conn)
+                    .await?;
+            }
+        }
+        "disputed" => {
+            update
+                .col_expr(adverse_action::Column::RemainingDays, Expr::value(days))
+                .exec(conn)
+                .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The end of a waiting period as a candidate's notice states it: the instant, with its time and
+/// zone. A date alone (the earliest US zone's) named a day before the period ended where the
+/// candidate lives, a Sunday for a period ending Monday morning on the East Coast.
+fn decision_not_before(due: DateTime<Utc>) -> String {
+    due.format("%A, %B %-d, %Y at %H:%M UTC").to_string()
+}
+
 fn unresolved_disputes() -> sea_orm::Select<adverse_action::Entity> {
     adverse_action::Entity::find()
         .filter(adverse_action::Column::DisputedAt.is_not_null())
@@ -152,12 +197,18 @@ impl Service {
         })
         .into_query();
         let (report_url, link) = self.link(c, LINK_REPORT, Duration::days(REPORT_LINK_DAYS));
-        let findings = self
-            .reports_of(conn, &c.partner_id, &c.id)
-            .await?
-            .pop()
-            .map(|r| r.reasons)
-            .unwrap_or_default();
+        // What the report the check rests on found: the latest screening's (initial or recheck)
+        // reasons, and those of every monitoring charge added to it since. A monitoring report
+        // alone names only its own charge.
+        let mut reports = self.reports_of(conn, &c.partner_id, &c.id).await?;
+        let since_screening = reports
+            .iter()
+            .rposition(|r| r.kind != "monitoring")
+            .unwrap_or(0);
+        let findings: Vec<String> = reports
+            .drain(since_screening..)
+            .flat_map(|r| r.reasons)
+            .collect();
         let findings = if findings.is_empty() {
             "  (see the report)".to_string()
         } else {
@@ -178,7 +229,7 @@ impl Service {
              {rights}\n",
             first = cand.first_name,
             partner = partner.name,
-            due = calendar::local_date(due).format("%A, %B %-d, %Y"),
+            due = decision_not_before(due),
             agency = self.settings.agency.contact_text(),
             rights = SUMMARY_OF_RIGHTS,
         );
@@ -549,10 +600,24 @@ impl Service {
             // The adverse action ended (cancelled, the check withdrawn) while the dispute was
             // reinvestigated: the reinvestigation is still owed, and its outcome is the
             // candidate's to hear; the check stays as it is.
-            let mut am = target.into_active_model();
-            am.resolution = Set(Some(resolution.clone()));
-            am.updated_at = Set(now);
-            am.update(&txn).await?;
+            // Conditional on the dispute still being unresolved: two resolutions sent at once
+            // (PostgreSQL does not serialise them as SQLite does) end it, and mail the
+            // candidate, once.
+            let resolved = adverse_action::Entity::update_many()
+                .col_expr(
+                    adverse_action::Column::Resolution,
+                    Expr::value(resolution.clone()),
+                )
+                .col_expr(adverse_action::Column::UpdatedAt, Expr::value(now))
+                .filter(adverse_action::Column::Id.eq(&target.id))
+                .filter(adverse_action::Column::Resolution.is_null())
+                .exec(&txn)
+                .await?;
+            if resolved.rows_affected != 1 {
+                return Err(ServiceError::conflict(
+                    "this dispute was resolved meanwhile; read it again",
+                ));
+            }
             let found = match outcome {
                 DisputeOutcome::Upheld => "the report stands as it was",
                 DisputeOutcome::Corrected => "found in your favour",
@@ -607,7 +672,7 @@ impl Service {
                         "We have finished reinvestigating the information you disputed, and the \
                          report stands as it was. No final decision will be made on your \
                          application before {}.",
-                        calendar::local_date(due).format("%A, %B %-d, %Y")
+                        decision_not_before(due)
                     ),
                     now,
                 )
@@ -707,7 +772,9 @@ impl Service {
         check_id: &str,
     ) -> ServiceResult<TaskOutcome> {
         let txn = db::begin_write(&self.db).await?;
-        let Ok(c) = crate::check::find(&txn, partner_id, check_id).await else {
+        let Some(c) =
+            crate::tasks::unless_gone(crate::check::find(&txn, partner_id, check_id).await)?
+        else {
             return Ok(TaskOutcome::Done);
         };
         let Some(aa) = active(&txn, &c.id).await? else {

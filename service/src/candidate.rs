@@ -422,17 +422,23 @@ impl Service {
         let current = find(&txn, &actor.partner_id, id).await?;
         if !actor.role.may_see_sensitive()
             && update.email.as_ref().is_some_and(|e| *e != current.email)
-            && check::Entity::find()
-                .filter(check::Column::CandidateId.eq(&current.id))
-                .one(&txn)
-                .await?
-                .is_some()
+            && (current.ssn_enc.is_some()
+                || current.date_of_birth_enc.is_some()
+                || check::Entity::find()
+                    .filter(check::Column::CandidateId.eq(&current.id))
+                    .one(&txn)
+                    .await?
+                    .is_some())
         {
             // Their consent link, the adverse-action notices and their copy of the report go
-            // to this address: moving it would hand the report to whoever chose the new one.
+            // to this address: moving it would hand the report to whoever chose the new one. A
+            // candidate with no check yet but an SSN or date of birth on file is as good as
+            // screened: a check started after the move would run on them, the consent page
+            // asking the new address for neither.
             return Err(ServiceError::Forbidden(
-                "limited team members cannot change the email of a candidate who has a check: \
-                 the candidate's links and copy of their report go there"
+                "limited team members cannot change the email of a candidate who has a check, an \
+                 SSN or a date of birth on file: the candidate's links and copy of their report \
+                 go there"
                     .into(),
             ));
         }

@@ -85,6 +85,13 @@ pub struct DbOptions {
 /// waited to be woken up again one or more times in each such read.
 const SQLITE_ROW_BUFFER: usize = 512;
 
+/// How long a PostgreSQL session may sit in an open transaction doing nothing before the server
+/// ends it. No transaction here waits on anything but the database and Redis (searches, mail and
+/// webhooks run outside them), so one idle this long belongs to a process that froze or lost its
+/// network mid-transaction: ended, its locks (a relay's turn, a check's row) go to the others
+/// instead of being held until TCP gives up on the peer, hours later.
+pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "60s";
+
 pub async fn connect(opts: &DbOptions) -> anyhow::Result<(DatabaseConnection, StatementCounter)> {
     if let Some(path) = sqlite_file(&opts.url)
         && let Some(dir) = std::path::Path::new(path).parent()
@@ -109,6 +116,12 @@ pub async fn connect(opts: &DbOptions) -> anyhow::Result<(DatabaseConnection, St
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
                 .row_buffer_size(SQLITE_ROW_BUFFER)
+        })
+        .map_sqlx_postgres_opts(|o| {
+            o.options([(
+                "idle_in_transaction_session_timeout",
+                IDLE_IN_TRANSACTION_TIMEOUT,
+            )])
         });
     let mut db = Database::connect(co).await?;
     let counter = StatementCounter::default();

@@ -25,7 +25,7 @@ use crate::events::{self, EventType};
 use crate::screen::LINK_MONITORING_CONSENT;
 use crate::screening::calendar;
 use crate::screening::provider::ArrestAlert;
-use crate::screening::report::{self, CountyCriminal, Report};
+use crate::screening::report::{self, CountyCriminal, CriminalRecord, Report};
 use crate::tasks::{self, TaskKind, TaskOutcome};
 use crate::{Actor, Service, ServiceError, ServiceResult, db, domain, ids, mail};
 
@@ -571,6 +571,29 @@ impl Service {
         if let Some(later) = self.wait_for_screening(&c) {
             return Ok(later);
         }
+        // The check's latest report (a check approved by hand may have none). Records it already
+        // holds are not a new charge: a conviction the screening reported, or the charge of an
+        // earlier alert that the county answers with again.
+        let mut report: Report = match c.report_enc.as_deref() {
+            Some(s) if !records.is_empty() => {
+                serde_json::from_str(&self.crypto.open(s)?).map_err(anyhow::Error::from)?
+            }
+            _ => Report::default(),
+        };
+        let records: Vec<CriminalRecord> = {
+            let known: std::collections::HashSet<&str> = report
+                .checks
+                .criminal
+                .iter()
+                .flatten()
+                .flat_map(|county| county.value.iter().map(|r| r.id.as_str()))
+                .collect();
+            let mut seen = std::collections::HashSet::new();
+            records
+                .into_iter()
+                .filter(|r| !known.contains(r.id.as_str()) && seen.insert(r.id.clone()))
+                .collect()
+        };
         let status = match (records.is_empty(), alert.rechecks) {
             (false, _) => alert_status::CHARGED,
             (true, 0) => alert_status::WAITING,
@@ -609,13 +632,7 @@ impl Service {
             self.commit(txn).await?;
             return Ok(TaskOutcome::Done);
         }
-        // The check's latest report with the county's new records added (a check approved by
-        // hand may have none: then the county is all it holds).
-        let mut report: Report = match c.report_enc.as_deref() {
-            Some(s) => serde_json::from_str(&self.crypto.open(s)?).map_err(anyhow::Error::from)?,
-            None => Report::default(),
-        };
-        // The county's records join its entry when the report has one (one entry per county).
+        // The county's new records join its entry when the report has one (one entry per county).
         let counties = report.checks.criminal.get_or_insert_with(Vec::new);
         // The same county of the same state: a Washington County of Oregon is not Pennsylvania's.
         let same = |c: &CountyCriminal| {
@@ -648,6 +665,9 @@ impl Service {
         } else {
             c.status
         };
+        if c.status == CheckStatus::PendingFirstNotice {
+            crate::adverse::restart_waiting_period(&txn, &c.id, now).await?;
+        }
         let sealed = self
             .keep_report(
                 &txn,

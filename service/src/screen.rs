@@ -335,7 +335,7 @@ impl Service {
             CheckStatus::Processing => {
                 let recheck = from.is_some_and(|f| RECHECKABLE.contains(&f));
                 // Reminders stop, the searches start.
-                vec![
+                let mut writes: Vec<SubQueryStatement> = vec![
                     tasks::cancelling(
                         &c.id,
                         &[TaskKind::InviteReminder, TaskKind::RecheckConsentReminder],
@@ -355,7 +355,16 @@ impl Service {
                         now,
                     )
                     .into(),
-                ]
+                ];
+                if recheck {
+                    // A recheck's consent link not used (the recheck started another way: the
+                    // candidate's address moved out of a state that asks for fresh consent)
+                    // stops working: signed later, it would start a recheck no one asked for.
+                    let mut unused = revoking_links(&c.id, &[LINK_RECHECK_CONSENT], now);
+                    unused.and_where(candidate_link::Column::UsedAt.is_null());
+                    writes.push(unused.into());
+                }
+                writes
             }
             CheckStatus::Approved | CheckStatus::Pending
                 if from.is_some_and(|f| f == CheckStatus::Processing || f.is_review()) =>
@@ -363,7 +372,7 @@ impl Service {
                 // Results are in: the candidate gets their copy, as the FCRA entitles them.
                 let mut writes = self.report_copy(c, cand, partner, ReportCopy::Complete, now);
                 if to == CheckStatus::Approved {
-                    writes.extend(recheck_scheduling(c, now));
+                    writes.extend(recheck_scheduling(c, partner.recheck_interval_days, now));
                 }
                 writes
             }
@@ -377,7 +386,7 @@ impl Service {
                 }) {
                     writes.extend(self.adverse_cancelled(conn, c, cand, partner, now).await?);
                 }
-                writes.extend(recheck_scheduling(c, now));
+                writes.extend(recheck_scheduling(c, partner.recheck_interval_days, now));
                 writes
             }
             CheckStatus::PendingFirstNotice => {
@@ -688,8 +697,9 @@ impl Service {
         purpose: &str,
     ) -> ServiceResult<TaskOutcome> {
         let txn = db::begin_write(&self.db).await?;
-        let Ok((c, cand, partner)) =
-            crate::check::find_with_owner(&txn, partner_id, check_id).await
+        let Some((c, cand, partner)) = crate::tasks::unless_gone(
+            crate::check::find_with_owner(&txn, partner_id, check_id).await,
+        )?
         else {
             return Ok(TaskOutcome::Done);
         };
@@ -1660,8 +1670,9 @@ impl Service {
         check_id: &str,
         payload: &Value,
     ) -> ServiceResult<TaskOutcome> {
-        let Ok((c, cand, partner)) =
-            crate::check::find_with_owner(&self.db, partner_id, check_id).await
+        let Some((c, cand, partner)) = crate::tasks::unless_gone(
+            crate::check::find_with_owner(&self.db, partner_id, check_id).await,
+        )?
         else {
             return Ok(TaskOutcome::Done);
         };
@@ -2010,8 +2021,9 @@ impl Service {
         check_id: &str,
     ) -> ServiceResult<TaskOutcome> {
         let txn = db::begin_write(&self.db).await?;
-        let Ok((c, cand, partner)) =
-            crate::check::find_with_owner(&txn, partner_id, check_id).await
+        let Some((c, cand, partner)) = crate::tasks::unless_gone(
+            crate::check::find_with_owner(&txn, partner_id, check_id).await,
+        )?
         else {
             return Ok(TaskOutcome::Done);
         };
@@ -2052,6 +2064,23 @@ impl Service {
             return Ok(TaskOutcome::Done);
         }
         if crate::monitoring::needs_fresh_consent(&cand) {
+            // Asked once for this date: a run of this task after one that committed its request
+            // (its end not recorded: the process stopped, the lease ran out) sends no second
+            // request, whose link would replace the one the candidate may be signing.
+            let asked_since = c.recheck_date.and_then(recheck_start);
+            let asked = match asked_since {
+                Some(since) => candidate_link::Entity::find()
+                    .filter(candidate_link::Column::CheckId.eq(&c.id))
+                    .filter(candidate_link::Column::Purpose.eq(LINK_RECHECK_CONSENT))
+                    .filter(candidate_link::Column::CreatedAt.gte(since))
+                    .one(&txn)
+                    .await?
+                    .is_some(),
+                None => false,
+            };
+            if asked {
+                return Ok(TaskOutcome::Done);
+            }
             let writes = self.recheck_consent_request(&c, &cand, &partner, self.clock.now());
             db::write_all(&txn, writes).await?;
         } else {
@@ -2117,14 +2146,21 @@ fn recheck_start(date: NaiveDate) -> Option<DateTime<Utc>> {
         .map(|d| d.with_timezone(&Utc))
 }
 
-/// The partner's interval recheck of an approved check, replacing an earlier one: at its
-/// `recheck_date`, or none without one.
-fn recheck_scheduling(c: &check::Model, now: DateTime<Utc>) -> Vec<SubQueryStatement> {
+/// The partner's interval recheck of a check approved `now`, replacing an earlier one: as its
+/// `recheck_date` begins, and not before the interval (`days`) is over (the date the interval
+/// ends on, in UTC−11, began up to a day before it ended: a one-day interval was rechecked
+/// within hours); none without a date.
+fn recheck_scheduling(
+    c: &check::Model,
+    days: Option<i32>,
+    now: DateTime<Utc>,
+) -> Vec<SubQueryStatement> {
     let cancel = tasks::cancelling(&c.id, &[TaskKind::ScheduledRecheck], now).into();
     let Some(date) = c.recheck_date else {
         return vec![cancel];
     };
-    let at = recheck_start(date).unwrap_or(now);
+    let over = now + Duration::days(i64::from(days.unwrap_or(0).max(0)));
+    let at = recheck_start(date).map_or(over, |start| start.max(over));
     vec![
         cancel,
         tasks::scheduling(

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::batch::{self, Batcher};
 use crate::db::PlannedEachTime;
-use crate::{Service, ServiceResult, db, ids, screen};
+use crate::{Service, ServiceError, ServiceResult, db, ids, screen};
 
 /// What a task does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +95,17 @@ pub const MAX_QUEUED: u64 = 500;
 /// hours, so an outage of the provider, the mail server or the database (a county recheck or
 /// an adverse-action notice coming due during it) delays a timed step rather than dropping it.
 pub const MAX_ATTEMPTS: i32 = 20;
+
+/// A task's subject as read, `None` when it is gone (deleted, or not the task's partner's): the
+/// task then has nothing to do. Any other error (the database unreachable mid-run) is the run's
+/// failure, run again after [`retry_delay`], never a reason to drop the step.
+pub(crate) fn unless_gone<T>(read: ServiceResult<T>) -> ServiceResult<Option<T>> {
+    match read {
+        Ok(v) => Ok(Some(v)),
+        Err(ServiceError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
 
 /// The longest wait between two runs of a failing task.
 const MAX_RETRY_DELAY_SECS: i64 = 3_600;
@@ -515,7 +526,7 @@ impl Service {
         reason: &str,
     ) -> ServiceResult<TaskOutcome> {
         let txn = crate::db::begin_write(&self.db).await?;
-        let Ok(c) = crate::check::find(&txn, partner_id, check_id).await else {
+        let Some(c) = unless_gone(crate::check::find(&txn, partner_id, check_id).await)? else {
             return Ok(TaskOutcome::Done);
         };
         if c.status != from {

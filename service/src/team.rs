@@ -73,7 +73,7 @@ impl Service {
         Ok(u)
     }
 
-    /// Changes a member's role; their tokens take the new role at once.
+    /// Changes a member's role; their tokens act at most at the new role at once.
     pub async fn change_team_member_role(
         &self,
         actor: &Actor,
@@ -82,27 +82,24 @@ impl Service {
     ) -> ServiceResult<user::Model> {
         actor.require(Role::Admin)?;
         let txn = db::begin_write(&self.db).await?;
+        // The member's row first (PostgreSQL): the role checked below is the role changed, not
+        // one a promotion committed meanwhile replaced (an admin would demote or remove a member
+        // just made super_admin).
+        db::lock_row(&txn, "users", &actor.partner_id, id).await?;
         let current = find(&txn, &actor.partner_id, id).await?;
         may_grant(actor, role)?;
         may_grant(actor, current.role)?;
         if current.role == Role::SuperAdmin && role != Role::SuperAdmin {
             ensure_another_super_admin(&txn, &actor.partner_id, id).await?;
         }
-        let was = current.role;
         let mut am = current.into_active_model();
         am.role = Set(role);
         am.updated_at = Set(crate::now());
         let u = am.update(&txn).await?;
-        // Tokens at the member's role follow it, up or down; a token made narrower on purpose
-        // (for a tool that needs less) keeps its role, lowered only if the new role is lower
-        // still.
-        api_token::Entity::update_many()
-            .col_expr(api_token::Column::Role, Expr::value(role.as_str()))
-            .filter(api_token::Column::UserId.eq(id))
-            .filter(api_token::Column::PartnerId.eq(&actor.partner_id))
-            .filter(api_token::Column::Role.is_in(tokens_taking(was, role)))
-            .exec(&txn)
-            .await?;
+        // The member's tokens keep the role they were made with: each acts at that role or the
+        // member's now, whichever is lower (`load_token_actor`). Rewriting them lost which were
+        // made narrower on purpose: a tool's `limited_team_member` token of a member demoted to
+        // that role and promoted again was raised with them.
         events::record(
             &txn,
             &actor.partner_id,
@@ -123,6 +120,10 @@ impl Service {
             return Err(ServiceError::conflict("you cannot remove yourself"));
         }
         let txn = db::begin_write(&self.db).await?;
+        // The member's row first (PostgreSQL): the role checked below is the role changed, not
+        // one a promotion committed meanwhile replaced (an admin would demote or remove a member
+        // just made super_admin).
+        db::lock_row(&txn, "users", &actor.partner_id, id).await?;
         let current = find(&txn, &actor.partner_id, id).await?;
         may_grant(actor, current.role)?;
         if current.role == Role::SuperAdmin {
@@ -194,13 +195,4 @@ async fn ensure_another_super_admin(
         ));
     }
     Ok(())
-}
-
-/// When a member's role changes from `was` to `now`, the roles of the member's tokens that take
-/// `now`: those at `was`, and those above `now`; the rest keep theirs.
-fn tokens_taking(was: Role, now: Role) -> Vec<Role> {
-    use sea_orm::Iterable;
-    Role::iter()
-        .filter(|r| *r == was || (r.at_least(now) && *r != now))
-        .collect()
 }

@@ -132,11 +132,27 @@ impl Service {
 
     pub async fn api_tokens(&self, actor: &Actor) -> ServiceResult<Vec<api_token::Model>> {
         actor.require(Role::SuperAdmin)?;
-        Ok(api_token::Entity::find()
+        let mut tokens = api_token::Entity::find()
             .filter(api_token::Column::PartnerId.eq(&actor.partner_id))
             .order_by_desc(api_token::Column::CreatedAt)
             .all(&self.db)
-            .await?)
+            .await?;
+        // Each as it acts: a member's token at most at the member's role now.
+        let members: std::collections::HashMap<String, Role> = user::Entity::find()
+            .filter(user::Column::PartnerId.eq(&actor.partner_id))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u.role))
+            .collect();
+        for t in &mut tokens {
+            if let Some(role) = t.user_id.as_ref().and_then(|u| members.get(u))
+                && !role.at_least(t.role)
+            {
+                t.role = *role;
+            }
+        }
+        Ok(tokens)
     }
 
     pub async fn revoke_api_token(

@@ -54,8 +54,8 @@ pub struct Config {
     #[arg(long, env = "CLEARHIRE_WORKER_CONCURRENCY", default_value_t = 32, value_parser = at_least_one_usize)]
     pub worker_concurrency: usize,
 
-    /// Milliseconds between polls of idle job queues and the outbox.
-    #[arg(long, env = "CLEARHIRE_POLL_INTERVAL_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Milliseconds between polls of idle job queues and the outbox (1 to 60000).
+    #[arg(long, env = "CLEARHIRE_POLL_INTERVAL_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub poll_interval_ms: u64,
 
     /// Comma-separated non-public IP addresses webhooks may still be delivered to (e.g. 127.0.0.1).
@@ -125,7 +125,7 @@ pub struct Config {
 
     /// Database connection pool size [default: 4 on SQLite (one writer at a time; each
     /// connection is a thread and a page cache), 16 on PostgreSQL].
-    #[arg(long, env = "CLEARHIRE_DB_MAX_CONNECTIONS")]
+    #[arg(long, env = "CLEARHIRE_DB_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
     pub db_max_connections: Option<u32>,
 
     /// Largest `first`/`last` a list accepts.
@@ -169,7 +169,7 @@ pub struct Config {
     pub log_sql: bool,
 
     /// Log format: `text` or `json`.
-    #[arg(long, env = "CLEARHIRE_LOG_FORMAT", default_value = "text")]
+    #[arg(long, env = "CLEARHIRE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
 
     /// Seconds in-flight requests get to finish on shutdown.
@@ -335,8 +335,14 @@ mod tests {
     }
 
     #[test]
-    fn a_poll_interval_or_a_concurrency_of_zero_is_refused() {
-        for args in [["--poll-interval-ms", "0"], ["--worker-concurrency", "0"]] {
+    fn settings_that_make_no_sense_are_refused() {
+        for args in [
+            ["--poll-interval-ms", "0"],
+            ["--poll-interval-ms", "60001"],
+            ["--worker-concurrency", "0"],
+            ["--db-max-connections", "0"],
+            ["--log-format", "JSN"],
+        ] {
             let refused = Cli::try_parse_from(std::iter::once("clearhire").chain(args));
             assert!(refused.is_err(), "{args:?}");
         }

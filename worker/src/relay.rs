@@ -69,6 +69,18 @@ impl RelayCursor {
     }
 }
 
+/// The longest pause of a relay whose batches keep failing (the database or Redis down).
+const RELAY_MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// How long the relay waits after its `failures`th failed batch in a row: `idle`, doubling with
+/// each failure, at most [`RELAY_MAX_BACKOFF`]. A database that is down is not asked (and its
+/// failure logged) every `idle` over and over.
+fn relay_backoff(idle: Duration, failures: u32) -> Duration {
+    idle.saturating_mul(1 << failures.min(16))
+        .min(RELAY_MAX_BACKOFF)
+        .max(idle)
+}
+
 /// Outbox events deleted per statement by the sweeper, up to ten statements a sweep.
 const PRUNE_BATCH: u64 = 1000;
 
@@ -90,6 +102,7 @@ pub async fn run_relay(
         last_full_scan: std::time::Instant::now(),
     });
     let lock = || cursor.lock().unwrap_or_else(|e| e.into_inner());
+    let failures = std::sync::atomic::AtomicU32::new(0);
     poll_until_stopped(
         idle,
         stop,
@@ -106,6 +119,7 @@ pub async fn run_relay(
                 .await;
             match res {
                 Ok((events, deliveries)) => {
+                    failures.store(0, std::sync::atomic::Ordering::Relaxed);
                     if let Some(max) = events.iter().map(|e| e.id).max() {
                         let mut c = lock();
                         c.highest = c.highest.max(max);
@@ -124,7 +138,11 @@ pub async fn run_relay(
                     !events.is_empty()
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "relay: batch failed; retrying");
+                    let n = failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let pause = relay_backoff(idle, n);
+                    tracing::warn!(error = %e, failures = n + 1, retry_in_ms = pause.as_millis() as u64, "relay: batch failed; retrying");
+                    // The loop itself waits `idle` more.
+                    tokio::time::sleep(pause.saturating_sub(idle)).await;
                     false
                 }
             }
@@ -213,5 +231,21 @@ pub async fn run_sweeper(
             }
             Err(e) => tracing::warn!(error = %e, "sweeper: query failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_relay_waits_longer_each_time_up_to_its_cap() {
+        let idle = Duration::from_millis(50);
+        let waits: Vec<u128> = (0..8).map(|n| relay_backoff(idle, n).as_millis()).collect();
+        assert_eq!(waits, [50, 100, 200, 400, 800, 1600, 2000, 2000]);
+        assert_eq!(relay_backoff(idle, u32::MAX), RELAY_MAX_BACKOFF);
+        // An idle interval above the cap is kept as it is.
+        let slow = Duration::from_secs(5);
+        assert_eq!(relay_backoff(slow, 3), slow);
     }
 }

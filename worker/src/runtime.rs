@@ -59,6 +59,60 @@ impl WorkerHandle {
     }
 }
 
+/// How long a loop that panicked waits before it starts again.
+const RESTART_AFTER_PANIC: Duration = Duration::from_secs(1);
+
+/// Runs the loop `start` makes until `stop` turns true, starting it again (after
+/// [`RESTART_AFTER_PANIC`], logged as an error) whenever it panics: a relay, sweeper or scheduler
+/// that died would otherwise leave the process serving and looking healthy while events, lost
+/// jobs or timed steps wait for good.
+fn supervised<F, Fut>(
+    what: &'static str,
+    mut stop: watch::Receiver<bool>,
+    start: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let run = tokio::spawn(start());
+            let abort = run.abort_handle();
+            // Aborted with the supervisor (a runtime shutting down).
+            let _guard = AbortOnDrop(abort);
+            match run.await {
+                Ok(()) => return,
+                Err(e) if e.is_panic() => {
+                    let panic = e.into_panic();
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(task = what, panic = %message, "background task panicked; starting it again");
+                }
+                Err(_) => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(RESTART_AFTER_PANIC) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    })
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 pub async fn start(
     service: Service,
     bus: Bus,
@@ -69,27 +123,32 @@ pub async fn start(
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     if config.relay {
-        tasks.push(tokio::spawn(crate::relay::run_relay(
+        let (svc, b, q, idle, st) = (
             service.clone(),
             bus.clone(),
             queue.clone(),
             config.poll_interval,
             stop_rx.clone(),
-        )));
-        tasks.push(tokio::spawn(crate::relay::run_sweeper(
-            service.clone(),
-            queue.clone(),
-            // Deliveries are leased while sent, so re-queueing one that is merely late is harmless.
-            Duration::from_secs(5),
-            Duration::from_secs(5),
-            stop_rx.clone(),
-        )));
-        tasks.push(tokio::spawn(crate::scheduler::run_scheduler(
-            service.clone(),
-            queue.clone(),
-            config.poll_interval,
-            stop_rx.clone(),
-        )));
+        );
+        tasks.push(supervised("relay", stop_rx.clone(), move || {
+            crate::relay::run_relay(svc.clone(), b.clone(), q.clone(), idle, st.clone())
+        }));
+        let (svc, q, st) = (service.clone(), queue.clone(), stop_rx.clone());
+        tasks.push(supervised("sweeper", stop_rx.clone(), move || {
+            crate::relay::run_sweeper(
+                svc.clone(),
+                q.clone(),
+                // Deliveries are leased while sent, so re-queueing one that is merely late is
+                // harmless.
+                Duration::from_secs(5),
+                Duration::from_secs(5),
+                st.clone(),
+            )
+        }));
+        let (svc, q, st) = (service.clone(), queue.clone(), stop_rx.clone());
+        tasks.push(supervised("scheduler", stop_rx.clone(), move || {
+            crate::scheduler::run_scheduler(svc.clone(), q.clone(), idle, st.clone())
+        }));
     }
     // Unique per live process: pid plus a random suffix plus the restart count.
     let suffix: u32 = rand_suffix();
@@ -169,4 +228,45 @@ fn rand_suffix() -> u32 {
             .unwrap_or(0),
     );
     h.finish() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn a_background_loop_that_panics_is_started_again_until_stopped() {
+        let (stop, stop_rx) = watch::channel(false);
+        let starts = Arc::new(AtomicUsize::new(0));
+        let counted = starts.clone();
+        let rx = stop_rx.clone();
+        let handle = supervised("test", stop_rx, move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            let mut rx = rx.clone();
+            async move {
+                if n < 2 {
+                    panic!("run {n} fails");
+                }
+                // The third run lasts until the stop.
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        });
+        // Two panics, each followed by a pause of a second.
+        for _ in 0..100 {
+            if starts.load(Ordering::SeqCst) >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(starts.load(Ordering::SeqCst), 3);
+        assert!(!handle.is_finished());
+        stop.send(true).expect("stop");
+        tokio::time::timeout(Duration::from_secs(1), handle)
+            .await
+            .expect("stops")
+            .expect("no panic escapes");
+        assert_eq!(starts.load(Ordering::SeqCst), 3);
+    }
 }

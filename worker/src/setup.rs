@@ -101,6 +101,13 @@ pub fn worker_config(config: &Config, relay: bool) -> anyhow::Result<WorkerConfi
 /// Runs the relay (when `relay`) and the job workers until SIGTERM or Ctrl-C, then lets the jobs
 /// in flight finish: a worker process.
 pub async fn run_worker(config: &Config, relay: bool) -> anyhow::Result<()> {
+    if relay && config.redis_url.is_none() {
+        tracing::warn!(
+            "no REDIS_URL: this worker's relay publishes events on a bus of its own, which no api \
+             process's live subscriptions hear, and its jobs wait in its own DATA_DIR/jobs.db; \
+             set REDIS_URL here and in the api processes to scale out"
+        );
+    }
     let svc = service_from(config).await?;
     let (bus, queue) = back_half(config).await?;
     let handle = crate::start(svc.clone(), bus, queue, worker_config(config, relay)?).await?;

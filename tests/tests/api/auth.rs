@@ -208,6 +208,41 @@ async fn token_for_a_team_member_carries_their_email_and_follows_their_role() {
     };
     assert_eq!(role_of(token.clone()).await, "admin");
     assert_eq!(role_of(narrow.clone()).await, "limited_team_member");
+    // Demoted to the narrow token's own role and promoted again: the narrow token stays as it
+    // was made, however the two roles met on the way.
+    for role in ["limited_team_member", "admin"] {
+        app.gql(
+            "mutation($u: ID!, $r: Role!) { changeTeamMemberRole(id: $u, role: $r) { role } }",
+            json!({"u": uid, "r": role}),
+        )
+        .await
+        .data();
+        assert_eq!(role_of(token.clone()).await, role);
+        assert_eq!(role_of(narrow.clone()).await, "limited_team_member");
+    }
+    // The list shows each token as it acts.
+    let listed = app
+        .gql("{ apiTokens { name role } }", json!({}))
+        .await
+        .data()["apiTokens"]
+        .clone();
+    let roles: Vec<(String, String)> = listed
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .filter(|t| t["name"] == "x" || t["name"] == "bi")
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap_or("").into(),
+                t["role"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    assert!(
+        roles.contains(&("bi".into(), "limited_team_member".into())),
+        "{roles:?}"
+    );
+    assert!(roles.contains(&("x".into(), "admin".into())), "{roles:?}");
     // Removed: the token is revoked.
     app.gql(
         "mutation($u: ID!) { removeTeamMember(id: $u) { id } }",

@@ -483,3 +483,26 @@ async fn processes_starting_together_migrate_the_database_between_them() {
             .is_empty()
     );
 }
+
+/// On PostgreSQL every session of the pool ends a transaction left idle for a minute: a process
+/// frozen mid-transaction does not hold its locks (the relay's turn, a check's row) until TCP
+/// gives up on it.
+#[tokio::test]
+async fn a_transaction_left_idle_is_ended_by_postgresql() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let app = spawn_app().await;
+    let db = app.service.db();
+    if db.get_database_backend() != DbBackend::Postgres {
+        eprintln!("CLEARHIRE_TEST_PG_URL unset: idle transactions are PostgreSQL's case");
+        return;
+    }
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT current_setting('idle_in_transaction_session_timeout') AS t",
+        ))
+        .await
+        .expect("setting")
+        .expect("row");
+    assert_eq!(row.try_get::<String>("", "t").expect("t"), "1min");
+}

@@ -148,6 +148,25 @@ async fn limited_team_member_sees_candidates_and_statuses_but_no_ssn_dob_or_repo
         )
         .await;
     assert_eq!(fixed.data()["updateCandidate"]["email"], "typo@example.com");
+    // One with an SSN on file and no check yet is as good as screened: a check started after the
+    // move would run on that SSN, its consent link and report going to the new address.
+    let on_file = app
+        .gql(
+            "mutation { createCandidate(input: {firstName: \"Lotho\", lastName: \"Sackville\", email: \"lotho@example.com\", ssn: \"234-56-7891\"}) { id } }",
+            json!({}),
+        )
+        .await
+        .data()["createCandidate"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    app.gql_as(
+        Some(&limited),
+        move_email,
+        json!({"id": on_file, "e": "limited.inbox@example.com"}),
+    )
+    .await
+    .expect_err("FORBIDDEN", None);
 }
 
 #[tokio::test]

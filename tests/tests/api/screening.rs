@@ -1095,6 +1095,17 @@ async fn adverse_action_runs_in_the_fcra_order_on_business_days() {
         body.to_lowercase().contains("felony"),
         "the findings: {body}"
     );
+    // The period's end as an instant, not a date that may be a day early where the candidate is.
+    let due: chrono::DateTime<chrono::Utc> = s["adverseAction"]["dueAt"]
+        .as_str()
+        .expect("due")
+        .parse()
+        .expect("time");
+    let until = due.format("%A, %B %-d, %Y at %H:%M UTC").to_string();
+    assert!(
+        body.contains(&format!("No final decision will be made before {until}.")),
+        "{body}"
+    );
 
     // A person cannot skip the waiting period.
     app.transition(&check, "pending__second_notice")
@@ -1159,9 +1170,160 @@ async fn adverse_action_runs_in_the_fcra_order_on_business_days() {
     assert_eq!(r.data()["check"]["adverseAction"]["state"], "completed");
 }
 
-/// PostgreSQL: a dispute and a concurrent change of the check (here a change committed while the
-/// dispute waits for the row, as the final notice coming due would be) cannot both go through:
-/// the dispute, second, is refused, and the adverse action stays as it was.
+/// The pre-adverse notice names what the report found: the screening's findings and a
+/// monitoring charge added since, not the charge alone.
+#[tokio::test]
+async fn a_pre_adverse_notice_lists_the_screening_findings_and_a_later_charge() {
+    let (app, _rx) = screening_app().await;
+    let (_, check) = hosted_in_texas(&app, "Walter", "White").await;
+    app.wait_check_status(&check, "pending").await;
+    app.transition(&check, "approved").await.data();
+    enroll_monitoring(&app, &check).await;
+    arrest_alert(&app, &check, true).await;
+    advance(&app, 15);
+    app.wait_check_status(&check, "review__cm").await;
+    app.transition(&check, "pending").await.data();
+    on_check(&app, "startAdverseAction", &check).await;
+    let pre = emails_of_kind(&app, &check, "pre_adverse_notice").await;
+    let body = pre[0]["body"].as_str().expect("body");
+    let found = &body[body.find("The report found:").expect("findings")..];
+    assert!(found.to_lowercase().contains("felony"), "{body}");
+    assert!(
+        found.contains("continuous monitoring: a charge was found in Alameda County, CA"),
+        "{body}"
+    );
+}
+
+/// A monitoring charge found during the pre-adverse waiting period restarts it: the candidate has
+/// the whole period to dispute the new record before the final notice.
+#[tokio::test]
+async fn a_charge_found_during_the_waiting_period_restarts_it() {
+    let (app, _rx) = screening_app().await;
+    app.gql(
+        "mutation { updatePartnerSettings(input: {adverseActionDays: 20}) { adverseActionDays } }",
+        json!({}),
+    )
+    .await
+    .data();
+    let (_, check) = hosted_in_texas(&app, "Walter", "White").await;
+    app.wait_check_status(&check, "pending").await;
+    app.transition(&check, "approved").await.data();
+    enroll_monitoring(&app, &check).await;
+    arrest_alert(&app, &check, true).await;
+    advance(&app, 15);
+    app.wait_check_status(&check, "review__cm").await;
+    app.transition(&check, "pending").await.data();
+    // A second arrest, then adverse action: its county recheck comes due inside the period.
+    arrest_alert(&app, &check, true).await;
+    on_check(&app, "startAdverseAction", &check).await;
+    let due = || async {
+        let r = app
+            .gql(
+                "query($c: ID!) { check(id: $c) { status adverseAction { state dueAt } } }",
+                json!({"c": check}),
+            )
+            .await;
+        let c = r.data()["check"].clone();
+        assert_eq!(c["status"], "pending__first_notice", "{c}");
+        assert_eq!(c["adverseAction"]["state"], "waiting", "{c}");
+        c["adverseAction"]["dueAt"]
+            .as_str()
+            .expect("due")
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .expect("time")
+    };
+    let first_due = due().await;
+    advance(&app, 15);
+    eventually("the second charge's report", 10, || async {
+        let n = reports(&app, &check)
+            .await
+            .iter()
+            .filter(|r| r["kind"] == "monitoring")
+            .count();
+        (n == 2).then_some(())
+    })
+    .await;
+    let now = app.service.clock().now();
+    let restarted = due().await;
+    assert!(restarted > first_due, "{restarted} after {first_due}");
+    assert!(
+        restarted >= now + chrono::Duration::days(20),
+        "20 business days from the charge: {restarted}, now {now}"
+    );
+}
+
+/// A timed step whose read of its check fails (the database answering an error mid-run) is run
+/// again later, not taken for a check that is gone: here the final notice comes due while the
+/// checks table has lost the column it reads, and goes out once the column is back.
+#[tokio::test]
+async fn a_timed_step_that_cannot_read_its_check_runs_again() {
+    let (app, _rx) = screening_app().await;
+    let (_, check) = hosted(&app, "Walter", "White", None, None).await;
+    app.wait_check_status(&check, "pending").await;
+    let r = app
+        .gql(
+            "mutation($c: ID!) { startAdverseAction(checkId: $c, reason: \"felony within 7 years\") { status } }",
+            json!({"c": check}),
+        )
+        .await;
+    assert_eq!(
+        r.data()["startAdverseAction"]["status"],
+        "pending__first_notice"
+    );
+    let alter = |from: &'static str, to: &'static str| {
+        let app = &app;
+        async move {
+            sea_orm::ConnectionTrait::execute_unprepared(
+                app.service.db(),
+                &format!("ALTER TABLE checks RENAME COLUMN {from} TO {to}"),
+            )
+            .await
+        }
+    };
+    let r = app
+        .gql(
+            "query($c: ID!) { check(id: $c) { adverseAction { dueAt } } }",
+            json!({"c": check}),
+        )
+        .await;
+    let due: chrono::DateTime<chrono::Utc> = r.data()["check"]["adverseAction"]["dueAt"]
+        .as_str()
+        .expect("due")
+        .parse()
+        .expect("time");
+    alter("status", "status_away").await.expect("rename");
+    let clock = app.service.clock();
+    clock.advance(due - clock.now() + chrono::Duration::minutes(1));
+    let failed_run = || async {
+        app.dump("tasks").await.into_iter().find(|t| {
+            t["kind"] == "adverse.final_notice"
+                && t["last_error"].is_string()
+                && t["status"] != "done"
+        })
+    };
+    let mut seen = None;
+    for _ in 0..100 {
+        seen = failed_run().await;
+        if seen.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    alter("status_away", "status").await.expect("rename back");
+    let task = seen.expect("the final notice's run failed and waits to run again");
+    assert!(task["attempts"].as_i64() >= Some(1), "{task}");
+    // Its next run is due within seconds; the clock moves past it.
+    app.service.clock().advance(chrono::Duration::hours(2));
+    app.wait_check_status(&check, "pending__second_notice")
+        .await;
+    assert_eq!(
+        emails_of_kind(&app, &check, "final_adverse_notice")
+            .await
+            .len(),
+        1
+    );
+}
+
 /// A check can owe two reinvestigations: a dispute whose adverse action was cancelled, and
 /// one of a later adverse action after a recheck. The agency names the one it ends; each
 /// outcome lands on its own dispute.
@@ -1257,6 +1419,42 @@ async fn each_of_two_open_disputes_of_a_check_is_resolved_on_its_own() {
     );
 }
 
+/// A dispute whose adverse action was cancelled, resolved twice at once (the agency's command run
+/// twice): one resolution lands, the other is refused, and the candidate hears the outcome once.
+#[tokio::test]
+async fn a_dispute_is_resolved_once_when_resolved_twice_at_once() {
+    let (app, _rx) = screening_app().await;
+    let (_, check) = hosted_in_texas(&app, "Walter", "White").await;
+    app.wait_check_status(&check, "pending").await;
+    on_check(&app, "startAdverseAction", &check).await;
+    app.gql(
+        "mutation($c: ID!) { disputeAdverseAction(checkId: $c, reason: \"not my case\") { state } }",
+        json!({"c": check}),
+    )
+    .await
+    .data();
+    assert_eq!(
+        on_check(&app, "cancelAdverseAction", &check).await,
+        "approved"
+    );
+    let mails_before = emails(&app, &check).await.len();
+    let resolve = |resolution: &'static str| {
+        app.service
+            .agency_resolve_dispute(&check, None, DisputeOutcome::Upheld, resolution)
+    };
+    let (a, b) = tokio::join!(resolve("court record verified"), resolve("verified again"));
+    assert!(
+        a.is_ok() != b.is_ok(),
+        "exactly one lands: {:?} {:?}",
+        a.map(|c| c.status),
+        b.map(|c| c.status)
+    );
+    assert_eq!(emails(&app, &check).await.len(), mails_before + 1);
+}
+
+/// PostgreSQL: a dispute and a concurrent change of the check (here a change committed while the
+/// dispute waits for the row, as the final notice coming due would be) cannot both go through:
+/// the dispute, second, is refused, and the adverse action stays as it was.
 #[tokio::test]
 async fn a_dispute_loses_to_a_change_of_the_check_committed_first() {
     use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
@@ -1369,6 +1567,19 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
         !html.contains("Dispute this report") && html.contains("We are reinvestigating"),
         "{html}"
     );
+    // The form sent again (a second click, the back button): told it is already in hand.
+    let again = post_form(
+        &app.client,
+        &format!("{link}/dispute"),
+        &[("reason", "The 2024 case is not mine.")],
+        None,
+    )
+    .await;
+    let html = again.text().await.expect("html");
+    assert!(
+        html.contains("We already have your dispute") && !html.contains("was not sent"),
+        "{html}"
+    );
     let r = app
         .gql("query($c: ID!) { check(id: $c) { status adverseAction { state dueAt remainingBusinessDays disputeReason } } }", json!({"c": check}))
         .await;
@@ -1444,10 +1655,13 @@ async fn a_dispute_pauses_the_waiting_period_and_cancelling_approves() {
             .expect("time");
     let resolved = body_of("dispute_resolved");
     assert!(resolved.contains("the report stands"), "{resolved}");
-    // The date on the business-day clock (UTC−11).
-    let local = due.with_timezone(&chrono::FixedOffset::west_opt(11 * 3600).expect("offset"));
+    // The end of the waiting period as an instant.
     assert!(
-        resolved.contains(&local.format("before %A, %B %-d, %Y").to_string()),
+        resolved.contains(
+            &due.with_timezone(&chrono::Utc)
+                .format("before %A, %B %-d, %Y at %H:%M UTC")
+                .to_string()
+        ),
         "{resolved}"
     );
     // A partner listening only to webhooks hears of the dispute and of its end.
@@ -2541,6 +2755,26 @@ async fn rechecks_keep_every_report_and_follow_the_partner_interval() {
         .date_naive()
         .to_string();
     assert_eq!(r.data()["check"]["recheckDate"], expected.as_str());
+    // It runs once the whole interval is over, not as its date began in UTC−11 (up to a day
+    // earlier).
+    let scheduled = {
+        use entity::task;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        task::Entity::find()
+            .filter(task::Column::Kind.eq("recheck.scheduled"))
+            .filter(task::Column::CheckId.eq(&check))
+            .all(app.service.db())
+            .await
+            .expect("tasks")
+    };
+    assert_eq!(scheduled.len(), 1, "{scheduled:?}");
+    let run_at = scheduled[0].run_at;
+    let approved = app.service.clock().now();
+    assert!(
+        run_at > approved + chrono::Duration::days(30) - chrono::Duration::minutes(1),
+        "{run_at} for an approval at about {approved}"
+    );
+    assert!(run_at < approved + chrono::Duration::days(31), "{run_at}");
     // On demand: same check, same turnId, back through processing.
     let r = app
         .gql(
@@ -2750,6 +2984,36 @@ async fn a_california_recheck_asks_the_candidate_to_consent_again() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.check_status(&check).await, "approved");
     assert_eq!(reports(&app, &check).await.len(), 2);
+    // The scheduled step run again (its end not recorded: the process stopped, say) asks no
+    // second time.
+    {
+        use entity::task;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+        let done = task::Entity::find()
+            .filter(task::Column::Kind.eq("recheck.scheduled"))
+            .filter(task::Column::CheckId.eq(&check))
+            .filter(task::Column::Status.eq("done"))
+            .all(app.service.db())
+            .await
+            .expect("tasks");
+        let last = done
+            .iter()
+            .max_by_key(|t| t.run_at)
+            .expect("the step that asked");
+        let lease = app.service.clock().now() + chrono::Duration::minutes(2);
+        task::Entity::update_many()
+            .col_expr(task::Column::Status, Expr::value("queued"))
+            .col_expr(task::Column::LeaseUntil, Expr::value(lease))
+            .filter(task::Column::Id.eq(&last.id))
+            .exec(app.service.db())
+            .await
+            .expect("queue again");
+        assert!(app.service.run_task(&last.id).await.expect("run again"));
+    }
+    assert_eq!(
+        emails_of_kind(&app, &check, "recheck_consent").await.len(),
+        3
+    );
 
     // A newer check of the candidate's starts before they sign: the recheck can no longer run
     // beside it, and signing says there is nothing to sign (410), not "try again" (503).
@@ -2767,6 +3031,32 @@ async fn a_california_recheck_asks_the_candidate_to_consent_again() {
     );
     assert_eq!(app.check_status(&check).await, "approved");
     assert_eq!(app.check_status(&newer).await, "emailed");
+}
+
+/// A California recheck's consent link stops working once the recheck starts another way: the
+/// candidate moved to Texas, the recheck asked again went straight to processing, and signing the
+/// old link later would start a recheck no one asked for.
+#[tokio::test]
+async fn a_recheck_consent_link_ends_when_the_recheck_starts_without_it() {
+    let (app, _rx) = screening_app().await;
+    let (cand, check) = hosted(&app, "Fredegar", "Bolger", None, None).await;
+    app.wait_check_status(&check, "approved").await;
+    assert_eq!(on_check(&app, "recheckCheck", &check).await, "approved");
+    let asks = emails_of_kind(&app, &check, "recheck_consent").await;
+    let link = invitation_link(&asks[0]);
+    let client = no_redirects();
+    assert_eq!(client.get(&link).send().await.expect("page").status(), 200);
+    app.gql(
+        "mutation($id: ID!) { updateCandidate(id: $id, input: {zip: \"78701\", state: \"TX\", city: \"Austin\"}) { id } }",
+        json!({"id": cand}),
+    )
+    .await
+    .data();
+    assert_eq!(on_check(&app, "recheckCheck", &check).await, "processing");
+    assert_eq!(client.get(&link).send().await.expect("page").status(), 410);
+    app.wait_check_status(&check, "approved").await;
+    assert_eq!(client.get(&link).send().await.expect("page").status(), 410);
+    assert_eq!(reports(&app, &check).await.len(), 2);
 }
 
 /// A California recheck asked for on a Consider check ends when adverse action starts: its
@@ -3143,6 +3433,82 @@ async fn a_second_charge_is_reported_and_withdrawal_ends_monitoring() {
         ],
     )
     .await;
+}
+
+/// A county that answers a second alert with the record an earlier alert's recheck already put in
+/// the report (two bookings of one arrest, raised the same day) has found no new charge: the
+/// partner hears of the charge once, and the report holds its record once.
+#[tokio::test]
+async fn a_charge_already_in_the_report_is_not_reported_again() {
+    let (app, rx) = screening_app().await;
+    let (cand, check) = hosted_in_texas(&app, "Lobelia", "Bracegirdle").await;
+    app.wait_check_status(&check, "approved").await;
+    enroll_monitoring(&app, &check).await;
+    arrest_alert(&app, &check, true).await;
+    arrest_alert(&app, &check, true).await;
+    advance(&app, 15);
+    app.wait_check_status(&check, "review__cm").await;
+    // Each alert as (status, county rechecks run).
+    let alerts = || async {
+        let r = app
+            .gql(
+                "query($c: ID!) { check(id: $c) { monitoringAlerts { status rechecks } } }",
+                json!({"c": check}),
+            )
+            .await;
+        let mut s: Vec<(String, i64)> = r.data()["check"]["monitoringAlerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .map(|a| {
+                (
+                    a["status"].as_str().unwrap_or("?").to_string(),
+                    a["rechecks"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect();
+        s.sort();
+        s
+    };
+    let pairs = |v: &[(&str, i64)]| -> Vec<(String, i64)> {
+        v.iter().map(|(s, n)| ((*s).to_string(), *n)).collect()
+    };
+    // The second found nothing new: like a recheck without a charge, it looks again later.
+    let want = pairs(&[("charged", 1), ("waiting", 1)]);
+    eventually("both county rechecks", 10, || async {
+        (alerts().await == want).then_some(())
+    })
+    .await;
+    advance(&app, 31);
+    let want = pairs(&[("charged", 1), ("no_charge", 2)]);
+    eventually("the follow-up recheck", 10, || async {
+        (alerts().await == want).then_some(())
+    })
+    .await;
+    expect_states(
+        &rx,
+        &cand,
+        &["consent", "processing", "approved", "review__cm"],
+    )
+    .await;
+    let monitoring: Vec<Value> = reports(&app, &check)
+        .await
+        .into_iter()
+        .filter(|r| r["kind"] == "monitoring")
+        .collect();
+    assert_eq!(monitoring.len(), 1);
+    let alameda: Vec<&Value> = monitoring[0]["report"]["checks"]["criminal"]
+        .as_array()
+        .expect("counties")
+        .iter()
+        .filter(|c| {
+            c["county"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("Alameda"))
+        })
+        .collect();
+    assert_eq!(alameda.len(), 1);
+    assert_eq!(alameda[0]["value"].as_array().map(Vec::len), Some(1));
 }
 
 /// A county recheck that comes due while a recheck of the whole check is screening the candidate
