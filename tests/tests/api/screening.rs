@@ -331,19 +331,24 @@ fn advance(app: &TestApp, days: i64) {
     app.service.clock().advance(chrono::Duration::days(days));
 }
 
-/// Moves the clock just past the end of the check's adverse-action waiting period.
-pub(crate) async fn advance_past_waiting_period(app: &TestApp, check: &str) {
+/// The end of the check's running adverse-action waiting period.
+async fn waiting_period_end(app: &TestApp, check: &str) -> chrono::DateTime<chrono::Utc> {
     let r = app
         .gql(
             "query($c: ID!) { check(id: $c) { adverseAction { dueAt } } }",
             json!({"c": check}),
         )
         .await;
-    let due: chrono::DateTime<chrono::Utc> = r.data()["check"]["adverseAction"]["dueAt"]
+    r.data()["check"]["adverseAction"]["dueAt"]
         .as_str()
         .expect("a running waiting period")
         .parse()
-        .expect("time");
+        .expect("time")
+}
+
+/// Moves the clock just past the end of the check's adverse-action waiting period.
+pub(crate) async fn advance_past_waiting_period(app: &TestApp, check: &str) {
+    let due = waiting_period_end(app, check).await;
     let clock = app.service.clock();
     clock.advance(due - clock.now() + chrono::Duration::minutes(1));
 }
@@ -1170,19 +1175,26 @@ async fn adverse_action_runs_in_the_fcra_order_on_business_days() {
     assert_eq!(r.data()["check"]["adverseAction"]["state"], "completed");
 }
 
+/// Walter White's check (Consider), approved by hand, enrolled in monitoring, put in review by
+/// an Alameda County charge 15 days later, and marked Consider again: returns the check.
+async fn consider_after_a_monitoring_charge(app: &TestApp) -> String {
+    let (_, check) = hosted_in_texas(app, "Walter", "White").await;
+    app.wait_check_status(&check, "pending").await;
+    app.transition(&check, "approved").await.data();
+    enroll_monitoring(app, &check).await;
+    arrest_alert(app, &check, true).await;
+    advance(app, 15);
+    app.wait_check_status(&check, "review__cm").await;
+    app.transition(&check, "pending").await.data();
+    check
+}
+
 /// The pre-adverse notice names what the report found: the screening's findings and a
 /// monitoring charge added since, not the charge alone.
 #[tokio::test]
 async fn a_pre_adverse_notice_lists_the_screening_findings_and_a_later_charge() {
     let (app, _rx) = screening_app().await;
-    let (_, check) = hosted_in_texas(&app, "Walter", "White").await;
-    app.wait_check_status(&check, "pending").await;
-    app.transition(&check, "approved").await.data();
-    enroll_monitoring(&app, &check).await;
-    arrest_alert(&app, &check, true).await;
-    advance(&app, 15);
-    app.wait_check_status(&check, "review__cm").await;
-    app.transition(&check, "pending").await.data();
+    let check = consider_after_a_monitoring_charge(&app).await;
     on_check(&app, "startAdverseAction", &check).await;
     let pre = emails_of_kind(&app, &check, "pre_adverse_notice").await;
     let body = pre[0]["body"].as_str().expect("body");
@@ -1205,14 +1217,7 @@ async fn a_charge_found_during_the_waiting_period_restarts_it() {
     )
     .await
     .data();
-    let (_, check) = hosted_in_texas(&app, "Walter", "White").await;
-    app.wait_check_status(&check, "pending").await;
-    app.transition(&check, "approved").await.data();
-    enroll_monitoring(&app, &check).await;
-    arrest_alert(&app, &check, true).await;
-    advance(&app, 15);
-    app.wait_check_status(&check, "review__cm").await;
-    app.transition(&check, "pending").await.data();
+    let check = consider_after_a_monitoring_charge(&app).await;
     // A second arrest, then adverse action: its county recheck comes due inside the period.
     arrest_alert(&app, &check, true).await;
     on_check(&app, "startAdverseAction", &check).await;
@@ -1260,14 +1265,8 @@ async fn a_timed_step_that_cannot_read_its_check_runs_again() {
     let (app, _rx) = screening_app().await;
     let (_, check) = hosted(&app, "Walter", "White", None, None).await;
     app.wait_check_status(&check, "pending").await;
-    let r = app
-        .gql(
-            "mutation($c: ID!) { startAdverseAction(checkId: $c, reason: \"felony within 7 years\") { status } }",
-            json!({"c": check}),
-        )
-        .await;
     assert_eq!(
-        r.data()["startAdverseAction"]["status"],
+        on_check(&app, "startAdverseAction", &check).await,
         "pending__first_notice"
     );
     let alter = |from: &'static str, to: &'static str| {
@@ -1280,17 +1279,7 @@ async fn a_timed_step_that_cannot_read_its_check_runs_again() {
             .await
         }
     };
-    let r = app
-        .gql(
-            "query($c: ID!) { check(id: $c) { adverseAction { dueAt } } }",
-            json!({"c": check}),
-        )
-        .await;
-    let due: chrono::DateTime<chrono::Utc> = r.data()["check"]["adverseAction"]["dueAt"]
-        .as_str()
-        .expect("due")
-        .parse()
-        .expect("time");
+    let due = waiting_period_end(&app, &check).await;
     alter("status", "status_away").await.expect("rename");
     let clock = app.service.clock();
     clock.advance(due - clock.now() + chrono::Duration::minutes(1));
