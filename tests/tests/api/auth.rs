@@ -314,6 +314,58 @@ async fn a_members_token_never_outlives_or_outranks_the_member() {
     assert_eq!(me.data()["me"]["role"], "limited_team_member");
 }
 
+/// An admin's change of a member made while a super_admin's promotion of that member to
+/// super_admin is being committed is judged on the member as promoted: refused, since only a
+/// super_admin changes a super_admin. (Judged on the member as read before, the demotion went
+/// through on PostgreSQL once the promotion committed.)
+#[tokio::test]
+async fn an_admin_cannot_demote_a_member_promoted_at_that_moment() {
+    use sea_orm::TransactionTrait;
+    let app = spawn_app().await;
+    let m = app
+        .gql(
+            "mutation { inviteTeamMember(input: {email: \"rising@example.com\", role: admin}) { id } }",
+            json!({}),
+        )
+        .await;
+    let uid = m.data()["inviteTeamMember"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let admin = app.token_with_role("admin").await;
+    // The promotion, written and not yet committed: it holds the member's row.
+    let promotion = app.service.db().begin().await.expect("begin");
+    promotion
+        .execute_unprepared(&format!(
+            "UPDATE users SET role = 'super_admin' WHERE id = '{uid}'"
+        ))
+        .await
+        .expect("promote");
+    let demote = app.gql_as(
+        Some(&admin),
+        "mutation($u: ID!) { changeTeamMemberRole(id: $u, role: team_member) { role } }",
+        json!({"u": uid}),
+    );
+    let commit = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        promotion.commit().await.expect("commit");
+    };
+    let (demoted, ()) = tokio::join!(demote, commit);
+    demoted.expect_err("FORBIDDEN", None);
+    let r = app
+        .gql("{ teamMembers { id role } }", json!({}))
+        .await
+        .data()["teamMembers"]
+        .clone();
+    let role = r
+        .as_array()
+        .expect("members")
+        .iter()
+        .find(|u| u["id"] == uid.as_str())
+        .map(|u| u["role"].clone());
+    assert_eq!(role, Some(json!("super_admin")));
+}
+
 /// Two super_admins demoted at once (PostgreSQL runs both side by side): one goes through and
 /// the other is refused, so the partner keeps a super_admin.
 #[tokio::test]
