@@ -431,8 +431,16 @@ impl Service {
             ),
             ReportCopy::MonitoringRecord => format!(
                 "Continuous monitoring found a new record, and {agency} has added it to the \
-                 background check report it gave {}.",
-                partner.name
+                 background check report it gave {}.{}",
+                partner.name,
+                if c.status == CheckStatus::PendingFirstNotice {
+                    // `restart_waiting_period`.
+                    " The waiting period before any final decision on your application starts \
+                     again (once a dispute you have open is resolved, if you have one), so you \
+                     have all of it to dispute the new record."
+                } else {
+                    ""
+                }
             ),
         };
         let (url, link) = self.link(c, LINK_REPORT, Duration::days(REPORT_LINK_DAYS));

@@ -1255,6 +1255,16 @@ async fn a_charge_found_during_the_waiting_period_restarts_it() {
         restarted >= now + chrono::Duration::days(20),
         "20 business days from the charge: {restarted}, now {now}"
     );
+    // The candidate is told, with the updated report.
+    let copy = emails_of_kind(&app, &check, "report_copy")
+        .await
+        .pop()
+        .expect("mail");
+    assert!(
+        copy["body"].as_str().is_some_and(|b| b
+            .contains("waiting period before any final decision on your application starts again")),
+        "{copy}"
+    );
 }
 
 /// A timed step whose read of its check fails (the database answering an error mid-run) is run
