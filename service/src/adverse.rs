@@ -156,15 +156,13 @@ pub(crate) async fn active<C: ConnectionTrait>(
         .await?)
 }
 
-const SUMMARY_OF_RIGHTS: &str = "A Summary of Your Rights Under the Fair Credit Reporting Act: \
-you must be told if information in your file has been used against you; you have the right to \
-know what is in your file; you have the right to dispute incomplete or inaccurate information; \
-consumer reporting agencies must correct or delete inaccurate, incomplete, or unverifiable \
-information; consumer reporting agencies may not report outdated negative information; access \
-to your file is limited; you must give your consent for reports to be provided to employers; \
-you may seek damages from violators. For more information, visit \
-www.consumerfinance.gov/learnmore or write to the Consumer Financial Protection Bureau, \
-1700 G Street N.W., Washington, DC 20552.";
+/// The CFPB's model "A Summary of Your Rights Under the Fair Credit Reporting Act", whole, as
+/// both notices carry it (the FCRA asks for the prescribed form, not an abridgement of it).
+fn summary_of_rights() -> &'static str {
+    static TEXT: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(crate::screening::disclosures::summary_of_rights_text);
+    &TEXT
+}
 
 impl Service {
     /// Effects of `pending__first_notice`: the adverse action, the pre-adverse notice and the
@@ -231,7 +229,7 @@ impl Service {
             partner = partner.name,
             due = decision_not_before(due),
             agency = self.settings.agency.contact_text(),
-            rights = SUMMARY_OF_RIGHTS,
+            rights = summary_of_rights(),
         );
         let subject = format!("{}: pre-adverse action notice", partner.name);
         // A recheck asked for before (a California candidate's consent link, its reminders)
@@ -290,7 +288,7 @@ impl Service {
             partner = partner.name,
             contact = self.settings.agency.contact_text(),
             agency = self.settings.agency.name,
-            rights = SUMMARY_OF_RIGHTS,
+            rights = summary_of_rights(),
         );
         let subject = format!("{}: adverse action notice", partner.name);
         writes.extend(mail::sending(

@@ -233,8 +233,16 @@ const LEARN_MORE: &str =
     r#"<a href="https://www.consumerfinance.gov/learnmore">www.consumerfinance.gov/learnmore</a>"#;
 
 /// The CFPB model "A Summary of Your Rights Under the Fair Credit Reporting Act" (12 CFR part
-/// 1022, appendix K), every right's heading kept, the federal enforcer table as a list.
-fn summary_of_rights() -> Section {
+/// 1022, appendix K): its rights (heading, text) and its federal enforcers (type of business,
+/// contact), with `learn_more` where the form points to consumerfinance.gov (a link on the
+/// consent page, the address in a plain-text notice).
+#[allow(clippy::type_complexity)]
+fn model_summary(
+    learn_more: &str,
+) -> (
+    [(&'static str, String); 13],
+    [(&'static str, &'static str); 9],
+) {
     let rights: [(&str, String); 13] = [
         (
             "You must be told if information in your file has been used against you.",
@@ -274,7 +282,7 @@ fn summary_of_rights() -> Section {
             format!(
                 "If you identify information in your file that is incomplete or inaccurate, and \
                  report it to the consumer reporting agency, the agency must investigate unless \
-                 your dispute is frivolous. See {LEARN_MORE} for an explanation of dispute \
+                 your dispute is frivolous. See {learn_more} for an explanation of dispute \
                  procedures."
             ),
         ),
@@ -306,7 +314,7 @@ fn summary_of_rights() -> Section {
                 "A consumer reporting agency may not give out information about you to your \
                  employer, or a potential employer, without your written consent given to the \
                  employer. Written consent generally is not required in the trucking industry. \
-                 For more information, go to {LEARN_MORE}."
+                 For more information, go to {learn_more}."
             ),
         ),
         (
@@ -346,7 +354,7 @@ fn summary_of_rights() -> Section {
         ),
         (
             "Identity theft victims and active duty military personnel have additional rights.",
-            format!("For more information, visit {LEARN_MORE}."),
+            format!("For more information, visit {learn_more}."),
         ),
         (
             "States may enforce the FCRA, and many states have their own consumer reporting \
@@ -407,7 +415,12 @@ fn summary_of_rights() -> Section {
              Commission: Consumer Response Center, Washington, DC 20580, (877) 382-4357",
         ),
     ];
+    (rights, contacts)
+}
 
+/// The model summary as the consent page shows it, its enforcers as a list.
+fn summary_of_rights() -> Section {
+    let (rights, contacts) = model_summary(LEARN_MORE);
     let mut html = format!(
         "<p lang=\"es\">Para información en español, visite {LEARN_MORE} o escribe a la Consumer Financial \
          Protection Bureau, 1700 G Street N.W., Washington, DC 20552.</p>\
@@ -439,6 +452,33 @@ fn summary_of_rights() -> Section {
         html,
         &[(READ_SUMMARY_CHECKBOX, true)],
     )
+}
+
+/// The model summary as plain text, whole, for the notices mailed with adverse action.
+pub fn summary_of_rights_text() -> String {
+    let site = "www.consumerfinance.gov/learnmore";
+    let (rights, contacts) = model_summary(site);
+    let mut text = format!(
+        "A Summary of Your Rights Under the Fair Credit Reporting Act\n\n\
+         Para información en español, visite {site} o escribe a la Consumer Financial \
+         Protection Bureau, 1700 G Street N.W., Washington, DC 20552.\n\n\
+         The federal Fair Credit Reporting Act (FCRA) promotes the accuracy, fairness, and \
+         privacy of information in the files of consumer reporting agencies. There are many \
+         types of consumer reporting agencies, including credit bureaus and specialty agencies \
+         (such as agencies that sell information about check writing histories, medical \
+         records, and rental history records). Here is a summary of your major rights under the \
+         FCRA. For more information, including information about additional rights, go to \
+         {site} or write to: Consumer Financial Protection Bureau, 1700 G Street N.W., \
+         Washington, DC 20552.\n"
+    );
+    for (heading, body) in &rights {
+        text.push_str(&format!("\n{heading} {body}\n"));
+    }
+    text.push('\n');
+    for (n, (business, contact)) in contacts.iter().enumerate() {
+        text.push_str(&format!("{}. {business}: {contact}\n", n + 1));
+    }
+    text
 }
 
 /// The FCRA §604(b)(2) disclosure. The section holds the disclosure and nothing else (no
@@ -837,6 +877,7 @@ mod tests {
     #[test]
     fn summary_of_rights_keeps_every_heading() {
         let html = &sections("Acme", &Agency::default(), None)[1].copy_html;
+        let text = super::summary_of_rights_text();
         for heading in [
             "You must be told if information in your file has been used against you.",
             "You have the right to know what is in your file.",
@@ -854,7 +895,12 @@ mod tests {
             "States may enforce the FCRA",
         ] {
             assert!(html.contains(heading), "missing {heading}");
+            // The notices carry it whole, as text.
+            assert!(text.contains(heading), "missing {heading} in the text");
         }
+        assert!(!text.contains('<'), "no markup in the text: {text}");
+        assert!(text.contains("go to www.consumerfinance.gov/learnmore."));
+        assert!(text.contains("9. Retailers, finance companies"));
     }
 
     #[test]

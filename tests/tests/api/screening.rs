@@ -1089,8 +1089,10 @@ async fn adverse_action_runs_in_the_fcra_order_on_business_days() {
         .expect("pre-adverse notice");
     let body = pre["body"].as_str().expect("body");
     assert!(
-        body.contains("A Summary of Your Rights Under the Fair Credit Reporting Act"),
-        "{body}"
+        body.contains("A Summary of Your Rights Under the Fair Credit Reporting Act")
+            && body.contains("You have the right to ask for a credit score.")
+            && body.contains("Consumers have the right to obtain a security freeze."),
+        "the model summary, whole: {body}"
     );
     assert!(
         body.contains("/report/"),
