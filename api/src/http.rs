@@ -216,6 +216,7 @@ async fn metrics(svc: Data<&Service>, live: Data<&SharedSubscriptions>) -> Strin
     // Backlogs are read before the statement counter, so their own queries are counted too.
     let outbox = svc.outbox_backlog().await.ok();
     let tasks = svc.due_task_count().await.ok();
+    let failed = svc.failed_task_count().await.ok();
     let gauge = |name: &str, help: &str, v: Option<u64>| match v {
         Some(v) => format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"),
         None => String::new(),
@@ -223,7 +224,7 @@ async fn metrics(svc: Data<&Service>, live: Data<&SharedSubscriptions>) -> Strin
     format!(
         "# HELP clearhire_db_statements_total SQL statements executed by this process.\n\
          # TYPE clearhire_db_statements_total counter\n\
-         clearhire_db_statements_total {}\n{}{}{}",
+         clearhire_db_statements_total {}\n{}{}{}{}",
         svc.statements_executed(),
         gauge(
             "clearhire_outbox_backlog",
@@ -234,6 +235,11 @@ async fn metrics(svc: Data<&Service>, live: Data<&SharedSubscriptions>) -> Strin
             "clearhire_tasks_due",
             "Timed steps due now and not yet done.",
             tasks
+        ),
+        gauge(
+            "clearhire_tasks_failed",
+            "Timed steps given up after their last run failed.",
+            failed
         ),
         gauge(
             "clearhire_subscription_executions",
