@@ -321,11 +321,19 @@ impl Drop for Browser {
         let _ = self.driver.start_kill();
         // Chromium outlives its chromedriver: end every process of this test's own profile, even
         // when the test panicked before closing the session.
-        let _ = std::process::Command::new("pkill")
-            .arg("-f")
-            .arg(format!("user-data-dir={}", self.profile.display()))
-            .status();
-        let _ = std::fs::remove_dir_all(&self.profile);
+        // A Chromium process still exiting may write into the profile after it is removed: the
+        // removal is tried again until the directory stays gone (at most a second).
+        for _ in 0..20 {
+            let _ = std::process::Command::new("pkill")
+                .arg("-f")
+                .arg(format!("user-data-dir={}", self.profile.display()))
+                .status();
+            let _ = std::fs::remove_dir_all(&self.profile);
+            std::thread::sleep(Duration::from_millis(50));
+            if !self.profile.exists() {
+                break;
+            }
+        }
     }
 }
 
