@@ -238,7 +238,7 @@ async fn metrics(svc: Data<&Service>, live: Data<&SharedSubscriptions>) -> Strin
         ),
         gauge(
             "clearhire_tasks_failed",
-            "Timed steps given up after their last run failed.",
+            "Timed steps given up after their last run failed, ever (a rise is the signal).",
             failed
         ),
         gauge(

@@ -756,6 +756,54 @@ async fn report_page(
     )
 }
 
+/// The report page after a dispute that was not taken because of the check's state: told it is
+/// already in hand when a dispute is open (the form sent twice), else that it was not sent, with
+/// what they wrote kept while a dispute can still be sent.
+async fn refused_dispute(svc: &Service, token: &str, reason: &str, changed: bool) -> Response {
+    let window = match svc.report_by_token(token).await {
+        Ok((c, ..)) => svc.dispute_window(&c).await.ok(),
+        Err(_) => None,
+    };
+    match window {
+        Some(DisputeWindow::Open) => {
+            report_page(
+                svc,
+                token,
+                Some(
+                    "We already have your dispute: it is being reinvestigated, and we will write \
+                     to you.",
+                ),
+                None,
+            )
+            .await
+        }
+        Some(DisputeWindow::Offered) if changed => {
+            report_page(
+                svc,
+                token,
+                Some(
+                    "Your dispute was not sent: your application changed at that moment. Please \
+                     send it again.",
+                ),
+                Some(reason),
+            )
+            .await
+        }
+        _ => {
+            report_page(
+                svc,
+                token,
+                Some(
+                    "Your dispute was not sent: there is no waiting period before a decision \
+                     running now. Please look below.",
+                ),
+                None,
+            )
+            .await
+        }
+    }
+}
+
 #[handler]
 pub async fn report_dispute(
     Path(token): Path<String>,
@@ -781,18 +829,7 @@ pub async fn report_dispute(
         // No waiting period running: the candidate's dispute already paused it (the form sent
         // twice), or it ended a moment ago, or the adverse action did.
         Err(service::ServiceError::Invalid { field, .. }) if field == "checkId" => {
-            let disputed = match svc.report_by_token(&token).await {
-                Ok((c, ..)) => matches!(svc.dispute_window(&c).await, Ok(DisputeWindow::Open)),
-                Err(_) => false,
-            };
-            let notice = if disputed {
-                "We already have your dispute: it is being reinvestigated, and we will write to \
-                 you."
-            } else {
-                "Your dispute was not sent: there is no waiting period before a decision running \
-                 now. Please look below."
-            };
-            report_page(&svc, &token, Some(notice), None).await
+            refused_dispute(&svc, &token, reason, false).await
         }
         Err(service::ServiceError::Invalid { message, .. }) => {
             report_page(
@@ -805,17 +842,10 @@ pub async fn report_dispute(
         }
         // The link itself: the report page says what is wrong with it (expired, say).
         Err(service::ServiceError::NotFound { .. }) => report_page(&svc, &token, None, None).await,
-        // The check changed at that very moment (the waiting period ending, say): the page as
-        // it now is says whether a dispute can still be sent.
+        // The check changed at that very moment (the waiting period ending, or the same form
+        // sent twice at once).
         Err(service::ServiceError::Conflict { .. }) => {
-            // What they wrote stays in the form, should it still be offered.
-            report_page(
-                &svc,
-                &token,
-                Some("Your dispute was not sent: your application changed at that moment. Please look below."),
-                Some(reason),
-            )
-            .await
+            refused_dispute(&svc, &token, reason, true).await
         }
         Err(e) => report_problem_page(e.into()),
     }

@@ -76,7 +76,6 @@ fn final_notice_timer(c: &check::Model, due: DateTime<Utc>, now: DateTime<Utc>) 
     )
 }
 
-/// Adverse actions whose dispute has no outcome yet, whatever their state.
 /// A record added to the report during the pre-adverse waiting period (a monitoring charge) gives
 /// the candidate the whole period again to dispute it: a running period ends no sooner than its
 /// length in business days from `now`, and one paused by a dispute resumes with all its days.
@@ -122,6 +121,7 @@ fn decision_not_before(due: DateTime<Utc>) -> String {
     due.format("%A, %B %-d, %Y at %H:%M UTC").to_string()
 }
 
+/// Adverse actions whose dispute has no outcome yet, whatever their state.
 fn unresolved_disputes() -> sea_orm::Select<adverse_action::Entity> {
     adverse_action::Entity::find()
         .filter(adverse_action::Column::DisputedAt.is_not_null())
@@ -678,6 +678,9 @@ impl Service {
                 c
             }
             DisputeOutcome::Corrected => {
+                // The check's row first, as every change of the check takes it (a monitoring
+                // charge takes it, then the adverse action's): the other order could deadlock.
+                let c = self.take_turn(&txn, c).await?;
                 let mut am = aa.into_active_model();
                 am.resolution = Set(Some(resolution.clone()));
                 am.update(&txn).await?;

@@ -468,8 +468,8 @@ impl Service {
         if to == CheckStatus::Approved {
             // The next interval recheck, or none once the partner has turned the interval off
             // (an earlier date, left behind, would be rechecked at once and again forever). The
-            // date is the business calendar's (UTC−11), and the recheck runs when that day
-            // begins there: on the date itself in every US time zone.
+            // date is the business calendar's (UTC−11); the recheck runs when that day begins
+            // there, and not before the whole interval has passed (`recheck_scheduling`).
             let date = partner.recheck_interval_days.map(|days| {
                 (now + chrono::Duration::days(i64::from(days)))
                     .with_timezone(&crate::screening::calendar::zone())

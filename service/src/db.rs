@@ -117,11 +117,21 @@ pub async fn connect(opts: &DbOptions) -> anyhow::Result<(DatabaseConnection, St
                 .foreign_keys(true)
                 .row_buffer_size(SQLITE_ROW_BUFFER)
         })
-        .map_sqlx_postgres_opts(|o| {
-            o.options([(
-                "idle_in_transaction_session_timeout",
-                IDLE_IN_TRANSACTION_TIMEOUT,
-            )])
+        // Set on each new connection rather than as a startup parameter, which connection
+        // poolers such as PgBouncer refuse unless told to ignore it.
+        .map_sqlx_postgres_pool_opts(|pool| {
+            pool.after_connect(|conn, _| {
+                Box::pin(async move {
+                    sea_orm::sqlx::Executor::execute(
+                        conn,
+                        sea_orm::sqlx::AssertSqlSafe(format!(
+                            "SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_TIMEOUT}'"
+                        )),
+                    )
+                    .await
+                    .map(|_| ())
+                })
+            })
         });
     let mut db = Database::connect(co).await?;
     let counter = StatementCounter::default();

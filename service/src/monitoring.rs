@@ -580,6 +580,7 @@ impl Service {
             }
             _ => Report::default(),
         };
+        let charged = !records.is_empty();
         let records: Vec<CriminalRecord> = {
             let known: std::collections::HashSet<&str> = report
                 .checks
@@ -594,10 +595,12 @@ impl Service {
                 .filter(|r| !known.contains(r.id.as_str()) && seen.insert(r.id.clone()))
                 .collect()
         };
-        let status = match (records.is_empty(), alert.rechecks) {
-            (false, _) => alert_status::CHARGED,
-            (true, 0) => alert_status::WAITING,
-            (true, _) => alert_status::NO_CHARGE,
+        // A charge the report already holds (another alert's for the same arrest) is this
+        // alert's answer too: `charged`, with nothing new to report and nothing to look at again.
+        let status = match (charged, alert.rechecks) {
+            (true, _) => alert_status::CHARGED,
+            (false, 0) => alert_status::WAITING,
+            (false, _) => alert_status::NO_CHARGE,
         };
         // This run's result counts only if the alert is still as read: waiting, with the
         // rechecks it had. Another run of the task (a lease that ran out) that recorded its
@@ -618,7 +621,7 @@ impl Service {
             return Ok(TaskOutcome::Done);
         }
         if records.is_empty() {
-            if alert.rechecks == 0 {
+            if !charged && alert.rechecks == 0 {
                 txn.execute(&tasks::scheduling(
                     partner_id,
                     Some(&c.id),

@@ -563,10 +563,10 @@ impl Service {
             .await?)
     }
 
-    /// Pending tasks due by now (how far behind the scheduler is; for tests and metrics).
-    /// Timed steps that failed their last run and will not run again ([`MAX_ATTEMPTS`]): each a
-    /// step an operator must look at (`check { tasks { lastError } }`), since nothing else says
-    /// that, say, a monitoring recheck or a final notice was given up.
+    /// Timed steps that failed their last run and will not run again ([`MAX_ATTEMPTS`]), ever
+    /// (their rows are kept): each a step an operator must look at (`check { tasks { lastError }
+    /// }`), since nothing else says that, say, a monitoring recheck or a final notice was given
+    /// up. A rise is the signal.
     pub async fn failed_task_count(&self) -> ServiceResult<u64> {
         Ok(task::Entity::find()
             .filter(task::Column::Status.eq("failed"))
@@ -574,6 +574,7 @@ impl Service {
             .await?)
     }
 
+    /// Pending tasks due by now (how far behind the scheduler is; for tests and metrics).
     pub async fn due_task_count(&self) -> ServiceResult<u64> {
         Ok(task::Entity::find()
             .filter(task::Column::Status.is_in(["pending", "queued", "running"]))

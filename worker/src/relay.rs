@@ -103,6 +103,7 @@ pub async fn run_relay(
     });
     let lock = || cursor.lock().unwrap_or_else(|e| e.into_inner());
     let failures = std::sync::atomic::AtomicU32::new(0);
+    let stopping = stop.clone();
     poll_until_stopped(
         idle,
         stop,
@@ -141,8 +142,12 @@ pub async fn run_relay(
                     let n = failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let pause = relay_backoff(idle, n);
                     tracing::warn!(error = %e, failures = n + 1, retry_in_ms = pause.as_millis() as u64, "relay: batch failed; retrying");
-                    // The loop itself waits `idle` more.
-                    tokio::time::sleep(pause.saturating_sub(idle)).await;
+                    // The loop itself waits `idle` more; a shutdown does not wait for the pause.
+                    let mut stopping = stopping.clone();
+                    tokio::select! {
+                        () = tokio::time::sleep(pause.saturating_sub(idle)) => {}
+                        _ = stopping.wait_for(|s| *s) => {}
+                    }
                     false
                 }
             }

@@ -274,7 +274,8 @@ impl PartnerMutation {
             .map_err(gql)?;
         Ok(u.into())
     }
-    /// Changes a team member's role; their tokens follow at once.
+    /// Changes a team member's role; their tokens act at most at the new role at once (each
+    /// keeps the role it was made with, and acts at the lower of the two).
     async fn change_team_member_role(
         &self,
         ctx: &Context<'_>,
