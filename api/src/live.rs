@@ -187,7 +187,7 @@ impl SharedSubscriptions {
         let mut stream = self.stream(request, session);
         let number = EXECUTIONS_STARTED.fetch_add(1, Ordering::Relaxed);
         let registry = Arc::downgrade(&self.running);
-        let task_key = key.clone();
+        let (task_registry, task_key) = (registry.clone(), key.clone());
         // The stream ends (an invalid request, say) → the sender drops → members see the end.
         let task = tokio::spawn(async move {
             while let Some(response) = stream.next().await {
@@ -195,7 +195,7 @@ impl SharedSubscriptions {
                 // sending it, so a subscriber arriving after it starts an execution of its own
                 // (and is refused in turn) instead of joining one that has nothing more to say.
                 if is_refusal(&response)
-                    && let Some(registry) = registry.upgrade()
+                    && let Some(registry) = task_registry.upgrade()
                 {
                     unregister(&registry, &task_key, number);
                 }
@@ -209,7 +209,7 @@ impl SharedSubscriptions {
             number,
             responses,
             task,
-            registry: Arc::downgrade(&self.running),
+            registry,
         });
         map.insert(key, (number, Arc::downgrade(&execution)));
         drop(map);

@@ -764,44 +764,23 @@ async fn refused_dispute(svc: &Service, token: &str, reason: &str, changed: bool
         Ok((c, ..)) => svc.dispute_window(&c).await.ok(),
         Err(_) => None,
     };
-    match window {
-        Some(DisputeWindow::Open) => {
-            report_page(
-                svc,
-                token,
-                Some(
-                    "We already have your dispute: it is being reinvestigated, and we will write \
-                     to you.",
-                ),
-                None,
-            )
-            .await
-        }
-        Some(DisputeWindow::Offered) if changed => {
-            report_page(
-                svc,
-                token,
-                Some(
-                    "Your dispute was not sent: your application changed at that moment. Please \
-                     send it again.",
-                ),
-                Some(reason),
-            )
-            .await
-        }
-        _ => {
-            report_page(
-                svc,
-                token,
-                Some(
-                    "Your dispute was not sent: there is no waiting period before a decision \
-                     running now. Please look below.",
-                ),
-                None,
-            )
-            .await
-        }
-    }
+    let (notice, kept) = match window {
+        Some(DisputeWindow::Open) => (
+            "We already have your dispute: it is being reinvestigated, and we will write to you.",
+            None,
+        ),
+        Some(DisputeWindow::Offered) if changed => (
+            "Your dispute was not sent: your application changed at that moment. Please send it \
+             again.",
+            Some(reason),
+        ),
+        _ => (
+            "Your dispute was not sent: there is no waiting period before a decision running \
+             now. Please look below.",
+            None,
+        ),
+    };
+    report_page(svc, token, Some(notice), kept).await
 }
 
 #[handler]

@@ -37,6 +37,12 @@ impl Role {
         self.rank() >= other.rank()
     }
 
+    /// This role, or `cap` if that is lower: what a token made at this role may do for a member
+    /// whose role is `cap` now.
+    pub fn capped_at(self, cap: Role) -> Role {
+        if cap.at_least(self) { self } else { cap }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::SuperAdmin => "super_admin",
@@ -60,5 +66,18 @@ impl Role {
     /// May see SSN, date of birth and report contents.
     pub fn may_see_sensitive(self) -> bool {
         self.at_least(Role::TeamMember)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Role::*;
+
+    #[test]
+    fn a_role_capped_is_the_lower_of_the_two() {
+        assert_eq!(Admin.capped_at(LimitedTeamMember), LimitedTeamMember);
+        assert_eq!(LimitedTeamMember.capped_at(Admin), LimitedTeamMember);
+        assert_eq!(TeamMember.capped_at(TeamMember), TeamMember);
+        assert_eq!(SuperAdmin.capped_at(Admin), Admin);
     }
 }

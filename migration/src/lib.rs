@@ -2,6 +2,16 @@
 #![forbid(unsafe_code)]
 pub use sea_orm_migration::prelude::*;
 
+/// Every migration runs in a transaction, on SQLite too (its DDL is transactional): a run cut
+/// short leaves the database as it was, not half migrated. Each migration says so with this.
+macro_rules! in_a_transaction {
+    () => {
+        fn use_transaction(&self) -> Option<bool> {
+            Some(true)
+        }
+    };
+}
+
 mod cols;
 mod m20261123_000001_foundation;
 mod m20261123_000002_webhooks;
@@ -25,5 +35,17 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000006_endpoint_last_failure::Migration),
             Box::new(m20261207_000007_check_searches::Migration),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_migration_runs_in_a_transaction() {
+        for m in Migrator::migrations() {
+            assert_eq!(m.use_transaction(), Some(true), "{}", m.name());
+        }
     }
 }

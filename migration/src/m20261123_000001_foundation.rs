@@ -7,11 +7,7 @@ pub struct Migration;
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
-    /// In a transaction on SQLite too (its DDL is transactional): a run cut short leaves the
-    /// database as it was, not half migrated.
-    fn use_transaction(&self) -> Option<bool> {
-        Some(true)
-    }
+    in_a_transaction!();
 
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager

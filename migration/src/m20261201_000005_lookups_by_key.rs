@@ -86,11 +86,7 @@ async fn drop_index(manager: &SchemaManager<'_>, name: &str, table: &str) -> Res
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
-    /// In a transaction on SQLite too (its DDL is transactional): a run cut short leaves the
-    /// database as it was, not half migrated.
-    fn use_transaction(&self) -> Option<bool> {
-        Some(true)
-    }
+    in_a_transaction!();
 
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         replace(manager, |c| (c.new, c.old.0)).await

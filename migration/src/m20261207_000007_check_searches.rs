@@ -12,11 +12,7 @@ const TABLES: [&str; 2] = ["checks", "form_sessions"];
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
-    /// In a transaction on SQLite too (its DDL is transactional): a run cut short leaves the
-    /// database as it was, not half migrated.
-    fn use_transaction(&self) -> Option<bool> {
-        Some(true)
-    }
+    in_a_transaction!();
 
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in TABLES {

@@ -781,12 +781,27 @@ impl Service {
         token: &str,
         purposes: &[&str],
     ) -> Result<(candidate_link::Model, check::Model), LinkProblem> {
+        self.find_link(conn, token, purposes, false).await
+    }
+
+    /// [`Self::link_by_token`], the link's row locked on PostgreSQL when `lock`.
+    async fn find_link<C: sea_orm::ConnectionTrait>(
+        &self,
+        conn: &C,
+        token: &str,
+        purposes: &[&str],
+        lock: bool,
+    ) -> Result<(candidate_link::Model, check::Model), LinkProblem> {
         if token.len() > 100 {
             return Err(LinkProblem::Unknown);
         }
-        let link = candidate_link::Entity::find()
+        let mut q = candidate_link::Entity::find()
             .filter(candidate_link::Column::TokenHash.eq(hash_token(token)))
-            .filter(candidate_link::Column::Purpose.is_in(purposes.iter().copied()))
+            .filter(candidate_link::Column::Purpose.is_in(purposes.iter().copied()));
+        if lock && conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+            q = sea_orm::QuerySelect::lock_exclusive(q);
+        }
+        let link = q
             .unique(conn)
             .await?
             .ok_or(LinkProblem::Unknown)?;
@@ -968,14 +983,12 @@ impl Service {
             )));
         }
         let txn = db::begin_write(&self.db).await?;
-        let (mut link, _) = self.link_by_token(&txn, token, &CONSENT_PAGE_LINKS).await?;
-        // Two acknowledgments at once (a double click, two tabs) each add theirs to the
-        // progress as the other left it: on PostgreSQL the link's row is taken, then read
-        // again (SQLite's write transaction is the whole database's already).
-        if sea_orm::ConnectionTrait::get_database_backend(&txn) == sea_orm::DbBackend::Postgres {
-            db::lock_row(&txn, "candidate_links", &link.partner_id, &link.id).await?;
-            (link, _) = self.link_by_token(&txn, token, &CONSENT_PAGE_LINKS).await?;
-        }
+        // Two acknowledgments at once (a double click, two tabs) would each add theirs to the
+        // progress as the other left it: the link's row is read locked on PostgreSQL (SQLite's
+        // write transaction is the whole database's already).
+        let (link, _) = self
+            .find_link(&txn, token, &CONSENT_PAGE_LINKS, true)
+            .await?;
         let mut progress = progress_of(&link);
         let now = self.clock.now().to_rfc3339();
         progress
@@ -2075,18 +2088,15 @@ impl Service {
             // Asked once for this date: a run of this task after one that committed its request
             // (its end not recorded: the process stopped, the lease ran out) sends no second
             // request, whose link would replace the one the candidate may be signing.
-            let asked_since = c.recheck_date.and_then(recheck_start);
-            let asked = match asked_since {
-                Some(since) => candidate_link::Entity::find()
+            if let Some(since) = c.recheck_date.and_then(recheck_start)
+                && candidate_link::Entity::find()
                     .filter(candidate_link::Column::CheckId.eq(&c.id))
                     .filter(candidate_link::Column::Purpose.eq(LINK_RECHECK_CONSENT))
                     .filter(candidate_link::Column::CreatedAt.gte(since))
                     .one(&txn)
                     .await?
-                    .is_some(),
-                None => false,
-            };
-            if asked {
+                    .is_some()
+            {
                 return Ok(TaskOutcome::Done);
             }
             let writes = self.recheck_consent_request(&c, &cand, &partner, self.clock.now());

@@ -82,11 +82,7 @@ impl Service {
     ) -> ServiceResult<user::Model> {
         actor.require(Role::Admin)?;
         let txn = db::begin_write(&self.db).await?;
-        // The member's row first (PostgreSQL): the role checked below is the role changed, not
-        // one a promotion committed meanwhile replaced (an admin would demote or remove a member
-        // just made super_admin).
-        db::lock_row(&txn, "users", &actor.partner_id, id).await?;
-        let current = find(&txn, &actor.partner_id, id).await?;
+        let current = find_locked(&txn, &actor.partner_id, id).await?;
         may_grant(actor, role)?;
         may_grant(actor, current.role)?;
         if current.role == Role::SuperAdmin && role != Role::SuperAdmin {
@@ -120,11 +116,7 @@ impl Service {
             return Err(ServiceError::conflict("you cannot remove yourself"));
         }
         let txn = db::begin_write(&self.db).await?;
-        // The member's row first (PostgreSQL): the role checked below is the role changed, not
-        // one a promotion committed meanwhile replaced (an admin would demote or remove a member
-        // just made super_admin).
-        db::lock_row(&txn, "users", &actor.partner_id, id).await?;
-        let current = find(&txn, &actor.partner_id, id).await?;
+        let current = find_locked(&txn, &actor.partner_id, id).await?;
         may_grant(actor, current.role)?;
         if current.role == Role::SuperAdmin {
             ensure_another_super_admin(&txn, &actor.partner_id, id).await?;
@@ -154,6 +146,18 @@ impl Service {
 }
 
 /// A team member of the partner, read on `conn` (the caller's transaction when it writes).
+/// The member, its row taken first (PostgreSQL): the role a change is judged on is the role it
+/// changes, not one a promotion committed meanwhile replaced (an admin would demote or remove a
+/// member just made super_admin).
+async fn find_locked(
+    txn: &sea_orm::DatabaseTransaction,
+    partner_id: &str,
+    id: &str,
+) -> ServiceResult<user::Model> {
+    db::lock_row(txn, "users", partner_id, id).await?;
+    find(txn, partner_id, id).await
+}
+
 async fn find<C: sea_orm::ConnectionTrait>(
     conn: &C,
     partner_id: &str,

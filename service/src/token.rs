@@ -146,10 +146,8 @@ impl Service {
             .map(|u| (u.id, u.role))
             .collect();
         for t in &mut tokens {
-            if let Some(role) = t.user_id.as_ref().and_then(|u| members.get(u))
-                && !role.at_least(t.role)
-            {
-                t.role = *role;
+            if let Some(member) = t.user_id.as_ref().and_then(|u| members.get(u)) {
+                t.role = t.role.capped_at(*member);
             }
         }
         Ok(tokens)
@@ -225,8 +223,7 @@ impl Service {
                 .unique(&self.db)
                 .await?
             {
-                Some(u) if u.role.at_least(row.role) => (Some(u.email), row.role),
-                Some(u) => (Some(u.email), u.role),
+                Some(u) => (Some(u.email), row.role.capped_at(u.role)),
                 None => return Ok(None),
             },
             None => (None, row.role),

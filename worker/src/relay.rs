@@ -9,9 +9,21 @@ use tokio::sync::watch;
 use crate::bus::{Bus, BusEvent};
 use crate::queue::JobQueue;
 
-/// Runs `step` until `stop` turns true: again at once while it reports work done, otherwise
-/// after `idle` or as soon as `wake` resolves. The relay and the task scheduler both poll this
-/// way.
+/// What one round of a polling loop did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Polled {
+    /// Found work: poll again at once.
+    Worked,
+    /// Found nothing: poll again after `idle`, or when woken.
+    Idle,
+    /// Failed (the database or Redis down; the step logged why): poll again after a pause that
+    /// grows with each failure in a row ([`backoff`]).
+    Failed,
+}
+
+/// Runs `step` until `stop` turns true: again at once while it finds work, otherwise after
+/// `idle` or as soon as `wake` resolves, and after a growing pause while it fails. The relay and
+/// the task scheduler both poll this way.
 pub(crate) async fn poll_until_stopped<F, Fut, W, WFut>(
     idle: Duration,
     mut stop: watch::Receiver<bool>,
@@ -19,28 +31,54 @@ pub(crate) async fn poll_until_stopped<F, Fut, W, WFut>(
     mut step: F,
 ) where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
+    Fut: std::future::Future<Output = Polled>,
     W: FnMut() -> WFut,
     WFut: std::future::Future<Output = ()>,
 {
+    let mut failures = 0u32;
     loop {
         if *stop.borrow() {
             return;
         }
-        if !step().await {
-            tokio::select! {
-                _ = tokio::time::sleep(idle) => {}
-                _ = wake() => {}
-                // The handle dropped without a shutdown stops the loop too (a closed channel
-                // would otherwise answer at once, and the loop would spin).
-                changed = stop.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
+        let pause = match step().await {
+            Polled::Worked => {
+                failures = 0;
+                continue;
+            }
+            Polled::Idle => {
+                failures = 0;
+                idle
+            }
+            Polled::Failed => {
+                failures = failures.saturating_add(1);
+                backoff(idle, failures - 1)
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            // A failing step is not woken early: its pause is the point.
+            _ = wake(), if failures == 0 => {}
+            // The handle dropped without a shutdown stops the loop too (a closed channel would
+            // otherwise answer at once, and the loop would spin).
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    return;
                 }
             }
         }
     }
+}
+
+/// The longest pause of a polling loop whose rounds keep failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// How long a polling loop waits after its `failures`th failed round in a row (from 0): `idle`,
+/// doubling with each failure, at most [`MAX_BACKOFF`]. A database that is down is not asked
+/// (and its failure logged) every `idle` over and over.
+fn backoff(idle: Duration, failures: u32) -> Duration {
+    idle.saturating_mul(1 << failures.min(16))
+        .min(MAX_BACKOFF)
+        .max(idle)
 }
 
 /// Ids drawn by transactions that commit later than this many newer events are still found,
@@ -69,18 +107,6 @@ impl RelayCursor {
     }
 }
 
-/// The longest pause of a relay whose batches keep failing (the database or Redis down).
-const RELAY_MAX_BACKOFF: Duration = Duration::from_secs(2);
-
-/// How long the relay waits after its `failures`th failed batch in a row: `idle`, doubling with
-/// each failure, at most [`RELAY_MAX_BACKOFF`]. A database that is down is not asked (and its
-/// failure logged) every `idle` over and over.
-fn relay_backoff(idle: Duration, failures: u32) -> Duration {
-    idle.saturating_mul(1 << failures.min(16))
-        .min(RELAY_MAX_BACKOFF)
-        .max(idle)
-}
-
 /// Outbox events deleted per statement by the sweeper, up to ten statements a sweep.
 const PRUNE_BATCH: u64 = 1000;
 
@@ -102,8 +128,6 @@ pub async fn run_relay(
         last_full_scan: std::time::Instant::now(),
     });
     let lock = || cursor.lock().unwrap_or_else(|e| e.into_inner());
-    let failures = std::sync::atomic::AtomicU32::new(0);
-    let stopping = stop.clone();
     poll_until_stopped(
         idle,
         stop,
@@ -120,7 +144,6 @@ pub async fn run_relay(
                 .await;
             match res {
                 Ok((events, deliveries)) => {
-                    failures.store(0, std::sync::atomic::Ordering::Relaxed);
                     if let Some(max) = events.iter().map(|e| e.id).max() {
                         let mut c = lock();
                         c.highest = c.highest.max(max);
@@ -136,19 +159,15 @@ pub async fn run_relay(
                         enqueue_us = (started.elapsed() - transaction).as_micros() as u64,
                         "relay: batch"
                     );
-                    !events.is_empty()
+                    if events.is_empty() {
+                        Polled::Idle
+                    } else {
+                        Polled::Worked
+                    }
                 }
                 Err(e) => {
-                    let n = failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let pause = relay_backoff(idle, n);
-                    tracing::warn!(error = %e, failures = n + 1, retry_in_ms = pause.as_millis() as u64, "relay: batch failed; retrying");
-                    // The loop itself waits `idle` more; a shutdown does not wait for the pause.
-                    let mut stopping = stopping.clone();
-                    tokio::select! {
-                        () = tokio::time::sleep(pause.saturating_sub(idle)) => {}
-                        _ = stopping.wait_for(|s| *s) => {}
-                    }
-                    false
+                    tracing::warn!(error = %e, "relay: batch failed; retrying");
+                    Polled::Failed
                 }
             }
         },
@@ -243,14 +262,31 @@ pub async fn run_sweeper(
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_loop_whose_rounds_fail_polls_less_and_less_often() {
+        let (stop, stop_rx) = watch::channel(false);
+        let rounds = std::sync::atomic::AtomicU32::new(0);
+        let idle = Duration::from_millis(10);
+        let polling = poll_until_stopped(idle, stop_rx, std::future::pending::<()>, || async {
+            rounds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Polled::Failed
+        });
+        let _ = tokio::time::timeout(Duration::from_millis(350), polling).await;
+        drop(stop);
+        // Pauses of 10, 20, 40, 80 and 160 ms fit in 350 ms: about six rounds, where polling
+        // every `idle` would make some thirty.
+        let n = rounds.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((4..=8).contains(&n), "{n} rounds");
+    }
+
     #[test]
-    fn a_failing_relay_waits_longer_each_time_up_to_its_cap() {
+    fn a_failing_loop_waits_longer_each_time_up_to_its_cap() {
         let idle = Duration::from_millis(50);
-        let waits: Vec<u128> = (0..8).map(|n| relay_backoff(idle, n).as_millis()).collect();
+        let waits: Vec<u128> = (0..8).map(|n| backoff(idle, n).as_millis()).collect();
         assert_eq!(waits, [50, 100, 200, 400, 800, 1600, 2000, 2000]);
-        assert_eq!(relay_backoff(idle, u32::MAX), RELAY_MAX_BACKOFF);
+        assert_eq!(backoff(idle, u32::MAX), MAX_BACKOFF);
         // An idle interval above the cap is kept as it is.
         let slow = Duration::from_secs(5);
-        assert_eq!(relay_backoff(slow, 3), slow);
+        assert_eq!(backoff(slow, 3), slow);
     }
 }

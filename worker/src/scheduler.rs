@@ -7,6 +7,7 @@ use service::Service;
 use tokio::sync::watch;
 
 use crate::queue::{JobQueue, RunTask};
+use crate::relay::Polled;
 
 /// Runs until `stop` turns true. Polls every `idle` when nothing is due.
 pub async fn run_scheduler(
@@ -22,11 +23,15 @@ pub async fn run_scheduler(
                     // Their leases run out and the next round hands them out again.
                     tracing::warn!(tasks = ids.len(), error = %e, "scheduler: enqueue failed");
                 }
-                !ids.is_empty()
+                if ids.is_empty() {
+                    Polled::Idle
+                } else {
+                    Polled::Worked
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "scheduler: claiming due tasks failed");
-                false
+                Polled::Failed
             }
         }
     })

@@ -233,16 +233,33 @@ const LEARN_MORE: &str =
     r#"<a href="https://www.consumerfinance.gov/learnmore">www.consumerfinance.gov/learnmore</a>"#;
 
 /// The CFPB model "A Summary of Your Rights Under the Fair Credit Reporting Act" (12 CFR part
-/// 1022, appendix K): its rights (heading, text) and its federal enforcers (type of business,
-/// contact), with `learn_more` where the form points to consumerfinance.gov (a link on the
-/// consent page, the address in a plain-text notice).
-#[allow(clippy::type_complexity)]
-fn model_summary(
-    learn_more: &str,
-) -> (
-    [(&'static str, String); 13],
-    [(&'static str, &'static str); 9],
-) {
+/// 1022, appendix K), with `learn_more` where the form points to consumerfinance.gov (a link on
+/// the consent page, the address in a plain-text notice).
+struct ModelSummary {
+    /// The form's line in Spanish, then its opening paragraph.
+    spanish: String,
+    opening: String,
+    /// Each right: its heading, its text.
+    rights: [(&'static str, String); 13],
+    /// The federal enforcers: type of business, contact.
+    contacts: [(&'static str, &'static str); 9],
+}
+
+fn model_summary(learn_more: &str) -> ModelSummary {
+    let spanish = format!(
+        "Para información en español, visite {learn_more} o escribe a la Consumer Financial \
+         Protection Bureau, 1700 G Street N.W., Washington, DC 20552."
+    );
+    let opening = format!(
+        "The federal Fair Credit Reporting Act (FCRA) promotes the accuracy, fairness, and \
+         privacy of information in the files of consumer reporting agencies. There are many \
+         types of consumer reporting agencies, including credit bureaus and specialty agencies \
+         (such as agencies that sell information about check writing histories, medical \
+         records, and rental history records). Here is a summary of your major rights under the \
+         FCRA. For more information, including information about additional rights, go to \
+         {learn_more} or write to: Consumer Financial Protection Bureau, 1700 G Street N.W., \
+         Washington, DC 20552."
+    );
     let rights: [(&str, String); 13] = [
         (
             "You must be told if information in your file has been used against you.",
@@ -415,30 +432,28 @@ fn model_summary(
              Commission: Consumer Response Center, Washington, DC 20580, (877) 382-4357",
         ),
     ];
-    (rights, contacts)
+    ModelSummary {
+        spanish,
+        opening,
+        rights,
+        contacts,
+    }
 }
 
 /// The model summary as the consent page shows it, its enforcers as a list.
 fn summary_of_rights() -> Section {
-    let (rights, contacts) = model_summary(LEARN_MORE);
+    let m = model_summary(LEARN_MORE);
     let mut html = format!(
-        "<p lang=\"es\">Para información en español, visite {LEARN_MORE} o escribe a la Consumer Financial \
-         Protection Bureau, 1700 G Street N.W., Washington, DC 20552.</p>\
+        "<p lang=\"es\">{}</p>\
          <p><strong>A Summary of Your Rights Under the Fair Credit Reporting Act</strong></p>\
-         <p>The federal Fair Credit Reporting Act (FCRA) promotes the accuracy, fairness, and \
-         privacy of information in the files of consumer reporting agencies. There are many \
-         types of consumer reporting agencies, including credit bureaus and specialty agencies \
-         (such as agencies that sell information about check writing histories, medical \
-         records, and rental history records). Here is a summary of your major rights under the \
-         FCRA. For more information, including information about additional rights, go to \
-         {LEARN_MORE} or write to: Consumer Financial Protection Bureau, 1700 G Street N.W., \
-         Washington, DC 20552.</p>"
+         <p>{}</p>",
+        m.spanish, m.opening
     );
-    for (heading, body) in &rights {
+    for (heading, body) in &m.rights {
         html.push_str(&format!("<p><strong>{heading}</strong> {body}</p>"));
     }
     html.push_str("<ol>");
-    for (business, contact) in contacts {
+    for (business, contact) in m.contacts {
         html.push_str(&format!(
             "<li><strong>{}:</strong> {}</li>",
             escape_html(business),
@@ -456,26 +471,16 @@ fn summary_of_rights() -> Section {
 
 /// The model summary as plain text, whole, for the notices mailed with adverse action.
 pub fn summary_of_rights_text() -> String {
-    let site = "www.consumerfinance.gov/learnmore";
-    let (rights, contacts) = model_summary(site);
+    let m = model_summary("www.consumerfinance.gov/learnmore");
     let mut text = format!(
-        "A Summary of Your Rights Under the Fair Credit Reporting Act\n\n\
-         Para información en español, visite {site} o escribe a la Consumer Financial \
-         Protection Bureau, 1700 G Street N.W., Washington, DC 20552.\n\n\
-         The federal Fair Credit Reporting Act (FCRA) promotes the accuracy, fairness, and \
-         privacy of information in the files of consumer reporting agencies. There are many \
-         types of consumer reporting agencies, including credit bureaus and specialty agencies \
-         (such as agencies that sell information about check writing histories, medical \
-         records, and rental history records). Here is a summary of your major rights under the \
-         FCRA. For more information, including information about additional rights, go to \
-         {site} or write to: Consumer Financial Protection Bureau, 1700 G Street N.W., \
-         Washington, DC 20552.\n"
+        "A Summary of Your Rights Under the Fair Credit Reporting Act\n\n{}\n\n{}\n",
+        m.spanish, m.opening
     );
-    for (heading, body) in &rights {
+    for (heading, body) in &m.rights {
         text.push_str(&format!("\n{heading} {body}\n"));
     }
     text.push('\n');
-    for (n, (business, contact)) in contacts.iter().enumerate() {
+    for (n, (business, contact)) in m.contacts.iter().enumerate() {
         text.push_str(&format!("{}. {business}: {contact}\n", n + 1));
     }
     text

@@ -161,13 +161,7 @@ async fn token_for_a_team_member_carries_their_email_and_follows_their_role() {
     )
     .await
     .expect_err("BAD_USER_INPUT", Some("role"));
-    let t = app
-        .gql("mutation($u: ID!) { createApiToken(input: {name: \"x\", role: admin, userId: $u}) { token } }", json!({"u": uid}))
-        .await;
-    let token = t.data()["createApiToken"]["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let token = app.member_token(&uid, "x", "admin").await;
     let me = app
         .gql_as(Some(&token), "{ me { email role subject } }", json!({}))
         .await;
@@ -182,15 +176,9 @@ async fn token_for_a_team_member_carries_their_email_and_follows_their_role() {
     .data();
     let me = app.gql_as(Some(&token), "{ me { role } }", json!({})).await;
     assert_eq!(me.data()["me"]["role"], "team_member");
-    // A token made narrower on purpose keeps its role when the member is promoted; the
-    // member's token at their role follows them up.
-    let narrow = app
-        .gql("mutation($u: ID!) { createApiToken(input: {name: \"bi\", role: limited_team_member, userId: $u}) { token } }", json!({"u": uid}))
-        .await
-        .data()["createApiToken"]["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    // Promoted again: the member's token comes back to the role it was made with, and a token
+    // made narrower on purpose keeps its own.
+    let narrow = app.member_token(&uid, "bi", "limited_team_member").await;
     app.gql(
         "mutation($u: ID!) { changeTeamMemberRole(id: $u, role: admin) { role } }",
         json!({"u": uid}),
@@ -270,26 +258,8 @@ async fn a_members_token_never_outlives_or_outranks_the_member() {
     let member = |email: &'static str| {
         let app = &app;
         async move {
-            let m = app
-                .gql(
-                    "mutation($e: String!) { inviteTeamMember(input: {email: $e, role: admin}) { id } }",
-                    json!({"e": email}),
-                )
-                .await;
-            let uid = m.data()["inviteTeamMember"]["id"]
-                .as_str()
-                .expect("id")
-                .to_string();
-            let t = app
-                .gql(
-                    "mutation($u: ID!) { createApiToken(input: {name: \"x\", role: admin, userId: $u}) { token } }",
-                    json!({"u": uid}),
-                )
-                .await;
-            let token = t.data()["createApiToken"]["token"]
-                .as_str()
-                .expect("token")
-                .to_string();
+            let uid = app.team_member(email, "admin").await;
+            let token = app.member_token(&uid, "x", "admin").await;
             (uid, token)
         }
     };
@@ -327,16 +297,7 @@ async fn a_members_token_never_outlives_or_outranks_the_member() {
 async fn an_admin_cannot_demote_a_member_promoted_at_that_moment() {
     use sea_orm::TransactionTrait;
     let app = spawn_app().await;
-    let m = app
-        .gql(
-            "mutation { inviteTeamMember(input: {email: \"rising@example.com\", role: admin}) { id } }",
-            json!({}),
-        )
-        .await;
-    let uid = m.data()["inviteTeamMember"]["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let uid = app.team_member("rising@example.com", "admin").await;
     let admin = app.token_with_role("admin").await;
     // The promotion, written and not yet committed: it holds the member's row.
     let promotion = app.service.db().begin().await.expect("begin");

@@ -293,6 +293,48 @@ impl TestApp {
             .to_string()
     }
 
+    /// Creates a candidate from a `CreateCandidateInput` object; returns its id.
+    pub async fn candidate_with(&self, input: Value) -> String {
+        let r = self
+            .gql(
+                "mutation($i: CreateCandidateInput!) { createCandidate(input: $i) { id } }",
+                json!({"i": input}),
+            )
+            .await;
+        r.data()["createCandidate"]["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    }
+
+    /// Invites a team member with `role`; returns their id.
+    pub async fn team_member(&self, email: &str, role: &str) -> String {
+        let r = self
+            .gql(
+                "mutation($e: String!, $r: Role!) { inviteTeamMember(input: {email: $e, role: $r}) { id } }",
+                json!({"e": email, "r": role}),
+            )
+            .await;
+        r.data()["inviteTeamMember"]["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    }
+
+    /// Mints an API token named `name` for team member `user_id` at `role`; returns it.
+    pub async fn member_token(&self, user_id: &str, name: &str, role: &str) -> String {
+        let r = self
+            .gql(
+                "mutation($u: ID!, $n: String!, $r: Role!) { createApiToken(input: {name: $n, role: $r, userId: $u}) { token } }",
+                json!({"u": user_id, "n": name, "r": role}),
+            )
+            .await;
+        r.data()["createApiToken"]["token"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    }
+
     /// Starts a check (default package) for a candidate; returns its id.
     pub async fn start_check(&self, candidate_id: &str, do_checks: bool) -> String {
         let r = self

@@ -249,16 +249,9 @@ async fn a_consent_request_overtaken_while_it_waits_for_the_mail_server_is_not_s
 async fn a_name_holding_the_links_path_does_not_stop_the_invitation() {
     let (smtp, url) = FakeSmtp::start().await;
     let app = spawn_app_with(|c| c.smtp_url = Some(url.parse().expect("url"))).await;
-    let r = app
-        .gql(
-            "mutation { createCandidate(input: {firstName: \"Sam/consent/x\", lastName: \"Path\", email: \"sam.path@example.com\"}) { id } }",
-            json!({}),
-        )
+    let cand = app
+        .candidate_with(json!({"firstName": "Sam/consent/x", "lastName": "Path", "email": "sam.path@example.com"}))
         .await;
-    let cand = r.data()["createCandidate"]["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
     app.start_check(&cand, true).await;
     let got = smtp.first_messages().await;
     assert!(got[0].data.contains("Sam/consent/x"), "{}", got[0].data);

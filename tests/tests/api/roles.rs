@@ -151,15 +151,8 @@ async fn limited_team_member_sees_candidates_and_statuses_but_no_ssn_dob_or_repo
     // One with an SSN on file and no check yet is as good as screened: a check started after the
     // move would run on that SSN, its consent link and report going to the new address.
     let on_file = app
-        .gql(
-            "mutation { createCandidate(input: {firstName: \"Lotho\", lastName: \"Sackville\", email: \"lotho@example.com\", ssn: \"234-56-7891\"}) { id } }",
-            json!({}),
-        )
-        .await
-        .data()["createCandidate"]["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+        .candidate_with(json!({"firstName": "Lotho", "lastName": "Sackville", "email": "lotho@example.com", "ssn": "234-56-7891"}))
+        .await;
     app.gql_as(
         Some(&limited),
         move_email,
