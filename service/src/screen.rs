@@ -801,10 +801,7 @@ impl Service {
         if lock && conn.get_database_backend() == sea_orm::DbBackend::Postgres {
             q = sea_orm::QuerySelect::lock_exclusive(q);
         }
-        let link = q
-            .unique(conn)
-            .await?
-            .ok_or(LinkProblem::Unknown)?;
+        let link = q.unique(conn).await?.ok_or(LinkProblem::Unknown)?;
         if link.used_at.is_some() {
             return Err(LinkProblem::Used);
         }
